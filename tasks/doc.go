@@ -1,0 +1,13 @@
+// Package tasks defines typed tasks, their registry, their resource needs
+// (CPU, memory, GPUs with MIG partitions and fallback lists), retry and
+// timeout policies, and the context a task function runs in.
+//
+//	echo := tasks.MustDefine("demo", "development", "echo",
+//		func(ctx context.Context, in EchoIn) (EchoOut, error) {
+//			return EchoOut{Message: in.Message}, nil
+//		}, &tasks.Options{Resources: tasks.Resources{CPU: "500m", GPU: "A100:1"}})
+//	reg := tasks.NewRegistry()
+//	reg.MustRegister(echo)
+//
+// Runs are submitted, placed and executed by package tasks/dispatch.
+package tasks
