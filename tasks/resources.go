@@ -1,5 +1,11 @@
 package tasks
 
+import (
+	"slices"
+	"strconv"
+	"strings"
+)
+
 // Resources is what a task asks of the node that runs it. Every field is text
 // so that definitions read like Kubernetes or Modal specs; Parse checks them at
 // definition time, never at run time.
@@ -34,4 +40,49 @@ type GPURequest struct {
 	Count int    `json:"count"`
 	// MIG is a MIG profile ("1g.10gb"); Count is then 1.
 	MIG string `json:"mig,omitempty"`
+}
+
+// String returns the canonical spec text of g, which ParseGPU reads back to g:
+// "A100-80GB:4", "H100:1g.10gb", or "2" for a bare count.
+func (g GPURequest) String() string {
+	switch {
+	case g.MIG != "":
+		return g.Type + ":" + g.MIG
+	case g.Type == "":
+		return strconv.Itoa(g.Count)
+	default:
+		return g.Type + ":" + strconv.Itoa(g.Count)
+	}
+}
+
+// Matches reports whether one device of deviceType (a catalogue name, as node
+// inventories hold it) with MIG profile mig ("" for a whole GPU) can serve
+// g. Whole-GPU requests never take MIG partitions and the other way round;
+// a family type ("A100") takes any of its members; an empty type takes any
+// whole GPU.
+func (g GPURequest) Matches(deviceType, mig string) bool {
+	if !strings.EqualFold(g.MIG, mig) {
+		return false
+	}
+	if g.Type == "" || strings.EqualFold(g.Type, deviceType) {
+		return true
+	}
+	want, ok := LookupAccelerator(g.Type)
+	if !ok {
+		return false
+	}
+	have, ok := CanonicalAccelerator(deviceType)
+	if !ok {
+		return false
+	}
+	return want.Name == have || slices.Contains(want.Members, have)
+}
+
+// GPUCount is the number of devices the first alternative asks for, 0 for a
+// CPU-only request.
+func (r Request) GPUCount() int {
+	if len(r.GPUs) == 0 {
+		return 0
+	}
+	return r.GPUs[0].Count
 }
