@@ -1,0 +1,58 @@
+# taskgate: `make run` starts the quickstart, `make test` runs the tests.
+# Every tool a target needs is installed by the target itself.
+
+SHELL := /bin/bash
+GO ?= go
+TOOLS := $(CURDIR)/.tools/bin
+GOLANGCI_LINT_VERSION := v2.15.0
+GOLANGCI_LINT := $(TOOLS)/golangci-lint
+# Benchmarks are short by default (2-core machines); raise for steadier figures.
+BENCHTIME ?= 2s
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_\/-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: run
+run: ## Start examples/quickstart (SQLite under ./.taskgate, local node)
+	$(GO) run ./examples/quickstart
+
+.PHONY: test
+test: ## Vet and run every test (PostgreSQL ones need TASKGATE_TEST_POSTGRES_URL)
+	$(GO) vet ./...
+	$(GO) test -count=1 ./...
+
+.PHONY: test/race
+test/race: ## Run the tests under the race detector (short mode)
+	$(GO) test -count=1 -race -short ./...
+
+$(GOLANGCI_LINT):
+	GOBIN=$(TOOLS) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+
+.PHONY: lint
+lint: $(GOLANGCI_LINT) ## Run golangci-lint (installed at a pinned version)
+	$(GOLANGCI_LINT) run ./...
+
+.PHONY: bench
+bench: ## Run the benchmarks with their bare baselines in the same run
+	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem \
+		./framework/... ./middleware/... ./tasks/... ./environments/... | tee bench.out
+
+.PHONY: generate
+generate: ## Rewrite the committed OpenAPI documents in openapi/
+	$(GO) run ./openapi/cmd/gen -dir openapi
+
+.PHONY: e2e
+e2e: ## Browser test of /docs in headless Chromium (installs Debian's chromium if missing)
+	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+	TASKGATE_E2E_CHROMIUM=$$(command -v chromium) $(GO) test -count=1 -tags e2e -v ./internal/e2e/
+
+.PHONY: fuzz
+fuzz: ## Run each fuzzer for FUZZTIME (default 10s)
+	@for spec in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
+		for f in $$(grep -h '^func Fuzz' $$spec/*_test.go | sed 's/func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
+			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $${FUZZTIME:-10s} $$spec || exit 1; \
+		done; \
+	done

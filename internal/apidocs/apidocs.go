@@ -1,0 +1,126 @@
+// Package apidocs creates the huma API of an environment and serves its
+// browsable docs at /docs from assets compiled into the binary: Swagger UI
+// from github.com/swaggo/files/v2, behind a Content-Security-Policy that
+// allows nothing but the server's own origin. No page of the docs loads
+// anything from a CDN.
+package apidocs
+
+import (
+	"io/fs"
+	"net/http"
+	"strings"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/adapters/humachi"
+	"github.com/go-chi/chi/v5"
+	swaggerfiles "github.com/swaggo/files/v2"
+)
+
+// Paths served without credentials by every environment: the docs, their
+// assets, the OpenAPI documents and their schemas.
+var Paths = []string{
+	"/docs",
+	"/docs/assets/*",
+	"/openapi.json", "/openapi.yaml",
+	"/openapi-3.0.json", "/openapi-3.0.yaml",
+	"/schemas/*",
+}
+
+// CSP is the Content-Security-Policy of the docs page. Swagger UI needs
+// inline styles (it sets style attributes from React); scripts, data and
+// fonts come only from the server itself.
+const CSP = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; " +
+	"img-src 'self' data:; connect-src 'self'; font-src 'self'; " +
+	"base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
+// Config returns the huma configuration every environment uses: OpenAPI 3.1
+// at /openapi.{json,yaml} with the 3.0 downgrades beside, schemas under
+// /schemas, no huma docs page (Handler serves ours), and no "$schema" links
+// injected into response bodies, so responses stay exactly the documented
+// shapes.
+func Config(title, version string) huma.Config {
+	cfg := huma.DefaultConfig(title, version)
+	cfg.DocsPath = ""
+	cfg.CreateHooks = nil
+	return cfg
+}
+
+// New creates a huma API over r with Config and mounts the docs on r.
+func New(r chi.Router, cfg huma.Config) huma.API {
+	api := humachi.New(r, cfg)
+	Mount(r)
+	return api
+}
+
+// Mount serves GET /docs and its assets on r.
+func Mount(r chi.Router) {
+	r.Get("/docs", servePage)
+	r.Handle("/docs/assets/*", http.StripPrefix("/docs/assets/", assets()))
+}
+
+var assetFS = func() fs.FS {
+	sub, err := fs.Sub(ownAssets, "assets")
+	if err != nil {
+		panic(err)
+	}
+	return sub
+}()
+
+// assets serves Swagger UI's bundle and our initializer; source maps and the
+// upstream sample page are left out.
+func assets() http.Handler {
+	ui := http.FileServerFS(swaggerfiles.FS)
+	own := http.FileServerFS(assetFS)
+	allowed := map[string]bool{
+		"swagger-ui.css": true, "swagger-ui-bundle.js": true,
+		"swagger-ui-standalone-preset.js": true, "favicon-32x32.png": true,
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name := strings.TrimPrefix(r.URL.Path, "/")
+		setSecurityHeaders(w)
+		w.Header().Set("Cache-Control", "public, max-age=86400")
+		switch {
+		case name == "init.js" || name == "docs.css":
+			own.ServeHTTP(w, r)
+		case allowed[name]:
+			ui.ServeHTTP(w, r)
+		default:
+			http.NotFound(w, r)
+		}
+	})
+}
+
+func setSecurityHeaders(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", CSP)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+}
+
+// The page uses relative URLs only, so it works under any path prefix: from
+// /team-a/docs, "openapi.json" is /team-a/openapi.json.
+const page = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>API docs</title>
+<link rel="icon" type="image/png" href="docs/assets/favicon-32x32.png">
+<link rel="stylesheet" href="docs/assets/swagger-ui.css">
+<link rel="stylesheet" href="docs/assets/docs.css">
+</head>
+<body>
+<div id="swagger-ui" data-spec="openapi.json"></div>
+<script src="docs/assets/swagger-ui-bundle.js"></script>
+<script src="docs/assets/swagger-ui-standalone-preset.js"></script>
+<script src="docs/assets/init.js"></script>
+</body>
+</html>
+`
+
+func servePage(w http.ResponseWriter, r *http.Request) {
+	setSecurityHeaders(w)
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-cache")
+	_, _ = w.Write([]byte(page))
+}

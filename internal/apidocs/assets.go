@@ -1,0 +1,6 @@
+package apidocs
+
+import "embed"
+
+//go:embed assets/init.js assets/docs.css
+var ownAssets embed.FS

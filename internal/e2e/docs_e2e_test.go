@@ -1,0 +1,178 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+)
+
+// TestDocsRenderOffline starts the quickstart, opens /docs in headless
+// Chromium with background networking off, and checks that the rendered
+// page lists the run-task operation, that every request the page made went
+// to the server itself, and that no Content-Security-Policy violation or
+// script error was reported. It saves a screenshot under artifacts/.
+func TestDocsRenderOffline(t *testing.T) {
+	chromium := os.Getenv("TASKGATE_E2E_CHROMIUM")
+	if chromium == "" {
+		t.Skip("TASKGATE_E2E_CHROMIUM is unset: run through `make e2e`, which installs chromium")
+	}
+	base := startQuickstart(t)
+
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(chromium),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.WindowSize(1280, 2000),
+	)
+	defer cancelAlloc()
+	ctx, cancel := chromedp.NewContext(allocCtx)
+	defer cancel()
+	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
+	defer cancelTimeout()
+
+	var (
+		mu       sync.Mutex
+		requests []string
+		problems []string
+	)
+	chromedp.ListenTarget(ctx, func(ev any) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch ev := ev.(type) {
+		case *network.EventRequestWillBeSent:
+			requests = append(requests, ev.Request.URL)
+		case *runtime.EventExceptionThrown:
+			problems = append(problems, "exception: "+ev.ExceptionDetails.Error())
+		case *runtime.EventConsoleAPICalled:
+			if ev.Type == runtime.APITypeError {
+				var parts []string
+				for _, a := range ev.Args {
+					parts = append(parts, string(a.Value))
+				}
+				problems = append(problems, "console error: "+strings.Join(parts, " "))
+			}
+		}
+	})
+
+	var text string
+	var shot []byte
+	err := chromedp.Run(ctx,
+		network.Enable(),
+		runtime.Enable(),
+		chromedp.Navigate(base+"/docs"),
+		// Swagger UI names each operation's block operations-<tag>-<operationId>.
+		chromedp.WaitVisible(`#operations-task-run-task`, chromedp.ByQuery),
+		chromedp.Text(`#swagger-ui`, &text, chromedp.ByQuery),
+		chromedp.FullScreenshot(&shot, 80),
+	)
+	if err != nil {
+		t.Fatalf("render /docs: %v", err)
+	}
+	for _, want := range []string{"/run-task/{project}/{domain}/{name}", "/run/{name}", "/health", "taskgate quickstart"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("rendered docs lack %q", want)
+		}
+	}
+	dir := filepath.Join("..", "..", "artifacts")
+	if err := os.MkdirAll(dir, 0o755); err == nil {
+		path := filepath.Join(dir, "docs.jpg")
+		if err := os.WriteFile(path, shot, 0o644); err == nil {
+			t.Logf("screenshot: %s", path)
+		}
+	}
+
+	mu.Lock()
+	defer mu.Unlock()
+	if len(requests) < 4 {
+		t.Errorf("page made %d requests; expected the page, its assets and openapi.json: %v", len(requests), requests)
+	}
+	for _, raw := range requests {
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "data" && u.Host != strings.TrimPrefix(base, "http://")) {
+			t.Errorf("the docs page reached outside the server: %s", raw)
+		}
+	}
+	for _, p := range problems {
+		t.Errorf("browser reported: %s", p)
+	}
+}
+
+// startQuickstart builds and starts examples/quickstart on a free loopback
+// port with a fresh data folder, and returns its base URL.
+func startQuickstart(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "quickstart")
+	build := exec.Command("go", "build", "-o", bin, "../../examples/quickstart")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		t.Fatalf("build quickstart: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(), "TASKGATE_ADDR="+addr, "TASKGATE_DATA_DIR="+t.TempDir(), "TASKGATE_AUTH_TOKENS=", "TASKGATE_DATABASE_URL=")
+	out, _ := cmd.StdoutPipe()
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			t.Log("quickstart: " + sc.Text())
+		}
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+		}
+	})
+	base := "http://" + addr
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(base + "/health")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return base
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatal(fmt.Errorf("quickstart did not answer /health at %s", base))
+	return ""
+}
