@@ -1,0 +1,21 @@
+// Package frameworktest helps test services built on taskgate. Its Issuer is
+// a real OpenID Connect issuer on an httptest server: discovery document,
+// JWKS with an RSA and an EC key, key rotation, a client credentials token
+// endpoint, and token minting, including the malformed and forged tokens a
+// verifier must refuse.
+//
+//	func TestMe(t *testing.T) {
+//		iss := frameworktest.NewIssuer(t)
+//		auth, err := middleware.NewOIDC(t.Context(), middleware.OIDCConfig{
+//			Issuer:     iss.URL,
+//			Audience:   iss.Audience,
+//			HTTPClient: iss.Client(),
+//		})
+//		// ...
+//		tok := iss.Mint(map[string]any{"sub": "alice", "groups": []string{"admins"}})
+//		req.Header.Set("Authorization", "Bearer "+tok)
+//	}
+//
+// Everything here is for tests: methods fail the test (or panic) on error
+// rather than returning it.
+package frameworktest
