@@ -1,0 +1,69 @@
+// Package sqlstore implements store.Store once over SQL that SQLite and
+// PostgreSQL both accept ($N placeholders, ON CONFLICT, RETURNING, row
+// values). The sqlite and postgres packages adapt their drivers to DB and
+// supply a Dialect with the few differences: locking clauses, the clock used
+// for leases, and how notifications cross processes.
+//
+// Times are stored as Unix nanoseconds in BIGINT columns (0 for "never"),
+// lists and identities as JSON text, and flags as integers, so that one set
+// of scanning code serves both databases.
+package sqlstore
+
+import (
+	"context"
+
+	"github.com/taskgate/taskgate/tasks/store"
+)
+
+// Rows is the part of a result set sqlstore reads.
+type Rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+	Close()
+}
+
+// Querier runs statements.
+type Querier interface {
+	// Exec runs a statement and returns the number of rows it affected.
+	Exec(ctx context.Context, sql string, args ...any) (int64, error)
+	Query(ctx context.Context, sql string, args ...any) (Rows, error)
+}
+
+// Tx is a write transaction.
+type Tx interface {
+	Querier
+	Commit(ctx context.Context) error
+	Rollback(ctx context.Context) error
+}
+
+// DB is a database handle: reads go to Query and Exec, writes through Begin.
+type DB interface {
+	Querier
+	Begin(ctx context.Context) (Tx, error)
+	Close() error
+}
+
+// Dialect carries the differences between the databases.
+type Dialect struct {
+	// ForUpdate locks rows read in a write transaction (" FOR UPDATE" in
+	// PostgreSQL; SQLite's single writer needs nothing).
+	ForUpdate string
+	// SkipLocked makes concurrent delivery claims skip each other's rows.
+	SkipLocked string
+	// LeaseNow, when set, is an SQL expression for the database's clock in
+	// Unix nanoseconds, so that lease expiry does not depend on the clocks
+	// of competing processes. When empty the caller's clock is used.
+	LeaseNow string
+	// MigrationLock, when set, is executed first in the migration
+	// transaction to serialize processes migrating at once.
+	MigrationLock string
+	// Notify, when set, sends notifications from inside the transaction
+	// that caused them (PostgreSQL's pg_notify, delivered at commit to every
+	// listening process); the adapter then feeds what it receives to
+	// Store.Publish. When nil, the Store publishes to in-process listeners
+	// after commit.
+	Notify func(ctx context.Context, tx Tx, ns []store.Notification) error
+	// MaxParams bounds the parameters of one statement.
+	MaxParams int
+}

@@ -1,0 +1,1046 @@
+package sqlstore
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/taskgate/taskgate/tasks"
+	"github.com/taskgate/taskgate/tasks/store"
+)
+
+// Store implements store.Store over a DB.
+type Store struct {
+	db     DB
+	d      Dialect
+	hub    hub
+	closed atomic.Bool
+}
+
+var _ store.Store = (*Store)(nil)
+
+// New returns a Store over db, whose schema must be migrated already.
+func New(db DB, d Dialect) *Store {
+	if d.MaxParams == 0 {
+		d.MaxParams = 30000
+	}
+	return &Store{db: db, d: d}
+}
+
+// Publish hands notifications received from the database (PostgreSQL
+// LISTEN) to in-process listeners.
+func (s *Store) Publish(ns []store.Notification) { s.hub.publish(ns) }
+
+// Listen implements store.Store.
+func (s *Store) Listen(ctx context.Context) <-chan store.Notification { return s.hub.listen(ctx) }
+
+// Close implements store.Store.
+func (s *Store) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	s.hub.closeAll()
+	return s.db.Close()
+}
+
+// runCols are the columns scanRun reads, in order.
+const runCols = `seq, name, project, domain, task, version, owner, caller, phase, priority,
+	inputs, outputs, error, attempt, failures, node, devices, webhook, webhook_events,
+	abort_reason, abort_requested, wait_reason, not_before, event_seq, created_at,
+	started_at, finished_at, purged`
+
+var activePhases = []tasks.Phase{tasks.PhaseQueued, tasks.PhaseWaitingForResources, tasks.PhaseInitializing, tasks.PhaseRunning}
+
+// withTx runs fn in a write transaction and publishes its notifications
+// after commit (or sends them inside it, per the dialect).
+func (s *Store) withTx(ctx context.Context, fn func(tx Tx, notes *[]store.Notification) error) error {
+	if s.closed.Load() {
+		return store.ErrClosed
+	}
+	tx, err := s.db.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	var notes []store.Notification
+	if err := fn(tx, &notes); err != nil {
+		_ = tx.Rollback(context.WithoutCancel(ctx))
+		return err
+	}
+	if s.d.Notify != nil && len(notes) > 0 {
+		if err := s.d.Notify(ctx, tx, notes); err != nil {
+			_ = tx.Rollback(context.WithoutCancel(ctx))
+			return fmt.Errorf("notify: %w", err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	if s.d.Notify == nil {
+		s.hub.publish(notes)
+	}
+	return nil
+}
+
+// CreateRuns implements store.Store.
+func (s *Store) CreateRuns(ctx context.Context, runs []store.NewRun) ([]store.CreateResult, error) {
+	res := make([]store.CreateResult, len(runs))
+	err := s.withTx(ctx, func(tx Tx, notes *[]store.Notification) error {
+		for i := range res {
+			res[i] = store.CreateResult{Name: runs[i].Name, Created: true}
+		}
+		if err := s.claimIdempotencyKeys(ctx, tx, runs, res); err != nil {
+			return err
+		}
+		var fresh []int
+		for i := range res {
+			if res[i].Created {
+				fresh = append(fresh, i)
+			}
+		}
+		if err := s.insertRuns(ctx, tx, runs, fresh, res); err != nil {
+			return err
+		}
+		if len(fresh) > 0 {
+			*notes = append(*notes, store.Notification{Kind: store.NotifySubmitted})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// claimIdempotencyKeys inserts the keys of runs; a run whose key exists
+// (from an earlier request, a concurrent process, or earlier in this very
+// batch) is marked not created, with the existing run's name or a conflict.
+func (s *Store) claimIdempotencyKeys(ctx context.Context, tx Tx, runs []store.NewRun, res []store.CreateResult) error {
+	type key struct{ owner, key string }
+	var keyed []int
+	for i, r := range runs {
+		if r.IdempotencyKey != "" {
+			keyed = append(keyed, i)
+		}
+	}
+	if len(keyed) == 0 {
+		return nil
+	}
+	inserted := map[key]bool{}
+	const cols = 5
+	for _, chunk := range chunks(keyed, s.d.MaxParams/cols) {
+		var sb strings.Builder
+		sb.WriteString(`INSERT INTO idempotency_keys (owner, key, hash, run, created_at) VALUES `)
+		args := make([]any, 0, len(chunk)*cols)
+		for j, i := range chunk {
+			r := runs[i]
+			if j > 0 {
+				sb.WriteByte(',')
+			}
+			values(&sb, len(args), cols)
+			args = append(args, r.Caller.Subject, r.IdempotencyKey, r.RequestHash, r.Name, nanos(r.CreatedAt))
+		}
+		sb.WriteString(` ON CONFLICT (owner, key) DO NOTHING RETURNING owner, key`)
+		rows, err := tx.Query(ctx, sb.String(), args...)
+		if err != nil {
+			return fmt.Errorf("insert idempotency keys: %w", err)
+		}
+		for rows.Next() {
+			var k key
+			if err := rows.Scan(&k.owner, &k.key); err != nil {
+				rows.Close()
+				return err
+			}
+			inserted[k] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("insert idempotency keys: %w", err)
+		}
+	}
+	for _, i := range keyed {
+		r := runs[i]
+		k := key{r.Caller.Subject, r.IdempotencyKey}
+		if inserted[k] {
+			// The first run of the batch with this key owns it; later
+			// duplicates look it up below.
+			delete(inserted, k)
+			continue
+		}
+		rows, err := tx.Query(ctx, `SELECT hash, run FROM idempotency_keys WHERE owner = $1 AND key = $2`, k.owner, k.key)
+		if err != nil {
+			return fmt.Errorf("read idempotency key: %w", err)
+		}
+		var hash, run string
+		found := rows.Next()
+		if found {
+			err = rows.Scan(&hash, &run)
+		}
+		rows.Close()
+		if err == nil {
+			err = rows.Err()
+		}
+		if err != nil {
+			return fmt.Errorf("read idempotency key: %w", err)
+		}
+		if !found {
+			return fmt.Errorf("idempotency key of %s vanished", r.Name)
+		}
+		res[i] = store.CreateResult{Name: run}
+		if hash != r.RequestHash {
+			res[i].Err = store.ErrIdempotencyConflict
+		}
+	}
+	return nil
+}
+
+func (s *Store) insertRuns(ctx context.Context, tx Tx, runs []store.NewRun, idx []int, res []store.CreateResult) error {
+	const cols = 15
+	seqs := map[string]int64{}
+	for _, chunk := range chunks(idx, s.d.MaxParams/cols) {
+		var sb strings.Builder
+		sb.WriteString(`INSERT INTO runs (name, project, domain, task, version, owner, caller, phase,
+			priority, inputs, webhook, webhook_events, created_at, event_seq, attempt) VALUES `)
+		args := make([]any, 0, len(chunk)*cols)
+		for j, i := range chunk {
+			r := runs[i]
+			if j > 0 {
+				sb.WriteByte(',')
+			}
+			values(&sb, len(args), cols)
+			args = append(args, r.Name, r.Project, r.Domain, r.Task, r.Version, r.Caller.Subject,
+				jsonText(r.Caller), string(tasks.PhaseQueued), r.Priority, bytesOrNil(r.Inputs),
+				r.Webhook, jsonList(r.WebhookEvents), nanos(r.CreatedAt), 1, 0)
+		}
+		sb.WriteString(` RETURNING name, seq`)
+		rows, err := tx.Query(ctx, sb.String(), args...)
+		if err != nil {
+			return fmt.Errorf("insert runs: %w", err)
+		}
+		for rows.Next() {
+			var name string
+			var seq int64
+			if err := rows.Scan(&name, &seq); err != nil {
+				rows.Close()
+				return err
+			}
+			seqs[name] = seq
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("insert runs: %w", err)
+		}
+
+		sb.Reset()
+		sb.WriteString(`INSERT INTO events (run, seq, phase, at, error) VALUES `)
+		args = args[:0]
+		for j, i := range chunk {
+			if j > 0 {
+				sb.WriteByte(',')
+			}
+			values(&sb, len(args), 5)
+			args = append(args, runs[i].Name, 1, string(tasks.PhaseQueued), nanos(runs[i].CreatedAt), "")
+		}
+		if _, err := tx.Exec(ctx, sb.String(), args...); err != nil {
+			return fmt.Errorf("insert events: %w", err)
+		}
+	}
+	for _, i := range idx {
+		res[i].Seq = seqs[runs[i].Name]
+	}
+	return nil
+}
+
+// Transition implements store.Store.
+func (s *Store) Transition(ctx context.Context, ts []store.Transition) ([]store.TransitionResult, error) {
+	res := make([]store.TransitionResult, len(ts))
+	err := s.withTx(ctx, func(tx Tx, notes *[]store.Notification) error {
+		for i := range ts {
+			r, err := s.transition(ctx, tx, &ts[i], "")
+			if err != nil {
+				return fmt.Errorf("transition %s to %s: %w", ts[i].Run, ts[i].To, err)
+			}
+			res[i] = r
+			if r.Applied && r.Event.Seq > 0 {
+				*notes = append(*notes, store.Notification{Kind: store.NotifyEvent, Run: r.Event.Run, Seq: r.Event.Seq, Phase: r.Event.Phase})
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+func (s *Store) transition(ctx context.Context, tx Tx, t *store.Transition, abortReason string) (store.TransitionResult, error) {
+	if !t.To.Valid() {
+		return store.TransitionResult{}, fmt.Errorf("invalid phase %q", t.To)
+	}
+	at := nanos(t.At)
+	var set strings.Builder
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	to := arg(string(t.To))
+	fmt.Fprintf(&set, `phase = %s, event_seq = event_seq + (CASE WHEN phase = %s THEN 0 ELSE 1 END), wait_reason = %s`,
+		to, to, arg(t.WaitReason))
+	if t.Bind != nil {
+		fmt.Fprintf(&set, `, attempt = attempt + 1, node = %s, devices = %s, error = ''`, arg(t.Bind.Node), arg(jsonList(t.Bind.Devices)))
+	}
+	switch {
+	case t.To == tasks.PhaseRunning:
+		fmt.Fprintf(&set, `, started_at = (CASE WHEN started_at = 0 THEN %s ELSE started_at END)`, arg(at))
+	case t.To == tasks.PhaseQueued:
+		fmt.Fprintf(&set, `, not_before = %s, node = '', devices = '', error = %s`, arg(nanos(t.NotBefore)), arg(t.AttemptError))
+	case t.To.Terminal():
+		fmt.Fprintf(&set, `, finished_at = %s, error = %s`, arg(at), arg(t.Error))
+		if t.To == tasks.PhaseSucceeded {
+			fmt.Fprintf(&set, `, outputs = %s`, arg(bytesOrNil(t.Outputs)))
+		}
+	}
+	if abortReason != "" {
+		fmt.Fprintf(&set, `, abort_reason = %s`, arg(abortReason))
+	}
+	if t.CountFailure {
+		set.WriteString(`, failures = failures + 1`)
+	}
+	from := t.From
+	if len(from) == 0 {
+		from = activePhases
+	}
+	var where strings.Builder
+	fmt.Fprintf(&where, `name = %s AND phase IN (`, arg(t.Run))
+	for i, p := range from {
+		if p.Terminal() {
+			return store.TransitionResult{}, fmt.Errorf("terminal phase %q in From", p)
+		}
+		if i > 0 {
+			where.WriteByte(',')
+		}
+		where.WriteString(arg(string(p)))
+	}
+	where.WriteByte(')')
+	if t.Attempt != 0 {
+		fmt.Fprintf(&where, ` AND attempt = %s`, arg(t.Attempt))
+	}
+	if t.Node != "" {
+		fmt.Fprintf(&where, ` AND node = %s`, arg(t.Node))
+	}
+	q := `UPDATE runs SET ` + set.String() + ` WHERE ` + where.String() + ` RETURNING ` + runCols
+	runs, err := s.queryRuns(ctx, tx, q, args...)
+	if err != nil {
+		return store.TransitionResult{}, err
+	}
+	if len(runs) == 0 {
+		return store.TransitionResult{}, nil
+	}
+	run := runs[0]
+	res := store.TransitionResult{Applied: true, Run: run}
+
+	if t.Bind != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO attempts (run, number, node, devices, phase, error, started_at, finished_at)
+			VALUES ($1, $2, $3, $4, $5, '', $6, 0)`,
+			t.Run, run.Attempt, t.Bind.Node, jsonList(t.Bind.Devices), string(t.To), at); err != nil {
+			return res, fmt.Errorf("insert attempt: %w", err)
+		}
+	} else if run.Attempt > 0 {
+		ap := t.AttemptPhase
+		if ap == "" && t.To.Terminal() {
+			ap = t.To
+		}
+		switch {
+		case ap != "":
+			ae := t.AttemptError
+			if ae == "" {
+				ae = t.Error
+			}
+			if _, err := tx.Exec(ctx, `UPDATE attempts SET phase = $1, error = $2, finished_at = $3
+				WHERE run = $4 AND number = $5 AND finished_at = 0`, string(ap), ae, at, t.Run, run.Attempt); err != nil {
+				return res, fmt.Errorf("close attempt: %w", err)
+			}
+		case t.To == tasks.PhaseRunning:
+			if _, err := tx.Exec(ctx, `UPDATE attempts SET phase = $1 WHERE run = $2 AND number = $3`,
+				string(t.To), t.Run, run.Attempt); err != nil {
+				return res, fmt.Errorf("update attempt: %w", err)
+			}
+		}
+	}
+
+	// event_seq moved only when the phase changed.
+	changed := true
+	for _, p := range from {
+		if p == t.To {
+			// The run may have been in To already: a refresh, not an event.
+			changed = !s.isRefresh(ctx, tx, run)
+		}
+	}
+	if changed {
+		ev := tasks.Event{Seq: run.EventSeq, Run: t.Run, Phase: t.To, At: fromNanos(at), Error: t.Error}
+		if ev.Error == "" && t.To == tasks.PhaseQueued {
+			ev.Error = t.AttemptError
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO events (run, seq, phase, at, error) VALUES ($1, $2, $3, $4, $5)`,
+			ev.Run, ev.Seq, string(ev.Phase), at, ev.Error); err != nil {
+			return res, fmt.Errorf("insert event: %w", err)
+		}
+		res.Event = ev
+		if err := s.enqueueWebhook(ctx, tx, run, ev); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// isRefresh reports whether the last update left the phase as it was: the
+// event with the run's current event_seq then exists already.
+func (s *Store) isRefresh(ctx context.Context, tx Tx, run *store.StoredRun) bool {
+	rows, err := tx.Query(ctx, `SELECT 1 FROM events WHERE run = $1 AND seq = $2`, run.Name, run.EventSeq)
+	if err != nil {
+		return false
+	}
+	defer rows.Close()
+	return rows.Next()
+}
+
+// enqueueWebhook adds the outbox delivery that ev causes, if the run asked
+// for callbacks of that kind: "start" when it first runs, "completed" when
+// it ends (the default filter).
+func (s *Store) enqueueWebhook(ctx context.Context, tx Tx, run *store.StoredRun, ev tasks.Event) error {
+	if run.Webhook == "" {
+		return nil
+	}
+	var kind string
+	switch {
+	case ev.Phase.Terminal():
+		kind = store.WebhookCompleted
+	case ev.Phase == tasks.PhaseRunning && run.StartedAt != nil && run.StartedAt.Equal(ev.At):
+		kind = store.WebhookStart
+	default:
+		return nil
+	}
+	filter := run.WebhookEvents
+	if len(filter) == 0 {
+		filter = []string{store.WebhookCompleted}
+	}
+	want := false
+	for _, f := range filter {
+		want = want || f == kind
+	}
+	if !want {
+		return nil
+	}
+	payload, err := json.Marshal(run.Run)
+	if err != nil {
+		return err
+	}
+	_, err = s.insertDelivery(ctx, tx, store.NewDelivery{Run: run.Name, URL: run.Webhook, Event: kind, Payload: payload, CreatedAt: ev.At})
+	return err
+}
+
+// RequestAbort implements store.Store.
+func (s *Store) RequestAbort(ctx context.Context, name, reason string, at time.Time) (store.AbortResult, error) {
+	var res store.AbortResult
+	err := s.withTx(ctx, func(tx Tx, notes *[]store.Notification) error {
+		runs, err := s.queryRuns(ctx, tx, `SELECT `+runCols+` FROM runs WHERE name = $1`+s.d.ForUpdate, name)
+		if err != nil {
+			return err
+		}
+		if len(runs) == 0 {
+			return store.ErrNotFound
+		}
+		run := runs[0]
+		switch run.Phase {
+		case tasks.PhaseQueued, tasks.PhaseWaitingForResources:
+			msg := "aborted"
+			if reason != "" {
+				msg += ": " + reason
+			}
+			r, err := s.transition(ctx, tx, &store.Transition{
+				Run: name, From: []tasks.Phase{run.Phase}, To: tasks.PhaseAborted, At: at, Error: msg,
+			}, nonEmpty(reason, "aborted"))
+			if err != nil {
+				return err
+			}
+			res = store.AbortResult{Run: r.Run, Terminal: true, Event: r.Event}
+			*notes = append(*notes, store.Notification{Kind: store.NotifyEvent, Run: name, Seq: r.Event.Seq, Phase: r.Event.Phase})
+		case tasks.PhaseInitializing, tasks.PhaseRunning:
+			if _, err := tx.Exec(ctx, `UPDATE runs SET abort_requested = 1, abort_reason = $1 WHERE name = $2`,
+				nonEmpty(reason, "aborted"), name); err != nil {
+				return err
+			}
+			run.AbortRequested = true
+			run.AbortReason = nonEmpty(reason, "aborted")
+			res = store.AbortResult{Run: run}
+			*notes = append(*notes, store.Notification{Kind: store.NotifyAbort, Run: name, Node: run.Node})
+		default:
+			res = store.AbortResult{Run: run}
+			return store.ErrAlreadyDone
+		}
+		return nil
+	})
+	return res, err
+}
+
+// GetRun implements store.Store.
+func (s *Store) GetRun(ctx context.Context, name string) (*store.StoredRun, error) {
+	runs, err := s.queryRuns(ctx, s.db, `SELECT `+runCols+` FROM runs WHERE name = $1`, name)
+	if err != nil {
+		return nil, err
+	}
+	if len(runs) == 0 {
+		return nil, store.ErrNotFound
+	}
+	run := runs[0]
+	rows, err := s.db.Query(ctx, `SELECT number, node, devices, phase, error, started_at, finished_at
+		FROM attempts WHERE run = $1 ORDER BY number`, name)
+	if err != nil {
+		return nil, fmt.Errorf("read attempts: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var a tasks.Attempt
+		var devices, phase string
+		var started, finished int64
+		if err := rows.Scan(&a.Number, &a.Node, &devices, &phase, &a.Error, &started, &finished); err != nil {
+			return nil, fmt.Errorf("read attempts: %w", err)
+		}
+		a.Phase = tasks.Phase(phase)
+		a.Devices = parseList(devices)
+		a.StartedAt = timePtr(started)
+		a.FinishedAt = timePtr(finished)
+		run.Attempts = append(run.Attempts, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read attempts: %w", err)
+	}
+	return run, nil
+}
+
+// ListRuns implements store.Store.
+func (s *Store) ListRuns(ctx context.Context, f store.RunFilter) ([]*store.StoredRun, error) {
+	var where []string
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	if f.Owner != "" {
+		where = append(where, `owner = `+arg(f.Owner))
+	}
+	if len(f.Phases) > 0 {
+		ps := make([]string, len(f.Phases))
+		for i, p := range f.Phases {
+			ps[i] = arg(string(p))
+		}
+		where = append(where, `phase IN (`+strings.Join(ps, ",")+`)`)
+	}
+	if f.Task != "" {
+		parts := strings.Split(f.Task, "/")
+		if len(parts) != 3 {
+			return nil, fmt.Errorf("task filter %q is not project/domain/name", f.Task)
+		}
+		where = append(where, `project = `+arg(parts[0]), `domain = `+arg(parts[1]), `task = `+arg(parts[2]))
+	}
+	if f.BeforeSeq > 0 {
+		where = append(where, `seq < `+arg(f.BeforeSeq))
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	q := `SELECT ` + runCols + ` FROM runs`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, ` AND `)
+	}
+	q += ` ORDER BY seq DESC LIMIT ` + arg(limit)
+	return s.queryRuns(ctx, s.db, q, args...)
+}
+
+// ActiveRuns implements store.Store.
+func (s *Store) ActiveRuns(ctx context.Context, node string) ([]*store.StoredRun, error) {
+	q := `SELECT ` + runCols + ` FROM runs WHERE phase IN ($1, $2, $3, $4)`
+	args := []any{string(activePhases[0]), string(activePhases[1]), string(activePhases[2]), string(activePhases[3])}
+	if node != "" {
+		q += ` AND node = $5`
+		args = append(args, node)
+	}
+	return s.queryRuns(ctx, s.db, q+` ORDER BY seq`, args...)
+}
+
+// QueuedRunsAfter implements store.Store.
+func (s *Store) QueuedRunsAfter(ctx context.Context, afterSeq int64, limit int) ([]*store.StoredRun, error) {
+	if limit <= 0 {
+		limit = 1000
+	}
+	return s.queryRuns(ctx, s.db, `SELECT `+runCols+` FROM runs WHERE phase = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
+		string(tasks.PhaseQueued), afterSeq, limit)
+}
+
+// Events implements store.Store.
+func (s *Store) Events(ctx context.Context, name string, afterSeq int64) ([]tasks.Event, error) {
+	rows, err := s.db.Query(ctx, `SELECT seq, phase, at, error FROM events WHERE run = $1 AND seq > $2 ORDER BY seq`, name, afterSeq)
+	if err != nil {
+		return nil, fmt.Errorf("read events: %w", err)
+	}
+	defer rows.Close()
+	var out []tasks.Event
+	for rows.Next() {
+		ev := tasks.Event{Run: name}
+		var phase string
+		var at int64
+		if err := rows.Scan(&ev.Seq, &phase, &at, &ev.Error); err != nil {
+			return nil, fmt.Errorf("read events: %w", err)
+		}
+		ev.Phase = tasks.Phase(phase)
+		ev.At = fromNanos(at)
+		out = append(out, ev)
+	}
+	return out, rows.Err()
+}
+
+// AppendLogs implements store.Store.
+func (s *Store) AppendLogs(ctx context.Context, lines []store.LogLine) error {
+	if len(lines) == 0 {
+		return nil
+	}
+	const cols = 6
+	return s.withTx(ctx, func(tx Tx, _ *[]store.Notification) error {
+		idx := make([]int, len(lines))
+		for i := range idx {
+			idx[i] = i
+		}
+		for _, chunk := range chunks(idx, s.d.MaxParams/cols) {
+			var sb strings.Builder
+			sb.WriteString(`INSERT INTO logs (run, attempt, at, level, message, attrs) VALUES `)
+			args := make([]any, 0, len(chunk)*cols)
+			for j, i := range chunk {
+				l := lines[i]
+				if j > 0 {
+					sb.WriteByte(',')
+				}
+				values(&sb, len(args), cols)
+				args = append(args, l.Run, l.Attempt, nanos(l.At), l.Level, l.Message, string(l.Attrs))
+			}
+			if _, err := tx.Exec(ctx, sb.String(), args...); err != nil {
+				return fmt.Errorf("insert logs: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// Logs implements store.Store.
+func (s *Store) Logs(ctx context.Context, run string) ([]store.LogLine, error) {
+	rows, err := s.db.Query(ctx, `SELECT attempt, at, level, message, attrs FROM logs WHERE run = $1 ORDER BY id`, run)
+	if err != nil {
+		return nil, fmt.Errorf("read logs: %w", err)
+	}
+	defer rows.Close()
+	var out []store.LogLine
+	for rows.Next() {
+		l := store.LogLine{Run: run}
+		var at int64
+		var attrs string
+		if err := rows.Scan(&l.Attempt, &at, &l.Level, &l.Message, &attrs); err != nil {
+			return nil, fmt.Errorf("read logs: %w", err)
+		}
+		l.At = fromNanos(at)
+		if attrs != "" {
+			l.Attrs = json.RawMessage(attrs)
+		}
+		out = append(out, l)
+	}
+	return out, rows.Err()
+}
+
+// UpsertNode implements store.Store.
+func (s *Store) UpsertNode(ctx context.Context, n store.Node) error {
+	return s.withTx(ctx, func(tx Tx, _ *[]store.Notification) error {
+		_, err := tx.Exec(ctx, `INSERT INTO nodes (id, inventory, heartbeat_at, started_at) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (id) DO UPDATE SET inventory = excluded.inventory, heartbeat_at = excluded.heartbeat_at,
+			started_at = excluded.started_at`, n.ID, string(n.Inventory), nanos(n.Heartbeat), nanos(n.StartedAt))
+		if err != nil {
+			return fmt.Errorf("upsert node: %w", err)
+		}
+		return nil
+	})
+}
+
+// Heartbeat implements store.Store.
+func (s *Store) Heartbeat(ctx context.Context, id string, at time.Time) error {
+	return s.withTx(ctx, func(tx Tx, _ *[]store.Notification) error {
+		n, err := tx.Exec(ctx, `UPDATE nodes SET heartbeat_at = $1 WHERE id = $2`, nanos(at), id)
+		if err != nil {
+			return fmt.Errorf("heartbeat: %w", err)
+		}
+		if n == 0 {
+			return store.ErrNotFound
+		}
+		return nil
+	})
+}
+
+// Nodes implements store.Store.
+func (s *Store) Nodes(ctx context.Context) ([]store.Node, error) {
+	rows, err := s.db.Query(ctx, `SELECT id, inventory, heartbeat_at, started_at FROM nodes ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("read nodes: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Node
+	for rows.Next() {
+		var n store.Node
+		var inv string
+		var hb, st int64
+		if err := rows.Scan(&n.ID, &inv, &hb, &st); err != nil {
+			return nil, fmt.Errorf("read nodes: %w", err)
+		}
+		n.Inventory = json.RawMessage(inv)
+		n.Heartbeat, n.StartedAt = fromNanos(hb), fromNanos(st)
+		out = append(out, n)
+	}
+	return out, rows.Err()
+}
+
+// DeleteNode implements store.Store.
+func (s *Store) DeleteNode(ctx context.Context, id string) error {
+	return s.withTx(ctx, func(tx Tx, _ *[]store.Notification) error {
+		_, err := tx.Exec(ctx, `DELETE FROM nodes WHERE id = $1`, id)
+		return err
+	})
+}
+
+// AcquireLease implements store.Store.
+func (s *Store) AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error) {
+	args := []any{name, holder, int64(ttl)}
+	now := s.d.LeaseNow
+	if now == "" {
+		args = append(args, time.Now().UnixNano())
+		now = "$4"
+	}
+	q := `INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, ` + now + ` + $3)
+		ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+		WHERE leases.holder = excluded.holder OR leases.expires_at < ` + now + `
+		RETURNING holder`
+	var got bool
+	err := s.withTx(ctx, func(tx Tx, _ *[]store.Notification) error {
+		rows, err := tx.Query(ctx, q, args...)
+		if err != nil {
+			return fmt.Errorf("acquire lease: %w", err)
+		}
+		got = rows.Next()
+		rows.Close()
+		return rows.Err()
+	})
+	return got, err
+}
+
+// ReleaseLease implements store.Store.
+func (s *Store) ReleaseLease(ctx context.Context, name, holder string) error {
+	return s.withTx(ctx, func(tx Tx, _ *[]store.Notification) error {
+		_, err := tx.Exec(ctx, `DELETE FROM leases WHERE name = $1 AND holder = $2`, name, holder)
+		return err
+	})
+}
+
+// EnqueueDelivery implements store.Store.
+func (s *Store) EnqueueDelivery(ctx context.Context, d store.NewDelivery) (store.Delivery, error) {
+	var out store.Delivery
+	err := s.withTx(ctx, func(tx Tx, _ *[]store.Notification) error {
+		var err error
+		out, err = s.insertDelivery(ctx, tx, d)
+		return err
+	})
+	return out, err
+}
+
+func (s *Store) insertDelivery(ctx context.Context, tx Tx, d store.NewDelivery) (store.Delivery, error) {
+	if d.ID == "" {
+		d.ID = NewID("msg_")
+	}
+	if d.CreatedAt.IsZero() {
+		d.CreatedAt = time.Now()
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO deliveries (id, run, url, event, payload, state, next_attempt_at, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		d.ID, d.Run, d.URL, d.Event, bytesOrNil(d.Payload), store.DeliveryPending, nanos(d.CreatedAt), nanos(d.CreatedAt))
+	if err != nil {
+		return store.Delivery{}, fmt.Errorf("insert delivery: %w", err)
+	}
+	return store.Delivery{NewDelivery: d, State: store.DeliveryPending, NextAttemptAt: d.CreatedAt}, nil
+}
+
+const deliveryCols = `id, run, url, event, payload, state, next_attempt_at, created_at`
+
+func scanDeliveries(rows Rows) ([]store.Delivery, error) {
+	defer rows.Close()
+	var out []store.Delivery
+	for rows.Next() {
+		var d store.Delivery
+		var payload []byte
+		var next, created int64
+		if err := rows.Scan(&d.ID, &d.Run, &d.URL, &d.Event, &payload, &d.State, &next, &created); err != nil {
+			return nil, fmt.Errorf("read deliveries: %w", err)
+		}
+		d.Payload = json.RawMessage(payload)
+		d.NextAttemptAt, d.CreatedAt = fromNanos(next), fromNanos(created)
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// ClaimDueDeliveries implements store.Store.
+func (s *Store) ClaimDueDeliveries(ctx context.Context, now time.Time, limit int) ([]store.Delivery, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	var out []store.Delivery
+	err := s.withTx(ctx, func(tx Tx, _ *[]store.Notification) error {
+		rows, err := tx.Query(ctx, `UPDATE deliveries SET next_attempt_at = $1 WHERE id IN (
+			SELECT id FROM deliveries WHERE state = $2 AND next_attempt_at <= $3
+			ORDER BY next_attempt_at LIMIT $4`+s.d.SkipLocked+`) RETURNING `+deliveryCols,
+			nanos(now.Add(store.ClaimTTL)), store.DeliveryPending, nanos(now), limit)
+		if err != nil {
+			return fmt.Errorf("claim deliveries: %w", err)
+		}
+		out, err = scanDeliveries(rows)
+		return err
+	})
+	return out, err
+}
+
+// RecordDeliveryAttempt implements store.Store.
+func (s *Store) RecordDeliveryAttempt(ctx context.Context, id string, a store.DeliveryAttempt) error {
+	state, next := store.DeliveryPending, nanos(a.NextAttemptAt)
+	if a.Done {
+		state = store.DeliveryFailed
+		if a.StatusCode >= 200 && a.StatusCode < 300 {
+			state = store.DeliveryDelivered
+		}
+	}
+	return s.withTx(ctx, func(tx Tx, _ *[]store.Notification) error {
+		n, err := tx.Exec(ctx, `UPDATE deliveries SET state = $1, next_attempt_at = $2, attempts = attempts + 1 WHERE id = $3`, state, next, id)
+		if err != nil {
+			return fmt.Errorf("update delivery: %w", err)
+		}
+		if n == 0 {
+			return store.ErrNotFound
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO delivery_attempts (delivery, number, at, status, error)
+			VALUES ($1, (SELECT attempts FROM deliveries WHERE id = $1), $2, $3, $4)`, id, nanos(a.At), a.StatusCode, a.Error)
+		if err != nil {
+			return fmt.Errorf("insert delivery attempt: %w", err)
+		}
+		return nil
+	})
+}
+
+// ListDeliveries implements store.Store.
+func (s *Store) ListDeliveries(ctx context.Context, run string) ([]store.Delivery, error) {
+	rows, err := s.db.Query(ctx, `SELECT `+deliveryCols+` FROM deliveries WHERE run = $1 ORDER BY created_at, id`, run)
+	if err != nil {
+		return nil, fmt.Errorf("read deliveries: %w", err)
+	}
+	ds, err := scanDeliveries(rows)
+	if err != nil {
+		return nil, err
+	}
+	for i := range ds {
+		rows, err := s.db.Query(ctx, `SELECT at, status, error FROM delivery_attempts WHERE delivery = $1 ORDER BY number`, ds[i].ID)
+		if err != nil {
+			return nil, fmt.Errorf("read delivery attempts: %w", err)
+		}
+		for rows.Next() {
+			var a store.DeliveryAttempt
+			var at int64
+			if err := rows.Scan(&at, &a.StatusCode, &a.Error); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("read delivery attempts: %w", err)
+			}
+			a.At = fromNanos(at)
+			ds[i].Attempts = append(ds[i].Attempts, a)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+		if n := len(ds[i].Attempts); n > 0 && ds[i].State != store.DeliveryPending {
+			ds[i].Attempts[n-1].Done = true
+		}
+	}
+	return ds, nil
+}
+
+// PurgeRuns implements store.Store.
+func (s *Store) PurgeRuns(ctx context.Context, finishedBefore time.Time) (int, error) {
+	var n int64
+	err := s.withTx(ctx, func(tx Tx, _ *[]store.Notification) error {
+		cut := nanos(finishedBefore)
+		if _, err := tx.Exec(ctx, `DELETE FROM logs WHERE run IN (
+			SELECT name FROM runs WHERE purged = 0 AND finished_at > 0 AND finished_at < $1)`, cut); err != nil {
+			return fmt.Errorf("purge logs: %w", err)
+		}
+		var err error
+		n, err = tx.Exec(ctx, `UPDATE runs SET inputs = NULL, outputs = NULL, purged = 1
+			WHERE purged = 0 AND finished_at > 0 AND finished_at < $1`, cut)
+		if err != nil {
+			return fmt.Errorf("purge runs: %w", err)
+		}
+		return nil
+	})
+	return int(n), err
+}
+
+// queryRuns reads rows of runCols.
+func (s *Store) queryRuns(ctx context.Context, q Querier, sql string, args ...any) ([]*store.StoredRun, error) {
+	rows, err := q.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read runs: %w", err)
+	}
+	defer rows.Close()
+	var out []*store.StoredRun
+	for rows.Next() {
+		var r store.StoredRun
+		var caller, phase, devices, events string
+		var inputs, outputs []byte
+		var abortReq, purged int64
+		var notBefore, created, started, finished int64
+		if err := rows.Scan(&r.Seq, &r.Name, &r.Project, &r.Domain, &r.Task, &r.Version, &r.Owner, &caller,
+			&phase, &r.Priority, &inputs, &outputs, &r.Error, &r.Attempt, &r.Failures, &r.Node, &devices,
+			&r.Webhook, &events, &r.AbortReason, &abortReq, &r.WaitReason, &notBefore, &r.EventSeq,
+			&created, &started, &finished, &purged); err != nil {
+			return nil, fmt.Errorf("read runs: %w", err)
+		}
+		r.Phase = tasks.Phase(phase)
+		if caller != "" {
+			if err := json.Unmarshal([]byte(caller), &r.Caller); err != nil {
+				return nil, fmt.Errorf("run %s: caller: %w", r.Name, err)
+			}
+		}
+		if len(inputs) > 0 {
+			r.Inputs = json.RawMessage(inputs)
+		}
+		if len(outputs) > 0 {
+			r.Outputs = json.RawMessage(outputs)
+		}
+		r.Devices = parseList(devices)
+		r.WebhookEvents = parseList(events)
+		r.AbortRequested = abortReq != 0
+		r.Purged = purged != 0
+		r.NotBefore = fromNanos(notBefore)
+		r.CreatedAt = fromNanos(created)
+		r.StartedAt = timePtr(started)
+		r.FinishedAt = timePtr(finished)
+		out = append(out, &r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read runs: %w", err)
+	}
+	return out, nil
+}
+
+// values writes one "($n, $n+1, …)" tuple of cols parameters after the n
+// already used.
+func values(sb *strings.Builder, n, cols int) {
+	sb.WriteByte('(')
+	for c := range cols {
+		if c > 0 {
+			sb.WriteByte(',')
+		}
+		sb.WriteByte('$')
+		sb.WriteString(strconv.Itoa(n + c + 1))
+	}
+	sb.WriteByte(')')
+}
+
+func chunks(idx []int, size int) [][]int {
+	if size < 1 {
+		size = 1
+	}
+	var out [][]int
+	for len(idx) > size {
+		out = append(out, idx[:size])
+		idx = idx[size:]
+	}
+	if len(idx) > 0 {
+		out = append(out, idx)
+	}
+	return out
+}
+
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+func timePtr(n int64) *time.Time {
+	if n == 0 {
+		return nil
+	}
+	t := fromNanos(n)
+	return &t
+}
+
+func bytesOrNil(b []byte) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return []byte(b)
+}
+
+func jsonText(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+func jsonList(l []string) string {
+	if len(l) == 0 {
+		return ""
+	}
+	return jsonText(l)
+}
+
+func parseList(s string) []string {
+	if s == "" {
+		return nil
+	}
+	var l []string
+	if err := json.Unmarshal([]byte(s), &l); err != nil {
+		return nil
+	}
+	return l
+}
+
+func nonEmpty(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// NewID returns prefix + 26 characters of lowercase base32 over 128 random
+// bits: unguessable and URL-safe.
+func NewID(prefix string) string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return prefix + idEncoding.EncodeToString(b[:])
+}

@@ -1,0 +1,261 @@
+package postgres
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/taskgate/taskgate/tasks/store"
+	"github.com/taskgate/taskgate/tasks/store/internal/sqlstore"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Config configures Open. URL is required.
+type Config struct {
+	// URL is a postgres:// connection URL.
+	URL string
+	// Schema, when set, is created if missing and used as the search_path,
+	// so that several taskgate installations (or tests) share a database.
+	Schema string
+	// MaxConns bounds the pool; zero means pgxpool's default.
+	MaxConns int32
+	// Logger receives listener reconnection messages; nil means slog.Default.
+	Logger *slog.Logger
+}
+
+func (c *Config) validate() error {
+	if c.URL == "" {
+		return errors.New("postgres: Config.URL is required")
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return nil
+}
+
+// Store is a store.Store in PostgreSQL, shared by every process of a
+// taskgate deployment.
+type Store struct {
+	*sqlstore.Store
+	pool    *pgxpool.Pool
+	channel string
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+var _ store.Store = (*Store)(nil)
+
+// channelPrefix names the LISTEN/NOTIFY channel; the schema is appended.
+const channelPrefix = "taskgate"
+
+// notifyLimit keeps each pg_notify payload under PostgreSQL's 8000 bytes.
+const notifyLimit = 7000
+
+// Open connects, applies pending migrations (serialized between processes
+// by an advisory lock) and starts listening for notifications.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	pc, err := pgxpool.ParseConfig(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	if cfg.MaxConns > 0 {
+		pc.MaxConns = cfg.MaxConns
+	}
+	channel := channelPrefix
+	if cfg.Schema != "" {
+		conn, err := pgx.ConnectConfig(ctx, pc.ConnConfig.Copy())
+		if err != nil {
+			return nil, fmt.Errorf("postgres: connect: %w", err)
+		}
+		_, err = conn.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+pgx.Identifier{cfg.Schema}.Sanitize())
+		conn.Close(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("postgres: create schema: %w", err)
+		}
+		pc.ConnConfig.RuntimeParams["search_path"] = cfg.Schema
+		channel += "_" + cfg.Schema
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	db := &pgDB{pool: pool}
+	d := sqlstore.Dialect{
+		ForUpdate:     " FOR UPDATE",
+		SkipLocked:    " FOR UPDATE SKIP LOCKED",
+		LeaseNow:      `(extract(epoch from clock_timestamp()) * 1000000000)::bigint`,
+		MigrationLock: `SELECT pg_advisory_xact_lock(7423115)`,
+		MaxParams:     65000,
+		Notify: func(ctx context.Context, tx sqlstore.Tx, ns []store.Notification) error {
+			return notify(ctx, tx, channel, ns)
+		},
+	}
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	if _, err := sqlstore.Migrate(ctx, db, d, sub); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: migrate: %w", err)
+	}
+	s := &Store{Store: sqlstore.New(db, d), pool: pool, channel: channel}
+	lctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	ready := make(chan error, 1)
+	s.wg.Add(1)
+	go s.listen(lctx, pc.ConnConfig, cfg.Logger, ready)
+	select {
+	case err := <-ready:
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("postgres: listen: %w", err)
+		}
+	case <-ctx.Done():
+		s.Close()
+		return nil, ctx.Err()
+	}
+	return s, nil
+}
+
+// Pool is the connection pool, for callers that share it.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// Close stops listening and closes the pool.
+func (s *Store) Close() error {
+	s.cancel()
+	s.wg.Wait()
+	return s.Store.Close()
+}
+
+// notify sends ns as JSON arrays, each under notifyLimit bytes.
+func notify(ctx context.Context, tx sqlstore.Tx, channel string, ns []store.Notification) error {
+	var batch []json.RawMessage
+	size := 2
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		b, _ := json.Marshal(batch)
+		batch, size = batch[:0], 2
+		_, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, channel, string(b))
+		return err
+	}
+	for _, n := range ns {
+		b, err := json.Marshal(n)
+		if err != nil {
+			return err
+		}
+		if size+len(b)+1 > notifyLimit {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		batch = append(batch, b)
+		size += len(b) + 1
+	}
+	return flush()
+}
+
+// listen holds a dedicated connection on LISTEN and publishes what arrives.
+// After a lost connection it reconnects and publishes NotifyOverflow, since
+// notifications sent meanwhile are gone.
+func (s *Store) listen(ctx context.Context, cc *pgx.ConnConfig, log *slog.Logger, ready chan<- error) {
+	defer s.wg.Done()
+	first := true
+	for ctx.Err() == nil {
+		err := s.listenOnce(ctx, cc, func() {
+			if first {
+				first = false
+				ready <- nil
+			} else {
+				s.Publish([]store.Notification{{Kind: store.NotifyOverflow}})
+			}
+		})
+		if ctx.Err() != nil {
+			return
+		}
+		if first {
+			ready <- err
+			return
+		}
+		log.Warn("postgres listener lost its connection; reconnecting", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (s *Store) listenOnce(ctx context.Context, cc *pgx.ConnConfig, up func()) error {
+	conn, err := pgx.ConnectConfig(ctx, cc.Copy())
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, `LISTEN `+pgx.Identifier{s.channel}.Sanitize()); err != nil {
+		return err
+	}
+	up()
+	for {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		var ns []store.Notification
+		if err := json.Unmarshal([]byte(n.Payload), &ns); err != nil {
+			continue // not ours
+		}
+		s.Publish(ns)
+	}
+}
+
+// pgDB adapts a pgx pool to sqlstore.DB.
+type pgDB struct{ pool *pgxpool.Pool }
+
+func (d *pgDB) Exec(ctx context.Context, q string, args ...any) (int64, error) {
+	tag, err := d.pool.Exec(ctx, q, args...)
+	return tag.RowsAffected(), err
+}
+
+func (d *pgDB) Query(ctx context.Context, q string, args ...any) (sqlstore.Rows, error) {
+	return d.pool.Query(ctx, q, args...)
+}
+
+func (d *pgDB) Begin(ctx context.Context) (sqlstore.Tx, error) {
+	tx, err := d.pool.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return pgTx{tx}, nil
+}
+
+func (d *pgDB) Close() error { d.pool.Close(); return nil }
+
+type pgTx struct{ tx pgx.Tx }
+
+func (t pgTx) Exec(ctx context.Context, q string, args ...any) (int64, error) {
+	tag, err := t.tx.Exec(ctx, q, args...)
+	return tag.RowsAffected(), err
+}
+
+func (t pgTx) Query(ctx context.Context, q string, args ...any) (sqlstore.Rows, error) {
+	return t.tx.Query(ctx, q, args...)
+}
+
+func (t pgTx) Commit(ctx context.Context) error   { return t.tx.Commit(ctx) }
+func (t pgTx) Rollback(ctx context.Context) error { return t.tx.Rollback(ctx) }

@@ -1,0 +1,158 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
+	"github.com/taskgate/taskgate/tasks/store"
+	"github.com/taskgate/taskgate/tasks/store/internal/sqlstore"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// FileName is the database file Open creates in a data directory.
+const FileName = "taskgate.db"
+
+// Store is a store.Store in one SQLite file.
+type Store struct {
+	*sqlstore.Store
+	path string
+}
+
+var _ store.Store = (*Store)(nil)
+
+// OpenDir opens (creating it if needed) the database FileName in dir.
+func OpenDir(ctx context.Context, dir string) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("sqlite: data dir: %w", err)
+	}
+	return Open(ctx, filepath.Join(dir, FileName))
+}
+
+// Open opens (creating it if needed) the SQLite database at path and applies
+// pending migrations.
+//
+// The database runs in WAL mode with synchronous=FULL, so a commit is on
+// disk when it returns. Writes go through a single connection whose
+// transactions begin IMMEDIATE (no lock upgrades, hence no deadlocks between
+// writers); reads use a pool that WAL lets run beside the writer.
+func Open(ctx context.Context, path string) (*Store, error) {
+	pragmas := url.Values{}
+	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(on)"} {
+		pragmas.Add("_pragma", p)
+	}
+	w := pragmas
+	w.Set("_txlock", "immediate")
+	writer, err := sql.Open("sqlite", "file:"+path+"?"+w.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	writer.SetMaxOpenConns(1)
+	writer.SetMaxIdleConns(1)
+	writer.SetConnMaxLifetime(0)
+	writer.SetConnMaxIdleTime(0)
+	if err := writer.PingContext(ctx); err != nil {
+		writer.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	r := url.Values{}
+	for _, p := range []string{"busy_timeout(10000)", "query_only(1)"} {
+		r.Add("_pragma", p)
+	}
+	reader, err := sql.Open("sqlite", "file:"+path+"?"+r.Encode())
+	if err != nil {
+		writer.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	n := max(4, runtime.GOMAXPROCS(0))
+	reader.SetMaxOpenConns(n)
+	reader.SetMaxIdleConns(n)
+	db := &sqlDB{w: writer, r: reader}
+	d := sqlstore.Dialect{MaxParams: 32000}
+	if _, err := sqlstore.Migrate(ctx, db, d, mustSub(migrations, "migrations")); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite: migrate %s: %w", path, err)
+	}
+	return &Store{Store: sqlstore.New(db, d), path: path}, nil
+}
+
+// Path is the database file.
+func (s *Store) Path() string { return s.path }
+
+// sqlDB adapts database/sql to sqlstore.DB.
+type sqlDB struct{ w, r *sql.DB }
+
+func (d *sqlDB) Exec(ctx context.Context, q string, args ...any) (int64, error) {
+	res, err := d.w.ExecContext(ctx, q, args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+func (d *sqlDB) Query(ctx context.Context, q string, args ...any) (sqlstore.Rows, error) {
+	rows, err := d.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	return sqlRows{rows}, nil
+}
+
+func (d *sqlDB) Begin(ctx context.Context) (sqlstore.Tx, error) {
+	tx, err := d.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	return sqlTx{tx}, nil
+}
+
+func (d *sqlDB) Close() error {
+	err := d.r.Close()
+	if werr := d.w.Close(); err == nil {
+		err = werr
+	}
+	return err
+}
+
+type sqlTx struct{ tx *sql.Tx }
+
+func (t sqlTx) Exec(ctx context.Context, q string, args ...any) (int64, error) {
+	res, err := t.tx.ExecContext(ctx, q, args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+func (t sqlTx) Query(ctx context.Context, q string, args ...any) (sqlstore.Rows, error) {
+	rows, err := t.tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	return sqlRows{rows}, nil
+}
+
+func (t sqlTx) Commit(context.Context) error   { return t.tx.Commit() }
+func (t sqlTx) Rollback(context.Context) error { return t.tx.Rollback() }
+
+type sqlRows struct{ *sql.Rows }
+
+func (r sqlRows) Close() { _ = r.Rows.Close() }
+
+func mustSub(fsys embed.FS, dir string) fs.FS {
+	sub, err := fs.Sub(fsys, dir)
+	if err != nil {
+		panic(err) // the directory is embedded at build time
+	}
+	return sub
+}

@@ -1,0 +1,353 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/taskgate/taskgate/tasks"
+)
+
+// Errors that callers match with errors.Is.
+var (
+	// ErrNotFound: no run (or delivery) of that name.
+	ErrNotFound = errors.New("store: not found")
+	// ErrIdempotencyConflict: the idempotency key was used before with a
+	// different request body.
+	ErrIdempotencyConflict = errors.New("store: idempotency key reused with a different request")
+	// ErrAlreadyDone: the run is in a terminal phase.
+	ErrAlreadyDone = errors.New("store: run already in a terminal phase")
+	// ErrClosed: the store was closed.
+	ErrClosed = errors.New("store: closed")
+)
+
+// Store is the durable state of taskgate: runs with their attempts, events
+// and logs, node inventories, the scheduler's leader lease, idempotency keys
+// and the webhook outbox. Every method is safe for concurrent use. Writes
+// are durable (fsynced) when the method returns.
+//
+// Methods that take slices write them in one transaction: callers group
+// concurrent work into one commit (group commit) to share its fsync.
+type Store interface {
+	// CreateRuns inserts runs in one transaction, each in phase queued with
+	// a first event (seq 1). A run whose (Owner, IdempotencyKey) was seen
+	// before is not inserted: its result names the existing run with
+	// Created false, or carries ErrIdempotencyConflict when the request hash
+	// differs. Results are in the order of runs.
+	CreateRuns(ctx context.Context, runs []NewRun) ([]CreateResult, error)
+
+	// Transition applies conditional phase changes in one transaction, in
+	// order. A change whose preconditions do not hold is skipped
+	// (Applied false), never an error: that is how two actors racing on one
+	// run (a node finishing it, a scheduler requeueing it) agree on a single
+	// outcome.
+	Transition(ctx context.Context, ts []Transition) ([]TransitionResult, error)
+
+	// RequestAbort aborts a queued or waiting run at once (Terminal true in
+	// the result), or flags an initializing or running one for its node to
+	// cancel. A terminal run gives ErrAlreadyDone.
+	RequestAbort(ctx context.Context, name, reason string, at time.Time) (AbortResult, error)
+
+	// GetRun returns a run with its attempts, or ErrNotFound.
+	GetRun(ctx context.Context, name string) (*StoredRun, error)
+	// ListRuns returns runs newest first, without attempts.
+	ListRuns(ctx context.Context, f RunFilter) ([]*StoredRun, error)
+	// ActiveRuns returns every non-terminal run, oldest first, for the
+	// scheduler to rebuild its queue and for node recovery. Node, when not
+	// empty, keeps only the runs bound to that node.
+	ActiveRuns(ctx context.Context, node string) ([]*StoredRun, error)
+	// QueuedRunsAfter returns queued runs with Seq > afterSeq, oldest
+	// first, at most limit: what the scheduler polls for new submissions.
+	QueuedRunsAfter(ctx context.Context, afterSeq int64, limit int) ([]*StoredRun, error)
+	// Events returns the run's events with Seq > afterSeq, in order.
+	Events(ctx context.Context, name string, afterSeq int64) ([]tasks.Event, error)
+
+	// AppendLogs stores log lines written by running tasks.
+	AppendLogs(ctx context.Context, lines []LogLine) error
+	// Logs returns a run's log lines in the order they were written.
+	Logs(ctx context.Context, run string) ([]LogLine, error)
+
+	// UpsertNode records a node's inventory and sets its heartbeat.
+	UpsertNode(ctx context.Context, n Node) error
+	// Heartbeat refreshes a node's heartbeat; ErrNotFound when the node is
+	// not registered (it was removed as dead and must register again).
+	Heartbeat(ctx context.Context, id string, at time.Time) error
+	// Nodes lists registered nodes by ID.
+	Nodes(ctx context.Context) ([]Node, error)
+	// DeleteNode forgets a node.
+	DeleteNode(ctx context.Context, id string) error
+
+	// AcquireLease takes or renews the named lease for holder until now+ttl.
+	// It succeeds when the lease is free, expired, or already held by
+	// holder. Expiry is judged by the store's clock in PostgreSQL (so that
+	// processes with skewed clocks agree) and by now in SQLite.
+	AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)
+	// ReleaseLease gives the lease up if holder holds it.
+	ReleaseLease(ctx context.Context, name, holder string) error
+
+	// EnqueueDelivery adds a webhook delivery to the outbox. The dispatcher
+	// also enqueues deliveries itself, inside the transaction of the phase
+	// change that causes them (see Transition).
+	EnqueueDelivery(ctx context.Context, d NewDelivery) (Delivery, error)
+	// ClaimDueDeliveries returns up to limit pending deliveries whose
+	// NextAttemptAt is at or before now, and pushes their NextAttemptAt to
+	// now+ClaimTTL so that a concurrent worker does not take them too. A
+	// worker that dies mid-delivery thus has it retried after ClaimTTL.
+	ClaimDueDeliveries(ctx context.Context, now time.Time, limit int) ([]Delivery, error)
+	// RecordDeliveryAttempt stores the outcome of one POST. With a.Done the
+	// delivery leaves the outbox (delivered, or given up when a.Error or a
+	// non-2xx status says why); otherwise it is due again at a.NextAttemptAt.
+	RecordDeliveryAttempt(ctx context.Context, id string, a DeliveryAttempt) error
+	// ListDeliveries returns a run's deliveries with their attempts.
+	ListDeliveries(ctx context.Context, run string) ([]Delivery, error)
+
+	// PurgeRuns clears inputs, outputs and logs of runs that finished
+	// before the given time. It returns how many runs it purged.
+	PurgeRuns(ctx context.Context, finishedBefore time.Time) (int, error)
+
+	// Listen delivers notifications of committed changes, from this process
+	// and (PostgreSQL) from every process sharing the database, until ctx is
+	// done. A slow listener loses notifications rather than stalling
+	// writers; notifications are hints to re-read the store, never the data.
+	Listen(ctx context.Context) <-chan Notification
+
+	// Close releases the database.
+	Close() error
+}
+
+// ClaimTTL is how long a claimed delivery stays invisible to other workers.
+const ClaimTTL = time.Minute
+
+// Caller is the part of a verified identity kept with a run, so that a
+// restarted process still knows who submitted it. Raw credentials never
+// reach the store.
+type Caller struct {
+	Subject string   `json:"subject"`
+	Name    string   `json:"name,omitempty"`
+	Email   string   `json:"email,omitempty"`
+	Groups  []string `json:"groups,omitempty"`
+}
+
+// NewRun is a run to insert.
+type NewRun struct {
+	Name     string
+	Project  string
+	Domain   string
+	Task     string
+	Version  string
+	Caller   Caller
+	Priority int
+	Inputs   json.RawMessage
+	// IdempotencyKey, when set, is unique per Caller.Subject.
+	IdempotencyKey string
+	// RequestHash identifies the request body for idempotency (SHA-256 of
+	// task ID and inputs, hex).
+	RequestHash   string
+	Webhook       string
+	WebhookEvents []string
+	CreatedAt     time.Time
+}
+
+// CreateResult is the outcome of one NewRun.
+type CreateResult struct {
+	// Name is the run's name: the new one, or the existing run of the
+	// idempotency key.
+	Name    string
+	Created bool
+	// Seq orders runs by insertion; zero when not created.
+	Seq int64
+	// Err is ErrIdempotencyConflict or nil.
+	Err error
+}
+
+// StoredRun is a run with the bookkeeping the dispatcher needs beside the
+// public tasks.Run.
+type StoredRun struct {
+	tasks.Run
+	// Seq orders runs by insertion.
+	Seq    int64
+	Caller Caller
+	// Failures counts failed attempts (RetryAfter does not count).
+	Failures int
+	// NotBefore delays placement of a retried run; zero means now.
+	NotBefore time.Time
+	// WaitReason says why the scheduler could not place the run.
+	WaitReason string
+	// AbortRequested is set on an initializing or running run that should
+	// be cancelled.
+	AbortRequested bool
+	// EventSeq is the Seq of the run's last event.
+	EventSeq int64
+	// Purged is set once inputs and outputs were removed after retention.
+	Purged bool
+}
+
+// Binding starts a new attempt of a run on a node.
+type Binding struct {
+	Node    string
+	Devices []string
+}
+
+// Transition is one conditional change of a run's phase.
+type Transition struct {
+	Run string
+	// From lists the phases the run may be in; empty means any
+	// non-terminal phase. A terminal run never changes.
+	From []tasks.Phase
+	// Attempt, when not zero, must be the run's current attempt number.
+	Attempt int
+	// Node, when not empty, must be the node the run is bound to.
+	Node string
+
+	// To is the new phase.
+	To tasks.Phase
+	At time.Time
+	// Bind, with To initializing, starts attempt number current+1 on a
+	// node with devices.
+	Bind *Binding
+	// AttemptPhase, when set, closes the current attempt record with this
+	// phase and AttemptError (a retry going back to queued, or the end).
+	// With a terminal To it defaults to To.
+	AttemptPhase tasks.Phase
+	AttemptError string
+	// Error is the run's error, kept with a terminal phase; also carried
+	// by the event.
+	Error string
+	// Outputs, with To succeeded.
+	Outputs json.RawMessage
+	// NotBefore, with To queued, delays placement.
+	NotBefore time.Time
+	// CountFailure adds one to the run's failure count.
+	CountFailure bool
+	// WaitReason, with To waiting_for_resources (may also refresh the reason
+	// of a run already waiting: From waiting, To waiting).
+	WaitReason string
+}
+
+// TransitionResult is the outcome of one Transition.
+type TransitionResult struct {
+	Applied bool
+	// Run is the run after the change (without attempts); nil when not
+	// applied.
+	Run *StoredRun
+	// Event is the event recorded; zero when not applied or when the phase
+	// did not change (a refreshed wait reason records no event).
+	Event tasks.Event
+}
+
+// AbortResult is the outcome of RequestAbort.
+type AbortResult struct {
+	Run *StoredRun
+	// Terminal is set when the run was aborted at once (it was queued);
+	// otherwise its node must cancel it.
+	Terminal bool
+	Event    tasks.Event
+}
+
+// RunFilter selects runs for ListRuns.
+type RunFilter struct {
+	// Owner keeps runs of one subject; empty keeps all.
+	Owner string
+	// Phases keeps runs in any of these; empty keeps all.
+	Phases []tasks.Phase
+	// Task is "project/domain/name"; empty keeps all.
+	Task string
+	// BeforeSeq keeps runs with Seq below it (cursor); zero means none.
+	BeforeSeq int64
+	// Limit bounds the result; zero means 100.
+	Limit int
+}
+
+// LogLine is one line a task wrote with tasks.Logger.
+type LogLine struct {
+	Run     string          `json:"run"`
+	Attempt int             `json:"attempt"`
+	At      time.Time       `json:"at"`
+	Level   string          `json:"level"`
+	Message string          `json:"message"`
+	Attrs   json.RawMessage `json:"attrs,omitempty"`
+}
+
+// Node is a node agent's registration.
+type Node struct {
+	ID string
+	// Inventory is the node's resources as the dispatcher encodes them.
+	Inventory json.RawMessage
+	// Heartbeat is the last time the node reported alive.
+	Heartbeat time.Time
+	// StartedAt is when the node agent registered.
+	StartedAt time.Time
+}
+
+// Delivery states.
+const (
+	DeliveryPending   = "pending"
+	DeliveryDelivered = "delivered"
+	DeliveryFailed    = "failed"
+)
+
+// Webhook event types, as Replicate's webhook_events_filter names them.
+const (
+	WebhookStart     = "start"
+	WebhookCompleted = "completed"
+)
+
+// NewDelivery is a webhook callback to send.
+type NewDelivery struct {
+	// ID is the stable webhook-id sent with every attempt; empty makes one.
+	ID  string
+	Run string
+	URL string
+	// Event is WebhookStart or WebhookCompleted.
+	Event string
+	// Payload is the JSON of the run when the event happened; the delivery
+	// worker wraps it as {type, timestamp, data} and signs it.
+	Payload   json.RawMessage
+	CreatedAt time.Time
+}
+
+// Delivery is one webhook callback in the outbox.
+type Delivery struct {
+	NewDelivery
+	State         string
+	NextAttemptAt time.Time
+	Attempts      []DeliveryAttempt
+}
+
+// DeliveryAttempt is the outcome of one POST of a delivery.
+type DeliveryAttempt struct {
+	At time.Time `json:"at"`
+	// StatusCode is the receiver's HTTP status; zero when no response.
+	StatusCode int    `json:"status_code,omitempty"`
+	Error      string `json:"error,omitempty"`
+	// Done ends the delivery: delivered when StatusCode is 2xx, else failed.
+	Done bool `json:"done"`
+	// NextAttemptAt, when not Done, is when to try again.
+	NextAttemptAt time.Time `json:"next_attempt_at,omitzero"`
+}
+
+// NotificationKind says what changed.
+type NotificationKind string
+
+// Notification kinds.
+const (
+	// NotifyEvent: a run recorded an event (Run, Seq, Phase set).
+	NotifyEvent NotificationKind = "event"
+	// NotifySubmitted: new runs were queued.
+	NotifySubmitted NotificationKind = "submitted"
+	// NotifyAbort: an initializing or running run was asked to stop (Run,
+	// Node set).
+	NotifyAbort NotificationKind = "abort"
+	// NotifyOverflow: notifications were lost; listeners should re-read.
+	NotifyOverflow NotificationKind = "overflow"
+)
+
+// Notification is a hint that something changed in the store.
+type Notification struct {
+	Kind  NotificationKind `json:"k"`
+	Run   string           `json:"r,omitempty"`
+	Seq   int64            `json:"s,omitempty"`
+	Phase tasks.Phase      `json:"p,omitempty"`
+	Node  string           `json:"n,omitempty"`
+}

@@ -1,0 +1,606 @@
+// Package storetest is the conformance suite every store.Store passes:
+//
+//	func TestConformance(t *testing.T) {
+//		storetest.Run(t, func(t *testing.T) store.Store { return openFresh(t) })
+//	}
+//
+// open must return an empty store for each call; Run closes it.
+package storetest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/taskgate/taskgate/tasks"
+	"github.com/taskgate/taskgate/tasks/store"
+)
+
+// Run runs the conformance suite; open returns a fresh, empty store.
+func Run(t *testing.T, open func(t *testing.T) store.Store) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s store.Store)
+	}{
+		{"CreateAndGet", testCreateAndGet},
+		{"Idempotency", testIdempotency},
+		{"IdempotencyConcurrent", testIdempotencyConcurrent},
+		{"Lifecycle", testLifecycle},
+		{"ConditionalTransitions", testConditionalTransitions},
+		{"RetryAttempts", testRetryAttempts},
+		{"WaitReasonRefresh", testWaitReasonRefresh},
+		{"Abort", testAbort},
+		{"ListRuns", testListRuns},
+		{"ActiveAndQueued", testActiveAndQueued},
+		{"Logs", testLogs},
+		{"Nodes", testNodes},
+		{"Lease", testLease},
+		{"WebhookOutbox", testWebhookOutbox},
+		{"Purge", testPurge},
+		{"Listen", testListen},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := open(t)
+			t.Cleanup(func() { _ = s.Close() })
+			tc.fn(t, s)
+		})
+	}
+}
+
+// t0 is a fixed instant with nanoseconds, to catch lost precision.
+var t0 = time.Date(2026, 3, 1, 12, 0, 0, 123456789, time.UTC)
+
+var nameSeq struct {
+	sync.Mutex
+	n int
+}
+
+func newRun(mod func(*store.NewRun)) store.NewRun {
+	nameSeq.Lock()
+	nameSeq.n++
+	n := nameSeq.n
+	nameSeq.Unlock()
+	r := store.NewRun{
+		Name: fmt.Sprintf("r%06d%d", n, time.Now().UnixNano()%1000000), Project: "demo", Domain: "development", Task: "echo",
+		Version: "v1", Caller: store.Caller{Subject: "alice", Name: "Alice", Email: "a@example.com", Groups: []string{"admins"}},
+		Priority: 3, Inputs: json.RawMessage(`{"message":"hi"}`), CreatedAt: t0,
+	}
+	if mod != nil {
+		mod(&r)
+	}
+	return r
+}
+
+func create(t *testing.T, s store.Store, runs ...store.NewRun) []store.CreateResult {
+	t.Helper()
+	res, err := s.CreateRuns(context.Background(), runs)
+	require.NoError(t, err)
+	require.Len(t, res, len(runs))
+	return res
+}
+
+func apply(t *testing.T, s store.Store, tr store.Transition) store.TransitionResult {
+	t.Helper()
+	res, err := s.Transition(context.Background(), []store.Transition{tr})
+	require.NoError(t, err)
+	return res[0]
+}
+
+func get(t *testing.T, s store.Store, name string) *store.StoredRun {
+	t.Helper()
+	r, err := s.GetRun(context.Background(), name)
+	require.NoError(t, err)
+	return r
+}
+
+func phases(evs []tasks.Event) []tasks.Phase {
+	out := make([]tasks.Phase, len(evs))
+	for i, e := range evs {
+		out[i] = e.Phase
+	}
+	return out
+}
+
+func testCreateAndGet(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	a := newRun(func(r *store.NewRun) {
+		r.Webhook = "https://example.com/hook"
+		r.WebhookEvents = []string{"start", "completed"}
+	})
+	b := newRun(nil)
+	res := create(t, s, a, b)
+	require.True(t, res[0].Created)
+	require.True(t, res[1].Created)
+	require.Less(t, res[0].Seq, res[1].Seq)
+
+	got := get(t, s, a.Name)
+	require.Equal(t, a.Name, got.Name)
+	require.Equal(t, tasks.PhaseQueued, got.Phase)
+	require.Equal(t, "alice", got.Owner)
+	require.Equal(t, a.Caller, got.Caller)
+	require.JSONEq(t, `{"message":"hi"}`, string(got.Inputs))
+	require.Equal(t, 3, got.Priority)
+	require.Equal(t, 0, got.Attempt)
+	require.Equal(t, t0, got.CreatedAt)
+	require.Equal(t, a.Webhook, got.Webhook)
+	require.Equal(t, a.WebhookEvents, got.WebhookEvents)
+	require.Nil(t, got.StartedAt)
+	require.Equal(t, int64(1), got.EventSeq)
+
+	evs, err := s.Events(ctx, a.Name, 0)
+	require.NoError(t, err)
+	require.Equal(t, []tasks.Event{{Seq: 1, Run: a.Name, Phase: tasks.PhaseQueued, At: t0}}, evs)
+
+	_, err = s.GetRun(ctx, "nope")
+	require.ErrorIs(t, err, store.ErrNotFound)
+}
+
+func testIdempotency(t *testing.T, s store.Store) {
+	keyed := func(key, hash string) store.NewRun {
+		return newRun(func(r *store.NewRun) { r.IdempotencyKey, r.RequestHash = key, hash })
+	}
+	first := keyed("k1", "h1")
+	res := create(t, s, first)
+	require.True(t, res[0].Created)
+
+	// Same key and body later, a conflicting body, duplicates within one
+	// batch, and the same key under another subject.
+	other := keyed("k1", "h1")
+	other.Caller.Subject = "bob"
+	res = create(t, s, keyed("k1", "h1"), keyed("k1", "h2"), keyed("k2", "x"), keyed("k2", "x"), keyed("k3", "a"), keyed("k3", "b"), other)
+	require.Equal(t, store.CreateResult{Name: first.Name}, res[0])
+	require.Equal(t, first.Name, res[1].Name)
+	require.ErrorIs(t, res[1].Err, store.ErrIdempotencyConflict)
+	require.True(t, res[2].Created)
+	require.Equal(t, store.CreateResult{Name: res[2].Name}, res[3])
+	require.True(t, res[4].Created)
+	require.ErrorIs(t, res[5].Err, store.ErrIdempotencyConflict)
+	require.True(t, res[6].Created, "keys are scoped per subject")
+
+	runs, err := s.ListRuns(context.Background(), store.RunFilter{Limit: 100})
+	require.NoError(t, err)
+	require.Len(t, runs, 4)
+}
+
+func testIdempotencyConcurrent(t *testing.T, s store.Store) {
+	var wg sync.WaitGroup
+	names := make([]string, 8)
+	created := make([]bool, 8)
+	for i := range names {
+		wg.Go(func() {
+			res, err := s.CreateRuns(context.Background(), []store.NewRun{newRun(func(r *store.NewRun) {
+				r.IdempotencyKey, r.RequestHash = "same", "h"
+			})})
+			require.NoError(t, err)
+			names[i], created[i] = res[0].Name, res[0].Created
+		})
+	}
+	wg.Wait()
+	n := 0
+	for i := range names {
+		require.Equal(t, names[0], names[i])
+		if created[i] {
+			n++
+		}
+	}
+	require.Equal(t, 1, n)
+}
+
+func testLifecycle(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	r := newRun(nil)
+	create(t, s, r)
+	at := t0.Add(time.Second)
+	res := apply(t, s, store.Transition{Run: r.Name, From: []tasks.Phase{tasks.PhaseQueued}, To: tasks.PhaseWaitingForResources, At: at, WaitReason: "no A100 free"})
+	require.True(t, res.Applied)
+	require.Equal(t, "no A100 free", res.Run.WaitReason)
+	require.Equal(t, int64(2), res.Event.Seq)
+
+	res = apply(t, s, store.Transition{Run: r.Name, To: tasks.PhaseInitializing, At: at.Add(time.Second),
+		Bind: &store.Binding{Node: "n1", Devices: []string{"0", "1"}}})
+	require.True(t, res.Applied)
+	require.Equal(t, 1, res.Run.Attempt)
+	require.Equal(t, "n1", res.Run.Node)
+	require.Equal(t, []string{"0", "1"}, res.Run.Devices)
+	require.Empty(t, res.Run.WaitReason)
+
+	res = apply(t, s, store.Transition{Run: r.Name, From: []tasks.Phase{tasks.PhaseInitializing}, Attempt: 1, To: tasks.PhaseRunning, At: at.Add(2 * time.Second)})
+	require.True(t, res.Applied)
+	require.Equal(t, at.Add(2*time.Second), *res.Run.StartedAt)
+
+	res = apply(t, s, store.Transition{Run: r.Name, From: []tasks.Phase{tasks.PhaseRunning}, Attempt: 1, To: tasks.PhaseSucceeded,
+		At: at.Add(3 * time.Second), Outputs: json.RawMessage(`{"ok":true}`)})
+	require.True(t, res.Applied)
+	require.Equal(t, tasks.Event{Seq: 5, Run: r.Name, Phase: tasks.PhaseSucceeded, At: at.Add(3 * time.Second)}, res.Event)
+
+	got := get(t, s, r.Name)
+	require.Equal(t, tasks.PhaseSucceeded, got.Phase)
+	require.JSONEq(t, `{"ok":true}`, string(got.Outputs))
+	require.Equal(t, at.Add(3*time.Second), *got.FinishedAt)
+	require.Len(t, got.Attempts, 1)
+	a := got.Attempts[0]
+	require.Equal(t, 1, a.Number)
+	require.Equal(t, "n1", a.Node)
+	require.Equal(t, tasks.PhaseSucceeded, a.Phase)
+	require.Equal(t, at.Add(time.Second), *a.StartedAt)
+	require.Equal(t, at.Add(3*time.Second), *a.FinishedAt)
+
+	evs, err := s.Events(ctx, r.Name, 2)
+	require.NoError(t, err)
+	require.Equal(t, []tasks.Phase{tasks.PhaseInitializing, tasks.PhaseRunning, tasks.PhaseSucceeded}, phases(evs))
+
+	// A terminal run never changes, whatever From says.
+	res = apply(t, s, store.Transition{Run: r.Name, To: tasks.PhaseQueued, At: at})
+	require.False(t, res.Applied)
+	_, err = s.Transition(ctx, []store.Transition{{Run: r.Name, From: []tasks.Phase{tasks.PhaseSucceeded}, To: tasks.PhaseFailed}})
+	require.Error(t, err)
+}
+
+func testConditionalTransitions(t *testing.T, s store.Store) {
+	r := newRun(nil)
+	create(t, s, r)
+	apply(t, s, store.Transition{Run: r.Name, To: tasks.PhaseInitializing, At: t0, Bind: &store.Binding{Node: "n1"}})
+	apply(t, s, store.Transition{Run: r.Name, Attempt: 1, To: tasks.PhaseRunning, At: t0})
+
+	tests := []struct {
+		name string
+		tr   store.Transition
+	}{
+		{"wrong attempt", store.Transition{Run: r.Name, Attempt: 2, To: tasks.PhaseSucceeded}},
+		{"wrong phase", store.Transition{Run: r.Name, From: []tasks.Phase{tasks.PhaseQueued}, To: tasks.PhaseSucceeded}},
+		{"wrong node", store.Transition{Run: r.Name, Node: "n2", To: tasks.PhaseQueued}},
+		{"unknown run", store.Transition{Run: "missing", To: tasks.PhaseSucceeded}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.tr.At = t0
+			require.False(t, apply(t, s, tc.tr).Applied)
+		})
+	}
+
+	// Two finishers race in one batch: only the first wins.
+	res, err := s.Transition(context.Background(), []store.Transition{
+		{Run: r.Name, Attempt: 1, From: []tasks.Phase{tasks.PhaseRunning}, To: tasks.PhaseSucceeded, At: t0, Outputs: json.RawMessage(`1`)},
+		{Run: r.Name, Attempt: 1, From: []tasks.Phase{tasks.PhaseRunning}, To: tasks.PhaseSucceeded, At: t0, Outputs: json.RawMessage(`2`)},
+	})
+	require.NoError(t, err)
+	require.True(t, res[0].Applied)
+	require.False(t, res[1].Applied)
+	require.Equal(t, json.RawMessage(`1`), get(t, s, r.Name).Outputs)
+}
+
+func testRetryAttempts(t *testing.T, s store.Store) {
+	r := newRun(nil)
+	create(t, s, r)
+	apply(t, s, store.Transition{Run: r.Name, To: tasks.PhaseInitializing, At: t0, Bind: &store.Binding{Node: "n1"}})
+	apply(t, s, store.Transition{Run: r.Name, Attempt: 1, To: tasks.PhaseRunning, At: t0})
+	res := apply(t, s, store.Transition{Run: r.Name, Attempt: 1, To: tasks.PhaseQueued, At: t0.Add(time.Second),
+		AttemptPhase: tasks.PhaseFailed, AttemptError: "boom", CountFailure: true, NotBefore: t0.Add(3 * time.Second)})
+	require.True(t, res.Applied)
+	require.Equal(t, 1, res.Run.Failures)
+	require.Equal(t, t0.Add(3*time.Second), res.Run.NotBefore)
+	require.Empty(t, res.Run.Node)
+	require.Equal(t, "boom", res.Event.Error)
+
+	apply(t, s, store.Transition{Run: r.Name, To: tasks.PhaseInitializing, At: t0.Add(4 * time.Second), Bind: &store.Binding{Node: "n2", Devices: []string{"3"}}})
+	res = apply(t, s, store.Transition{Run: r.Name, Attempt: 2, To: tasks.PhaseTimedOut, At: t0.Add(5 * time.Second), Error: "attempt 2 timed out after 1s"})
+	require.True(t, res.Applied)
+
+	got := get(t, s, r.Name)
+	require.Equal(t, tasks.PhaseTimedOut, got.Phase)
+	require.Equal(t, "attempt 2 timed out after 1s", got.Error)
+	require.Equal(t, 2, got.Attempt)
+	require.Len(t, got.Attempts, 2)
+	require.Equal(t, tasks.Attempt{Number: 1, Node: "n1", Phase: tasks.PhaseFailed, Error: "boom",
+		StartedAt: &t0, FinishedAt: ptr(t0.Add(time.Second))}, got.Attempts[0])
+	require.Equal(t, tasks.Attempt{Number: 2, Node: "n2", Devices: []string{"3"}, Phase: tasks.PhaseTimedOut,
+		Error: "attempt 2 timed out after 1s", StartedAt: ptr(t0.Add(4 * time.Second)), FinishedAt: ptr(t0.Add(5 * time.Second))}, got.Attempts[1])
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func testWaitReasonRefresh(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	r := newRun(nil)
+	create(t, s, r)
+	w := []tasks.Phase{tasks.PhaseQueued, tasks.PhaseWaitingForResources}
+	require.True(t, apply(t, s, store.Transition{Run: r.Name, From: w, To: tasks.PhaseWaitingForResources, At: t0, WaitReason: "a"}).Applied)
+	res := apply(t, s, store.Transition{Run: r.Name, From: w, To: tasks.PhaseWaitingForResources, At: t0, WaitReason: "b"})
+	require.True(t, res.Applied)
+	require.Zero(t, res.Event.Seq, "a refresh records no event")
+	require.Equal(t, "b", get(t, s, r.Name).WaitReason)
+	evs, err := s.Events(ctx, r.Name, 0)
+	require.NoError(t, err)
+	require.Equal(t, []tasks.Phase{tasks.PhaseQueued, tasks.PhaseWaitingForResources}, phases(evs))
+}
+
+func testAbort(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	queued, running := newRun(nil), newRun(nil)
+	create(t, s, queued, running)
+	apply(t, s, store.Transition{Run: running.Name, To: tasks.PhaseInitializing, At: t0, Bind: &store.Binding{Node: "n1"}})
+
+	res, err := s.RequestAbort(ctx, queued.Name, "changed my mind", t0)
+	require.NoError(t, err)
+	require.True(t, res.Terminal)
+	require.Equal(t, tasks.PhaseAborted, res.Run.Phase)
+	require.Equal(t, "changed my mind", res.Run.AbortReason)
+	require.Equal(t, tasks.PhaseAborted, res.Event.Phase)
+
+	res, err = s.RequestAbort(ctx, running.Name, "", t0)
+	require.NoError(t, err)
+	require.False(t, res.Terminal)
+	got := get(t, s, running.Name)
+	require.True(t, got.AbortRequested)
+	require.Equal(t, tasks.PhaseInitializing, got.Phase)
+
+	_, err = s.RequestAbort(ctx, queued.Name, "", t0)
+	require.ErrorIs(t, err, store.ErrAlreadyDone)
+	_, err = s.RequestAbort(ctx, "missing", "", t0)
+	require.ErrorIs(t, err, store.ErrNotFound)
+}
+
+func testListRuns(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	var all []store.NewRun
+	for i := range 7 {
+		all = append(all, newRun(func(r *store.NewRun) {
+			if i%2 == 1 {
+				r.Caller.Subject = "bob"
+			}
+			if i == 6 {
+				r.Task = "sleep"
+			}
+		}))
+	}
+	create(t, s, all...)
+	apply(t, s, store.Transition{Run: all[0].Name, To: tasks.PhaseAborted, At: t0})
+
+	// Pages of two, newest first, for alice (runs 0, 2, 4, 6).
+	var seen []string
+	var before int64
+	for {
+		page, err := s.ListRuns(ctx, store.RunFilter{Owner: "alice", BeforeSeq: before, Limit: 2})
+		require.NoError(t, err)
+		for _, r := range page {
+			seen = append(seen, r.Name)
+			before = r.Seq
+		}
+		if len(page) < 2 {
+			break
+		}
+	}
+	require.Equal(t, []string{all[6].Name, all[4].Name, all[2].Name, all[0].Name}, seen)
+
+	tests := []struct {
+		name string
+		f    store.RunFilter
+		want []string
+	}{
+		{"phase", store.RunFilter{Phases: []tasks.Phase{tasks.PhaseAborted}}, []string{all[0].Name}},
+		{"task", store.RunFilter{Task: "demo/development/sleep"}, []string{all[6].Name}},
+		{"owner and phase", store.RunFilter{Owner: "bob", Phases: []tasks.Phase{tasks.PhaseQueued, tasks.PhaseRunning}}, []string{all[5].Name, all[3].Name, all[1].Name}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			runs, err := s.ListRuns(ctx, tc.f)
+			require.NoError(t, err)
+			var names []string
+			for _, r := range runs {
+				names = append(names, r.Name)
+			}
+			require.Equal(t, tc.want, names)
+		})
+	}
+	_, err := s.ListRuns(ctx, store.RunFilter{Task: "bad"})
+	require.Error(t, err)
+}
+
+func testActiveAndQueued(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	a, b, c, d := newRun(nil), newRun(nil), newRun(nil), newRun(nil)
+	res := create(t, s, a, b, c, d)
+	apply(t, s, store.Transition{Run: b.Name, To: tasks.PhaseInitializing, At: t0, Bind: &store.Binding{Node: "n1"}})
+	apply(t, s, store.Transition{Run: c.Name, To: tasks.PhaseFailed, At: t0})
+
+	active, err := s.ActiveRuns(ctx, "")
+	require.NoError(t, err)
+	require.Len(t, active, 3)
+	onNode, err := s.ActiveRuns(ctx, "n1")
+	require.NoError(t, err)
+	require.Len(t, onNode, 1)
+	require.Equal(t, b.Name, onNode[0].Name)
+
+	q, err := s.QueuedRunsAfter(ctx, res[0].Seq, 10)
+	require.NoError(t, err)
+	require.Len(t, q, 1)
+	require.Equal(t, d.Name, q[0].Name)
+}
+
+func testLogs(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	r := newRun(nil)
+	create(t, s, r)
+	lines := []store.LogLine{
+		{Run: r.Name, Attempt: 1, At: t0, Level: "INFO", Message: "one", Attrs: json.RawMessage(`{"k":1}`)},
+		{Run: r.Name, Attempt: 1, At: t0.Add(time.Millisecond), Level: "WARN", Message: "two"},
+	}
+	require.NoError(t, s.AppendLogs(ctx, lines))
+	got, err := s.Logs(ctx, r.Name)
+	require.NoError(t, err)
+	require.Equal(t, lines, got)
+}
+
+func testNodes(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	require.ErrorIs(t, s.Heartbeat(ctx, "n1", t0), store.ErrNotFound)
+	n := store.Node{ID: "n1", Inventory: json.RawMessage(`{"gpus":4}`), Heartbeat: t0, StartedAt: t0}
+	require.NoError(t, s.UpsertNode(ctx, n))
+	require.NoError(t, s.Heartbeat(ctx, "n1", t0.Add(time.Second)))
+	nodes, err := s.Nodes(ctx)
+	require.NoError(t, err)
+	require.Len(t, nodes, 1)
+	require.Equal(t, t0.Add(time.Second), nodes[0].Heartbeat)
+	require.JSONEq(t, `{"gpus":4}`, string(nodes[0].Inventory))
+	require.NoError(t, s.DeleteNode(ctx, "n1"))
+	nodes, err = s.Nodes(ctx)
+	require.NoError(t, err)
+	require.Empty(t, nodes)
+}
+
+func testLease(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	ok, err := s.AcquireLease(ctx, "scheduler", "a", 300*time.Millisecond)
+	require.NoError(t, err)
+	require.True(t, ok)
+	ok, err = s.AcquireLease(ctx, "scheduler", "b", time.Second)
+	require.NoError(t, err)
+	require.False(t, ok, "held by a")
+	ok, err = s.AcquireLease(ctx, "scheduler", "a", 300*time.Millisecond)
+	require.NoError(t, err)
+	require.True(t, ok, "a renews")
+	ok, err = s.AcquireLease(ctx, "other", "b", time.Second)
+	require.NoError(t, err)
+	require.True(t, ok, "leases are independent")
+
+	require.Eventually(t, func() bool {
+		ok, err := s.AcquireLease(ctx, "scheduler", "b", time.Second)
+		return err == nil && ok
+	}, 3*time.Second, 50*time.Millisecond, "b takes over once a's lease expires")
+
+	require.NoError(t, s.ReleaseLease(ctx, "scheduler", "a"), "releasing a lease one does not hold is a no-op")
+	ok, err = s.AcquireLease(ctx, "scheduler", "a", time.Second)
+	require.NoError(t, err)
+	require.False(t, ok)
+	require.NoError(t, s.ReleaseLease(ctx, "scheduler", "b"))
+	ok, err = s.AcquireLease(ctx, "scheduler", "a", time.Second)
+	require.NoError(t, err)
+	require.True(t, ok)
+}
+
+func testWebhookOutbox(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	r := newRun(func(r *store.NewRun) {
+		r.Webhook = "https://example.com/hook"
+		r.WebhookEvents = []string{store.WebhookStart, store.WebhookCompleted}
+	})
+	quiet := newRun(func(r *store.NewRun) { r.Webhook = "https://example.com/quiet" })
+	create(t, s, r, quiet)
+	for _, name := range []string{r.Name, quiet.Name} {
+		apply(t, s, store.Transition{Run: name, To: tasks.PhaseInitializing, At: t0, Bind: &store.Binding{Node: "n1"}})
+		apply(t, s, store.Transition{Run: name, Attempt: 1, To: tasks.PhaseRunning, At: t0.Add(time.Second)})
+		apply(t, s, store.Transition{Run: name, Attempt: 1, To: tasks.PhaseSucceeded, At: t0.Add(2 * time.Second), Outputs: json.RawMessage(`{}`)})
+	}
+
+	ds, err := s.ListDeliveries(ctx, r.Name)
+	require.NoError(t, err)
+	require.Len(t, ds, 2)
+	require.Equal(t, store.WebhookStart, ds[0].Event)
+	require.Equal(t, store.WebhookCompleted, ds[1].Event)
+	var payload tasks.Run
+	require.NoError(t, json.Unmarshal(ds[1].Payload, &payload))
+	require.Equal(t, tasks.PhaseSucceeded, payload.Phase)
+	qs, err := s.ListDeliveries(ctx, quiet.Name)
+	require.NoError(t, err)
+	require.Len(t, qs, 1, "default filter is completed only")
+
+	manual, err := s.EnqueueDelivery(ctx, store.NewDelivery{Run: r.Name, URL: "https://example.com/x", Event: store.WebhookCompleted,
+		Payload: json.RawMessage(`{}`), CreatedAt: t0.Add(time.Hour)})
+	require.NoError(t, err)
+	require.NotEmpty(t, manual.ID)
+
+	now := t0.Add(10 * time.Second)
+	claimed, err := s.ClaimDueDeliveries(ctx, now, 10)
+	require.NoError(t, err)
+	require.Len(t, claimed, 3, "the manual one is not due yet")
+	again, err := s.ClaimDueDeliveries(ctx, now, 10)
+	require.NoError(t, err)
+	require.Empty(t, again, "claimed deliveries are invisible for ClaimTTL")
+
+	id := ds[1].ID
+	require.NoError(t, s.RecordDeliveryAttempt(ctx, id, store.DeliveryAttempt{At: now, StatusCode: 500, NextAttemptAt: now.Add(time.Second)}))
+	due, err := s.ClaimDueDeliveries(ctx, now.Add(2*time.Second), 10)
+	require.NoError(t, err)
+	require.Len(t, due, 1)
+	require.Equal(t, id, due[0].ID)
+	require.NoError(t, s.RecordDeliveryAttempt(ctx, id, store.DeliveryAttempt{At: now.Add(2 * time.Second), StatusCode: 204, Done: true}))
+	require.ErrorIs(t, s.RecordDeliveryAttempt(ctx, "missing", store.DeliveryAttempt{At: now}), store.ErrNotFound)
+
+	ds, err = s.ListDeliveries(ctx, r.Name)
+	require.NoError(t, err)
+	require.Equal(t, store.DeliveryDelivered, ds[1].State)
+	require.Equal(t, []store.DeliveryAttempt{
+		{At: now, StatusCode: 500},
+		{At: now.Add(2 * time.Second), StatusCode: 204, Done: true},
+	}, ds[1].Attempts)
+	late, err := s.ClaimDueDeliveries(ctx, now.Add(time.Hour*2), 10)
+	require.NoError(t, err)
+	require.Len(t, late, 3, "delivered ones never come back; expired claims do")
+}
+
+func testPurge(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	old, recent, active := newRun(nil), newRun(nil), newRun(nil)
+	create(t, s, old, recent, active)
+	apply(t, s, store.Transition{Run: old.Name, To: tasks.PhaseSucceeded, At: t0, Outputs: json.RawMessage(`{"x":1}`)})
+	apply(t, s, store.Transition{Run: recent.Name, To: tasks.PhaseSucceeded, At: t0.Add(time.Hour), Outputs: json.RawMessage(`{"x":2}`)})
+	require.NoError(t, s.AppendLogs(ctx, []store.LogLine{{Run: old.Name, At: t0, Level: "INFO", Message: "m"}}))
+
+	n, err := s.PurgeRuns(ctx, t0.Add(time.Minute))
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	got := get(t, s, old.Name)
+	require.True(t, got.Purged)
+	require.Nil(t, got.Inputs)
+	require.Nil(t, got.Outputs)
+	require.Equal(t, tasks.PhaseSucceeded, got.Phase, "the record stays")
+	logs, err := s.Logs(ctx, old.Name)
+	require.NoError(t, err)
+	require.Empty(t, logs)
+	require.NotNil(t, get(t, s, recent.Name).Outputs)
+	require.NotNil(t, get(t, s, active.Name).Inputs)
+
+	n, err = s.PurgeRuns(ctx, t0.Add(time.Minute))
+	require.NoError(t, err)
+	require.Zero(t, n)
+}
+
+func testListen(t *testing.T, s store.Store) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch := s.Listen(ctx)
+	r := newRun(nil)
+	create(t, s, r)
+	apply(t, s, store.Transition{Run: r.Name, To: tasks.PhaseInitializing, At: t0, Bind: &store.Binding{Node: "n7"}})
+	_, err := s.RequestAbort(ctx, r.Name, "stop", t0)
+	require.NoError(t, err)
+
+	want := []store.Notification{
+		{Kind: store.NotifySubmitted},
+		{Kind: store.NotifyEvent, Run: r.Name, Seq: 2, Phase: tasks.PhaseInitializing},
+		{Kind: store.NotifyAbort, Run: r.Name, Node: "n7"},
+	}
+	var got []store.Notification
+	timeout := time.After(5 * time.Second)
+	for len(got) < len(want) {
+		select {
+		case n := <-ch:
+			got = append(got, n)
+		case <-timeout:
+			t.Fatalf("got %v, want %v", got, want)
+		}
+	}
+	require.Equal(t, want, got)
+	cancel()
+	require.Eventually(t, func() bool {
+		_, open := <-ch
+		return !open
+	}, time.Second, 10*time.Millisecond)
+}
