@@ -332,7 +332,8 @@ type NotificationKind string
 
 // Notification kinds.
 const (
-	// NotifyEvent: a run recorded an event (Run, Seq, Phase set).
+	// NotifyEvent: a run recorded an event (Run, Seq, Phase set, and Node
+	// when the run is bound to one).
 	NotifyEvent NotificationKind = "event"
 	// NotifySubmitted: new runs were queued.
 	NotifySubmitted NotificationKind = "submitted"
@@ -350,4 +351,7 @@ type Notification struct {
 	Seq   int64            `json:"s,omitempty"`
 	Phase tasks.Phase      `json:"p,omitempty"`
 	Node  string           `json:"n,omitempty"`
+	// Local is set when the change was committed through the Store value
+	// that delivers the notification (this process), not another process.
+	Local bool `json:"-"`
 }

@@ -50,6 +50,8 @@ type Store struct {
 	*sqlstore.Store
 	pool    *pgxpool.Pool
 	channel string
+	// origin tells this Store's notifications from other processes'.
+	origin string
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 }
@@ -89,6 +91,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		pc.ConnConfig.RuntimeParams["search_path"] = cfg.Schema
 		channel += "_" + cfg.Schema
 	}
+	origin := sqlstore.NewID("")
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
@@ -101,7 +104,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		MigrationLock: `SELECT pg_advisory_xact_lock(7423115)`,
 		MaxParams:     65000,
 		Notify: func(ctx context.Context, tx sqlstore.Tx, ns []store.Notification) error {
-			return notify(ctx, tx, channel, ns)
+			return notify(ctx, tx, channel, origin, ns)
 		},
 	}
 	sub, err := fs.Sub(migrations, "migrations")
@@ -113,7 +116,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: migrate: %w", err)
 	}
-	s := &Store{Store: sqlstore.New(db, d), pool: pool, channel: channel}
+	s := &Store{Store: sqlstore.New(db, d), pool: pool, channel: channel, origin: origin}
 	lctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	ready := make(chan error, 1)
@@ -142,16 +145,22 @@ func (s *Store) Close() error {
 	return s.Store.Close()
 }
 
-// notify sends ns as JSON arrays, each under notifyLimit bytes.
-func notify(ctx context.Context, tx sqlstore.Tx, channel string, ns []store.Notification) error {
-	var batch []json.RawMessage
-	size := 2
+// payload is what one pg_notify carries.
+type payload struct {
+	Origin string               `json:"o"`
+	Notes  []store.Notification `json:"n"`
+}
+
+// notify sends ns in payloads under notifyLimit bytes each.
+func notify(ctx context.Context, tx sqlstore.Tx, channel, origin string, ns []store.Notification) error {
+	var batch []store.Notification
+	size := 64
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
 		}
-		b, _ := json.Marshal(batch)
-		batch, size = batch[:0], 2
+		b, _ := json.Marshal(payload{Origin: origin, Notes: batch})
+		batch, size = batch[:0], 64
 		_, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, channel, string(b))
 		return err
 	}
@@ -165,7 +174,7 @@ func notify(ctx context.Context, tx sqlstore.Tx, channel string, ns []store.Noti
 				return err
 			}
 		}
-		batch = append(batch, b)
+		batch = append(batch, n)
 		size += len(b) + 1
 	}
 	return flush()
@@ -216,11 +225,16 @@ func (s *Store) listenOnce(ctx context.Context, cc *pgx.ConnConfig, up func()) e
 		if err != nil {
 			return err
 		}
-		var ns []store.Notification
-		if err := json.Unmarshal([]byte(n.Payload), &ns); err != nil {
+		var p payload
+		if err := json.Unmarshal([]byte(n.Payload), &p); err != nil {
 			continue // not ours
 		}
-		s.Publish(ns)
+		if p.Origin == s.origin {
+			for i := range p.Notes {
+				p.Notes[i].Local = true
+			}
+		}
+		s.Publish(p.Notes)
 	}
 }
 

@@ -583,9 +583,9 @@ func testListen(t *testing.T, s store.Store) {
 	require.NoError(t, err)
 
 	want := []store.Notification{
-		{Kind: store.NotifySubmitted},
-		{Kind: store.NotifyEvent, Run: r.Name, Seq: 2, Phase: tasks.PhaseInitializing},
-		{Kind: store.NotifyAbort, Run: r.Name, Node: "n7"},
+		{Kind: store.NotifySubmitted, Local: true},
+		{Kind: store.NotifyEvent, Run: r.Name, Seq: 2, Phase: tasks.PhaseInitializing, Node: "n7", Local: true},
+		{Kind: store.NotifyAbort, Run: r.Name, Node: "n7", Local: true},
 	}
 	var got []store.Notification
 	timeout := time.After(5 * time.Second)

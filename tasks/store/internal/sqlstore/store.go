@@ -82,6 +82,9 @@ func (s *Store) withTx(ctx context.Context, fn func(tx Tx, notes *[]store.Notifi
 		return fmt.Errorf("commit: %w", err)
 	}
 	if s.d.Notify == nil {
+		for i := range notes {
+			notes[i].Local = true
+		}
 		s.hub.publish(notes)
 	}
 	return nil
@@ -267,7 +270,7 @@ func (s *Store) Transition(ctx context.Context, ts []store.Transition) ([]store.
 			}
 			res[i] = r
 			if r.Applied && r.Event.Seq > 0 {
-				*notes = append(*notes, store.Notification{Kind: store.NotifyEvent, Run: r.Event.Run, Seq: r.Event.Seq, Phase: r.Event.Phase})
+				*notes = append(*notes, store.Notification{Kind: store.NotifyEvent, Run: r.Event.Run, Seq: r.Event.Seq, Phase: r.Event.Phase, Node: r.Run.Node})
 			}
 		}
 		return nil
@@ -470,7 +473,7 @@ func (s *Store) RequestAbort(ctx context.Context, name, reason string, at time.T
 				return err
 			}
 			res = store.AbortResult{Run: r.Run, Terminal: true, Event: r.Event}
-			*notes = append(*notes, store.Notification{Kind: store.NotifyEvent, Run: name, Seq: r.Event.Seq, Phase: r.Event.Phase})
+			*notes = append(*notes, store.Notification{Kind: store.NotifyEvent, Run: name, Seq: r.Event.Seq, Phase: r.Event.Phase, Node: r.Run.Node})
 		case tasks.PhaseInitializing, tasks.PhaseRunning:
 			if _, err := tx.Exec(ctx, `UPDATE runs SET abort_requested = 1, abort_reason = $1 WHERE name = $2`,
 				nonEmpty(reason, "aborted"), name); err != nil {
