@@ -1,0 +1,139 @@
+package scheduler
+
+import (
+	"cmp"
+	"maps"
+	"slices"
+)
+
+// Position reports where a waiting run stands: its 1-based place in the
+// queue and the reason the last round gave. The queue is kept sorted, so
+// this is a binary search, not a scan. ok is false for a run that is bound
+// or unknown.
+func (s *Scheduler) Position(runID string) (pos int, reason string, ok bool) {
+	r := s.runs[runID]
+	if r == nil || r.binding != nil {
+		return 0, "", false
+	}
+	i, found := s.queueIndex(r)
+	if !found {
+		return 0, "", false
+	}
+	return i + 1, r.reasonText(), true
+}
+
+func (r *runState) reasonText() string {
+	if r.reason == "" {
+		return reasonNextRound
+	}
+	return r.reason
+}
+
+// BindingOf returns the binding of a bound run.
+func (s *Scheduler) BindingOf(runID string) (Binding, bool) {
+	r := s.runs[runID]
+	if r == nil || r.binding == nil {
+		return Binding{}, false
+	}
+	b := r.binding
+	out := Binding{RunID: runID, NodeID: b.node.node.ID, Option: b.option}
+	for _, i := range b.devs {
+		out.Devices = append(out.Devices, b.node.devs[i].Device)
+	}
+	return out, true
+}
+
+// Waiting lists the waiting runs in queue order.
+func (s *Scheduler) Waiting() []WaitInfo {
+	out := make([]WaitInfo, len(s.queue))
+	for i, r := range s.queue {
+		out[i] = WaitInfo{
+			RunID:    r.run.ID,
+			Project:  r.run.Project,
+			Priority: r.run.Priority,
+			Position: i + 1,
+			Reason:   r.reasonText(),
+		}
+		if r.reservedNode != nil {
+			out[i].ReservedNode = r.reservedNode.node.ID
+		}
+	}
+	return out
+}
+
+// Snapshot lists every node with its free resources and who holds what,
+// sorted by node ID.
+func (s *Scheduler) Snapshot() []NodeInfo {
+	ids := slices.Sorted(maps.Keys(s.nodes))
+	out := make([]NodeInfo, 0, len(ids))
+	for _, id := range ids {
+		n := s.nodes[id]
+		info := NodeInfo{
+			ID:              id,
+			Labels:          maps.Clone(n.node.Labels),
+			Healthy:         n.node.Healthy,
+			MilliCPU:        n.node.MilliCPU,
+			FreeMilliCPU:    n.freeCPU,
+			MemoryBytes:     n.node.MemoryBytes,
+			FreeMemoryBytes: n.freeMem,
+			Runs:            slices.Sorted(maps.Keys(n.bound)),
+		}
+		if n.reservedBy != nil {
+			info.ReservedFor = n.reservedBy.run.ID
+		}
+		for _, d := range n.devs {
+			info.Devices = append(info.Devices, DeviceInfo{Device: d.Device, RunID: d.runID})
+			if d.Healthy && d.runID == "" {
+				if info.Free == nil {
+					info.Free = make(map[string]int)
+				}
+				info.Free[poolKey{typ: d.Type, mig: d.MIG}.String()]++
+			}
+		}
+		out = append(out, info)
+	}
+	return out
+}
+
+// QueueSummary counts waiting and bound runs by project and by reason.
+func (s *Scheduler) QueueSummary() QueueSummary {
+	sum := QueueSummary{Waiting: len(s.queue), Bound: len(s.runs) - len(s.queue)}
+	for _, n := range s.reserved {
+		if n.reservedBy != nil {
+			sum.Reserved++
+		}
+	}
+	projects := make(map[string]*ProjectSummary)
+	project := func(name string) *ProjectSummary {
+		p := projects[name]
+		if p == nil {
+			p = &ProjectSummary{Project: name, GPUQuota: s.cfg.ProjectGPUQuota[name]}
+			projects[name] = p
+		}
+		return p
+	}
+	reasons := make(map[string]int)
+	for _, r := range s.runs {
+		p := project(r.run.Project)
+		if r.binding != nil {
+			p.Bound++
+			p.GPUsInUse += r.binding.gpus
+			continue
+		}
+		p.Waiting++
+		reasons[r.reasonText()]++
+	}
+	for _, name := range slices.Sorted(maps.Keys(projects)) {
+		sum.Projects = append(sum.Projects, *projects[name])
+	}
+	for reason, n := range reasons {
+		sum.Reasons = append(sum.Reasons, ReasonCount{Reason: reason, Runs: n})
+	}
+	slices.SortFunc(sum.Reasons, func(a, b ReasonCount) int {
+		if c := cmp.Compare(b.Runs, a.Runs); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Reason, b.Reason)
+	})
+	return sum
+}
