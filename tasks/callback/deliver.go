@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -167,6 +168,13 @@ func (d *Deliverer) deliver(ctx context.Context, msg Message, now time.Time) Res
 
 	resp, err := d.cfg.Client.Do(req)
 	if err != nil {
+		// *url.Error quotes the whole URL, whose query may hold the
+		// receiver's token; the error is logged and shown on the run, so
+		// keep only what went wrong.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return Result{Err: err, Permanent: errors.Is(err, ErrForbiddenAddress)}
 	}
 	// Read a bounded prefix so that the connection can be reused, then drop

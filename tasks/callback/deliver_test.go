@@ -261,9 +261,13 @@ func TestDeliverTimeout(t *testing.T) {
 	defer slow.Close()
 	defer close(release)
 	d := newDeliverer(t, callback.Config{Timeout: 100 * time.Millisecond})
-	res := d.Deliver(context.Background(), testMessage(t, slow.URL))
+	res := d.Deliver(context.Background(), testMessage(t, slow.URL+"/hook?token=s3cret"))
 	if res.Delivered() || res.Permanent || res.StatusCode != 0 || res.Err == nil {
 		t.Fatalf("result = %+v, want a retryable transport error", res)
+	}
+	// The error is stored on the run and logged: no URL, so no token.
+	if strings.Contains(res.Err.Error(), "s3cret") || strings.Contains(res.Err.Error(), "/hook") {
+		t.Fatalf("error %q quotes the URL", res.Err)
 	}
 }
 

@@ -1,0 +1,271 @@
+package callback
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/taskgate/taskgate/tasks/store"
+)
+
+// Outbox is the part of the store the worker needs: store.Store satisfies
+// it. Deliveries are enqueued by the store itself, in the transaction of the
+// phase change that causes them, or with store.Store.EnqueueDelivery.
+type Outbox interface {
+	// ClaimDueDeliveries returns pending deliveries due at now and hides
+	// them from other workers for store.ClaimTTL.
+	ClaimDueDeliveries(ctx context.Context, now time.Time, limit int) ([]store.Delivery, error)
+	// RecordDeliveryAttempt stores one attempt and the delivery's new state
+	// (done, or due again at a.NextAttemptAt). The attempts are what
+	// store.Store.ListDeliveries shows on the run.
+	RecordDeliveryAttempt(ctx context.Context, id string, a store.DeliveryAttempt) error
+}
+
+var _ Outbox = store.Store(nil)
+
+// WorkerConfig configures a Worker. The zero value is the production
+// default.
+type WorkerConfig struct {
+	// Schedule is the retry plan: delays between planned attempts after
+	// the first, measured along the plan from the delivery's creation. Nil
+	// means DefaultSchedule. When the plan is exhausted the delivery fails.
+	Schedule []time.Duration
+	// Jitter is the share of a step added at random to each retry, in
+	// [0, 1]. Zero means DefaultJitter; negative means none.
+	Jitter float64
+	// MaxRetryAfter caps a receiver's Retry-After; zero means
+	// DefaultMaxRetryAfter.
+	MaxRetryAfter time.Duration
+	// Concurrency is how many callbacks are in flight at once; zero means 8.
+	// A delivery is claimed only when a slot is free for it, so each one
+	// starts at once and ends (within the client's timeout) long before
+	// its claim expires.
+	Concurrency int
+	// PollInterval is how often the outbox is polled when Notify is not
+	// called; zero means one second.
+	PollInterval time.Duration
+	// Logger receives a line per failed attempt and per given-up delivery;
+	// URLs are logged without path or query, which may carry tokens. Nil
+	// means slog.Default().
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Rand returns numbers in [0, 1) for jitter; nil means math/rand/v2.
+	Rand func() float64
+}
+
+func (c *WorkerConfig) validate() (plan, error) {
+	if c.Schedule == nil {
+		c.Schedule = DefaultSchedule
+	}
+	switch {
+	case c.Jitter == 0:
+		c.Jitter = DefaultJitter
+	case c.Jitter < 0:
+		c.Jitter = 0
+	}
+	if c.MaxRetryAfter < 0 || c.Concurrency < 0 || c.PollInterval < 0 {
+		return plan{}, errors.New("callback: WorkerConfig durations and Concurrency must not be negative")
+	}
+	if c.MaxRetryAfter == 0 {
+		c.MaxRetryAfter = DefaultMaxRetryAfter
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = 8
+	}
+	if c.PollInterval == 0 {
+		c.PollInterval = time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Rand == nil {
+		c.Rand = rand.Float64
+	}
+	p := plan{schedule: append([]time.Duration(nil), c.Schedule...), jitter: c.Jitter, maxRetryAfter: c.MaxRetryAfter, rand: c.Rand}
+	return p, p.validate()
+}
+
+// Worker drains the outbox: it claims due deliveries, makes one attempt each
+// with a Deliverer, and records the outcome, retrying on the plan until a
+// 2xx, a 410 Gone, a permanent failure, or the end of the plan. Delivery is
+// at least once: a worker that dies between the POST and the record sends
+// the callback again after store.ClaimTTL, with the same webhook-id.
+type Worker struct {
+	d      *Deliverer
+	outbox Outbox
+	cfg    WorkerConfig
+	plan   plan
+	wake   chan struct{}
+}
+
+// NewWorker returns a worker that delivers the outbox's callbacks with d.
+func NewWorker(d *Deliverer, outbox Outbox, cfg WorkerConfig) (*Worker, error) {
+	if d == nil || outbox == nil {
+		return nil, errors.New("callback: NewWorker needs a Deliverer and an Outbox")
+	}
+	p, err := cfg.validate()
+	if err != nil {
+		return nil, err
+	}
+	return &Worker{d: d, outbox: outbox, cfg: cfg, plan: p, wake: make(chan struct{}, 1)}, nil
+}
+
+// Notify wakes the worker to look for due deliveries now rather than at the
+// next poll: call it after enqueueing one (or on a store notification of a
+// run event). It never blocks.
+func (w *Worker) Notify() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run delivers callbacks until ctx is done. Attempts in flight then finish
+// (each is bounded by the client's timeout) and are recorded before Run
+// returns, so a graceful stop loses nothing. It returns nil on shutdown.
+func (w *Worker) Run(ctx context.Context) error {
+	done := make(chan struct{}, w.cfg.Concurrency)
+	inFlight := 0
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	// In-flight attempts outlive ctx: cutting a POST short would only make
+	// the receiver see it again after the claim expires.
+	attemptCtx := context.WithoutCancel(ctx)
+
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		if free := w.cfg.Concurrency - inFlight; free > 0 && ctx.Err() == nil {
+			ds, err := w.outbox.ClaimDueDeliveries(ctx, w.cfg.Now(), free)
+			if err != nil && ctx.Err() == nil {
+				w.cfg.Logger.LogAttrs(ctx, slog.LevelError, "webhook outbox claim", slog.String("error", err.Error()))
+			}
+			for _, dl := range ds {
+				inFlight++
+				wg.Go(func() {
+					w.attempt(attemptCtx, dl)
+					done <- struct{}{}
+				})
+			}
+			if len(ds) == free {
+				// The outbox may hold more due work: look again as soon as
+				// a slot frees, without waiting for the poll.
+				select {
+				case <-done:
+					inFlight--
+					continue
+				case <-ctx.Done():
+					return nil
+				}
+			}
+		}
+		timer.Reset(w.cfg.PollInterval)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-w.wake:
+		case <-done:
+			inFlight--
+		case <-timer.C:
+		}
+	}
+}
+
+// DeliverDue makes one pass: it claims every delivery due now, in batches
+// of Concurrency, attempts each once and records the outcomes. It returns
+// the number of attempts made. Run calls the same machinery in a loop;
+// DeliverDue is for tools and tests that want one synchronous pass.
+func (w *Worker) DeliverDue(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		ds, err := w.outbox.ClaimDueDeliveries(ctx, w.cfg.Now(), w.cfg.Concurrency)
+		if err != nil {
+			return total, err
+		}
+		var wg sync.WaitGroup
+		for _, dl := range ds {
+			wg.Go(func() { w.attempt(ctx, dl) })
+		}
+		wg.Wait()
+		total += len(ds)
+		if len(ds) < w.cfg.Concurrency {
+			return total, nil
+		}
+	}
+}
+
+// recordTimeout bounds the write of one attempt's outcome.
+const recordTimeout = 10 * time.Second
+
+// attempt makes one delivery attempt of dl and records it.
+func (w *Worker) attempt(ctx context.Context, dl store.Delivery) {
+	rec := w.outcome(ctx, dl)
+	rctx, cancel := context.WithTimeout(ctx, recordTimeout)
+	defer cancel()
+	if err := w.outbox.RecordDeliveryAttempt(rctx, dl.ID, rec); err != nil {
+		// The claim expires and the callback is sent again: at least once.
+		w.cfg.Logger.LogAttrs(ctx, slog.LevelError, "webhook record attempt",
+			slog.String("webhook_id", dl.ID), slog.String("error", err.Error()))
+	}
+}
+
+// outcome sends dl once and decides what happens next.
+func (w *Worker) outcome(ctx context.Context, dl store.Delivery) store.DeliveryAttempt {
+	body, err := EncodePayload(PayloadType(dl.Event), dl.CreatedAt, dl.Payload)
+	if err != nil {
+		w.log(ctx, slog.LevelError, "webhook given up", dl, 0, err)
+		return store.DeliveryAttempt{At: w.cfg.Now(), Error: err.Error(), Done: true}
+	}
+	res := w.d.Deliver(ctx, Message{ID: dl.ID, URL: dl.URL, Body: body})
+	a := store.DeliveryAttempt{At: res.At, StatusCode: res.StatusCode}
+	if res.Delivered() {
+		a.Done = true
+		return a
+	}
+	a.Error = res.Err.Error()
+	if res.Permanent {
+		a.Done = true
+		w.log(ctx, slog.LevelWarn, "webhook given up", dl, res.StatusCode, res.Err)
+		return a
+	}
+	now := w.cfg.Now()
+	next, ok := w.plan.next(dl.CreatedAt, now, res.RetryAfter)
+	if !ok {
+		a.Done = true
+		a.Error = fmt.Sprintf("%s; retry plan exhausted after %s", a.Error, now.Sub(dl.CreatedAt).Round(time.Second))
+		w.log(ctx, slog.LevelWarn, "webhook given up", dl, res.StatusCode, res.Err)
+		return a
+	}
+	a.NextAttemptAt = next
+	w.log(ctx, slog.LevelInfo, "webhook attempt failed", dl, res.StatusCode, res.Err, slog.Time("next_attempt_at", next))
+	return a
+}
+
+func (w *Worker) log(ctx context.Context, level slog.Level, msg string, dl store.Delivery, status int, err error, extra ...slog.Attr) {
+	attrs := append([]slog.Attr{
+		slog.String("webhook_id", dl.ID),
+		slog.String("run", dl.Run),
+		slog.String("host", urlHost(dl.URL)),
+		slog.Int("status", status),
+		slog.String("error", err.Error()),
+	}, extra...)
+	w.cfg.Logger.LogAttrs(ctx, level, msg, attrs...)
+}
+
+// urlHost is the part of a callback URL that is safe to log.
+func urlHost(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	return u.Host
+}
