@@ -26,7 +26,7 @@ type receiver struct {
 	srv *httptest.Server
 
 	mu       sync.Mutex
-	script   []func(w http.ResponseWriter)
+	script   []func(w http.ResponseWriter, r *http.Request)
 	requests []received
 }
 
@@ -35,8 +35,8 @@ type received struct {
 	body                     []byte
 }
 
-func answer(status int, headers ...string) func(w http.ResponseWriter) {
-	return func(w http.ResponseWriter) {
+func answer(status int, headers ...string) func(w http.ResponseWriter, r *http.Request) {
+	return func(w http.ResponseWriter, _ *http.Request) {
 		for i := 0; i+1 < len(headers); i += 2 {
 			w.Header().Set(headers[i], headers[i+1])
 		}
@@ -44,7 +44,7 @@ func answer(status int, headers ...string) func(w http.ResponseWriter) {
 	}
 }
 
-func newReceiver(t testing.TB, secrets []string, script ...func(w http.ResponseWriter)) *receiver {
+func newReceiver(t testing.TB, secrets []string, script ...func(w http.ResponseWriter, r *http.Request)) *receiver {
 	t.Helper()
 	r := &receiver{script: script}
 	quiet := &middleware.WebhookOpts{Logger: slog.New(slog.DiscardHandler)}
@@ -58,7 +58,7 @@ func newReceiver(t testing.TB, secrets []string, script ...func(w http.ResponseW
 		})
 		step := r.script[min(n, len(r.script)-1)]
 		r.mu.Unlock()
-		step(w)
+		step(w, req)
 	}))
 	r.srv = httptest.NewServer(verified)
 	t.Cleanup(r.srv.Close)
@@ -105,7 +105,7 @@ func TestDeliverOutcomes(t *testing.T) {
 	now := time.Now().Truncate(time.Second)
 	tests := []struct {
 		name       string
-		answer     func(w http.ResponseWriter)
+		answer     func(w http.ResponseWriter, r *http.Request)
 		delivered  bool
 		permanent  bool
 		status     int
