@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -345,37 +346,56 @@ func (s *Scheduler) anyCPUNode(f func(*nodeState) bool) bool {
 // round is kept unless another has strictly more free, so a reservation
 // fills up instead of hopping.
 func (s *Scheduler) reserve(r *runState, o *option) *nodeState {
+	valid := func(sl *slot) bool {
+		total := 0
+		if sl.np != nil {
+			total = sl.np.total
+		}
+		return sl.pos >= 0 && sl.node.reservedBy == nil && total >= o.shape.count && fitsTotal(sl.node, o)
+	}
 	var best *slot
-	// scan looks at x from the top level down to the best level found so far.
+	// scan looks at x from the top level down and stops at the first valid
+	// node, or at the level of the best found in an earlier index.
 	scan := func(x *levelIndex) {
-		for l := len(x.levels) - 1; l >= 0 && (best == nil || l >= best.level); l-- {
+		for l := len(x.levels) - 1; l >= 0 && (best == nil || l > best.level); l-- {
 			for _, sl := range x.levels[l] {
-				n := sl.node
-				total := 0
-				if sl.np != nil {
-					total = sl.np.total
-				}
-				if n.reservedBy != nil || total < o.shape.count || !fitsTotal(n, o) {
-					continue
-				}
-				if best == nil || l > best.level || n.node.ID == r.prevReserved {
+				if valid(sl) {
 					best = sl
+					break
 				}
 			}
 		}
 	}
+	pools := s.poolsFor(o)
 	if o.shape.count == 0 {
 		scan(&s.cpuOnly)
 		if best == nil {
 			scan(&s.gpuNodes)
 		}
 	} else {
-		for _, p := range s.poolsFor(o) {
+		for _, p := range pools {
 			scan(&p.idx)
 		}
 	}
 	if best == nil {
 		return nil
+	}
+	if prev := s.nodes[r.prevReserved]; prev != nil && prev != best.node {
+		var sl *slot
+		if o.shape.count == 0 {
+			if prev.cpuIdx == best.node.cpuIdx {
+				sl = &prev.cpu
+			}
+		} else {
+			for _, np := range prev.pools {
+				if slices.Contains(pools, np.pool) && (sl == nil || np.level > sl.level) {
+					sl = &np.slot
+				}
+			}
+		}
+		if sl != nil && valid(sl) && sl.level >= best.level {
+			best = sl
+		}
 	}
 	n := best.node
 	n.reservedBy = r

@@ -561,3 +561,38 @@ func TestAnyTypeAndUnknownDevices(t *testing.T) {
 	s.Schedule()
 	wantReason(t, s, "any2", "waiting for 1 free GPU on one node")
 }
+
+func TestReservationIsSticky(t *testing.T) {
+	t.Parallel()
+	s := newScheduler(t, Config{}, gpuNode(t, "a", "H100:8"), gpuNode(t, "b", "H100:8"))
+	fill(t, s, "busy", "H100:1", 16)
+	enqueue(t, s, Run{ID: "big", Request: request(t, "", "", "H100:8")})
+	reserved := func() string { t.Helper(); return s.Waiting()[0].ReservedNode }
+	nodeOf := func(id string) string { b, _ := s.BindingOf(id); return b.NodeID }
+	s.Release("busy0")
+	s.Release("busy8")
+	s.Schedule()
+	first := reserved()
+	if first == "" {
+		t.Fatal("no reservation")
+	}
+	// Both nodes have one free H100; the reservation stays where it is,
+	// round after round, whatever the buckets' order.
+	for range 3 {
+		s.Schedule()
+		if got := reserved(); got != first {
+			t.Fatalf("reservation hopped from %s to %s with equal free devices", first, got)
+		}
+	}
+	// The other node gets strictly closer to eight free: it takes over.
+	for _, id := range []string{"busy1", "busy9", "busy2", "busy10"} {
+		if nodeOf(id) != first {
+			s.Release(id)
+			break
+		}
+	}
+	s.Schedule()
+	if got := reserved(); got == first || got == "" {
+		t.Fatalf("reservation stayed on %s though the other node has more free", got)
+	}
+}
