@@ -5,10 +5,10 @@ import (
 	"time"
 )
 
-// DefaultSchedule is the retry plan: the delays between planned attempts
-// after the first, immediate one. Eight attempts over about 27.5 hours, as
-// Svix and other Standard Webhooks senders do, so a receiver that is down
-// for a day still gets its callback.
+// DefaultSchedule is the retry plan: the delay after each failed attempt,
+// the first attempt being immediate. Eight attempts over about 27.5 hours
+// (plus jitter), as Svix and other Standard Webhooks senders do, so a
+// receiver that is down for a day still gets its callback.
 var DefaultSchedule = []time.Duration{
 	5 * time.Second,
 	5 * time.Minute,
@@ -30,12 +30,10 @@ const (
 	DefaultMaxRetryAfter = time.Hour
 )
 
-// plan places retries. Attempt k+1 (k >= 1) is planned at
-// created + Schedule[0] + … + Schedule[k-1], plus up to Jitter×Schedule[k-1]
-// at random. Planning from the delivery's creation rather than from the
-// last attempt needs no per-delivery counter, keeps the whole window as
-// configured, and means a worker that was down for hours resumes at the
-// next point of the plan instead of replaying the early, short steps.
+// plan places retries: after the n-th attempt fails, the next is due
+// Schedule[n-1] later, plus up to Jitter×Schedule[n-1] at random, or later
+// still when the receiver's Retry-After asks for it. After
+// len(Schedule)+1 failed attempts the delivery is given up.
 type plan struct {
 	schedule      []time.Duration
 	jitter        float64
@@ -55,27 +53,21 @@ func (p *plan) validate() error {
 	return nil
 }
 
-// next returns when to try again after an attempt that failed at now, or
-// false when the plan is exhausted. retryAfter, when the receiver sent one,
-// moves the retry later (never earlier), up to maxRetryAfter from now.
-func (p *plan) next(created, now time.Time, retryAfter time.Duration) (time.Time, bool) {
-	elapsed := now.Sub(created)
-	var at time.Duration
-	for _, step := range p.schedule {
-		at += step
-		if at <= elapsed {
-			continue
-		}
-		// Jitter only ever delays, so an attempt never runs before its
-		// planned point, and its failure never lands before that point
-		// (which would plan the same point again).
-		t := created.Add(at + time.Duration(p.jitter*p.rand()*float64(step)))
-		if retryAfter > 0 {
-			if ra := now.Add(min(retryAfter, p.maxRetryAfter)); ra.After(t) {
-				t = ra
-			}
-		}
-		return t, true
+// next returns when to try again after attempt number n (from 1) failed at
+// now, or false when the plan is exhausted. retryAfter, when the receiver
+// sent one, moves the retry later (never earlier), up to maxRetryAfter from
+// now.
+func (p *plan) next(n int, now time.Time, retryAfter time.Duration) (time.Time, bool) {
+	if n < 1 || n > len(p.schedule) {
+		return time.Time{}, false
 	}
-	return time.Time{}, false
+	step := p.schedule[n-1]
+	// Jitter only ever delays, so no retry comes sooner than planned.
+	t := now.Add(step + time.Duration(p.jitter*p.rand()*float64(step)))
+	if retryAfter > 0 {
+		if ra := now.Add(min(retryAfter, p.maxRetryAfter)); ra.After(t) {
+			t = ra
+		}
+	}
+	return t, true
 }

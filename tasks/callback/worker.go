@@ -24,6 +24,10 @@ type Outbox interface {
 	// (done, or due again at a.NextAttemptAt). The attempts are what
 	// store.Store.ListDeliveries shows on the run.
 	RecordDeliveryAttempt(ctx context.Context, id string, a store.DeliveryAttempt) error
+	// ListDeliveries returns a run's deliveries with their attempts. The
+	// worker reads it after a failed attempt to learn how many attempts a
+	// delivery has had, which picks the step of the retry plan.
+	ListDeliveries(ctx context.Context, run string) ([]store.Delivery, error)
 }
 
 var _ Outbox = store.Store(nil)
@@ -31,9 +35,9 @@ var _ Outbox = store.Store(nil)
 // WorkerConfig configures a Worker. The zero value is the production
 // default.
 type WorkerConfig struct {
-	// Schedule is the retry plan: delays between planned attempts after
-	// the first, measured along the plan from the delivery's creation. Nil
-	// means DefaultSchedule. When the plan is exhausted the delivery fails.
+	// Schedule is the retry plan: Schedule[n-1] is the delay after the
+	// n-th failed attempt. Nil means DefaultSchedule. After
+	// len(Schedule)+1 failed attempts the delivery fails.
 	Schedule []time.Duration
 	// Jitter is the share of a step added at random to each retry, in
 	// [0, 1]. Zero means DefaultJitter; negative means none.
@@ -237,17 +241,36 @@ func (w *Worker) outcome(ctx context.Context, dl store.Delivery) store.DeliveryA
 		w.log(ctx, slog.LevelWarn, "webhook given up", dl, res.StatusCode, res.Err)
 		return a
 	}
-	now := w.cfg.Now()
-	next, ok := w.plan.next(dl.CreatedAt, now, res.RetryAfter)
+	n := w.attemptNumber(ctx, dl)
+	next, ok := w.plan.next(n, w.cfg.Now(), res.RetryAfter)
 	if !ok {
 		a.Done = true
-		a.Error = fmt.Sprintf("%s; retry plan exhausted after %s", a.Error, now.Sub(dl.CreatedAt).Round(time.Second))
+		a.Error = fmt.Sprintf("%s; giving up after %d attempts", a.Error, n)
 		w.log(ctx, slog.LevelWarn, "webhook given up", dl, res.StatusCode, res.Err)
 		return a
 	}
 	a.NextAttemptAt = next
 	w.log(ctx, slog.LevelInfo, "webhook attempt failed", dl, res.StatusCode, res.Err, slog.Time("next_attempt_at", next))
 	return a
+}
+
+// attemptNumber is the number of the attempt just made: one more than the
+// outbox recorded. The claim does not carry the count, so it is read back
+// here, on the failure path only. When it cannot be read the attempt counts
+// as the first, which retries sooner rather than giving up early.
+func (w *Worker) attemptNumber(ctx context.Context, dl store.Delivery) int {
+	ds, err := w.outbox.ListDeliveries(ctx, dl.Run)
+	if err != nil {
+		w.cfg.Logger.LogAttrs(ctx, slog.LevelError, "webhook attempt count",
+			slog.String("webhook_id", dl.ID), slog.String("error", err.Error()))
+		return 1
+	}
+	for _, d := range ds {
+		if d.ID == dl.ID {
+			return len(d.Attempts) + 1
+		}
+	}
+	return 1
 }
 
 func (w *Worker) log(ctx context.Context, level slog.Level, msg string, dl store.Delivery, status int, err error, extra ...slog.Attr) {

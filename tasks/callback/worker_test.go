@@ -279,7 +279,7 @@ func TestWorkerGivesUpWhenPlanExhausted(t *testing.T) {
 		pass(t, w)
 	}
 	d := deliveries(t, st, "run-exhaust")[0]
-	if d.State != store.DeliveryFailed || len(d.Attempts) != 3 || !strings.Contains(d.Attempts[2].Error, "retry plan exhausted") {
+	if d.State != store.DeliveryFailed || len(d.Attempts) != 3 || !strings.Contains(d.Attempts[2].Error, "giving up after 3 attempts") {
 		t.Fatalf("delivery %s attempts %+v, want failed after 3 with the plan exhausted", d.State, d.Attempts)
 	}
 }
@@ -481,5 +481,39 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not reached in 10s")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Stopping the worker lets an attempt in flight finish and be recorded, so
+// the receiver's 2xx is not lost and the callback not sent twice.
+func TestWorkerGracefulStopRecordsInFlight(t *testing.T) {
+	t.Parallel()
+	st := openStore(t, filepath.Join(t.TempDir(), "taskgate.db"))
+	defer st.Close()
+	arrived, release := make(chan struct{}), make(chan struct{})
+	rcv := newReceiver(t, []string{testSecret.Encode()}, func(w http.ResponseWriter, _ *http.Request) {
+		close(arrived)
+		<-release
+		w.WriteHeader(http.StatusOK)
+	})
+	enqueue(t, st, "run-stop", rcv.srv.URL, time.Now())
+	w := newWorker(t, st, callback.WorkerConfig{PollInterval: 10 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan error, 1)
+	go func() { stopped <- w.Run(ctx) }()
+
+	<-arrived
+	cancel()
+	select {
+	case <-stopped:
+		t.Fatal("Run returned while an attempt was in flight")
+	default:
+	}
+	close(release)
+	if err := <-stopped; err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	if d := deliveries(t, st, "run-stop")[0]; d.State != store.DeliveryDelivered || len(d.Attempts) != 1 {
+		t.Fatalf("after the stop: %s with %d attempts, want delivered with 1", d.State, len(d.Attempts))
 	}
 }
