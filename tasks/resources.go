@@ -16,8 +16,9 @@ type Resources struct {
 	Memory string `json:"memory,omitempty"`
 	// Disk as a Kubernetes quantity.
 	Disk string `json:"disk,omitempty"`
-	// GPU as "TYPE:COUNT" ("A100:2"), a MIG partition ("A100:1g.10gb"), or a
-	// bare count ("2", any type).
+	// GPU as "TYPE:COUNT" ("A100:2"), a MIG partition ("A100:1g.10gb"), a
+	// bare count ("2", any type) or a bare type ("H100", one device). Types
+	// are catalogue names (see Accelerators), case-insensitive.
 	GPU string `json:"gpu,omitempty"`
 	// GPUFallbacks are tried in order after GPU when it cannot be placed.
 	GPUFallbacks []string `json:"gpu_fallbacks,omitempty"`

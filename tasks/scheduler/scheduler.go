@@ -136,6 +136,17 @@ func canonicalDeviceType(t string) string {
 	return a.Name
 }
 
+// normalizeDevice spells d's type and profile the catalogue's way; a whole
+// GPU is its own parent.
+func normalizeDevice(d Device) Device {
+	d.Type = canonicalDeviceType(d.Type)
+	d.MIG = strings.ToLower(strings.TrimSpace(d.MIG))
+	if d.MIG == "" {
+		d.Parent = d.Index
+	}
+	return d
+}
+
 // deviceKey identifies a device across inventory updates: its UUID when
 // known, else its kind and indexes.
 func deviceKey(d Device) string {
@@ -157,7 +168,7 @@ func validateNode(n *Node) error {
 		if strings.TrimSpace(d.Type) == "" {
 			return fmt.Errorf("%w: node %q: device %d has no type", ErrInvalidNode, n.ID, i)
 		}
-		k := deviceKey(d)
+		k := deviceKey(normalizeDevice(d))
 		if seen[k] {
 			return fmt.Errorf("%w: node %q: device %s listed twice", ErrInvalidNode, n.ID, k)
 		}
@@ -190,12 +201,8 @@ func (s *Scheduler) newNodeState(n Node) *nodeState {
 	}
 	ns.cpu = slot{node: ns, pos: -1}
 	for i := range n.Devices {
+		n.Devices[i] = normalizeDevice(n.Devices[i])
 		d := &n.Devices[i]
-		d.Type = canonicalDeviceType(d.Type)
-		d.MIG = strings.ToLower(strings.TrimSpace(d.MIG))
-		if d.MIG == "" {
-			d.Parent = d.Index
-		}
 		k := poolKey{typ: d.Type, mig: d.MIG}
 		var np *nodePool
 		for _, p := range ns.pools {

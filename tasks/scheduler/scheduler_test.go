@@ -537,6 +537,7 @@ func TestConfigAndNodeErrors(t *testing.T) {
 		{ID: "neg", MilliCPU: -1},
 		{ID: "notype", Devices: []Device{{Index: 0}}},
 		{ID: "dup", Devices: []Device{{Type: "T4", Index: 0}, {Type: "T4", Index: 0}}},
+		{ID: "dup-spelling", Devices: []Device{{Type: "a100-80g", Index: 0}, {Type: "A100-80GB", Index: 0}}},
 	} {
 		if _, err := s.UpsertNode(n); !errors.Is(err, ErrInvalidNode) {
 			t.Errorf("UpsertNode(%+v) error %v", n, err)
