@@ -278,3 +278,35 @@ func scanBaseline(nodes []Node, runs []Run) (placements int, elapsed time.Durati
 	}
 	return placements, elapsed
 }
+
+// BenchmarkPosition looks up queue positions in a queue of 10,000 waiting
+// runs; the bare baseline is a linear scan of the same queue, in the same
+// run.
+func BenchmarkPosition(b *testing.B) {
+	s := benchScheduler(b, nil, benchRuns(b, 10000, 7))
+	s.Schedule() // no nodes: every run waits, with a reason
+	ids := make([]string, len(s.queue))
+	for i, r := range s.queue {
+		ids[i] = r.run.ID
+	}
+	var sink int
+	start := time.Now()
+	for i := 0; b.Loop(); i++ {
+		pos, _, _ := s.Position(ids[i%len(ids)])
+		sink += pos
+	}
+	per := float64(time.Since(start).Nanoseconds()) / float64(b.N)
+	scanStart := time.Now()
+	const scans = 2000
+	for i := range scans {
+		id := ids[(i*7919)%len(ids)]
+		sink += slices.IndexFunc(s.queue, func(r *runState) bool { return r.run.ID == id })
+	}
+	scanPer := float64(time.Since(scanStart).Nanoseconds()) / scans
+	b.ReportMetric(per, "ns/lookup")
+	b.ReportMetric(scanPer, "scan-baseline-ns/lookup")
+	b.ReportMetric(scanPer/per, "speedup-vs-scan")
+	if sink == 0 {
+		b.Fatal("no positions")
+	}
+}
