@@ -135,50 +135,53 @@ func (w *Worker) Notify() {
 
 // Run delivers callbacks until ctx is done. Attempts in flight then finish
 // (each is bounded by the client's timeout) and are recorded before Run
-// returns, so a graceful stop loses nothing. It returns nil on shutdown.
+// returns, so a graceful stop loses nothing; deliveries claimed but not yet
+// started are left to be claimed again after store.ClaimTTL. It returns nil
+// on shutdown.
+//
+// A pool of Concurrency goroutines makes the attempts. The claimer takes
+// Concurrency deliveries per claim (one transaction for many) and hands
+// them over one at a time as goroutines free up, so a claimed delivery waits
+// at most about one attempt's timeout before it starts, far less than its
+// claim lasts.
 func (w *Worker) Run(ctx context.Context) error {
-	done := make(chan struct{}, w.cfg.Concurrency)
-	inFlight := 0
-	var wg sync.WaitGroup
-	defer wg.Wait()
+	jobs := make(chan store.Delivery)
 	// In-flight attempts outlive ctx: cutting a POST short would only make
 	// the receiver see it again after the claim expires.
 	attemptCtx := context.WithoutCancel(ctx)
+	var wg sync.WaitGroup
+	for range w.cfg.Concurrency {
+		wg.Go(func() {
+			for dl := range jobs {
+				w.attempt(attemptCtx, dl)
+			}
+		})
+	}
+	defer wg.Wait()
+	defer close(jobs) // runs before wg.Wait: the pool drains and exits
 
-	timer := time.NewTimer(0)
+	timer := time.NewTimer(w.cfg.PollInterval)
 	defer timer.Stop()
 	for {
-		if free := w.cfg.Concurrency - inFlight; free > 0 && ctx.Err() == nil {
-			ds, err := w.outbox.ClaimDueDeliveries(ctx, w.cfg.Now(), free)
-			if err != nil && ctx.Err() == nil {
-				w.cfg.Logger.LogAttrs(ctx, slog.LevelError, "webhook outbox claim", slog.String("error", err.Error()))
+		ds, err := w.outbox.ClaimDueDeliveries(ctx, w.cfg.Now(), w.cfg.Concurrency)
+		if err != nil && ctx.Err() == nil {
+			w.cfg.Logger.LogAttrs(ctx, slog.LevelError, "webhook outbox claim", slog.String("error", err.Error()))
+		}
+		for _, dl := range ds {
+			select {
+			case jobs <- dl:
+			case <-ctx.Done():
+				return nil
 			}
-			for _, dl := range ds {
-				inFlight++
-				wg.Go(func() {
-					w.attempt(attemptCtx, dl)
-					done <- struct{}{}
-				})
-			}
-			if len(ds) == free {
-				// The outbox may hold more due work: look again as soon as
-				// a slot frees, without waiting for the poll.
-				select {
-				case <-done:
-					inFlight--
-					continue
-				case <-ctx.Done():
-					return nil
-				}
-			}
+		}
+		if len(ds) == w.cfg.Concurrency {
+			continue // a full batch: more may be due
 		}
 		timer.Reset(w.cfg.PollInterval)
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-w.wake:
-		case <-done:
-			inFlight--
 		case <-timer.C:
 		}
 	}
