@@ -19,6 +19,9 @@
 //	...
 //	err := stdwebhook.Verify([]stdwebhook.Secret{secret}, r.Header, body, time.Now(), stdwebhook.DefaultTolerance)
 //
+// A server without a configured secret keeps a generated one in its data
+// directory with LoadOrCreateSecretFile.
+//
 // The package is internal: users verify callbacks with middleware.VerifyWebhook,
 // and taskgate signs them in package tasks/callback.
 package stdwebhook
