@@ -39,6 +39,9 @@ func (s Source) String() string {
 	}
 }
 
+// MarshalText encodes the source by name, in JSON as in logs.
+func (s Source) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
 // Credentials is what an [Extractor] found on a request, before anyone has
 // verified it. Value and Secret are secrets: [Credentials.String],
 // [Credentials.GoString], [Credentials.LogValue] and JSON encoding never show

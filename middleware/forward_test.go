@@ -1,0 +1,140 @@
+package middleware_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/taskgate/taskgate/framework/frameworktest"
+	"github.com/taskgate/taskgate/middleware"
+)
+
+// recorder is a downstream service that remembers the Authorization headers
+// it received.
+type recorder struct {
+	srv  *httptest.Server
+	mu   sync.Mutex
+	seen [][]string
+}
+
+func newRecorder(t *testing.T, h http.HandlerFunc) *recorder {
+	rec := &recorder{}
+	rec.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec.mu.Lock()
+		rec.seen = append(rec.seen, r.Header.Values("Authorization"))
+		rec.mu.Unlock()
+		if h != nil {
+			h(w, r)
+			return
+		}
+		_, _ = io.WriteString(w, "ok")
+	}))
+	t.Cleanup(rec.srv.Close)
+	return rec
+}
+
+func (rec *recorder) authorizations() [][]string {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	return rec.seen
+}
+
+func (rec *recorder) host() string { return rec.srv.Listener.Addr().String() }
+
+func TestForwardingTransport(t *testing.T) {
+	t.Parallel()
+	allowed := newRecorder(t, nil)
+	other := newRecorder(t, nil)
+	redirector := newRecorder(t, func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.srv.URL+"/landing", http.StatusFound)
+	})
+	client := &http.Client{Transport: middleware.ForwardingTransport(nil, []string{allowed.host(), redirector.host()})}
+	const tok = "caller-token-0123456789"
+	get := func(t *testing.T, ctx context.Context, u string) {
+		t.Helper()
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		require.NoError(t, err)
+		resp, err := client.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+	}
+	withTok := middleware.WithCredentials(t.Context(), middleware.Credentials{Value: tok, Source: middleware.SourceCookie})
+	get(t, withTok, allowed.srv.URL)
+	get(t, withTok, other.srv.URL)
+	get(t, withTok, redirector.srv.URL) // redirects to other
+	get(t, t.Context(), allowed.srv.URL)
+	get(t, middleware.WithCredentials(t.Context(), middleware.Credentials{Value: "k", Secret: "s", Source: middleware.SourceKeySecret}), allowed.srv.URL)
+
+	require.Equal(t, [][]string{{"Bearer " + tok}, nil, nil}, allowed.authorizations(), "token, then no credentials, then key+secret not forwarded")
+	require.Equal(t, [][]string{nil, nil}, other.authorizations(), "direct and redirected requests carry nothing")
+	require.Equal(t, [][]string{{"Bearer " + tok}}, redirector.authorizations())
+}
+
+// TestForwardingEndToEnd: a caller's token reaches a protected service, whose
+// handler calls a downstream service on the caller's behalf.
+func TestForwardingEndToEnd(t *testing.T) {
+	t.Parallel()
+	f := newOIDCFixture(t, nil)
+	downstream := newRecorder(t, nil)
+	client := &http.Client{Transport: middleware.ForwardingTransport(nil, []string{downstream.host()})}
+	r := http.NewServeMux()
+	r.HandleFunc("/call", func(w http.ResponseWriter, r *http.Request) {
+		req, _ := http.NewRequestWithContext(r.Context(), http.MethodGet, downstream.srv.URL, nil)
+		resp, err := client.Do(req)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		resp.Body.Close()
+	})
+	srv := httptest.NewServer(middleware.Passthrough(middleware.PassthroughConfig{Authenticator: f.auth})(r))
+	t.Cleanup(srv.Close)
+	tok := f.iss.Mint(nil)
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL+"/call", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := srv.Client().Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, [][]string{{"Bearer " + tok}}, downstream.authorizations())
+}
+
+// TestClientCredentials: the service's own identity, through the issuer's
+// token endpoint, accepted by an OIDC-protected service.
+func TestClientCredentials(t *testing.T) {
+	t.Parallel()
+	f := newOIDCFixture(t, nil)
+	f.iss.AddClient("svc-reporter", "svc-secret-0123456789")
+	ctx := context.WithValue(t.Context(), oauth2.HTTPClient, f.iss.Client())
+	client := middleware.ClientCredentials(ctx, clientcredentials.Config{
+		ClientID:       "svc-reporter",
+		ClientSecret:   "svc-secret-0123456789",
+		TokenURL:       f.iss.TokenURL(),
+		EndpointParams: url.Values{"audience": {f.iss.Audience}},
+	})
+	resp, err := client.Get(f.app.srv.URL + "/me")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	var me meResponse
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&me))
+	require.Equal(t, "svc-reporter", me.Subject)
+	require.Equal(t, frameworktest.DefaultAudience, f.iss.Audience)
+}
+
+func TestForwardingTransportPanicsOnBadHost(t *testing.T) {
+	t.Parallel()
+	for _, h := range []string{"", "http://x", "x/y", "user@x"} {
+		require.Panics(t, func() { middleware.ForwardingTransport(nil, []string{h}) }, h)
+	}
+}
