@@ -1,0 +1,293 @@
+package environments_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/go-chi/chi/v5"
+
+	"github.com/taskgate/taskgate/environments"
+	"github.com/taskgate/taskgate/internal/problem"
+	"github.com/taskgate/taskgate/middleware"
+	"github.com/taskgate/taskgate/tasks"
+)
+
+const (
+	appAlice = "alice-token-0123456789abcdef0123456789"
+	appBob   = "bob-token-0123456789abcdef0123456789ab"
+)
+
+// appRuntime is what an App would hand environments: static bearer tokens
+// for alice and bob, a logger that writes into the test's output.
+func appRuntime(t *testing.T) *environments.Runtime {
+	t.Helper()
+	auth, err := middleware.NewStaticTokens(
+		middleware.StaticToken{Token: appAlice, Subject: "alice"},
+		middleware.StaticToken{Token: appBob, Subject: "bob"},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &environments.Runtime{
+		Logger:        slog.New(slog.NewTextHandler(t.Output(), nil)),
+		Authenticator: auth,
+		Version:       "test",
+		URLs:          environments.URLSettings{Workspace: "acme", BaseDomain: "apps.test", App: "shop"},
+	}
+}
+
+// serve builds env, wraps it with auth and limits as the App does, and
+// serves it on loopback.
+func serveEnv(t *testing.T, env environments.Environment, rt *environments.Runtime) *httptest.Server {
+	t.Helper()
+	h, err := env.Build(rt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err = environments.Wrap(env.Settings(), rt, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+type result struct {
+	status int
+	header http.Header
+	body   string
+}
+
+// do sends one request; token "" sends none.
+func send(t *testing.T, method, url, token, body string) result {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(t.Context(), method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return result{status: resp.StatusCode, header: resp.Header, body: string(b)}
+}
+
+func (r result) expect(t *testing.T, status int, contains ...string) {
+	t.Helper()
+	if r.status != status {
+		t.Fatalf("status %d, want %d; body %s", r.status, status, r.body)
+	}
+	for _, s := range contains {
+		if !strings.Contains(r.body, s) {
+			t.Fatalf("body %s does not contain %q", r.body, s)
+		}
+	}
+}
+
+type greetInput struct {
+	Name string `path:"name" maxLength:"20"`
+}
+
+type greetOutput struct {
+	Body struct {
+		Greeting string `json:"greeting"`
+	}
+}
+
+// userApp is an application of the user's own: a chi router whose handlers
+// read the caller, plus huma operations registered on the environment.
+func userApp(t *testing.T) *environments.AppEnvironment {
+	t.Helper()
+	r := chi.NewRouter()
+	r.Get("/hello", func(w http.ResponseWriter, r *http.Request) {
+		id, _ := middleware.IdentityFromContext(r.Context())
+		fmt.Fprintf(w, "hello %s", id.Subject)
+	})
+	r.Get("/items/{id}", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "item %s", chi.URLParam(r, "id"))
+	})
+	// Same path as a huma operation, another method: still the router's.
+	r.Post("/greet/{name}", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "posted %s", chi.URLParam(r, "name"))
+	})
+	r.Get("/public/ping", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "pong") })
+	env, err := environments.NewAppEnvironment(environments.AppConfig{
+		Settings: environments.Settings{
+			Name:  "orders",
+			Title: "Orders",
+			Auth:  environments.Auth{Exclude: []string{"/public/*"}},
+		},
+		Handler: r,
+		Register: func(api huma.API) {
+			huma.Get(api, "/greet/{name}", func(ctx context.Context, in *greetInput) (*greetOutput, error) {
+				id, _ := middleware.IdentityFromContext(ctx)
+				out := &greetOutput{}
+				out.Body.Greeting = "hi " + in.Name + " from " + id.Subject
+				return out, nil
+			})
+		},
+		Resources: tasks.Resources{CPU: "500m", Memory: "256Mi"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env
+}
+
+func TestAppEnvironmentBehindAuth(t *testing.T) {
+	t.Parallel()
+	env := userApp(t)
+	srv := serveEnv(t, env, appRuntime(t))
+
+	tests := []struct {
+		name, method, path, token string
+		status                    int
+		contains                  []string
+	}{
+		{"router, no credential", "GET", "/hello", "", http.StatusUnauthorized, nil},
+		{"router, bad credential", "GET", "/hello", "not-a-valid-token-at-all-0123456789", http.StatusUnauthorized, nil},
+		{"router sees the caller", "GET", "/hello", appAlice, http.StatusOK, []string{"hello alice"}},
+		{"router sees another caller", "GET", "/hello", appBob, http.StatusOK, []string{"hello bob"}},
+		{"router URL parameters", "GET", "/items/42", appAlice, http.StatusOK, []string{"item 42"}},
+		{"huma operation sees the caller", "GET", "/greet/ann", appAlice, http.StatusOK, []string{`"greeting":"hi ann from alice"`}},
+		{"huma validation", "GET", "/greet/" + strings.Repeat("n", 21), appAlice, http.StatusUnprocessableEntity, []string{"path.name"}},
+		{"other method of an operation's path", "POST", "/greet/ann", appAlice, http.StatusOK, []string{"posted ann"}},
+		{"excluded subtree", "GET", "/public/ping", "", http.StatusOK, []string{"pong"}},
+		{"unknown path", "GET", "/nope", appAlice, http.StatusNotFound, nil},
+		{"docs are open", "GET", "/docs", "", http.StatusOK, []string{"<html"}},
+		{"openapi lists the operation", "GET", "/openapi.json", "", http.StatusOK, []string{`"/greet/{name}"`, `"title":"Orders"`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := send(t, tt.method, srv.URL+tt.path, tt.token, "")
+			r.expect(t, tt.status, tt.contains...)
+			if tt.status == http.StatusUnauthorized {
+				if !strings.HasPrefix(r.header.Get("WWW-Authenticate"), "Bearer") {
+					t.Errorf("401 without a Bearer challenge: %v", r.header)
+				}
+				if r.header.Get("Content-Type") != problem.ContentType {
+					t.Errorf("401 is not problem+json: %v", r.header)
+				}
+			}
+		})
+	}
+
+	// The router's own paths are not operations: they stay out of the docs.
+	if doc := send(t, "GET", srv.URL+"/openapi.json", "", "").body; strings.Contains(doc, `"/hello"`) {
+		t.Errorf("openapi.json documents the router's /hello: %s", doc)
+	}
+	if got, want := env.URL(), "https://acme--shop-orders.apps.test"; got != want {
+		t.Errorf("URL() = %q, want %q", got, want)
+	}
+	if got := env.Resources().CPU; got != "500m" {
+		t.Errorf("Resources().CPU = %q", got)
+	}
+}
+
+// TestAppEnvironmentMountedUnderPrefix mounts the environment in a chi root
+// the way an App mounts it under Settings.PathPrefix: operations and the
+// user's router both see paths relative to the prefix.
+func TestAppEnvironmentMountedUnderPrefix(t *testing.T) {
+	t.Parallel()
+	env := userApp(t)
+	h, err := env.Build(appRuntime(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := chi.NewRouter()
+	root.Mount("/team-a", h)
+	srv := httptest.NewServer(root)
+	defer srv.Close()
+
+	send(t, "GET", srv.URL+"/team-a/items/7", "", "").expect(t, http.StatusOK, "item 7")
+	send(t, "GET", srv.URL+"/team-a/greet/zoe", "", "").expect(t, http.StatusOK, `"greeting":"hi zoe from "`)
+	send(t, "POST", srv.URL+"/team-a/greet/zoe", "", "").expect(t, http.StatusOK, "posted zoe")
+	send(t, "GET", srv.URL+"/items/7", "", "").expect(t, http.StatusNotFound)
+}
+
+func TestAppEnvironmentOperationsOnly(t *testing.T) {
+	t.Parallel()
+	env := environments.MustAppEnvironment(environments.AppConfig{
+		Settings: environments.Settings{Name: "bare", Auth: environments.Auth{Disabled: true}},
+	})
+	srv := serveEnv(t, env, appRuntime(t))
+	r := send(t, "GET", srv.URL+"/anything", "", "")
+	r.expect(t, http.StatusNotFound)
+	send(t, "GET", srv.URL+"/openapi.json", "", "").expect(t, http.StatusOK, `"openapi":"3.1`)
+}
+
+func TestNewAppEnvironmentRefuses(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		cfg  environments.AppConfig
+		want string
+	}{
+		{"bad name", environments.AppConfig{Settings: environments.Settings{Name: "Bad_Name"}}, "not a lowercase DNS label"},
+		{"bad label", environments.AppConfig{Settings: environments.Settings{Name: "ok", Label: "Bad"}}, "invalid URL label"},
+		{"bad resources", environments.AppConfig{Settings: environments.Settings{Name: "ok"}, Resources: tasks.Resources{GPU: "NOPE:0"}}, "resources"},
+		{"body limit too large", environments.AppConfig{Settings: environments.Settings{Name: "ok", Limits: environments.Limits{MaxBodyBytes: 5 << 30}}}, "MaxBodyBytes"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := environments.NewAppEnvironment(tt.cfg)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("NewAppEnvironment: %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestAppEnvironmentBuildReportsRegistrationPanics checks that huma's
+// panics while registering become a Build error.
+func TestAppEnvironmentBuildReportsRegistrationPanics(t *testing.T) {
+	t.Parallel()
+	env := environments.MustAppEnvironment(environments.AppConfig{
+		Settings: environments.Settings{Name: "broken"},
+		Register: func(api huma.API) {
+			huma.Get(api, "/x", func(context.Context, *struct {
+				X int `query:"x" minimum:"not-a-number"`
+			}) (*struct{}, error) {
+				return nil, nil
+			})
+		},
+	})
+	_, err := env.Build(appRuntime(t))
+	if err == nil || !strings.Contains(err.Error(), "environment broken: Register") {
+		t.Fatalf("Build: %v, want the registration panic as an error", err)
+	}
+}
+
+// jsonBody decodes r's body into v.
+func (r result) jsonBody(t *testing.T, v any) {
+	t.Helper()
+	if err := json.Unmarshal([]byte(r.body), v); err != nil {
+		t.Fatalf("decode %s: %v", r.body, err)
+	}
+}
