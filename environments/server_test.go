@@ -1,0 +1,452 @@
+package environments_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/taskgate/taskgate/environments"
+	"github.com/taskgate/taskgate/internal/problem"
+)
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// startServer creates a server environment, starts it through the
+// OnStart hook an App would call, and stops it through OnStop at cleanup.
+func startServer(t *testing.T, cfg environments.ServerConfig) (*environments.ServerEnvironment, string) {
+	t.Helper()
+	env, err := environments.NewServerEnvironment(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := serveEnv(t, env, appRuntime(t))
+	s := env.Settings()
+	if err := s.OnStart(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.OnStop(context.Background()); err != nil {
+			t.Errorf("OnStop: %v", err)
+		}
+	})
+	return env, srv.URL
+}
+
+// TestServerEnvironment proxies to real processes: Python's http.server
+// and a Go server built from testdata/upstream once for all subtests.
+func TestServerEnvironment(t *testing.T) {
+	upstream := filepath.Join(t.TempDir(), "upstream")
+	build := exec.CommandContext(t.Context(), "go", "build", "-o", upstream, "./testdata/upstream")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build testdata/upstream: %v\n%s", err, out)
+	}
+	upstreamConfig := func(t *testing.T, name string) environments.ServerConfig {
+		return environments.ServerConfig{
+			Settings: environments.Settings{Name: name},
+			Command:  []string{upstream},
+			Port:     freePort(t),
+		}
+	}
+
+	t.Run("python http.server", func(t *testing.T) {
+		t.Parallel()
+		python, err := exec.LookPath("python3")
+		if err != nil {
+			t.Skip("python3 not installed")
+		}
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "hello.txt"), []byte("hello from python"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		port := freePort(t)
+		env, url := startServer(t, environments.ServerConfig{
+			Settings: environments.Settings{Name: "python"},
+			Command:  []string{python, "-m", "http.server", strconv.Itoa(port), "--bind", "127.0.0.1", "--directory", dir},
+			Port:     port,
+		})
+		if !env.Running() {
+			t.Fatal("Running() is false after Start")
+		}
+		send(t, "GET", url+"/hello.txt", "", "").expect(t, http.StatusUnauthorized)
+		send(t, "GET", url+"/hello.txt", appAlice, "").expect(t, http.StatusOK, "hello from python")
+		send(t, "GET", url+"/missing.txt", appAlice, "").expect(t, http.StatusNotFound)
+	})
+
+	t.Run("caller subject, streaming and WebSocket", func(t *testing.T) {
+		t.Parallel()
+		_, url := startServer(t, upstreamConfig(t, "upstream"))
+
+		send(t, "GET", url+"/whoami", appAlice, "").expect(t, http.StatusOK, "alice")
+		// A caller cannot pose as someone else through the header.
+		req, _ := http.NewRequestWithContext(t.Context(), "GET", url+"/whoami", nil)
+		req.Header.Set("Authorization", "Bearer "+appBob)
+		req.Header.Set(environments.SubjectHeader, "alice")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != "bob" {
+			t.Errorf("upstream saw subject %q, want bob", b)
+		}
+
+		// The first line of a response that never ends must arrive: the
+		// proxy flushes instead of buffering.
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		req, _ = http.NewRequestWithContext(ctx, "GET", url+"/stream", nil)
+		req.Header.Set("Authorization", "Bearer "+appAlice)
+		resp, err = http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		line, err := bufio.NewReader(resp.Body).ReadString('\n')
+		resp.Body.Close()
+		if err != nil || line != "first\n" {
+			t.Fatalf("streamed line %q, %v", line, err)
+		}
+		cancel()
+
+		wsURL := "ws" + strings.TrimPrefix(url, "http") + "/ws"
+		_, resp, err = websocket.DefaultDialer.DialContext(t.Context(), wsURL, nil)
+		if err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("WebSocket without credentials: %v, %+v", err, resp)
+		}
+		conn, _, err := websocket.DefaultDialer.DialContext(t.Context(), wsURL,
+			http.Header{"Authorization": {"Bearer " + appAlice}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		for _, msg := range []string{"one", "two", strings.Repeat("x", 100_000)} {
+			if err := conn.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+				t.Fatal(err)
+			}
+			_, got, err := conn.ReadMessage()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != "echo: "+msg {
+				t.Fatalf("echo %.40q, want %.40q", got, "echo: "+msg)
+			}
+		}
+	})
+
+	t.Run("crashing server is restarted", func(t *testing.T) {
+		t.Parallel()
+		cfg := upstreamConfig(t, "crashy")
+		// Long enough for the test to see the server down.
+		cfg.RestartBackoff = time.Second
+		env, url := startServer(t, cfg)
+
+		first := send(t, "GET", url+"/pid", appAlice, "")
+		first.expect(t, http.StatusOK)
+		// The crash kills the connection: 502 from the proxy.
+		send(t, "GET", url+"/crash", appAlice, "").expect(t, http.StatusBadGateway)
+
+		sawDown := false
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			if time.Now().After(deadline) {
+				t.Fatal("the server never came back")
+			}
+			r := send(t, "GET", url+"/pid", appAlice, "")
+			if r.status == http.StatusServiceUnavailable {
+				sawDown = true
+				if r.header.Get("Content-Type") != problem.ContentType || r.header.Get("Retry-After") == "" {
+					t.Fatalf("503 without problem+json or Retry-After: %v", r.header)
+				}
+			}
+			if r.status == http.StatusOK {
+				if r.body == first.body {
+					t.Fatalf("still pid %s after the crash", r.body)
+				}
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if !sawDown {
+			t.Error("never answered 503 while the server was down")
+		}
+		if !env.Running() {
+			t.Error("Running() is false after the restart")
+		}
+	})
+
+	t.Run("SIGKILL after the grace period", func(t *testing.T) {
+		t.Parallel()
+		cfg := upstreamConfig(t, "stubborn")
+		cfg.Env = []string{"UPSTREAM_IGNORE_TERM=1"}
+		cfg.StopGracePeriod = 200 * time.Millisecond
+		env, err := environments.NewServerEnvironment(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := serveEnv(t, env, appRuntime(t))
+		if err := env.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if err := env.Start(t.Context()); !errors.Is(err, environments.ErrServerStarted) {
+			t.Fatalf("second Start: %v", err)
+		}
+		pid, err := strconv.Atoi(send(t, "GET", srv.URL+"/pid", appAlice, "").body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := env.Stop(t.Context()); err != nil {
+			t.Fatalf("Stop: %v", err)
+		}
+		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+			t.Fatalf("process %d still exists after Stop: %v", pid, err)
+		}
+		send(t, "GET", srv.URL+"/pid", appAlice, "").expect(t, http.StatusServiceUnavailable)
+		if err := env.Stop(t.Context()); err != nil {
+			t.Fatalf("second Stop: %v", err)
+		}
+	})
+
+	t.Run("Stop whose context ends kills at once", func(t *testing.T) {
+		t.Parallel()
+		cfg := upstreamConfig(t, "impatient")
+		cfg.Env = []string{"UPSTREAM_IGNORE_TERM=1"}
+		cfg.StopGracePeriod = time.Hour
+		env, err := environments.NewServerEnvironment(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := env.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+		defer cancel()
+		if err := env.Stop(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Stop: %v, want DeadlineExceeded", err)
+		}
+		if env.Running() {
+			t.Fatal("still running after Stop")
+		}
+		// Stopped servers start again.
+		if err := env.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel = context.WithTimeout(t.Context(), 100*time.Millisecond)
+		defer cancel()
+		_ = env.Stop(ctx)
+	})
+
+	t.Run("1 GiB upload streams through the proxy", func(t *testing.T) {
+		if testing.Short() {
+			t.Skip("1 GiB upload: skipped in -short")
+		}
+		// Not parallel: the RSS figure is the process's, shared by all tests.
+		cfg := upstreamConfig(t, "uploads")
+		cfg.Limits.MaxBodyBytes = environments.MaxBodyLimit
+		_, url := startServer(t, cfg)
+
+		const size = 1 << 30
+		runtime.GC()
+		before := resetPeakRSS(t)
+		req, _ := http.NewRequestWithContext(t.Context(), "POST", url+"/discard", io.LimitReader(zeros{}, size))
+		req.ContentLength = size
+		req.Header.Set("Authorization", "Bearer "+appAlice)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || string(b) != strconv.Itoa(size) {
+			t.Fatalf("upload: %d %s", resp.StatusCode, b)
+		}
+		grew := peakRSS(t) - before
+		t.Logf("peak RSS grew by %.1f MiB for a 1 GiB upload through auth, limits and the proxy", float64(grew)/(1<<20))
+		if grew >= 100<<20 {
+			t.Errorf("peak RSS grew by %d bytes (>= 100 MiB)", grew)
+		}
+	})
+
+	t.Run("body over the limit is 413 through the proxy", func(t *testing.T) {
+		t.Parallel()
+		cfg := upstreamConfig(t, "small-uploads")
+		cfg.Limits.MaxBodyBytes = 1000
+		_, url := startServer(t, cfg)
+		for _, declared := range []bool{true, false} {
+			var body io.Reader = io.LimitReader(zeros{}, 2000)
+			if !declared {
+				body = chunked{body}
+			}
+			req, _ := http.NewRequestWithContext(t.Context(), "POST", url+"/discard", body)
+			if declared {
+				req.ContentLength = 2000
+			}
+			req.Header.Set("Authorization", "Bearer "+appAlice)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusRequestEntityTooLarge {
+				t.Errorf("declared length %v: status %d, want 413", declared, resp.StatusCode)
+			}
+		}
+	})
+}
+
+func TestServerEnvironmentStartFails(t *testing.T) {
+	t.Parallel()
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { busy.Close() })
+	busyPort := busy.Addr().(*net.TCPAddr).Port
+
+	tests := []struct {
+		name    string
+		command []string
+		port    int
+		want    error
+	}{
+		{"exits at once", []string{"sh", "-c", "exit 7"}, 0, environments.ErrServerStartup},
+		{"never listens", []string{"sleep", "30"}, 0, environments.ErrServerStartup},
+		{"no such program", []string{"/nonexistent/server"}, 0, environments.ErrServerStartup},
+		{"port taken", []string{"sleep", "30"}, busyPort, environments.ErrPortInUse},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			port := tt.port
+			if port == 0 {
+				port = freePort(t)
+			}
+			env, err := environments.NewServerEnvironment(environments.ServerConfig{
+				Settings:       environments.Settings{Name: "failing"},
+				Command:        tt.command,
+				Port:           port,
+				StartupTimeout: 300 * time.Millisecond,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := serveEnv(t, env, appRuntime(t))
+			if err := env.Start(t.Context()); !errors.Is(err, tt.want) {
+				t.Fatalf("Start: %v, want %v", err, tt.want)
+			}
+			r := send(t, "GET", srv.URL+"/", appAlice, "")
+			r.expect(t, http.StatusServiceUnavailable)
+			if r.header.Get("Content-Type") != problem.ContentType {
+				t.Errorf("503 is not problem+json: %v", r.header)
+			}
+			if err := env.Stop(t.Context()); err != nil {
+				t.Errorf("Stop of a server that never started: %v", err)
+			}
+		})
+	}
+}
+
+func TestNewServerEnvironmentRefuses(t *testing.T) {
+	t.Parallel()
+	ok := environments.ServerConfig{Settings: environments.Settings{Name: "s"}, Command: []string{"x"}, Port: 8000}
+	tests := []struct {
+		name   string
+		change func(c *environments.ServerConfig)
+		want   string
+	}{
+		{"no command", func(c *environments.ServerConfig) { c.Command = nil }, "Command"},
+		{"empty program", func(c *environments.ServerConfig) { c.Command = []string{""} }, "Command"},
+		{"no port", func(c *environments.ServerConfig) { c.Port = 0 }, "Port"},
+		{"port too large", func(c *environments.ServerConfig) { c.Port = 70000 }, "Port"},
+		{"bad env entry", func(c *environments.ServerConfig) { c.Env = []string{"NOEQUALS"} }, "Env"},
+		{"negative timeout", func(c *environments.ServerConfig) { c.StartupTimeout = -time.Second }, "negative"},
+		{"bad name", func(c *environments.ServerConfig) { c.Name = "Not Valid" }, "DNS label"},
+		{"bad label", func(c *environments.ServerConfig) { c.Label = "a--b" }, "invalid URL label"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := ok
+			tt.change(&cfg)
+			_, err := environments.NewServerEnvironment(cfg)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("NewServerEnvironment: %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+	// The defaults wire the lifecycle.
+	env := environments.MustServerEnvironment(ok)
+	if env.Settings().OnStart == nil || env.Settings().OnStop == nil {
+		t.Fatal("OnStart/OnStop are not set to Start/Stop")
+	}
+}
+
+// zeros is an endless source of zero bytes that costs no memory.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
+// chunked hides the length of its reader so the client sends it chunked.
+type chunked struct{ io.Reader }
+
+// resetPeakRSS makes VmHWM start again from the current RSS (Linux's
+// clear_refs "5"), so that what an earlier test allocated does not hide
+// this one's peak. It returns the peak to measure from.
+func resetPeakRSS(t *testing.T) int64 {
+	t.Helper()
+	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
+		t.Logf("cannot reset the peak RSS (%v); measuring from the lifetime peak", err)
+	}
+	return procStatus(t, "VmHWM:")
+}
+
+// peakRSS reads VmHWM, the process's peak resident set, in bytes.
+func peakRSS(t *testing.T) int64 { return procStatus(t, "VmHWM:") }
+
+// procStatus reads a size field of /proc/self/status, in bytes.
+func procStatus(t *testing.T, field string) int64 {
+	t.Helper()
+	data, err := os.ReadFile("/proc/self/status")
+	if errors.Is(err, os.ErrNotExist) {
+		t.Skip("no /proc/self/status on this system")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.SplitSeq(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, field); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatalf("no %s in /proc/self/status", field)
+	return 0
+}
