@@ -9,6 +9,7 @@ import (
 
 	"github.com/taskgate/taskgate/middleware"
 	"github.com/taskgate/taskgate/tasks"
+	"github.com/taskgate/taskgate/tasks/dispatch"
 )
 
 // Environment is something an App serves: the prebuilt webhook environment,
@@ -103,6 +104,8 @@ func (s *Settings) validate() error {
 type Runtime struct {
 	Logger   *slog.Logger
 	Registry *tasks.Registry
+	// Dispatcher submits and follows runs; nil for an App without tasks.
+	Dispatcher *dispatch.Dispatcher
 	// Authenticator verifies credentials; nil refuses every credential.
 	Authenticator middleware.Authenticator
 	// Extractors find credentials; nil means Bearer then the session cookie.

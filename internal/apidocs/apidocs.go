@@ -8,7 +8,10 @@ package apidocs
 import (
 	"io/fs"
 	"net/http"
+	"path"
+	"reflect"
 	"strings"
+	"sync"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humachi"
@@ -42,7 +45,53 @@ func Config(title, version string) huma.Config {
 	cfg := huma.DefaultConfig(title, version)
 	cfg.DocsPath = ""
 	cfg.CreateHooks = nil
+	cfg.Components.Schemas = huma.NewMapRegistry("#/components/schemas/", newSchemaNamer())
 	return cfg
+}
+
+// newSchemaNamer returns huma's namer made safe for types from many
+// packages: huma panics when two types share a schema name, and users'
+// task inputs are often all called Input. A type whose short name is taken
+// by another type gets its package name in front ("BillingInput"); types of
+// taskgate's task subpackages always do ("DispatchQueueSummary").
+func newSchemaNamer() func(reflect.Type, string) string {
+	var mu sync.Mutex
+	owners := map[string]reflect.Type{}
+	return func(t reflect.Type, hint string) string {
+		name := huma.DefaultSchemaNamer(t, hint)
+		base := t
+		for base.Kind() == reflect.Pointer {
+			base = base.Elem()
+		}
+		if base.Name() == "" || base.PkgPath() == "" {
+			return name
+		}
+		qualified := pkgTitle(base.PkgPath()) + name
+		if strings.HasPrefix(base.PkgPath(), "github.com/taskgate/taskgate/tasks/") {
+			return qualified
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if owner, ok := owners[name]; ok && owner != base {
+			return qualified
+		}
+		owners[name] = base
+		return name
+	}
+}
+
+func pkgTitle(pkgPath string) string {
+	p := path.Base(pkgPath)
+	p = strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
+			return r
+		}
+		return -1
+	}, p)
+	if p == "" {
+		return ""
+	}
+	return strings.ToUpper(p[:1]) + p[1:]
 }
 
 // New creates a huma API over r with Config and mounts the docs on r.

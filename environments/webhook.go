@@ -1,0 +1,235 @@
+package environments
+
+import (
+	"fmt"
+	"net/http"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/go-chi/chi/v5"
+
+	"github.com/taskgate/taskgate/internal/apidocs"
+	"github.com/taskgate/taskgate/tasks"
+)
+
+// Endpoint groups of the prebuilt webhook environment.
+const (
+	GroupCore  = "core"  // GET /health, GET /me
+	GroupTask  = "task"  // GET /tasks, GET /task/…, POST /run-task/…
+	GroupRun   = "run"   // GET /run/…, /run/…/io, /run/…/events, POST /run/…/abort, GET /runs
+	GroupNodes = "nodes" // GET /nodes, GET /queue (admins)
+	GroupAll   = "all"
+)
+
+// groupEndpoints maps each group to its endpoint (operation) names.
+var groupEndpoints = map[string][]string{
+	GroupCore:  {"health", "me"},
+	GroupTask:  {"list-tasks", "get-task", "run-task"},
+	GroupRun:   {"get-run", "get-run-io", "abort-run", "list-runs", "run-events"},
+	GroupNodes: {"list-nodes", "queue-summary"},
+}
+
+// WebhookConfig configures the prebuilt webhook environment, in the spirit of
+// Flyte's FlyteWebhookAppEnvironment.
+type WebhookConfig struct {
+	Settings
+	// Groups of endpoints to serve: core, task, run, nodes, or all. Empty
+	// means core, task and run.
+	Groups []string
+	// Endpoints adds single endpoints by name (see Endpoints()).
+	Endpoints []string
+	// AllowedTasks limits which tasks can be seen and run: "name",
+	// "project/name" or "project/domain/name"; any segment may be "*" or a
+	// glob ("train-*"). Nil allows every registered task; an empty non-nil
+	// list allows none.
+	AllowedTasks []string
+	// MaxWait caps Prefer: wait=N; default and maximum 60 s.
+	MaxWait time.Duration
+}
+
+// Webhook is the prebuilt webhook environment. Create it with NewWebhook.
+type Webhook struct {
+	cfg       WebhookConfig
+	endpoints map[string]bool
+	allow     []allowRule
+}
+
+var _ Environment = (*Webhook)(nil)
+
+// EndpointNames lists every endpoint name the webhook environment knows.
+func EndpointNames() []string {
+	var all []string
+	for _, g := range []string{GroupCore, GroupTask, GroupRun, GroupNodes} {
+		all = append(all, groupEndpoints[g]...)
+	}
+	return all
+}
+
+// NewWebhook checks cfg: an unknown group, endpoint or malformed allowlist
+// entry is an error here, not a warning later.
+func NewWebhook(cfg WebhookConfig) (*Webhook, error) {
+	if err := cfg.Settings.validate(); err != nil {
+		return nil, err
+	}
+	if cfg.MaxWait <= 0 || cfg.MaxWait > 60*time.Second {
+		cfg.MaxWait = 60 * time.Second
+	}
+	if cfg.Title == "" {
+		cfg.Title = "taskgate webhook"
+	}
+	w := &Webhook{cfg: cfg, endpoints: map[string]bool{}}
+	groups := cfg.Groups
+	if len(groups) == 0 && len(cfg.Endpoints) == 0 {
+		groups = []string{GroupCore, GroupTask, GroupRun}
+	}
+	for _, g := range groups {
+		if g == GroupAll {
+			for _, eps := range groupEndpoints {
+				for _, e := range eps {
+					w.endpoints[e] = true
+				}
+			}
+			continue
+		}
+		eps, ok := groupEndpoints[g]
+		if !ok {
+			return nil, fmt.Errorf("webhook %s: unknown endpoint group %q (known: core, task, run, nodes, all)", cfg.Name, g)
+		}
+		for _, e := range eps {
+			w.endpoints[e] = true
+		}
+	}
+	known := EndpointNames()
+	for _, e := range cfg.Endpoints {
+		if !slices.Contains(known, e) {
+			return nil, fmt.Errorf("webhook %s: unknown endpoint %q (known: %s)", cfg.Name, e, strings.Join(known, ", "))
+		}
+		w.endpoints[e] = true
+	}
+	for _, a := range cfg.AllowedTasks {
+		rule, err := parseAllowRule(a)
+		if err != nil {
+			return nil, fmt.Errorf("webhook %s: %w", cfg.Name, err)
+		}
+		w.allow = append(w.allow, rule)
+	}
+	return w, nil
+}
+
+// MustWebhook is NewWebhook that panics on error.
+func MustWebhook(cfg WebhookConfig) *Webhook {
+	w, err := NewWebhook(cfg)
+	if err != nil {
+		panic(err)
+	}
+	return w
+}
+
+// Settings implements Environment.
+func (w *Webhook) Settings() *Settings { return &w.cfg.Settings }
+
+// Serves reports whether endpoint e is enabled.
+func (w *Webhook) Serves(e string) bool { return w.endpoints[e] }
+
+// Allowed reports whether the allowlist lets task d through.
+func (w *Webhook) Allowed(d *tasks.Definition) bool {
+	if w.cfg.AllowedTasks == nil {
+		return true
+	}
+	for _, r := range w.allow {
+		if r.match(d) {
+			return true
+		}
+	}
+	return false
+}
+
+// allowRule is one allowlist entry, normalized to three segments.
+type allowRule struct{ project, domain, name string }
+
+func parseAllowRule(s string) (allowRule, error) {
+	parts := strings.Split(s, "/")
+	var r allowRule
+	switch len(parts) {
+	case 1:
+		r = allowRule{"*", "*", parts[0]}
+	case 2:
+		r = allowRule{parts[0], "*", parts[1]}
+	case 3:
+		r = allowRule{parts[0], parts[1], parts[2]}
+	default:
+		return r, fmt.Errorf("allowlist entry %q: want name, project/name or project/domain/name", s)
+	}
+	for _, seg := range []string{r.project, r.domain, r.name} {
+		if !validPattern(seg) {
+			return r, fmt.Errorf("allowlist entry %q: segment %q is neither a name nor a pattern of a-z, 0-9, - and *", s, seg)
+		}
+	}
+	return r, nil
+}
+
+// validPattern accepts a task name, "*", or a glob such as "train-*": only
+// lowercase letters, digits, '-' and '*', so no other glob syntax sneaks in.
+func validPattern(seg string) bool {
+	if seg == "" || len(seg) > 63 {
+		return false
+	}
+	for _, c := range seg {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '*') {
+			return false
+		}
+	}
+	return true
+}
+
+func (r allowRule) match(d *tasks.Definition) bool {
+	ok := func(pat, v string) bool {
+		m, _ := path.Match(pat, v) // patterns are checked by validPattern
+		return m
+	}
+	return ok(r.project, d.Project) && ok(r.domain, d.Domain) && ok(r.name, d.Name)
+}
+
+// Build implements Environment.
+func (w *Webhook) Build(rt *Runtime) (http.Handler, error) {
+	if rt.Dispatcher == nil && (w.endpoints["run-task"] || w.endpoints["get-run"]) {
+		return nil, fmt.Errorf("webhook %s: the task and run groups need App.Dispatcher", w.cfg.Name)
+	}
+	r := chi.NewRouter()
+	r.Use(jsonBodies)
+	cfg := apidocs.Config(w.cfg.Title, rt.Version)
+	cfg.Info.Description = w.cfg.Description
+	if w.cfg.PathPrefix != "" {
+		cfg.Servers = []*huma.Server{{URL: w.cfg.PathPrefix}}
+	}
+	cfg.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
+		"bearer": {Type: "http", Scheme: "bearer", Description: "An OIDC/JWT or static token."},
+	}
+	api := apidocs.New(r, cfg)
+	h := &webhookHandlers{w: w, rt: rt, api: api}
+	h.register(api)
+	return r, nil
+}
+
+// runURL is the path of a run, as the caller sees it (with the prefix).
+func (w *Webhook) runURL(name string) string {
+	return path.Join("/", w.cfg.PathPrefix, "run", name)
+}
+
+// jsonBodies treats a POST body sent without a content type, or with curl's
+// default form type, as JSON: every body this environment takes is JSON, and
+// `curl -d '{"message":"hi"}'` should just work.
+func jsonBodies(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			ct := r.Header.Get("Content-Type")
+			if ct == "" || strings.HasPrefix(ct, "application/x-www-form-urlencoded") {
+				r.Header.Set("Content-Type", "application/json")
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,516 @@
+package environments
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/validation"
+
+	"github.com/taskgate/taskgate/middleware"
+	"github.com/taskgate/taskgate/tasks"
+	"github.com/taskgate/taskgate/tasks/dispatch"
+)
+
+// webhookHandlers are the operations of one webhook environment.
+type webhookHandlers struct {
+	w   *Webhook
+	rt  *Runtime
+	api huma.API
+
+	schemaMu sync.Mutex
+	schemas  map[string]taskSchemas
+}
+
+type taskSchemas struct{ in, out *huma.Schema }
+
+var bearer = []map[string][]string{{"bearer": {}}}
+
+func (h *webhookHandlers) register(api huma.API) {
+	h.schemas = map[string]taskSchemas{}
+	for _, d := range h.rt.Registry.All() {
+		if h.w.Allowed(d) {
+			h.schemasOf(d)
+		}
+	}
+	op := func(id, method, p, group, summary, desc string) huma.Operation {
+		o := huma.Operation{
+			OperationID: id, Method: method, Path: p, Tags: []string{group},
+			Summary: summary, Description: desc, Security: bearer,
+		}
+		if id == "health" {
+			o.Security = nil
+		}
+		return o
+	}
+	if h.w.Serves("health") {
+		huma.Register(api, op("health", http.MethodGet, "/health", GroupCore, "Health check",
+			"Answers while the server is up. Never needs credentials."), h.health)
+	}
+	if h.w.Serves("me") {
+		huma.Register(api, op("me", http.MethodGet, "/me", GroupCore, "The caller's identity",
+			"The verified identity behind the request's credentials."), h.me)
+	}
+	if h.w.Serves("list-tasks") {
+		huma.Register(api, op("list-tasks", http.MethodGet, "/tasks", GroupTask, "List tasks",
+			"The registered tasks this environment's allowlist lets through."), h.listTasks)
+	}
+	if h.w.Serves("get-task") {
+		huma.Register(api, op("get-task", http.MethodGet, "/task/{project}/{domain}/{name}", GroupTask, "Describe a task",
+			"Version, input and output JSON Schemas, resources, retry policy and timeout of a task."), h.getTask)
+	}
+	if h.w.Serves("run-task") {
+		o := op("run-task", http.MethodPost, "/run-task/{project}/{domain}/{name}", GroupTask, "Run a task",
+			"Starts a run of the task with the JSON object of inputs in the body, validated against the task's input "+
+				"schema (422 names each bad field; no run is created). Answers 202 with the run's name and URL. "+
+				"`Prefer: wait=N` (N ≤ 60) waits up to N seconds and answers 200 with the outputs when the run ends in time. "+
+				"An `Idempotency-Key` makes retries return the same run; reusing it with another body is 409. "+
+				"`webhook` gets a signed callback when the run completes.")
+		o.DefaultStatus = http.StatusAccepted
+		o.RequestBody = &huma.RequestBody{
+			Description: "The task's inputs: a JSON object matching the task's input schema (see GET /task/…).",
+			Content: map[string]*huma.MediaType{"application/json": {
+				Schema:  &huma.Schema{Type: huma.TypeObject, AdditionalProperties: true},
+				Example: map[string]any{"message": "hi"},
+			}},
+		}
+		var inputs []*huma.Schema
+		for _, d := range h.rt.Registry.All() {
+			if h.w.Allowed(d) {
+				inputs = append(inputs, h.schemasOf(d).in)
+			}
+		}
+		o.RequestBody.Content["application/json"].Schema.AnyOf = inputs
+		// The anyOf above documents the tasks' inputs; the handler validates
+		// the body against the one task named in the path instead.
+		o.SkipValidateBody = true
+		accepted := h.api.OpenAPI().Components.Schemas.Schema(reflect.TypeFor[RunAccepted](), true, "RunAccepted")
+		o.Responses = map[string]*huma.Response{"200": {
+			Description: "The run ended within Prefer: wait; outputs included.",
+			Content:     map[string]*huma.MediaType{"application/json": {Schema: accepted}},
+		}}
+		huma.Register(api, o, h.runTask)
+		// RawBody makes huma document an octet-stream body too; the body is
+		// JSON only, validated against the task's schema by the handler.
+		if pi := api.OpenAPI().Paths["/run-task/{project}/{domain}/{name}"]; pi != nil && pi.Post != nil {
+			delete(pi.Post.RequestBody.Content, "application/octet-stream")
+		}
+	}
+	if h.w.Serves("get-run") {
+		huma.Register(api, op("get-run", http.MethodGet, "/run/{name}", GroupRun, "Get a run",
+			"Phase, queue position, attempts, node and timings of a run. Someone else's run is 404."), h.getRun)
+	}
+	if h.w.Serves("get-run-io") {
+		huma.Register(api, op("get-run-io", http.MethodGet, "/run/{name}/io", GroupRun, "Get a run's inputs and outputs",
+			"Outputs are null until the run has succeeded."), h.getRunIO)
+	}
+	if h.w.Serves("abort-run") {
+		o := op("abort-run", http.MethodPost, "/run/{name}/abort", GroupRun, "Abort a run",
+			"A queued run is aborted at once; a running run has its context cancelled. A finished run is 409.")
+		o.DefaultStatus = http.StatusAccepted
+		huma.Register(api, o, h.abortRun)
+	}
+	if h.w.Serves("list-runs") {
+		huma.Register(api, op("list-runs", http.MethodGet, "/runs", GroupRun, "List the caller's runs",
+			"Newest first, with cursor pagination and filters by phase and task."), h.listRuns)
+	}
+	if h.w.Serves("run-events") {
+		o := op("run-events", http.MethodGet, "/run/{name}/events", GroupRun, "Stream a run's events",
+			"Server-Sent Events: one `phase` event per phase change, ending after the terminal one. "+
+				"Each event's id is its sequence number; send `Last-Event-ID` to resume after it.")
+		o.Responses = map[string]*huma.Response{"200": {
+			Description: "An event stream.",
+			Content:     map[string]*huma.MediaType{"text/event-stream": {Schema: &huma.Schema{Type: huma.TypeString}}},
+		}}
+		huma.Register(api, o, h.runEvents)
+	}
+	if h.w.Serves("list-nodes") {
+		huma.Register(api, op("list-nodes", http.MethodGet, "/nodes", GroupNodes, "List nodes",
+			"Node inventories with their free devices. Admin group only."), h.listNodes)
+	}
+	if h.w.Serves("queue-summary") {
+		huma.Register(api, op("queue-summary", http.MethodGet, "/queue", GroupNodes, "Queue summary",
+			"How many runs wait, per phase and per GPU shape. Admin group only."), h.queueSummary)
+	}
+}
+
+// schemasOf registers the task's input and output types in the API's schema
+// registry (so /docs lists them) and returns the resolved schemas.
+func (h *webhookHandlers) schemasOf(d *tasks.Definition) taskSchemas {
+	h.schemaMu.Lock()
+	defer h.schemaMu.Unlock()
+	if s, ok := h.schemas[d.ID()]; ok {
+		return s
+	}
+	reg := h.api.OpenAPI().Components.Schemas
+	hint := schemaHint(d)
+	s := taskSchemas{
+		in:  reg.Schema(d.InputType, true, hint+"Input"),
+		out: reg.Schema(d.OutputType, true, hint+"Output"),
+	}
+	h.schemas[d.ID()] = s
+	return s
+}
+
+// schemaHint is "DemoDevelopmentEcho" for demo/development/echo.
+func schemaHint(d *tasks.Definition) string {
+	var b strings.Builder
+	for _, part := range []string{d.Project, d.Domain, d.Name} {
+		for _, w := range strings.Split(part, "-") {
+			if w != "" {
+				b.WriteString(strings.ToUpper(w[:1]) + w[1:])
+			}
+		}
+	}
+	return b.String()
+}
+
+// caller is the verified identity, or an anonymous one where the
+// environment serves without credentials.
+func caller(ctx context.Context) middleware.Identity {
+	if id, ok := middleware.IdentityFromContext(ctx); ok {
+		return id
+	}
+	return middleware.Identity{Subject: "anonymous"}
+}
+
+func (h *webhookHandlers) isAdmin(id middleware.Identity) bool { return id.InGroup(h.rt.AdminGroup) }
+
+// problemFor is the one table from domain errors to HTTP errors.
+func (h *webhookHandlers) problemFor(ctx context.Context, err error) error {
+	switch {
+	case errors.Is(err, dispatch.ErrNotFound):
+		return huma.Error404NotFound("run not found")
+	case errors.Is(err, dispatch.ErrIdempotencyConflict):
+		return huma.Error409Conflict("Idempotency-Key was already used with a different request")
+	case errors.Is(err, dispatch.ErrAlreadyDone):
+		return huma.Error409Conflict("run already finished")
+	case errors.Is(err, dispatch.ErrClosed):
+		return huma.Error503ServiceUnavailable("server is shutting down")
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return huma.Error503ServiceUnavailable("request cancelled")
+	}
+	h.rt.Logger.ErrorContext(ctx, "webhook handler", "err", err)
+	return huma.Error500InternalServerError("internal error")
+}
+
+// --- core
+
+// HealthOutput is GET /health.
+type HealthOutput struct {
+	Body struct {
+		Status string `json:"status" example:"healthy" doc:"Always healthy while the server answers."`
+	}
+}
+
+func (h *webhookHandlers) health(context.Context, *struct{}) (*HealthOutput, error) {
+	out := &HealthOutput{}
+	out.Body.Status = "healthy"
+	return out, nil
+}
+
+// IdentityBody is the caller's identity as GET /me shows it.
+type IdentityBody struct {
+	Subject string   `json:"subject" example:"alice" doc:"Stable identifier of the caller."`
+	Name    string   `json:"name,omitempty" example:"Alice Liddell"`
+	Email   string   `json:"email,omitempty" example:"alice@example.com"`
+	Groups  []string `json:"groups" example:"[\"ml-team\"]"`
+}
+
+// MeOutput is GET /me.
+type MeOutput struct{ Body IdentityBody }
+
+func (h *webhookHandlers) me(ctx context.Context, _ *struct{}) (*MeOutput, error) {
+	id := caller(ctx)
+	groups := id.Groups
+	if groups == nil {
+		groups = []string{}
+	}
+	return &MeOutput{Body: IdentityBody{Subject: id.Subject, Name: id.Name, Email: id.Email, Groups: groups}}, nil
+}
+
+// --- tasks
+
+// TaskSummary is one task in GET /tasks.
+type TaskSummary struct {
+	Project     string `json:"project" example:"demo"`
+	Domain      string `json:"domain" example:"development"`
+	Name        string `json:"name" example:"echo"`
+	Version     string `json:"version" example:"v1a2b3c4d5e6f"`
+	Description string `json:"description,omitempty"`
+	URL         string `json:"url" example:"/task/demo/development/echo"`
+}
+
+// ListTasksOutput is GET /tasks.
+type ListTasksOutput struct {
+	Body struct {
+		Tasks []TaskSummary `json:"tasks"`
+	}
+}
+
+func (h *webhookHandlers) summary(d *tasks.Definition) TaskSummary {
+	return TaskSummary{
+		Project: d.Project, Domain: d.Domain, Name: d.Name, Version: d.Version, Description: d.Description,
+		URL: h.w.prefixed("/task/" + d.ID()),
+	}
+}
+
+func (w *Webhook) prefixed(p string) string { return w.cfg.PathPrefix + p }
+
+func (h *webhookHandlers) listTasks(context.Context, *struct{}) (*ListTasksOutput, error) {
+	out := &ListTasksOutput{}
+	out.Body.Tasks = []TaskSummary{}
+	for _, d := range h.rt.Registry.All() {
+		if h.w.Allowed(d) {
+			out.Body.Tasks = append(out.Body.Tasks, h.summary(d))
+		}
+	}
+	return out, nil
+}
+
+// TaskPath names a task in a path.
+type TaskPath struct {
+	Project string `path:"project" example:"demo" doc:"Project of the task."`
+	Domain  string `path:"domain" example:"development" doc:"Domain of the task."`
+	Name    string `path:"name" example:"echo" doc:"Name of the task."`
+}
+
+// TaskDetail is GET /task/{project}/{domain}/{name}.
+type TaskDetail struct {
+	TaskSummary
+	InputSchema  any               `json:"input_schema" doc:"JSON Schema of the inputs (the run-task body)."`
+	OutputSchema any               `json:"output_schema" doc:"JSON Schema of the outputs."`
+	Resources    tasks.Resources   `json:"resources"`
+	Retry        RetryBody         `json:"retry"`
+	Timeout      string            `json:"timeout" example:"1h0m0s"`
+	Request      tasks.Request     `json:"resource_request"`
+	Labels       map[string]string `json:"labels,omitempty"`
+}
+
+// RetryBody is a retry policy with durations as text.
+type RetryBody struct {
+	MaxAttempts    int     `json:"max_attempts"`
+	InitialBackoff string  `json:"initial_backoff"`
+	MaxBackoff     string  `json:"max_backoff"`
+	Multiplier     float64 `json:"multiplier"`
+	Jitter         float64 `json:"jitter"`
+}
+
+// GetTaskOutput is GET /task/{project}/{domain}/{name}.
+type GetTaskOutput struct{ Body TaskDetail }
+
+// lookupTask finds an allowed task: unknown is 404, outside the allowlist 403.
+func (h *webhookHandlers) lookupTask(p TaskPath) (*tasks.Definition, error) {
+	d, ok := h.rt.Registry.Lookup(p.Project, p.Domain, p.Name)
+	if !ok {
+		return nil, huma.Error404NotFound(fmt.Sprintf("task %s/%s/%s not found", p.Project, p.Domain, p.Name))
+	}
+	if !h.w.Allowed(d) {
+		return nil, huma.Error403Forbidden(fmt.Sprintf("task %s is not allowed in this environment", d.ID()))
+	}
+	return d, nil
+}
+
+func (h *webhookHandlers) getTask(_ context.Context, in *TaskPath) (*GetTaskOutput, error) {
+	d, err := h.lookupTask(*in)
+	if err != nil {
+		return nil, err
+	}
+	reg := h.api.OpenAPI().Components.Schemas
+	s := h.schemasOf(d)
+	return &GetTaskOutput{Body: TaskDetail{
+		TaskSummary:  h.summary(d),
+		InputSchema:  deref(reg, s.in),
+		OutputSchema: deref(reg, s.out),
+		Resources:    d.Resources,
+		Request:      d.Request,
+		Retry: RetryBody{
+			MaxAttempts: d.Retry.MaxAttempts, InitialBackoff: d.Retry.InitialBackoff.String(),
+			MaxBackoff: d.Retry.MaxBackoff.String(), Multiplier: d.Retry.Multiplier, Jitter: d.Retry.Jitter,
+		},
+		Timeout: d.Timeout.String(),
+	}}, nil
+}
+
+// deref resolves a top-level $ref so GET /task shows the schema itself.
+func deref(reg huma.Registry, s *huma.Schema) *huma.Schema {
+	if s != nil && s.Ref != "" {
+		if r := reg.SchemaFromRef(s.Ref); r != nil {
+			return r
+		}
+	}
+	return s
+}
+
+// RunTaskInput is POST /run-task/{project}/{domain}/{name}.
+type RunTaskInput struct {
+	TaskPath
+	IdempotencyKey string   `header:"Idempotency-Key" maxLength:"255" doc:"Retries with the same key return the same run."`
+	Prefer         string   `header:"Prefer" example:"wait=10" doc:"wait=N (N ≤ 60): wait up to N seconds for the result."`
+	Webhook        string   `query:"webhook" maxLength:"2048" doc:"URL that gets a signed callback (Standard Webhooks) when the run completes."`
+	WebhookEvents  []string `query:"webhook_events_filter" enum:"start,completed" doc:"Events that trigger the callback; default completed."`
+	Priority       int      `query:"priority" minimum:"-100" maximum:"100" doc:"Higher runs first; default 0."`
+	RawBody        []byte
+}
+
+// RunAccepted is the body of POST /run-task.
+type RunAccepted struct {
+	Name    string          `json:"name" example:"r7q2m4x9k3p8s1t6v5w0"`
+	URL     string          `json:"url" example:"/run/r7q2m4x9k3p8s1t6v5w0"`
+	Phase   tasks.Phase     `json:"phase" example:"queued"`
+	Done    bool            `json:"done"`
+	Outputs json.RawMessage `json:"outputs,omitempty" doc:"Present when the run succeeded within Prefer: wait."`
+	Error   string          `json:"error,omitempty"`
+}
+
+// RunTaskOutput is the response of POST /run-task.
+type RunTaskOutput struct {
+	Status            int
+	Location          string `header:"Location"`
+	PreferenceApplied string `header:"Preference-Applied"`
+	Body              RunAccepted
+}
+
+func (h *webhookHandlers) runTask(ctx context.Context, in *RunTaskInput) (*RunTaskOutput, error) {
+	d, err := h.lookupTask(in.TaskPath)
+	if err != nil {
+		return nil, err
+	}
+	inputs, err := h.validateInputs(d, in.RawBody)
+	if err != nil {
+		return nil, err
+	}
+	if in.Webhook != "" {
+		if err := validateCallbackURL(in.Webhook); err != nil {
+			return nil, huma.Error422UnprocessableEntity("invalid webhook", &huma.ErrorDetail{
+				Message: err.Error(), Location: "query.webhook", Value: in.Webhook,
+			})
+		}
+	}
+	wait, err := parsePreferWait(in.Prefer, h.w.cfg.MaxWait)
+	if err != nil {
+		return nil, huma.Error400BadRequest(err.Error())
+	}
+	run, _, err := h.rt.Dispatcher.Submit(ctx, dispatch.SubmitRequest{
+		Task: d, Inputs: inputs, Caller: caller(ctx),
+		IdempotencyKey: in.IdempotencyKey, Priority: in.Priority,
+		Webhook: in.Webhook, WebhookEvents: in.WebhookEvents,
+	})
+	if err != nil {
+		return nil, h.problemFor(ctx, err)
+	}
+	out := &RunTaskOutput{Status: http.StatusAccepted, Location: h.w.runURL(run.Name)}
+	if wait > 0 {
+		out.PreferenceApplied = "wait=" + strconv.Itoa(int(wait/time.Second))
+		wctx, cancel := context.WithTimeout(ctx, wait)
+		waited, werr := h.rt.Dispatcher.Wait(wctx, run.Name)
+		cancel()
+		if werr == nil && waited != nil {
+			run = waited
+		} else if waited != nil {
+			run = waited
+		}
+		if run.Done() {
+			out.Status = http.StatusOK
+		}
+	}
+	out.Body = RunAccepted{Name: run.Name, URL: out.Location, Phase: run.Phase, Done: run.Done(), Error: run.Error}
+	if run.Done() {
+		out.Body.Outputs = run.Outputs
+	}
+	return out, nil
+}
+
+// validateInputs checks the body against the task's input schema before any
+// run exists: each bad field is named in the 422.
+func (h *webhookHandlers) validateInputs(d *tasks.Definition, raw []byte) (json.RawMessage, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		raw = []byte("{}")
+	}
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return nil, huma.Error400BadRequest("request body is not valid JSON", &huma.ErrorDetail{
+			Message: err.Error(), Location: "body",
+		})
+	}
+	if _, ok := v.(map[string]any); !ok && d.InputType.Kind() == reflect.Struct {
+		return nil, huma.Error422UnprocessableEntity("validation failed", &huma.ErrorDetail{
+			Message: "expected a JSON object of inputs", Location: "body",
+		})
+	}
+	s := h.schemasOf(d)
+	reg := h.api.OpenAPI().Components.Schemas
+	pb := huma.NewPathBuffer([]byte("body"), len("body"))
+	res := &huma.ValidateResult{}
+	huma.Validate(reg, deref(reg, s.in), pb, huma.ModeWriteToServer, v, res)
+	if len(res.Errors) > 0 {
+		return nil, huma.Error422UnprocessableEntity("validation failed", pointAtMissing(res.Errors)...)
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, raw); err != nil {
+		return nil, huma.Error422UnprocessableEntity("request body is not valid JSON")
+	}
+	return buf.Bytes(), nil
+}
+
+// pointAtMissing moves a missing required property's error from the
+// object to the property itself ("body.message"), so each error names the
+// field the caller must fix.
+func pointAtMissing(errs []error) []error {
+	prefix, suffix, _ := strings.Cut(validation.MsgExpectedRequiredProperty, "%s")
+	for _, e := range errs {
+		var d *huma.ErrorDetail
+		if errors.As(e, &d) && strings.HasPrefix(d.Message, prefix) && strings.HasSuffix(d.Message, suffix) {
+			prop := strings.TrimSuffix(strings.TrimPrefix(d.Message, prefix), suffix)
+			d.Location += "." + prop
+			d.Value = nil
+		}
+	}
+	return errs
+}
+
+// validateCallbackURL accepts absolute http(s) URLs with a host and no
+// userinfo. Where the URL may point is checked again at dial time.
+func validateCallbackURL(raw string) error {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return errors.New("not a URL")
+	case u.Scheme != "http" && u.Scheme != "https":
+		return errors.New("scheme must be http or https")
+	case u.Host == "" || u.Hostname() == "":
+		return errors.New("host is missing")
+	case u.User != nil:
+		return errors.New("credentials in the URL are not allowed")
+	}
+	return nil
+}
+
+// parsePreferWait reads wait=N from a Prefer header (RFC 7240); other
+// preferences are ignored. N above max is capped.
+func parsePreferWait(prefer string, max time.Duration) (time.Duration, error) {
+	for _, part := range strings.FieldsFunc(prefer, func(r rune) bool { return r == ',' || r == ';' }) {
+		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok || !strings.EqualFold(strings.TrimSpace(k), "wait") {
+			continue
+		}
+		n, err := strconv.ParseFloat(strings.Trim(strings.TrimSpace(v), `"`), 64)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("Prefer: wait=%s is not a number of seconds", v)
+		}
+		d := time.Duration(n * float64(time.Second))
+		return min(d, max), nil
+	}
+	return 0, nil
+}

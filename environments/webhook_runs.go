@@ -1,0 +1,281 @@
+package environments
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/taskgate/taskgate/tasks"
+	"github.com/taskgate/taskgate/tasks/dispatch"
+)
+
+// RunPath names a run in a path.
+type RunPath struct {
+	Name string `path:"name" maxLength:"64" example:"r7q2m4x9k3p8s1t6v5w0" doc:"The run's name."`
+}
+
+// RunStatus is GET /run/{name}.
+type RunStatus struct {
+	Name          string          `json:"name" example:"r7q2m4x9k3p8s1t6v5w0"`
+	Task          string          `json:"task" example:"demo/development/echo"`
+	Phase         tasks.Phase     `json:"phase" example:"running"`
+	URL           string          `json:"url" example:"/run/r7q2m4x9k3p8s1t6v5w0"`
+	Done          bool            `json:"done"`
+	QueuePosition int             `json:"queue_position" doc:"1 for the next run to be placed; 0 once placed."`
+	Reason        string          `json:"reason,omitempty" example:"waiting for 4 free A100-80GB on one node" doc:"Why a waiting run waits."`
+	Attempt       int             `json:"attempt" doc:"Number of the current or last attempt."`
+	Attempts      []tasks.Attempt `json:"attempts"`
+	Node          string          `json:"node,omitempty"`
+	Devices       []string        `json:"devices,omitempty"`
+	Error         string          `json:"error,omitempty"`
+	CreatedAt     time.Time       `json:"created_at"`
+	StartedAt     *time.Time      `json:"started_at,omitempty"`
+	FinishedAt    *time.Time      `json:"finished_at,omitempty"`
+}
+
+// GetRunOutput is GET /run/{name}.
+type GetRunOutput struct{ Body RunStatus }
+
+// ownedRun loads a run the caller may see: its owner's or, for the admin
+// group, anyone's. Anything else is 404, so names of others' runs leak nothing.
+func (h *webhookHandlers) ownedRun(ctx context.Context, name string) (*tasks.Run, error) {
+	run, err := h.rt.Dispatcher.Get(ctx, name)
+	if err != nil {
+		return nil, h.problemFor(ctx, err)
+	}
+	id := caller(ctx)
+	if run.Owner != id.Subject && !h.isAdmin(id) {
+		return nil, huma.Error404NotFound("run not found")
+	}
+	return run, nil
+}
+
+func (h *webhookHandlers) status(run *tasks.Run) RunStatus {
+	s := RunStatus{
+		Name: run.Name, Task: run.Project + "/" + run.Domain + "/" + run.Task,
+		Phase: run.Phase, URL: h.w.runURL(run.Name), Done: run.Done(),
+		Attempt: run.Attempt, Attempts: run.Attempts, Node: run.Node, Devices: run.Devices,
+		Error: run.Error, CreatedAt: run.CreatedAt, StartedAt: run.StartedAt, FinishedAt: run.FinishedAt,
+	}
+	if s.Attempts == nil {
+		s.Attempts = []tasks.Attempt{}
+	}
+	if !run.Done() {
+		s.QueuePosition, s.Reason = h.rt.Dispatcher.QueuePosition(run.Name)
+	}
+	return s
+}
+
+func (h *webhookHandlers) getRun(ctx context.Context, in *RunPath) (*GetRunOutput, error) {
+	run, err := h.ownedRun(ctx, in.Name)
+	if err != nil {
+		return nil, err
+	}
+	return &GetRunOutput{Body: h.status(run)}, nil
+}
+
+// RunIO is GET /run/{name}/io.
+type RunIO struct {
+	Name    string          `json:"name"`
+	Inputs  json.RawMessage `json:"inputs"`
+	Outputs json.RawMessage `json:"outputs" doc:"null until the run succeeded."`
+}
+
+// GetRunIOOutput is GET /run/{name}/io.
+type GetRunIOOutput struct{ Body RunIO }
+
+func (h *webhookHandlers) getRunIO(ctx context.Context, in *RunPath) (*GetRunIOOutput, error) {
+	run, err := h.ownedRun(ctx, in.Name)
+	if err != nil {
+		return nil, err
+	}
+	io := RunIO{Name: run.Name, Inputs: run.Inputs, Outputs: run.Outputs}
+	if len(io.Inputs) == 0 {
+		io.Inputs = json.RawMessage("null")
+	}
+	if len(io.Outputs) == 0 || run.Phase != tasks.PhaseSucceeded {
+		io.Outputs = json.RawMessage("null")
+	}
+	return &GetRunIOOutput{Body: io}, nil
+}
+
+// AbortInput is POST /run/{name}/abort.
+type AbortInput struct {
+	RunPath
+	Reason string `query:"reason" maxLength:"512" doc:"Why the run is aborted; kept with the run."`
+}
+
+// AbortOutput is POST /run/{name}/abort.
+type AbortOutput struct {
+	Body struct {
+		Name   string `json:"name"`
+		Status string `json:"status" example:"abort_requested"`
+		Reason string `json:"reason"`
+	}
+}
+
+func (h *webhookHandlers) abortRun(ctx context.Context, in *AbortInput) (*AbortOutput, error) {
+	if _, err := h.ownedRun(ctx, in.Name); err != nil {
+		return nil, err
+	}
+	if _, err := h.rt.Dispatcher.Abort(ctx, in.Name, in.Reason); err != nil {
+		return nil, h.problemFor(ctx, err)
+	}
+	out := &AbortOutput{}
+	out.Body.Name, out.Body.Status, out.Body.Reason = in.Name, "abort_requested", in.Reason
+	return out, nil
+}
+
+// ListRunsInput is GET /runs.
+type ListRunsInput struct {
+	Phase  []string `query:"phase" enum:"queued,waiting_for_resources,initializing,running,succeeded,failed,aborted,timed_out" doc:"Only runs in these phases."`
+	Task   string   `query:"task" example:"demo/development/echo" doc:"Only runs of this task (project/domain/name)."`
+	Cursor string   `query:"cursor" maxLength:"256" doc:"next_cursor of the previous page."`
+	Limit  int      `query:"limit" minimum:"1" maximum:"200" default:"50"`
+	All    bool     `query:"all" doc:"Admin group only: every caller's runs."`
+}
+
+// ListRunsOutput is GET /runs.
+type ListRunsOutput struct {
+	Body struct {
+		Runs       []RunStatus `json:"runs"`
+		NextCursor string      `json:"next_cursor,omitempty"`
+	}
+}
+
+func (h *webhookHandlers) listRuns(ctx context.Context, in *ListRunsInput) (*ListRunsOutput, error) {
+	id := caller(ctx)
+	opts := dispatch.ListOptions{Owner: id.Subject, Task: in.Task, Cursor: in.Cursor, Limit: in.Limit}
+	if in.All {
+		if !h.isAdmin(id) {
+			return nil, huma.Error403Forbidden("all=true is for the admin group")
+		}
+		opts.Owner = ""
+	}
+	for _, p := range in.Phase {
+		opts.Phases = append(opts.Phases, tasks.Phase(p))
+	}
+	runs, next, err := h.rt.Dispatcher.List(ctx, opts)
+	if err != nil {
+		return nil, h.problemFor(ctx, err)
+	}
+	out := &ListRunsOutput{}
+	out.Body.Runs = make([]RunStatus, len(runs))
+	for i, r := range runs {
+		out.Body.Runs[i] = h.status(r)
+	}
+	out.Body.NextCursor = next
+	return out, nil
+}
+
+// RunEventsInput is GET /run/{name}/events.
+type RunEventsInput struct {
+	RunPath
+	LastEventID string `header:"Last-Event-ID" doc:"Resume after this event id."`
+}
+
+// keepAlive is how often an idle event stream sends a comment, so proxies
+// and clients do not time it out.
+var keepAlive = 15 * time.Second
+
+func (h *webhookHandlers) runEvents(ctx context.Context, in *RunEventsInput) (*huma.StreamResponse, error) {
+	if _, err := h.ownedRun(ctx, in.Name); err != nil {
+		return nil, err
+	}
+	var after int64
+	if in.LastEventID != "" {
+		n, err := strconv.ParseInt(in.LastEventID, 10, 64)
+		if err != nil || n < 0 {
+			return nil, huma.Error400BadRequest("Last-Event-ID must be an event id (a non-negative integer)")
+		}
+		after = n
+	}
+	events, err := h.rt.Dispatcher.Events(ctx, in.Name, after)
+	if err != nil {
+		return nil, h.problemFor(ctx, err)
+	}
+	return &huma.StreamResponse{Body: func(hctx huma.Context) {
+		hctx.SetHeader("Content-Type", "text/event-stream")
+		hctx.SetHeader("Cache-Control", "no-cache")
+		hctx.SetHeader("X-Accel-Buffering", "no")
+		hctx.SetStatus(http.StatusOK)
+		w := hctx.BodyWriter()
+		flush := func() {
+			if f, ok := w.(http.Flusher); ok {
+				f.Flush()
+			}
+		}
+		fmt.Fprint(w, ": stream of run events\nretry: 2000\n\n")
+		flush()
+		tick := time.NewTicker(keepAlive)
+		defer tick.Stop()
+		for {
+			select {
+			case ev, ok := <-events:
+				if !ok {
+					return
+				}
+				b, _ := json.Marshal(ev)
+				fmt.Fprintf(w, "id: %d\nevent: phase\ndata: %s\n\n", ev.Seq, b)
+				flush()
+				if ev.Phase.Terminal() {
+					return
+				}
+			case <-tick.C:
+				fmt.Fprint(w, ": keep-alive\n\n")
+				flush()
+			case <-hctx.Context().Done():
+				return
+			}
+		}
+	}}, nil
+}
+
+// NodesOutput is GET /nodes.
+type NodesOutput struct {
+	Body struct {
+		Nodes []dispatch.NodeStatus `json:"nodes"`
+	}
+}
+
+func (h *webhookHandlers) requireAdmin(ctx context.Context) error {
+	if !h.isAdmin(caller(ctx)) {
+		return huma.Error403Forbidden("this endpoint is for the admin group")
+	}
+	return nil
+}
+
+func (h *webhookHandlers) listNodes(ctx context.Context, _ *struct{}) (*NodesOutput, error) {
+	if err := h.requireAdmin(ctx); err != nil {
+		return nil, err
+	}
+	nodes, err := h.rt.Dispatcher.Nodes(ctx)
+	if err != nil {
+		return nil, h.problemFor(ctx, err)
+	}
+	out := &NodesOutput{}
+	out.Body.Nodes = nodes
+	if out.Body.Nodes == nil {
+		out.Body.Nodes = []dispatch.NodeStatus{}
+	}
+	return out, nil
+}
+
+// QueueOutput is GET /queue.
+type QueueOutput struct{ Body dispatch.QueueSummary }
+
+func (h *webhookHandlers) queueSummary(ctx context.Context, _ *struct{}) (*QueueOutput, error) {
+	if err := h.requireAdmin(ctx); err != nil {
+		return nil, err
+	}
+	q, err := h.rt.Dispatcher.Queue(ctx)
+	if err != nil {
+		return nil, h.problemFor(ctx, err)
+	}
+	return &QueueOutput{Body: q}, nil
+}

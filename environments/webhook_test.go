@@ -1,0 +1,357 @@
+package environments_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/taskgate/taskgate/environments"
+	"github.com/taskgate/taskgate/examples/quickstart/demo"
+	"github.com/taskgate/taskgate/framework"
+)
+
+const (
+	whAlice = "alice-token-0123456789"
+	whBob   = "bob-token-0123456789"
+	whAdmin = "admin-token-0123456789"
+)
+
+// stack is a real App over a real SQLite file, served on loopback.
+type stack struct {
+	t    *testing.T
+	base string
+	svc  *framework.Service
+}
+
+func newStack(t *testing.T, envs ...environments.Environment) *stack {
+	t.Helper()
+	if len(envs) == 0 {
+		envs = []environments.Environment{demo.Webhook()}
+	}
+	cfg, err := framework.ParseEnv(func(k string) string {
+		switch k {
+		case "TASKGATE_DATA_DIR":
+			return t.TempDir()
+		case "TASKGATE_AUTH_TOKENS":
+			return whAlice + "=alice:ml," + whBob + "=bob," + whAdmin + "=root:admins"
+		case "TASKGATE_NODE_GPUS":
+			return "A100:2"
+		}
+		return ""
+	})
+	require.NoError(t, err)
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	svc, err := framework.FromEnv(context.Background(), cfg, logger, demo.Registry(), envs...)
+	require.NoError(t, err)
+	h, err := svc.App.Handler()
+	require.NoError(t, err)
+	require.NoError(t, svc.App.Start(context.Background()))
+	srv := httptest.NewServer(h)
+	t.Cleanup(func() {
+		srv.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = svc.App.Stop(ctx)
+	})
+	return &stack{t: t, base: srv.URL, svc: svc}
+}
+
+type reply struct {
+	status int
+	header http.Header
+	body   map[string]any
+	raw    string
+}
+
+func (s *stack) do(method, path, token, body string, headers ...string) reply {
+	s.t.Helper()
+	req, err := http.NewRequest(method, s.base+path, strings.NewReader(body))
+	require.NoError(s.t, err)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(s.t, err)
+	defer resp.Body.Close()
+	if resp.Header.Get("Content-Type") == "text/event-stream" {
+		// A stream ends with its run; the status and headers are enough here.
+		return reply{status: resp.StatusCode, header: resp.Header}
+	}
+	b, _ := io.ReadAll(resp.Body)
+	r := reply{status: resp.StatusCode, header: resp.Header, raw: string(b)}
+	_ = json.Unmarshal(b, &r.body)
+	return r
+}
+
+// waitDone polls GET /run/{name} until the run is terminal.
+func (s *stack) waitDone(name, token string) reply {
+	s.t.Helper()
+	var r reply
+	require.Eventually(s.t, func() bool {
+		r = s.do(http.MethodGet, "/run/"+name, token, "")
+		return r.status == 200 && r.body["done"] == true
+	}, 20*time.Second, 20*time.Millisecond)
+	return r
+}
+
+func TestQuickstartTour(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	require.Equal(t, `{"status":"healthy"}`, strings.TrimSpace(s.do("GET", "/health", "", "").raw))
+
+	r := s.do("POST", "/run-task/demo/development/echo", whAlice, `{"message":"hi"}`)
+	require.Equal(t, http.StatusAccepted, r.status, r.raw)
+	name := r.body["name"].(string)
+	require.Equal(t, "/run/"+name, r.body["url"])
+	require.Equal(t, "/run/"+name, r.header.Get("Location"))
+
+	done := s.waitDone(name, whAlice)
+	require.Equal(t, "succeeded", done.body["phase"])
+	io := s.do("GET", "/run/"+name+"/io", whAlice, "")
+	require.Equal(t, map[string]any{"message": "hi"}, io.body["outputs"])
+	require.Equal(t, map[string]any{"message": "hi"}, io.body["inputs"])
+}
+
+func TestUnauthenticatedIs401WithChallenge(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	for _, tc := range []struct{ token, challenge string }{
+		{"", `Bearer realm="taskgate"`},
+		{"wrong", `Bearer realm="taskgate", error="invalid_token"`},
+	} {
+		r := s.do("POST", "/run-task/demo/development/echo", tc.token, `{"message":"hi"}`)
+		require.Equal(t, http.StatusUnauthorized, r.status)
+		require.Equal(t, tc.challenge, r.header.Get("WWW-Authenticate"))
+		require.Equal(t, "application/problem+json", r.header.Get("Content-Type"))
+	}
+	for _, open := range []string{"/health", "/docs", "/openapi.json", "/openapi.yaml", "/openapi-3.0.json", "/openapi-3.0.yaml"} {
+		require.Equal(t, http.StatusOK, s.do("GET", open, "", "").status, open)
+	}
+}
+
+func TestInvalidInputsAre422AndCreateNoRun(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	cases := map[string]struct{ body, field string }{
+		"wrong type":     {`{"message": 5}`, "body.message"},
+		"missing field":  {`{}`, "body.message"},
+		"unknown field":  {`{"message":"hi","extra":1}`, "body.extra"},
+		"not an object":  {`[1,2]`, "body"},
+		"sleep negative": {`{"seconds": -1}`, "body.seconds"},
+	}
+	for name, tc := range cases {
+		path := "/run-task/demo/development/echo"
+		if strings.HasPrefix(name, "sleep") {
+			path = "/run-task/demo/development/sleep"
+		}
+		r := s.do("POST", path, whAlice, tc.body)
+		require.Equal(t, http.StatusUnprocessableEntity, r.status, "%s: %s", name, r.raw)
+		require.Contains(t, r.raw, tc.field, name)
+	}
+	bad := s.do("POST", "/run-task/demo/development/echo", whAlice, `{"message":`)
+	require.Equal(t, http.StatusBadRequest, bad.status, "malformed JSON is a bad request: %s", bad.raw)
+	runs := s.do("GET", "/runs", whAlice, "")
+	require.Empty(t, runs.body["runs"], "no run may exist after refused inputs")
+}
+
+func TestOwnershipBetweenUsers(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	r := s.do("POST", "/run-task/demo/development/sleep", whAlice, `{"seconds": 30}`)
+	require.Equal(t, http.StatusAccepted, r.status)
+	name := r.body["name"].(string)
+
+	for _, p := range []string{"/run/" + name, "/run/" + name + "/io", "/run/" + name + "/events"} {
+		require.Equal(t, http.StatusNotFound, s.do("GET", p, whBob, "").status, "bob must not see alice's run at %s", p)
+		require.Equal(t, http.StatusOK, s.do("GET", p, whAdmin, "").status, "admins see every run at %s", p)
+	}
+	require.Equal(t, http.StatusNotFound, s.do("POST", "/run/"+name+"/abort", whBob, "").status)
+	require.Equal(t, http.StatusNotFound, s.do("GET", "/run/rdoesnotexist", whAlice, "").status)
+	require.Empty(t, s.do("GET", "/runs", whBob, "").body["runs"])
+
+	ab := s.do("POST", "/run/"+name+"/abort?reason=changed+my+mind", whAlice, "")
+	require.Equal(t, http.StatusAccepted, ab.status, ab.raw)
+	require.Equal(t, "abort_requested", ab.body["status"])
+	require.Equal(t, "changed my mind", ab.body["reason"])
+	require.Equal(t, "aborted", s.waitDone(name, whAlice).body["phase"])
+	require.Equal(t, http.StatusConflict, s.do("POST", "/run/"+name+"/abort", whAlice, "").status)
+}
+
+func TestIdempotencyKey(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	first := s.do("POST", "/run-task/demo/development/echo", whAlice, `{"message":"a"}`, "Idempotency-Key", "k1")
+	again := s.do("POST", "/run-task/demo/development/echo", whAlice, `{"message":"a"}`, "Idempotency-Key", "k1")
+	require.Equal(t, first.body["name"], again.body["name"])
+	other := s.do("POST", "/run-task/demo/development/echo", whAlice, `{"message":"b"}`, "Idempotency-Key", "k1")
+	require.Equal(t, http.StatusConflict, other.status)
+	// Keys are per caller: bob's k1 is his own.
+	bob := s.do("POST", "/run-task/demo/development/echo", whBob, `{"message":"a"}`, "Idempotency-Key", "k1")
+	require.Equal(t, http.StatusAccepted, bob.status)
+	require.NotEqual(t, first.body["name"], bob.body["name"])
+}
+
+func TestPreferWait(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	r := s.do("POST", "/run-task/demo/development/flaky", whAlice, `{"failures":1}`, "Prefer", "wait=20")
+	require.Equal(t, http.StatusOK, r.status, r.raw)
+	require.Equal(t, "wait=20", r.header.Get("Preference-Applied"))
+	require.Equal(t, map[string]any{"attempt": float64(2)}, r.body["outputs"])
+
+	slow := s.do("POST", "/run-task/demo/development/sleep", whAlice, `{"seconds":30}`, "Prefer", "wait=1")
+	require.Equal(t, http.StatusAccepted, slow.status)
+	require.Equal(t, "wait=1", slow.header.Get("Preference-Applied"))
+	require.Nil(t, slow.body["outputs"])
+}
+
+func TestRunEventsStreamAndResume(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	r := s.do("POST", "/run-task/demo/development/echo", whAlice, `{"message":"sse"}`)
+	name := r.body["name"].(string)
+	s.waitDone(name, whAlice)
+
+	read := func(lastID string) []string {
+		req, _ := http.NewRequest("GET", s.base+"/run/"+name+"/events", nil)
+		req.Header.Set("Authorization", "Bearer "+whAlice)
+		if lastID != "" {
+			req.Header.Set("Last-Event-ID", lastID)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		require.Equal(t, "text/event-stream", resp.Header.Get("Content-Type"))
+		var ids []string
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() { // the stream ends after the terminal event
+			if id, ok := strings.CutPrefix(sc.Text(), "id: "); ok {
+				ids = append(ids, id)
+			}
+		}
+		return ids
+	}
+	all := read("")
+	require.GreaterOrEqual(t, len(all), 3, "queued, running and succeeded at least")
+	resumed := read(all[0])
+	require.Equal(t, all[1:], resumed, "resume skips what the client saw")
+}
+
+func TestListRunsPaginatesAndFilters(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	var names []string
+	for i := range 5 {
+		r := s.do("POST", "/run-task/demo/development/echo", whAlice, fmt.Sprintf(`{"message":"%d"}`, i))
+		names = append(names, r.body["name"].(string))
+	}
+	for _, n := range names {
+		s.waitDone(n, whAlice)
+	}
+	var seen []string
+	cursor := ""
+	for {
+		r := s.do("GET", "/runs?limit=2&cursor="+cursor, whAlice, "")
+		require.Equal(t, 200, r.status, r.raw)
+		for _, run := range r.body["runs"].([]any) {
+			seen = append(seen, run.(map[string]any)["name"].(string))
+		}
+		next, _ := r.body["next_cursor"].(string)
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	require.Len(t, seen, 5)
+	require.Equal(t, names[4], seen[0], "newest first")
+	require.Empty(t, s.do("GET", "/runs?phase=failed", whAlice, "").body["runs"])
+	require.Len(t, s.do("GET", "/runs?task=demo/development/echo&phase=succeeded", whAlice, "").body["runs"], 5)
+	require.Equal(t, 422, s.do("GET", "/runs?phase=bogus", whAlice, "").status)
+}
+
+func TestGroupsAndAllowlist(t *testing.T) {
+	t.Parallel()
+	coreOnly := environments.MustWebhook(environments.WebhookConfig{
+		Settings: environments.Settings{Name: "core-only", PathPrefix: "/core"}, Groups: []string{"core"},
+	})
+	limited := environments.MustWebhook(environments.WebhookConfig{
+		Settings:     environments.Settings{Name: "limited", PathPrefix: "/limited"},
+		Groups:       []string{"task", "run"},
+		AllowedTasks: []string{"echo", "demo/sleep", "demo/development/fla*"},
+	})
+	s := newStack(t, coreOnly, limited, environments.MustWebhook(environments.WebhookConfig{
+		Settings: environments.Settings{Name: "star", PathPrefix: "/star"}, Groups: []string{"task"},
+		AllowedTasks: []string{"*/development/*"},
+	}))
+	require.Equal(t, 200, s.do("GET", "/core/me", whAlice, "").status)
+	require.Equal(t, 404, s.do("GET", "/core/tasks", whAlice, "").status, "task group off")
+	require.Equal(t, 404, s.do("GET", "/core/run/x", whAlice, "").status, "run group off")
+	require.Equal(t, 404, s.do("GET", "/limited/me", whAlice, "").status, "core group off")
+
+	tasks := s.do("GET", "/limited/tasks", whAlice, "")
+	var listed []string
+	for _, tk := range tasks.body["tasks"].([]any) {
+		listed = append(listed, tk.(map[string]any)["name"].(string))
+	}
+	require.ElementsMatch(t, []string{"echo", "sleep", "flaky"}, listed)
+	require.Equal(t, 403, s.do("GET", "/limited/task/demo/development/train", whAlice, "").status)
+	require.Equal(t, 403, s.do("POST", "/limited/run-task/demo/development/train", whAlice, `{}`).status)
+	require.Equal(t, 404, s.do("GET", "/limited/task/demo/development/nope", whAlice, "").status)
+	require.Len(t, s.do("GET", "/star/tasks", whAlice, "").body["tasks"], 4)
+
+	_, err := environments.NewWebhook(environments.WebhookConfig{Settings: environments.Settings{Name: "x"}, Groups: []string{"bogus"}})
+	require.ErrorContains(t, err, "bogus")
+	_, err = environments.NewWebhook(environments.WebhookConfig{Settings: environments.Settings{Name: "x"}, Endpoints: []string{"run-everything"}})
+	require.ErrorContains(t, err, "run-everything")
+	_, err = environments.NewWebhook(environments.WebhookConfig{Settings: environments.Settings{Name: "x"}, AllowedTasks: []string{"a/b/c/d"}})
+	require.Error(t, err)
+}
+
+func TestNodesAndQueueAreForAdmins(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	require.Equal(t, 403, s.do("GET", "/nodes", whAlice, "").status)
+	require.Equal(t, 403, s.do("GET", "/queue", whAlice, "").status)
+	n := s.do("GET", "/nodes", whAdmin, "")
+	require.Equal(t, 200, n.status, n.raw)
+	require.Contains(t, n.raw, "A100")
+	require.Equal(t, 200, s.do("GET", "/queue", whAdmin, "").status)
+}
+
+func TestGetTaskShowsSchemasAndResources(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	r := s.do("GET", "/task/demo/development/train", whAlice, "")
+	require.Equal(t, 200, r.status, r.raw)
+	require.Equal(t, "A100:1", r.body["resources"].(map[string]any)["gpu"])
+	in := r.body["input_schema"].(map[string]any)
+	require.Contains(t, in["properties"], "epochs")
+	out := r.body["output_schema"].(map[string]any)
+	require.Contains(t, out["properties"], "cuda_visible_devices")
+}
+
+func TestTrainGetsItsGPU(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	r := s.do("POST", "/run-task/demo/development/train", whAlice, `{}`, "Prefer", "wait=20")
+	require.Equal(t, 200, r.status, r.raw)
+	out := r.body["outputs"].(map[string]any)
+	require.Len(t, out["devices"], 1)
+	require.NotEmpty(t, out["cuda_visible_devices"])
+}

@@ -1,0 +1,57 @@
+// Command quickstart is what `make run` starts: the demo tasks behind the
+// prebuilt webhook environment, on embedded SQLite with a local node.
+//
+// Configuration comes from TASKGATE_* variables (see README.md). Without
+// TASKGATE_AUTH_TOKENS or OIDC it generates a development token and prints a
+// curl line to paste. TASKGATE_ROLE=api|agent|all (or -role) splits the API
+// and scheduler from the node agent when several processes share PostgreSQL.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/taskgate/taskgate/examples/quickstart/demo"
+	"github.com/taskgate/taskgate/framework"
+)
+
+func main() {
+	role := flag.String("role", "", "all, api or agent (overrides TASKGATE_ROLE)")
+	flag.Parse()
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if err := run(context.Background(), logger, *role); err != nil {
+		logger.Error("quickstart stopped", "err", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, logger *slog.Logger, role string) error {
+	cfg, err := framework.LoadEnv()
+	if err != nil {
+		return err
+	}
+	if role != "" {
+		cfg.Role = role
+	}
+	svc, err := framework.FromEnv(ctx, cfg, logger, demo.Registry(), demo.Webhook())
+	if err != nil {
+		return err
+	}
+	svc.App.Title = "taskgate quickstart"
+	if svc.DevToken != "" {
+		// Printed on stdout for the developer at the terminal; never logged.
+		fmt.Printf(`
+taskgate quickstart on http://%[1]s  (docs: http://%[1]s/docs)
+No TASKGATE_AUTH_TOKENS set: a development token was generated for subject "dev".
+
+  export TOKEN=%[2]s
+  curl -s -X POST http://%[1]s/run-task/demo/development/echo \
+    -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{"message":"hi"}'
+
+`, cfg.Addr, svc.DevToken)
+	}
+	return svc.App.Run(ctx)
+}

@@ -1,0 +1,235 @@
+package framework
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/taskgate/taskgate/environments"
+	"github.com/taskgate/taskgate/middleware"
+	"github.com/taskgate/taskgate/tasks"
+	"github.com/taskgate/taskgate/tasks/dispatch"
+	"github.com/taskgate/taskgate/tasks/scheduler"
+	"github.com/taskgate/taskgate/tasks/store"
+	"github.com/taskgate/taskgate/tasks/store/postgres"
+	"github.com/taskgate/taskgate/tasks/store/sqlite"
+)
+
+// EnvConfig is a service's configuration as TASKGATE_* variables give it
+// (see the table in README.md). This is the one place that reads them.
+type EnvConfig struct {
+	Addr        string // TASKGATE_ADDR
+	DataDir     string // TASKGATE_DATA_DIR
+	DatabaseURL string // TASKGATE_DATABASE_URL: postgres://… or sqlite:///path
+	// AuthTokens is TASKGATE_AUTH_TOKENS: token=subject[:group+group],…
+	AuthTokens   string
+	OIDCIssuer   string // TASKGATE_OIDC_ISSUER
+	OIDCAudience string // TASKGATE_OIDC_AUDIENCE
+	AuthCookie   string // TASKGATE_AUTH_COOKIE
+	NodeGPUs     string // TASKGATE_NODE_GPUS, e.g. A100:4,H100:8
+	NodeID       string // TASKGATE_NODE_ID
+	Role         string // TASKGATE_ROLE: all, api, agent
+	AdminGroup   string // TASKGATE_ADMIN_GROUP
+	// WebhookSecret is TASKGATE_WEBHOOK_SECRET (whsec_…).
+	WebhookSecret       string
+	WebhookAllowPrivate bool // TASKGATE_WEBHOOK_ALLOW_PRIVATE
+}
+
+// LoadEnv reads EnvConfig from the process environment.
+func LoadEnv() (EnvConfig, error) { return ParseEnv(os.Getenv) }
+
+// ParseEnv reads EnvConfig through getenv and fills the defaults.
+func ParseEnv(getenv func(string) string) (EnvConfig, error) {
+	c := EnvConfig{
+		Addr:          getenv("TASKGATE_ADDR"),
+		DataDir:       getenv("TASKGATE_DATA_DIR"),
+		DatabaseURL:   getenv("TASKGATE_DATABASE_URL"),
+		AuthTokens:    getenv("TASKGATE_AUTH_TOKENS"),
+		OIDCIssuer:    getenv("TASKGATE_OIDC_ISSUER"),
+		OIDCAudience:  getenv("TASKGATE_OIDC_AUDIENCE"),
+		AuthCookie:    getenv("TASKGATE_AUTH_COOKIE"),
+		NodeGPUs:      getenv("TASKGATE_NODE_GPUS"),
+		NodeID:        getenv("TASKGATE_NODE_ID"),
+		Role:          getenv("TASKGATE_ROLE"),
+		AdminGroup:    getenv("TASKGATE_ADMIN_GROUP"),
+		WebhookSecret: getenv("TASKGATE_WEBHOOK_SECRET"),
+	}
+	if v := getenv("TASKGATE_WEBHOOK_ALLOW_PRIVATE"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return c, fmt.Errorf("TASKGATE_WEBHOOK_ALLOW_PRIVATE=%q is not a boolean", v)
+		}
+		c.WebhookAllowPrivate = b
+	}
+	if c.Addr == "" {
+		c.Addr = "127.0.0.1:8080"
+	}
+	if c.DataDir == "" {
+		c.DataDir = ".taskgate"
+	}
+	if c.AuthCookie == "" {
+		c.AuthCookie = "taskgate_session"
+	}
+	if c.AdminGroup == "" {
+		c.AdminGroup = "admins"
+	}
+	switch c.Role {
+	case "":
+		c.Role = "all"
+	case "all", "api", "agent":
+	default:
+		return c, fmt.Errorf("TASKGATE_ROLE=%q: want all, api or agent", c.Role)
+	}
+	if (c.OIDCIssuer == "") != (c.OIDCAudience == "") {
+		return c, errors.New("TASKGATE_OIDC_ISSUER and TASKGATE_OIDC_AUDIENCE go together")
+	}
+	return c, nil
+}
+
+// Service is what FromEnv assembled. App.Run starts and stops the rest.
+type Service struct {
+	App        *App
+	Store      store.Store
+	Dispatcher *dispatch.Dispatcher
+	// DevToken is the bearer token generated because no credentials were
+	// configured; empty otherwise. Print it for the developer, never log it.
+	DevToken string
+}
+
+// FromEnv wires a service from cfg: the store (SQLite under DataDir, or the
+// database of DatabaseURL), the dispatcher in its role with the local node's
+// GPUs (declared, else detected with nvidia-smi), the authenticators, and
+// an App serving envs. logger may be nil.
+func FromEnv(ctx context.Context, cfg EnvConfig, logger *slog.Logger, reg *tasks.Registry, envs ...environments.Environment) (*Service, error) {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	auth, devToken, err := authenticator(ctx, cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	gpus, err := nodeGPUs(ctx, cfg, logger)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	role := map[string]dispatch.Role{"all": dispatch.RoleAll, "api": dispatch.RoleAPI, "agent": dispatch.RoleAgent}[cfg.Role]
+	d, err := dispatch.New(dispatch.Config{
+		Store:    st,
+		Registry: reg,
+		Logger:   logger,
+		Role:     role,
+		Node:     dispatch.NodeConfig{ID: cfg.NodeID, GPUs: gpus},
+	})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	app := &App{
+		Addr:          cfg.Addr,
+		Logger:        logger,
+		Environments:  envs,
+		Registry:      reg,
+		Dispatcher:    d,
+		Authenticator: auth,
+		Extractors:    []middleware.Extractor{middleware.BearerExtractor(), middleware.CookieExtractor(cfg.AuthCookie)},
+		AdminGroup:    cfg.AdminGroup,
+		OnStart:       []func(context.Context) error{d.Start},
+		OnStop: []func(context.Context) error{func(ctx context.Context) error {
+			return errors.Join(d.Close(ctx), st.Close())
+		}},
+	}
+	return &Service{App: app, Store: st, Dispatcher: d, DevToken: devToken}, nil
+}
+
+// authenticator chains OIDC (when configured) and static tokens behind a
+// cache of verified identities. With neither configured it makes a random
+// development token for subject "dev" in the admin group.
+func authenticator(ctx context.Context, cfg EnvConfig, logger *slog.Logger) (middleware.Authenticator, string, error) {
+	var chain []middleware.Authenticator
+	var devToken string
+	if cfg.OIDCIssuer != "" {
+		o, err := middleware.NewOIDC(ctx, middleware.OIDCConfig{Issuer: cfg.OIDCIssuer, Audience: cfg.OIDCAudience, Logger: logger})
+		if err != nil {
+			return nil, "", fmt.Errorf("TASKGATE_OIDC_ISSUER: %w", err)
+		}
+		chain = append(chain, o)
+	}
+	spec := cfg.AuthTokens
+	if spec == "" && cfg.OIDCIssuer == "" {
+		b := make([]byte, 24)
+		_, _ = rand.Read(b)
+		devToken = "tg_dev_" + base64.RawURLEncoding.EncodeToString(b)
+		spec = devToken + "=dev:" + cfg.AdminGroup
+	}
+	if spec != "" {
+		st, err := middleware.ParseStaticTokens(spec)
+		if err != nil {
+			return nil, "", fmt.Errorf("TASKGATE_AUTH_TOKENS: %w", err)
+		}
+		chain = append(chain, st)
+	}
+	return middleware.NewCache(middleware.Chain(chain...), middleware.CacheConfig{}), devToken, nil
+}
+
+func openStore(ctx context.Context, cfg EnvConfig) (store.Store, error) {
+	// Each case returns its concrete store through a typed nil check, so a
+	// failed open never yields a non-nil interface holding a nil pointer.
+	switch u := cfg.DatabaseURL; {
+	case strings.HasPrefix(u, "postgres://"), strings.HasPrefix(u, "postgresql://"):
+		st, err := postgres.Open(ctx, postgres.Config{URL: u})
+		if err != nil {
+			return nil, fmt.Errorf("TASKGATE_DATABASE_URL: %w", err)
+		}
+		return st, nil
+	case strings.HasPrefix(u, "sqlite://"):
+		st, err := sqlite.Open(ctx, strings.TrimPrefix(u, "sqlite://"))
+		if err != nil {
+			return nil, fmt.Errorf("TASKGATE_DATABASE_URL: %w", err)
+		}
+		return st, nil
+	case u == "":
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("TASKGATE_DATA_DIR: %w", err)
+		}
+		st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "taskgate.db"))
+		if err != nil {
+			return nil, fmt.Errorf("TASKGATE_DATA_DIR: %w", err)
+		}
+		return st, nil
+	default:
+		return nil, errors.New("TASKGATE_DATABASE_URL: want postgres://… or sqlite:///path")
+	}
+}
+
+// nodeGPUs is the declared inventory, else what nvidia-smi reports; no
+// nvidia-smi means no GPUs.
+func nodeGPUs(ctx context.Context, cfg EnvConfig, logger *slog.Logger) ([]scheduler.Device, error) {
+	if cfg.Role == "api" {
+		return nil, nil
+	}
+	if cfg.NodeGPUs != "" {
+		devs, err := scheduler.ParseDeclaredGPUs(cfg.NodeGPUs)
+		if err != nil {
+			return nil, fmt.Errorf("TASKGATE_NODE_GPUS: %w", err)
+		}
+		return devs, nil
+	}
+	devs, err := scheduler.DetectGPUs(ctx, scheduler.ExecCommand)
+	if err != nil {
+		logger.Warn("GPU detection failed; serving with no GPUs", "err", err)
+		return nil, nil
+	}
+	return devs, nil
+}
