@@ -2,6 +2,8 @@ package middleware_test
 
 import (
 	"encoding/json"
+	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"strings"
 	"sync"
@@ -202,8 +204,9 @@ func TestOIDCGroupsClaim(t *testing.T) {
 func flood(t *testing.T, f *oidcFixture, n int) {
 	t.Helper()
 	toks := make(chan string, n)
-	for range n {
-		toks <- f.iss.MintUnknownKID(nil)
+	for i := range n {
+		// ES256 signs in microseconds where RS256 takes milliseconds.
+		toks <- f.iss.Mint(nil, frameworktest.WithKey(frameworktest.EC), frameworktest.WithKeyID(fmt.Sprintf("random-%d-%d", i, rand.Int64())))
 	}
 	close(toks)
 	var wg sync.WaitGroup
