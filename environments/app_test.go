@@ -2,7 +2,6 @@ package environments_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/go-chi/chi/v5"
@@ -284,10 +284,55 @@ func TestAppEnvironmentBuildReportsRegistrationPanics(t *testing.T) {
 	}
 }
 
-// jsonBody decodes r's body into v.
-func (r result) jsonBody(t *testing.T, v any) {
-	t.Helper()
-	if err := json.Unmarshal([]byte(r.body), v); err != nil {
-		t.Fatalf("decode %s: %v", r.body, err)
+// TestAppEnvironmentLimits checks that Settings.Limits reach an app's
+// handler: max in flight with a queue timeout, then a rate per caller.
+func TestAppEnvironmentLimits(t *testing.T) {
+	t.Parallel()
+	entered, release := make(chan struct{}, 4), make(chan struct{})
+	r := chi.NewRouter()
+	r.Get("/slow", func(w http.ResponseWriter, r *http.Request) {
+		entered <- struct{}{}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+		io.WriteString(w, "slow")
+	})
+	r.Get("/fast", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "fast") })
+
+	inflight := environments.MustAppEnvironment(environments.AppConfig{
+		Settings: environments.Settings{Name: "inflight", Limits: environments.Limits{
+			MaxInFlight: 1, QueueTimeout: 100 * time.Millisecond,
+		}},
+		Handler: r,
+	})
+	srv := serveEnv(t, inflight, appRuntime(t))
+	first := make(chan result, 1)
+	go func() { first <- send(t, "GET", srv.URL+"/slow", appAlice, "") }()
+	<-entered
+	refused := send(t, "GET", srv.URL+"/fast", appBob, "")
+	refused.expect(t, http.StatusTooManyRequests)
+	if refused.header.Get("Retry-After") == "" || refused.header.Get("Content-Type") != problem.ContentType {
+		t.Errorf("429 without Retry-After or problem+json: %v", refused.header)
 	}
+	close(release)
+	(<-first).expect(t, http.StatusOK, "slow")
+	send(t, "GET", srv.URL+"/fast", appBob, "").expect(t, http.StatusOK, "fast")
+
+	rated := environments.MustAppEnvironment(environments.AppConfig{
+		Settings: environments.Settings{Name: "rated", Limits: environments.Limits{
+			RateLimit: 2, RateWindow: time.Hour,
+		}},
+		Handler: r,
+	})
+	srv = serveEnv(t, rated, appRuntime(t))
+	for range 2 {
+		send(t, "GET", srv.URL+"/fast", appAlice, "").expect(t, http.StatusOK)
+	}
+	limited := send(t, "GET", srv.URL+"/fast", appAlice, "")
+	limited.expect(t, http.StatusTooManyRequests)
+	if limited.header.Get("X-RateLimit-Limit") != "2" || limited.header.Get("X-RateLimit-Remaining") != "0" {
+		t.Errorf("429 without X-RateLimit-* headers: %v", limited.header)
+	}
+	send(t, "GET", srv.URL+"/fast", appBob, "").expect(t, http.StatusOK)
 }
