@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
@@ -59,38 +61,38 @@ func TestDocsRenderOffline(t *testing.T) {
 		requests []string
 		problems []string
 	)
-	chromedp.ListenTarget(ctx, func(ev any) {
+	err := chromedp.Listen(ctx, func(ev any) {
 		mu.Lock()
 		defer mu.Unlock()
 		switch ev := ev.(type) {
 		case *network.EventRequestWillBeSent:
 			requests = append(requests, ev.Request.URL)
 		case *runtime.EventExceptionThrown:
-			problems = append(problems, "exception: "+ev.ExceptionDetails.Error())
-		case *runtime.EventConsoleAPICalled:
-			if ev.Type == runtime.APITypeError {
-				var parts []string
-				for _, a := range ev.Args {
-					parts = append(parts, string(a.Value))
-				}
-				problems = append(problems, "console error: "+strings.Join(parts, " "))
+			problems = append(problems, "exception: "+ev.ExceptionDetails.Text)
+		case *log.EventEntryAdded:
+			// CSP violations and failed loads arrive here as errors.
+			if ev.Entry.Level == log.EntryLevelError {
+				problems = append(problems, fmt.Sprintf("%s: %s %s", ev.Entry.Source, ev.Entry.Text, ev.Entry.URL))
 			}
 		}
 	})
-
-	var text string
-	var shot []byte
-	err := chromedp.Run(ctx,
-		network.Enable(),
-		runtime.Enable(),
-		chromedp.Navigate(base+"/docs"),
-		// Swagger UI names each operation's block operations-<tag>-<operationId>.
-		chromedp.WaitVisible(`#operations-task-run-task`, chromedp.ByQuery),
-		chromedp.Text(`#swagger-ui`, &text, chromedp.ByQuery),
-		chromedp.FullScreenshot(&shot, 80),
-	)
 	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	if _, err := chromedp.Call(ctx, log.Enable, cdp.Empty{}); err != nil {
+		t.Fatalf("enable log domain: %v", err)
+	}
+	// Swagger UI names each operation's block operations-<tag>-<operationId>.
+	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/docs"), chromedp.WaitVisible("#operations-task-run-task")); err != nil {
 		t.Fatalf("render /docs: %v", err)
+	}
+	text, err := chromedp.Run(ctx, chromedp.Text("#swagger-ui"))
+	if err != nil {
+		t.Fatalf("read the rendered page: %v", err)
+	}
+	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
 	}
 	for _, want := range []string{"/run-task/{project}/{domain}/{name}", "/run/{name}", "/health", "taskgate quickstart"} {
 		if !strings.Contains(text, want) {
@@ -99,7 +101,7 @@ func TestDocsRenderOffline(t *testing.T) {
 	}
 	dir := filepath.Join("..", "..", "artifacts")
 	if err := os.MkdirAll(dir, 0o755); err == nil {
-		path := filepath.Join(dir, "docs.jpg")
+		path := filepath.Join(dir, "docs.png")
 		if err := os.WriteFile(path, shot, 0o644); err == nil {
 			t.Logf("screenshot: %s", path)
 		}
