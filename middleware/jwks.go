@@ -32,16 +32,24 @@ var (
 // (concurrent callers wait for that same fetch); every other unknown kid
 // until the interval has passed again is refused without a fetch. A key
 // rotation is therefore picked up within one interval.
+//
+// Keys are also refetched, under the same gate, once they are older than
+// maxAge, so that a key the issuer withdrew (a compromised one) stops
+// verifying even if no token ever names an unknown kid. If that fetch
+// fails, the old keys keep serving: an issuer outage must not lock
+// everyone out.
 type keySet struct {
 	url      string
 	client   *http.Client
 	interval time.Duration
+	maxAge   time.Duration
 	now      func() time.Time
 	algs     []jose.SignatureAlgorithm
 	logger   *slog.Logger
 
 	mu        sync.Mutex
 	keys      []jose.JSONWebKey // replaced, never mutated: safe to read after unlock
+	fetchedAt time.Time         // when keys were fetched
 	lastFetch time.Time         // start of the last fetch attempt, failed or not
 	inflight  *fetchCall
 }
@@ -68,8 +76,13 @@ func (k *keySet) VerifySignature(ctx context.Context, raw string) ([]byte, error
 	}
 	h := jws.Signatures[0].Header
 	k.mu.Lock()
-	keys := k.keys
+	keys, stale := k.keys, k.now().Sub(k.fetchedAt) >= k.maxAge
 	k.mu.Unlock()
+	if stale {
+		if fresh, err := k.refresh(ctx); err == nil {
+			keys = fresh
+		}
+	}
 	payload, err := verifyWith(jws, keys, h.KeyID, h.Algorithm)
 	if !errors.Is(err, errUnknownKey) {
 		return payload, err
@@ -137,7 +150,7 @@ func (k *keySet) run(ctx context.Context, c *fetchCall) {
 	}
 	k.mu.Lock()
 	if err == nil {
-		k.keys = keys
+		k.keys, k.fetchedAt = keys, k.now()
 	} else {
 		keys = k.keys // keep serving the keys we had
 	}

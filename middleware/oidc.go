@@ -51,6 +51,10 @@ type OIDCConfig struct {
 	// KeyRefetchInterval is the least time between two fetches of the key
 	// set caused by tokens naming unknown keys. Default one minute.
 	KeyRefetchInterval time.Duration
+	// KeyMaxAge is how long a fetched key set is trusted before it is
+	// fetched again, so that withdrawn keys stop verifying. Default one
+	// hour.
+	KeyMaxAge time.Duration
 	// HTTPClient fetches discovery and keys. Default: a client with a 10 s
 	// timeout.
 	HTTPClient *http.Client
@@ -76,6 +80,8 @@ func (c *OIDCConfig) validate() error {
 		return bad("Leeway %v is outside [0, %v]", c.Leeway, MaxLeeway)
 	case c.KeyRefetchInterval < 0:
 		return bad("KeyRefetchInterval %v is negative", c.KeyRefetchInterval)
+	case c.KeyMaxAge < 0:
+		return bad("KeyMaxAge %v is negative", c.KeyMaxAge)
 	}
 	for _, a := range c.Algorithms {
 		if !slices.Contains(asymmetricAlgs, a) {
@@ -87,6 +93,9 @@ func (c *OIDCConfig) validate() error {
 	}
 	if c.KeyRefetchInterval == 0 {
 		c.KeyRefetchInterval = time.Minute
+	}
+	if c.KeyMaxAge == 0 {
+		c.KeyMaxAge = time.Hour
 	}
 	if c.HTTPClient == nil {
 		c.HTTPClient = &http.Client{Timeout: 10 * time.Second}
@@ -144,6 +153,7 @@ func NewOIDC(ctx context.Context, cfg OIDCConfig) (*OIDC, error) {
 		url:      jwksURL,
 		client:   cfg.HTTPClient,
 		interval: cfg.KeyRefetchInterval,
+		maxAge:   cfg.KeyMaxAge,
 		now:      cfg.Now,
 		algs:     algs,
 		logger:   cfg.Logger,

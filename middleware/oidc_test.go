@@ -2,11 +2,13 @@ package middleware_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -265,3 +267,47 @@ func TestOIDCKeyRotation(t *testing.T) {
 	require.EqualValues(t, 2, f.iss.JWKSFetches())
 	require.ErrorIs(t, verify(f.iss.Mint(nil, frameworktest.WithKeyID(f.iss.KeyID(frameworktest.EC)))), middleware.ErrInvalidCredentials)
 }
+
+func TestOIDCWithdrawnKeyStopsVerifyingAfterKeyMaxAge(t *testing.T) {
+	t.Parallel()
+	f := newOIDCFixture(t, func(c *middleware.OIDCConfig) { c.KeyMaxAge = time.Hour })
+	verify := func(tok string) error {
+		_, err := f.auth.Authenticate(t.Context(), middleware.Credentials{Source: middleware.SourceBearer, Value: tok})
+		return err
+	}
+	f.clock.Advance(59 * time.Minute)
+	old := f.iss.Mint(nil)
+	require.NoError(t, verify(old))
+	f.iss.Rotate() // withdraws the key that signed old
+	require.NoError(t, verify(old), "keys not yet stale: no refetch")
+	require.EqualValues(t, 1, f.iss.JWKSFetches())
+
+	f.clock.Advance(time.Minute)
+	require.ErrorIs(t, verify(old), middleware.ErrInvalidCredentials, "stale keys refetched; the withdrawn key is gone")
+	require.EqualValues(t, 2, f.iss.JWKSFetches())
+	require.NoError(t, verify(f.iss.Mint(nil)))
+	require.EqualValues(t, 2, f.iss.JWKSFetches())
+}
+
+func TestOIDCKeepsServingWhenTheIssuerIsDown(t *testing.T) {
+	t.Parallel()
+	var down atomic.Bool
+	f := newOIDCFixture(t, func(c *middleware.OIDCConfig) {
+		base := c.HTTPClient.Transport
+		c.HTTPClient = &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			if down.Load() {
+				return nil, errors.New("issuer unreachable")
+			}
+			return base.RoundTrip(r)
+		})}
+	})
+	down.Store(true)
+	f.clock.Advance(2 * time.Hour) // stale keys, refetch fails
+	tok := f.iss.Mint(nil)
+	_, err := f.auth.Authenticate(t.Context(), middleware.Credentials{Source: middleware.SourceBearer, Value: tok})
+	require.NoError(t, err, "the old keys keep serving")
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

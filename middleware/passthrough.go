@@ -95,6 +95,10 @@ type CSRFConfig struct {
 // The problem+json body never says why a credential failed. Passthrough
 // panics at construction when the configuration is invalid, naming the
 // setting.
+//
+// CORS preflights (OPTIONS without credentials) are refused like any other
+// request: put a CORS handler before Passthrough when browsers on other
+// origins call the service.
 func Passthrough(cfg PassthroughConfig) func(http.Handler) http.Handler {
 	if err := cfg.validate(); err != nil {
 		panic(err.Error())
@@ -286,10 +290,13 @@ func (s pathSet) skip(r *http.Request) bool {
 	if len(s.exact) == 0 && len(s.prefixes) == 0 {
 		return false
 	}
-	p := r.URL.Path
-	if r.URL.RawPath != "" || !isCleanPath(p) {
+	full := r.URL.Path
+	// Any escape in the request path (%2e, %2f, even an escaped letter)
+	// shows in RawPath or makes EscapedPath differ from Path.
+	if r.URL.RawPath != "" || !isCleanPath(full) || r.URL.EscapedPath() != full {
 		return false
 	}
+	p := full
 	if rctx := chi.RouteContext(r.Context()); rctx != nil && rctx.RoutePath != "" {
 		p = rctx.RoutePath
 		if !isCleanPath(p) {
