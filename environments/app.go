@@ -1,6 +1,8 @@
 package environments
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -10,7 +12,9 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/taskgate/taskgate/internal/apidocs"
+	"github.com/taskgate/taskgate/middleware"
 	"github.com/taskgate/taskgate/tasks"
+	"github.com/taskgate/taskgate/tasks/dispatch"
 )
 
 // AppConfig configures an AppEnvironment.
@@ -100,6 +104,12 @@ func (a *AppEnvironment) Build(rt *Runtime) (h http.Handler, err error) {
 	a.mu.Unlock()
 
 	r := chi.NewRouter()
+	// Handlers reach the App's dispatcher through the request, for Submit.
+	r.Use(func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			next.ServeHTTP(w, req.WithContext(context.WithValue(req.Context(), runtimeKey{}, rt)))
+		})
+	})
 	cfg := apidocs.Config(a.cfg.Title, rt.Version)
 	cfg.Info.Description = a.cfg.Description
 	if a.cfg.PathPrefix != "" {
@@ -157,4 +167,83 @@ func (a *AppEnvironment) addEndpoint(e endpointReg) {
 		}
 	}
 	a.endpoints = append(a.endpoints, e)
+}
+
+var (
+	// ErrNoCaller is the error of Submit in a request without a verified
+	// caller: an environment with Auth.Disabled, or an excluded path.
+	ErrNoCaller = errors.New("no verified caller to run the task as")
+	// ErrNoDispatcher is the error of Submit outside a request served by an
+	// AppEnvironment, or in an App without a Dispatcher.
+	ErrNoDispatcher = errors.New("no dispatcher: Submit needs a request of an AppEnvironment in an App with a Dispatcher")
+	// ErrTaskNotRegistered is the error of Submit for a task missing from
+	// the App's registry (or registered in another version), which no
+	// node could run.
+	ErrTaskNotRegistered = errors.New("task not registered in the App")
+)
+
+type runtimeKey struct{}
+
+// SubmitOptions tune Submit. The zero value is a good default.
+type SubmitOptions struct {
+	// IdempotencyKey makes a retried submit return the first run; keys
+	// are scoped per caller. A reused key with other inputs is
+	// dispatch.ErrIdempotencyConflict.
+	IdempotencyKey string
+	// Priority orders queued runs; higher first.
+	Priority int
+	// Webhook is a completion callback URL; WebhookEvents filters
+	// callbacks ("start", "completed"; empty means completed).
+	Webhook       string
+	WebhookEvents []string
+}
+
+// Submit starts task as the caller of the current request, from inside a
+// handler or function endpoint of an AppEnvironment: the run's owner is
+// the request's verified Identity, so the run shows up in that caller's
+// GET /runs of the webhook environment, and other callers get 404 for it,
+// exactly as if the caller had used POST /run-task. This is the Flyte
+// custom-FastAPI-app pattern of running a task on behalf of the user.
+//
+// The run is stored durably before Submit returns. It fails with
+// ErrNoCaller, ErrNoDispatcher or ErrTaskNotRegistered (see each), or with
+// what the dispatcher returns.
+func Submit[I, O any](ctx context.Context, task *tasks.Task[I, O], inputs I, opts *SubmitOptions) (*tasks.Run, error) {
+	if opts == nil {
+		opts = &SubmitOptions{}
+	}
+	rt, _ := ctx.Value(runtimeKey{}).(*Runtime)
+	if rt == nil || rt.Dispatcher == nil {
+		return nil, ErrNoDispatcher
+	}
+	id, ok := middleware.IdentityFromContext(ctx)
+	if !ok || id.Subject == "" {
+		return nil, ErrNoCaller
+	}
+	def := task.Definition()
+	if rt.Registry == nil {
+		return nil, fmt.Errorf("%w: %s", ErrTaskNotRegistered, def.ID())
+	}
+	if reg, ok := rt.Registry.Lookup(def.Project, def.Domain, def.Name); !ok || reg.Version != def.Version {
+		return nil, fmt.Errorf("%w: %s version %s", ErrTaskNotRegistered, def.ID(), def.Version)
+	}
+	if opts.Webhook != "" {
+		if err := validateCallbackURL(opts.Webhook); err != nil {
+			return nil, fmt.Errorf("webhook %q: %w", opts.Webhook, err)
+		}
+	}
+	raw, err := json.Marshal(inputs)
+	if err != nil {
+		return nil, fmt.Errorf("inputs of %s: %w", def.ID(), err)
+	}
+	run, _, err := rt.Dispatcher.Submit(ctx, dispatch.SubmitRequest{
+		Task:           def,
+		Inputs:         raw,
+		Caller:         id,
+		IdempotencyKey: opts.IdempotencyKey,
+		Priority:       opts.Priority,
+		Webhook:        opts.Webhook,
+		WebhookEvents:  opts.WebhookEvents,
+	})
+	return run, err
 }

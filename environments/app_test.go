@@ -2,6 +2,8 @@ package environments_test
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,6 +17,8 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/taskgate/taskgate/environments"
+	"github.com/taskgate/taskgate/examples/quickstart/demo"
+	"github.com/taskgate/taskgate/framework"
 	"github.com/taskgate/taskgate/internal/problem"
 	"github.com/taskgate/taskgate/middleware"
 	"github.com/taskgate/taskgate/tasks"
@@ -335,4 +339,116 @@ func TestAppEnvironmentLimits(t *testing.T) {
 		t.Errorf("429 without X-RateLimit-* headers: %v", limited.header)
 	}
 	send(t, "GET", srv.URL+"/fast", appBob, "").expect(t, http.StatusOK)
+}
+
+// unregistered is a task no App in these tests registers.
+var unregistered = tasks.MustDefine("demo", "development", "unregistered",
+	func(context.Context, struct{}) (struct{}, error) { return struct{}{}, nil }, nil)
+
+// customApp mirrors the Flyte tutorial's custom FastAPI app: /health is
+// open, POST /run-my-task runs a task as the caller and answers
+// {run_id, url}.
+func customApp(t *testing.T, name, prefix string, auth environments.Auth) *environments.AppEnvironment {
+	t.Helper()
+	r := chi.NewRouter()
+	r.Get("/health", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, `{"status":"healthy"}`) })
+	r.Post("/run-my-task", func(w http.ResponseWriter, r *http.Request) {
+		run, err := environments.Submit(r.Context(), demo.Echo, demo.EchoInput{Message: "from the custom app"}, nil)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]string{"run_id": run.Name, "url": "/run/" + run.Name})
+	})
+	r.Post("/run-unregistered", func(w http.ResponseWriter, r *http.Request) {
+		_, err := environments.Submit(r.Context(), unregistered, struct{}{}, nil)
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+	})
+	auth.Exclude = append(auth.Exclude, "/health")
+	return environments.MustAppEnvironment(environments.AppConfig{
+		Settings: environments.Settings{Name: name, PathPrefix: prefix, Auth: auth},
+		Handler:  r,
+	})
+}
+
+// serveApp runs a real App (SQLite store, dispatcher, local node agent)
+// with static tokens for alice and bob.
+func serveApp(t *testing.T, envs ...environments.Environment) string {
+	t.Helper()
+	cfg, err := framework.ParseEnv(func(k string) string {
+		switch k {
+		case "TASKGATE_DATA_DIR":
+			return t.TempDir()
+		case "TASKGATE_AUTH_TOKENS":
+			return appAlice + "=alice," + appBob + "=bob"
+		case "TASKGATE_NODE_GPUS":
+			return "A100:1"
+		}
+		return ""
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	svc, err := framework.FromEnv(t.Context(), cfg, logger, demo.Registry(), envs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := svc.App.Handler()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.App.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(func() {
+		srv.Close()
+		if err := svc.App.Stop(context.Background()); err != nil {
+			t.Errorf("App.Stop: %v", err)
+		}
+	})
+	return srv.URL
+}
+
+func TestSubmitRunsAsCaller(t *testing.T) {
+	t.Parallel()
+	base := serveApp(t, demo.Webhook(),
+		customApp(t, "custom", "/custom", environments.Auth{}),
+		customApp(t, "open", "/open", environments.Auth{Disabled: true}))
+
+	send(t, "GET", base+"/custom/health", "", "").expect(t, http.StatusOK, "healthy")
+	send(t, "POST", base+"/custom/run-my-task", "", "").expect(t, http.StatusUnauthorized)
+
+	r := send(t, "POST", base+"/custom/run-my-task", appAlice, "")
+	r.expect(t, http.StatusOK, `"run_id"`)
+	var started struct {
+		RunID string `json:"run_id"`
+		URL   string `json:"url"`
+	}
+	if err := json.Unmarshal([]byte(r.body), &started); err != nil {
+		t.Fatal(err)
+	}
+
+	// The run is alice's: she sees it, bob gets 404, as for POST /run-task.
+	send(t, "GET", base+started.URL, appAlice, "").expect(t, http.StatusOK, `"name":"`+started.RunID+`"`)
+	send(t, "GET", base+started.URL, appBob, "").expect(t, http.StatusNotFound)
+	send(t, "GET", base+"/runs", appAlice, "").expect(t, http.StatusOK, started.RunID)
+	if body := send(t, "GET", base+"/runs", appBob, "").body; strings.Contains(body, started.RunID) {
+		t.Errorf("bob's runs list alice's run: %s", body)
+	}
+
+	// Without a verified caller there is nobody to run as.
+	send(t, "POST", base+"/open/run-my-task", "", "").expect(t, http.StatusInternalServerError, "no verified caller")
+	// A task the App cannot run is refused before anything is stored.
+	send(t, "POST", base+"/custom/run-unregistered", appAlice, "").expect(t, http.StatusInternalServerError, "not registered")
+}
+
+func TestSubmitOutsideAnAppEnvironment(t *testing.T) {
+	t.Parallel()
+	ctx := middleware.WithIdentity(t.Context(), middleware.Identity{Subject: "alice"})
+	if _, err := environments.Submit(ctx, demo.Echo, demo.EchoInput{Message: "x"}, nil); !errors.Is(err, environments.ErrNoDispatcher) {
+		t.Fatalf("Submit: %v, want ErrNoDispatcher", err)
+	}
 }
