@@ -1,0 +1,141 @@
+// Command custom-webhook mirrors Flyte's "custom FastAPI app with
+// passthrough auth" tutorial: an application of your own, served behind the
+// same auth as the prebuilt webhook, that runs a task on behalf of whoever
+// calls it.
+//
+//	GET  /health                open: {"status":"ok"}
+//	POST /run-my-task           runs demo/development/echo as the caller and
+//	                            answers {run_id, url}
+//	/docs                       the app's operations (run-my-task)
+//	/webhook/...                a restricted prebuilt webhook environment
+//	                            (core, task and run groups; only demo/echo),
+//	                            where the caller follows the run at url
+//
+// The run belongs to the caller: it is in their GET /webhook/runs, and any
+// other caller gets 404 for it. Configuration comes from the TASKGATE_*
+// variables of the quickstart; without tokens or OIDC a development token
+// is printed.
+//
+//	go run ./examples/custom-webhook
+//	curl -s -X POST localhost:8080/run-my-task -H "Authorization: Bearer $TOKEN" \
+//	  -H 'Content-Type: application/json' -d '{"message":"hi"}'
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/go-chi/chi/v5"
+
+	"github.com/taskgate/taskgate/environments"
+	"github.com/taskgate/taskgate/examples/quickstart/demo"
+	"github.com/taskgate/taskgate/framework"
+	"github.com/taskgate/taskgate/tasks"
+)
+
+// webhookPrefix is where the prebuilt webhook environment is mounted.
+const webhookPrefix = "/webhook"
+
+func main() {
+	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if err := run(context.Background(), logger); err != nil {
+		logger.Error("custom-webhook stopped", "err", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, logger *slog.Logger) error {
+	cfg, err := framework.LoadEnv()
+	if err != nil {
+		return err
+	}
+	svc, err := newService(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	if svc.DevToken != "" {
+		// On stdout for the developer at the terminal; never logged.
+		fmt.Printf("custom-webhook on http://%s (docs: /docs)\n  export TOKEN=%s\n", cfg.Addr, svc.DevToken)
+	}
+	return svc.App.Run(ctx)
+}
+
+// newService wires the custom app and the restricted webhook into one App.
+func newService(ctx context.Context, cfg framework.EnvConfig, logger *slog.Logger) (*framework.Service, error) {
+	custom, err := customApp()
+	if err != nil {
+		return nil, err
+	}
+	webhook, err := environments.NewWebhook(environments.WebhookConfig{
+		Settings: environments.Settings{
+			Name:       "restricted-webhook",
+			Title:      "Restricted webhook",
+			PathPrefix: webhookPrefix,
+		},
+		Groups:       []string{environments.GroupCore, environments.GroupTask, environments.GroupRun},
+		AllowedTasks: []string{"demo/development/echo"},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return framework.FromEnv(ctx, cfg, logger, demo.Registry(), custom, webhook)
+}
+
+// customApp is the FastAPIAppEnvironment of the tutorial: a chi router for
+// the plain routes, and a typed function endpoint that shows in /docs.
+func customApp() (*environments.AppEnvironment, error) {
+	r := chi.NewRouter()
+	r.Get("/health", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
+	})
+	env, err := environments.NewAppEnvironment(environments.AppConfig{
+		Settings: environments.Settings{
+			Name:  "custom-webhook-service",
+			Title: "My taskgate webhook",
+			// /health is open by default; everything else needs a caller.
+		},
+		Handler:   r,
+		Resources: tasks.Resources{CPU: "1", Memory: "512Mi"},
+	})
+	if err != nil {
+		return nil, err
+	}
+	environments.Endpoint(env, "run-my-task", runMyTask, &environments.EndpointOptions{
+		Summary:     "Run demo/echo as the caller",
+		Description: "Starts demo/development/echo on behalf of the caller and returns where to follow it.",
+	})
+	return env, nil
+}
+
+// RunMyTaskInput is the body of POST /run-my-task: the task's inputs.
+type RunMyTaskInput struct {
+	Body demo.EchoInput
+}
+
+// RunMyTaskOutput names the run and where its owner follows it.
+type RunMyTaskOutput struct {
+	Body struct {
+		RunID string `json:"run_id" doc:"Name of the run."`
+		URL   string `json:"url" doc:"Path of the run in the webhook environment."`
+	}
+}
+
+func runMyTask(ctx context.Context, in *RunMyTaskInput) (*RunMyTaskOutput, error) {
+	run, err := environments.Submit(ctx, demo.Echo, in.Body, nil)
+	switch {
+	case errors.Is(err, environments.ErrNoCaller):
+		return nil, huma.Error401Unauthorized("authentication required")
+	case err != nil:
+		return nil, err // huma answers 500 without the detail
+	}
+	out := &RunMyTaskOutput{}
+	out.Body.RunID = run.Name
+	out.Body.URL = webhookPrefix + "/run/" + run.Name
+	return out, nil
+}
