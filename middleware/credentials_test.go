@@ -25,7 +25,7 @@ func TestCredentialsNeverShowSecrets(t *testing.T) {
 		"%v":   fmt.Sprintf("%v", c),
 		"%+v":  fmt.Sprintf("%+v", c),
 		"%#v":  fmt.Sprintf("%#v", c),
-		"%s":   fmt.Sprintf("%s", c),
+		"%q":   fmt.Sprintf("%q", c),
 		"ptr":  fmt.Sprintf("%v", &c),
 		"json": string(js),
 		"slog": logs.String(),

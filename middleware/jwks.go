@@ -67,7 +67,7 @@ type fetchCall struct {
 // algorithm against the allowed list; it is parsed again here with the same
 // list, as go-oidc does not share its parsed token with other key sets.
 func (k *keySet) VerifySignature(ctx context.Context, raw string) ([]byte, error) {
-	jws, err := jose.ParseSigned(raw, k.algs)
+	jws, err := jose.ParseSignedCompact(raw, k.algs)
 	if err != nil {
 		return nil, fmt.Errorf("middleware: malformed jwt: %w", err)
 	}

@@ -185,7 +185,7 @@ func (o *OIDC) Authenticate(ctx context.Context, c Credentials) (Identity, error
 	}
 	tok, err := o.verifier.Verify(ctx, c.Value)
 	if err != nil {
-		return Identity{}, fmt.Errorf("%w: %v", ErrInvalidCredentials, err)
+		return Identity{}, fmt.Errorf("%w: %w", ErrInvalidCredentials, err)
 	}
 	var claims map[string]any
 	if err := tok.Claims(&claims); err != nil {
