@@ -110,7 +110,7 @@ func Passthrough(cfg PassthroughConfig) func(http.Handler) http.Handler {
 		exclude:    newPathSet(cfg.Exclude),
 		required:   cfg.RequiredGroup,
 		admin:      cfg.AdminGroup,
-		csrf:       cfg.CSRF,
+		csrf:       CSRFConfig{Header: cfg.CSRF.Header, AllowedOrigins: slices.Clone(cfg.CSRF.AllowedOrigins), Disabled: cfg.CSRF.Disabled},
 		logger:     cfg.Logger,
 	}
 	return func(next http.Handler) http.Handler {
