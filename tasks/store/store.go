@@ -351,6 +351,8 @@ type Notification struct {
 	Seq   int64            `json:"s,omitempty"`
 	Phase tasks.Phase      `json:"p,omitempty"`
 	Node  string           `json:"n,omitempty"`
+	// Attempt is the run's attempt number (NotifyEvent).
+	Attempt int `json:"a,omitempty"`
 	// Local is set when the change was committed through the Store value
 	// that delivers the notification (this process), not another process.
 	Local bool `json:"-"`

@@ -584,7 +584,7 @@ func testListen(t *testing.T, s store.Store) {
 
 	want := []store.Notification{
 		{Kind: store.NotifySubmitted, Local: true},
-		{Kind: store.NotifyEvent, Run: r.Name, Seq: 2, Phase: tasks.PhaseInitializing, Node: "n7", Local: true},
+		{Kind: store.NotifyEvent, Run: r.Name, Seq: 2, Phase: tasks.PhaseInitializing, Node: "n7", Attempt: 1, Local: true},
 		{Kind: store.NotifyAbort, Run: r.Name, Node: "n7", Local: true},
 	}
 	var got []store.Notification

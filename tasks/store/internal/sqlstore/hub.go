@@ -20,7 +20,7 @@ type listener struct {
 	overflow bool
 }
 
-const listenerBuffer = 4096
+const listenerBuffer = 1 << 16
 
 func (h *hub) listen(ctx context.Context) <-chan store.Notification {
 	l := &listener{ch: make(chan store.Notification, listenerBuffer)}

@@ -270,7 +270,7 @@ func (s *Store) Transition(ctx context.Context, ts []store.Transition) ([]store.
 			}
 			res[i] = r
 			if r.Applied && r.Event.Seq > 0 {
-				*notes = append(*notes, store.Notification{Kind: store.NotifyEvent, Run: r.Event.Run, Seq: r.Event.Seq, Phase: r.Event.Phase, Node: r.Run.Node})
+				*notes = append(*notes, store.Notification{Kind: store.NotifyEvent, Run: r.Event.Run, Seq: r.Event.Seq, Phase: r.Event.Phase, Node: r.Run.Node, Attempt: r.Run.Attempt})
 			}
 		}
 		return nil
@@ -473,7 +473,7 @@ func (s *Store) RequestAbort(ctx context.Context, name, reason string, at time.T
 				return err
 			}
 			res = store.AbortResult{Run: r.Run, Terminal: true, Event: r.Event}
-			*notes = append(*notes, store.Notification{Kind: store.NotifyEvent, Run: name, Seq: r.Event.Seq, Phase: r.Event.Phase, Node: r.Run.Node})
+			*notes = append(*notes, store.Notification{Kind: store.NotifyEvent, Run: name, Seq: r.Event.Seq, Phase: r.Event.Phase, Node: r.Run.Node, Attempt: r.Run.Attempt})
 		case tasks.PhaseInitializing, tasks.PhaseRunning:
 			if _, err := tx.Exec(ctx, `UPDATE runs SET abort_requested = 1, abort_reason = $1 WHERE name = $2`,
 				nonEmpty(reason, "aborted"), name); err != nil {

@@ -1,0 +1,472 @@
+package dispatch
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/taskgate/taskgate/middleware"
+	"github.com/taskgate/taskgate/tasks"
+	"github.com/taskgate/taskgate/tasks/scheduler"
+	"github.com/taskgate/taskgate/tasks/store"
+)
+
+// Causes of a cancelled attempt, read with context.Cause.
+var (
+	errTimedOut = errors.New("attempt timed out")
+	errShutdown = errors.New("node agent shutting down")
+	// errNodeLost: the node was declared dead and its runs requeued; the
+	// attempt's outcome no longer matters.
+	errNodeLost = errors.New("node was declared dead")
+)
+
+// abortError is the cause of an aborted attempt.
+type abortError struct{ reason string }
+
+func (e *abortError) Error() string { return "aborted: " + e.reason }
+
+// agentRescan is how often the agent re-reads the runs bound to its node,
+// in case a notification was lost.
+const agentRescan = 5 * time.Second
+
+// agent executes the runs bound to its node.
+type agent struct {
+	d     *Dispatcher
+	id    string
+	node  scheduler.Node
+	byRef map[string]scheduler.Device
+
+	mu       sync.Mutex
+	execs    map[string]*execution
+	draining bool
+	wg       sync.WaitGroup
+	// execCtx parents every attempt; it outlives Close's ctx so that the
+	// attempts can be requeued after it.
+	execCtx context.Context
+
+	inMu  sync.Mutex
+	inbox []store.Notification
+	wake  chan struct{}
+}
+
+type execution struct {
+	attempt int
+	cancel  context.CancelCauseFunc
+}
+
+func newAgent(d *Dispatcher) *agent {
+	nc := d.cfg.Node
+	node := scheduler.LocalNode(nc.ID, nc.GPUs)
+	if nc.MilliCPU > 0 {
+		node.MilliCPU = nc.MilliCPU
+	}
+	if nc.MemoryBytes > 0 {
+		node.MemoryBytes = nc.MemoryBytes
+	}
+	for k, v := range nc.Labels {
+		node.Labels[k] = v
+	}
+	a := &agent{
+		d: d, id: nc.ID, node: node, byRef: map[string]scheduler.Device{},
+		execs: map[string]*execution{}, wake: make(chan struct{}, 1),
+		execCtx: context.Background(),
+	}
+	for _, dev := range node.Devices {
+		a.byRef[deviceRef(dev)] = dev
+	}
+	return a
+}
+
+// recover requeues (or fails) the runs this node had in flight when its
+// previous process died.
+func (a *agent) recover(ctx context.Context) error {
+	d := a.d
+	runs, err := d.st.ActiveRuns(ctx, a.id)
+	if err != nil {
+		return fmt.Errorf("dispatch: recover runs of node %s: %w", a.id, err)
+	}
+	var ts []store.Transition
+	for _, r := range runs {
+		if r.Phase == tasks.PhaseInitializing || r.Phase == tasks.PhaseRunning {
+			ts = append(ts, d.requeueTransition(r, fmt.Sprintf("node %s restarted during attempt %d", a.id, r.Attempt), true))
+		}
+	}
+	if len(ts) == 0 {
+		return nil
+	}
+	d.log.Warn("recovering runs interrupted by a restart", "runs", len(ts))
+	if _, err := d.commitTransitions(ctx, ts); err != nil {
+		return fmt.Errorf("dispatch: recover runs of node %s: %w", a.id, err)
+	}
+	return nil
+}
+
+func (a *agent) register(ctx context.Context) error {
+	inv, err := json.Marshal(a.node)
+	if err != nil {
+		return err
+	}
+	now := a.d.now()
+	if err := a.d.st.UpsertNode(ctx, store.Node{ID: a.id, Inventory: inv, Heartbeat: now, StartedAt: now}); err != nil {
+		return fmt.Errorf("dispatch: register node %s: %w", a.id, err)
+	}
+	return nil
+}
+
+// notify takes the store notifications that concern this node.
+func (a *agent) notify(n store.Notification) {
+	switch n.Kind {
+	case store.NotifyEvent:
+		if n.Phase != tasks.PhaseInitializing || n.Node != a.id {
+			return
+		}
+	case store.NotifyAbort:
+		if n.Node != a.id {
+			return
+		}
+	case store.NotifyOverflow:
+	default:
+		return
+	}
+	a.inMu.Lock()
+	a.inbox = append(a.inbox, n)
+	a.inMu.Unlock()
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (a *agent) run(ctx context.Context) {
+	d := a.d
+	// Heartbeats have their own goroutine so that a busy agent loop never
+	// makes its node look dead.
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { a.heartbeat(ctx) })
+	rescan := time.NewTicker(agentRescan)
+	defer rescan.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-rescan.C:
+			a.rescan(ctx)
+		case <-a.wake:
+			a.inMu.Lock()
+			inbox := a.inbox
+			a.inbox = nil
+			a.inMu.Unlock()
+			for _, n := range inbox {
+				switch n.Kind {
+				case store.NotifyOverflow:
+					a.rescan(ctx)
+				case store.NotifyAbort:
+					a.abort(n.Run, "")
+				case store.NotifyEvent:
+					if a.has(n.Run, n.Attempt) {
+						continue
+					}
+					r, err := d.st.GetRun(ctx, n.Run)
+					if err != nil {
+						d.log.Warn("read bound run", "run", n.Run, "err", err)
+						continue
+					}
+					if r.Phase == tasks.PhaseInitializing && r.Node == a.id {
+						a.assign(r, a.devices(r.Devices))
+					}
+				}
+			}
+		}
+	}
+}
+
+func (a *agent) heartbeat(ctx context.Context) {
+	d := a.d
+	t := time.NewTicker(d.cfg.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		err := d.st.Heartbeat(ctx, a.id, d.now())
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			d.log.Warn("node was declared dead; dropping its attempts and registering again")
+			a.cancelAll(errNodeLost)
+			if err := a.register(ctx); err != nil {
+				d.log.Error("register node", "err", err)
+			}
+		case err != nil && ctx.Err() == nil:
+			d.log.Warn("heartbeat", "err", err)
+		}
+	}
+}
+
+// rescan starts bound runs it missed and cancels the ones asked to abort.
+func (a *agent) rescan(ctx context.Context) {
+	runs, err := a.d.st.ActiveRuns(ctx, a.id)
+	if err != nil {
+		if ctx.Err() == nil {
+			a.d.log.Warn("read runs of this node", "err", err)
+		}
+		return
+	}
+	for _, r := range runs {
+		switch {
+		case r.AbortRequested:
+			a.abort(r.Name, r.AbortReason)
+		case r.Phase == tasks.PhaseInitializing && !a.has(r.Name, r.Attempt):
+			a.assign(r, a.devices(r.Devices))
+		}
+	}
+}
+
+func (a *agent) devices(refs []string) []scheduler.Device {
+	out := make([]scheduler.Device, 0, len(refs))
+	for _, ref := range refs {
+		if dev, ok := a.byRef[ref]; ok {
+			out = append(out, dev)
+		}
+	}
+	return out
+}
+
+// has reports whether the agent executes (or has just finished) the
+// attempt of the run.
+func (a *agent) has(name string, attempt int) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	e := a.execs[name]
+	return e != nil && e.attempt >= attempt
+}
+
+// abort cancels a local attempt; its run becomes aborted when the function
+// returns or after AbortGrace.
+func (a *agent) abort(name, reason string) {
+	a.mu.Lock()
+	e := a.execs[name]
+	a.mu.Unlock()
+	if e != nil {
+		e.cancel(&abortError{reason: reason})
+	}
+}
+
+func (a *agent) cancelAll(cause error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, e := range a.execs {
+		e.cancel(cause)
+	}
+}
+
+// drain stops taking runs and waits for the running attempts until ctx is
+// done; those still running are then cancelled and requeued.
+func (a *agent) drain(ctx context.Context) {
+	a.mu.Lock()
+	a.draining = true
+	a.mu.Unlock()
+	done := make(chan struct{})
+	go func() { a.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return
+	case <-ctx.Done():
+	}
+	a.cancelAll(errShutdown)
+	<-done
+}
+
+// assign starts executing a run bound to this node, unless it already runs.
+func (a *agent) assign(r *store.StoredRun, devs []scheduler.Device) {
+	a.mu.Lock()
+	// The previous attempt's goroutine may still be unwinding after its
+	// outcome was recorded; a newer attempt replaces it.
+	if prev := a.execs[r.Name]; a.draining || (prev != nil && prev.attempt >= r.Attempt) {
+		a.mu.Unlock()
+		return
+	}
+	ctx, cancel := context.WithCancelCause(a.execCtx)
+	ex := &execution{attempt: r.Attempt, cancel: cancel}
+	a.execs[r.Name] = ex
+	a.wg.Add(1)
+	a.mu.Unlock()
+	go func() {
+		defer a.wg.Done()
+		defer func() {
+			a.mu.Lock()
+			if a.execs[r.Name] == ex {
+				delete(a.execs, r.Name)
+			}
+			a.mu.Unlock()
+			cancel(nil)
+		}()
+		a.execute(ctx, r, devs)
+	}()
+}
+
+type outcome struct {
+	out      json.RawMessage
+	err      error
+	returned bool
+}
+
+func (a *agent) execute(ctx context.Context, r *store.StoredRun, devs []scheduler.Device) {
+	d := a.d
+	def, ok := d.cfg.Registry.Lookup(r.Project, r.Domain, r.Task)
+	if !ok {
+		a.finish(r, nil, outcome{returned: true, err: tasks.Permanent(fmt.Errorf("task %s/%s/%s is not registered on node %s", r.Project, r.Domain, r.Task, a.id))}, nil)
+		return
+	}
+	res, err := d.transition(store.Transition{Run: r.Name, Attempt: r.Attempt, From: []tasks.Phase{tasks.PhaseInitializing},
+		To: tasks.PhaseRunning, At: d.now()})
+	if err != nil {
+		d.log.Error("record running", "run", r.Name, "err", err)
+		return // the rescan or a restart's recovery picks the run up again
+	}
+	if !res.Applied {
+		return // aborted, or requeued after this node was thought dead
+	}
+	if res.Run.AbortRequested {
+		ctx, cancel := context.WithCancelCause(ctx)
+		defer cancel(nil)
+		cancel(&abortError{reason: res.Run.AbortReason})
+		a.finish(r, def, outcome{}, context.Cause(ctx))
+		return
+	}
+
+	runCtx, cancel := context.WithTimeoutCause(ctx, def.Timeout, errTimedOut)
+	defer cancel()
+	logger := slog.New(&runLogHandler{w: d.logs, run: r.Name, attempt: r.Attempt, now: d.now})
+	info := tasks.RunInfo{
+		Name: r.Name, Attempt: r.Attempt, Node: a.id, Devices: scheduler.TaskDevices(devs),
+		Caller: middleware.Identity{Subject: r.Caller.Subject, Name: r.Caller.Name, Email: r.Caller.Email, Groups: r.Caller.Groups},
+		Logger: logger,
+	}
+	results := make(chan outcome, 1)
+	go func() {
+		defer func() {
+			if p := recover(); p != nil {
+				d.log.Error("task panicked", "run", r.Name, "panic", p, "stack", string(debug.Stack()))
+				results <- outcome{returned: true, err: fmt.Errorf("task panicked: %v", p)}
+			}
+		}()
+		out, err := def.Invoke(tasks.WithRunInfo(runCtx, info), r.Inputs)
+		results <- outcome{out: out, err: err, returned: true}
+	}()
+	var o outcome
+	select {
+	case o = <-results:
+	case <-runCtx.Done():
+		grace := d.cfg.AbortGrace
+		if errors.Is(context.Cause(runCtx), errShutdown) {
+			grace = min(grace, time.Second)
+		}
+		t := time.NewTimer(grace)
+		select {
+		case o = <-results:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	var cause error
+	if runCtx.Err() != nil {
+		cause = context.Cause(runCtx)
+	}
+	a.finish(r, def, o, cause)
+}
+
+// finish records the attempt's outcome: the run's end, or another attempt.
+func (a *agent) finish(r *store.StoredRun, def *tasks.Definition, o outcome, cause error) {
+	d := a.d
+	if errors.Is(cause, errNodeLost) {
+		return
+	}
+	d.logs.flush(context.Background())
+	now := d.now()
+	t := store.Transition{Run: r.Name, Attempt: r.Attempt, From: []tasks.Phase{tasks.PhaseInitializing, tasks.PhaseRunning}, At: now}
+	var abort *abortError
+	var retryAfter *tasks.RetryAfterError
+	var permanent *tasks.PermanentError
+	fail := func(phase tasks.Phase, msg string) {
+		policy := tasks.DefaultRetryPolicy
+		if def != nil {
+			policy = def.Retry
+		}
+		failures := r.Failures + 1
+		if failures >= policy.MaxAttempts {
+			t.To, t.Error = phase, msg
+			return
+		}
+		t.To, t.AttemptPhase, t.AttemptError, t.CountFailure = tasks.PhaseQueued, phase, msg, true
+		t.NotBefore = now.Add(policy.Backoff(failures, rand.Float64()))
+	}
+	switch {
+	case errors.As(cause, &abort):
+		reason := abort.reason
+		if reason == "" {
+			if cur, err := d.st.GetRun(context.Background(), r.Name); err == nil {
+				reason = cur.AbortReason
+			}
+		}
+		t.To, t.Error = tasks.PhaseAborted, "aborted: "+nonEmpty(reason, "abort requested")
+	case errors.Is(cause, errShutdown):
+		t.To, t.AttemptPhase, t.AttemptError = tasks.PhaseQueued, tasks.PhaseAborted, fmt.Sprintf("node %s shut down during the attempt", a.id)
+	case errors.Is(cause, errTimedOut):
+		fail(tasks.PhaseTimedOut, fmt.Sprintf("attempt %d timed out after %s", r.Attempt, def.Timeout))
+	case o.err == nil && len(o.out) > d.cfg.MaxOutputBytes:
+		t.To, t.Error = tasks.PhaseFailed, fmt.Sprintf("outputs are %d bytes, over the limit of %d bytes", len(o.out), d.cfg.MaxOutputBytes)
+	case o.err == nil:
+		t.To, t.Outputs = tasks.PhaseSucceeded, o.out
+	case errors.As(o.err, &retryAfter):
+		t.To, t.AttemptPhase, t.AttemptError = tasks.PhaseQueued, tasks.PhaseFailed, o.err.Error()
+		t.NotBefore = now.Add(retryAfter.Delay)
+	case errors.As(o.err, &permanent):
+		t.To, t.Error = tasks.PhaseFailed, o.err.Error()
+	default:
+		fail(tasks.PhaseFailed, o.err.Error())
+	}
+	if _, err := d.transition(t); err != nil {
+		d.log.Error("record outcome", "run", r.Name, "phase", t.To, "err", err)
+	}
+}
+
+// requeueTransition sends an interrupted attempt (its node died or
+// restarted) back to the queue as a new attempt. The interruption counts as
+// a failure when countFailure: the run fails once the retry policy's
+// attempts are spent, so a task that crashes its node cannot loop forever.
+// A run asked to abort is aborted instead.
+func (d *Dispatcher) requeueTransition(r *store.StoredRun, why string, countFailure bool) store.Transition {
+	now := d.now()
+	t := store.Transition{Run: r.Name, Attempt: r.Attempt, Node: r.Node,
+		From: []tasks.Phase{tasks.PhaseInitializing, tasks.PhaseRunning}, At: now}
+	if r.AbortRequested {
+		t.To, t.Error = tasks.PhaseAborted, "aborted: "+nonEmpty(r.AbortReason, "abort requested")
+		return t
+	}
+	policy := tasks.DefaultRetryPolicy
+	if def, ok := d.cfg.Registry.Lookup(r.Project, r.Domain, r.Task); ok {
+		policy = def.Retry
+	}
+	if countFailure && r.Failures+1 >= policy.MaxAttempts {
+		t.To, t.Error = tasks.PhaseFailed, fmt.Sprintf("%s; no attempts left (%d)", why, policy.MaxAttempts)
+		return t
+	}
+	t.To, t.AttemptPhase, t.AttemptError, t.CountFailure = tasks.PhaseQueued, tasks.PhaseFailed, why, countFailure
+	return t
+}
+
+func nonEmpty(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

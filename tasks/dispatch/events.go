@@ -1,0 +1,183 @@
+package dispatch
+
+import (
+	"context"
+	"sync"
+
+	"github.com/taskgate/taskgate/tasks"
+	"github.com/taskgate/taskgate/tasks/store"
+)
+
+// listen fans the store's notifications out to the leader, the agent, the
+// run watchers and (for other processes' changes) the subscribers.
+func (d *Dispatcher) listen(notes <-chan store.Notification) {
+	for n := range notes {
+		switch n.Kind {
+		case store.NotifyEvent:
+			d.watch.signal(n.Run)
+			if !n.Local && d.subs.active() {
+				d.subs.publishRemote(n)
+			}
+		case store.NotifyOverflow:
+			d.watch.signalAll()
+		}
+		if d.leader != nil {
+			d.leader.notify(n)
+		}
+		if d.agent != nil {
+			d.agent.notify(n)
+		}
+	}
+}
+
+// watchers wakes the Events and Wait calls of a run.
+type watchers struct {
+	mu    sync.Mutex
+	byRun map[string]map[chan struct{}]struct{}
+}
+
+func (w *watchers) add(name string) (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	w.mu.Lock()
+	if w.byRun == nil {
+		w.byRun = map[string]map[chan struct{}]struct{}{}
+	}
+	if w.byRun[name] == nil {
+		w.byRun[name] = map[chan struct{}]struct{}{}
+	}
+	w.byRun[name][ch] = struct{}{}
+	w.mu.Unlock()
+	return ch, func() {
+		w.mu.Lock()
+		delete(w.byRun[name], ch)
+		if len(w.byRun[name]) == 0 {
+			delete(w.byRun, name)
+		}
+		w.mu.Unlock()
+	}
+}
+
+func (w *watchers) signal(name string) {
+	w.mu.Lock()
+	for ch := range w.byRun[name] {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+	w.mu.Unlock()
+}
+
+func (w *watchers) signalAll() {
+	w.mu.Lock()
+	for _, m := range w.byRun {
+		for ch := range m {
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
+		}
+	}
+	w.mu.Unlock()
+}
+
+// subscribers queues phase changes for the Subscribe callbacks, which run
+// on one goroutine so that a slow callback never stalls a commit.
+type subscribers struct {
+	mu     sync.Mutex
+	fns    map[int]func(tasks.Run, tasks.Event)
+	nextID int
+	n      int // len(fns), read without the lock by active
+	queue  []subItem
+	wake   chan struct{}
+	// read fetches the run of a remote notification.
+	read func(n store.Notification) (tasks.Run, tasks.Event, bool)
+}
+
+type subItem struct {
+	run    tasks.Run
+	ev     tasks.Event
+	remote *store.Notification
+}
+
+func (s *subscribers) init() {
+	s.fns = map[int]func(tasks.Run, tasks.Event){}
+	s.wake = make(chan struct{}, 1)
+}
+
+func (s *subscribers) active() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.n > 0
+}
+
+func (s *subscribers) add(fn func(tasks.Run, tasks.Event)) func() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := s.nextID
+	s.nextID++
+	s.fns[id] = fn
+	s.n = len(s.fns)
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			delete(s.fns, id)
+			s.n = len(s.fns)
+			s.mu.Unlock()
+		})
+	}
+}
+
+func (s *subscribers) publish(run tasks.Run, ev tasks.Event) {
+	s.push(subItem{run: run, ev: ev})
+}
+
+func (s *subscribers) publishRemote(n store.Notification) {
+	s.push(subItem{remote: &n})
+}
+
+func (s *subscribers) push(it subItem) {
+	s.mu.Lock()
+	s.queue = append(s.queue, it)
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run delivers queued changes until ctx is done.
+func (s *subscribers) run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.wake:
+		}
+		for {
+			s.mu.Lock()
+			items := s.queue
+			s.queue = nil
+			fns := make([]func(tasks.Run, tasks.Event), 0, len(s.fns))
+			for _, fn := range s.fns {
+				fns = append(fns, fn)
+			}
+			s.mu.Unlock()
+			if len(items) == 0 {
+				break
+			}
+			for _, it := range items {
+				if it.remote != nil {
+					var ok bool
+					if it.run, it.ev, ok = s.read(*it.remote); !ok {
+						continue
+					}
+				}
+				for _, fn := range fns {
+					fn(it.run, it.ev)
+				}
+			}
+		}
+	}
+}

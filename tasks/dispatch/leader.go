@@ -1,0 +1,756 @@
+package dispatch
+
+import (
+	"container/heap"
+	"context"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/taskgate/taskgate/tasks"
+	"github.com/taskgate/taskgate/tasks/scheduler"
+	"github.com/taskgate/taskgate/tasks/store"
+)
+
+// leaseName is the scheduler's leader lease in the store.
+const leaseName = "scheduler"
+
+// rescanInterval is how often the leader re-reads queued runs that other
+// processes submitted, in case a notification was lost or a commit landed
+// out of sequence order.
+const rescanInterval = 5 * time.Second
+
+// leader is the scheduler candidate. While it holds the lease it owns a
+// scheduler.Scheduler, fed from the store, and turns its bindings into
+// initializing runs. Every decision is a conditional store transition, so
+// a deposed leader that has not noticed yet cannot double-book a run.
+type leader struct {
+	d *Dispatcher
+
+	// mu guards the state below; the loop releases it around store I/O so
+	// that QueuePosition stays cheap.
+	mu      sync.Mutex
+	active  bool
+	sched   *scheduler.Scheduler
+	entries map[string]*entry
+	// fresh holds runs in the scheduler's queue whose stored phase is
+	// still queued: after a round that leaves them waiting they are marked
+	// waiting_for_resources.
+	fresh   map[string]*entry
+	nodes   map[string]*nodeEntry
+	delayed delayHeap
+
+	// remoteSeq is the highest Seq read from the store; rescanFrom and
+	// prevSeq step behind it for the rescans.
+	remoteSeq, rescanFrom, prevSeq int64
+
+	inMu   sync.Mutex
+	inbox  []store.Notification
+	local  []*store.StoredRun
+	wake   chan struct{}
+	stopCh chan struct{}
+	once   sync.Once
+	done   chan struct{}
+}
+
+type entryState int
+
+const (
+	// stWaiting: in the scheduler's queue.
+	stWaiting entryState = iota
+	// stDelayed: waiting for its NotBefore (retry backoff).
+	stDelayed
+	// stBound: bound by this leader.
+	stBound
+	// stHeld: bound before this leader took over; its resources are
+	// subtracted from its node's inventory until it ends.
+	stHeld
+)
+
+type entry struct {
+	name      string
+	state     entryState
+	node      string
+	run       scheduler.Run
+	notBefore time.Time
+	removed   bool // lazily dropped from delayed
+}
+
+type nodeEntry struct {
+	inv   scheduler.Node
+	holds map[string]hold
+}
+
+type hold struct {
+	refs     map[string]bool
+	cpu, mem int64
+}
+
+func newLeader(d *Dispatcher) (*leader, error) {
+	if _, err := scheduler.New(schedulerConfig(d.cfg)); err != nil {
+		return nil, fmt.Errorf("dispatch: %w", err)
+	}
+	return &leader{d: d, wake: make(chan struct{}, 1), stopCh: make(chan struct{}), done: make(chan struct{})}, nil
+}
+
+func schedulerConfig(c Config) scheduler.Config {
+	return scheduler.Config{Strategy: c.Strategy, ProjectGPUQuota: c.Quotas}
+}
+
+func (l *leader) signal() {
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+// notify takes a store notification (from the listener goroutine).
+func (l *leader) notify(n store.Notification) {
+	switch n.Kind {
+	case store.NotifyEvent:
+		if !n.Phase.Terminal() && n.Phase != tasks.PhaseQueued {
+			return
+		}
+	case store.NotifySubmitted:
+		if n.Local {
+			return // handed over directly by submitted
+		}
+	case store.NotifyAbort:
+		return
+	}
+	l.inMu.Lock()
+	l.inbox = append(l.inbox, n)
+	l.inMu.Unlock()
+	l.signal()
+}
+
+// submitted hands over runs this process just committed.
+func (l *leader) submitted(runs []*store.StoredRun) {
+	l.inMu.Lock()
+	l.local = append(l.local, runs...)
+	l.inMu.Unlock()
+	l.signal()
+}
+
+func (l *leader) stop() {
+	l.once.Do(func() { close(l.stopCh) })
+	if l.d.started.Load() {
+		<-l.done
+	}
+}
+
+func (l *leader) stopped() bool {
+	select {
+	case <-l.stopCh:
+		return true
+	default:
+		return false
+	}
+}
+
+// position answers QueuePosition.
+func (l *leader) position(name string) (int, string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.active {
+		return 0, ""
+	}
+	if e := l.entries[name]; e != nil && e.state == stDelayed {
+		return 0, "retrying at " + e.notBefore.Format(time.RFC3339Nano)
+	}
+	pos, reason, ok := l.sched.Position(name)
+	if !ok {
+		return 0, ""
+	}
+	return pos, reason
+}
+
+// run campaigns for the lease and leads while it holds it.
+func (l *leader) run(ctx context.Context) {
+	defer close(l.done)
+	d := l.d
+	for ctx.Err() == nil && !l.stopped() {
+		ok, err := d.st.AcquireLease(ctx, leaseName, d.holder, d.cfg.LeaseTTL)
+		if err != nil && ctx.Err() == nil {
+			d.log.Warn("acquire scheduler lease", "err", err)
+		}
+		if ok {
+			d.log.Info("scheduler lease acquired; leading")
+			l.lead(ctx)
+			continue
+		}
+		select {
+		case <-ctx.Done():
+		case <-l.stopCh:
+		case <-time.After(d.cfg.LeaseTTL / 3):
+		}
+	}
+}
+
+func (l *leader) lead(ctx context.Context) {
+	d := l.d
+	defer func() {
+		l.mu.Lock()
+		l.active = false
+		l.sched, l.entries, l.fresh, l.nodes, l.delayed = nil, nil, nil, nil, nil
+		l.mu.Unlock()
+		if err := d.st.ReleaseLease(context.WithoutCancel(ctx), leaseName, d.holder); err != nil {
+			d.log.Warn("release scheduler lease", "err", err)
+		}
+	}()
+	if err := l.rebuild(ctx); err != nil {
+		d.log.Error("load scheduler state", "err", err)
+		return
+	}
+	renew := time.NewTicker(d.cfg.LeaseTTL / 3)
+	defer renew.Stop()
+	nodesT := time.NewTicker(d.cfg.HeartbeatInterval)
+	defer nodesT.Stop()
+	rescan := time.NewTicker(rescanInterval)
+	defer rescan.Stop()
+	purgeEvery := min(max(d.cfg.Retention/10, time.Second), time.Hour)
+	purgeT := time.NewTicker(purgeEvery)
+	defer purgeT.Stop()
+	delay := time.NewTimer(time.Hour)
+	defer delay.Stop()
+	l.purge(ctx)
+	for {
+		rebuild := l.step(ctx)
+		if rebuild {
+			if err := l.rebuild(ctx); err != nil {
+				d.log.Error("reload scheduler state", "err", err)
+				return
+			}
+			continue
+		}
+		l.mu.Lock()
+		next, ok := l.delayed.next()
+		l.mu.Unlock()
+		if ok {
+			delay.Reset(max(time.Until(next), time.Millisecond))
+		}
+		select {
+		case <-l.wake:
+		case <-delay.C:
+		case <-renew.C:
+			ok, err := d.st.AcquireLease(ctx, leaseName, d.holder, d.cfg.LeaseTTL)
+			if err != nil || !ok {
+				d.log.Warn("scheduler lease lost; stepping down", "err", err)
+				return
+			}
+		case <-nodesT.C:
+			l.syncNodes(ctx)
+		case <-rescan.C:
+			l.rescan(ctx)
+		case <-purgeT.C:
+			l.purge(ctx)
+		case <-l.stopCh:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// rebuild loads the cluster from the store into a fresh scheduler: live
+// nodes, queued runs, and bound runs as holds on their nodes.
+func (l *leader) rebuild(ctx context.Context) error {
+	d := l.d
+	sched, err := scheduler.New(schedulerConfig(d.cfg))
+	if err != nil {
+		return err
+	}
+	// Drop what arrived so far: the reads below include it. What arrives
+	// from now on is handled after, and handling twice is harmless.
+	l.inMu.Lock()
+	l.inbox, l.local = nil, nil
+	l.inMu.Unlock()
+	nodes, err := d.st.Nodes(ctx)
+	if err != nil {
+		return err
+	}
+	runs, err := d.st.ActiveRuns(ctx, "")
+	if err != nil {
+		return err
+	}
+
+	l.mu.Lock()
+	l.sched = sched
+	l.entries = map[string]*entry{}
+	l.fresh = map[string]*entry{}
+	l.nodes = map[string]*nodeEntry{}
+	l.delayed = nil
+	now := d.now()
+	for _, n := range nodes {
+		if now.Sub(n.Heartbeat) > d.cfg.HeartbeatTimeout {
+			continue // syncNodes below requeues its runs
+		}
+		var inv scheduler.Node
+		if err := json.Unmarshal(n.Inventory, &inv); err != nil {
+			d.log.Warn("node inventory unreadable; ignoring node", "node", n.ID, "err", err)
+			continue
+		}
+		l.nodes[n.ID] = &nodeEntry{inv: inv, holds: map[string]hold{}}
+	}
+	var failed []store.Transition
+	for _, r := range runs {
+		l.remoteSeq = max(l.remoteSeq, r.Seq)
+		switch r.Phase {
+		case tasks.PhaseQueued, tasks.PhaseWaitingForResources:
+			if t, bad := l.addPending(r); bad {
+				failed = append(failed, t)
+			}
+		default:
+			e := &entry{name: r.Name, state: stHeld, node: r.Node}
+			l.entries[r.Name] = e
+			if ne := l.nodes[r.Node]; ne != nil {
+				h := hold{refs: map[string]bool{}}
+				for _, ref := range r.Devices {
+					h.refs[ref] = true
+				}
+				if def, ok := d.cfg.Registry.Lookup(r.Project, r.Domain, r.Task); ok {
+					h.cpu, h.mem = def.Request.MilliCPU, def.Request.MemoryBytes
+				}
+				ne.holds[r.Name] = h
+			}
+		}
+	}
+	for id, ne := range l.nodes {
+		if _, err := sched.UpsertNode(effective(ne)); err != nil {
+			d.log.Warn("node refused by the scheduler", "node", id, "err", err)
+			delete(l.nodes, id)
+		}
+	}
+	l.rescanFrom, l.prevSeq = l.remoteSeq, l.remoteSeq
+	l.active = true
+	l.mu.Unlock()
+	l.failRuns(ctx, failed)
+	l.syncNodes(ctx)
+	l.signal()
+	return nil
+}
+
+// addPending puts a queued run into the scheduler (or the delay heap). A
+// run the scheduler cannot take (its task is unknown here, its request is
+// invalid) comes back as a transition that fails it. l.mu is held.
+func (l *leader) addPending(r *store.StoredRun) (store.Transition, bool) {
+	if _, known := l.entries[r.Name]; known {
+		return store.Transition{}, false
+	}
+	d := l.d
+	def, ok := d.cfg.Registry.Lookup(r.Project, r.Domain, r.Task)
+	if !ok {
+		return failTransition(r, d.now(), fmt.Sprintf("task %s/%s/%s is not registered with the scheduler", r.Project, r.Domain, r.Task)), true
+	}
+	e := &entry{name: r.Name, run: scheduler.Run{
+		ID: r.Name, Request: def.Request, Priority: r.Priority, Project: r.Project,
+		Submitted: r.CreatedAt, Seq: uint64(r.Seq),
+	}}
+	d.log.Debug("pending", "run", r.Name, "phase", r.Phase, "not_before", r.NotBefore)
+	if r.NotBefore.After(d.now()) {
+		e.state, e.notBefore = stDelayed, r.NotBefore
+		l.entries[r.Name] = e
+		heap.Push(&l.delayed, e)
+		return store.Transition{}, false
+	}
+	if err := l.sched.Enqueue(e.run); err != nil {
+		return failTransition(r, d.now(), "cannot be scheduled: "+err.Error()), true
+	}
+	l.entries[r.Name] = e
+	if r.Phase == tasks.PhaseQueued {
+		l.fresh[r.Name] = e
+	}
+	return store.Transition{}, false
+}
+
+func failTransition(r *store.StoredRun, now time.Time, msg string) store.Transition {
+	return store.Transition{Run: r.Name, From: []tasks.Phase{tasks.PhaseQueued, tasks.PhaseWaitingForResources},
+		To: tasks.PhaseFailed, At: now, Error: msg}
+}
+
+func (l *leader) failRuns(ctx context.Context, ts []store.Transition) {
+	if len(ts) == 0 {
+		return
+	}
+	if _, err := l.d.commitTransitions(ctx, ts); err != nil {
+		l.d.log.Error("fail unschedulable runs", "err", err)
+	}
+}
+
+// forget drops what the scheduler knows of a run that ended or went back to
+// the queue. l.mu is held.
+func (l *leader) forget(name string) {
+	e := l.entries[name]
+	if e == nil {
+		l.d.log.Debug("forget unknown", "run", name)
+		return
+	}
+	l.d.log.Debug("forget", "run", name, "state", e.state)
+	switch e.state {
+	case stWaiting:
+		l.sched.Cancel(name)
+	case stDelayed:
+		e.removed = true
+	case stBound:
+		l.sched.Release(name)
+	case stHeld:
+		if ne := l.nodes[e.node]; ne != nil {
+			delete(ne.holds, name)
+			if _, err := l.sched.UpsertNode(effective(ne)); err != nil {
+				l.d.log.Warn("update node", "node", e.node, "err", err)
+			}
+		}
+	}
+	delete(l.entries, name)
+	delete(l.fresh, name)
+}
+
+// step handles what arrived, then runs a scheduling round. It reports
+// whether the state must be rebuilt from the store.
+func (l *leader) step(ctx context.Context) (rebuild bool) {
+	d := l.d
+	l.inMu.Lock()
+	inbox, local := l.inbox, l.local
+	l.inbox, l.local = nil, nil
+	l.inMu.Unlock()
+
+	var requeued []string
+	pollRemote := false
+	var failed []store.Transition
+	l.mu.Lock()
+	for _, r := range local {
+		if t, bad := l.addPending(r); bad {
+			failed = append(failed, t)
+		}
+	}
+	for _, n := range inbox {
+		d.log.Debug("leader notification", "kind", n.Kind, "run", n.Run, "phase", n.Phase)
+		switch n.Kind {
+		case store.NotifyOverflow:
+			l.mu.Unlock()
+			return true
+		case store.NotifySubmitted:
+			pollRemote = true
+		case store.NotifyEvent:
+			l.forget(n.Run)
+			if n.Phase == tasks.PhaseQueued {
+				requeued = append(requeued, n.Run)
+			}
+		}
+	}
+	now := d.now()
+	for {
+		e, ok := l.delayed.popDue(now)
+		if !ok {
+			break
+		}
+		d.log.Debug("due", "run", e.name, "removed", e.removed)
+		if e.removed {
+			continue
+		}
+		e.state = stWaiting
+		if err := l.sched.Enqueue(e.run); err != nil {
+			d.log.Error("requeue delayed run", "run", e.name, "err", err)
+			delete(l.entries, e.name)
+			continue
+		}
+	}
+	l.mu.Unlock()
+
+	var add []*store.StoredRun
+	for _, name := range requeued {
+		r, err := d.st.GetRun(ctx, name)
+		if err != nil {
+			d.log.Warn("read requeued run", "run", name, "err", err)
+			continue
+		}
+		if r.Phase == tasks.PhaseQueued {
+			add = append(add, r)
+		}
+	}
+	if pollRemote {
+		rs, err := d.st.QueuedRunsAfter(ctx, l.remoteSeq, 10000)
+		if err != nil {
+			d.log.Warn("read submitted runs", "err", err)
+		}
+		add = append(add, rs...)
+	}
+	if len(add) > 0 {
+		l.mu.Lock()
+		for _, r := range add {
+			l.remoteSeq = max(l.remoteSeq, r.Seq)
+			if t, bad := l.addPending(r); bad {
+				failed = append(failed, t)
+			}
+		}
+		l.mu.Unlock()
+	}
+	l.failRuns(ctx, failed)
+	return l.schedule(ctx)
+}
+
+// schedule runs one placement round and records its decisions.
+func (l *leader) schedule(ctx context.Context) (rebuild bool) {
+	d := l.d
+	l.mu.Lock()
+	bs := l.sched.Schedule()
+	now := d.now()
+	ts := make([]store.Transition, len(bs))
+	for i, b := range bs {
+		refs := make([]string, len(b.Devices))
+		for j, dev := range b.Devices {
+			refs[j] = deviceRef(dev)
+		}
+		ts[i] = store.Transition{Run: b.RunID, From: []tasks.Phase{tasks.PhaseQueued, tasks.PhaseWaitingForResources},
+			To: tasks.PhaseInitializing, At: now, Bind: &store.Binding{Node: b.NodeID, Devices: refs}}
+		if e := l.entries[b.RunID]; e != nil {
+			e.state, e.node = stBound, b.NodeID
+		}
+		delete(l.fresh, b.RunID)
+	}
+	var waits []store.Transition
+	for name, e := range l.fresh {
+		_, reason, ok := l.sched.Position(name)
+		if !ok {
+			continue
+		}
+		waits = append(waits, store.Transition{Run: name, From: []tasks.Phase{tasks.PhaseQueued},
+			To: tasks.PhaseWaitingForResources, At: now, WaitReason: reason})
+		delete(l.fresh, e.name)
+	}
+	l.mu.Unlock()
+
+	if len(ts) > 0 {
+		res, err := d.commitTransitions(ctx, ts)
+		if err != nil {
+			d.log.Error("record bindings", "runs", len(ts), "err", err)
+			return true
+		}
+		var handoff []int
+		l.mu.Lock()
+		for i, r := range res {
+			d.log.Debug("bind", "run", bs[i].RunID, "applied", r.Applied)
+			if !r.Applied {
+				// Aborted (or bound by another leader) meanwhile.
+				l.sched.Release(bs[i].RunID)
+				delete(l.entries, bs[i].RunID)
+				continue
+			}
+			if d.agent != nil && bs[i].NodeID == d.cfg.Node.ID {
+				handoff = append(handoff, i)
+			}
+		}
+		l.mu.Unlock()
+		for _, i := range handoff {
+			d.agent.assign(res[i].Run, bs[i].Devices)
+		}
+	}
+	if len(waits) > 0 {
+		if _, err := d.commitTransitions(ctx, waits); err != nil {
+			d.log.Warn("record waiting runs", "err", err)
+		}
+	}
+	return false
+}
+
+// syncNodes reads the registered nodes: new or changed inventories go to
+// the scheduler, and nodes silent past HeartbeatTimeout lose their runs.
+func (l *leader) syncNodes(ctx context.Context) {
+	d := l.d
+	nodes, err := d.st.Nodes(ctx)
+	if err != nil {
+		d.log.Warn("read nodes", "err", err)
+		return
+	}
+	now := d.now()
+	alive := map[string]bool{}
+	var dead []string
+	l.mu.Lock()
+	for _, n := range nodes {
+		if now.Sub(n.Heartbeat) > d.cfg.HeartbeatTimeout {
+			dead = append(dead, n.ID)
+			continue
+		}
+		var inv scheduler.Node
+		if err := json.Unmarshal(n.Inventory, &inv); err != nil {
+			continue
+		}
+		alive[n.ID] = true
+		ne := l.nodes[n.ID]
+		if ne != nil && reflect.DeepEqual(ne.inv, inv) {
+			continue
+		}
+		if ne == nil {
+			ne = &nodeEntry{holds: map[string]hold{}}
+			l.nodes[n.ID] = ne
+		}
+		ne.inv = inv
+		if _, err := l.sched.UpsertNode(effective(ne)); err != nil {
+			d.log.Warn("node refused by the scheduler", "node", n.ID, "err", err)
+		}
+	}
+	for id := range l.nodes {
+		if !alive[id] {
+			dead = append(dead, id)
+		}
+	}
+	for _, e := range l.entries {
+		if (e.state == stBound || e.state == stHeld) && !alive[e.node] {
+			dead = append(dead, e.node)
+		}
+	}
+	l.mu.Unlock()
+	seen := map[string]bool{}
+	for _, id := range dead {
+		if !seen[id] {
+			seen[id] = true
+			l.nodeDead(ctx, id)
+		}
+	}
+}
+
+// nodeDead requeues (as a new attempt) or fails the runs of a node that
+// stopped heartbeating, and forgets the node.
+func (l *leader) nodeDead(ctx context.Context, id string) {
+	d := l.d
+	runs, err := d.st.ActiveRuns(ctx, id)
+	if err != nil {
+		d.log.Warn("read runs of a dead node", "node", id, "err", err)
+		return
+	}
+	var ts []store.Transition
+	for _, r := range runs {
+		if r.Phase == tasks.PhaseInitializing || r.Phase == tasks.PhaseRunning {
+			ts = append(ts, d.requeueTransition(r, fmt.Sprintf("node %s stopped heartbeating", id), true))
+		}
+	}
+	if len(ts) > 0 {
+		d.log.Warn("node lost; requeueing its runs", "lost_node", id, "runs", len(ts))
+		if _, err := d.commitTransitions(ctx, ts); err != nil {
+			d.log.Error("requeue runs of a dead node", "node", id, "err", err)
+			return
+		}
+	}
+	l.mu.Lock()
+	for _, rid := range l.sched.RemoveNode(id) {
+		// Back in the scheduler's queue, but their requeue notification
+		// re-adds them from the store with their new attempt.
+		l.sched.Cancel(rid)
+		if e := l.entries[rid]; e != nil {
+			e.state = stWaiting
+		}
+	}
+	delete(l.nodes, id)
+	l.mu.Unlock()
+	if err := d.st.DeleteNode(ctx, id); err != nil {
+		d.log.Warn("forget dead node", "node", id, "err", err)
+	}
+}
+
+// rescan re-reads queued runs committed since two rescans ago.
+func (l *leader) rescan(ctx context.Context) {
+	d := l.d
+	rs, err := d.st.QueuedRunsAfter(ctx, l.rescanFrom, 10000)
+	if err != nil {
+		d.log.Warn("rescan queued runs", "err", err)
+		return
+	}
+	var failed []store.Transition
+	l.mu.Lock()
+	for _, r := range rs {
+		l.remoteSeq = max(l.remoteSeq, r.Seq)
+		if t, bad := l.addPending(r); bad {
+			failed = append(failed, t)
+		}
+	}
+	l.rescanFrom, l.prevSeq = l.prevSeq, l.remoteSeq
+	l.mu.Unlock()
+	l.failRuns(ctx, failed)
+	if len(rs) > 0 {
+		l.signal()
+	}
+}
+
+func (l *leader) purge(ctx context.Context) {
+	d := l.d
+	if d.cfg.Retention < 0 {
+		return
+	}
+	n, err := d.st.PurgeRuns(ctx, d.now().Add(-d.cfg.Retention))
+	if err != nil {
+		d.log.Warn("purge old runs", "err", err)
+		return
+	}
+	if n > 0 {
+		d.log.Info("purged inputs and outputs of old runs", "runs", n)
+	}
+}
+
+// effective is a node's inventory less what held runs use.
+func effective(ne *nodeEntry) scheduler.Node {
+	n := ne.inv
+	if len(ne.holds) == 0 {
+		return n
+	}
+	n.Devices = nil
+	for _, dev := range ne.inv.Devices {
+		used := false
+		for _, h := range ne.holds {
+			used = used || h.refs[deviceRef(dev)]
+		}
+		if !used {
+			n.Devices = append(n.Devices, dev)
+		}
+	}
+	for _, h := range ne.holds {
+		n.MilliCPU = max(0, n.MilliCPU-h.cpu)
+		n.MemoryBytes = max(0, n.MemoryBytes-h.mem)
+	}
+	return n
+}
+
+// deviceRef names a device in a run's record: its UUID when known, else
+// its index, or parent:index for a MIG partition.
+func deviceRef(d scheduler.Device) string {
+	switch {
+	case d.UUID != "":
+		return d.UUID
+	case d.MIG != "":
+		return strconv.Itoa(d.Parent) + ":" + strconv.Itoa(d.Index)
+	}
+	return strconv.Itoa(d.Index)
+}
+
+// delayHeap orders delayed runs by NotBefore.
+type delayHeap []*entry
+
+func (h delayHeap) Len() int           { return len(h) }
+func (h delayHeap) Less(i, j int) bool { return h[i].notBefore.Before(h[j].notBefore) }
+func (h delayHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *delayHeap) Push(x any)        { *h = append(*h, x.(*entry)) }
+func (h *delayHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return e
+}
+
+func (h *delayHeap) next() (time.Time, bool) {
+	for h.Len() > 0 && (*h)[0].removed {
+		heap.Pop(h)
+	}
+	if h.Len() == 0 {
+		return time.Time{}, false
+	}
+	return (*h)[0].notBefore, true
+}
+
+func (h *delayHeap) popDue(now time.Time) (*entry, bool) {
+	if h.Len() == 0 || (*h)[0].notBefore.After(now) {
+		return nil, false
+	}
+	return heap.Pop(h).(*entry), true
+}

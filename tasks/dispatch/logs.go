@@ -1,0 +1,124 @@
+package dispatch
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/taskgate/taskgate/tasks/store"
+)
+
+// logFlushInterval bounds how long a task's log line stays in memory.
+const logFlushInterval = 200 * time.Millisecond
+
+// logWriter buffers the lines tasks log and stores them in batches.
+type logWriter struct {
+	d       *Dispatcher
+	mu      sync.Mutex
+	buf     []store.LogLine
+	flushMu sync.Mutex
+}
+
+func newLogWriter(d *Dispatcher) *logWriter { return &logWriter{d: d} }
+
+func (w *logWriter) add(l store.LogLine) {
+	w.mu.Lock()
+	w.buf = append(w.buf, l)
+	w.mu.Unlock()
+}
+
+// flush stores what is buffered. Lines are best effort: a failed write is
+// logged and dropped rather than failing the run.
+func (w *logWriter) flush(ctx context.Context) {
+	w.flushMu.Lock()
+	defer w.flushMu.Unlock()
+	w.mu.Lock()
+	lines := w.buf
+	w.buf = nil
+	w.mu.Unlock()
+	if len(lines) == 0 {
+		return
+	}
+	if err := w.d.st.AppendLogs(ctx, lines); err != nil {
+		w.d.log.Warn("store task logs", "lines", len(lines), "err", err)
+	}
+}
+
+func (w *logWriter) run(ctx context.Context) {
+	t := time.NewTicker(logFlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			w.flush(ctx)
+		}
+	}
+}
+
+// runLogHandler is the slog.Handler behind tasks.Logger(ctx) in a run: it
+// keeps lines with the run and attempt.
+type runLogHandler struct {
+	w       *logWriter
+	run     string
+	attempt int
+	now     func() time.Time
+	attrs   []slog.Attr
+	group   string
+}
+
+func (h *runLogHandler) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h *runLogHandler) Handle(_ context.Context, r slog.Record) error {
+	attrs := map[string]any{}
+	put := func(a slog.Attr) {
+		key := a.Key
+		if h.group != "" {
+			key = h.group + "." + key
+		}
+		attrs[key] = a.Value.Resolve().Any()
+	}
+	for _, a := range h.attrs {
+		attrs[a.Key] = a.Value.Resolve().Any()
+	}
+	r.Attrs(func(a slog.Attr) bool { put(a); return true })
+	var raw json.RawMessage
+	if len(attrs) > 0 {
+		b, err := json.Marshal(attrs)
+		if err != nil {
+			b, _ = json.Marshal(map[string]string{"error": "attributes not encodable: " + err.Error()})
+		}
+		raw = b
+	}
+	at := r.Time
+	if at.IsZero() {
+		at = h.now()
+	}
+	h.w.add(store.LogLine{Run: h.run, Attempt: h.attempt, At: at, Level: r.Level.String(), Message: r.Message, Attrs: raw})
+	return nil
+}
+
+func (h *runLogHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	c := *h
+	c.attrs = append([]slog.Attr(nil), h.attrs...)
+	for _, a := range as {
+		if h.group != "" {
+			a.Key = h.group + "." + a.Key
+		}
+		c.attrs = append(c.attrs, a)
+	}
+	return &c
+}
+
+func (h *runLogHandler) WithGroup(name string) slog.Handler {
+	c := *h
+	if c.group != "" {
+		c.group += "." + name
+	} else {
+		c.group = name
+	}
+	return &c
+}

@@ -1,0 +1,127 @@
+package dispatch
+
+import (
+	"context"
+	"encoding/json"
+	"sort"
+	"time"
+
+	"github.com/taskgate/taskgate/tasks"
+	"github.com/taskgate/taskgate/tasks/scheduler"
+)
+
+// NodeStatus is one registered node as GET /nodes shows it.
+type NodeStatus struct {
+	ID     string            `json:"id"`
+	Labels map[string]string `json:"labels,omitempty"`
+	// Healthy is false once the node missed HeartbeatTimeout.
+	Healthy         bool      `json:"healthy"`
+	LastHeartbeat   time.Time `json:"last_heartbeat"`
+	StartedAt       time.Time `json:"started_at"`
+	MilliCPU        int64     `json:"milli_cpu"`
+	FreeMilliCPU    int64     `json:"free_milli_cpu"`
+	MemoryBytes     int64     `json:"memory_bytes"`
+	FreeMemoryBytes int64     `json:"free_memory_bytes"`
+	// Free counts free devices by kind ("H100", "A100-80GB MIG 1g.10gb").
+	Free    map[string]int `json:"free,omitempty"`
+	Devices []DeviceStatus `json:"devices,omitempty"`
+	// Runs are the runs bound to the node, sorted.
+	Runs []string `json:"runs,omitempty"`
+}
+
+// DeviceStatus is a device and the run holding it ("" when free).
+type DeviceStatus struct {
+	scheduler.Device
+	Run string `json:"run,omitempty"`
+}
+
+// Nodes lists the registered nodes with what their bound runs hold, as
+// recorded in the store (so any process answers the same).
+func (d *Dispatcher) Nodes(ctx context.Context) ([]NodeStatus, error) {
+	nodes, err := d.st.Nodes(ctx)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	runs, err := d.st.ActiveRuns(ctx, "")
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	now := d.now()
+	out := make([]NodeStatus, 0, len(nodes))
+	for _, n := range nodes {
+		var inv scheduler.Node
+		if err := json.Unmarshal(n.Inventory, &inv); err != nil {
+			continue
+		}
+		ns := NodeStatus{
+			ID: n.ID, Labels: inv.Labels, LastHeartbeat: n.Heartbeat, StartedAt: n.StartedAt,
+			Healthy:  inv.Healthy && now.Sub(n.Heartbeat) <= d.cfg.HeartbeatTimeout,
+			MilliCPU: inv.MilliCPU, FreeMilliCPU: inv.MilliCPU, MemoryBytes: inv.MemoryBytes, FreeMemoryBytes: inv.MemoryBytes,
+			Free: map[string]int{},
+		}
+		holder := map[string]string{}
+		for _, r := range runs {
+			if r.Node != n.ID || (r.Phase != tasks.PhaseInitializing && r.Phase != tasks.PhaseRunning) {
+				continue
+			}
+			ns.Runs = append(ns.Runs, r.Name)
+			for _, ref := range r.Devices {
+				holder[ref] = r.Name
+			}
+			if def, ok := d.cfg.Registry.Lookup(r.Project, r.Domain, r.Task); ok {
+				ns.FreeMilliCPU -= def.Request.MilliCPU
+				ns.FreeMemoryBytes -= def.Request.MemoryBytes
+			}
+		}
+		ns.FreeMilliCPU, ns.FreeMemoryBytes = max(0, ns.FreeMilliCPU), max(0, ns.FreeMemoryBytes)
+		for _, dev := range inv.Devices {
+			ds := DeviceStatus{Device: dev, Run: holder[deviceRef(dev)]}
+			ns.Devices = append(ns.Devices, ds)
+			if ds.Run == "" && dev.Healthy {
+				ns.Free[deviceKind(dev)]++
+			}
+		}
+		sort.Strings(ns.Runs)
+		out = append(out, ns)
+	}
+	return out, nil
+}
+
+func deviceKind(d scheduler.Device) string {
+	if d.MIG != "" {
+		return d.Type + " MIG " + d.MIG
+	}
+	return d.Type
+}
+
+// QueueSummary is the queue at a glance, for GET /queue.
+type QueueSummary struct {
+	// Runs counts non-terminal runs by phase.
+	Runs map[tasks.Phase]int `json:"runs"`
+	// Leader reports whether this process holds the scheduler lease.
+	Leader bool `json:"leader"`
+	// Scheduler is the active scheduler's view (waiting runs by project and
+	// reason, reserved nodes); present only on the leader.
+	Scheduler *scheduler.QueueSummary `json:"scheduler,omitempty"`
+}
+
+// Queue summarizes the queue.
+func (d *Dispatcher) Queue(ctx context.Context) (QueueSummary, error) {
+	runs, err := d.st.ActiveRuns(ctx, "")
+	if err != nil {
+		return QueueSummary{}, mapErr(err)
+	}
+	q := QueueSummary{Runs: map[tasks.Phase]int{}}
+	for _, r := range runs {
+		q.Runs[r.Phase]++
+	}
+	if l := d.leader; l != nil {
+		l.mu.Lock()
+		if l.active {
+			s := l.sched.QueueSummary()
+			q.Leader, q.Scheduler = true, &s
+		}
+		l.mu.Unlock()
+	}
+	return q, nil
+}
