@@ -608,7 +608,11 @@ func TestNodeLoss(t *testing.T) {
 	run := submit(t, api, stick.Definition(), `{}`)
 	waitPhase(t, api, run.Name, tasks.PhaseRunning)
 	dispatch.KillAgentForTest(agentA)
-	start(t, st, f, func(c *dispatch.Config) { c.Role = dispatch.RoleAgent; c.Node.ID = "node-b"; c.HeartbeatTimeout = timeout })
+	start(t, st, f, func(c *dispatch.Config) {
+		c.Role = dispatch.RoleAgent
+		c.Node.ID = "node-b"
+		c.HeartbeatTimeout = timeout
+	})
 
 	done := wait(t, api, run.Name)
 	require.Equal(t, tasks.PhaseSucceeded, done.Phase, done.Error)

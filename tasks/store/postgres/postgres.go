@@ -52,8 +52,8 @@ type Store struct {
 	channel string
 	// origin tells this Store's notifications from other processes'.
 	origin string
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 }
 
 var _ store.Store = (*Store)(nil)
