@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"reflect"
 	"strconv"
 	"strings"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/taskgate/taskgate/middleware"
 	"github.com/taskgate/taskgate/tasks"
+	"github.com/taskgate/taskgate/tasks/callback"
 	"github.com/taskgate/taskgate/tasks/dispatch"
 )
 
@@ -390,12 +390,20 @@ func (h *webhookHandlers) runTask(ctx context.Context, in *RunTaskInput) (*RunTa
 	if err != nil {
 		return nil, err
 	}
+	var events []string
 	if in.Webhook != "" {
-		if err := validateCallbackURL(in.Webhook); err != nil {
+		if err := callback.ValidateURL(in.Webhook); err != nil {
 			return nil, huma.Error422UnprocessableEntity("invalid webhook", &huma.ErrorDetail{
-				Message: err.Error(), Location: "query.webhook", Value: in.Webhook,
+				Message: err.Error(), Location: "query.webhook",
 			})
 		}
+		ev, err := callback.ParseEvents(in.WebhookEvents)
+		if err != nil {
+			return nil, huma.Error422UnprocessableEntity("invalid webhook_events_filter", &huma.ErrorDetail{
+				Message: err.Error(), Location: "query.webhook_events_filter",
+			})
+		}
+		events = ev.Names()
 	}
 	wait, err := parsePreferWait(in.Prefer, h.w.cfg.MaxWait)
 	if err != nil {
@@ -404,7 +412,7 @@ func (h *webhookHandlers) runTask(ctx context.Context, in *RunTaskInput) (*RunTa
 	run, _, err := h.rt.Dispatcher.Submit(ctx, dispatch.SubmitRequest{
 		Task: d, Inputs: inputs, Caller: caller(ctx),
 		IdempotencyKey: in.IdempotencyKey, Priority: in.Priority,
-		Webhook: in.Webhook, WebhookEvents: in.WebhookEvents,
+		Webhook: in.Webhook, WebhookEvents: events,
 	})
 	if err != nil {
 		return nil, h.problemFor(ctx, err)
@@ -480,23 +488,6 @@ func pointAtMissing(errs []error) []error {
 	return errs
 }
 
-// validateCallbackURL accepts absolute http(s) URLs with a host and no
-// userinfo. Where the URL may point is checked again at dial time.
-func validateCallbackURL(raw string) error {
-	u, err := url.Parse(raw)
-	switch {
-	case err != nil:
-		return errors.New("not a URL")
-	case u.Scheme != "http" && u.Scheme != "https":
-		return errors.New("scheme must be http or https")
-	case u.Host == "" || u.Hostname() == "":
-		return errors.New("host is missing")
-	case u.User != nil:
-		return errors.New("credentials in the URL are not allowed")
-	}
-	return nil
-}
-
 // parsePreferWait reads wait=N from a Prefer header (RFC 7240); other
 // preferences are ignored. N above max is capped.
 func parsePreferWait(prefer string, max time.Duration) (time.Duration, error) {
@@ -514,3 +505,7 @@ func parsePreferWait(prefer string, max time.Duration) (time.Duration, error) {
 	}
 	return 0, nil
 }
+
+// validateCallbackURL checks a webhook URL's form; where it may point is
+// checked again at dial time by the delivery client's SSRF guard.
+func validateCallbackURL(raw string) error { return callback.ValidateURL(raw) }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/taskgate/taskgate/tasks"
 	"github.com/taskgate/taskgate/tasks/dispatch"
+	"github.com/taskgate/taskgate/tasks/store"
 )
 
 // RunPath names a run in a path.
@@ -33,7 +35,9 @@ type RunStatus struct {
 	Node          string          `json:"node,omitempty"`
 	Devices       []string        `json:"devices,omitempty"`
 	Error         string          `json:"error,omitempty"`
-	CreatedAt     time.Time       `json:"created_at"`
+	// Deliveries are the run's webhook callbacks; GET /run/{name} only.
+	Deliveries []Delivery `json:"deliveries,omitempty"`
+	CreatedAt  time.Time  `json:"created_at"`
 	StartedAt     *time.Time      `json:"started_at,omitempty"`
 	FinishedAt    *time.Time      `json:"finished_at,omitempty"`
 }
@@ -71,12 +75,47 @@ func (h *webhookHandlers) status(run *tasks.Run) RunStatus {
 	return s
 }
 
+// Delivery is one webhook callback of a run and its attempts.
+type Delivery struct {
+	ID    string `json:"id" doc:"The webhook-id header, the same on every attempt."`
+	Event string `json:"event" example:"completed"`
+	// URL is shown without its query, which may carry a token.
+	URL      string                  `json:"url"`
+	State    string                  `json:"state" example:"delivered"`
+	Attempts []store.DeliveryAttempt `json:"attempts"`
+}
+
 func (h *webhookHandlers) getRun(ctx context.Context, in *RunPath) (*GetRunOutput, error) {
 	run, err := h.ownedRun(ctx, in.Name)
 	if err != nil {
 		return nil, err
 	}
-	return &GetRunOutput{Body: h.status(run)}, nil
+	out := &GetRunOutput{Body: h.status(run)}
+	if run.Webhook != "" {
+		ds, err := h.rt.Dispatcher.Deliveries(ctx, run.Name)
+		if err != nil {
+			return nil, h.problemFor(ctx, err)
+		}
+		for _, d := range ds {
+			attempts := d.Attempts
+			if attempts == nil {
+				attempts = []store.DeliveryAttempt{}
+			}
+			out.Body.Deliveries = append(out.Body.Deliveries, Delivery{
+				ID: d.ID, Event: d.Event, URL: withoutQuery(d.URL), State: d.State, Attempts: attempts,
+			})
+		}
+	}
+	return out, nil
+}
+
+func withoutQuery(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	u.RawQuery, u.Fragment, u.User = "", "", nil
+	return u.String()
 }
 
 // RunIO is GET /run/{name}/io.

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/taskgate/taskgate/environments"
 	"github.com/taskgate/taskgate/examples/quickstart/demo"
 	"github.com/taskgate/taskgate/framework"
+	"github.com/taskgate/taskgate/middleware"
 )
 
 const (
@@ -35,13 +37,23 @@ type stack struct {
 
 func newStack(t *testing.T, envs ...environments.Environment) *stack {
 	t.Helper()
+	return newStackEnv(t, nil, envs...)
+}
+
+// newStackEnv is newStack with extra TASKGATE_* variables.
+func newStackEnv(t *testing.T, extra map[string]string, envs ...environments.Environment) *stack {
+	t.Helper()
 	if len(envs) == 0 {
 		envs = []environments.Environment{demo.Webhook()}
 	}
+	dataDir := t.TempDir()
 	cfg, err := framework.ParseEnv(func(k string) string {
+		if v, ok := extra[k]; ok {
+			return v
+		}
 		switch k {
 		case "TASKGATE_DATA_DIR":
-			return t.TempDir()
+			return dataDir
 		case "TASKGATE_AUTH_TOKENS":
 			return whAlice + "=alice:ml," + whBob + "=bob," + whAdmin + "=root:admins"
 		case "TASKGATE_NODE_GPUS":
@@ -354,4 +366,66 @@ func TestTrainGetsItsGPU(t *testing.T) {
 	out := r.body["outputs"].(map[string]any)
 	require.Len(t, out["devices"], 1)
 	require.NotEmpty(t, out["cuda_visible_devices"])
+}
+
+func TestRunCallbackIsSignedAndVisibleOnTheRun(t *testing.T) {
+	t.Parallel()
+	const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	got := make(chan map[string]any, 4)
+	receiver := httptest.NewServer(middleware.VerifyWebhook(secret)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var p map[string]any
+		_ = json.NewDecoder(r.Body).Decode(&p)
+		got <- p
+		w.WriteHeader(http.StatusNoContent)
+	})))
+	defer receiver.Close()
+	s := newStackEnv(t, map[string]string{"TASKGATE_WEBHOOK_SECRET": secret, "TASKGATE_WEBHOOK_ALLOW_PRIVATE": "1"})
+
+	r := s.do("POST", "/run-task/demo/development/echo?webhook="+url.QueryEscape(receiver.URL+"/hook?token=abc"), whAlice, `{"message":"cb"}`)
+	require.Equal(t, http.StatusAccepted, r.status, r.raw)
+	name := r.body["name"].(string)
+	select {
+	case p := <-got:
+		require.Equal(t, "run.completed", p["type"])
+		data := p["data"].(map[string]any)
+		require.Equal(t, name, data["name"])
+		require.Equal(t, "succeeded", data["phase"])
+	case <-time.After(15 * time.Second):
+		t.Fatal("no signed callback arrived")
+	}
+	require.Eventually(t, func() bool {
+		run := s.do("GET", "/run/"+name, whAlice, "")
+		ds, _ := run.body["deliveries"].([]any)
+		if len(ds) != 1 {
+			return false
+		}
+		d := ds[0].(map[string]any)
+		require.NotContains(t, d["url"], "token", "the URL is shown without its query")
+		return d["state"] == "delivered"
+	}, 10*time.Second, 50*time.Millisecond)
+
+	bad := s.do("POST", "/run-task/demo/development/echo?webhook=ftp://x", whAlice, `{"message":"cb"}`)
+	require.Equal(t, http.StatusUnprocessableEntity, bad.status)
+	require.Contains(t, bad.raw, "query.webhook")
+}
+
+func TestCallbackToLoopbackIsRefusedByTheSSRFGuard(t *testing.T) {
+	t.Parallel()
+	hits := 0
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits++ }))
+	defer receiver.Close()
+	s := newStack(t) // the guard is on by default
+	r := s.do("POST", "/run-task/demo/development/echo?webhook="+url.QueryEscape(receiver.URL), whAlice, `{"message":"x"}`)
+	require.Equal(t, http.StatusAccepted, r.status)
+	name := r.body["name"].(string)
+	require.Eventually(t, func() bool {
+		run := s.do("GET", "/run/"+name, whAlice, "")
+		ds, _ := run.body["deliveries"].([]any)
+		if len(ds) != 1 {
+			return false
+		}
+		attempts, _ := ds[0].(map[string]any)["attempts"].([]any)
+		return len(attempts) > 0 && strings.Contains(fmt.Sprint(attempts[0]), "not allowed (loopback)")
+	}, 10*time.Second, 50*time.Millisecond)
+	require.Zero(t, hits, "nothing may reach a loopback receiver with the guard on")
 }

@@ -13,8 +13,10 @@ import (
 	"strings"
 
 	"github.com/taskgate/taskgate/environments"
+	"github.com/taskgate/taskgate/internal/stdwebhook"
 	"github.com/taskgate/taskgate/middleware"
 	"github.com/taskgate/taskgate/tasks"
+	"github.com/taskgate/taskgate/tasks/callback"
 	"github.com/taskgate/taskgate/tasks/dispatch"
 	"github.com/taskgate/taskgate/tasks/scheduler"
 	"github.com/taskgate/taskgate/tasks/store"
@@ -136,6 +138,11 @@ func FromEnv(ctx context.Context, cfg EnvConfig, logger *slog.Logger, reg *tasks
 		st.Close()
 		return nil, err
 	}
+	hooks, err := webhookWorker(cfg, st, d, logger)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
 	app := &App{
 		Addr:          cfg.Addr,
 		Logger:        logger,
@@ -145,10 +152,11 @@ func FromEnv(ctx context.Context, cfg EnvConfig, logger *slog.Logger, reg *tasks
 		Authenticator: auth,
 		Extractors:    []middleware.Extractor{middleware.BearerExtractor(), middleware.CookieExtractor(cfg.AuthCookie)},
 		AdminGroup:    cfg.AdminGroup,
-		OnStart:       []func(context.Context) error{d.Start},
-		OnStop: []func(context.Context) error{func(ctx context.Context) error {
-			return errors.Join(d.Close(ctx), st.Close())
-		}},
+		OnStart:       []func(context.Context) error{d.Start, hooks.start},
+		OnStop: []func(context.Context) error{
+			func(ctx context.Context) error { return errors.Join(d.Close(ctx), st.Close()) },
+			hooks.stop,
+		},
 	}
 	return &Service{App: app, Store: st, Dispatcher: d, DevToken: devToken}, nil
 }
@@ -232,4 +240,83 @@ func nodeGPUs(ctx context.Context, cfg EnvConfig, logger *slog.Logger) ([]schedu
 		return nil, nil
 	}
 	return devs, nil
+}
+
+// workerHooks start and stop the webhook delivery worker with the App.
+type workerHooks struct {
+	start, stop func(context.Context) error
+}
+
+// webhookWorker builds the signed callback worker over the store's outbox.
+// Secrets come from TASKGATE_WEBHOOK_SECRET (comma-separated while one
+// rotates, newest first), else from a secret generated once and kept in
+// DataDir/webhook.secret (mode 0600). Processes on several machines must
+// share TASKGATE_WEBHOOK_SECRET. A node agent delivers nothing.
+func webhookWorker(cfg EnvConfig, st store.Store, d *dispatch.Dispatcher, logger *slog.Logger) (workerHooks, error) {
+	nop := func(context.Context) error { return nil }
+	if cfg.Role == "agent" {
+		return workerHooks{nop, nop}, nil
+	}
+	var secrets []stdwebhook.Secret
+	if cfg.WebhookSecret != "" {
+		s, err := stdwebhook.ParseSecrets(strings.Split(cfg.WebhookSecret, ",")...)
+		if err != nil {
+			return workerHooks{}, fmt.Errorf("TASKGATE_WEBHOOK_SECRET: %w", err)
+		}
+		secrets = s
+	} else {
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return workerHooks{}, fmt.Errorf("TASKGATE_DATA_DIR: %w", err)
+		}
+		s, created, err := stdwebhook.LoadOrCreateSecretFile(filepath.Join(cfg.DataDir, "webhook.secret"))
+		if err != nil {
+			return workerHooks{}, fmt.Errorf("webhook secret: %w", err)
+		}
+		if created {
+			logger.Info("generated the webhook signing secret", "file", filepath.Join(cfg.DataDir, "webhook.secret"))
+		}
+		secrets = []stdwebhook.Secret{s}
+	}
+	del, err := callback.New(callback.Config{Secrets: secrets, AllowPrivate: cfg.WebhookAllowPrivate})
+	if err != nil {
+		return workerHooks{}, err
+	}
+	w, err := callback.NewWorker(del, st, callback.WorkerConfig{Logger: logger.With("component", "webhooks")})
+	if err != nil {
+		return workerHooks{}, err
+	}
+	var (
+		cancel context.CancelFunc
+		done   chan struct{}
+		unsub  func()
+	)
+	start := func(ctx context.Context) error {
+		var wctx context.Context
+		wctx, cancel = context.WithCancel(context.WithoutCancel(ctx))
+		done = make(chan struct{})
+		// A phase change may have enqueued a delivery: look now, not at
+		// the next poll.
+		unsub = d.Subscribe(func(tasks.Run, tasks.Event) { w.Notify() })
+		go func() {
+			defer close(done)
+			if err := w.Run(wctx); err != nil && !errors.Is(err, context.Canceled) {
+				logger.Error("webhook worker stopped", "err", err)
+			}
+		}()
+		return nil
+	}
+	stop := func(ctx context.Context) error {
+		if cancel == nil {
+			return nil
+		}
+		unsub()
+		cancel()
+		select {
+		case <-done:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return workerHooks{start, stop}, nil
 }
