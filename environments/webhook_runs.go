@@ -38,8 +38,8 @@ type RunStatus struct {
 	// Deliveries are the run's webhook callbacks; GET /run/{name} only.
 	Deliveries []Delivery `json:"deliveries,omitempty"`
 	CreatedAt  time.Time  `json:"created_at"`
-	StartedAt     *time.Time      `json:"started_at,omitempty"`
-	FinishedAt    *time.Time      `json:"finished_at,omitempty"`
+	StartedAt  *time.Time `json:"started_at,omitempty"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
 }
 
 // GetRunOutput is GET /run/{name}.
