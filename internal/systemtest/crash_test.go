@@ -183,12 +183,12 @@ func TestCrashSafety(t *testing.T) {
 		if len(st.Attempts) > 1 {
 			interrupted++
 		}
-		var io runIO
-		if _, err := c.call(ctx, http.MethodGet, "/run/"+name+"/io", nil, nil, &io); err != nil {
+		var rio runIO
+		if _, err := c.call(ctx, http.MethodGet, "/run/"+name+"/io", nil, nil, &rio); err != nil {
 			t.Errorf("job %d: %v", j.i, err)
 			continue
 		}
-		checkCrashOutputs(t, j, io)
+		checkCrashOutputs(t, j, rio)
 	}
 	t.Logf("%d runs succeeded; %d of them needed more than one attempt", total, interrupted)
 }
@@ -246,24 +246,24 @@ func listAllRuns(ctx context.Context, t *testing.T, c *client) map[string]bool {
 }
 
 // checkCrashOutputs checks that a run's outputs are those of its inputs.
-func checkCrashOutputs(t *testing.T, j crashJob, io runIO) {
+func checkCrashOutputs(t *testing.T, j crashJob, rio runIO) {
 	t.Helper()
 	switch j.task {
 	case "echo":
 		var out struct {
 			Message *string `json:"message"`
 		}
-		err := json.Unmarshal(io.Outputs, &out)
+		err := json.Unmarshal(rio.Outputs, &out)
 		if err != nil || out.Message == nil || *out.Message != j.input["message"] {
-			t.Errorf("job %d: echo outputs %s, want message %q (%v)", j.i, io.Outputs, j.input["message"], err)
+			t.Errorf("job %d: echo outputs %s, want message %q (%v)", j.i, rio.Outputs, j.input["message"], err)
 		}
 	case "sleep":
 		var out struct {
 			Slept *float64 `json:"slept"`
 		}
-		err := json.Unmarshal(io.Outputs, &out)
+		err := json.Unmarshal(rio.Outputs, &out)
 		if err != nil || out.Slept == nil || *out.Slept < j.input["seconds"].(float64)*0.9 {
-			t.Errorf("job %d: sleep outputs %s, want slept ≥ %v (%v)", j.i, io.Outputs, j.input["seconds"], err)
+			t.Errorf("job %d: sleep outputs %s, want slept ≥ %v (%v)", j.i, rio.Outputs, j.input["seconds"], err)
 		}
 	default:
 		t.Fatal(errors.New("unknown task " + j.task))
