@@ -429,3 +429,74 @@ func TestCallbackToLoopbackIsRefusedByTheSSRFGuard(t *testing.T) {
 	}, 10*time.Second, 50*time.Millisecond)
 	require.Zero(t, hits, "nothing may reach a loopback receiver with the guard on")
 }
+
+func TestLimitsGiveExactStatusCodes(t *testing.T) {
+	t.Parallel()
+	small := environments.MustWebhook(environments.WebhookConfig{
+		Settings: environments.Settings{Name: "small", PathPrefix: "/small", Limits: environments.Limits{MaxBodyBytes: 64}},
+		Groups:   []string{"task", "run"},
+	})
+	narrow := environments.MustWebhook(environments.WebhookConfig{
+		Settings: environments.Settings{Name: "narrow", PathPrefix: "/narrow",
+			Limits: environments.Limits{MaxInFlight: 1, QueueTimeout: 50 * time.Millisecond}},
+		Groups: []string{"task", "run"},
+	})
+	s := newStack(t, small, narrow)
+
+	big := s.do("POST", "/small/run-task/demo/development/echo", whAlice, `{"message":"`+strings.Repeat("x", 100)+`"}`)
+	require.Equal(t, http.StatusRequestEntityTooLarge, big.status, big.raw)
+	require.Equal(t, "application/problem+json", big.header.Get("Content-Type"))
+	require.Equal(t, http.StatusAccepted, s.do("POST", "/small/run-task/demo/development/echo", whAlice, `{"message":"ok"}`).status)
+
+	// One request holds the only slot (Prefer: wait on a sleeping run); the
+	// next waits QueueTimeout, then gets 429 with Retry-After.
+	hold := make(chan reply, 1)
+	go func() {
+		hold <- s.do("POST", "/narrow/run-task/demo/development/sleep", whAlice, `{"seconds":1}`, "Prefer", "wait=5")
+	}()
+	require.Eventually(t, func() bool {
+		r := s.do("GET", "/narrow/runs", whAlice, "")
+		if r.status == http.StatusTooManyRequests {
+			require.NotEmpty(t, r.header.Get("Retry-After"))
+			require.Equal(t, "application/problem+json", r.header.Get("Content-Type"))
+			return true
+		}
+		return false
+	}, 5*time.Second, 10*time.Millisecond)
+	require.Equal(t, http.StatusOK, (<-hold).status)
+}
+
+func TestSeveralWebhookEnvironmentsByHost(t *testing.T) {
+	t.Parallel()
+	a := environments.MustWebhook(environments.WebhookConfig{
+		Settings:     environments.Settings{Name: "team-a", CustomDomains: []string{"a.example.com"}},
+		AllowedTasks: []string{"echo"},
+	})
+	b := environments.MustWebhook(environments.WebhookConfig{
+		Settings:     environments.Settings{Name: "team-b", CustomDomains: []string{"*.b.example.com"}, Auth: environments.Auth{RequiredGroup: "ml"}},
+		AllowedTasks: []string{"sleep"},
+	})
+	s := newStack(t, a, b)
+	get := func(host, path, token string) reply {
+		req, _ := http.NewRequest("GET", s.base+path, nil)
+		req.Host = host
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		r := reply{status: resp.StatusCode}
+		_ = json.NewDecoder(resp.Body).Decode(&r.body)
+		return r
+	}
+	names := func(r reply) []string {
+		var out []string
+		for _, tk := range r.body["tasks"].([]any) {
+			out = append(out, tk.(map[string]any)["name"].(string))
+		}
+		return out
+	}
+	require.Equal(t, []string{"echo"}, names(get("a.example.com", "/tasks", whAlice)))
+	require.Equal(t, []string{"sleep"}, names(get("eu.b.example.com:443", "/tasks", whAlice)))
+	require.Equal(t, http.StatusForbidden, get("eu.b.example.com", "/tasks", whBob).status, "team-b requires the ml group")
+	require.Equal(t, http.StatusNotFound, get("c.example.com", "/tasks", whAlice).status, "no environment serves that host")
+}
