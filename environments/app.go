@@ -35,6 +35,10 @@ type AppConfig struct {
 	// in the task resource syntax. They are checked here; one process does
 	// not reserve them, a deployment tool may read them back.
 	Resources tasks.Resources
+	// Queue serves fal-style queue routes in front of the app (queue.go):
+	// any route can be submitted, polled, cancelled and fetched later.
+	// Queued requests run under Resources through the scheduler.
+	Queue QueueConfig
 }
 
 // AppEnvironment serves an application of the user's own behind the
@@ -48,6 +52,7 @@ type AppEnvironment struct {
 	mu        sync.Mutex
 	endpoints []endpointReg
 	urls      URLSettings // from the last Build, for URL
+	queue     *queue      // state of the queue routes (queue.go); set at the first Build with Queue.Enabled
 }
 
 // endpointReg registers one function endpoint on an API.
@@ -134,6 +139,10 @@ func (a *AppEnvironment) Build(rt *Runtime) (h http.Handler, err error) {
 		errs = append(errs, register("endpoint "+e.name, e.register))
 	}
 	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	// The queue routes and their replay task (queue.go), when enabled.
+	if err := a.buildQueue(rt, r, api); err != nil {
 		return nil, err
 	}
 

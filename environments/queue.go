@@ -1,0 +1,579 @@
+package environments
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/go-chi/chi/v5"
+	chimw "github.com/go-chi/chi/v5/middleware"
+
+	"github.com/taskgate/taskgate/middleware"
+	"github.com/taskgate/taskgate/tasks"
+	"github.com/taskgate/taskgate/tasks/dispatch"
+)
+
+// QueueConfig turns on fal-style queueing of an AppEnvironment's routes.
+// The zero value serves no queue routes.
+//
+// A queued request is a run of a task that the environment registers at
+// Build, "taskgate-queue/<environment name>/replay", so it is durable (stored
+// before the 202), scheduled under AppConfig.Resources with priorities,
+// abortable, and followed by events, logs and signed webhook callbacks like
+// any run. The run's inputs are the stored request (method, path, query,
+// safe headers, body, client IP: never credentials); its outputs are the
+// recorded response. The replay serves the request with the environment's
+// own handler, in process, as the submitting caller (see
+// middleware.IdentityFromContext), behind Limits.MaxInFlight but not
+// behind authentication: the caller was verified at submit.
+//
+// Raw credentials: a handler that forwards the caller's credentials
+// downstream (middleware.CredentialsFromContext, ForwardingTransport) gets
+// them during a replay only while the process that accepted the submit is
+// still running: they are kept in memory, keyed by request, and never
+// stored. After a restart, or on another node, a replay has the caller's
+// Identity but no credentials.
+//
+// Processes that run node agents must build the App (App.Handler) so that
+// the replay task is registered there too.
+type QueueConfig struct {
+	// Enabled serves POST /queue/submit/{path...}, GET
+	// /queue/requests/{id}/status (and /status/stream), GET
+	// /queue/requests/{id} and PUT /queue/requests/{id}/cancel.
+	Enabled bool
+	// MaxResponseBytes caps the body of a replayed response; a larger one
+	// fails the request with ErrQueueResponseTooLarge. Default
+	// DefaultQueueMaxResponseBytes, at most MaxQueueResponseBytes. The
+	// recorded response is stored as the run's outputs, so the
+	// dispatcher's MaxOutputBytes (1 MiB by default) must leave room for
+	// it: base64 makes binary bodies a third larger.
+	MaxResponseBytes int64
+	// Timeout bounds one replay; default tasks.DefaultTimeout.
+	Timeout time.Duration
+	// MaxStartTimeout caps X-Queue-Start-Timeout; default 24 hours.
+	MaxStartTimeout time.Duration
+}
+
+// Limits and defaults of QueueConfig.
+const (
+	// DefaultQueueMaxResponseBytes keeps a base64-encoded response under
+	// the dispatcher's default MaxOutputBytes (1 MiB).
+	DefaultQueueMaxResponseBytes = 512 << 10
+	// MaxQueueResponseBytes is the largest MaxResponseBytes.
+	MaxQueueResponseBytes = 10 << 20
+	// DefaultQueueMaxStartTimeout caps X-Queue-Start-Timeout by default.
+	DefaultQueueMaxStartTimeout = 24 * time.Hour
+)
+
+// QueueProject is the project of every environment's replay task; its
+// domain is the environment's name and its name "replay".
+const QueueProject = "taskgate-queue"
+
+// queueTaskName is the name of the replay task within its domain.
+const queueTaskName = "replay"
+
+// Priorities of queued requests (X-Queue-Priority): low runs after every
+// normal request that waits with it.
+const (
+	QueuePriorityNormal = 0
+	QueuePriorityLow    = -10
+)
+
+// The statuses of a queued request, as fal names them.
+const (
+	QueueStatusInQueue    = "IN_QUEUE"
+	QueueStatusInProgress = "IN_PROGRESS"
+	QueueStatusCompleted  = "COMPLETED"
+)
+
+// Errors of a replay, kept in the run's error.
+var (
+	// ErrQueueResponseTooLarge: the handler wrote more than
+	// QueueConfig.MaxResponseBytes.
+	ErrQueueResponseTooLarge = errors.New("queued response body too large")
+	// ErrQueueStartTimeout: the request had not started when its
+	// X-Queue-Start-Timeout passed.
+	ErrQueueStartTimeout = errors.New("start timeout")
+	// ErrQueueForbidden: the submitting caller is no longer allowed in the
+	// environment (Auth.RequiredGroup) when the request is replayed.
+	ErrQueueForbidden = errors.New("caller not allowed in the environment")
+)
+
+func (c *QueueConfig) validate(env string) error {
+	if c.MaxResponseBytes < 0 || c.MaxResponseBytes > MaxQueueResponseBytes {
+		return fmt.Errorf("environment %s: Queue.MaxResponseBytes %d outside [0, %d]", env, c.MaxResponseBytes, MaxQueueResponseBytes)
+	}
+	if c.Timeout < 0 || c.MaxStartTimeout < 0 {
+		return fmt.Errorf("environment %s: Queue: negative timeout", env)
+	}
+	return nil
+}
+
+// QueuedRequest is what a queued request stores: the replay task's input.
+// Credentials are never part of it.
+type QueuedRequest struct {
+	Method string `json:"method"`
+	Host   string `json:"host,omitempty"`
+	// Path is the escaped path within the environment, with its leading "/".
+	Path     string              `json:"path"`
+	RawQuery string              `json:"raw_query,omitempty"`
+	Header   map[string][]string `json:"headers,omitempty" doc:"Content-Type, Accept, Accept-Language and custom X- headers, minus anything credential-like."`
+	// Body is the request body when it is valid UTF-8 (kept exactly),
+	// else BodyBase64 holds it.
+	Body       *string `json:"body,omitempty"`
+	BodyBase64 []byte  `json:"body_base64,omitempty"`
+	ClientIP   string  `json:"client_ip,omitempty"`
+	// StartTimeout is X-Queue-Start-Timeout in seconds (0: none), counted
+	// from the run's creation.
+	StartTimeout float64 `json:"start_timeout,omitempty"`
+}
+
+// QueuedResponse is the recorded response: the replay task's output.
+type QueuedResponse struct {
+	StatusCode int                 `json:"status_code"`
+	Header     map[string][]string `json:"headers,omitempty"`
+	Body       *string             `json:"body,omitempty"`
+	BodyBase64 []byte              `json:"body_base64,omitempty"`
+}
+
+// setBody stores b as text when it is valid UTF-8 (JSON strings keep it
+// exactly), else as base64.
+func setBody(b []byte, text **string, b64 *[]byte) {
+	switch {
+	case len(b) == 0:
+	case utf8.Valid(b):
+		s := string(b)
+		*text = &s
+	default:
+		*b64 = b
+	}
+}
+
+func getBody(text *string, b64 []byte) []byte {
+	if text != nil {
+		return []byte(*text)
+	}
+	return b64
+}
+
+// queue is the state of one AppEnvironment's queue, kept across Builds:
+// the replay task can be registered once per registry only.
+type queue struct {
+	env      string
+	settings *Settings
+	cfg      QueueConfig
+	def      *tasks.Definition
+	sem      chan struct{} // nil: no in-flight limit
+
+	mu      sync.Mutex
+	rt      *Runtime
+	handler http.Handler
+	subbed  map[*dispatch.Dispatcher]bool
+	creds   map[string]middleware.Credentials
+	timers  map[string]*time.Timer
+}
+
+// buildQueue registers the queue routes on api and the replay task in
+// rt.Registry; inner is the environment's router, which replays serve.
+func (a *AppEnvironment) buildQueue(rt *Runtime, inner chi.Router, api huma.API) (err error) {
+	if !a.cfg.Queue.Enabled {
+		return nil
+	}
+	name := a.cfg.Name
+	if rt.Dispatcher == nil || rt.Registry == nil {
+		return fmt.Errorf("environment %s: Queue needs an App with a Dispatcher", name)
+	}
+	a.mu.Lock()
+	q := a.queue
+	if q == nil {
+		q, err = newQueue(&a.cfg.Settings, a.cfg.Queue, a.cfg.Resources)
+		if err != nil {
+			a.mu.Unlock()
+			return err
+		}
+		a.queue = q
+	}
+	a.mu.Unlock()
+
+	switch def, ok := rt.Registry.Lookup(QueueProject, name, queueTaskName); {
+	case !ok:
+		if err := rt.Registry.Register(q.def); err != nil {
+			return fmt.Errorf("environment %s: queue: %w", name, err)
+		}
+	case def != q.def:
+		return fmt.Errorf("environment %s: queue: task %s is registered by something else", name, def.ID())
+	}
+	q.attach(rt, inner)
+
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("environment %s: queue routes: %v", name, p)
+		}
+	}()
+	q.register(api)
+	return nil
+}
+
+func newQueue(s *Settings, cfg QueueConfig, res tasks.Resources) (*queue, error) {
+	if err := cfg.validate(s.Name); err != nil {
+		return nil, err
+	}
+	if cfg.MaxResponseBytes == 0 {
+		cfg.MaxResponseBytes = DefaultQueueMaxResponseBytes
+	}
+	if cfg.MaxStartTimeout == 0 {
+		cfg.MaxStartTimeout = DefaultQueueMaxStartTimeout
+	}
+	q := &queue{
+		env: s.Name, settings: s, cfg: cfg,
+		subbed: map[*dispatch.Dispatcher]bool{},
+		creds:  map[string]middleware.Credentials{},
+		timers: map[string]*time.Timer{},
+	}
+	if n := s.Limits.MaxInFlight; n > 0 {
+		q.sem = make(chan struct{}, n)
+	}
+	// One attempt: a replayed POST is not idempotent in general, so a
+	// failure is reported rather than repeated. A drained process requeues
+	// its running replays without counting a failure (they run again
+	// after the restart).
+	retry := tasks.NoRetry
+	t, err := tasks.Define(QueueProject, s.Name, queueTaskName, q.replay, &tasks.Options{
+		Description: "Replays a request queued with POST /queue/submit of environment " + s.Name + ".",
+		Resources:   res,
+		Retry:       &retry,
+		Timeout:     cfg.Timeout,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("environment %s: queue: %w", s.Name, err)
+	}
+	q.def = t.Definition()
+	return q, nil
+}
+
+// attach makes rt and inner the ones replays use, and forgets the
+// in-memory state of requests as they complete.
+func (q *queue) attach(rt *Runtime, inner http.Handler) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.rt, q.handler = rt, inner
+	if q.subbed[rt.Dispatcher] {
+		return
+	}
+	q.subbed[rt.Dispatcher] = true
+	rt.Dispatcher.Subscribe(func(run tasks.Run, ev tasks.Event) {
+		if ev.Phase.Terminal() && q.owns(&run) {
+			q.forget(run.Name)
+		}
+	})
+}
+
+func (q *queue) current() (*Runtime, http.Handler) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.rt, q.handler
+}
+
+// owns reports whether run is a request of this queue.
+func (q *queue) owns(run *tasks.Run) bool {
+	return run.Project == QueueProject && run.Domain == q.env && run.Task == queueTaskName
+}
+
+// remember keeps the caller's credentials (memory only) and arms the
+// start timeout of a submitted request.
+func (q *queue) remember(d *dispatch.Dispatcher, name string, c middleware.Credentials, hasCreds bool, startTimeout time.Duration) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if hasCreds {
+		q.creds[name] = c
+	}
+	if startTimeout > 0 {
+		q.timers[name] = time.AfterFunc(startTimeout, func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			q.expire(ctx, d, name, startTimeout)
+		})
+	}
+}
+
+// forget drops what is kept in memory for a completed request.
+func (q *queue) forget(name string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	delete(q.creds, name)
+	if t := q.timers[name]; t != nil {
+		t.Stop()
+		delete(q.timers, name)
+	}
+}
+
+func (q *queue) credentials(name string) (middleware.Credentials, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	c, ok := q.creds[name]
+	return c, ok
+}
+
+// startTimeoutReason is the abort reason of a request that did not start
+// in time; queueErrorType recognizes it.
+func startTimeoutReason(d time.Duration) string {
+	return fmt.Sprintf("%s: not started within %s", ErrQueueStartTimeout, d)
+}
+
+// expire aborts the request if it is still waiting to start. Between the
+// read and the abort the request may just have been placed; it is then
+// cancelled as it starts, which its start timeout allows for.
+func (q *queue) expire(ctx context.Context, d *dispatch.Dispatcher, name string, after time.Duration) {
+	run, err := d.Get(ctx, name)
+	if err != nil || !waiting(run.Phase) {
+		return
+	}
+	if _, err := d.Abort(ctx, name, startTimeoutReason(after)); err != nil && !errors.Is(err, dispatch.ErrAlreadyDone) {
+		if rt, _ := q.current(); rt != nil && rt.Logger != nil {
+			rt.Logger.WarnContext(ctx, "queue: abort at start timeout", "env", q.env, "request", name, "err", err)
+		}
+	}
+}
+
+// waiting reports whether a run has not started yet.
+func waiting(p tasks.Phase) bool {
+	return p == tasks.PhaseQueued || p == tasks.PhaseWaitingForResources
+}
+
+// startDeadline is when a request must have started, or zero.
+func startDeadline(run *tasks.Run, in *QueuedRequest) time.Time {
+	if in.StartTimeout <= 0 {
+		return time.Time{}
+	}
+	return run.CreatedAt.Add(secondsDuration(in.StartTimeout))
+}
+
+func secondsDuration(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+
+// replay is the replay task's function: it serves the stored request with
+// the environment's handler as the submitting caller and records the
+// response.
+func (q *queue) replay(ctx context.Context, in QueuedRequest) (QueuedResponse, error) {
+	ri, _ := tasks.RunInfoFromContext(ctx)
+	log := tasks.Logger(ctx)
+	rt, h := q.current()
+	if h == nil || rt == nil {
+		return QueuedResponse{}, tasks.Permanent(fmt.Errorf("environment %s is not built in this process", q.env))
+	}
+	// The timer that enforces the start timeout lives in the process that
+	// took the submit; after a restart this check is what remains.
+	if in.StartTimeout > 0 && ri.Name != "" {
+		if run, err := rt.Dispatcher.Get(ctx, ri.Name); err == nil {
+			if dl := startDeadline(run, &in); time.Now().After(dl) {
+				return QueuedResponse{}, tasks.Permanent(fmt.Errorf("%w: started %s after its deadline",
+					ErrQueueStartTimeout, time.Since(dl).Round(time.Millisecond)))
+			}
+		}
+	}
+	if g := q.settings.Auth.RequiredGroup; g != "" && !ri.Caller.InGroup(g) {
+		return QueuedResponse{}, tasks.Permanent(fmt.Errorf("%w: not in group %s", ErrQueueForbidden, g))
+	}
+	if q.sem != nil {
+		select {
+		case q.sem <- struct{}{}:
+			defer func() { <-q.sem }()
+		default:
+			log.InfoContext(ctx, "waiting for an in-flight slot", "max_in_flight", cap(q.sem))
+			select {
+			case q.sem <- struct{}{}:
+				defer func() { <-q.sem }()
+			case <-ctx.Done():
+				return QueuedResponse{}, context.Cause(ctx)
+			}
+		}
+	}
+	req, err := q.request(ctx, ri, &in)
+	if err != nil {
+		return QueuedResponse{}, tasks.Permanent(err)
+	}
+	rec := newQueueRecorder(q.cfg.MaxResponseBytes)
+	start := time.Now()
+	log.InfoContext(ctx, "replaying request", "method", in.Method, "path", in.Path)
+	if err := serveRecovered(h, rec, req); err != nil {
+		return QueuedResponse{}, tasks.Permanent(err)
+	}
+	if err := ctx.Err(); err != nil {
+		// Aborted or timed out: the dispatcher records why.
+		return QueuedResponse{}, context.Cause(ctx)
+	}
+	if rec.over {
+		return QueuedResponse{}, tasks.Permanent(fmt.Errorf("%w: over %d bytes", ErrQueueResponseTooLarge, q.cfg.MaxResponseBytes))
+	}
+	out := rec.result()
+	log.InfoContext(ctx, "replayed request", "status", out.StatusCode, "bytes", rec.body.Len(),
+		"duration_ms", time.Since(start).Milliseconds())
+	return out, nil
+}
+
+// serveRecovered serves req, turning a panic of the handler into an error.
+func serveRecovered(h http.Handler, w http.ResponseWriter, req *http.Request) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("handler panicked: %v", p)
+		}
+	}()
+	h.ServeHTTP(w, req)
+	return nil
+}
+
+// request rebuilds the stored request as the run's caller.
+func (q *queue) request(ctx context.Context, ri tasks.RunInfo, in *QueuedRequest) (*http.Request, error) {
+	u, err := url.Parse(in.Path)
+	if err != nil || u.Path == "" || u.Path[0] != '/' || u.RawQuery != "" {
+		return nil, fmt.Errorf("stored path %q is not a path", in.Path)
+	}
+	u.RawQuery = in.RawQuery
+	ctx = middleware.WithIdentity(ctx, ri.Caller)
+	if c, ok := q.credentials(ri.Name); ok {
+		ctx = middleware.WithCredentials(ctx, c)
+	}
+	if ip, err := netip.ParseAddr(in.ClientIP); err == nil {
+		// The same value chi's ClientIPFrom* middleware would have set.
+		ctx = clientIPContext(ctx, ip)
+	}
+	body := getBody(in.Body, in.BodyBase64)
+	req, err := http.NewRequestWithContext(ctx, in.Method, u.String(), bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("stored request: %w", err)
+	}
+	req.RequestURI = u.RequestURI()
+	req.Host = in.Host
+	for k, vs := range in.Header {
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
+	}
+	req.Header.Set(queueRequestIDHeader, ri.Name)
+	if in.ClientIP != "" {
+		req.RemoteAddr = remoteAddr(in.ClientIP)
+	}
+	return req, nil
+}
+
+// queueRequestIDHeader tells a replayed handler which queued request it
+// serves (fal's x-fal-request-id).
+const queueRequestIDHeader = "X-Queue-Request-Id"
+
+// remoteAddr is ip as http.Request.RemoteAddr spells a peer: "ip:port".
+func remoteAddr(ip string) string {
+	if a, err := netip.ParseAddr(ip); err == nil {
+		return netip.AddrPortFrom(a, 0).String()
+	}
+	return ip
+}
+
+// clientIPContext stores ip where chimw.GetClientIP finds it, by running
+// chi's own middleware over a request that carries it.
+func clientIPContext(ctx context.Context, ip netip.Addr) context.Context {
+	r := (&http.Request{RemoteAddr: netip.AddrPortFrom(ip, 0).String()}).WithContext(ctx)
+	chimw.ClientIPFromRemoteAddr(http.HandlerFunc(func(_ http.ResponseWriter, rr *http.Request) {
+		ctx = rr.Context()
+	})).ServeHTTP(nil, r)
+	return ctx
+}
+
+// queueRecorder records a response, holding at most max body bytes.
+type queueRecorder struct {
+	header http.Header
+	sent   http.Header // header as it was when the status was written
+	status int
+	body   bytes.Buffer
+	max    int64
+	over   bool
+}
+
+func newQueueRecorder(max int64) *queueRecorder {
+	return &queueRecorder{header: http.Header{}, max: max}
+}
+
+func (r *queueRecorder) Header() http.Header { return r.header }
+
+func (r *queueRecorder) WriteHeader(code int) {
+	if r.status != 0 || code < 200 {
+		return // already written, or informational (103 Early Hints)
+	}
+	r.status = code
+	r.sent = r.header.Clone()
+}
+
+func (r *queueRecorder) Write(p []byte) (int, error) {
+	r.WriteHeader(http.StatusOK)
+	if r.over || int64(r.body.Len())+int64(len(p)) > r.max {
+		r.over = true
+		return 0, ErrQueueResponseTooLarge
+	}
+	return r.body.Write(p)
+}
+
+// ReadFrom keeps io.Copy from bypassing the bound.
+func (r *queueRecorder) ReadFrom(src io.Reader) (int64, error) {
+	return io.Copy(struct{ io.Writer }{r}, src)
+}
+
+// Flush is a no-op: the response is kept until the handler returns.
+func (r *queueRecorder) Flush() {}
+
+// result is the recorded response, without the headers that describe one
+// connection (hop-by-hop, Content-Length) or set state in a browser that
+// fetches the result later (Set-Cookie).
+func (r *queueRecorder) result() QueuedResponse {
+	r.WriteHeader(http.StatusOK)
+	out := QueuedResponse{StatusCode: r.status, Header: map[string][]string{}}
+	for k, vs := range r.sent {
+		switch http.CanonicalHeaderKey(k) {
+		case "Connection", "Keep-Alive", "Transfer-Encoding", "Trailer", "Upgrade",
+			"Proxy-Connection", "Content-Length", "Set-Cookie":
+			continue
+		}
+		out.Header[k] = vs
+	}
+	setBody(r.body.Bytes(), &out.Body, &out.BodyBase64)
+	return out
+}
+
+// queueHeaderAllowed says which request headers a queued request keeps:
+// content negotiation and custom X- headers, never credentials, cookies,
+// proxy headers or the queue's own. credHeader is the custom header that
+// carried this request's credential, if any.
+func queueHeaderAllowed(name, credHeader string) bool {
+	k := http.CanonicalHeaderKey(name)
+	switch k {
+	case "Content-Type", "Accept", "Accept-Language":
+		return true
+	}
+	if credHeader != "" && strings.EqualFold(k, credHeader) {
+		return false
+	}
+	lower := strings.ToLower(k)
+	if !strings.HasPrefix(lower, "x-") ||
+		strings.HasPrefix(lower, "x-forwarded-") || lower == "x-real-ip" || strings.HasPrefix(lower, "x-queue-") {
+		return false
+	}
+	for _, bad := range []string{"auth", "token", "cookie", "secret", "key", "session", "passw", "credential", "signature", "csrf", "xsrf"} {
+		if strings.Contains(lower, bad) {
+			return false
+		}
+	}
+	return true
+}
+
+// formatSeconds spells a duration in seconds for messages.
+func formatSeconds(d time.Duration) string {
+	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) + "s"
+}

@@ -1,0 +1,591 @@
+package environments
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"path"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	chimw "github.com/go-chi/chi/v5/middleware"
+
+	"github.com/taskgate/taskgate/middleware"
+	"github.com/taskgate/taskgate/tasks"
+	"github.com/taskgate/taskgate/tasks/callback"
+	"github.com/taskgate/taskgate/tasks/dispatch"
+)
+
+// GroupQueue tags the queue operations in an app environment's docs.
+const GroupQueue = "queue"
+
+// submitRoute is the chi pattern of POST /queue/submit/{path...}: chi's
+// wildcard, the only pattern that spans slashes. The OpenAPI document shows
+// it as /queue/submit/{path}.
+const (
+	submitRoute   = "/queue/submit/*"
+	submitDocPath = "/queue/submit/{path}"
+)
+
+// queueCodes name why a completed request has no response, or why an
+// operation was refused, in the "code" member of the problem+json.
+const (
+	QueueCodeAlreadyCompleted = "ALREADY_COMPLETED"
+	QueueCodeInQueue          = QueueStatusInQueue
+	QueueCodeInProgress       = QueueStatusInProgress
+	QueueCodeCancelled        = "CANCELLED"
+	QueueCodeStartTimeout     = "START_TIMEOUT"
+	QueueCodeTimedOut         = "TIMED_OUT"
+	QueueCodeFailed           = "FAILED"
+)
+
+// QueueProblem is a problem+json (RFC 9457) with the queue's
+// machine-readable Code, such as ALREADY_COMPLETED.
+type QueueProblem struct {
+	huma.ErrorModel
+	Code string `json:"code,omitempty" example:"ALREADY_COMPLETED" doc:"Machine-readable reason: ALREADY_COMPLETED, IN_QUEUE, IN_PROGRESS, CANCELLED, START_TIMEOUT, TIMED_OUT or FAILED."`
+}
+
+func queueProblem(status int, code, detail string) *QueueProblem {
+	return &QueueProblem{ErrorModel: huma.ErrorModel{Title: http.StatusText(status), Status: status, Detail: detail}, Code: code}
+}
+
+// QueueSubmitInput is POST /queue/submit/{path...}.
+// The queued path (escaped as sent) and the body, which may be empty and of
+// any type, are read by Resolve: huma's RawBody would require a body.
+type QueueSubmitInput struct {
+	Priority      string   `header:"X-Queue-Priority" enum:"normal,low" default:"normal" doc:"low runs after every normal request waiting with it."`
+	StartTimeout  float64  `header:"X-Queue-Start-Timeout" minimum:"0" example:"30" doc:"Seconds the request may wait to start; past them it completes with error START_TIMEOUT. 0 or absent: no limit."`
+	Webhook       string   `query:"webhook" maxLength:"2048" doc:"URL that gets a signed callback (Standard Webhooks) when the request completes."`
+	WebhookEvents []string `query:"webhook_events_filter" enum:"start,completed" doc:"Events that trigger the callback; default completed."`
+
+	stored QueuedRequest
+}
+
+// Resolve captures what the replay needs from the request itself. The
+// environment's body limit (Limits.MaxBodyBytes) bounds the read, and
+// answers 413 beyond it.
+func (in *QueueSubmitInput) Resolve(ctx huma.Context) []error {
+	body, err := io.ReadAll(ctx.BodyReader())
+	if err != nil {
+		return []error{huma.Error400BadRequest("reading the request body: " + err.Error())}
+	}
+	u := ctx.URL()
+	in.stored = QueuedRequest{
+		Method:   http.MethodPost,
+		Host:     ctx.Host(),
+		Path:     strings.TrimPrefix(u.EscapedPath(), "/queue/submit"),
+		RawQuery: withoutParams(u.RawQuery, "webhook", "webhook_events_filter"),
+		ClientIP: chimw.GetClientIP(ctx.Context()),
+	}
+	setBody(body, &in.stored.Body, &in.stored.BodyBase64)
+	var credHeader string
+	if c, ok := middleware.CredentialsFromContext(ctx.Context()); ok && c.Source == middleware.SourceHeader {
+		credHeader = c.Name
+	}
+	ctx.EachHeader(func(name, value string) {
+		if queueHeaderAllowed(name, credHeader) {
+			if in.stored.Header == nil {
+				in.stored.Header = map[string][]string{}
+			}
+			k := http.CanonicalHeaderKey(name)
+			in.stored.Header[k] = append(in.stored.Header[k], value)
+		}
+	})
+	return nil
+}
+
+// QueueSubmitted is the body of POST /queue/submit: where to follow the
+// request. The URLs are paths on the environment's host.
+type QueueSubmitted struct {
+	RequestID   string `json:"request_id" example:"r7q2m4x9k3p8s1t6v5w0"`
+	Status      string `json:"status" example:"IN_QUEUE"`
+	StatusURL   string `json:"status_url" example:"/queue/requests/r7q2m4x9k3p8s1t6v5w0/status"`
+	ResponseURL string `json:"response_url" example:"/queue/requests/r7q2m4x9k3p8s1t6v5w0"`
+	CancelURL   string `json:"cancel_url" example:"/queue/requests/r7q2m4x9k3p8s1t6v5w0/cancel"`
+}
+
+// QueueSubmitOutput is the response of POST /queue/submit.
+type QueueSubmitOutput struct {
+	Location string `header:"Location"`
+	Body     QueueSubmitted
+}
+
+// QueueRequestPath names a queued request.
+type QueueRequestPath struct {
+	ID string `path:"id" maxLength:"64" example:"r7q2m4x9k3p8s1t6v5w0" doc:"The request_id of the submit."`
+}
+
+// QueueStatusInput is GET /queue/requests/{id}/status (and /status/stream).
+type QueueStatusInput struct {
+	QueueRequestPath
+	Logs bool `query:"logs" doc:"Include the lines the replay logged (1 or true)."`
+}
+
+// QueueLog is one line logged while the request was replayed, by the
+// queue or by the handler through tasks.Logger(r.Context()).
+type QueueLog struct {
+	Timestamp time.Time       `json:"timestamp"`
+	Level     string          `json:"level" example:"INFO"`
+	Message   string          `json:"message"`
+	Attrs     json.RawMessage `json:"attrs,omitempty"`
+}
+
+// QueueStatus is the status of a queued request.
+type QueueStatus struct {
+	RequestID string `json:"request_id"`
+	Status    string `json:"status" enum:"IN_QUEUE,IN_PROGRESS,COMPLETED"`
+	// QueuePosition counts the requests and runs ahead (fal's meaning):
+	// 0 for the next to start, and once started.
+	QueuePosition int    `json:"queue_position" doc:"Runs ahead of this request in the queue; 0 when next or started."`
+	ResponseURL   string `json:"response_url"`
+	// Error and ErrorType say why a COMPLETED request has no response.
+	Error     string     `json:"error,omitempty"`
+	ErrorType string     `json:"error_type,omitempty" enum:"CANCELLED,START_TIMEOUT,TIMED_OUT,FAILED"`
+	Logs      []QueueLog `json:"logs,omitempty"`
+}
+
+// QueueStatusOutput is GET /queue/requests/{id}/status: 202 until the
+// request completed, then 200.
+type QueueStatusOutput struct {
+	Status int
+	Body   QueueStatus
+}
+
+// QueueCancelOutput is PUT /queue/requests/{id}/cancel.
+type QueueCancelOutput struct {
+	Body struct {
+		Status string `json:"status" example:"CANCELLATION_REQUESTED"`
+	}
+}
+
+func (q *queue) register(api huma.API) {
+	maxBody := q.settings.Limits.MaxBodyBytes
+	if maxBody == 0 {
+		maxBody = DefaultMaxBodyBytes
+	}
+	tags := []string{GroupQueue}
+	huma.Register(api, huma.Operation{
+		OperationID: "queue-submit", Method: http.MethodPost, Path: submitRoute, Tags: tags,
+		Summary: "Queue a request",
+		Description: "Stores the request (POST to the path after /queue/submit, with its query, body, content " +
+			"headers and custom X- headers; never credentials) durably, and answers 202 with the URLs to follow it. " +
+			"It is replayed as the caller, through the scheduler, under the environment's resources and in-flight limit. " +
+			"Credentials a handler forwards are kept in memory only: a request replayed after a restart has none.",
+		DefaultStatus: http.StatusAccepted,
+	}, q.submit)
+	// The document shows chi's wildcard as the parameter it stands for,
+	// and the body that Resolve reads (declared at registration, huma
+	// would parse it itself).
+	if paths := api.OpenAPI().Paths; paths[submitRoute] != nil && paths[submitRoute].Post != nil {
+		item := paths[submitRoute]
+		item.Post.RequestBody = &huma.RequestBody{
+			Description: fmt.Sprintf("The body of the request to queue, of any type, at most %d bytes; it may be empty.", maxBody),
+			Content: map[string]*huma.MediaType{
+				"application/json":         {Schema: &huma.Schema{}},
+				"application/octet-stream": {Schema: &huma.Schema{Type: huma.TypeString, Format: "binary"}},
+			},
+		}
+		item.Post.Parameters = append([]*huma.Param{{
+			Name: "path", In: "path", Required: true, Schema: &huma.Schema{Type: huma.TypeString},
+			Example:     "generate",
+			Description: "The route of the app to queue (it may span slashes), without its leading slash; the query string is kept.",
+		}}, item.Post.Parameters...)
+		paths[submitDocPath] = item
+		delete(paths, submitRoute)
+	}
+	huma.Register(api, huma.Operation{
+		OperationID: "queue-status", Method: http.MethodGet, Path: "/queue/requests/{id}/status", Tags: tags,
+		Summary:     "Get a queued request's status",
+		Description: "IN_QUEUE (with queue_position), IN_PROGRESS or COMPLETED. 202 until completed, then 200. `logs=1` adds the replay's log lines.",
+		Responses: map[string]*huma.Response{"202": {
+			Description: "Not completed yet.",
+			Content:     map[string]*huma.MediaType{"application/json": {Schema: api.OpenAPI().Components.Schemas.Schema(reflectQueueStatus, true, "QueueStatus")}},
+		}},
+	}, q.status)
+	huma.Register(api, huma.Operation{
+		OperationID: "queue-status-stream", Method: http.MethodGet, Path: "/queue/requests/{id}/status/stream", Tags: tags,
+		Summary:     "Stream a queued request's status",
+		Description: "Server-Sent Events: the status now, then each change (and queue position change), ending after COMPLETED.",
+		Responses: map[string]*huma.Response{"200": {
+			Description: "An event stream of QueueStatus objects.",
+			Content:     map[string]*huma.MediaType{"text/event-stream": {Schema: &huma.Schema{Type: huma.TypeString}}},
+		}},
+	}, q.statusStream)
+	huma.Register(api, huma.Operation{
+		OperationID: "queue-response", Method: http.MethodGet, Path: "/queue/requests/{id}", Tags: tags,
+		Summary: "Get a queued request's response",
+		Description: "The recorded response (status code, headers and body) once the request completed. Before, 400 with " +
+			"code IN_QUEUE or IN_PROGRESS. A request that completed without a response is a problem whose code says why: " +
+			"CANCELLED (409), START_TIMEOUT or TIMED_OUT (504), FAILED (500).",
+		Responses: map[string]*huma.Response{"200": {Description: "The recorded response, as the handler wrote it."}},
+	}, q.response)
+	huma.Register(api, huma.Operation{
+		OperationID: "queue-cancel", Method: http.MethodPut, Path: "/queue/requests/{id}/cancel", Tags: tags,
+		Summary: "Cancel a queued request",
+		Description: "A request in the queue is removed; one in progress has its context cancelled. Both answer 202 " +
+			"CANCELLATION_REQUESTED. A completed request is 400 with code ALREADY_COMPLETED.",
+		DefaultStatus: http.StatusAccepted,
+	}, q.cancel)
+}
+
+var reflectQueueStatus = reflect.TypeFor[QueueStatus]()
+
+// withoutParams drops the queue's own parameters from a query string and
+// keeps the rest exactly: same order, same escaping.
+func withoutParams(raw string, names ...string) string {
+	if raw == "" {
+		return ""
+	}
+	kept := make([]string, 0, strings.Count(raw, "&")+1)
+	for part := range strings.SplitSeq(raw, "&") {
+		k, _, _ := strings.Cut(part, "=")
+		if uk, err := url.QueryUnescape(k); err == nil && slices.Contains(names, uk) {
+			continue
+		}
+		kept = append(kept, part)
+	}
+	return strings.Join(kept, "&")
+}
+
+// urls of a request, as paths on the environment's host.
+func (q *queue) urls(id string) (status, response, cancel string) {
+	base := path.Join("/", q.settings.PathPrefix, "queue", "requests", id)
+	return base + "/status", base, base + "/cancel"
+}
+
+// verifiedCaller is the request's verified identity; the queue has no
+// anonymous callers, so that requests always have an owner.
+func verifiedCaller(ctx context.Context) (middleware.Identity, error) {
+	id, ok := middleware.IdentityFromContext(ctx)
+	if !ok || id.Subject == "" {
+		return id, huma.Error401Unauthorized("the queue needs a verified caller")
+	}
+	return id, nil
+}
+
+func (q *queue) submit(ctx context.Context, in *QueueSubmitInput) (*QueueSubmitOutput, error) {
+	id, err := verifiedCaller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rt, _ := q.current()
+	target := path.Clean(in.stored.Path)
+	if target == "/queue/submit" || strings.HasPrefix(target, "/queue/submit/") || strings.HasPrefix(target, "/queue/requests/") {
+		return nil, huma.Error400BadRequest("the queue's own routes cannot be queued")
+	}
+	if in.Webhook != "" {
+		if err := callback.ValidateURL(in.Webhook); err != nil {
+			return nil, huma.Error422UnprocessableEntity("invalid webhook", &huma.ErrorDetail{
+				Message: err.Error(), Location: "query.webhook", Value: in.Webhook,
+			})
+		}
+	}
+	if _, err := callback.ParseEvents(in.WebhookEvents); err != nil {
+		return nil, huma.Error422UnprocessableEntity("invalid webhook_events_filter", &huma.ErrorDetail{
+			Message: err.Error(), Location: "query.webhook_events_filter",
+		})
+	}
+	startTimeout := secondsDuration(in.StartTimeout)
+	if startTimeout > q.cfg.MaxStartTimeout {
+		return nil, huma.Error422UnprocessableEntity("X-Queue-Start-Timeout too long", &huma.ErrorDetail{
+			Message:  fmt.Sprintf("at most %s seconds", formatSeconds(q.cfg.MaxStartTimeout)),
+			Location: "header.X-Queue-Start-Timeout", Value: in.StartTimeout,
+		})
+	}
+	stored := in.stored
+	stored.StartTimeout = in.StartTimeout
+	inputs, err := json.Marshal(stored)
+	if err != nil {
+		return nil, q.problemFor(ctx, rt, err)
+	}
+	priority := QueuePriorityNormal
+	if in.Priority == "low" {
+		priority = QueuePriorityLow
+	}
+	run, _, err := rt.Dispatcher.Submit(ctx, dispatch.SubmitRequest{
+		Task: q.def, Inputs: inputs, Caller: id, Priority: priority,
+		Webhook: in.Webhook, WebhookEvents: in.WebhookEvents,
+	})
+	if err != nil {
+		return nil, q.problemFor(ctx, rt, err)
+	}
+	creds, hasCreds := middleware.CredentialsFromContext(ctx)
+	q.remember(rt.Dispatcher, run.Name, creds, hasCreds, startTimeout)
+	status, response, cancel := q.urls(run.Name)
+	return &QueueSubmitOutput{Location: status, Body: QueueSubmitted{
+		RequestID: run.Name, Status: QueueStatusInQueue, StatusURL: status, ResponseURL: response, CancelURL: cancel,
+	}}, nil
+}
+
+// ownedRequest loads a request of this queue that the caller may see: its
+// own or, for the admin group, anyone's. Anything else is 404.
+func (q *queue) ownedRequest(ctx context.Context, id string) (*tasks.Run, *Runtime, error) {
+	who, err := verifiedCaller(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	rt, _ := q.current()
+	run, err := rt.Dispatcher.Get(ctx, id)
+	if err != nil {
+		return nil, nil, q.problemFor(ctx, rt, err)
+	}
+	if !q.owns(run) || (run.Owner != who.Subject && !who.InGroup(rt.AdminGroup)) {
+		return nil, nil, huma.Error404NotFound("request not found")
+	}
+	return run, rt, nil
+}
+
+// problemFor maps domain errors to HTTP errors for the queue routes.
+func (q *queue) problemFor(ctx context.Context, rt *Runtime, err error) error {
+	switch {
+	case errors.Is(err, dispatch.ErrNotFound):
+		return huma.Error404NotFound("request not found")
+	case errors.Is(err, dispatch.ErrAlreadyDone):
+		return queueProblem(http.StatusBadRequest, QueueCodeAlreadyCompleted, "the request already completed")
+	case errors.Is(err, dispatch.ErrClosed):
+		return huma.Error503ServiceUnavailable("server is shutting down")
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return huma.Error503ServiceUnavailable("request cancelled")
+	}
+	rt.Logger.ErrorContext(ctx, "queue handler", "env", q.env, "err", err)
+	return huma.Error500InternalServerError("internal error")
+}
+
+// enforceStart aborts a request still waiting past its start deadline,
+// for when the timer of the process that took the submit is gone.
+func (q *queue) enforceStart(ctx context.Context, rt *Runtime, run *tasks.Run) *tasks.Run {
+	if !waiting(run.Phase) {
+		return run
+	}
+	var in QueuedRequest
+	if json.Unmarshal(run.Inputs, &in) != nil {
+		return run
+	}
+	dl := startDeadline(run, &in)
+	if dl.IsZero() || time.Now().Before(dl) {
+		return run
+	}
+	q.expire(ctx, rt.Dispatcher, run.Name, secondsDuration(in.StartTimeout))
+	if fresh, err := rt.Dispatcher.Get(ctx, run.Name); err == nil {
+		return fresh
+	}
+	return run
+}
+
+// queueStatusOf is fal's name for a run's phase.
+func queueStatusOf(p tasks.Phase) string {
+	switch {
+	case p.Terminal():
+		return QueueStatusCompleted
+	case waiting(p):
+		return QueueStatusInQueue
+	}
+	return QueueStatusInProgress
+}
+
+// queueErrorType says why a completed request has no response; "" when
+// it has one.
+func queueErrorType(run *tasks.Run) string {
+	switch {
+	case run.Phase == tasks.PhaseSucceeded:
+		return ""
+	case strings.HasPrefix(run.AbortReason, ErrQueueStartTimeout.Error()),
+		strings.HasPrefix(run.Error, ErrQueueStartTimeout.Error()),
+		strings.HasPrefix(run.Error, "aborted: "+ErrQueueStartTimeout.Error()):
+		return QueueCodeStartTimeout
+	case run.Phase == tasks.PhaseAborted:
+		return QueueCodeCancelled
+	case run.Phase == tasks.PhaseTimedOut:
+		return QueueCodeTimedOut
+	}
+	return QueueCodeFailed
+}
+
+func (q *queue) statusOf(ctx context.Context, rt *Runtime, run *tasks.Run, logs bool) (QueueStatus, error) {
+	_, response, _ := q.urls(run.Name)
+	s := QueueStatus{RequestID: run.Name, Status: queueStatusOf(run.Phase), ResponseURL: response}
+	if s.Status == QueueStatusInQueue {
+		if pos, _ := rt.Dispatcher.QueuePosition(run.Name); pos > 0 {
+			s.QueuePosition = pos - 1
+		}
+	}
+	if run.Done() {
+		s.ErrorType = queueErrorType(run)
+		if s.ErrorType != "" {
+			s.Error = run.Error
+		}
+	}
+	if logs {
+		lines, err := rt.Dispatcher.Logs(ctx, run.Name)
+		if err != nil {
+			return s, q.problemFor(ctx, rt, err)
+		}
+		s.Logs = make([]QueueLog, len(lines))
+		for i, l := range lines {
+			s.Logs[i] = QueueLog{Timestamp: l.At, Level: l.Level, Message: l.Message, Attrs: l.Attrs}
+		}
+	}
+	return s, nil
+}
+
+func (q *queue) status(ctx context.Context, in *QueueStatusInput) (*QueueStatusOutput, error) {
+	run, rt, err := q.ownedRequest(ctx, in.ID)
+	if err != nil {
+		return nil, err
+	}
+	run = q.enforceStart(ctx, rt, run)
+	s, err := q.statusOf(ctx, rt, run, in.Logs)
+	if err != nil {
+		return nil, err
+	}
+	out := &QueueStatusOutput{Status: http.StatusAccepted, Body: s}
+	if run.Done() {
+		out.Status = http.StatusOK
+	}
+	return out, nil
+}
+
+// queuePositionPoll is how often a stream re-reads the queue position of a
+// waiting request: positions move without events of the request itself.
+var queuePositionPoll = time.Second
+
+func (q *queue) statusStream(ctx context.Context, in *QueueStatusInput) (*huma.StreamResponse, error) {
+	run, rt, err := q.ownedRequest(ctx, in.ID)
+	if err != nil {
+		return nil, err
+	}
+	events, err := rt.Dispatcher.Events(ctx, run.Name, 0)
+	if err != nil {
+		return nil, q.problemFor(ctx, rt, err)
+	}
+	return &huma.StreamResponse{Body: func(hctx huma.Context) {
+		hctx.SetHeader("Content-Type", "text/event-stream")
+		hctx.SetHeader("Cache-Control", "no-cache")
+		hctx.SetHeader("X-Accel-Buffering", "no")
+		hctx.SetStatus(http.StatusOK)
+		w := hctx.BodyWriter()
+		flush := func() {
+			if f, ok := w.(http.Flusher); ok {
+				f.Flush()
+			}
+		}
+		sctx := hctx.Context()
+		var last QueueStatus
+		seq := 0
+		// send writes the current status when it differs from the last one
+		// sent, and reports whether the stream is over.
+		send := func() bool {
+			cur, err := rt.Dispatcher.Get(sctx, run.Name)
+			if err != nil {
+				return true
+			}
+			cur = q.enforceStart(sctx, rt, cur)
+			s, err := q.statusOf(sctx, rt, cur, in.Logs)
+			if err != nil {
+				return true
+			}
+			if seq == 0 || s.Status != last.Status || s.QueuePosition != last.QueuePosition || len(s.Logs) != len(last.Logs) {
+				seq++
+				b, _ := json.Marshal(s)
+				fmt.Fprintf(w, "id: %d\ndata: %s\n\n", seq, b)
+				flush()
+				last = s
+			}
+			return s.Status == QueueStatusCompleted
+		}
+		fmt.Fprint(w, ": queue status stream\nretry: 2000\n\n")
+		if send() {
+			return
+		}
+		poll := time.NewTicker(queuePositionPoll)
+		defer poll.Stop()
+		alive := time.NewTicker(keepAlive)
+		defer alive.Stop()
+		for {
+			select {
+			case _, ok := <-events:
+				if !ok {
+					send()
+					return
+				}
+			case <-poll.C:
+			case <-alive.C:
+				fmt.Fprint(w, ": keep-alive\n\n")
+				flush()
+				continue
+			case <-sctx.Done():
+				return
+			}
+			if send() {
+				return
+			}
+		}
+	}}, nil
+}
+
+func (q *queue) response(ctx context.Context, in *QueueRequestPath) (*huma.StreamResponse, error) {
+	run, rt, err := q.ownedRequest(ctx, in.ID)
+	if err != nil {
+		return nil, err
+	}
+	run = q.enforceStart(ctx, rt, run)
+	if !run.Done() {
+		st := queueStatusOf(run.Phase)
+		return nil, queueProblem(http.StatusBadRequest, st, "the request has not completed: "+st)
+	}
+	switch typ := queueErrorType(run); typ {
+	case "":
+	case QueueCodeCancelled:
+		return nil, queueProblem(http.StatusConflict, typ, run.Error)
+	case QueueCodeStartTimeout, QueueCodeTimedOut:
+		return nil, queueProblem(http.StatusGatewayTimeout, typ, run.Error)
+	default:
+		return nil, queueProblem(http.StatusInternalServerError, typ, run.Error)
+	}
+	var out QueuedResponse
+	if err := json.Unmarshal(run.Outputs, &out); err != nil || out.StatusCode < 100 || out.StatusCode > 999 {
+		if len(run.Outputs) == 0 {
+			return nil, huma.Error410Gone("the response is no longer kept")
+		}
+		return nil, q.problemFor(ctx, rt, fmt.Errorf("stored response of %s: %v", run.Name, err))
+	}
+	body := getBody(out.Body, out.BodyBase64)
+	return &huma.StreamResponse{Body: func(hctx huma.Context) {
+		for k, vs := range out.Header {
+			for i, v := range vs {
+				if i == 0 {
+					hctx.SetHeader(k, v)
+				} else {
+					hctx.AppendHeader(k, v)
+				}
+			}
+		}
+		hctx.SetHeader(queueRequestIDHeader, run.Name)
+		hctx.SetStatus(out.StatusCode)
+		_, _ = hctx.BodyWriter().Write(body)
+	}}, nil
+}
+
+func (q *queue) cancel(ctx context.Context, in *QueueRequestPath) (*QueueCancelOutput, error) {
+	run, rt, err := q.ownedRequest(ctx, in.ID)
+	if err != nil {
+		return nil, err
+	}
+	if run.Done() {
+		return nil, queueProblem(http.StatusBadRequest, QueueCodeAlreadyCompleted, "the request already completed")
+	}
+	if _, err := rt.Dispatcher.Abort(ctx, run.Name, "cancelled by the caller"); err != nil {
+		return nil, q.problemFor(ctx, rt, err)
+	}
+	out := &QueueCancelOutput{}
+	out.Body.Status = "CANCELLATION_REQUESTED"
+	return out, nil
+}
