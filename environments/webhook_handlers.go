@@ -498,7 +498,7 @@ func parsePreferWait(prefer string, max time.Duration) (time.Duration, error) {
 		}
 		n, err := strconv.ParseFloat(strings.Trim(strings.TrimSpace(v), `"`), 64)
 		if err != nil || n < 0 {
-			return 0, fmt.Errorf("Prefer: wait=%s is not a number of seconds", v)
+			return 0, fmt.Errorf("the Prefer header's wait=%s is not a number of seconds", v)
 		}
 		d := time.Duration(n * float64(time.Second))
 		return min(d, max), nil

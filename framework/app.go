@@ -396,7 +396,9 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	if errors.Is(shutdownErr, context.DeadlineExceeded) {
 		shutdownErr = srv.Close()
 	}
-	<-errc
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		shutdownErr = errors.Join(shutdownErr, err)
+	}
 	stopErr := a.Stop(sctx)
 	return errors.Join(shutdownErr, stopErr)
 }
