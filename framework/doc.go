@@ -1,0 +1,27 @@
+// Package framework serves taskgate environments over HTTP.
+//
+// An App is a config struct, like http.Server: it builds a chi root router
+// (request ids, the client IP taken only from trusted proxies, panics turned
+// into problem+json), picks an environment per request by Host (URL label or
+// custom domain) and then by the longest path prefix, puts the passthrough
+// auth and the limits of each environment in front of it, and runs the
+// server with every timeout set. On SIGINT or SIGTERM it drains: new
+// requests get 503, in-flight ones finish, then the OnStop hooks run in
+// reverse order, like an ASGI lifespan.
+//
+// FromEnv wires a whole service from TASKGATE_* variables: the store
+// (SQLite by default, PostgreSQL past one machine), the dispatcher with the
+// local node's GPUs, static tokens or OIDC, and the signed webhook worker:
+//
+//	cfg, err := framework.LoadEnv()
+//	if err != nil { … }
+//	svc, err := framework.FromEnv(ctx, cfg, nil, registry, environments.MustWebhook(environments.WebhookConfig{
+//		Settings: environments.Settings{Name: "ml"},
+//		Groups:   []string{"all"},
+//	}))
+//	if err != nil { … }
+//	err = svc.App.Run(ctx)
+//
+// Package frameworktest has a local OIDC issuer for tests of services built
+// on it.
+package framework
