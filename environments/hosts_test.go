@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 )
 
@@ -181,4 +182,49 @@ func TestURLFor(t *testing.T) {
 			t.Errorf("%s: URLFor = %q, want %q", tt.name, got, tt.want)
 		}
 	}
+}
+
+// FuzzCustomDomain checks the custom domain parser and Host matching
+// together: a domain the parser accepts is a valid host name that routes
+// to its environment under any spelling of the Host header (case, port,
+// trailing dot), and an arbitrary Host never matches by accident.
+func FuzzCustomDomain(f *testing.F) {
+	f.Add("api.example.com", "API.Example.com:443", false)
+	f.Add("*.example.com", "tenant.example.com.", true)
+	f.Add("*.com", "x.com", true)
+	f.Add("a..b", "[::1]:80", false)
+	f.Add("xn--bcher-kva.example", "XN--BCHER-KVA.EXAMPLE", false)
+	f.Fuzz(func(t *testing.T, domain, host string, upper bool) {
+		env := &namedEnv{Settings{Name: "custom", CustomDomains: []string{domain}}}
+		hr, err := NewHostRouter(URLSettings{}, []Environment{env})
+		if err != nil {
+			if !errors.Is(err, ErrInvalidDomain) {
+				t.Fatalf("NewHostRouter(%q): %v is not ErrInvalidDomain", domain, err)
+			}
+			return
+		}
+		parent, wildcard, err := parseDomain(domain)
+		if err != nil || !validHostname(parent) {
+			t.Fatalf("accepted %q but parseDomain gives %q, %v", domain, parent, err)
+		}
+		want := parent
+		if wildcard {
+			want = "x." + parent
+		}
+		spelled := want + ".:8443"
+		if upper {
+			spelled = strings.ToUpper(spelled)
+		}
+		if got, ok := hr.Match(spelled); !ok || got != env {
+			t.Fatalf("domain %q: Host %q does not route to it", domain, spelled)
+		}
+		if got, ok := hr.Match(host); ok {
+			// Whatever matched must be the domain, normalized.
+			h := normalizeHost(host)
+			_, rest, _ := strings.Cut(h, ".")
+			if got != env || (h != parent && !(wildcard && rest == parent)) {
+				t.Fatalf("domain %q: Host %q matched", domain, host)
+			}
+		}
+	})
 }
