@@ -49,8 +49,12 @@ const benchParallelism = 16
 //     modernc SQLite (WAL, synchronous=FULL) against durable accepted runs/s
 //     through POST /run-task with a bearer token on the quickstart's SQLite
 //     stack (each 202 is fsynced);
-//   - postgres/bare-insert, postgres/run-task: the same on PostgreSQL when
-//     TASKGATE_TEST_POSTGRES_URL is set (a fresh database, dropped after);
+//   - sqlite/run-task-no-exec: the same with no scheduler in the process
+//     (TASKGATE_ROLE=agent), so that nothing executes the runs: the submit
+//     path alone;
+//   - postgres/bare-insert, postgres/run-task, postgres/run-task-no-exec:
+//     the same on PostgreSQL when TASKGATE_TEST_POSTGRES_URL is set (a
+//     fresh database, dropped after);
 //   - cycle: POST /run-task (echo) -> GET /run/{name} until done -> GET
 //     /run/{name}/io, requests/s and cycle latency p50/p99;
 //   - submit-to-running: on an idle node, the time from sending POST
@@ -91,25 +95,30 @@ func BenchmarkRunTask(b *testing.B) {
 			})
 			b.ReportMetric(bare, "inserts/s")
 		})
-		st := benchStack(b, dbURL)
-		b.Run(db.name+"/run-task", func(b *testing.B) {
-			body := []byte(`{"message":"hi"}`)
-			rate := benchParallel(b, func() (int, error) {
-				return benchDo(st.hc, http.MethodPost, st.base+"/run-task/demo/development/echo", body, nil)
+		// run-task is the quickstart as it runs (scheduler and node agent
+		// executing the accepted runs in the same process); no-exec runs no
+		// scheduler, which separates the submit path from execution.
+		for _, v := range []struct{ name, role string }{{"run-task", ""}, {"run-task-no-exec", "agent"}} {
+			st := benchStack(b, dbURL, v.role)
+			b.Run(db.name+"/"+v.name, func(b *testing.B) {
+				body := []byte(`{"message":"hi"}`)
+				rate := benchParallel(b, func() (int, error) {
+					return benchDo(st.hc, http.MethodPost, st.base+"/run-task/demo/development/echo", body, nil)
+				})
+				b.ReportMetric(rate, "runs/s")
+				if bare > 0 {
+					b.ReportMetric(rate/bare, "ratio_to_bare_insert")
+				}
+				if bareChi > 0 {
+					b.ReportMetric(rate/bareChi, "ratio_to_bare_chi")
+				}
 			})
-			b.ReportMetric(rate, "runs/s")
-			if bare > 0 {
-				b.ReportMetric(rate/bare, "ratio_to_bare_insert")
-			}
-			if bareChi > 0 {
-				b.ReportMetric(rate/bareChi, "ratio_to_bare_chi")
-			}
-		})
-		st.stop()
+			st.stop()
+		}
 	}
 
 	b.Run("cycle", func(b *testing.B) {
-		st := benchStack(b, "")
+		st := benchStack(b, "", "")
 		defer st.stop()
 		var (
 			requests atomic.Int64
@@ -141,7 +150,7 @@ func BenchmarkRunTask(b *testing.B) {
 	})
 
 	b.Run("submit-to-running", func(b *testing.B) {
-		st := benchStack(b, "")
+		st := benchStack(b, "", "")
 		defer st.stop()
 		var mu sync.Mutex
 		// seenAt[phase][run] is when the dispatcher told its subscribers.
@@ -292,9 +301,10 @@ type benchServed struct {
 }
 
 // benchStack serves the quickstart's App and tasks with a static token:
-// SQLite in a temp dir when dbURL is empty, else that database. The
-// local node agent runs the submitted runs, as in `make run`.
-func benchStack(b *testing.B, dbURL string) *benchServed {
+// SQLite in a temp dir when dbURL is empty, else that database. With role
+// "" (all) the local node agent runs the submitted runs, as in `make run`;
+// with "agent" no scheduler runs in the process, so runs stay queued.
+func benchStack(b *testing.B, dbURL, role string) *benchServed {
 	b.Helper()
 	dir := b.TempDir()
 	cfg, err := framework.ParseEnv(func(k string) string {
@@ -309,6 +319,8 @@ func benchStack(b *testing.B, dbURL string) *benchServed {
 			return "A100:1"
 		case "TASKGATE_NODE_ID":
 			return "bench-node"
+		case "TASKGATE_ROLE":
+			return role
 		}
 		return ""
 	})
