@@ -3,7 +3,9 @@ package environments_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -174,4 +176,40 @@ func TestEndpointBesideRegister(t *testing.T) {
 	send(t, "GET", srv.URL+"/version", appBob, "").expect(t, http.StatusOK, "v1")
 	send(t, "GET", srv.URL+"/square?x=5", appBob, "").expect(t, http.StatusOK, `"square":25`)
 	send(t, "GET", srv.URL+"/openapi.json", "", "").expect(t, http.StatusOK, `"/version"`, `"/square"`)
+}
+
+func ExampleEndpoint() {
+	env := environments.MustAppEnvironment(environments.AppConfig{
+		Settings: environments.Settings{Name: "math"},
+	})
+	// GET /square?x=N: the input has no Body, so the method is GET.
+	environments.Endpoint(env, "square", func(_ context.Context, in *struct {
+		X int `query:"x" required:"true" maximum:"1000"`
+	}) (*squareOutput, error) {
+		out := &squareOutput{}
+		out.Body.Square = in.X * in.X
+		return out, nil
+	}, nil)
+
+	h, err := env.Build(&environments.Runtime{Version: "1.0.0"})
+	if err != nil {
+		panic(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	get := func(query string) (int, string) {
+		resp, err := http.Get(srv.URL + "/square?" + query)
+		if err != nil {
+			panic(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, strings.TrimSpace(string(b))
+	}
+	fmt.Println(get("x=7"))
+	status, problem := get("x=seven")
+	fmt.Println(status, strings.Contains(problem, `"location":"query.x"`))
+	// Output:
+	// 200 {"square":49}
+	// 422 true
 }

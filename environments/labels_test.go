@@ -2,6 +2,7 @@ package environments
 
 import (
 	"errors"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -161,4 +162,18 @@ func untruncated(u URLSettings, label string) string {
 		s += "-dev"
 	}
 	return s
+}
+
+func ExampleSubdomain() {
+	u := URLSettings{Workspace: "ECorp", EnvSuffix: "prod"}
+	fmt.Println(Subdomain(u, DefaultLabel("text_to_speech", "flask_app")))
+	u.Dev = true
+	fmt.Println(Subdomain(u, "speechify"))
+	// Over 63 characters: 56 kept, then the start of the SHA-256 of all 67.
+	long := DefaultLabel("text_to_speech", "really_really_realllly_long_function_name")
+	fmt.Println(Subdomain(URLSettings{Workspace: "ecorp", Dev: true}, long))
+	// Output:
+	// ecorp-prod--text-to-speech-flask-app
+	// ecorp-prod--speechify-dev
+	// ecorp--text-to-speech-really-really-realllly-long-functi-d71e87
 }
