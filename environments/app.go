@@ -32,8 +32,9 @@ type AppConfig struct {
 	// Build with a fresh API.
 	Register func(api huma.API)
 	// Resources are what the app's handlers need from the node serving it,
-	// in the task resource syntax. They are checked here; one process does
-	// not reserve them, a deployment tool may read them back.
+	// in the task resource syntax, checked here. Requests served directly
+	// do not reserve them; queued requests (Queue) are placed under them
+	// by the scheduler.
 	Resources tasks.Resources
 	// Queue serves fal-style queue routes in front of the app (queue.go):
 	// any route can be submitted, polled, cancelled and fetched later.
