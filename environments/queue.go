@@ -455,6 +455,11 @@ func (q *queue) request(ctx context.Context, ri tasks.RunInfo, in *QueuedRequest
 	req.RequestURI = u.RequestURI()
 	req.Host = in.Host
 	for k, vs := range in.Header {
+		// Filtered again: a replay run submitted some other way than
+		// POST /queue/submit must not smuggle in what submit drops.
+		if !queueHeaderAllowed(k, "") {
+			continue
+		}
 		for _, v := range vs {
 			req.Header.Add(k, v)
 		}

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -591,4 +590,68 @@ func TestQueueDocumentsItsRoutes(t *testing.T) {
 	require.NotContains(t, paths, "/queue/submit/*")
 }
 
-var _ = fmt.Sprint
+func TestQueueReplaysWithinMaxInFlight(t *testing.T) {
+	t.Parallel()
+	app := newQueueApp()
+	s := queueStart(t, t.TempDir(), "", queueEnv(app, func(c *environments.AppConfig) {
+		c.Limits.MaxInFlight = 1
+	}), nil)
+	first := s.submit("/block", queueAlice, "")
+	second := s.submit("/block", queueAlice, "")
+	entered := queueReceive(t, app.entered)
+	// The other request started as a run but waits for the slot.
+	other := map[string]string{first: second, second: first}[entered]
+	require.NotEmpty(t, other)
+	require.Eventually(t, func() bool {
+		st := s.call(http.MethodGet, s.requests(other, "/status?logs=true"), queueAlice, "")
+		logs, _ := st.body["logs"].([]any)
+		return len(logs) > 0 && logs[0].(map[string]any)["message"] == "waiting for an in-flight slot"
+	}, 10*time.Second, 20*time.Millisecond)
+	select {
+	case id := <-app.entered:
+		t.Fatalf("%s entered while %s held the only slot", id, entered)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(app.release)
+	require.Equal(t, other, queueReceive(t, app.entered))
+	s.waitStatus(first, queueAlice, "COMPLETED")
+	s.waitStatus(second, queueAlice, "COMPLETED")
+}
+
+// GreetInput and GreetOutput are a function endpoint of the queued app.
+type GreetInput struct {
+	Body struct {
+		Name string `json:"name" minLength:"1"`
+	}
+}
+
+type GreetOutput struct {
+	Body struct {
+		Greeting string `json:"greeting"`
+	}
+}
+
+func TestQueueReplaysHumaOperations(t *testing.T) {
+	t.Parallel()
+	env := queueEnv(newQueueApp(), nil)
+	environments.Endpoint(env, "greet", func(ctx context.Context, in *GreetInput) (*GreetOutput, error) {
+		id, _ := middleware.IdentityFromContext(ctx)
+		out := &GreetOutput{}
+		out.Body.Greeting = "hello " + in.Body.Name + " from " + id.Subject
+		return out, nil
+	}, &environments.EndpointOptions{Method: http.MethodPost})
+	s := queueStart(t, t.TempDir(), "", env, nil)
+
+	ok := s.submit("/greet", queueAlice, `{"name":"world"}`, "Content-Type", "application/json")
+	bad := s.submit("/greet", queueAlice, `{"name":""}`, "Content-Type", "application/json")
+	s.waitStatus(ok, queueAlice, "COMPLETED")
+	done := s.waitStatus(bad, queueAlice, "COMPLETED")
+	require.NotContains(t, done.body, "error_type", "an error response of the handler is a response")
+
+	r := s.call(http.MethodGet, s.requests(ok, ""), queueAlice, "")
+	require.Equal(t, http.StatusOK, r.status, r.raw)
+	require.Equal(t, "hello world from alice", r.body["greeting"])
+	r = s.call(http.MethodGet, s.requests(bad, ""), queueAlice, "")
+	require.Equal(t, http.StatusUnprocessableEntity, r.status, r.raw)
+	require.Equal(t, "application/problem+json", r.header.Get("Content-Type"))
+}
