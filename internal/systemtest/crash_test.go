@@ -122,6 +122,7 @@ func TestCrashSafety(t *testing.T) {
 	}
 	close(feed)
 	wg.Wait()
+	submitted := time.Now()
 	if err := <-killerErr; err != nil {
 		t.Fatalf("restart: %v", err)
 	}
@@ -170,7 +171,15 @@ func TestCrashSafety(t *testing.T) {
 	}
 	t.Logf("all terminal %s after the listing", time.Since(phase).Round(time.Millisecond))
 	interrupted := 0
+	var lastDone time.Time
+	var slowest time.Duration
 	for _, j := range jobs {
+		if st := final[names[j.i]]; st.FinishedAt != nil {
+			if st.FinishedAt.After(lastDone) {
+				lastDone = *st.FinishedAt
+			}
+			slowest = max(slowest, st.FinishedAt.Sub(st.CreatedAt))
+		}
 		name := names[j.i]
 		st := final[name]
 		if st.Phase != "succeeded" {
@@ -190,7 +199,8 @@ func TestCrashSafety(t *testing.T) {
 		}
 		checkCrashOutputs(t, j, rio)
 	}
-	t.Logf("%d runs succeeded; %d of them needed more than one attempt", total, interrupted)
+	t.Logf("%d runs succeeded; %d of them needed more than one attempt; the last finished %s after the submissions ended; the slowest took %s from submission to end",
+		total, interrupted, lastDone.Sub(submitted).Round(time.Millisecond), slowest.Round(time.Millisecond))
 }
 
 // submitUntilAccepted POSTs the job until it gets a 2xx, retrying with the

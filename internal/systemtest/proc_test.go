@@ -337,6 +337,9 @@ type runStatus struct {
 	Attempts []attempt `json:"attempts"`
 	Node     string    `json:"node"`
 	Error    string    `json:"error"`
+	// CreatedAt and FinishedAt are the server's timestamps.
+	CreatedAt  time.Time  `json:"created_at"`
+	FinishedAt *time.Time `json:"finished_at"`
 }
 
 type runIO struct {
