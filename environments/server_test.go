@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -449,4 +451,68 @@ func procStatus(t *testing.T, field string) int64 {
 	}
 	t.Fatalf("no %s in /proc/self/status", field)
 	return 0
+}
+
+// BenchmarkServerProxy measures a GET through a ServerEnvironment (proxy
+// only, no auth) against the same GET sent to the upstream directly, in
+// alternating blocks of the same run: ns/op is proxied, direct_ns/op the
+// baseline, overhead_ns/op the difference.
+func BenchmarkServerProxy(b *testing.B) {
+	upstream := filepath.Join(b.TempDir(), "upstream")
+	build := exec.CommandContext(b.Context(), "go", "build", "-o", upstream, "./testdata/upstream")
+	if out, err := build.CombinedOutput(); err != nil {
+		b.Fatalf("go build testdata/upstream: %v\n%s", err, out)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	env := environments.MustServerEnvironment(environments.ServerConfig{
+		Settings: environments.Settings{Name: "bench"},
+		Command:  []string{upstream},
+		Port:     port,
+	})
+	h, err := env.Build(&environments.Runtime{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := env.Start(b.Context()); err != nil {
+		b.Fatal(err)
+	}
+	defer env.Stop(context.Background())
+	proxy := httptest.NewServer(h)
+	defer proxy.Close()
+
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+	get := func(url string, n int) time.Duration {
+		start := time.Now()
+		for range n {
+			resp, err := client.Get(url)
+			if err != nil {
+				b.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				b.Fatalf("status %d", resp.StatusCode)
+			}
+		}
+		return time.Since(start)
+	}
+	direct := "http://127.0.0.1:" + strconv.Itoa(port) + "/pid"
+	get(direct, 10)
+	get(proxy.URL+"/pid", 10)
+	const block = 100
+	var base, proxied time.Duration
+	b.ResetTimer()
+	for done := 0; done < b.N; done += block {
+		n := min(block, b.N-done)
+		base += get(direct, n)
+		proxied += get(proxy.URL+"/pid", n)
+	}
+	b.ReportMetric(float64(proxied.Nanoseconds())/float64(b.N), "ns/op")
+	b.ReportMetric(float64(base.Nanoseconds())/float64(b.N), "direct_ns/op")
+	b.ReportMetric(float64((proxied-base).Nanoseconds())/float64(b.N), "overhead_ns/op")
 }
