@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"path"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,8 +36,12 @@ import (
 // safe headers, body, client IP: never credentials); its outputs are the
 // recorded response. The replay serves the request with the environment's
 // own handler, in process, as the submitting caller (see
-// middleware.IdentityFromContext), behind Limits.MaxInFlight but not
-// behind authentication: the caller was verified at submit.
+// middleware.IdentityFromContext), not behind authentication (the caller
+// was verified at submit; Auth.RequiredGroup is checked again), and at most
+// Limits.MaxInFlight replays at once. That count is the queue's own: the
+// App puts the limit of direct requests around the environment's handler,
+// out of the environment's reach, so replays and direct requests may
+// together reach twice MaxInFlight.
 //
 // Raw credentials: a handler that forwards the caller's credentials
 // downstream (middleware.CredentialsFromContext, ForwardingTransport) gets
@@ -398,6 +403,9 @@ func (q *queue) replay(ctx context.Context, in QueuedRequest) (QueuedResponse, e
 			}
 		}
 	}
+	if isQueueRoute(in.Path) {
+		return QueuedResponse{}, tasks.Permanent(errors.New("the queue's own routes cannot be queued"))
+	}
 	req, err := q.request(ctx, ri, &in)
 	if err != nil {
 		return QueuedResponse{}, tasks.Permanent(err)
@@ -419,6 +427,16 @@ func (q *queue) replay(ctx context.Context, in QueuedRequest) (QueuedResponse, e
 	log.InfoContext(ctx, "replayed request", "status", out.StatusCode, "bytes", rec.body.Len(),
 		"duration_ms", time.Since(start).Milliseconds())
 	return out, nil
+}
+
+// isQueueRoute reports whether the escaped path p is one of the queue's
+// own routes, which a queued request may not target.
+func isQueueRoute(p string) bool {
+	if u, err := url.PathUnescape(p); err == nil {
+		p = u
+	}
+	p = path.Clean("/" + p)
+	return p == "/queue/submit" || strings.HasPrefix(p, "/queue/submit/") || strings.HasPrefix(p, "/queue/requests/")
 }
 
 // serveRecovered serves req, turning a panic of the handler into an error.

@@ -277,8 +277,7 @@ func (q *queue) submit(ctx context.Context, in *QueueSubmitInput) (*QueueSubmitO
 		return nil, err
 	}
 	rt, _ := q.current()
-	target := path.Clean(in.stored.Path)
-	if target == "/queue/submit" || strings.HasPrefix(target, "/queue/submit/") || strings.HasPrefix(target, "/queue/requests/") {
+	if isQueueRoute(in.stored.Path) {
 		return nil, huma.Error400BadRequest("the queue's own routes cannot be queued")
 	}
 	if in.Webhook != "" {

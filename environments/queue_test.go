@@ -119,7 +119,7 @@ type queueStack struct {
 	srv    *httptest.Server
 }
 
-func queueStart(t *testing.T, dataDir, gpus string, env environments.Environment, extra map[string]string) *queueStack {
+func queueStart(t *testing.T, dataDir, gpus string, env environments.Environment, extra map[string]string, more ...environments.Environment) *queueStack {
 	t.Helper()
 	cfg, err := framework.ParseEnv(func(k string) string {
 		if v, ok := extra[k]; ok {
@@ -137,7 +137,7 @@ func queueStart(t *testing.T, dataDir, gpus string, env environments.Environment
 	})
 	require.NoError(t, err)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc, err := framework.FromEnv(context.Background(), cfg, logger, tasks.NewRegistry(), env)
+	svc, err := framework.FromEnv(context.Background(), cfg, logger, tasks.NewRegistry(), append([]environments.Environment{env}, more...)...)
 	require.NoError(t, err)
 	h, err := svc.App.Handler()
 	require.NoError(t, err)
@@ -507,6 +507,7 @@ func TestQueueSubmitRefusals(t *testing.T) {
 		{"unknown webhook event", "/queue/submit/echo/x?webhook=https://example.com/h&webhook_events_filter=never", queueAlice, nil, http.StatusUnprocessableEntity},
 		{"the queue itself", "/queue/submit/queue/submit/echo", queueAlice, nil, http.StatusBadRequest},
 		{"the queue itself, dotted", "/queue/submit/x/../queue/requests/r1/cancel", queueAlice, nil, http.StatusBadRequest},
+		{"the queue itself, escaped", "/queue/submit/queue%2Frequests/r1/cancel", queueAlice, nil, http.StatusBadRequest},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := s.call(http.MethodPost, tc.path, tc.token, "{}", tc.headers...)
@@ -654,4 +655,38 @@ func TestQueueReplaysHumaOperations(t *testing.T) {
 	r = s.call(http.MethodGet, s.requests(bad, ""), queueAlice, "")
 	require.Equal(t, http.StatusUnprocessableEntity, r.status, r.raw)
 	require.Equal(t, "application/problem+json", r.header.Get("Content-Type"))
+}
+
+// The replay task is a task like any other: the webhook environment can
+// start it. The replay still enforces the app's RequiredGroup and drops
+// the headers a submit would have dropped.
+func TestQueueReplayStartedElsewhereKeepsTheAppRules(t *testing.T) {
+	t.Parallel()
+	hooks := environments.MustWebhook(environments.WebhookConfig{Settings: environments.Settings{Name: "hooks", PathPrefix: "/hooks"}})
+	s := queueStart(t, t.TempDir(), "", queueEnv(newQueueApp(), func(c *environments.AppConfig) {
+		c.Auth.RequiredGroup = "ml"
+	}), nil, hooks)
+	require.Equal(t, http.StatusForbidden, s.call(http.MethodPost, "/queue/submit/echo/x", queueBob, "").status)
+
+	stored := `{"method":"POST","path":"/echo/x","headers":{"X-Forwarded-For":["198.51.100.7"],"Authorization":["Bearer forged"],"X-Ok":["1"]}}`
+	run := func(token string) map[string]any {
+		r := s.call(http.MethodPost, "/hooks/run-task/taskgate-queue/gen/replay?priority=0", token, stored, "Prefer", "wait=20")
+		require.Equal(t, http.StatusOK, r.status, r.raw)
+		return r.body
+	}
+	bob := run(queueBob)
+	require.Equal(t, "failed", bob["phase"])
+	require.Contains(t, bob["error"], "caller not allowed in the environment")
+
+	alice := run(queueAlice)
+	require.Equal(t, "succeeded", alice["phase"], alice)
+	var out environments.QueuedResponse
+	b, _ := json.Marshal(alice["outputs"])
+	require.NoError(t, json.Unmarshal(b, &out))
+	var echoed map[string]any
+	require.NoError(t, json.Unmarshal([]byte(*out.Body), &echoed))
+	headers := echoed["headers"].(map[string]any)
+	require.Equal(t, []any{"1"}, headers["X-Ok"])
+	require.NotContains(t, headers, "X-Forwarded-For")
+	require.NotContains(t, headers, "Authorization")
 }
