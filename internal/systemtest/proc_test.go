@@ -76,7 +76,7 @@ func freeAddr(t *testing.T) string {
 
 // proc is one quickstart process, restartable on the same address and
 // environment. Its stdout and stderr go to one log file across restarts,
-// shown when the test fails.
+// shown when the test fails or runs with -v.
 type proc struct {
 	t    *testing.T
 	name string
@@ -111,7 +111,7 @@ func newProc(t *testing.T, name, bin, addr string, vars map[string]string, args 
 		log: filepath.Join(t.TempDir(), name+".log")}
 	t.Cleanup(func() {
 		p.stop(5 * time.Second)
-		if t.Failed() {
+		if t.Failed() || testing.Verbose() {
 			b, _ := os.ReadFile(p.log)
 			if len(b) > 8000 {
 				b = b[len(b)-8000:]
