@@ -55,6 +55,8 @@ const benchParallelism = 16
 //   - postgres/bare-insert, postgres/run-task, postgres/run-task-no-exec:
 //     the same on PostgreSQL when TASKGATE_TEST_POSTGRES_URL is set (a
 //     fresh database, dropped after);
+//   - execute: b.N echo runs submitted in parallel, then waited for until
+//     every one is terminal: accepted and executed runs/s on SQLite;
 //   - cycle: POST /run-task (echo) -> GET /run/{name} until done -> GET
 //     /run/{name}/io, requests/s and cycle latency p50/p99;
 //   - submit-to-running: on an idle node, the time from sending POST
@@ -116,6 +118,39 @@ func BenchmarkRunTask(b *testing.B) {
 			st.stop()
 		}
 	}
+
+	b.Run("execute", func(b *testing.B) {
+		st := benchStack(b, "", "")
+		defer st.stop()
+		var done atomic.Int64
+		finished := make(chan struct{}, 1)
+		unsubscribe := st.svc.Dispatcher.Subscribe(func(_ tasks.Run, ev tasks.Event) {
+			if ev.Phase.Terminal() {
+				done.Add(1)
+				select {
+				case finished <- struct{}{}:
+				default:
+				}
+			}
+		})
+		defer unsubscribe()
+		body := []byte(`{"message":"hi"}`)
+		rate := benchParallel(b, func() (int, error) {
+			return benchDo(st.hc, http.MethodPost, st.base+"/run-task/demo/development/echo", body, nil)
+		})
+		b.StartTimer()
+		deadline := time.After(5 * time.Minute)
+		for done.Load() < int64(b.N) {
+			select {
+			case <-finished:
+			case <-deadline:
+				b.Fatalf("%d of %d runs done after 5 minutes", done.Load(), b.N)
+			}
+		}
+		b.StopTimer()
+		b.ReportMetric(rate, "accepted_runs/s")
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "executed_runs/s")
+	})
 
 	b.Run("cycle", func(b *testing.B) {
 		st := benchStack(b, "", "")
