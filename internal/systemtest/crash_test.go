@@ -86,6 +86,7 @@ func TestCrashSafety(t *testing.T) {
 			time.Sleep(time.Duration(rng.Int64N(int64(50 * time.Millisecond))))
 			if err := srv.start(ctx); err != nil {
 				killerErr <- err
+				cancel() // the submitters would retry against nothing
 				return
 			}
 		}
