@@ -3,6 +3,8 @@ package environments
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -142,6 +144,10 @@ type QueuedRequest struct {
 	// StartTimeout is X-Queue-Start-Timeout in seconds (0: none), counted
 	// from the run's creation.
 	StartTimeout float64 `json:"start_timeout,omitempty"`
+	// CredentialsRef names the caller's credentials in the memory of the
+	// process that took the submit. It is not a credential: a replay gets
+	// the credentials only when it runs as their owner, and only there.
+	CredentialsRef string `json:"credentials_ref,omitempty"`
 }
 
 // QueuedResponse is the recorded response: the replay task's output.
@@ -185,8 +191,16 @@ type queue struct {
 	rt      *Runtime
 	handler http.Handler
 	subbed  map[*dispatch.Dispatcher]bool
-	creds   map[string]middleware.Credentials
-	timers  map[string]*time.Timer
+	creds   map[string]heldCredentials // by CredentialsRef
+	refs    map[string]string          // run name → CredentialsRef, until it completes
+	timers  map[string]*time.Timer     // start timeouts by run name
+}
+
+// heldCredentials are a caller's raw credentials, kept in memory for the
+// replay of one queued request.
+type heldCredentials struct {
+	subject string
+	creds   middleware.Credentials
 }
 
 // buildQueue registers the queue routes on api and the replay task in
@@ -243,7 +257,8 @@ func newQueue(s *Settings, cfg QueueConfig, res tasks.Resources) (*queue, error)
 	q := &queue{
 		env: s.Name, settings: s, cfg: cfg,
 		subbed: map[*dispatch.Dispatcher]bool{},
-		creds:  map[string]middleware.Credentials{},
+		creds:  map[string]heldCredentials{},
+		refs:   map[string]string{},
 		timers: map[string]*time.Timer{},
 	}
 	if n := s.Limits.MaxInFlight; n > 0 {
@@ -295,19 +310,62 @@ func (q *queue) owns(run *tasks.Run) bool {
 	return run.Project == QueueProject && run.Domain == q.env && run.Task == queueTaskName
 }
 
-// remember keeps the caller's credentials (memory only) and arms the
-// start timeout of a submitted request.
-func (q *queue) remember(d *dispatch.Dispatcher, name string, c middleware.Credentials, hasCreds bool, startTimeout time.Duration) {
+// holdCredentials keeps c for the replay of a request about to be
+// submitted by subject, and returns the CredentialsRef that names it. It
+// is held before the submit because the replay may start before Submit
+// returns.
+func (q *queue) holdCredentials(subject string, c middleware.Credentials) string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	ref := hex.EncodeToString(b)
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if hasCreds {
-		q.creds[name] = c
+	q.creds[ref] = heldCredentials{subject: subject, creds: c}
+	return ref
+}
+
+// dropCredentials forgets credentials held under ref.
+func (q *queue) dropCredentials(ref string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	delete(q.creds, ref)
+}
+
+// takeCredentials hands the replay of a request by subject its held
+// credentials, once. A run of another owner that names the same ref gets
+// nothing.
+func (q *queue) takeCredentials(ref, subject string) (middleware.Credentials, bool) {
+	if ref == "" {
+		return middleware.Credentials{}, false
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	h, ok := q.creds[ref]
+	if !ok || h.subject != subject {
+		return middleware.Credentials{}, false
+	}
+	delete(q.creds, ref)
+	return h.creds, true
+}
+
+// track ties what is held in memory for a submitted request to its run,
+// so that it is forgotten when the request completes without a replay
+// here (cancelled, timed out, replayed on another node), and arms its
+// start timeout.
+func (q *queue) track(d *dispatch.Dispatcher, name, ref string, startTimeout time.Duration) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if _, held := q.creds[ref]; held {
+		q.refs[name] = ref
 	}
 	if startTimeout > 0 {
 		q.timers[name] = time.AfterFunc(startTimeout, func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			q.expire(ctx, d, name, startTimeout)
+			q.mu.Lock()
+			delete(q.timers, name)
+			q.mu.Unlock()
 		})
 	}
 }
@@ -316,18 +374,14 @@ func (q *queue) remember(d *dispatch.Dispatcher, name string, c middleware.Crede
 func (q *queue) forget(name string) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	delete(q.creds, name)
+	if ref, ok := q.refs[name]; ok {
+		delete(q.creds, ref)
+		delete(q.refs, name)
+	}
 	if t := q.timers[name]; t != nil {
 		t.Stop()
 		delete(q.timers, name)
 	}
-}
-
-func (q *queue) credentials(name string) (middleware.Credentials, bool) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	c, ok := q.creds[name]
-	return c, ok
 }
 
 // startTimeoutReason is the abort reason of a request that did not start
@@ -458,7 +512,7 @@ func (q *queue) request(ctx context.Context, ri tasks.RunInfo, in *QueuedRequest
 	}
 	u.RawQuery = in.RawQuery
 	ctx = middleware.WithIdentity(ctx, ri.Caller)
-	if c, ok := q.credentials(ri.Name); ok {
+	if c, ok := q.takeCredentials(in.CredentialsRef, ri.Caller.Subject); ok {
 		ctx = middleware.WithCredentials(ctx, c)
 	}
 	if ip, err := netip.ParseAddr(in.ClientIP); err == nil {

@@ -301,8 +301,12 @@ func (q *queue) submit(ctx context.Context, in *QueueSubmitInput) (*QueueSubmitO
 	}
 	stored := in.stored
 	stored.StartTimeout = in.StartTimeout
+	if creds, ok := middleware.CredentialsFromContext(ctx); ok {
+		stored.CredentialsRef = q.holdCredentials(id.Subject, creds)
+	}
 	inputs, err := json.Marshal(stored)
 	if err != nil {
+		q.dropCredentials(stored.CredentialsRef)
 		return nil, q.problemFor(ctx, rt, err)
 	}
 	priority := QueuePriorityNormal
@@ -314,10 +318,10 @@ func (q *queue) submit(ctx context.Context, in *QueueSubmitInput) (*QueueSubmitO
 		Webhook: in.Webhook, WebhookEvents: in.WebhookEvents,
 	})
 	if err != nil {
+		q.dropCredentials(stored.CredentialsRef)
 		return nil, q.problemFor(ctx, rt, err)
 	}
-	creds, hasCreds := middleware.CredentialsFromContext(ctx)
-	q.remember(rt.Dispatcher, run.Name, creds, hasCreds, startTimeout)
+	q.track(rt.Dispatcher, run.Name, stored.CredentialsRef, startTimeout)
 	status, response, cancel := q.urls(run.Name)
 	return &QueueSubmitOutput{Location: status, Body: QueueSubmitted{
 		RequestID: run.Name, Status: QueueStatusInQueue, StatusURL: status, ResponseURL: response, CancelURL: cancel,

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -689,4 +690,47 @@ func TestQueueReplayStartedElsewhereKeepsTheAppRules(t *testing.T) {
 	require.Equal(t, []any{"1"}, headers["X-Ok"])
 	require.NotContains(t, headers, "X-Forwarded-For")
 	require.NotContains(t, headers, "Authorization")
+}
+
+// A replay gets the held credentials only when it runs as their owner:
+// another caller who names the same credentials_ref gets none.
+func TestQueueCredentialsGoOnlyToTheirOwner(t *testing.T) {
+	t.Parallel()
+	app := newQueueApp()
+	hooks := environments.MustWebhook(environments.WebhookConfig{Settings: environments.Settings{Name: "hooks", PathPrefix: "/hooks"}})
+	s := queueStart(t, t.TempDir(), "H100:1", queueEnv(app, func(c *environments.AppConfig) {
+		c.Resources = tasks.Resources{GPU: "H100:1"}
+	}), nil, hooks)
+	blocker := s.submit("/block", queueAlice, "")
+	queueReceive(t, app.entered)
+	waiting := s.submit("/echo/alice", queueAlice, "")
+
+	io := s.call(http.MethodGet, "/hooks/run/"+waiting+"/io", queueAlice, "")
+	require.Equal(t, http.StatusOK, io.status, io.raw)
+	inputs := io.body["inputs"].(map[string]any)
+	ref, _ := inputs["credentials_ref"].(string)
+	require.NotEmpty(t, ref, "the request holds the caller's credentials")
+	require.NotContains(t, io.raw, queueAlice, "the token itself is never stored")
+
+	stolen := fmt.Sprintf(`{"method":"POST","path":"/echo/root","credentials_ref":%q}`, ref)
+	r := s.call(http.MethodPost, "/hooks/run-task/taskgate-queue/gen/replay?priority=10", queueAdmin, stolen)
+	require.Equal(t, http.StatusAccepted, r.status, r.raw)
+	other := r.body["name"].(string)
+
+	close(app.release)
+	s.waitStatus(blocker, queueAlice, "COMPLETED")
+	s.waitStatus(waiting, queueAlice, "COMPLETED")
+	require.Eventually(t, func() bool {
+		return s.call(http.MethodGet, "/hooks/run/"+other, queueAdmin, "").body["done"] == true
+	}, 20*time.Second, 10*time.Millisecond)
+
+	out := s.call(http.MethodGet, "/hooks/run/"+other+"/io", queueAdmin, "").body["outputs"].(map[string]any)
+	var echoed map[string]any
+	require.NoError(t, json.Unmarshal([]byte(out["body"].(string)), &echoed))
+	require.Equal(t, "root", echoed["subject"])
+	require.Equal(t, false, echoed["creds"], "the admin's run ran first and got nothing")
+
+	mine := s.call(http.MethodGet, s.requests(waiting, ""), queueAlice, "")
+	require.Equal(t, "alice", mine.body["subject"])
+	require.Equal(t, true, mine.body["creds"], "the owner's replay still has them")
 }
