@@ -134,8 +134,13 @@ func (w *Webhook) Settings() *Settings { return &w.cfg.Settings }
 // Serves reports whether endpoint e is enabled.
 func (w *Webhook) Serves(e string) bool { return w.endpoints[e] }
 
-// Allowed reports whether the allowlist lets task d through.
+// Allowed reports whether the allowlist lets task d through. The replay
+// tasks of app environments' queues are internal: no allowlist reaches them,
+// since their inputs would let a caller forge a replayed request.
 func (w *Webhook) Allowed(d *tasks.Definition) bool {
+	if d.Project == QueueProject {
+		return false
+	}
 	if w.cfg.AllowedTasks == nil {
 		return true
 	}
