@@ -500,3 +500,19 @@ func TestSeveralWebhookEnvironmentsByHost(t *testing.T) {
 	require.Equal(t, http.StatusForbidden, get("eu.b.example.com", "/tasks", whBob).status, "team-b requires the ml group")
 	require.Equal(t, http.StatusNotFound, get("c.example.com", "/tasks", whAlice).status, "no environment serves that host")
 }
+
+func TestQueueReplayTasksAreNotReachableThroughRunTask(t *testing.T) {
+	t.Parallel()
+	app := environments.MustAppEnvironment(environments.AppConfig{
+		Settings: environments.Settings{Name: "myapp", PathPrefix: "/app"},
+		Handler:  http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") }),
+		Queue:    environments.QueueConfig{Enabled: true},
+	})
+	s := newStack(t, demo.Webhook(), app)
+	for _, tk := range s.do("GET", "/tasks", whAdmin, "").body["tasks"].([]any) {
+		require.NotEqual(t, environments.QueueProject, tk.(map[string]any)["project"])
+	}
+	forged := s.do("POST", "/run-task/"+environments.QueueProject+"/myapp/replay", whAdmin,
+		`{"method":"GET","path":"/","client_ip":"10.0.0.1"}`)
+	require.Equal(t, http.StatusForbidden, forged.status, forged.raw)
+}
