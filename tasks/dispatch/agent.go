@@ -390,7 +390,6 @@ func (a *agent) finish(r *store.StoredRun, def *tasks.Definition, o outcome, cau
 	if errors.Is(cause, errNodeLost) {
 		return
 	}
-	d.logs.flush(context.Background())
 	now := d.now()
 	t := store.Transition{Run: r.Name, Attempt: r.Attempt, From: []tasks.Phase{tasks.PhaseInitializing, tasks.PhaseRunning}, At: now}
 	var abort *abortError

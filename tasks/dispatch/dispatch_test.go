@@ -214,7 +214,7 @@ func TestLifecycle(t *testing.T) {
 	run := submit(t, d, f.echo, `{"message":"hello"}`)
 	require.Equal(t, tasks.PhaseQueued, run.Phase)
 	require.Equal(t, "alice", run.Owner)
-	require.Regexp(t, `^r[a-z2-7]{20}$`, run.Name)
+	require.Regexp(t, `^r[0-9a-v]{25}$`, run.Name)
 
 	done := wait(t, d, run.Name)
 	require.Equal(t, tasks.PhaseSucceeded, done.Phase)

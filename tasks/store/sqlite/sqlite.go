@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
@@ -77,7 +78,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	n := max(4, runtime.GOMAXPROCS(0))
 	reader.SetMaxOpenConns(n)
 	reader.SetMaxIdleConns(n)
-	db := &sqlDB{w: writer, r: reader}
+	db := &sqlDB{w: writer, r: reader, stmts: map[string]*sql.Stmt{}, pending: map[string]bool{}}
 	d := sqlstore.Dialect{MaxParams: 32000}
 	if _, err := sqlstore.Migrate(ctx, db, d, mustSub(migrations, "migrations")); err != nil {
 		db.Close()
@@ -90,7 +91,61 @@ func Open(ctx context.Context, path string) (*Store, error) {
 func (s *Store) Path() string { return s.path }
 
 // sqlDB adapts database/sql to sqlstore.DB.
-type sqlDB struct{ w, r *sql.DB }
+//
+// It keeps the write statements prepared: modernc.org/sqlite parses every
+// statement it is given, which costs more than executing most of them. A
+// statement is prepared on the single write connection between
+// transactions (it cannot be while one holds the connection), and each
+// transaction then reuses it.
+type sqlDB struct {
+	w, r *sql.DB
+
+	mu      sync.Mutex
+	stmts   map[string]*sql.Stmt
+	pending map[string]bool
+}
+
+// maxCachedStmts bounds the statement cache.
+const maxCachedStmts = 512
+
+func (d *sqlDB) cached(q string) *sql.Stmt {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	st := d.stmts[q]
+	if st == nil && d.stmts != nil && len(d.stmts)+len(d.pending) < maxCachedStmts {
+		d.pending[q] = true
+	}
+	return st
+}
+
+// preparePending prepares the statements transactions asked for. It runs
+// after a commit; the write connection may be taken by then, in which case
+// it waits its turn (never while holding d.mu, which transactions need).
+func (d *sqlDB) preparePending(ctx context.Context) {
+	d.mu.Lock()
+	var qs []string
+	for q := range d.pending {
+		qs = append(qs, q)
+	}
+	d.mu.Unlock()
+	for _, q := range qs {
+		st, err := d.w.PrepareContext(ctx, q)
+		d.mu.Lock()
+		delete(d.pending, q)
+		if err == nil {
+			if d.stmts == nil {
+				d.mu.Unlock()
+				_ = st.Close() // closed meanwhile
+				return
+			}
+			if old := d.stmts[q]; old != nil {
+				_ = old.Close()
+			}
+			d.stmts[q] = st
+		}
+		d.mu.Unlock()
+	}
+}
 
 func (d *sqlDB) Exec(ctx context.Context, q string, args ...any) (int64, error) {
 	res, err := d.w.ExecContext(ctx, q, args...)
@@ -113,10 +168,16 @@ func (d *sqlDB) Begin(ctx context.Context) (sqlstore.Tx, error) {
 	if err != nil {
 		return nil, err
 	}
-	return sqlTx{tx}, nil
+	return &sqlTx{tx: tx, db: d}, nil
 }
 
 func (d *sqlDB) Close() error {
+	d.mu.Lock()
+	for _, st := range d.stmts {
+		_ = st.Close()
+	}
+	d.stmts = nil
+	d.mu.Unlock()
 	err := d.r.Close()
 	if werr := d.w.Close(); err == nil {
 		err = werr
@@ -124,26 +185,83 @@ func (d *sqlDB) Close() error {
 	return err
 }
 
-type sqlTx struct{ tx *sql.Tx }
+// sqlTx is a write transaction. It keeps the statements it prepares:
+// modernc.org/sqlite parses every statement it is given, which costs more
+// than executing most of them, and a group commit runs the same few
+// statements for every run of its batch.
+type sqlTx struct {
+	tx    *sql.Tx
+	db    *sqlDB
+	stmts map[string]*sql.Stmt
+}
 
-func (t sqlTx) Exec(ctx context.Context, q string, args ...any) (int64, error) {
-	res, err := t.tx.ExecContext(ctx, q, args...)
+// stmt returns q prepared in the transaction. Statements without
+// arguments (migrations, which may hold several statements) are not.
+func (t *sqlTx) stmt(ctx context.Context, q string, args []any) (*sql.Stmt, error) {
+	if len(args) == 0 {
+		return nil, nil
+	}
+	if st, ok := t.stmts[q]; ok {
+		return st, nil
+	}
+	var st *sql.Stmt
+	if shared := t.db.cached(q); shared != nil {
+		st = t.tx.StmtContext(ctx, shared)
+	} else {
+		var err error
+		if st, err = t.tx.PrepareContext(ctx, q); err != nil {
+			return nil, err
+		}
+	}
+	if t.stmts == nil {
+		t.stmts = map[string]*sql.Stmt{}
+	}
+	t.stmts[q] = st
+	return st, nil
+}
+
+func (t *sqlTx) Exec(ctx context.Context, q string, args ...any) (int64, error) {
+	st, err := t.stmt(ctx, q, args)
+	if err != nil {
+		return 0, err
+	}
+	var res sql.Result
+	if st != nil {
+		res, err = st.ExecContext(ctx, args...)
+	} else {
+		res, err = t.tx.ExecContext(ctx, q, args...)
+	}
 	if err != nil {
 		return 0, err
 	}
 	return res.RowsAffected()
 }
 
-func (t sqlTx) Query(ctx context.Context, q string, args ...any) (sqlstore.Rows, error) {
-	rows, err := t.tx.QueryContext(ctx, q, args...)
+func (t *sqlTx) Query(ctx context.Context, q string, args ...any) (sqlstore.Rows, error) {
+	st, err := t.stmt(ctx, q, args)
+	if err != nil {
+		return nil, err
+	}
+	var rows *sql.Rows
+	if st != nil {
+		rows, err = st.QueryContext(ctx, args...)
+	} else {
+		rows, err = t.tx.QueryContext(ctx, q, args...)
+	}
 	if err != nil {
 		return nil, err
 	}
 	return sqlRows{rows}, nil
 }
 
-func (t sqlTx) Commit(context.Context) error   { return t.tx.Commit() }
-func (t sqlTx) Rollback(context.Context) error { return t.tx.Rollback() }
+// Commit ends the transaction, then prepares the statements it missed.
+func (t *sqlTx) Commit(ctx context.Context) error {
+	err := t.tx.Commit()
+	t.db.preparePending(context.WithoutCancel(ctx))
+	return err
+}
+
+func (t *sqlTx) Rollback(context.Context) error { return t.tx.Rollback() }
 
 type sqlRows struct{ *sql.Rows }
 

@@ -238,20 +238,6 @@ func (s *Store) insertRuns(ctx context.Context, tx Tx, runs []store.NewRun, idx 
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("insert runs: %w", err)
 		}
-
-		sb.Reset()
-		sb.WriteString(`INSERT INTO events (run, seq, phase, at, error) VALUES `)
-		args = args[:0]
-		for j, i := range chunk {
-			if j > 0 {
-				sb.WriteByte(',')
-			}
-			values(&sb, len(args), 5)
-			args = append(args, runs[i].Name, 1, string(tasks.PhaseQueued), nanos(runs[i].CreatedAt), "")
-		}
-		if _, err := tx.Exec(ctx, sb.String(), args...); err != nil {
-			return fmt.Errorf("insert events: %w", err)
-		}
 	}
 	for _, i := range idx {
 		res[i].Seq = seqs[runs[i].Name]
@@ -587,14 +573,35 @@ func (s *Store) QueuedRunsAfter(ctx context.Context, afterSeq int64, limit int) 
 		string(tasks.PhaseQueued), afterSeq, limit)
 }
 
-// Events implements store.Store.
+// Events implements store.Store. The first event (queued, seq 1) is not
+// stored: it is the run's creation, and leaving it out keeps submits to one
+// row each.
 func (s *Store) Events(ctx context.Context, name string, afterSeq int64) ([]tasks.Event, error) {
+	var out []tasks.Event
+	if afterSeq < 1 {
+		rows, err := s.db.Query(ctx, `SELECT created_at FROM runs WHERE name = $1`, name)
+		if err != nil {
+			return nil, fmt.Errorf("read events: %w", err)
+		}
+		var created int64
+		found := rows.Next()
+		if found {
+			err = rows.Scan(&created)
+		}
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("read events: %w", err)
+		}
+		if !found {
+			return nil, nil
+		}
+		out = append(out, tasks.Event{Seq: 1, Run: name, Phase: tasks.PhaseQueued, At: fromNanos(created)})
+	}
 	rows, err := s.db.Query(ctx, `SELECT seq, phase, at, error FROM events WHERE run = $1 AND seq > $2 ORDER BY seq`, name, afterSeq)
 	if err != nil {
 		return nil, fmt.Errorf("read events: %w", err)
 	}
 	defer rows.Close()
-	var out []tasks.Event
 	for rows.Next() {
 		ev := tasks.Event{Run: name}
 		var phase string
@@ -964,17 +971,22 @@ func values(sb *strings.Builder, n, cols int) {
 	sb.WriteByte(')')
 }
 
-func chunks(idx []int, size int) [][]int {
-	if size < 1 {
-		size = 1
-	}
+// chunkSizes are the row counts of multi-row statements: a batch is split
+// greedily into these, so a handful of statement texts serve every batch
+// size and stay in the drivers' prepared-statement caches.
+var chunkSizes = []int{256, 64, 16, 4, 1}
+
+// chunks splits idx into pieces of chunkSizes rows, none above limit.
+func chunks(idx []int, limit int) [][]int {
 	var out [][]int
-	for len(idx) > size {
-		out = append(out, idx[:size])
-		idx = idx[size:]
-	}
-	if len(idx) > 0 {
-		out = append(out, idx)
+	for _, size := range chunkSizes {
+		if size > limit && size > 1 {
+			continue
+		}
+		for len(idx) >= size {
+			out = append(out, idx[:size])
+			idx = idx[size:]
+		}
 	}
 	return out
 }
