@@ -286,7 +286,10 @@ func (a *agent) drain(ctx context.Context) {
 }
 
 // assign starts executing a run bound to this node, unless it already runs.
-func (a *agent) assign(r *store.StoredRun, devs []scheduler.Device) {
+func (a *agent) assign(r *store.StoredRun, devs []scheduler.Device) { a.start(r, devs, false) }
+
+// start executes r; running says the run was already recorded as running.
+func (a *agent) start(r *store.StoredRun, devs []scheduler.Device, running bool) {
 	a.mu.Lock()
 	// The previous attempt's goroutine may still be unwinding after its
 	// outcome was recorded; a newer attempt replaces it.
@@ -309,7 +312,7 @@ func (a *agent) assign(r *store.StoredRun, devs []scheduler.Device) {
 			a.mu.Unlock()
 			cancel(nil)
 		}()
-		a.execute(ctx, r, devs)
+		a.execute(ctx, r, devs, running)
 	}()
 }
 
@@ -319,26 +322,29 @@ type outcome struct {
 	returned bool
 }
 
-func (a *agent) execute(ctx context.Context, r *store.StoredRun, devs []scheduler.Device) {
+func (a *agent) execute(ctx context.Context, r *store.StoredRun, devs []scheduler.Device, running bool) {
 	d := a.d
 	def, ok := d.cfg.Registry.Lookup(r.Project, r.Domain, r.Task)
 	if !ok {
 		a.finish(r, nil, outcome{returned: true, err: tasks.Permanent(fmt.Errorf("task %s/%s/%s is not registered on node %s", r.Project, r.Domain, r.Task, a.id))}, nil)
 		return
 	}
-	res, err := d.transition(store.Transition{Run: r.Name, Attempt: r.Attempt, From: []tasks.Phase{tasks.PhaseInitializing},
-		To: tasks.PhaseRunning, At: d.now()})
-	if err != nil {
-		d.log.Error("record running", "run", r.Name, "err", err)
-		return // the rescan or a restart's recovery picks the run up again
+	if !running {
+		res, err := d.transition(store.Transition{Run: r.Name, Attempt: r.Attempt, From: []tasks.Phase{tasks.PhaseInitializing},
+			To: tasks.PhaseRunning, At: d.now()})
+		if err != nil {
+			d.log.Error("record running", "run", r.Name, "err", err)
+			return // the rescan or a restart's recovery picks the run up again
+		}
+		if !res.Applied {
+			return // aborted, or requeued after this node was thought dead
+		}
+		r = res.Run
 	}
-	if !res.Applied {
-		return // aborted, or requeued after this node was thought dead
-	}
-	if res.Run.AbortRequested {
+	if r.AbortRequested {
 		ctx, cancel := context.WithCancelCause(ctx)
 		defer cancel(nil)
-		cancel(&abortError{reason: res.Run.AbortReason})
+		cancel(&abortError{reason: r.AbortReason})
 		a.finish(r, def, outcome{}, context.Cause(ctx))
 		return
 	}
