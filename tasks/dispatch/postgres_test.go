@@ -1,0 +1,119 @@
+package dispatch_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/taskgate/taskgate/tasks"
+	"github.com/taskgate/taskgate/tasks/dispatch"
+	"github.com/taskgate/taskgate/tasks/store/postgres"
+)
+
+// TestPostgresProcesses plays a deployment on one PostgreSQL: two API
+// processes (scheduler candidates) and two node agents, each with its own
+// connection pool as separate processes would have. Runs submitted on one
+// API finish and are seen finishing on the other; when the scheduling
+// process dies the other takes over; when a node agent dies its run
+// finishes on the other node.
+func TestPostgresProcesses(t *testing.T) {
+	url := os.Getenv("TASKGATE_TEST_POSTGRES_URL")
+	if url == "" {
+		t.Skip("TASKGATE_TEST_POSTGRES_URL is unset; set it to a PostgreSQL URL to run the multi-process test")
+	}
+	t.Parallel()
+	ctx := context.Background()
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	schema := "dispatch_" + hex.EncodeToString(b)
+	t.Cleanup(func() {
+		if conn, err := pgx.Connect(ctx, url); err == nil {
+			_, _ = conn.Exec(ctx, `DROP SCHEMA `+pgx.Identifier{schema}.Sanitize()+` CASCADE`)
+			_ = conn.Close(ctx)
+		}
+	})
+	process := func() *postgres.Store {
+		st, err := postgres.Open(ctx, postgres.Config{URL: url, Schema: schema, MaxConns: 4})
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = st.Close() })
+		return st
+	}
+
+	f := newFixture(t)
+	gate := make(chan struct{})
+	t.Cleanup(func() { close(gate) })
+	hold := tasks.MustDefine("demo", "development", "hold", func(ctx context.Context, in struct{}) (map[string]any, error) {
+		ri, _ := tasks.RunInfoFromContext(ctx)
+		if ri.Attempt == 1 {
+			<-gate // the first attempt never ends: its node is about to die
+		}
+		return map[string]any{"node": ri.Node, "attempt": ri.Attempt}, nil
+	}, &tasks.Options{Retry: fastRetry})
+	f.reg.MustRegister(hold)
+
+	const timeout = time.Second
+	cfg := func(role dispatch.Role, id string) func(*dispatch.Config) {
+		return func(c *dispatch.Config) {
+			c.Role, c.Node.ID, c.HeartbeatTimeout, c.LeaseTTL = role, id, timeout, 600*time.Millisecond
+		}
+	}
+	apiStores := map[string]*postgres.Store{"api-1": process(), "api-2": process()}
+	apis := map[string]*dispatch.Dispatcher{}
+	for id, st := range apiStores {
+		apis[id] = start(t, st, f, cfg(dispatch.RoleAPI, id))
+	}
+	agentStores := map[string]*postgres.Store{"node-a": process(), "node-b": process()}
+	for id, st := range agentStores {
+		start(t, st, f, cfg(dispatch.RoleAgent, id))
+	}
+
+	// Submitted on one process, awaited on the other.
+	for range 3 {
+		run := submit(t, apis["api-1"], f.echo, `{"message":"across"}`)
+		done := wait(t, apis["api-2"], run.Name)
+		require.Equal(t, tasks.PhaseSucceeded, done.Phase, done.Error)
+		require.Contains(t, []string{"node-a", "node-b"}, done.Node)
+	}
+
+	// Kill the scheduling process: the other takes the lease.
+	leader := ""
+	require.Eventually(t, func() bool {
+		for id, d := range apis {
+			if q, err := d.Queue(ctx); err == nil && q.Leader {
+				leader = id
+				return true
+			}
+		}
+		return false
+	}, 5*time.Second, 20*time.Millisecond)
+	require.NoError(t, apiStores[leader].Close())
+	survivor := apis["api-1"]
+	if leader == "api-1" {
+		survivor = apis["api-2"]
+	}
+	run := submit(t, survivor, f.echo, `{"message":"after the leader died"}`)
+	require.Equal(t, tasks.PhaseSucceeded, wait(t, survivor, run.Name).Phase)
+	q, err := survivor.Queue(ctx)
+	require.NoError(t, err)
+	require.True(t, q.Leader)
+
+	// Kill the node agent running a run: it finishes on the other node.
+	run = submit(t, survivor, hold.Definition(), `{}`)
+	waitPhase(t, survivor, run.Name, tasks.PhaseRunning)
+	got, err := survivor.Get(ctx, run.Name)
+	require.NoError(t, err)
+	first := got.Node
+	require.NoError(t, agentStores[first].Close())
+	done := wait(t, survivor, run.Name)
+	require.Equal(t, tasks.PhaseSucceeded, done.Phase, done.Error)
+	require.Len(t, done.Attempts, 2)
+	require.Equal(t, first, done.Attempts[0].Node)
+	require.NotEqual(t, first, done.Attempts[1].Node)
+	require.Contains(t, done.Attempts[0].Error, "stopped heartbeating")
+}
