@@ -222,10 +222,11 @@ func (a *agent) rescan(ctx context.Context) {
 	}
 	for _, r := range runs {
 		switch {
+		case r.Phase == tasks.PhaseInitializing && !a.has(r.Name, r.Attempt):
+			// Also when asked to abort: execute records it at once.
+			a.assign(r, a.devices(r.Devices))
 		case r.AbortRequested:
 			a.abort(r.Name, r.AbortReason)
-		case r.Phase == tasks.PhaseInitializing && !a.has(r.Name, r.Attempt):
-			a.assign(r, a.devices(r.Devices))
 		}
 	}
 }

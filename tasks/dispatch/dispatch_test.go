@@ -225,6 +225,13 @@ func TestLifecycle(t *testing.T) {
 	require.NotNil(t, done.StartedAt)
 	require.NotNil(t, done.FinishedAt)
 	require.Equal(t, []tasks.Phase{tasks.PhaseQueued, tasks.PhaseInitializing, tasks.PhaseRunning, tasks.PhaseSucceeded}, phasesOf(t, d, run.Name))
+	resumed, err := d.Events(context.Background(), run.Name, 2) // as after Last-Event-ID: 2
+	require.NoError(t, err)
+	var seqs []int64
+	for ev := range resumed {
+		seqs = append(seqs, ev.Seq)
+	}
+	require.Equal(t, []int64{3, 4}, seqs)
 
 	logs, err := d.Logs(context.Background(), run.Name)
 	require.NoError(t, err)
@@ -667,4 +674,35 @@ func TestConfigValidation(t *testing.T) {
 			require.ErrorContains(t, err, tc.want)
 		})
 	}
+}
+
+func TestWebhookOutboxAndPurge(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	st := openStore(t, t.TempDir())
+	d := start(t, st, f, func(c *dispatch.Config) { c.Retention = time.Millisecond })
+	ctx := context.Background()
+	run, _, err := d.Submit(ctx, dispatch.SubmitRequest{Task: f.echo, Inputs: json.RawMessage(`{"message":"hook"}`), Caller: alice,
+		Webhook: "https://example.com/hook", WebhookEvents: []string{"start", "completed"}})
+	require.NoError(t, err)
+	done := wait(t, d, run.Name)
+	require.Equal(t, tasks.PhaseSucceeded, done.Phase)
+
+	ds, err := st.ListDeliveries(ctx, run.Name)
+	require.NoError(t, err)
+	require.Len(t, ds, 2)
+	require.Equal(t, []string{"start", "completed"}, []string{ds[0].Event, ds[1].Event})
+	require.Equal(t, "https://example.com/hook", ds[1].URL)
+	var payload tasks.Run
+	require.NoError(t, json.Unmarshal(ds[1].Payload, &payload))
+	require.JSONEq(t, string(done.Outputs), string(payload.Outputs))
+
+	// Retention of 1ms: the leader's next purge clears inputs and outputs.
+	require.Eventually(t, func() bool {
+		r, err := d.Get(ctx, run.Name)
+		return err == nil && r.Inputs == nil && r.Outputs == nil
+	}, 5*time.Second, 20*time.Millisecond)
+	r, err := d.Get(ctx, run.Name)
+	require.NoError(t, err)
+	require.Equal(t, tasks.PhaseSucceeded, r.Phase, "the record stays")
 }
