@@ -157,8 +157,11 @@ func (c *Config) validate() error {
 	}
 	if c.Node.ID == "" {
 		h, err := os.Hostname()
-		if err != nil || h == "" {
-			return fmt.Errorf("dispatch: Config.Node.ID is empty and the hostname is unknown: %v", err)
+		if err != nil {
+			return fmt.Errorf("dispatch: Config.Node.ID is empty and the hostname is unknown: %w", err)
+		}
+		if h == "" {
+			return errors.New("dispatch: Config.Node.ID is empty and so is the hostname")
 		}
 		c.Node.ID = h
 	}

@@ -51,10 +51,10 @@ type flakyIn struct {
 
 // fixture holds the tasks of the tests.
 type fixture struct {
-	reg                  *tasks.Registry
-	echo, sleep, flaky   *tasks.Definition
-	slowTimeout, gpu     *tasks.Definition
-	flakyOnce, retryOnce *tasks.Definition
+	reg                *tasks.Registry
+	echo, sleep, flaky *tasks.Definition
+	slowTimeout, gpu   *tasks.Definition
+	flakyOnce          *tasks.Definition
 }
 
 var fastRetry = &tasks.RetryPolicy{MaxAttempts: 3, InitialBackoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond, Multiplier: 2}

@@ -1017,7 +1017,7 @@ func bytesOrNil(b []byte) any {
 	if len(b) == 0 {
 		return nil
 	}
-	return []byte(b)
+	return b
 }
 
 func jsonText(v any) string {
