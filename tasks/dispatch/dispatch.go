@@ -714,6 +714,12 @@ func (d *Dispatcher) Events(ctx context.Context, name string, afterSeq int64) (<
 					return
 				}
 			}
+			if len(evs) == 0 && err == nil {
+				// Resumed after the terminal event: nothing more will come.
+				if r, err := d.st.GetRun(ctx, name); err == nil && r.Done() && r.EventSeq <= last {
+					return
+				}
+			}
 			select {
 			case <-sig:
 			case <-poll.C:

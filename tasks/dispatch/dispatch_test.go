@@ -232,6 +232,10 @@ func TestLifecycle(t *testing.T) {
 		seqs = append(seqs, ev.Seq)
 	}
 	require.Equal(t, []int64{3, 4}, seqs)
+	after, err := d.Events(context.Background(), run.Name, 4)
+	require.NoError(t, err)
+	_, open := <-after
+	require.False(t, open, "resuming after the terminal event ends at once")
 
 	logs, err := d.Logs(context.Background(), run.Name)
 	require.NoError(t, err)
