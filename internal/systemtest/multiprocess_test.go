@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/taskgate/taskgate/tasks/store/postgres"
 )
 
 const mpToken = "multiprocess-token-0123456789"
@@ -288,6 +290,41 @@ func TestConcurrentFirstStartOnPostgres(t *testing.T) {
 	for i, err := range errs {
 		if err != nil {
 			t.Errorf("%s: %v", ps[i].name, err)
+		}
+	}
+}
+
+// TestConcurrentOpenOnEmptyPostgres is TestConcurrentFirstStartOnPostgres
+// without the jitter of process start-up: eight stores open one empty
+// database at the same moment, as the processes of a fleet's first
+// deployment may. Every Open must succeed.
+func TestConcurrentOpenOnEmptyPostgres(t *testing.T) {
+	pgURL := os.Getenv("TASKGATE_TEST_POSTGRES_URL")
+	if pgURL == "" {
+		t.Skip("TASKGATE_TEST_POSTGRES_URL is unset: set it to a PostgreSQL URL to run this test")
+	}
+	dbURL := freshDatabase(t, pgURL)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const n = 8
+	errs := make([]error, n)
+	ready := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			<-ready
+			st, err := postgres.Open(ctx, postgres.Config{URL: dbURL})
+			if err == nil {
+				err = st.Close()
+			}
+			errs[i] = err
+		})
+	}
+	close(ready)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("open %d: %v", i, err)
 		}
 	}
 }
