@@ -37,9 +37,9 @@ const benchParallelism = 16
 //     token authenticator behind the identity cache, huma).
 //
 // Each reports req/s. The app ones also measure bare chi again, interleaved
-// with their own requests (bare, app, app, bare; the timer runs only for
-// the app's), and report it as bare_req/s and their ratio as
-// ratio_to_bare: on a shared machine, load that comes and goes then
+// with their own requests in 8 rounds of bare, app, app, bare (the timer
+// runs only for the app's), and report it as bare_req/s and their ratio
+// as ratio_to_bare: on a shared machine, load that comes and goes then
 // weighs on both sides of the ratio alike.
 func BenchmarkStack(b *testing.B) {
 	bare := httptest.NewServer(benchBareChi())
@@ -57,18 +57,28 @@ func BenchmarkStack(b *testing.B) {
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			hc := benchClient()
-			half := max(1, b.N/2)
 			var appT, bareT time.Duration
+			var appN, bareN int
 			b.ResetTimer()
 			b.StopTimer()
-			bareT += benchHammer(b, hc, bare.URL+"/health", "", half)
-			b.StartTimer()
-			appT += benchHammer(b, hc, base+bc.path, bc.token, half)
-			appT += benchHammer(b, hc, base+bc.path, bc.token, b.N-half)
-			b.StopTimer()
-			bareT += benchHammer(b, hc, bare.URL+"/health", "", b.N-half)
-			appRate := float64(b.N) / appT.Seconds()
-			bareRate := float64(b.N) / bareT.Seconds()
+			// Each chunk goes to both sides, in the order bare, app, then
+			// app, bare for the next (ABBA): drifting load weighs on both.
+			for i, n := range benchChunks(b.N, 2*benchRounds) {
+				bareFirst := i%2 == 0
+				if bareFirst {
+					bareT += benchHammer(b, hc, bare.URL+"/health", "", n)
+				}
+				b.StartTimer()
+				appT += benchHammer(b, hc, base+bc.path, bc.token, n)
+				b.StopTimer()
+				if !bareFirst {
+					bareT += benchHammer(b, hc, bare.URL+"/health", "", n)
+				}
+				appN += n
+				bareN += n
+			}
+			appRate := float64(appN) / appT.Seconds()
+			bareRate := float64(bareN) / bareT.Seconds()
 			b.ReportMetric(appRate, "req/s")
 			b.ReportMetric(bareRate, "bare_req/s")
 			b.ReportMetric(appRate/bareRate, "ratio_to_bare")
@@ -125,6 +135,24 @@ func benchApp(b *testing.B) string {
 		_ = svc.App.Stop(ctx)
 	})
 	return srv.URL
+}
+
+// benchRounds is how many ABBA rounds (bare, app, app, bare) an app
+// sub-benchmark runs.
+const benchRounds = 8
+
+// benchChunks splits n into k nearly equal positive parts (fewer when
+// n < k).
+func benchChunks(n, k int) []int {
+	k = max(1, min(k, n))
+	out := make([]int, k)
+	for i := range out {
+		out[i] = n / k
+		if i < n%k {
+			out[i]++
+		}
+	}
+	return out
 }
 
 // benchClient keeps one connection alive per client goroutine.
