@@ -27,7 +27,9 @@ const FileName = "taskgate.db"
 // Store is a store.Store in one SQLite file.
 type Store struct {
 	*sqlstore.Store
-	path string
+	path   string
+	db     *sqlDB
+	leases *fileLeases
 }
 
 var _ store.Store = (*Store)(nil)
@@ -84,7 +86,8 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: migrate %s: %w", path, err)
 	}
-	return &Store{Store: sqlstore.New(db, d), path: path}, nil
+	leases := &fileLeases{base: path, files: map[string]*os.File{}}
+	return &Store{Store: sqlstore.New(db, d), path: path, db: db, leases: leases}, nil
 }
 
 // Path is the database file.

@@ -38,8 +38,26 @@ func Migrate(ctx context.Context, db DB, d Dialect, fsys fs.FS) ([]int, error) {
 			return nil, fmt.Errorf("migrations %s and %s share version %d", ms[i-1].name, ms[i].name, ms[i].version)
 		}
 	}
-	if _, err := db.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
+	// The table is created under the migration lock too: processes that
+	// start together on an empty PostgreSQL database would otherwise race
+	// on CREATE TABLE IF NOT EXISTS and fail on the catalog's unique index.
+	if err := func() error {
+		tx, err := db.Begin(ctx)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+		if d.MigrationLock != "" {
+			if _, err := tx.Exec(ctx, d.MigrationLock); err != nil {
+				return fmt.Errorf("migration lock: %w", err)
+			}
+		}
+		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+			version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
+			return err
+		}
+		return tx.Commit(ctx)
+	}(); err != nil {
 		return nil, fmt.Errorf("create schema_migrations: %w", err)
 	}
 	var applied []int
