@@ -558,7 +558,7 @@ func (q *queue) response(ctx context.Context, in *QueueRequestPath) (*huma.Strea
 		if len(run.Outputs) == 0 {
 			return nil, huma.Error410Gone("the response is no longer kept")
 		}
-		return nil, q.problemFor(ctx, rt, fmt.Errorf("stored response of %s: %v", run.Name, err))
+		return nil, q.problemFor(ctx, rt, fmt.Errorf("stored response of %s: %w", run.Name, err))
 	}
 	body := getBody(out.Body, out.BodyBase64)
 	return &huma.StreamResponse{Body: func(hctx huma.Context) {

@@ -379,7 +379,7 @@ func (s *ServerEnvironment) waitReady(ctx context.Context, p *process) error {
 		}
 		select {
 		case <-p.exited:
-			return fmt.Errorf("server %s: %w: the process exited before port %d answered: %v",
+			return fmt.Errorf("server %s: %w: the process exited before port %d answered: %w",
 				s.cfg.Name, ErrServerStartup, s.cfg.Port, p.err)
 		case <-ctx.Done():
 			return fmt.Errorf("server %s: %w: port %d did not answer within %v: %w",

@@ -297,7 +297,7 @@ func TestServerEnvironment(t *testing.T) {
 		cfg.Limits.MaxBodyBytes = 1000
 		_, url := startServer(t, cfg)
 		for _, declared := range []bool{true, false} {
-			var body io.Reader = io.LimitReader(zeros{}, 2000)
+			body := io.LimitReader(zeros{}, 2000)
 			if !declared {
 				body = chunked{body}
 			}

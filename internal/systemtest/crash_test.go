@@ -219,7 +219,7 @@ func submitUntilAccepted(ctx context.Context, c *client, j crashJob, retries *at
 		case !retryable(code, err):
 			return "", err
 		case ctx.Err() != nil:
-			return "", fmt.Errorf("gave up: %w (last error: %v)", ctx.Err(), err)
+			return "", fmt.Errorf("gave up: %w (last error: %w)", ctx.Err(), err)
 		}
 		retries.Add(1)
 		time.Sleep(20 * time.Millisecond)

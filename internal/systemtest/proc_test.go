@@ -170,7 +170,7 @@ func (p *proc) start(ctx context.Context) error {
 			}
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not healthy after 20s: %v", p.name, err)
+			return fmt.Errorf("%s not healthy after 20s: %w", p.name, err)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -215,21 +215,6 @@ func (p *proc) stop(grace time.Duration) {
 	case <-exited:
 	case <-time.After(grace):
 		p.kill()
-	}
-}
-
-// alive reports whether the last start is still running.
-func (p *proc) alive() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.exited == nil {
-		return false
-	}
-	select {
-	case <-p.exited:
-		return false
-	default:
-		return true
 	}
 }
 
