@@ -565,8 +565,8 @@ func (d *Dispatcher) commitTransitions(ctx context.Context, ts []store.Transitio
 		return nil, fmt.Errorf("dispatch: record phase: %w", err)
 	}
 	for _, r := range res {
-		if r.Applied && r.Event.Seq > 0 {
-			d.publishLocal(r.Run.Run, r.Event)
+		for _, ev := range r.Events {
+			d.publishLocal(r.Run.Run, ev)
 		}
 	}
 	return res, nil

@@ -525,49 +525,36 @@ func (l *leader) schedule(ctx context.Context) (rebuild bool) {
 
 	if len(ts) > 0 {
 		// Runs bound to this process's own node start running in the same
-		// commit: an in-process function needs no initialization, and the
-		// saved fsync is most of an idle node's submit-to-running time.
-		nb := len(ts)
-		local := map[int]int{} // binding index -> index of its running transition
+		// change: an in-process function needs no initialization, and the
+		// saved work is most of an idle node's submit-to-running time.
 		if d.agent != nil {
 			for i, b := range bs {
 				if b.NodeID == d.cfg.Node.ID {
-					local[i] = len(ts)
-					ts = append(ts, store.Transition{Run: b.RunID, Node: b.NodeID, From: []tasks.Phase{tasks.PhaseInitializing},
-						To: tasks.PhaseRunning, At: now})
+					ts[i].To, ts[i].Start = tasks.PhaseRunning, true
 				}
 			}
 		}
 		res, err := d.commitTransitions(ctx, ts)
 		if err != nil {
-			d.log.Error("record bindings", "runs", nb, "err", err)
+			d.log.Error("record bindings", "runs", len(ts), "err", err)
 			return true
 		}
-		type handoff struct {
-			run     *store.StoredRun
-			running bool
-			devs    []scheduler.Device
-		}
-		var hs []handoff
+		var started []int
 		l.mu.Lock()
-		for i, r := range res[:nb] {
+		for i, r := range res {
 			if !r.Applied {
 				// Aborted (or bound by another leader) meanwhile.
 				l.sched.Release(bs[i].RunID)
 				delete(l.entries, bs[i].RunID)
 				continue
 			}
-			if j, ok := local[i]; ok {
-				h := handoff{run: r.Run, devs: bs[i].Devices}
-				if res[j].Applied {
-					h.run, h.running = res[j].Run, true
-				}
-				hs = append(hs, h)
+			if ts[i].Start {
+				started = append(started, i)
 			}
 		}
 		l.mu.Unlock()
-		for _, h := range hs {
-			d.agent.start(h.run, h.devs, h.running)
+		for _, i := range started {
+			d.agent.start(res[i].Run, bs[i].Devices, true)
 		}
 	}
 	if len(waits) > 0 {

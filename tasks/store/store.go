@@ -206,6 +206,10 @@ type Transition struct {
 	// Bind, with To initializing, starts attempt number current+1 on a
 	// node with devices.
 	Bind *Binding
+	// Start, with Bind and To running, binds and starts the attempt in one
+	// change, recording the initializing event then the running one: for a
+	// node that executes in process and has nothing to initialize.
+	Start bool
 	// AttemptPhase, when set, closes the current attempt record with this
 	// phase and AttemptError (a retry going back to queued, or the end).
 	// With a terminal To it defaults to To.
@@ -231,9 +235,11 @@ type TransitionResult struct {
 	// Run is the run after the change (without attempts); nil when not
 	// applied.
 	Run *StoredRun
-	// Event is the event recorded; zero when not applied or when the phase
-	// did not change (a refreshed wait reason records no event).
+	// Event is the (last) event recorded; zero when not applied or when
+	// the phase did not change (a refreshed wait reason records no event).
 	Event tasks.Event
+	// Events are every event recorded, oldest first: two with Start.
+	Events []tasks.Event
 }
 
 // AbortResult is the outcome of RequestAbort.

@@ -32,6 +32,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"IdempotencyConcurrent", testIdempotencyConcurrent},
 		{"Lifecycle", testLifecycle},
 		{"ConditionalTransitions", testConditionalTransitions},
+		{"BindAndStart", testBindAndStart},
 		{"RetryAttempts", testRetryAttempts},
 		{"WaitReasonRefresh", testWaitReasonRefresh},
 		{"Abort", testAbort},
@@ -241,6 +242,32 @@ func testLifecycle(t *testing.T, s store.Store) {
 	require.False(t, res.Applied)
 	_, err = s.Transition(ctx, []store.Transition{{Run: r.Name, From: []tasks.Phase{tasks.PhaseSucceeded}, To: tasks.PhaseFailed}})
 	require.Error(t, err)
+}
+
+func testBindAndStart(t *testing.T, s store.Store) {
+	r := newRun(func(r *store.NewRun) {
+		r.Webhook = "https://example.com/hook"
+		r.WebhookEvents = []string{store.WebhookStart}
+	})
+	create(t, s, r)
+	res := apply(t, s, store.Transition{Run: r.Name, From: []tasks.Phase{tasks.PhaseQueued, tasks.PhaseWaitingForResources},
+		To: tasks.PhaseRunning, Start: true, At: t0, Bind: &store.Binding{Node: "n1", Devices: []string{"0"}}})
+	require.True(t, res.Applied)
+	require.Equal(t, []tasks.Event{
+		{Seq: 2, Run: r.Name, Phase: tasks.PhaseInitializing, At: t0},
+		{Seq: 3, Run: r.Name, Phase: tasks.PhaseRunning, At: t0},
+	}, res.Events)
+	got := get(t, s, r.Name)
+	require.Equal(t, tasks.PhaseRunning, got.Phase)
+	require.Equal(t, 1, got.Attempt)
+	require.Equal(t, t0, *got.StartedAt)
+	require.Equal(t, tasks.PhaseRunning, got.Attempts[0].Phase)
+	ds, err := s.ListDeliveries(context.Background(), r.Name)
+	require.NoError(t, err)
+	require.Len(t, ds, 1)
+	require.Equal(t, store.WebhookStart, ds[0].Event)
+	_, err = s.Transition(context.Background(), []store.Transition{{Run: r.Name, To: tasks.PhaseInitializing, Start: true, Bind: &store.Binding{Node: "n1"}}})
+	require.Error(t, err, "Start needs To running")
 }
 
 func testConditionalTransitions(t *testing.T, s store.Store) {

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base32"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -255,8 +256,8 @@ func (s *Store) Transition(ctx context.Context, ts []store.Transition) ([]store.
 				return fmt.Errorf("transition %s to %s: %w", ts[i].Run, ts[i].To, err)
 			}
 			res[i] = r
-			if r.Applied && r.Event.Seq > 0 {
-				*notes = append(*notes, store.Notification{Kind: store.NotifyEvent, Run: r.Event.Run, Seq: r.Event.Seq, Phase: r.Event.Phase, Node: r.Run.Node, Attempt: r.Run.Attempt})
+			for _, ev := range r.Events {
+				*notes = append(*notes, store.Notification{Kind: store.NotifyEvent, Run: ev.Run, Seq: ev.Seq, Phase: ev.Phase, Node: r.Run.Node, Attempt: r.Run.Attempt})
 			}
 		}
 		return nil
@@ -271,6 +272,13 @@ func (s *Store) transition(ctx context.Context, tx Tx, t *store.Transition, abor
 	if !t.To.Valid() {
 		return store.TransitionResult{}, fmt.Errorf("invalid phase %q", t.To)
 	}
+	if t.Start && (t.Bind == nil || t.To != tasks.PhaseRunning) {
+		return store.TransitionResult{}, errors.New("transition: Start needs Bind and To running")
+	}
+	step := 1 // events the change records
+	if t.Start {
+		step = 2
+	}
 	at := nanos(t.At)
 	var set strings.Builder
 	var args []any
@@ -279,8 +287,8 @@ func (s *Store) transition(ctx context.Context, tx Tx, t *store.Transition, abor
 		return "$" + strconv.Itoa(len(args))
 	}
 	to := arg(string(t.To))
-	fmt.Fprintf(&set, `phase = %s, event_seq = event_seq + (CASE WHEN phase = %s THEN 0 ELSE 1 END), wait_reason = %s`,
-		to, to, arg(t.WaitReason))
+	fmt.Fprintf(&set, `phase = %s, event_seq = event_seq + (CASE WHEN phase = %s THEN 0 ELSE %d END), wait_reason = %s`,
+		to, to, step, arg(t.WaitReason))
 	if t.Bind != nil {
 		fmt.Fprintf(&set, `, attempt = attempt + 1, node = %s, devices = %s, error = ''`, arg(t.Bind.Node), arg(jsonList(t.Bind.Devices)))
 	}
@@ -371,6 +379,14 @@ func (s *Store) transition(ctx context.Context, tx Tx, t *store.Transition, abor
 			changed = !s.isRefresh(ctx, tx, run)
 		}
 	}
+	if changed && t.Start {
+		ev := tasks.Event{Seq: run.EventSeq - 1, Run: t.Run, Phase: tasks.PhaseInitializing, At: fromNanos(at)}
+		if _, err := tx.Exec(ctx, `INSERT INTO events (run, seq, phase, at, error) VALUES ($1, $2, $3, $4, $5)`,
+			ev.Run, ev.Seq, string(ev.Phase), at, ""); err != nil {
+			return res, fmt.Errorf("insert event: %w", err)
+		}
+		res.Events = append(res.Events, ev)
+	}
 	if changed {
 		ev := tasks.Event{Seq: run.EventSeq, Run: t.Run, Phase: t.To, At: fromNanos(at), Error: t.Error}
 		if ev.Error == "" && t.To == tasks.PhaseQueued {
@@ -381,6 +397,7 @@ func (s *Store) transition(ctx context.Context, tx Tx, t *store.Transition, abor
 			return res, fmt.Errorf("insert event: %w", err)
 		}
 		res.Event = ev
+		res.Events = append(res.Events, ev)
 		if err := s.enqueueWebhook(ctx, tx, run, ev); err != nil {
 			return res, err
 		}
