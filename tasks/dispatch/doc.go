@@ -31,7 +31,9 @@
 // # Lifecycle
 //
 // queued → waiting_for_resources (the scheduler cannot place it now) →
-// initializing (bound to a node and devices: a new attempt) → running →
+// initializing (bound to a node and devices: a new attempt; a run bound to
+// the scheduler's own process records initializing and running in one
+// commit) → running →
 // succeeded | failed | aborted | timed_out. A retry goes from running back
 // to queued as a new attempt, delayed by the task's backoff.
 //
@@ -50,6 +52,13 @@
 //     a task that kills its node cannot loop forever). A graceful Close
 //     requeues unfinished attempts without counting a failure.
 //   - Terminal runs keep their inputs, outputs and logs for Retention.
+//
+// # Figures
+//
+// BenchmarkSubmit and BenchmarkSubmitToRunning (go test -bench . with
+// TASKGATE_TEST_POSTGRES_URL set for PostgreSQL) report accepted runs per
+// second beside a one-run-per-transaction baseline on the same database,
+// and submit-to-running p50/p99 on an idle node.
 //
 // # Processes
 //
