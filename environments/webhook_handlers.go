@@ -15,6 +15,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/validation"
+	"github.com/samber/lo"
 
 	"github.com/taskgate/taskgate/middleware"
 	"github.com/taskgate/taskgate/tasks"
@@ -84,12 +85,9 @@ func (h *webhookHandlers) register(api huma.API) {
 				Example: map[string]any{"message": "hi"},
 			}},
 		}
-		var inputs []*huma.Schema
-		for _, d := range h.rt.Registry.All() {
-			if h.w.Allowed(d) {
-				inputs = append(inputs, h.schemasOf(d).in)
-			}
-		}
+		// Only allowed tasks' schemas may reach the document: filter first.
+		allowed := lo.Filter(h.rt.Registry.All(), func(d *tasks.Definition, _ int) bool { return h.w.Allowed(d) })
+		inputs := lo.Map(allowed, func(d *tasks.Definition, _ int) *huma.Schema { return h.schemasOf(d).in })
 		o.RequestBody.Content["application/json"].Schema.AnyOf = inputs
 		// The anyOf above documents the tasks' inputs; the handler validates
 		// the body against the one task named in the path instead.
@@ -269,12 +267,9 @@ func (w *Webhook) prefixed(p string) string { return w.cfg.PathPrefix + p }
 
 func (h *webhookHandlers) listTasks(context.Context, *struct{}) (*ListTasksOutput, error) {
 	out := &ListTasksOutput{}
-	out.Body.Tasks = []TaskSummary{}
-	for _, d := range h.rt.Registry.All() {
-		if h.w.Allowed(d) {
-			out.Body.Tasks = append(out.Body.Tasks, h.summary(d))
-		}
-	}
+	out.Body.Tasks = lo.FilterMap(h.rt.Registry.All(), func(d *tasks.Definition, _ int) (TaskSummary, bool) {
+		return h.summary(d), h.w.Allowed(d)
+	})
 	return out, nil
 }
 

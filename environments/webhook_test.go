@@ -516,3 +516,16 @@ func TestQueueReplayTasksAreNotReachableThroughRunTask(t *testing.T) {
 		`{"method":"GET","path":"/","client_ip":"10.0.0.1"}`)
 	require.Equal(t, http.StatusForbidden, forged.status, forged.raw)
 }
+
+func TestDocsOfAnEnvironmentShowOnlyItsAllowedTasks(t *testing.T) {
+	t.Parallel()
+	limited := environments.MustWebhook(environments.WebhookConfig{
+		Settings: environments.Settings{Name: "limited", PathPrefix: "/limited"}, AllowedTasks: []string{"echo"},
+	})
+	s := newStack(t, limited)
+	doc := s.do("GET", "/limited/openapi.json", "", "")
+	require.Equal(t, http.StatusOK, doc.status)
+	require.Contains(t, doc.raw, "EchoInput")
+	require.NotContains(t, doc.raw, "TrainInput", "a task outside the allowlist is absent from the docs")
+	require.NotContains(t, doc.raw, "SleepInput")
+}
