@@ -46,11 +46,11 @@ func TestFromEnvRefusesBadSettingsWithTheirNames(t *testing.T) {
 		vars map[string]string
 		want string
 	}{
-		"short token":     {map[string]string{"TASKGATE_AUTH_TOKENS": "short=alice"}, "TASKGATE_AUTH_TOKENS"},
-		"bad GPUs":        {map[string]string{"TASKGATE_NODE_GPUS": "Z9000:4"}, "TASKGATE_NODE_GPUS"},
-		"bad database":    {map[string]string{"TASKGATE_DATABASE_URL": "mysql://x"}, "TASKGATE_DATABASE_URL"},
-		"bad secret":      {map[string]string{"TASKGATE_WEBHOOK_SECRET": "whsec_!!"}, "TASKGATE_WEBHOOK_SECRET"},
-		"issuer offline":  {map[string]string{"TASKGATE_OIDC_ISSUER": "http://127.0.0.1:1", "TASKGATE_OIDC_AUDIENCE": "x"}, "TASKGATE_OIDC_ISSUER"},
+		"short token":    {map[string]string{"TASKGATE_AUTH_TOKENS": "short=alice"}, "TASKGATE_AUTH_TOKENS"},
+		"bad GPUs":       {map[string]string{"TASKGATE_NODE_GPUS": "Z9000:4"}, "TASKGATE_NODE_GPUS"},
+		"bad database":   {map[string]string{"TASKGATE_DATABASE_URL": "mysql://x"}, "TASKGATE_DATABASE_URL"},
+		"bad secret":     {map[string]string{"TASKGATE_WEBHOOK_SECRET": "whsec_!!"}, "TASKGATE_WEBHOOK_SECRET"},
+		"issuer offline": {map[string]string{"TASKGATE_OIDC_ISSUER": "http://127.0.0.1:1", "TASKGATE_OIDC_AUDIENCE": "x"}, "TASKGATE_OIDC_ISSUER"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
