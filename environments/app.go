@@ -12,6 +12,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/taskgate/taskgate/internal/apidocs"
+	"github.com/taskgate/taskgate/internal/problem"
 	"github.com/taskgate/taskgate/middleware"
 	"github.com/taskgate/taskgate/tasks"
 	"github.com/taskgate/taskgate/tasks/dispatch"
@@ -152,8 +153,17 @@ func (a *AppEnvironment) Build(rt *Runtime) (h http.Handler, err error) {
 		// use any path: only what they do not claim goes to Handler. A chi
 		// Handler shares the route context and so routes on the same path
 		// (relative to a mount point, if any).
-		r.NotFound(a.cfg.Handler.ServeHTTP)
-		r.MethodNotAllowed(a.cfg.Handler.ServeHTTP)
+		// Docs paths are served without credentials; what the docs do not
+		// serve under them is 404, never the user's handler unauthenticated.
+		fallback := func(w http.ResponseWriter, req *http.Request) {
+			if apidocs.Owns(chi.RouteContext(req.Context()).RoutePath) || apidocs.Owns(req.URL.Path) {
+				problem.Write(w, http.StatusNotFound, "")
+				return
+			}
+			a.cfg.Handler.ServeHTTP(w, req)
+		}
+		r.NotFound(fallback)
+		r.MethodNotAllowed(fallback)
 	}
 	return r, nil
 }

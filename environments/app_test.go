@@ -56,7 +56,7 @@ func serveEnv(t *testing.T, env environments.Environment, rt *environments.Runti
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err = environments.Wrap(env.Settings(), rt, h)
+	h, err = environments.Wrap(env, rt, h)
 	if err != nil {
 		t.Fatal(err)
 	}

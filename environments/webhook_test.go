@@ -529,3 +529,31 @@ func TestDocsOfAnEnvironmentShowOnlyItsAllowedTasks(t *testing.T) {
 	require.NotContains(t, doc.raw, "TrainInput", "a task outside the allowlist is absent from the docs")
 	require.NotContains(t, doc.raw, "SleepInput")
 }
+
+// TestDocsExclusionsNeverReachTheUsersHandler: /docs, /schemas and the
+// OpenAPI documents are served without credentials, so paths under them
+// that the docs do not serve are 404, not the app's own routes served to
+// anyone; a proxied server gets no docs exclusions at all.
+func TestDocsExclusionsNeverReachTheUsersHandler(t *testing.T) {
+	t.Parallel()
+	reached := make(chan string, 8)
+	app := environments.MustAppEnvironment(environments.AppConfig{
+		Settings: environments.Settings{Name: "mine"},
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			reached <- r.URL.Path
+			fmt.Fprint(w, "secret")
+		}),
+	})
+	s := newStack(t, app)
+	for _, p := range []string{"/docs/secret", "/schemas/x/y", "/docs/assets/../../secret"} {
+		r := s.do("GET", p, "", "")
+		require.NotEqual(t, http.StatusOK, r.status, p)
+		require.NotContains(t, r.raw, "secret", p)
+	}
+	require.Equal(t, http.StatusUnauthorized, s.do("GET", "/secret", "", "").status)
+	require.Equal(t, http.StatusOK, s.do("GET", "/docs", "", "").status)
+	require.Equal(t, http.StatusOK, s.do("GET", "/openapi.json", "", "").status)
+	require.Equal(t, http.StatusOK, s.do("GET", "/health", "", "").status, "/health is open, and reaches the handler")
+	require.Equal(t, "/health", <-reached)
+	require.Empty(t, reached, "no docs path reached the handler")
+}

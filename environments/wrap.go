@@ -4,19 +4,42 @@ import (
 	"net/http"
 	"slices"
 
+	"github.com/taskgate/taskgate/internal/apidocs"
 	"github.com/taskgate/taskgate/middleware"
 )
+
+// publicPather is implemented by environments that serve paths which never
+// need credentials: /health, and the docs of environments that have them.
+// Only what an environment really serves is listed, so an excluded path can
+// never fall through to a handler of the user's unauthenticated.
+type publicPather interface{ publicPaths() []string }
+
+func (w *Webhook) publicPaths() []string { return slices.Concat([]string{"/health"}, apidocs.Paths) }
+
+func (a *AppEnvironment) publicPaths() []string {
+	return slices.Concat([]string{"/health"}, apidocs.Paths)
+}
+
+func (s *ServerEnvironment) publicPaths() []string { return []string{"/health"} }
 
 // Wrap puts what every environment shares in front of its handler, in the
 // order of the data path: passthrough credentials and authentication, the
 // rate limit per identity, the in-flight limit (max_inputs), and the body
 // size limit. The App calls it; a user serving an environment's handler
 // outside an App should too.
-func Wrap(s *Settings, rt *Runtime, h http.Handler) (http.Handler, error) {
+func Wrap(env Environment, rt *Runtime, h http.Handler) (http.Handler, error) {
+	s := env.Settings()
 	if err := s.validate(); err != nil {
 		return nil, err
 	}
-	exclude := slices.Concat(middleware.DefaultExclude(), s.Auth.Exclude)
+	var public []string
+	if p, ok := env.(publicPather); ok {
+		public = p.publicPaths()
+	}
+	exclude := slices.Concat(public, s.Auth.Exclude)
+	if exclude == nil {
+		exclude = []string{} // nil would mean Passthrough's defaults
+	}
 	auth := rt.Authenticator
 	if auth == nil {
 		auth = middleware.Chain() // refuses every credential

@@ -169,7 +169,7 @@ func (a *App) Handler() (http.Handler, error) {
 		if err != nil {
 			return nil, fmt.Errorf("framework: environment %s: %w", e.Settings().Name, err)
 		}
-		h, err = environments.Wrap(e.Settings(), rt, h)
+		h, err = environments.Wrap(e, rt, h)
 		if err != nil {
 			return nil, fmt.Errorf("framework: environment %s: %w", e.Settings().Name, err)
 		}

@@ -29,6 +29,17 @@ var Paths = []string{
 	"/schemas/*",
 }
 
+// Owns reports whether path belongs to the docs (the page, its assets, the
+// OpenAPI documents, the schemas), so that an environment never hands such a
+// path, which is served without credentials, to a handler of the user's.
+func Owns(path string) bool {
+	switch path {
+	case "/docs", "/openapi.json", "/openapi.yaml", "/openapi-3.0.json", "/openapi-3.0.yaml":
+		return true
+	}
+	return strings.HasPrefix(path, "/docs/") || strings.HasPrefix(path, "/schemas/")
+}
+
 // CSP is the Content-Security-Policy of the docs page. Swagger UI needs
 // inline styles (it sets style attributes from React); scripts, data and
 // fonts come only from the server itself.
