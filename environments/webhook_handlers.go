@@ -193,6 +193,10 @@ func (h *webhookHandlers) problemFor(ctx context.Context, err error) error {
 		return huma.Error409Conflict("Idempotency-Key was already used with a different request")
 	case errors.Is(err, dispatch.ErrAlreadyDone):
 		return huma.Error409Conflict("run already finished")
+	case errors.Is(err, dispatch.ErrBadCursor):
+		return huma.Error422UnprocessableEntity("invalid cursor", &huma.ErrorDetail{
+			Message: "not a next_cursor of GET /runs", Location: "query.cursor",
+		})
 	case errors.Is(err, dispatch.ErrClosed):
 		return huma.Error503ServiceUnavailable("server is shutting down")
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):

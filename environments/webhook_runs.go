@@ -173,7 +173,7 @@ func (h *webhookHandlers) abortRun(ctx context.Context, in *AbortInput) (*AbortO
 // ListRunsInput is GET /runs.
 type ListRunsInput struct {
 	Phase  []string `query:"phase" enum:"queued,waiting_for_resources,initializing,running,succeeded,failed,aborted,timed_out" doc:"Only runs in these phases."`
-	Task   string   `query:"task" example:"demo/development/echo" doc:"Only runs of this task (project/domain/name)."`
+	Task   string   `query:"task" pattern:"^[a-z0-9-]+/[a-z0-9-]+/[a-z0-9-]+$" example:"demo/development/echo" doc:"Only runs of this task (project/domain/name)."`
 	Cursor string   `query:"cursor" maxLength:"256" doc:"next_cursor of the previous page."`
 	Limit  int      `query:"limit" minimum:"1" maximum:"200" default:"50"`
 	All    bool     `query:"all" doc:"Admin group only: every caller's runs."`

@@ -295,6 +295,8 @@ func TestListRunsPaginatesAndFilters(t *testing.T) {
 	require.Empty(t, s.do("GET", "/runs?phase=failed", whAlice, "").body["runs"])
 	require.Len(t, s.do("GET", "/runs?task=demo/development/echo&phase=succeeded", whAlice, "").body["runs"], 5)
 	require.Equal(t, 422, s.do("GET", "/runs?phase=bogus", whAlice, "").status)
+	require.Equal(t, 422, s.do("GET", "/runs?cursor=abc", whAlice, "").status, "a forged cursor is invalid input, not a 500")
+	require.Equal(t, 422, s.do("GET", "/runs?task=foo", whAlice, "").status)
 }
 
 func TestGroupsAndAllowlist(t *testing.T) {

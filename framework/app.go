@@ -228,6 +228,13 @@ func (a *App) route(hosts *environments.HostRouter, envs []mountedEnv) http.Hand
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if e, ok := hosts.Match(r.Host); ok {
+			// On its own host an environment is served at the root, and
+			// also under its PathPrefix, since the URLs it hands out
+			// (Location, status_url…) carry the prefix.
+			if p := e.Settings().PathPrefix; p != "" && (r.URL.Path == p || strings.HasPrefix(r.URL.Path, p+"/")) {
+				stripPrefix(p, byEnv[e]).ServeHTTP(w, r)
+				return
+			}
 			byEnv[e].ServeHTTP(w, r)
 			return
 		}
@@ -366,6 +373,11 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		ln.Close()
 		return err
 	}
+	// Requests live in base, which Shutdown cancels: long-lived responses
+	// (event streams, Prefer: wait) end at once instead of holding the
+	// drain until ShutdownTimeout.
+	base, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelBase()
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: a.ReadHeaderTimeout,
@@ -373,8 +385,9 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		IdleTimeout:       a.IdleTimeout,
 		MaxHeaderBytes:    a.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(a.Logger.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+		BaseContext:       func(net.Listener) context.Context { return base },
 	}
+	srv.RegisterOnShutdown(cancelBase)
 	a.Logger.Info("serving", "addr", ln.Addr().String(), "environments", len(a.Environments))
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -399,7 +412,11 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
 		shutdownErr = errors.Join(shutdownErr, err)
 	}
-	stopErr := a.Stop(sctx)
+	// The stop hooks get their own ShutdownTimeout: a drain that used up
+	// its time must not leave them an expired context.
+	stopCtx, cancelStop := context.WithTimeout(context.WithoutCancel(ctx), a.ShutdownTimeout)
+	defer cancelStop()
+	stopErr := a.Stop(stopCtx)
 	return errors.Join(shutdownErr, stopErr)
 }
 

@@ -216,3 +216,61 @@ func TestSlowHeadersAreCutOff(t *testing.T) {
 	_, err = io.ReadAll(conn)
 	require.NoError(t, err, "the server must close a connection whose headers never end")
 }
+
+// A long-lived response (an event stream) ends when shutdown begins, so it
+// does not hold the drain, and the stop hooks get a live context.
+func TestShutdownEndsStreamsAndGivesStopHooksTime(t *testing.T) {
+	t.Parallel()
+	started, ended := make(chan struct{}), make(chan struct{})
+	env := openEnv("a", "", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		close(started)
+		<-r.Context().Done()
+		close(ended)
+	})
+	hookErr := make(chan error, 1)
+	app := &framework.App{
+		Environments:    []environments.Environment{env},
+		ShutdownTimeout: 30 * time.Second,
+		OnStop:          []func(context.Context) error{func(ctx context.Context) error { hookErr <- ctx.Err(); return nil }},
+	}
+	base, cancel, errc := serve(t, app)
+	go func() {
+		resp, err := http.Get(base + "/stream")
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}()
+	<-started
+	cancel()
+	select {
+	case <-ended:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stream's context was not cancelled by shutdown")
+	}
+	require.NoError(t, <-errc)
+	require.NoError(t, <-hookErr, "OnStop gets a context that is not already expired")
+}
+
+// On its own host, an environment with a PathPrefix answers both at the
+// root and under the prefix its URLs carry.
+func TestHostRoutedEnvironmentAcceptsItsPrefix(t *testing.T) {
+	t.Parallel()
+	env := openEnv("team-a", "/team-a", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, r.URL.Path) })
+	env.s.CustomDomains = []string{"a.example.com"}
+	base, _, _ := serve(t, &framework.App{Environments: []environments.Environment{env}})
+	get := func(host, path string) string {
+		req, _ := http.NewRequest(http.MethodGet, base+path, nil)
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	require.Equal(t, "/run/x", get("a.example.com", "/run/x"))
+	require.Equal(t, "/run/x", get("a.example.com", "/team-a/run/x"))
+	require.Equal(t, "/run/x", get("other.example.com", "/team-a/run/x"))
+}

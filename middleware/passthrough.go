@@ -188,6 +188,11 @@ func (p *passthrough) serve(w http.ResponseWriter, r *http.Request, next http.Ha
 		return
 	}
 	id, err := p.auth.Authenticate(ctx, creds)
+	if err == nil && id.Subject == "" {
+		// Ownership checks compare subjects: an identity without one
+		// (a custom authenticator's mistake) must never pass as anyone.
+		err = fmt.Errorf("%w: authenticator returned no subject", ErrInvalidCredentials)
+	}
 	if err != nil {
 		p.refused(ctx, r, creds, err)
 		problem.Unauthorized(w, true)
