@@ -152,7 +152,17 @@ func FromEnv(ctx context.Context, cfg EnvConfig, logger *slog.Logger, reg *tasks
 		Authenticator: auth,
 		Extractors:    []middleware.Extractor{middleware.BearerExtractor(), middleware.CookieExtractor(cfg.AuthCookie)},
 		AdminGroup:    cfg.AdminGroup,
-		OnStart:       []func(context.Context) error{d.Start, hooks.start},
+		OnStart: []func(context.Context) error{
+			func(ctx context.Context) error {
+				// A failed start releases what New opened: the App skips
+				// the OnStop of a hook whose OnStart failed.
+				if err := d.Start(ctx); err != nil {
+					return errors.Join(err, d.Close(ctx), st.Close())
+				}
+				return nil
+			},
+			hooks.start,
+		},
 		OnStop: []func(context.Context) error{
 			func(ctx context.Context) error { return errors.Join(d.Close(ctx), st.Close()) },
 			hooks.stop,

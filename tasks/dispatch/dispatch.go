@@ -297,6 +297,7 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 		d.loops.Go(func() { d.agent.run(d.bg) })
 	}
 	if d.leader != nil {
+		d.leader.running.Store(true)
 		d.loops.Go(func() { d.leader.run(d.bg) })
 	}
 	return nil

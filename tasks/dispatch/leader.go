@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/taskgate/taskgate/tasks"
@@ -29,6 +30,9 @@ const rescanInterval = 5 * time.Second
 // a deposed leader that has not noticed yet cannot double-book a run.
 type leader struct {
 	d *Dispatcher
+	// running is set when Start launched the loop, so stop waits for a
+	// loop that exists (Start may fail before launching it).
+	running atomic.Bool
 
 	// mu guards the state below; the loop releases it around store I/O so
 	// that QueuePosition stays cheap.
@@ -137,7 +141,7 @@ func (l *leader) submitted(runs []*store.StoredRun) {
 
 func (l *leader) stop() {
 	l.once.Do(func() { close(l.stopCh) })
-	if l.d.started.Load() {
+	if l.running.Load() {
 		<-l.done
 	}
 }
