@@ -266,7 +266,8 @@ func (q *queue) urls(id string) (status, response, cancel string) {
 func verifiedCaller(ctx context.Context) (middleware.Identity, error) {
 	id, ok := middleware.IdentityFromContext(ctx)
 	if !ok || id.Subject == "" {
-		return id, huma.Error401Unauthorized("the queue needs a verified caller")
+		return id, huma.ErrorWithHeaders(huma.Error401Unauthorized("the queue needs a verified caller"),
+			http.Header{"WWW-Authenticate": {`Bearer realm="taskgate"`}})
 	}
 	return id, nil
 }
