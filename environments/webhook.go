@@ -10,6 +10,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/go-chi/chi/v5"
+	"github.com/samber/lo"
 
 	"github.com/taskgate/taskgate/internal/apidocs"
 	"github.com/taskgate/taskgate/tasks"
@@ -210,6 +211,16 @@ func (w *Webhook) Build(rt *Runtime) (http.Handler, error) {
 	if w.cfg.PathPrefix != "" {
 		cfg.Servers = []*huma.Server{{URL: w.cfg.PathPrefix}}
 	}
+	// Groups in the order a reader meets them, each with what it is for.
+	tags := []*huma.Tag{
+		{Name: GroupCore, Description: "Health and the caller's identity."},
+		{Name: GroupTask, Description: "The tasks this environment allows, and starting runs of them."},
+		{Name: GroupRun, Description: "Following, listing and aborting your runs."},
+		{Name: GroupNodes, Description: "Node inventories and the queue, for the admin group."},
+	}
+	cfg.Tags = lo.Filter(tags, func(t *huma.Tag, _ int) bool {
+		return lo.SomeBy(groupEndpoints[t.Name], w.Serves)
+	})
 	cfg.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
 		"bearer": {Type: "http", Scheme: "bearer", Description: "An OIDC/JWT or static token."},
 	}

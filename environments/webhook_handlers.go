@@ -54,22 +54,14 @@ func (h *webhookHandlers) register(api huma.API) {
 		}
 		return o
 	}
-	if h.w.Serves("health") {
-		huma.Register(api, op("health", http.MethodGet, "/health", GroupCore, "Health check",
-			"Answers while the server is up. Never needs credentials."), h.health)
-	}
-	if h.w.Serves("me") {
-		huma.Register(api, op("me", http.MethodGet, "/me", GroupCore, "The caller's identity",
-			"The verified identity behind the request's credentials."), h.me)
-	}
-	if h.w.Serves("list-tasks") {
-		huma.Register(api, op("list-tasks", http.MethodGet, "/tasks", GroupTask, "List tasks",
-			"The registered tasks this environment's allowlist lets through."), h.listTasks)
-	}
-	if h.w.Serves("get-task") {
-		huma.Register(api, op("get-task", http.MethodGet, "/task/{project}/{domain}/{name}", GroupTask, "Describe a task",
-			"Version, input and output JSON Schemas, resources, retry policy and timeout of a task."), h.getTask)
-	}
+	registerIf(h, api, op("health", http.MethodGet, "/health", GroupCore, "Health check",
+		"Answers while the server is up. Never needs credentials."), h.health)
+	registerIf(h, api, op("me", http.MethodGet, "/me", GroupCore, "The caller's identity",
+		"The verified identity behind the request's credentials."), h.me)
+	registerIf(h, api, op("list-tasks", http.MethodGet, "/tasks", GroupTask, "List tasks",
+		"The registered tasks this environment's allowlist lets through."), h.listTasks)
+	registerIf(h, api, op("get-task", http.MethodGet, "/task/{project}/{domain}/{name}", GroupTask, "Describe a task",
+		"Version, input and output JSON Schemas, resources, retry policy and timeout of a task."), h.getTask)
 	if h.w.Serves("run-task") {
 		o := op("run-task", http.MethodPost, "/run-task/{project}/{domain}/{name}", GroupTask, "Run a task",
 			"Starts a run of the task with the JSON object of inputs in the body, validated against the task's input "+
@@ -104,41 +96,35 @@ func (h *webhookHandlers) register(api huma.API) {
 			delete(pi.Post.RequestBody.Content, "application/octet-stream")
 		}
 	}
-	if h.w.Serves("get-run") {
-		huma.Register(api, op("get-run", http.MethodGet, "/run/{name}", GroupRun, "Get a run",
-			"Phase, queue position, attempts, node and timings of a run. Someone else's run is 404."), h.getRun)
-	}
-	if h.w.Serves("get-run-io") {
-		huma.Register(api, op("get-run-io", http.MethodGet, "/run/{name}/io", GroupRun, "Get a run's inputs and outputs",
-			"Outputs are null until the run has succeeded."), h.getRunIO)
-	}
-	if h.w.Serves("abort-run") {
-		o := op("abort-run", http.MethodPost, "/run/{name}/abort", GroupRun, "Abort a run",
-			"A queued run is aborted at once; a running run has its context cancelled. A finished run is 409.")
-		o.DefaultStatus = http.StatusAccepted
-		huma.Register(api, o, h.abortRun)
-	}
-	if h.w.Serves("list-runs") {
-		huma.Register(api, op("list-runs", http.MethodGet, "/runs", GroupRun, "List the caller's runs",
-			"Newest first, with cursor pagination and filters by phase and task."), h.listRuns)
-	}
-	if h.w.Serves("run-events") {
-		o := op("run-events", http.MethodGet, "/run/{name}/events", GroupRun, "Stream a run's events",
-			"Server-Sent Events: one `phase` event per phase change, ending after the terminal one. "+
-				"Each event's id is its sequence number; send `Last-Event-ID` to resume after it.")
-		o.Responses = map[string]*huma.Response{"200": {
-			Description: "An event stream.",
-			Content:     map[string]*huma.MediaType{"text/event-stream": {Schema: &huma.Schema{Type: huma.TypeString}}},
-		}}
-		huma.Register(api, o, h.runEvents)
-	}
-	if h.w.Serves("list-nodes") {
-		huma.Register(api, op("list-nodes", http.MethodGet, "/nodes", GroupNodes, "List nodes",
-			"Node inventories with their free devices. Admin group only."), h.listNodes)
-	}
-	if h.w.Serves("queue-summary") {
-		huma.Register(api, op("queue-summary", http.MethodGet, "/queue", GroupNodes, "Queue summary",
-			"How many runs wait, per phase and per GPU shape. Admin group only."), h.queueSummary)
+	registerIf(h, api, op("get-run", http.MethodGet, "/run/{name}", GroupRun, "Get a run",
+		"Phase, queue position, attempts, node and timings of a run. Someone else's run is 404."), h.getRun)
+	registerIf(h, api, op("get-run-io", http.MethodGet, "/run/{name}/io", GroupRun, "Get a run's inputs and outputs",
+		"Outputs are null until the run has succeeded."), h.getRunIO)
+	abort := op("abort-run", http.MethodPost, "/run/{name}/abort", GroupRun, "Abort a run",
+		"A queued run is aborted at once; a running run has its context cancelled. A finished run is 409.")
+	abort.DefaultStatus = http.StatusAccepted
+	registerIf(h, api, abort, h.abortRun)
+	registerIf(h, api, op("list-runs", http.MethodGet, "/runs", GroupRun, "List the caller's runs",
+		"Newest first, with cursor pagination and filters by phase and task."), h.listRuns)
+	events := op("run-events", http.MethodGet, "/run/{name}/events", GroupRun, "Stream a run's events",
+		"Server-Sent Events: one `phase` event per phase change, ending after the terminal one. "+
+			"Each event's id is its sequence number; send `Last-Event-ID` to resume after it.")
+	events.Responses = map[string]*huma.Response{"200": {
+		Description: "An event stream.",
+		Content:     map[string]*huma.MediaType{"text/event-stream": {Schema: &huma.Schema{Type: huma.TypeString}}},
+	}}
+	registerIf(h, api, events, h.runEvents)
+	registerIf(h, api, op("list-nodes", http.MethodGet, "/nodes", GroupNodes, "List nodes",
+		"Node inventories with their free devices. Admin group only."), h.listNodes)
+	registerIf(h, api, op("queue-summary", http.MethodGet, "/queue", GroupNodes, "Queue summary",
+		"Non-terminal runs per phase and, from the process holding the scheduler lease, waiting runs by "+
+			"project and reason and the nodes reserved for big runs. Admin group only."), h.queueSummary)
+}
+
+// registerIf registers o when the environment serves the endpoint it names.
+func registerIf[I, O any](h *webhookHandlers, api huma.API, o huma.Operation, fn func(context.Context, *I) (*O, error)) {
+	if h.w.Serves(o.OperationID) {
+		huma.Register(api, o, fn)
 	}
 }
 
