@@ -247,10 +247,9 @@ func Submit[I, O any](ctx context.Context, task *tasks.Task[I, O], inputs I, opt
 	if reg, ok := rt.Registry.Lookup(def.Project, def.Domain, def.Name); !ok || reg.Version != def.Version {
 		return nil, fmt.Errorf("%w: %s version %s", ErrTaskNotRegistered, def.ID(), def.Version)
 	}
-	if opts.Webhook != "" {
-		if err := validateCallbackURL(opts.Webhook); err != nil {
-			return nil, fmt.Errorf("webhook %q: %w", opts.Webhook, err)
-		}
+	events, err := webhookParams(opts.Webhook, opts.WebhookEvents)
+	if err != nil {
+		return nil, fmt.Errorf("webhook: %w", err)
 	}
 	raw, err := json.Marshal(inputs)
 	if err != nil {
@@ -263,7 +262,7 @@ func Submit[I, O any](ctx context.Context, task *tasks.Task[I, O], inputs I, opt
 		IdempotencyKey: opts.IdempotencyKey,
 		Priority:       opts.Priority,
 		Webhook:        opts.Webhook,
-		WebhookEvents:  opts.WebhookEvents,
+		WebhookEvents:  events,
 	})
 	return run, err
 }

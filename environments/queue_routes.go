@@ -19,7 +19,6 @@ import (
 
 	"github.com/taskgate/taskgate/middleware"
 	"github.com/taskgate/taskgate/tasks"
-	"github.com/taskgate/taskgate/tasks/callback"
 	"github.com/taskgate/taskgate/tasks/dispatch"
 )
 
@@ -281,17 +280,9 @@ func (q *queue) submit(ctx context.Context, in *QueueSubmitInput) (*QueueSubmitO
 	if isQueueRoute(in.stored.Path) {
 		return nil, huma.Error400BadRequest("the queue's own routes cannot be queued")
 	}
-	if in.Webhook != "" {
-		if err := callback.ValidateURL(in.Webhook); err != nil {
-			return nil, huma.Error422UnprocessableEntity("invalid webhook", &huma.ErrorDetail{
-				Message: err.Error(), Location: "query.webhook", Value: in.Webhook,
-			})
-		}
-	}
-	if _, err := callback.ParseEvents(in.WebhookEvents); err != nil {
-		return nil, huma.Error422UnprocessableEntity("invalid webhook_events_filter", &huma.ErrorDetail{
-			Message: err.Error(), Location: "query.webhook_events_filter",
-		})
+	events, err := webhookParams(in.Webhook, in.WebhookEvents)
+	if err != nil {
+		return nil, err
 	}
 	startTimeout := secondsDuration(in.StartTimeout)
 	if startTimeout > q.cfg.MaxStartTimeout {
@@ -316,7 +307,7 @@ func (q *queue) submit(ctx context.Context, in *QueueSubmitInput) (*QueueSubmitO
 	}
 	run, _, err := rt.Dispatcher.Submit(ctx, dispatch.SubmitRequest{
 		Task: q.def, Inputs: inputs, Caller: id, Priority: priority,
-		Webhook: in.Webhook, WebhookEvents: in.WebhookEvents,
+		Webhook: in.Webhook, WebhookEvents: events,
 	})
 	if err != nil {
 		q.dropCredentials(stored.CredentialsRef)
@@ -471,16 +462,7 @@ func (q *queue) statusStream(ctx context.Context, in *QueueStatusInput) (*huma.S
 		return nil, q.problemFor(ctx, rt, err)
 	}
 	return &huma.StreamResponse{Body: func(hctx huma.Context) {
-		hctx.SetHeader("Content-Type", "text/event-stream")
-		hctx.SetHeader("Cache-Control", "no-cache")
-		hctx.SetHeader("X-Accel-Buffering", "no")
-		hctx.SetStatus(http.StatusOK)
-		w := hctx.BodyWriter()
-		flush := func() {
-			if f, ok := w.(http.Flusher); ok {
-				f.Flush()
-			}
-		}
+		w, flush := openEventStream(hctx)
 		sctx := hctx.Context()
 		var last QueueStatus
 		seq := 0

@@ -375,20 +375,9 @@ func (h *webhookHandlers) runTask(ctx context.Context, in *RunTaskInput) (*RunTa
 	if err != nil {
 		return nil, err
 	}
-	var events []string
-	if in.Webhook != "" {
-		if err := callback.ValidateURL(in.Webhook); err != nil {
-			return nil, huma.Error422UnprocessableEntity("invalid webhook", &huma.ErrorDetail{
-				Message: err.Error(), Location: "query.webhook",
-			})
-		}
-		ev, err := callback.ParseEvents(in.WebhookEvents)
-		if err != nil {
-			return nil, huma.Error422UnprocessableEntity("invalid webhook_events_filter", &huma.ErrorDetail{
-				Message: err.Error(), Location: "query.webhook_events_filter",
-			})
-		}
-		events = ev.Names()
+	events, err := webhookParams(in.Webhook, in.WebhookEvents)
+	if err != nil {
+		return nil, err
 	}
 	wait, err := parsePreferWait(in.Prefer, h.w.cfg.MaxWait)
 	if err != nil {
@@ -491,6 +480,25 @@ func parsePreferWait(prefer string, max time.Duration) (time.Duration, error) {
 	return 0, nil
 }
 
-// validateCallbackURL checks a webhook URL's form; where it may point is
+// webhookParams checks a callback URL and its event filter, as run-task,
+// queue submits and Submit all take them, and returns the filter's
+// normalized event names (nil without a URL: there is nothing to filter).
+// Errors are 422s naming the query parameter. Where the URL may point is
 // checked again at dial time by the delivery client's SSRF guard.
-func validateCallbackURL(raw string) error { return callback.ValidateURL(raw) }
+func webhookParams(url string, events []string) ([]string, error) {
+	if url == "" {
+		return nil, nil
+	}
+	if err := callback.ValidateURL(url); err != nil {
+		return nil, huma.Error422UnprocessableEntity("invalid webhook", &huma.ErrorDetail{
+			Message: err.Error(), Location: "query.webhook",
+		})
+	}
+	ev, err := callback.ParseEvents(events)
+	if err != nil {
+		return nil, huma.Error422UnprocessableEntity("invalid webhook_events_filter", &huma.ErrorDetail{
+			Message: err.Error(), Location: "query.webhook_events_filter",
+		})
+	}
+	return ev.Names(), nil
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -239,16 +240,7 @@ func (h *webhookHandlers) runEvents(ctx context.Context, in *RunEventsInput) (*h
 		return nil, h.problemFor(ctx, err)
 	}
 	return &huma.StreamResponse{Body: func(hctx huma.Context) {
-		hctx.SetHeader("Content-Type", "text/event-stream")
-		hctx.SetHeader("Cache-Control", "no-cache")
-		hctx.SetHeader("X-Accel-Buffering", "no")
-		hctx.SetStatus(http.StatusOK)
-		w := hctx.BodyWriter()
-		flush := func() {
-			if f, ok := w.(http.Flusher); ok {
-				f.Flush()
-			}
-		}
+		w, flush := openEventStream(hctx)
 		fmt.Fprint(w, ": stream of run events\nretry: 2000\n\n")
 		flush()
 		tick := time.NewTicker(keepAlive)
@@ -273,6 +265,21 @@ func (h *webhookHandlers) runEvents(ctx context.Context, in *RunEventsInput) (*h
 			}
 		}
 	}}, nil
+}
+
+// openEventStream starts a Server-Sent Events response (no caching, no
+// proxy buffering) and returns its writer and a flush for each event.
+func openEventStream(hctx huma.Context) (io.Writer, func()) {
+	hctx.SetHeader("Content-Type", "text/event-stream")
+	hctx.SetHeader("Cache-Control", "no-cache")
+	hctx.SetHeader("X-Accel-Buffering", "no")
+	hctx.SetStatus(http.StatusOK)
+	w := hctx.BodyWriter()
+	return w, func() {
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
+	}
 }
 
 // NodesOutput is GET /nodes.
