@@ -207,9 +207,13 @@ type mountedEnv struct {
 // the longest matching PathPrefix, whose prefix is stripped.
 func (a *App) route(hosts *environments.HostRouter, envs []mountedEnv) http.Handler {
 	byEnv := map[environments.Environment]http.Handler{}
+	byEnvStripped := map[environments.Environment]http.Handler{}
 	var prefixed []mountedEnv
 	for _, m := range envs {
 		byEnv[m.env] = m.h
+		if p := m.env.Settings().PathPrefix; p != "" {
+			byEnvStripped[m.env] = stripPrefix(p, m.h)
+		}
 		if len(m.env.Settings().CustomDomains) == 0 || m.env.Settings().PathPrefix != "" {
 			prefixed = append(prefixed, m)
 		}
@@ -220,10 +224,9 @@ func (a *App) route(hosts *environments.HostRouter, envs []mountedEnv) http.Hand
 	})
 	stripped := make([]http.Handler, len(prefixed))
 	for i, m := range prefixed {
-		if p := m.env.Settings().PathPrefix; p != "" {
-			stripped[i] = stripPrefix(p, m.h)
-		} else {
-			stripped[i] = m.h
+		stripped[i] = m.h
+		if h, ok := byEnvStripped[m.env]; ok {
+			stripped[i] = h
 		}
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -232,7 +235,7 @@ func (a *App) route(hosts *environments.HostRouter, envs []mountedEnv) http.Hand
 			// also under its PathPrefix, since the URLs it hands out
 			// (Location, status_url…) carry the prefix.
 			if p := e.Settings().PathPrefix; p != "" && (r.URL.Path == p || strings.HasPrefix(r.URL.Path, p+"/")) {
-				stripPrefix(p, byEnv[e]).ServeHTTP(w, r)
+				byEnvStripped[e].ServeHTTP(w, r)
 				return
 			}
 			byEnv[e].ServeHTTP(w, r)
