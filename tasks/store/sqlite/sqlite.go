@@ -106,6 +106,22 @@ type sqlDB struct {
 	mu      sync.Mutex
 	stmts   map[string]*sql.Stmt
 	pending map[string]bool
+
+	pos positionalCache
+}
+
+// rewrite turns q's $N parameters into "?" (see placeholders.go) and
+// orders args to match. Statements without arguments pass unchanged.
+func (d *sqlDB) rewrite(q string, args []any) (string, []any, error) {
+	if len(args) == 0 {
+		return q, args, nil
+	}
+	p, err := d.pos.get(q)
+	if err != nil {
+		return "", nil, err
+	}
+	args, err = p.args(args)
+	return p.query, args, err
 }
 
 // maxCachedStmts bounds the statement cache.
@@ -151,6 +167,10 @@ func (d *sqlDB) preparePending(ctx context.Context) {
 }
 
 func (d *sqlDB) Exec(ctx context.Context, q string, args ...any) (int64, error) {
+	q, args, err := d.rewrite(q, args)
+	if err != nil {
+		return 0, err
+	}
 	res, err := d.w.ExecContext(ctx, q, args...)
 	if err != nil {
 		return 0, err
@@ -159,6 +179,10 @@ func (d *sqlDB) Exec(ctx context.Context, q string, args ...any) (int64, error) 
 }
 
 func (d *sqlDB) Query(ctx context.Context, q string, args ...any) (sqlstore.Rows, error) {
+	q, args, err := d.rewrite(q, args)
+	if err != nil {
+		return nil, err
+	}
 	rows, err := d.r.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
@@ -224,6 +248,10 @@ func (t *sqlTx) stmt(ctx context.Context, q string, args []any) (*sql.Stmt, erro
 }
 
 func (t *sqlTx) Exec(ctx context.Context, q string, args ...any) (int64, error) {
+	q, args, err := t.db.rewrite(q, args)
+	if err != nil {
+		return 0, err
+	}
 	st, err := t.stmt(ctx, q, args)
 	if err != nil {
 		return 0, err
@@ -241,6 +269,10 @@ func (t *sqlTx) Exec(ctx context.Context, q string, args ...any) (int64, error) 
 }
 
 func (t *sqlTx) Query(ctx context.Context, q string, args ...any) (sqlstore.Rows, error) {
+	q, args, err := t.db.rewrite(q, args)
+	if err != nil {
+		return nil, err
+	}
 	st, err := t.stmt(ctx, q, args)
 	if err != nil {
 		return nil, err

@@ -989,9 +989,10 @@ func values(sb *strings.Builder, n, cols int) {
 }
 
 // chunkSizes are the row counts of multi-row statements: a batch is split
-// greedily into these, so a handful of statement texts serve every batch
-// size and stay in the drivers' prepared-statement caches.
-var chunkSizes = []int{256, 64, 16, 4, 1}
+// greedily into these (its binary digits), so nine statement texts serve
+// every batch size and stay in the drivers' prepared-statement caches, and
+// a batch of n rows takes at most log2(n)+1 statements.
+var chunkSizes = []int{256, 128, 64, 32, 16, 8, 4, 2, 1}
 
 // chunks splits idx into pieces of chunkSizes rows, none above limit.
 func chunks(idx []int, limit int) [][]int {
