@@ -35,6 +35,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"BindAndStart", testBindAndStart},
 		{"RetryAttempts", testRetryAttempts},
 		{"WaitReasonRefresh", testWaitReasonRefresh},
+		{"BatchTransitions", testBatchTransitions},
 		{"Abort", testAbort},
 		{"ListRuns", testListRuns},
 		{"ActiveAndQueued", testActiveAndQueued},
@@ -346,6 +347,74 @@ func testWaitReasonRefresh(t *testing.T, s store.Store) {
 	evs, err := s.Events(ctx, r.Name, 0)
 	require.NoError(t, err)
 	require.Equal(t, []tasks.Phase{tasks.PhaseQueued, tasks.PhaseWaitingForResources}, phases(evs))
+}
+
+// testBatchTransitions sends one batch mixing phase-only changes of many
+// runs (which an implementation may group), one whose run is no longer in
+// From, one with its own reason, and two changes of the same run in order:
+// each result, event and run must be as if applied one by one.
+func testBatchTransitions(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	var names []string
+	for range 20 {
+		r := newRun(nil)
+		create(t, s, r)
+		names = append(names, r.Name)
+	}
+	// names[18] leaves queued first: the batch must not move it.
+	require.True(t, apply(t, s, store.Transition{Run: names[18], From: []tasks.Phase{tasks.PhaseQueued}, To: tasks.PhaseInitializing,
+		At: t0, Bind: &store.Binding{Node: "n1"}}).Applied)
+	queued := []tasks.Phase{tasks.PhaseQueued}
+	at := t0.Add(time.Second)
+	var ts []store.Transition
+	for _, n := range names[:17] {
+		ts = append(ts, store.Transition{Run: n, From: queued, To: tasks.PhaseWaitingForResources, At: at, WaitReason: "no free A100"})
+	}
+	ts = append(ts,
+		store.Transition{Run: names[17], From: queued, To: tasks.PhaseWaitingForResources, At: at, WaitReason: "other"},
+		store.Transition{Run: names[18], From: queued, To: tasks.PhaseWaitingForResources, At: at, WaitReason: "no free A100"},
+		store.Transition{Run: names[19], From: queued, To: tasks.PhaseWaitingForResources, At: at, WaitReason: "no free A100"},
+		store.Transition{Run: names[19], From: []tasks.Phase{tasks.PhaseWaitingForResources}, To: tasks.PhaseInitializing, At: at,
+			Bind: &store.Binding{Node: "n1", Devices: []string{"A100:0"}}},
+	)
+	res, err := s.Transition(ctx, ts)
+	require.NoError(t, err)
+	require.Len(t, res, len(ts))
+	for i, tr := range ts {
+		r := res[i]
+		if tr.Run == names[18] {
+			require.False(t, r.Applied, "run left queued before the batch")
+			continue
+		}
+		require.True(t, r.Applied, i)
+		require.Equal(t, tr.Run, r.Run.Name)
+		require.Equal(t, tr.To, r.Run.Phase)
+		require.Equal(t, tr.To, r.Event.Phase)
+		require.True(t, r.Event.At.Equal(at))
+		require.Equal(t, r.Run.EventSeq, r.Event.Seq)
+		require.Equal(t, []tasks.Event{r.Event}, r.Events)
+	}
+	for i, n := range names[:18] {
+		got := get(t, s, n)
+		require.Equal(t, tasks.PhaseWaitingForResources, got.Phase, i)
+		require.Equal(t, int64(2), got.EventSeq)
+		want := "no free A100"
+		if i == 17 {
+			want = "other"
+		}
+		require.Equal(t, want, got.WaitReason)
+		evs, err := s.Events(ctx, n, 0)
+		require.NoError(t, err)
+		require.Equal(t, []tasks.Phase{tasks.PhaseQueued, tasks.PhaseWaitingForResources}, phases(evs))
+		require.Equal(t, int64(2), evs[1].Seq)
+	}
+	last := get(t, s, names[19])
+	require.Equal(t, tasks.PhaseInitializing, last.Phase)
+	require.Equal(t, 1, last.Attempt)
+	evs, err := s.Events(ctx, names[19], 0)
+	require.NoError(t, err)
+	require.Equal(t, []tasks.Phase{tasks.PhaseQueued, tasks.PhaseWaitingForResources, tasks.PhaseInitializing}, phases(evs))
+	require.Equal(t, tasks.PhaseInitializing, get(t, s, names[18]).Phase)
 }
 
 func testAbort(t *testing.T, s store.Store) {

@@ -250,7 +250,17 @@ func (s *Store) insertRuns(ctx context.Context, tx Tx, runs []store.NewRun, idx 
 func (s *Store) Transition(ctx context.Context, ts []store.Transition) ([]store.TransitionResult, error) {
 	res := make([]store.TransitionResult, len(ts))
 	err := s.withTx(ctx, func(tx Tx, notes *[]store.Notification) error {
+		grouped, err := s.transitionGroups(ctx, tx, ts, res)
+		if err != nil {
+			return err
+		}
 		for i := range ts {
+			if grouped[i] {
+				for _, ev := range res[i].Events {
+					*notes = append(*notes, store.Notification{Kind: store.NotifyEvent, Run: ev.Run, Seq: ev.Seq, Phase: ev.Phase, Node: res[i].Run.Node, Attempt: res[i].Run.Attempt})
+				}
+				continue
+			}
 			r, err := s.transition(ctx, tx, &ts[i], "")
 			if err != nil {
 				return fmt.Errorf("transition %s to %s: %w", ts[i].Run, ts[i].To, err)
@@ -266,6 +276,148 @@ func (s *Store) Transition(ctx context.Context, ts []store.Transition) ([]store.
 		return nil, err
 	}
 	return res, nil
+}
+
+// groupable reports whether t only moves the phase (and wait reason) of
+// a run: no binding, attempt record, outputs or guard beyond From. Such
+// changes of a batch (a scheduling round marking its unplaced runs
+// waiting_for_resources) share one UPDATE and one INSERT of events.
+func groupable(t *store.Transition) bool {
+	if t.Bind != nil || t.Start || t.CountFailure || t.Attempt != 0 || t.Node != "" || t.AttemptPhase != "" ||
+		len(t.From) == 0 || !t.To.Valid() || t.To.Terminal() || t.To == tasks.PhaseQueued || t.To == tasks.PhaseRunning {
+		return false
+	}
+	for _, p := range t.From {
+		if p == t.To || p.Terminal() {
+			return false
+		}
+	}
+	return true
+}
+
+// transitionGroups applies the groupable transitions of ts whose run no
+// other transition of ts touches, grouped by everything but the run, and
+// reports which it applied; transition does the rest one by one.
+func (s *Store) transitionGroups(ctx context.Context, tx Tx, ts []store.Transition, res []store.TransitionResult) ([]bool, error) {
+	grouped := make([]bool, len(ts))
+	if len(ts) < 2 {
+		return grouped, nil
+	}
+	runs := make(map[string]int, len(ts))
+	for i := range ts {
+		runs[ts[i].Run]++
+	}
+	type groupKey struct {
+		to, from, reason, err string
+		at                    int64
+	}
+	groups := map[groupKey][]int{}
+	var order []groupKey
+	for i := range ts {
+		t := &ts[i]
+		if !groupable(t) || runs[t.Run] > 1 {
+			continue
+		}
+		k := groupKey{to: string(t.To), from: jsonList(phaseStrings(t.From)), reason: t.WaitReason, err: t.Error, at: nanos(t.At)}
+		if groups[k] == nil {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], i)
+	}
+	for _, k := range order {
+		idx := groups[k]
+		if len(idx) < 2 {
+			continue
+		}
+		if err := s.transitionGroup(ctx, tx, ts, idx, res); err != nil {
+			return nil, err
+		}
+		for _, i := range idx {
+			grouped[i] = true
+		}
+	}
+	return grouped, nil
+}
+
+// transitionGroup applies ts[idx], which differ only by run.
+func (s *Store) transitionGroup(ctx context.Context, tx Tx, ts []store.Transition, idx []int, res []store.TransitionResult) error {
+	t0 := &ts[idx[0]]
+	fixed := []any{string(t0.To), t0.WaitReason}
+	for _, p := range t0.From {
+		fixed = append(fixed, string(p))
+	}
+	byName := make(map[string]int, len(idx))
+	for _, i := range idx {
+		byName[ts[i].Run] = i
+	}
+	var applied []*store.StoredRun
+	for _, chunk := range chunks(idx, s.d.MaxParams-len(fixed)) {
+		var sb strings.Builder
+		sb.WriteString(`UPDATE runs SET phase = $1, event_seq = event_seq + 1, wait_reason = $2 WHERE phase IN (`)
+		for j := range t0.From {
+			if j > 0 {
+				sb.WriteByte(',')
+			}
+			sb.WriteString("$" + strconv.Itoa(3+j))
+		}
+		sb.WriteString(`) AND name IN (`)
+		args := append(make([]any, 0, len(fixed)+len(chunk)), fixed...)
+		for j, i := range chunk {
+			if j > 0 {
+				sb.WriteByte(',')
+			}
+			args = append(args, ts[i].Run)
+			sb.WriteString("$" + strconv.Itoa(len(args)))
+		}
+		sb.WriteString(`) RETURNING ` + runCols)
+		rs, err := s.queryRuns(ctx, tx, sb.String(), args...)
+		if err != nil {
+			return fmt.Errorf("transition %d runs to %s: %w", len(chunk), t0.To, err)
+		}
+		applied = append(applied, rs...)
+	}
+	if len(applied) == 0 {
+		return nil
+	}
+	at := nanos(t0.At)
+	const cols = 5
+	var evIdx []int
+	for k, run := range applied {
+		i := byName[run.Name]
+		ev := tasks.Event{Seq: run.EventSeq, Run: run.Name, Phase: t0.To, At: fromNanos(at), Error: t0.Error}
+		res[i] = store.TransitionResult{Applied: true, Run: run, Event: ev, Events: []tasks.Event{ev}}
+		evIdx = append(evIdx, k)
+	}
+	for _, chunk := range chunks(evIdx, s.d.MaxParams/cols) {
+		var sb strings.Builder
+		sb.WriteString(`INSERT INTO events (run, seq, phase, at, error) VALUES `)
+		args := make([]any, 0, len(chunk)*cols)
+		for j, k := range chunk {
+			if j > 0 {
+				sb.WriteByte(',')
+			}
+			values(&sb, len(args), cols)
+			run := applied[k]
+			args = append(args, run.Name, run.EventSeq, string(t0.To), at, t0.Error)
+		}
+		if _, err := tx.Exec(ctx, sb.String(), args...); err != nil {
+			return fmt.Errorf("insert events: %w", err)
+		}
+	}
+	for _, run := range applied {
+		if err := s.enqueueWebhook(ctx, tx, run, res[byName[run.Name]].Event); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func phaseStrings(ps []tasks.Phase) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = string(p)
+	}
+	return out
 }
 
 func (s *Store) transition(ctx context.Context, tx Tx, t *store.Transition, abortReason string) (store.TransitionResult, error) {
