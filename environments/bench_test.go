@@ -62,17 +62,23 @@ const benchParallelism = 16
 //   - submit-to-running: on an idle node, the time from sending POST
 //     /run-task to the dispatcher's running event, p50/p99.
 //
-// Clients are parallel keep-alive goroutines (GOMAXPROCS*16).
+// The req/s and runs/s figures come from the same wrk-like generator
+// (loadgen_test.go: loadConns keep-alive connections, requests built once),
+// so ratio_to_bare_chi compares like with like; the bare inserts run from
+// GOMAXPROCS*16 goroutines; cycle and submit-to-running use http.Client.
 func BenchmarkRunTask(b *testing.B) {
 	var bareChi float64
 	b.Run("bare-chi", func(b *testing.B) {
 		srv := httptest.NewServer(benchBareChi())
 		defer srv.Close()
-		hc := benchHTTPClient()
-		bareChi = benchParallel(b, func() (int, error) {
-			return benchDo(hc, http.MethodGet, srv.URL+"/health", nil, nil)
-		})
+		addr, req, err := rawRequest(http.MethodGet, srv.URL+"/health", "", nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		res := runLoad(b, addr, req, nil)
+		bareChi = res.rate()
 		b.ReportMetric(bareChi, "req/s")
+		b.ReportMetric(benchPercentile(res.lat, 0.99), "p99-ms")
 	})
 
 	dbs := []struct{ name, url string }{{"sqlite", ""}}
@@ -103,11 +109,11 @@ func BenchmarkRunTask(b *testing.B) {
 		for _, v := range []struct{ name, role string }{{"run-task", ""}, {"run-task-no-exec", "agent"}} {
 			st := benchStack(b, dbURL, v.role)
 			b.Run(db.name+"/"+v.name, func(b *testing.B) {
-				body := []byte(`{"message":"hi"}`)
-				rate := benchParallel(b, func() (int, error) {
-					return benchDo(st.hc, http.MethodPost, st.base+"/run-task/demo/development/echo", body, nil)
-				})
+				res := benchSubmitLoad(b, st)
+				rate := res.rate()
 				b.ReportMetric(rate, "runs/s")
+				b.ReportMetric(benchPercentile(res.lat, 0.50), "p50-ms")
+				b.ReportMetric(benchPercentile(res.lat, 0.99), "p99-ms")
 				if bare > 0 {
 					b.ReportMetric(rate/bare, "ratio_to_bare_insert")
 				}
@@ -134,10 +140,7 @@ func BenchmarkRunTask(b *testing.B) {
 			}
 		})
 		defer unsubscribe()
-		body := []byte(`{"message":"hi"}`)
-		rate := benchParallel(b, func() (int, error) {
-			return benchDo(st.hc, http.MethodPost, st.base+"/run-task/demo/development/echo", body, nil)
-		})
+		rate := benchSubmitLoad(b, st).rate()
 		b.StartTimer()
 		deadline := time.After(5 * time.Minute)
 		for done.Load() < int64(b.N) {
@@ -261,6 +264,22 @@ func benchBareChi() http.Handler {
 		_ = json.NewEncoder(w).Encode(map[string]string{"status": "healthy"})
 	})
 	return r
+}
+
+// benchSubmitLoad POSTs b.N echo runs to st from loadConns connections,
+// checking that each 202 names a run.
+func benchSubmitLoad(b *testing.B, st *benchServed) loadResult {
+	b.Helper()
+	addr, req, err := rawRequest(http.MethodPost, st.base+"/run-task/demo/development/echo", benchToken, []byte(`{"message":"hi"}`))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return runLoad(b, addr, req, func(body []byte) error {
+		if !bytes.Contains(body, []byte(`"name":"r`)) {
+			return fmt.Errorf("202 without a run name: %s", body)
+		}
+		return nil
+	})
 }
 
 // benchHTTPClient keeps a connection alive per client goroutine.
