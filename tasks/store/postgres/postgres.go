@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/taskgate/taskgate/tasks/store"
@@ -161,6 +162,11 @@ func notify(ctx context.Context, tx sqlstore.Tx, channel, origin string, ns []st
 		}
 		b, _ := json.Marshal(payload{Origin: origin, Notes: batch})
 		batch, size = batch[:0], 64
+		if p, ok := tx.(*pgTx); ok {
+			// Nobody reads the result: it travels with COMMIT.
+			p.deferExec(`SELECT pg_notify($1, $2)`, channel, string(b))
+			return nil
+		}
 		_, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, channel, string(b))
 		return err
 	}
@@ -250,26 +256,155 @@ func (d *pgDB) Query(ctx context.Context, q string, args ...any) (sqlstore.Rows,
 	return d.pool.Query(ctx, q, args...)
 }
 
+// Begin takes a connection for a transaction without a round trip: BEGIN
+// travels with the transaction's first statement (see pgTx).
 func (d *pgDB) Begin(ctx context.Context) (sqlstore.Tx, error) {
-	tx, err := d.pool.Begin(ctx)
+	c, err := d.pool.Acquire(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return pgTx{tx}, nil
+	return &pgTx{conn: c}, nil
 }
 
 func (d *pgDB) Close() error { d.pool.Close(); return nil }
 
-type pgTx struct{ tx pgx.Tx }
+// pgTx is a transaction on one pooled connection that pipelines what needs
+// no answer in between: BEGIN is sent with the first statement, and the
+// statements queued with deferExec (pg_notify) with COMMIT. A group commit
+// then costs two round trips instead of four; each one on a loaded machine
+// waits for the database process to be scheduled.
+type pgTx struct {
+	conn     *pgxpool.Conn
+	begun    bool
+	closed   bool
+	deferred []pgStmt
+}
 
-func (t pgTx) Exec(ctx context.Context, q string, args ...any) (int64, error) {
-	tag, err := t.tx.Exec(ctx, q, args...)
+// release returns the connection once; false when it was already.
+func (t *pgTx) release() bool {
+	if t.closed {
+		return false
+	}
+	t.closed = true
+	t.conn.Release()
+	return true
+}
+
+type pgStmt struct {
+	sql  string
+	args []any
+}
+
+// deferExec queues a statement whose result nobody reads; it runs just
+// before COMMIT, in the same round trip, and its failure fails the commit.
+func (t *pgTx) deferExec(q string, args ...any) { t.deferred = append(t.deferred, pgStmt{q, args}) }
+
+// first sends BEGIN and q together and returns the batch with q's result
+// next; the caller closes it.
+func (t *pgTx) first(ctx context.Context, q string, args []any) (pgx.BatchResults, error) {
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	b.Queue(q, args...)
+	br := t.conn.SendBatch(ctx, b)
+	t.begun = true
+	if _, err := br.Exec(); err != nil {
+		_ = br.Close()
+		return nil, err
+	}
+	return br, nil
+}
+
+func (t *pgTx) Exec(ctx context.Context, q string, args ...any) (int64, error) {
+	if t.begun {
+		tag, err := t.conn.Exec(ctx, q, args...)
+		return tag.RowsAffected(), err
+	}
+	br, err := t.first(ctx, q, args)
+	if err != nil {
+		return 0, err
+	}
+	tag, err := br.Exec()
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
 	return tag.RowsAffected(), err
 }
 
-func (t pgTx) Query(ctx context.Context, q string, args ...any) (sqlstore.Rows, error) {
-	return t.tx.Query(ctx, q, args...)
+func (t *pgTx) Query(ctx context.Context, q string, args ...any) (sqlstore.Rows, error) {
+	if t.begun {
+		return t.conn.Query(ctx, q, args...)
+	}
+	br, err := t.first(ctx, q, args)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := br.Query()
+	if err != nil {
+		_ = br.Close()
+		return nil, err
+	}
+	return batchRows{Rows: rows, br: br}, nil
 }
 
-func (t pgTx) Commit(ctx context.Context) error   { return t.tx.Commit(ctx) }
-func (t pgTx) Rollback(ctx context.Context) error { return t.tx.Rollback(ctx) }
+// batchRows closes its batch with the rows, freeing the connection.
+type batchRows struct {
+	pgx.Rows
+	br pgx.BatchResults
+}
+
+func (r batchRows) Close() {
+	r.Rows.Close()
+	_ = r.br.Close()
+}
+
+// Commit sends the deferred statements and COMMIT in one round trip.
+func (t *pgTx) Commit(ctx context.Context) error {
+	if t.closed {
+		return pgx.ErrTxClosed
+	}
+	defer t.release()
+	if !t.begun && len(t.deferred) == 0 {
+		return nil
+	}
+	b := &pgx.Batch{}
+	if !t.begun {
+		b.Queue("BEGIN")
+	}
+	for _, st := range t.deferred {
+		b.Queue(st.sql, st.args...)
+	}
+	b.Queue("COMMIT")
+	br := t.conn.SendBatch(ctx, b)
+	var err error
+	for range b.Len() {
+		var tag pgconn.CommandTag
+		if tag, err = br.Exec(); err != nil {
+			break
+		}
+		// A transaction that failed earlier answers COMMIT with ROLLBACK.
+		if tag.String() == "ROLLBACK" {
+			err = pgx.ErrTxCommitRollback
+			break
+		}
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		// The pool discards a connection left inside a transaction.
+		_, _ = t.conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+	}
+	return err
+}
+
+func (t *pgTx) Rollback(ctx context.Context) error {
+	if t.closed {
+		return pgx.ErrTxClosed
+	}
+	defer t.release()
+	if !t.begun {
+		return nil
+	}
+	_, err := t.conn.Exec(ctx, "ROLLBACK")
+	return err
+}

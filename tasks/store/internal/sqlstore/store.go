@@ -1140,23 +1140,30 @@ func values(sb *strings.Builder, n, cols int) {
 	sb.WriteByte(')')
 }
 
-// chunkSizes are the row counts of multi-row statements: a batch is split
-// greedily into these (its binary digits), so nine statement texts serve
-// every batch size and stay in the drivers' prepared-statement caches, and
-// a batch of n rows takes at most log2(n)+1 statements.
-var chunkSizes = []int{256, 128, 64, 32, 16, 8, 4, 2, 1}
+// Multi-row statements: a batch of up to exactRows rows is one statement
+// of exactly that many rows (one round trip on PostgreSQL); a larger batch
+// is split greedily into chunkSizes, with the remainder as one exact
+// chunk. That bounds the distinct statement texts per kind to
+// exactRows+len(chunkSizes), within the drivers' prepared-statement caches.
+const exactRows = 32
 
-// chunks splits idx into pieces of chunkSizes rows, none above limit.
+var chunkSizes = []int{256, 128, 64, 32}
+
+// chunks splits idx into pieces as above, none above limit rows.
 func chunks(idx []int, limit int) [][]int {
+	limit = max(limit, 1)
 	var out [][]int
 	for _, size := range chunkSizes {
-		if size > limit && size > 1 {
-			continue
-		}
-		for len(idx) >= size {
+		size = min(size, limit)
+		for len(idx) > exactRows && len(idx) >= size {
 			out = append(out, idx[:size])
 			idx = idx[size:]
 		}
+	}
+	for len(idx) > 0 {
+		n := min(len(idx), limit)
+		out = append(out, idx[:n])
+		idx = idx[n:]
 	}
 	return out
 }
