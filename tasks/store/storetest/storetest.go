@@ -415,6 +415,43 @@ func testBatchTransitions(t *testing.T, s store.Store) {
 	require.NoError(t, err)
 	require.Equal(t, []tasks.Phase{tasks.PhaseQueued, tasks.PhaseWaitingForResources, tasks.PhaseInitializing}, phases(evs))
 	require.Equal(t, tasks.PhaseInitializing, get(t, s, names[18]).Phase)
+
+	// One batch that starts runs and, for one of them, finishes the attempt
+	// it just started and then refreshes a finished neighbour's wait: rows
+	// appended earlier in a batch are visible to later changes of it.
+	a, c := newRun(nil), newRun(nil)
+	create(t, s, a, c)
+	bind := func(name string) store.Transition {
+		return store.Transition{Run: name, From: []tasks.Phase{tasks.PhaseQueued}, To: tasks.PhaseRunning, At: at,
+			Bind: &store.Binding{Node: "n1", Devices: []string{"A100:0"}}, Start: true}
+	}
+	w := []tasks.Phase{tasks.PhaseQueued, tasks.PhaseWaitingForResources}
+	res, err = s.Transition(ctx, []store.Transition{
+		bind(a.Name),
+		{Run: a.Name, From: []tasks.Phase{tasks.PhaseRunning}, Attempt: 1, To: tasks.PhaseSucceeded, At: at.Add(time.Second),
+			Outputs: json.RawMessage(`{"ok":true}`)},
+		{Run: c.Name, From: w, To: tasks.PhaseWaitingForResources, At: at, WaitReason: "x"},
+		{Run: c.Name, From: w, To: tasks.PhaseWaitingForResources, At: at, WaitReason: "y"},
+	})
+	require.NoError(t, err)
+	require.True(t, res[0].Applied)
+	require.Equal(t, []tasks.Phase{tasks.PhaseInitializing, tasks.PhaseRunning}, phases(res[0].Events))
+	require.True(t, res[1].Applied)
+	require.True(t, res[3].Applied)
+	require.Zero(t, res[3].Event.Seq, "the second wait of c is a refresh")
+	got, err := s.GetRun(ctx, a.Name)
+	require.NoError(t, err)
+	require.Equal(t, tasks.PhaseSucceeded, got.Phase)
+	require.Len(t, got.Attempts, 1)
+	require.Equal(t, tasks.PhaseSucceeded, got.Attempts[0].Phase, "the attempt started in the batch was closed in it")
+	require.NotNil(t, got.Attempts[0].FinishedAt)
+	evs, err = s.Events(ctx, a.Name, 0)
+	require.NoError(t, err)
+	require.Equal(t, []tasks.Phase{tasks.PhaseQueued, tasks.PhaseInitializing, tasks.PhaseRunning, tasks.PhaseSucceeded}, phases(evs))
+	evs, err = s.Events(ctx, c.Name, 0)
+	require.NoError(t, err)
+	require.Equal(t, []tasks.Phase{tasks.PhaseQueued, tasks.PhaseWaitingForResources}, phases(evs))
+	require.Equal(t, "y", get(t, s, c.Name).WaitReason)
 }
 
 func testAbort(t *testing.T, s store.Store) {

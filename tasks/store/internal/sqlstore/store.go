@@ -250,6 +250,7 @@ func (s *Store) insertRuns(ctx context.Context, tx Tx, runs []store.NewRun, idx 
 func (s *Store) Transition(ctx context.Context, ts []store.Transition) ([]store.TransitionResult, error) {
 	res := make([]store.TransitionResult, len(ts))
 	err := s.withTx(ctx, func(tx Tx, notes *[]store.Notification) error {
+		var buf appends
 		grouped, err := s.transitionGroups(ctx, tx, ts, res)
 		if err != nil {
 			return err
@@ -261,7 +262,7 @@ func (s *Store) Transition(ctx context.Context, ts []store.Transition) ([]store.
 				}
 				continue
 			}
-			r, err := s.transition(ctx, tx, &ts[i], "")
+			r, err := s.transition(ctx, tx, &ts[i], "", &buf)
 			if err != nil {
 				return fmt.Errorf("transition %s to %s: %w", ts[i].Run, ts[i].To, err)
 			}
@@ -270,7 +271,7 @@ func (s *Store) Transition(ctx context.Context, ts []store.Transition) ([]store.
 				*notes = append(*notes, store.Notification{Kind: store.NotifyEvent, Run: ev.Run, Seq: ev.Seq, Phase: ev.Phase, Node: r.Run.Node, Attempt: r.Run.Attempt})
 			}
 		}
-		return nil
+		return s.flushAppends(ctx, tx, &buf)
 	})
 	if err != nil {
 		return nil, err
@@ -420,7 +421,18 @@ func phaseStrings(ps []tasks.Phase) []string {
 	return out
 }
 
-func (s *Store) transition(ctx context.Context, tx Tx, t *store.Transition, abortReason string) (store.TransitionResult, error) {
+// transition applies t. The rows it appends (the attempt it starts, its
+// events) go to buf, written by flushAppends before anything reads them;
+// with buf nil they are written at once.
+func (s *Store) transition(ctx context.Context, tx Tx, t *store.Transition, abortReason string, buf *appends) (store.TransitionResult, error) {
+	if buf == nil {
+		var own appends
+		res, err := s.transition(ctx, tx, t, abortReason, &own)
+		if err != nil {
+			return res, err
+		}
+		return res, s.flushAppends(ctx, tx, &own)
+	}
 	if !t.To.Valid() {
 		return store.TransitionResult{}, fmt.Errorf("invalid phase %q", t.To)
 	}
@@ -495,12 +507,12 @@ func (s *Store) transition(ctx context.Context, tx Tx, t *store.Transition, abor
 	res := store.TransitionResult{Applied: true, Run: run}
 
 	if t.Bind != nil {
-		if _, err := tx.Exec(ctx, `INSERT INTO attempts (run, number, node, devices, phase, error, started_at, finished_at)
-			VALUES ($1, $2, $3, $4, $5, '', $6, 0)`,
-			t.Run, run.Attempt, t.Bind.Node, jsonList(t.Bind.Devices), string(t.To), at); err != nil {
-			return res, fmt.Errorf("insert attempt: %w", err)
-		}
+		buf.attempt(t.Run, []any{t.Run, run.Attempt, t.Bind.Node, jsonList(t.Bind.Devices), string(t.To), at})
 	} else if run.Attempt > 0 {
+		// The attempt row may still be in buf (bound earlier in the batch).
+		if err := s.flushAppendsOf(ctx, tx, buf, t.Run); err != nil {
+			return res, err
+		}
 		ap := t.AttemptPhase
 		if ap == "" && t.To.Terminal() {
 			ap = t.To
@@ -528,15 +540,15 @@ func (s *Store) transition(ctx context.Context, tx Tx, t *store.Transition, abor
 	for _, p := range from {
 		if p == t.To {
 			// The run may have been in To already: a refresh, not an event.
+			if err := s.flushAppendsOf(ctx, tx, buf, t.Run); err != nil {
+				return res, err
+			}
 			changed = !s.isRefresh(ctx, tx, run)
 		}
 	}
 	if changed && t.Start {
 		ev := tasks.Event{Seq: run.EventSeq - 1, Run: t.Run, Phase: tasks.PhaseInitializing, At: fromNanos(at)}
-		if _, err := tx.Exec(ctx, `INSERT INTO events (run, seq, phase, at, error) VALUES ($1, $2, $3, $4, $5)`,
-			ev.Run, ev.Seq, string(ev.Phase), at, ""); err != nil {
-			return res, fmt.Errorf("insert event: %w", err)
-		}
+		buf.event(ev.Run, []any{ev.Run, ev.Seq, string(ev.Phase), at, ""})
 		res.Events = append(res.Events, ev)
 	}
 	if changed {
@@ -544,10 +556,7 @@ func (s *Store) transition(ctx context.Context, tx Tx, t *store.Transition, abor
 		if ev.Error == "" && t.To == tasks.PhaseQueued {
 			ev.Error = t.AttemptError
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO events (run, seq, phase, at, error) VALUES ($1, $2, $3, $4, $5)`,
-			ev.Run, ev.Seq, string(ev.Phase), at, ev.Error); err != nil {
-			return res, fmt.Errorf("insert event: %w", err)
-		}
+		buf.event(ev.Run, []any{ev.Run, ev.Seq, string(ev.Phase), at, ev.Error})
 		res.Event = ev
 		res.Events = append(res.Events, ev)
 		if err := s.enqueueWebhook(ctx, tx, run, ev); err != nil {
@@ -555,6 +564,83 @@ func (s *Store) transition(ctx context.Context, tx Tx, t *store.Transition, abor
 		}
 	}
 	return res, nil
+}
+
+// appends buffers the rows a batch of transitions appends to the attempts
+// and events tables, so that each table gets one multi-row INSERT per
+// batch instead of one statement per row.
+type appends struct {
+	attempts, events [][]any
+	// runs are the runs with rows in the buffer.
+	runs map[string]bool
+}
+
+func (a *appends) attempt(run string, row []any) { a.add(&a.attempts, run, row) }
+func (a *appends) event(run string, row []any)   { a.add(&a.events, run, row) }
+
+func (a *appends) add(rows *[][]any, run string, row []any) {
+	*rows = append(*rows, row)
+	if a.runs == nil {
+		a.runs = map[string]bool{}
+	}
+	a.runs[run] = true
+}
+
+// flushAppendsOf writes buf when it holds rows of run, which a statement
+// is about to read or update.
+func (s *Store) flushAppendsOf(ctx context.Context, tx Tx, buf *appends, run string) error {
+	if !buf.runs[run] {
+		return nil
+	}
+	return s.flushAppends(ctx, tx, buf)
+}
+
+// flushAppends writes and empties buf.
+func (s *Store) flushAppends(ctx context.Context, tx Tx, buf *appends) error {
+	if err := s.insertRows(ctx, tx, `INSERT INTO attempts (run, number, node, devices, phase, error, started_at, finished_at) VALUES `,
+		"($%d, $%d, $%d, $%d, $%d, '', $%d, 0)", buf.attempts); err != nil {
+		return fmt.Errorf("insert attempts: %w", err)
+	}
+	if err := s.insertRows(ctx, tx, `INSERT INTO events (run, seq, phase, at, error) VALUES `,
+		"($%d, $%d, $%d, $%d, $%d)", buf.events); err != nil {
+		return fmt.Errorf("insert events: %w", err)
+	}
+	buf.attempts, buf.events = buf.attempts[:0], buf.events[:0]
+	clear(buf.runs)
+	return nil
+}
+
+// insertRows runs prefix followed by one tuple per row, tuple being the
+// row's placeholders as a format with one %d per column.
+func (s *Store) insertRows(ctx context.Context, tx Tx, prefix, tuple string, rows [][]any) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	cols := len(rows[0])
+	idx := make([]int, len(rows))
+	for i := range idx {
+		idx[i] = i
+	}
+	nums := make([]any, cols)
+	for _, chunk := range chunks(idx, s.d.MaxParams/cols) {
+		var sb strings.Builder
+		sb.WriteString(prefix)
+		args := make([]any, 0, len(chunk)*cols)
+		for j, i := range chunk {
+			if j > 0 {
+				sb.WriteByte(',')
+			}
+			for c := range nums {
+				nums[c] = len(args) + c + 1
+			}
+			fmt.Fprintf(&sb, tuple, nums...)
+			args = append(args, rows[i]...)
+		}
+		if _, err := tx.Exec(ctx, sb.String(), args...); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // isRefresh reports whether the last update left the phase as it was: the
@@ -623,7 +709,7 @@ func (s *Store) RequestAbort(ctx context.Context, name, reason string, at time.T
 			}
 			r, err := s.transition(ctx, tx, &store.Transition{
 				Run: name, From: []tasks.Phase{run.Phase}, To: tasks.PhaseAborted, At: at, Error: msg,
-			}, nonEmpty(reason, "aborted"))
+			}, nonEmpty(reason, "aborted"), nil)
 			if err != nil {
 				return err
 			}
