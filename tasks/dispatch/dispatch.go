@@ -463,6 +463,8 @@ func (d *Dispatcher) submitWriter() {
 			runs = append(runs, sr.run)
 		}
 		res, err := d.st.CreateRuns(context.Background(), runs)
+		// Only a leader or a subscriber in this process wants the runs.
+		want := d.leader != nil || d.subs.active()
 		var created []*store.StoredRun
 		for i, sr := range batch {
 			if err != nil {
@@ -470,7 +472,7 @@ func (d *Dispatcher) submitWriter() {
 				continue
 			}
 			sr.done <- submitRes{res: res[i]}
-			if res[i].Created {
+			if want && res[i].Created {
 				created = append(created, storedFromNew(&runs[i], res[i].Seq))
 			}
 		}
