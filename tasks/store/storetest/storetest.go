@@ -122,6 +122,28 @@ func testCreateAndGet(t *testing.T, s store.Store) {
 	require.True(t, res[1].Created)
 	require.Less(t, res[0].Seq, res[1].Seq)
 
+	// A batch of 70 (several statements), some with an idempotency key
+	// already taken: each created run's Seq is the one stored with it.
+	var batch []store.NewRun
+	for i := range 70 {
+		batch = append(batch, newRun(func(r *store.NewRun) {
+			if i%10 == 3 {
+				r.IdempotencyKey, r.RequestHash = "seq-key", "h"
+			}
+		}))
+	}
+	bres := create(t, s, batch...)
+	created := 0
+	for i, r := range bres {
+		if !r.Created {
+			require.Zero(t, r.Seq)
+			continue
+		}
+		created++
+		require.Equal(t, get(t, s, batch[i].Name).Seq, r.Seq, "run %d", i)
+	}
+	require.Equal(t, 64, created, "six repeats of one key")
+
 	got := get(t, s, a.Name)
 	require.Equal(t, a.Name, got.Name)
 	require.Equal(t, tasks.PhaseQueued, got.Phase)

@@ -64,6 +64,10 @@ type Dialect struct {
 	// Store.Publish. When nil, the Store publishes to in-process listeners
 	// after commit.
 	Notify func(ctx context.Context, tx Tx, ns []store.Notification) error
+	// LastInsertSeq, when set, is a query for the seq of the last run
+	// inserted. A database whose single writer gives the rows of one INSERT
+	// consecutive seqs (SQLite) then inserts runs without RETURNING.
+	LastInsertSeq string
 	// MaxParams bounds the parameters of one statement.
 	MaxParams int
 }

@@ -221,6 +221,31 @@ func (s *Store) insertRuns(ctx context.Context, tx Tx, runs []store.NewRun, idx 
 				jsonText(r.Caller), string(tasks.PhaseQueued), r.Priority, bytesOrNil(r.Inputs),
 				r.Webhook, jsonList(r.WebhookEvents), nanos(r.CreatedAt), 1, 0)
 		}
+		if s.d.LastInsertSeq != "" {
+			// One writer: the rows of one INSERT take consecutive seqs,
+			// the last of which the database reports.
+			if _, err := tx.Exec(ctx, sb.String(), args...); err != nil {
+				return fmt.Errorf("insert runs: %w", err)
+			}
+			rows, err := tx.Query(ctx, s.d.LastInsertSeq)
+			if err != nil {
+				return fmt.Errorf("insert runs: %w", err)
+			}
+			var last int64
+			if !rows.Next() {
+				rows.Close()
+				return fmt.Errorf("insert runs: no last seq")
+			}
+			err = rows.Scan(&last)
+			rows.Close()
+			if err != nil {
+				return fmt.Errorf("insert runs: %w", err)
+			}
+			for j, i := range chunk {
+				seqs[runs[i].Name] = last - int64(len(chunk)-1-j)
+			}
+			continue
+		}
 		sb.WriteString(` RETURNING name, seq`)
 		rows, err := tx.Query(ctx, sb.String(), args...)
 		if err != nil {
