@@ -474,6 +474,54 @@ func testBatchTransitions(t *testing.T, s store.Store) {
 	require.NoError(t, err)
 	require.Equal(t, []tasks.Phase{tasks.PhaseQueued, tasks.PhaseWaitingForResources}, phases(evs))
 	require.Equal(t, "y", get(t, s, c.Name).WaitReason)
+
+	// A scheduling round: many runs bound and started on one node without
+	// devices (changes that differ only by run), one with a device, one
+	// aborted meanwhile (no longer queued).
+	var round []string
+	for range 12 {
+		r := newRun(nil)
+		create(t, s, r)
+		round = append(round, r.Name)
+	}
+	_, err = s.RequestAbort(ctx, round[5], "gone", at)
+	require.NoError(t, err)
+	var binds []store.Transition
+	for i, n := range round {
+		b := bind(n)
+		if i == 7 {
+			b.Bind = &store.Binding{Node: "n1", Devices: []string{"A100:1"}}
+		} else {
+			b.Bind = &store.Binding{Node: "n2"}
+		}
+		binds = append(binds, b)
+	}
+	res, err = s.Transition(ctx, binds)
+	require.NoError(t, err)
+	for i, n := range round {
+		if i == 5 {
+			require.False(t, res[i].Applied)
+			continue
+		}
+		require.True(t, res[i].Applied, i)
+		require.Equal(t, n, res[i].Run.Name)
+		require.Equal(t, []tasks.Phase{tasks.PhaseInitializing, tasks.PhaseRunning}, phases(res[i].Events))
+		got, err := s.GetRun(ctx, n)
+		require.NoError(t, err)
+		require.Equal(t, tasks.PhaseRunning, got.Phase)
+		require.Equal(t, 1, got.Attempt)
+		require.Len(t, got.Attempts, 1)
+		wantNode := "n2"
+		if i == 7 {
+			wantNode = "n1"
+			require.Equal(t, []string{"A100:1"}, got.Devices)
+		}
+		require.Equal(t, wantNode, got.Node)
+		require.Equal(t, wantNode, got.Attempts[0].Node)
+		evs, err := s.Events(ctx, n, 0)
+		require.NoError(t, err)
+		require.Equal(t, []tasks.Phase{tasks.PhaseQueued, tasks.PhaseInitializing, tasks.PhaseRunning}, phases(evs))
+	}
 }
 
 func testAbort(t *testing.T, s store.Store) {

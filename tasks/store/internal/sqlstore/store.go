@@ -272,26 +272,34 @@ func (s *Store) insertRuns(ctx context.Context, tx Tx, runs []store.NewRun, idx 
 }
 
 // Transition implements store.Store.
+//
+// Changes of a batch that differ only by run (a scheduling round binding
+// CPU runs to one node, or marking its unplaced runs waiting) are applied
+// together: one UPDATE for the group, and the rows every change appends
+// (attempts, events) in multi-row INSERTs. Changes of a run that appears
+// more than once in the batch are applied one by one, in order.
 func (s *Store) Transition(ctx context.Context, ts []store.Transition) ([]store.TransitionResult, error) {
 	res := make([]store.TransitionResult, len(ts))
 	err := s.withTx(ctx, func(tx Tx, notes *[]store.Notification) error {
 		var buf appends
-		grouped, err := s.transitionGroups(ctx, tx, ts, res)
-		if err != nil {
-			return err
-		}
-		for i := range ts {
-			if grouped[i] {
-				for _, ev := range res[i].Events {
-					*notes = append(*notes, store.Notification{Kind: store.NotifyEvent, Run: ev.Run, Seq: ev.Seq, Phase: ev.Phase, Node: res[i].Run.Node, Attempt: res[i].Run.Attempt})
-				}
-				continue
+		for _, g := range groupTransitions(ts) {
+			t := &ts[g[0]]
+			names := make([]string, len(g))
+			for j, i := range g {
+				names[j] = ts[i].Run
 			}
-			r, err := s.transition(ctx, tx, &ts[i], "", &buf)
+			rs, err := s.transitionRuns(ctx, tx, t, names, "", &buf)
 			if err != nil {
-				return fmt.Errorf("transition %s to %s: %w", ts[i].Run, ts[i].To, err)
+				if len(g) == 1 {
+					return fmt.Errorf("transition %s to %s: %w", t.Run, t.To, err)
+				}
+				return fmt.Errorf("transition %d runs to %s: %w", len(g), t.To, err)
 			}
-			res[i] = r
+			for j, i := range g {
+				res[i] = rs[j]
+			}
+		}
+		for _, r := range res {
 			for _, ev := range r.Events {
 				*notes = append(*notes, store.Notification{Kind: store.NotifyEvent, Run: ev.Run, Seq: ev.Seq, Phase: ev.Phase, Node: r.Run.Node, Attempt: r.Run.Attempt})
 			}
@@ -304,138 +312,45 @@ func (s *Store) Transition(ctx context.Context, ts []store.Transition) ([]store.
 	return res, nil
 }
 
-// groupable reports whether t only moves the phase (and wait reason) of
-// a run: no binding, attempt record, outputs or guard beyond From. Such
-// changes of a batch (a scheduling round marking its unplaced runs
-// waiting_for_resources) share one UPDATE and one INSERT of events.
-func groupable(t *store.Transition) bool {
-	if t.Bind != nil || t.Start || t.CountFailure || t.Attempt != 0 || t.Node != "" || t.AttemptPhase != "" ||
-		len(t.From) == 0 || !t.To.Valid() || t.To.Terminal() || t.To == tasks.PhaseQueued || t.To == tasks.PhaseRunning {
-		return false
-	}
-	for _, p := range t.From {
-		if p == t.To || p.Terminal() {
-			return false
-		}
-	}
-	return true
-}
-
-// transitionGroups applies the groupable transitions of ts whose run no
-// other transition of ts touches, grouped by everything but the run, and
-// reports which it applied; transition does the rest one by one.
-func (s *Store) transitionGroups(ctx context.Context, tx Tx, ts []store.Transition, res []store.TransitionResult) ([]bool, error) {
-	grouped := make([]bool, len(ts))
-	if len(ts) < 2 {
-		return grouped, nil
-	}
-	runs := make(map[string]int, len(ts))
+// groupTransitions partitions the indexes of ts into groups applied by one
+// transitionRuns each, in order: changes identical but for the run, of
+// runs that no other change of ts touches, share a group (placed where its
+// first member was); every other change is a group of one.
+func groupTransitions(ts []store.Transition) [][]int {
+	count := make(map[string]int, len(ts))
 	for i := range ts {
-		runs[ts[i].Run]++
+		count[ts[i].Run]++
 	}
-	type groupKey struct {
-		to, from, reason, err string
-		at                    int64
-	}
-	groups := map[groupKey][]int{}
-	var order []groupKey
+	var groups [][]int
+	byKey := map[string]int{} // key -> index in groups
 	for i := range ts {
 		t := &ts[i]
-		if !groupable(t) || runs[t.Run] > 1 {
+		if count[t.Run] > 1 || len(t.Outputs) > 0 {
+			groups = append(groups, []int{i})
 			continue
 		}
-		k := groupKey{to: string(t.To), from: jsonList(phaseStrings(t.From)), reason: t.WaitReason, err: t.Error, at: nanos(t.At)}
-		if groups[k] == nil {
-			order = append(order, k)
-		}
-		groups[k] = append(groups[k], i)
-	}
-	for _, k := range order {
-		idx := groups[k]
-		if len(idx) < 2 {
+		k := groupKey(t)
+		if g, ok := byKey[k]; ok {
+			groups[g] = append(groups[g], i)
 			continue
 		}
-		if err := s.transitionGroup(ctx, tx, ts, idx, res); err != nil {
-			return nil, err
-		}
-		for _, i := range idx {
-			grouped[i] = true
-		}
+		byKey[k] = len(groups)
+		groups = append(groups, []int{i})
 	}
-	return grouped, nil
+	return groups
 }
 
-// transitionGroup applies ts[idx], which differ only by run.
-func (s *Store) transitionGroup(ctx context.Context, tx Tx, ts []store.Transition, idx []int, res []store.TransitionResult) error {
-	t0 := &ts[idx[0]]
-	fixed := []any{string(t0.To), t0.WaitReason}
-	for _, p := range t0.From {
-		fixed = append(fixed, string(p))
+// groupKey is every field of t but Run (and Outputs, never grouped).
+func groupKey(t *store.Transition) string {
+	var sb strings.Builder
+	sb.WriteString(jsonList(phaseStrings(t.From)))
+	fmt.Fprintf(&sb, "\x00%d\x00%s\x00%s\x00%d", t.Attempt, t.Node, t.To, nanos(t.At))
+	if t.Bind != nil {
+		fmt.Fprintf(&sb, "\x00bind\x00%s\x00%s", t.Bind.Node, jsonList(t.Bind.Devices))
 	}
-	byName := make(map[string]int, len(idx))
-	for _, i := range idx {
-		byName[ts[i].Run] = i
-	}
-	var applied []*store.StoredRun
-	for _, chunk := range chunks(idx, s.d.MaxParams-len(fixed)) {
-		var sb strings.Builder
-		sb.WriteString(`UPDATE runs SET phase = $1, event_seq = event_seq + 1, wait_reason = $2 WHERE phase IN (`)
-		for j := range t0.From {
-			if j > 0 {
-				sb.WriteByte(',')
-			}
-			sb.WriteString("$" + strconv.Itoa(3+j))
-		}
-		sb.WriteString(`) AND name IN (`)
-		args := append(make([]any, 0, len(fixed)+len(chunk)), fixed...)
-		for j, i := range chunk {
-			if j > 0 {
-				sb.WriteByte(',')
-			}
-			args = append(args, ts[i].Run)
-			sb.WriteString("$" + strconv.Itoa(len(args)))
-		}
-		sb.WriteString(`) RETURNING ` + runCols)
-		rs, err := s.queryRuns(ctx, tx, sb.String(), args...)
-		if err != nil {
-			return fmt.Errorf("transition %d runs to %s: %w", len(chunk), t0.To, err)
-		}
-		applied = append(applied, rs...)
-	}
-	if len(applied) == 0 {
-		return nil
-	}
-	at := nanos(t0.At)
-	const cols = 5
-	var evIdx []int
-	for k, run := range applied {
-		i := byName[run.Name]
-		ev := tasks.Event{Seq: run.EventSeq, Run: run.Name, Phase: t0.To, At: fromNanos(at), Error: t0.Error}
-		res[i] = store.TransitionResult{Applied: true, Run: run, Event: ev, Events: []tasks.Event{ev}}
-		evIdx = append(evIdx, k)
-	}
-	for _, chunk := range chunks(evIdx, s.d.MaxParams/cols) {
-		var sb strings.Builder
-		sb.WriteString(`INSERT INTO events (run, seq, phase, at, error) VALUES `)
-		args := make([]any, 0, len(chunk)*cols)
-		for j, k := range chunk {
-			if j > 0 {
-				sb.WriteByte(',')
-			}
-			values(&sb, len(args), cols)
-			run := applied[k]
-			args = append(args, run.Name, run.EventSeq, string(t0.To), at, t0.Error)
-		}
-		if _, err := tx.Exec(ctx, sb.String(), args...); err != nil {
-			return fmt.Errorf("insert events: %w", err)
-		}
-	}
-	for _, run := range applied {
-		if err := s.enqueueWebhook(ctx, tx, run, res[byName[run.Name]].Event); err != nil {
-			return err
-		}
-	}
-	return nil
+	fmt.Fprintf(&sb, "\x00%t\x00%s\x00%s\x00%s\x00%d\x00%t\x00%s",
+		t.Start, t.AttemptPhase, t.AttemptError, t.Error, nanos(t.NotBefore), t.CountFailure, t.WaitReason)
+	return sb.String()
 }
 
 func phaseStrings(ps []tasks.Phase) []string {
@@ -446,23 +361,26 @@ func phaseStrings(ps []tasks.Phase) []string {
 	return out
 }
 
-// transition applies t. The rows it appends (the attempt it starts, its
-// events) go to buf, written by flushAppends before anything reads them;
-// with buf nil they are written at once.
-func (s *Store) transition(ctx context.Context, tx Tx, t *store.Transition, abortReason string, buf *appends) (store.TransitionResult, error) {
-	if buf == nil {
-		var own appends
-		res, err := s.transition(ctx, tx, t, abortReason, &own)
-		if err != nil {
-			return res, err
-		}
-		return res, s.flushAppends(ctx, tx, &own)
+// transition applies t alone, writing what it appends at once.
+func (s *Store) transition(ctx context.Context, tx Tx, t *store.Transition, abortReason string) (store.TransitionResult, error) {
+	var buf appends
+	res, err := s.transitionRuns(ctx, tx, t, []string{t.Run}, abortReason, &buf)
+	if err != nil {
+		return store.TransitionResult{}, err
 	}
+	return res[0], s.flushAppends(ctx, tx, &buf)
+}
+
+// transitionRuns applies t (but for its Run) to each of names, distinct
+// runs, with one UPDATE, and returns the results in the order of names.
+// The rows it appends (the attempts it starts, the events) go to buf,
+// written by flushAppends before anything reads them.
+func (s *Store) transitionRuns(ctx context.Context, tx Tx, t *store.Transition, names []string, abortReason string, buf *appends) ([]store.TransitionResult, error) {
 	if !t.To.Valid() {
-		return store.TransitionResult{}, fmt.Errorf("invalid phase %q", t.To)
+		return nil, fmt.Errorf("invalid phase %q", t.To)
 	}
 	if t.Start && (t.Bind == nil || t.To != tasks.PhaseRunning) {
-		return store.TransitionResult{}, errors.New("transition: Start needs Bind and To running")
+		return nil, errors.New("transition: Start needs Bind and To running")
 	}
 	step := 1 // events the change records
 	if t.Start {
@@ -503,10 +421,10 @@ func (s *Store) transition(ctx context.Context, tx Tx, t *store.Transition, abor
 		from = activePhases
 	}
 	var where strings.Builder
-	fmt.Fprintf(&where, `name = %s AND phase IN (`, arg(t.Run))
+	where.WriteString(`phase IN (`)
 	for i, p := range from {
 		if p.Terminal() {
-			return store.TransitionResult{}, fmt.Errorf("terminal phase %q in From", p)
+			return nil, fmt.Errorf("terminal phase %q in From", p)
 		}
 		if i > 0 {
 			where.WriteByte(',')
@@ -520,22 +438,62 @@ func (s *Store) transition(ctx context.Context, tx Tx, t *store.Transition, abor
 	if t.Node != "" {
 		fmt.Fprintf(&where, ` AND node = %s`, arg(t.Node))
 	}
-	q := `UPDATE runs SET ` + set.String() + ` WHERE ` + where.String() + ` RETURNING ` + runCols
-	runs, err := s.queryRuns(ctx, tx, q, args...)
-	if err != nil {
-		return store.TransitionResult{}, err
+	fixed := len(args)
+	results := make([]store.TransitionResult, len(names))
+	pos := make(map[string]int, len(names))
+	for i, n := range names {
+		pos[n] = i
 	}
-	if len(runs) == 0 {
-		return store.TransitionResult{}, nil
+	idx := make([]int, len(names))
+	for i := range idx {
+		idx[i] = i
 	}
-	run := runs[0]
+	for _, chunk := range chunks(idx, s.d.MaxParams-fixed) {
+		args = args[:fixed]
+		var q strings.Builder
+		q.WriteString(`UPDATE runs SET ` + set.String() + ` WHERE ` + where.String())
+		if len(chunk) == 1 {
+			q.WriteString(` AND name = ` + arg(names[chunk[0]]))
+		} else {
+			q.WriteString(` AND name IN (`)
+			for j, i := range chunk {
+				if j > 0 {
+					q.WriteByte(',')
+				}
+				q.WriteString(arg(names[i]))
+			}
+			q.WriteByte(')')
+		}
+		q.WriteString(` RETURNING ` + runCols)
+		runs, err := s.queryRuns(ctx, tx, q.String(), args...)
+		if err != nil {
+			return nil, err
+		}
+		for _, run := range runs {
+			i, ok := pos[run.Name]
+			if !ok {
+				return nil, fmt.Errorf("update returned run %s not asked for", run.Name)
+			}
+			r, err := s.afterTransition(ctx, tx, t, run, from, at, buf)
+			if err != nil {
+				return nil, err
+			}
+			results[i] = r
+		}
+	}
+	return results, nil
+}
+
+// afterTransition records what the change of run (as the UPDATE left it)
+// implies: its attempt record, its events, its webhook delivery.
+func (s *Store) afterTransition(ctx context.Context, tx Tx, t *store.Transition, run *store.StoredRun, from []tasks.Phase, at int64, buf *appends) (store.TransitionResult, error) {
 	res := store.TransitionResult{Applied: true, Run: run}
 
 	if t.Bind != nil {
-		buf.attempt(t.Run, []any{t.Run, run.Attempt, t.Bind.Node, jsonList(t.Bind.Devices), string(t.To), at})
+		buf.attempt(run.Name, []any{run.Name, run.Attempt, t.Bind.Node, jsonList(t.Bind.Devices), string(t.To), at})
 	} else if run.Attempt > 0 {
 		// The attempt row may still be in buf (bound earlier in the batch).
-		if err := s.flushAppendsOf(ctx, tx, buf, t.Run); err != nil {
+		if err := s.flushAppendsOf(ctx, tx, buf, run.Name); err != nil {
 			return res, err
 		}
 		ap := t.AttemptPhase
@@ -549,12 +507,12 @@ func (s *Store) transition(ctx context.Context, tx Tx, t *store.Transition, abor
 				ae = t.Error
 			}
 			if _, err := tx.Exec(ctx, `UPDATE attempts SET phase = $1, error = $2, finished_at = $3
-				WHERE run = $4 AND number = $5 AND finished_at = 0`, string(ap), ae, at, t.Run, run.Attempt); err != nil {
+				WHERE run = $4 AND number = $5 AND finished_at = 0`, string(ap), ae, at, run.Name, run.Attempt); err != nil {
 				return res, fmt.Errorf("close attempt: %w", err)
 			}
 		case t.To == tasks.PhaseRunning:
 			if _, err := tx.Exec(ctx, `UPDATE attempts SET phase = $1 WHERE run = $2 AND number = $3`,
-				string(t.To), t.Run, run.Attempt); err != nil {
+				string(t.To), run.Name, run.Attempt); err != nil {
 				return res, fmt.Errorf("update attempt: %w", err)
 			}
 		}
@@ -565,19 +523,19 @@ func (s *Store) transition(ctx context.Context, tx Tx, t *store.Transition, abor
 	for _, p := range from {
 		if p == t.To {
 			// The run may have been in To already: a refresh, not an event.
-			if err := s.flushAppendsOf(ctx, tx, buf, t.Run); err != nil {
+			if err := s.flushAppendsOf(ctx, tx, buf, run.Name); err != nil {
 				return res, err
 			}
 			changed = !s.isRefresh(ctx, tx, run)
 		}
 	}
 	if changed && t.Start {
-		ev := tasks.Event{Seq: run.EventSeq - 1, Run: t.Run, Phase: tasks.PhaseInitializing, At: fromNanos(at)}
+		ev := tasks.Event{Seq: run.EventSeq - 1, Run: run.Name, Phase: tasks.PhaseInitializing, At: fromNanos(at)}
 		buf.event(ev.Run, []any{ev.Run, ev.Seq, string(ev.Phase), at, ""})
 		res.Events = append(res.Events, ev)
 	}
 	if changed {
-		ev := tasks.Event{Seq: run.EventSeq, Run: t.Run, Phase: t.To, At: fromNanos(at), Error: t.Error}
+		ev := tasks.Event{Seq: run.EventSeq, Run: run.Name, Phase: t.To, At: fromNanos(at), Error: t.Error}
 		if ev.Error == "" && t.To == tasks.PhaseQueued {
 			ev.Error = t.AttemptError
 		}
@@ -734,7 +692,7 @@ func (s *Store) RequestAbort(ctx context.Context, name, reason string, at time.T
 			}
 			r, err := s.transition(ctx, tx, &store.Transition{
 				Run: name, From: []tasks.Phase{run.Phase}, To: tasks.PhaseAborted, At: at, Error: msg,
-			}, nonEmpty(reason, "aborted"), nil)
+			}, nonEmpty(reason, "aborted"))
 			if err != nil {
 				return err
 			}
