@@ -40,6 +40,11 @@ bench: ## Run the benchmarks with their bare baselines in the same run
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem \
 		./framework/... ./middleware/... ./tasks/... ./environments/... | tee bench.out
 
+.PHONY: bench-wrk
+bench-wrk: ## POST /run-task under wrk beside bare chi (installs Debian's wrk if missing)
+	@command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null)
+	$(GO) run ./internal/benchwrk -d $${WRK_DURATION:-5s} -c $${WRK_CONNS:-64}
+
 .PHONY: generate
 generate: ## Rewrite the committed OpenAPI documents in openapi/
 	$(GO) run ./openapi/cmd/gen -dir openapi

@@ -1,0 +1,288 @@
+// Command benchwrk measures POST /run-task the way the throughput goal is
+// stated: wrk over loopback, against the quickstart's stack with a bearer
+// token, beside a bare chi handler served to the same wrk settings in the
+// same run. `make bench-wrk` runs it (and installs wrk when missing).
+//
+// For each database (SQLite in a temporary directory; PostgreSQL in a fresh
+// database when TASKGATE_TEST_POSTGRES_URL is set) it serves the stack
+// twice: as `make run` does (scheduler and node agent executing the echo
+// runs in the same process) and as an API process alone (TASKGATE_ROLE=agent
+// without an agent's work: no scheduler, so runs stay queued), the submit
+// path by itself. Every 202 is a run fsynced before the reply.
+//
+// Any non-2xx reply or socket error fails the run.
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/taskgate/taskgate/examples/quickstart/demo"
+	"github.com/taskgate/taskgate/framework"
+)
+
+const token = "bench-token-0123456789abcdef"
+
+func main() {
+	duration := flag.Duration("d", 5*time.Second, "wrk duration per measurement")
+	conns := flag.Int("c", 64, "wrk connections")
+	threads := flag.Int("t", 2, "wrk threads")
+	flag.Parse()
+	if err := run(*duration, *conns, *threads); err != nil {
+		fmt.Fprintln(os.Stderr, "benchwrk:", err)
+		os.Exit(1)
+	}
+}
+
+func run(d time.Duration, conns, threads int) error {
+	wrk, err := exec.LookPath("wrk")
+	if err != nil {
+		return errors.New("wrk not found (make bench-wrk installs it)")
+	}
+	dir, err := os.MkdirTemp("", "benchwrk")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	script := filepath.Join(dir, "post.lua")
+	if err := os.WriteFile(script, []byte(fmt.Sprintf(`wrk.method = "POST"
+wrk.body = '{"message":"hi"}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer %s"
+`, token)), 0o600); err != nil {
+		return err
+	}
+	w := wrkRunner{bin: wrk, d: d, conns: conns, threads: threads}
+	fmt.Printf("wrk -t%d -c%d -d%s over loopback, server GOMAXPROCS=%d\n\n", threads, conns, d, runtime.GOMAXPROCS(0))
+
+	bare, err := serve(bareChi())
+	if err != nil {
+		return err
+	}
+	base, err := w.run(bare.url+"/health", "")
+	bare.close()
+	if err != nil {
+		return fmt.Errorf("bare chi: %w", err)
+	}
+	fmt.Printf("%-45s %7.0f req/s   p50 %7s  p99 %7s\n", "bare chi GET /health", base.rate, base.p50, base.p99)
+
+	dbs := []struct{ name, url string }{{"sqlite", ""}}
+	if u := os.Getenv("TASKGATE_TEST_POSTGRES_URL"); u != "" {
+		pg, drop, err := freshDatabase(u)
+		if err != nil {
+			return err
+		}
+		defer drop()
+		dbs = append(dbs, struct{ name, url string }{"postgres", pg})
+	}
+	for _, db := range dbs {
+		for _, mode := range []struct{ name, role string }{{"all-in-one", ""}, {"submit path only", "agent"}} {
+			st, err := stack(filepath.Join(dir, db.name+mode.role), db.url, mode.role)
+			if err != nil {
+				return fmt.Errorf("%s %s: %w", db.name, mode.name, err)
+			}
+			res, err := w.run(st.url+"/run-task/demo/development/echo", script)
+			st.close()
+			if err != nil {
+				return fmt.Errorf("%s %s: %w", db.name, mode.name, err)
+			}
+			fmt.Printf("%-45s %7.0f runs/s  p50 %7s  p99 %7s  %.3f of bare chi\n",
+				db.name+" POST /run-task, "+mode.name, res.rate, res.p50, res.p99, res.rate/base.rate)
+		}
+	}
+	return nil
+}
+
+type wrkRunner struct {
+	bin            string
+	d              time.Duration
+	conns, threads int
+}
+
+type wrkResult struct {
+	rate     float64
+	p50, p99 string
+}
+
+var (
+	reRate  = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+	reP50   = regexp.MustCompile(`(?m)^\s+50%\s+(\S+)`)
+	reP99   = regexp.MustCompile(`(?m)^\s+99%\s+(\S+)`)
+	reNon2x = regexp.MustCompile(`Non-2xx or 3xx responses:\s+(\d+)`)
+	reSock  = regexp.MustCompile(`Socket errors:.*`)
+)
+
+// run drives u for w.d, with script when not empty, and fails on any
+// non-2xx reply or socket error.
+func (w wrkRunner) run(u, script string) (wrkResult, error) {
+	args := []string{"-t" + strconv.Itoa(w.threads), "-c" + strconv.Itoa(w.conns), "-d" + w.d.String(), "--latency"}
+	if script != "" {
+		args = append(args, "-s", script)
+	}
+	out, err := exec.Command(w.bin, append(args, u)...).CombinedOutput()
+	if err != nil {
+		return wrkResult{}, fmt.Errorf("wrk: %w: %s", err, out)
+	}
+	if m := reNon2x.FindSubmatch(out); m != nil {
+		return wrkResult{}, fmt.Errorf("%s non-2xx replies:\n%s", m[1], out)
+	}
+	if m := reSock.Find(out); m != nil {
+		return wrkResult{}, fmt.Errorf("%s:\n%s", m, out)
+	}
+	m := reRate.FindSubmatch(out)
+	if m == nil {
+		return wrkResult{}, fmt.Errorf("no rate in wrk output:\n%s", out)
+	}
+	rate, err := strconv.ParseFloat(string(m[1]), 64)
+	if err != nil {
+		return wrkResult{}, err
+	}
+	res := wrkResult{rate: rate, p50: "?", p99: "?"}
+	if m := reP50.FindSubmatch(out); m != nil {
+		res.p50 = string(m[1])
+	}
+	if m := reP99.FindSubmatch(out); m != nil {
+		res.p99 = string(m[1])
+	}
+	return res, nil
+}
+
+type served struct {
+	url   string
+	close func()
+}
+
+// serve serves h on a loopback port.
+func serve(h http.Handler) (*served, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return &served{url: "http://" + ln.Addr().String(), close: func() { _ = srv.Close() }}, nil
+}
+
+// bareChi is the baseline: chi with one JSON handler.
+func bareChi() http.Handler {
+	r := chi.NewRouter()
+	r.Get("/health", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]string{"status": "healthy"})
+	})
+	return r
+}
+
+// stack serves the quickstart's App (demo tasks, prebuilt webhook
+// environment) with a static token, on SQLite in dir or on dbURL.
+func stack(dir, dbURL, role string) (*served, error) {
+	cfg, err := framework.ParseEnv(func(k string) string {
+		switch k {
+		case "TASKGATE_DATA_DIR":
+			return dir
+		case "TASKGATE_DATABASE_URL":
+			return dbURL
+		case "TASKGATE_AUTH_TOKENS":
+			return token + "=bencher:admins"
+		case "TASKGATE_NODE_GPUS":
+			return "A100:1"
+		case "TASKGATE_NODE_ID":
+			return "bench-node"
+		case "TASKGATE_ROLE":
+			return role
+		}
+		return ""
+	})
+	if err != nil {
+		return nil, err
+	}
+	ctx := context.Background()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	svc, err := framework.FromEnv(ctx, cfg, logger, demo.Registry(), demo.Webhook())
+	if err != nil {
+		return nil, err
+	}
+	h, err := svc.App.Handler()
+	if err != nil {
+		return nil, err
+	}
+	if err := svc.App.Start(ctx); err != nil {
+		return nil, err
+	}
+	s, err := serve(h)
+	if err != nil {
+		return nil, err
+	}
+	// One request first, so that a broken stack fails here, not in wrk.
+	req, _ := http.NewRequest(http.MethodPost, s.url+"/run-task/demo/development/echo", strings.NewReader(`{"message":"hi"}`))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted || !bytes.Contains(body, []byte(`"name"`)) {
+		return nil, fmt.Errorf("POST /run-task: %d %s", resp.StatusCode, body)
+	}
+	return &served{url: s.url, close: func() {
+		s.close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = svc.App.Stop(ctx)
+	}}, nil
+}
+
+// freshDatabase creates an empty database beside base's and returns its
+// URL and a function that drops it.
+func freshDatabase(base string) (string, func(), error) {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		return "", nil, fmt.Errorf("TASKGATE_TEST_POSTGRES_URL: %w", err)
+	}
+	defer conn.Close(ctx)
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	name := "taskgate_benchwrk_" + hex.EncodeToString(b)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		return "", nil, err
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		return "", nil, err
+	}
+	u.Path = "/" + name
+	drop := func() {
+		conn, err := pgx.Connect(ctx, base)
+		if err != nil {
+			return
+		}
+		defer conn.Close(ctx)
+		_, _ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
+	}
+	return u.String(), drop, nil
+}
