@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -23,18 +22,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-chi/chi/v5"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	_ "modernc.org/sqlite" // the bare-insert baseline's driver, as the store uses it
 
-	"github.com/taskgate/taskgate/examples/quickstart/demo"
 	"github.com/taskgate/taskgate/framework"
+	"github.com/taskgate/taskgate/internal/benchstack"
 	"github.com/taskgate/taskgate/tasks"
 )
 
 // benchToken is the static bearer token of the benchmarked stacks.
-const benchToken = "bench-token-0123456789abcdef"
+const benchToken = benchstack.Token
 
 // benchParallelism makes b.RunParallel use 16 client goroutines per
 // GOMAXPROCS, so that concurrent submissions can share group commits.
@@ -69,7 +67,7 @@ const benchParallelism = 16
 func BenchmarkRunTask(b *testing.B) {
 	var bareChi float64
 	b.Run("bare-chi", func(b *testing.B) {
-		srv := httptest.NewServer(benchBareChi())
+		srv := httptest.NewServer(benchstack.BareChi())
 		defer srv.Close()
 		addr, req, err := rawRequest(http.MethodGet, srv.URL+"/health", "", nil)
 		if err != nil {
@@ -256,16 +254,6 @@ func BenchmarkRunTask(b *testing.B) {
 	})
 }
 
-// benchBareChi is the baseline: chi with one JSON handler.
-func benchBareChi() http.Handler {
-	r := chi.NewRouter()
-	r.Get("/health", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]string{"status": "healthy"})
-	})
-	return r
-}
-
 // benchSubmitLoad POSTs b.N echo runs to st from loadConns connections,
 // checking that each 202 names a run.
 func benchSubmitLoad(b *testing.B, st *benchServed) loadResult {
@@ -354,57 +342,20 @@ type benchServed struct {
 	stop func()
 }
 
-// benchStack serves the quickstart's App and tasks with a static token:
-// SQLite in a temp dir when dbURL is empty, else that database. With role
-// "" (all) the local node agent runs the submitted runs, as in `make run`;
-// with "agent" no scheduler runs in the process, so runs stay queued.
+// benchStack serves the quickstart's stack (internal/benchstack): SQLite
+// in a temp dir when dbURL is empty, else that database. With role "" (all)
+// the local node agent runs the submitted runs, as in `make run`; with
+// "agent" no scheduler runs in the process, so runs stay queued.
 func benchStack(b *testing.B, dbURL, role string) *benchServed {
 	b.Helper()
-	dir := b.TempDir()
-	cfg, err := framework.ParseEnv(func(k string) string {
-		switch k {
-		case "TASKGATE_DATA_DIR":
-			return dir
-		case "TASKGATE_DATABASE_URL":
-			return dbURL
-		case "TASKGATE_AUTH_TOKENS":
-			return benchToken + "=bencher:admins"
-		case "TASKGATE_NODE_GPUS":
-			return "A100:1"
-		case "TASKGATE_NODE_ID":
-			return "bench-node"
-		case "TASKGATE_ROLE":
-			return role
-		}
-		return ""
-	})
+	st, err := benchstack.Start(context.Background(), b.TempDir(), dbURL, role)
 	if err != nil {
 		b.Fatal(err)
 	}
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc, err := framework.FromEnv(context.Background(), cfg, logger, demo.Registry(), demo.Webhook())
-	if err != nil {
-		b.Fatal(err)
-	}
-	h, err := svc.App.Handler()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := svc.App.Start(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
 	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			srv.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			_ = svc.App.Stop(ctx)
-		})
-	}
+	stop := func() { once.Do(st.Close) }
 	b.Cleanup(stop)
-	return &benchServed{svc: svc, base: srv.URL, hc: benchHTTPClient(), stop: stop}
+	return &benchServed{svc: st.Service, base: st.URL, hc: benchHTTPClient(), stop: stop}
 }
 
 // benchPost POSTs body to path and decodes the reply into out.

@@ -2,7 +2,6 @@ package framework_test
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -13,10 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-chi/chi/v5"
-
 	"github.com/taskgate/taskgate/examples/quickstart/demo"
 	"github.com/taskgate/taskgate/framework"
+	"github.com/taskgate/taskgate/internal/benchstack"
 )
 
 // benchToken is the static bearer token of the benchmarked App.
@@ -42,7 +40,7 @@ const benchParallelism = 16
 // as ratio_to_bare: on a shared machine, load that comes and goes then
 // weighs on both sides of the ratio alike.
 func BenchmarkStack(b *testing.B) {
-	bare := httptest.NewServer(benchBareChi())
+	bare := httptest.NewServer(benchstack.BareChi())
 	defer bare.Close()
 	b.Run("bare-chi", func(b *testing.B) {
 		hc := benchClient()
@@ -84,16 +82,6 @@ func BenchmarkStack(b *testing.B) {
 			b.ReportMetric(appRate/bareRate, "ratio_to_bare")
 		})
 	}
-}
-
-// benchBareChi is the baseline: chi with one JSON handler.
-func benchBareChi() http.Handler {
-	r := chi.NewRouter()
-	r.Get("/health", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]string{"status": "healthy"})
-	})
-	return r
 }
 
 // benchApp serves the quickstart's App (SQLite in a temp dir, a static

@@ -18,13 +18,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -36,14 +33,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-chi/chi/v5"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/taskgate/taskgate/examples/quickstart/demo"
-	"github.com/taskgate/taskgate/framework"
+	"github.com/taskgate/taskgate/internal/benchstack"
 )
-
-const token = "bench-token-0123456789abcdef"
 
 func main() {
 	duration := flag.Duration("d", 5*time.Second, "wrk duration per measurement")
@@ -71,18 +64,18 @@ func run(d time.Duration, conns, threads int) error {
 wrk.body = '{"message":"hi"}'
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer %s"
-`, token)), 0o600); err != nil {
+`, benchstack.Token)), 0o600); err != nil {
 		return err
 	}
 	w := wrkRunner{bin: wrk, d: d, conns: conns, threads: threads}
 	fmt.Printf("wrk -t%d -c%d -d%s over loopback, server GOMAXPROCS=%d\n\n", threads, conns, d, runtime.GOMAXPROCS(0))
 
-	bare, err := serve(bareChi())
+	bare, err := benchstack.Serve(benchstack.BareChi())
 	if err != nil {
 		return err
 	}
-	base, err := w.run(bare.url+"/health", "")
-	bare.close()
+	base, err := w.run(bare.URL+"/health", "")
+	bare.Close()
 	if err != nil {
 		return fmt.Errorf("bare chi: %w", err)
 	}
@@ -103,8 +96,8 @@ wrk.headers["Authorization"] = "Bearer %s"
 			if err != nil {
 				return fmt.Errorf("%s %s: %w", db.name, mode.name, err)
 			}
-			res, err := w.run(st.url+"/run-task/demo/development/echo", script)
-			st.close()
+			res, err := w.run(st.URL+"/run-task/demo/development/echo", script)
+			st.Close()
 			if err != nil {
 				return fmt.Errorf("%s %s: %w", db.name, mode.name, err)
 			}
@@ -169,91 +162,28 @@ func (w wrkRunner) run(u, script string) (wrkResult, error) {
 	return res, nil
 }
 
-type served struct {
-	url   string
-	close func()
-}
-
-// serve serves h on a loopback port.
-func serve(h http.Handler) (*served, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// stack starts the benchmarked stack and checks one submission, so that a
+// broken stack fails here, not in wrk.
+func stack(dir, dbURL, role string) (*benchstack.Stack, error) {
+	st, err := benchstack.Start(context.Background(), dir, dbURL, role)
 	if err != nil {
 		return nil, err
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	return &served{url: "http://" + ln.Addr().String(), close: func() { _ = srv.Close() }}, nil
-}
-
-// bareChi is the baseline: chi with one JSON handler.
-func bareChi() http.Handler {
-	r := chi.NewRouter()
-	r.Get("/health", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]string{"status": "healthy"})
-	})
-	return r
-}
-
-// stack serves the quickstart's App (demo tasks, prebuilt webhook
-// environment) with a static token, on SQLite in dir or on dbURL.
-func stack(dir, dbURL, role string) (*served, error) {
-	cfg, err := framework.ParseEnv(func(k string) string {
-		switch k {
-		case "TASKGATE_DATA_DIR":
-			return dir
-		case "TASKGATE_DATABASE_URL":
-			return dbURL
-		case "TASKGATE_AUTH_TOKENS":
-			return token + "=bencher:admins"
-		case "TASKGATE_NODE_GPUS":
-			return "A100:1"
-		case "TASKGATE_NODE_ID":
-			return "bench-node"
-		case "TASKGATE_ROLE":
-			return role
-		}
-		return ""
-	})
-	if err != nil {
-		return nil, err
-	}
-	ctx := context.Background()
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc, err := framework.FromEnv(ctx, cfg, logger, demo.Registry(), demo.Webhook())
-	if err != nil {
-		return nil, err
-	}
-	h, err := svc.App.Handler()
-	if err != nil {
-		return nil, err
-	}
-	if err := svc.App.Start(ctx); err != nil {
-		return nil, err
-	}
-	s, err := serve(h)
-	if err != nil {
-		return nil, err
-	}
-	// One request first, so that a broken stack fails here, not in wrk.
-	req, _ := http.NewRequest(http.MethodPost, s.url+"/run-task/demo/development/echo", strings.NewReader(`{"message":"hi"}`))
-	req.Header.Set("Authorization", "Bearer "+token)
+	req, _ := http.NewRequest(http.MethodPost, st.URL+"/run-task/demo/development/echo", strings.NewReader(`{"message":"hi"}`))
+	req.Header.Set("Authorization", "Bearer "+benchstack.Token)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
+		st.Close()
 		return nil, err
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusAccepted || !bytes.Contains(body, []byte(`"name"`)) {
+		st.Close()
 		return nil, fmt.Errorf("POST /run-task: %d %s", resp.StatusCode, body)
 	}
-	return &served{url: s.url, close: func() {
-		s.close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = svc.App.Stop(ctx)
-	}}, nil
+	return st, nil
 }
 
 // freshDatabase creates an empty database beside base's and returns its
