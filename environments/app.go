@@ -30,7 +30,9 @@ type AppConfig struct {
 	Handler http.Handler
 	// Register adds huma operations to the environment's API; they are
 	// served and appear in the environment's /docs. It is called at every
-	// Build with a fresh API.
+	// Build with a fresh API. Middleware it adds (api.UseMiddleware)
+	// applies to the app's operations and endpoints, not to the
+	// environment's docs or queue routes.
 	Register func(api huma.API)
 	// Resources are what the app's handlers need from the node serving it,
 	// in the task resource syntax, checked here. Requests served directly
@@ -48,6 +50,12 @@ type AppConfig struct {
 // asgi_app. Its huma operations, whether from AppConfig.Register or from
 // Endpoint, are documented at the environment's /docs. Create it with
 // NewAppEnvironment.
+//
+// Limits.MaxInFlight (Modal's max_inputs) bounds what the app's own code
+// serves at once: its operations and Handler, requests served directly
+// and queued requests replayed (QueueConfig) together. /health, the docs,
+// the OpenAPI documents and the queue routes are not counted, so they
+// answer while the app is busy.
 type AppEnvironment struct {
 	cfg AppConfig
 
@@ -55,6 +63,8 @@ type AppEnvironment struct {
 	endpoints []endpointReg
 	urls      URLSettings // from the last Build, for URL
 	queue     *queue      // state of the queue routes (queue.go); set at the first Build with Queue.Enabled
+	limit     *appLimit   // max_inputs (inflight.go), shared by direct requests and replays; set at the first Build
+	limitSet  bool        // limit was set (it is nil without MaxInFlight)
 }
 
 // endpointReg registers one function endpoint on an API.
@@ -105,9 +115,18 @@ func (a *AppEnvironment) Resources() tasks.Resources { return a.cfg.Resources }
 // of huma while registering an operation (a type it cannot describe, two
 // operations on one path) is returned as an error.
 func (a *AppEnvironment) Build(rt *Runtime) (h http.Handler, err error) {
+	if err := a.cfg.Settings.validate(); err != nil {
+		return nil, err
+	}
 	a.mu.Lock()
 	a.urls = rt.URLs
 	endpoints := append([]endpointReg(nil), a.endpoints...)
+	if !a.limitSet {
+		// One limit for the environment's life: replays of every Build
+		// and the requests of the handler served share its slots.
+		a.limit, a.limitSet = newAppLimit(a.cfg.Limits), true
+	}
+	limit := a.limit
 	a.mu.Unlock()
 
 	r := chi.NewRouter()
@@ -123,6 +142,12 @@ func (a *AppEnvironment) Build(rt *Runtime) (h http.Handler, err error) {
 		cfg.Servers = []*huma.Server{{URL: a.cfg.PathPrefix}}
 	}
 	api := apidocs.New(r, cfg)
+	// The app's own operations go through a group that holds them to
+	// max_inputs; the docs and the queue routes, registered on api, do not.
+	app := huma.NewGroup(api)
+	if limit != nil {
+		app.UseMiddleware(limit.operation)
+	}
 
 	register := func(what string, fn func(huma.API)) (err error) {
 		defer func() {
@@ -130,7 +155,7 @@ func (a *AppEnvironment) Build(rt *Runtime) (h http.Handler, err error) {
 				err = fmt.Errorf("environment %s: %s: %v", a.cfg.Name, what, p)
 			}
 		}()
-		fn(api)
+		fn(app)
 		return nil
 	}
 	var errs []error
@@ -155,12 +180,13 @@ func (a *AppEnvironment) Build(rt *Runtime) (h http.Handler, err error) {
 		// (relative to a mount point, if any).
 		// Docs paths are served without credentials; what the docs do not
 		// serve under them is 404, never the user's handler unauthenticated.
+		handler := limit.handler(a.cfg.Handler)
 		fallback := func(w http.ResponseWriter, req *http.Request) {
 			if apidocs.Owns(chi.RouteContext(req.Context()).RoutePath) || apidocs.Owns(req.URL.Path) {
 				problem.Write(w, http.StatusNotFound, "")
 				return
 			}
-			a.cfg.Handler.ServeHTTP(w, req)
+			handler.ServeHTTP(w, req)
 		}
 		r.NotFound(fallback)
 		r.MethodNotAllowed(fallback)

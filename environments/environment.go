@@ -67,7 +67,10 @@ type Auth struct {
 // which defaults to DefaultMaxBodyBytes.
 type Limits struct {
 	// MaxInFlight is Modal's max_inputs: requests served at once. Excess
-	// requests wait up to QueueTimeout, then get 429 with Retry-After.
+	// requests wait up to QueueTimeout, then get 429 with Retry-After. An
+	// AppEnvironment counts only what its app's own code serves, direct
+	// requests and queue replays together, not /health, docs or queue
+	// routes (see AppEnvironment); the other kinds count every request.
 	MaxInFlight  int
 	QueueTimeout time.Duration
 	// RateLimit requests per RateWindow per identity (429 with X-RateLimit-*).

@@ -39,11 +39,12 @@ import (
 // recorded response. The replay serves the request with the environment's
 // own handler, in process, as the submitting caller (see
 // middleware.IdentityFromContext), not behind authentication (the caller
-// was verified at submit; Auth.RequiredGroup is checked again), and at most
-// Limits.MaxInFlight replays at once. That count is the queue's own: the
-// App puts the limit of direct requests around the environment's handler,
-// out of the environment's reach, so replays and direct requests may
-// together reach twice MaxInFlight.
+// was verified at submit; Auth.RequiredGroup is checked again), and within
+// Limits.MaxInFlight: a replay takes a slot of the same limit as the
+// requests the app serves directly, so the two together never exceed it.
+// A replay waits for its slot as long as its Timeout allows, where a
+// direct request would get 429 after QueueTimeout; the queue routes
+// themselves are not counted.
 //
 // Raw credentials: a handler that forwards the caller's credentials
 // downstream (middleware.CredentialsFromContext, ForwardingTransport) gets
@@ -185,7 +186,7 @@ type queue struct {
 	settings *Settings
 	cfg      QueueConfig
 	def      *tasks.Definition
-	sem      chan struct{} // nil: no in-flight limit
+	limit    *appLimit // the environment's max_inputs; nil: none
 
 	mu      sync.Mutex
 	rt      *Runtime
@@ -216,7 +217,7 @@ func (a *AppEnvironment) buildQueue(rt *Runtime, inner chi.Router, api huma.API)
 	a.mu.Lock()
 	q := a.queue
 	if q == nil {
-		q, err = newQueue(&a.cfg.Settings, a.cfg.Queue, a.cfg.Resources)
+		q, err = newQueue(&a.cfg.Settings, a.cfg.Queue, a.cfg.Resources, a.limit)
 		if err != nil {
 			a.mu.Unlock()
 			return err
@@ -244,7 +245,9 @@ func (a *AppEnvironment) buildQueue(rt *Runtime, inner chi.Router, api huma.API)
 	return nil
 }
 
-func newQueue(s *Settings, cfg QueueConfig, res tasks.Resources) (*queue, error) {
+// newQueue returns the queue of the environment of s; its replays take
+// their slots of limit.
+func newQueue(s *Settings, cfg QueueConfig, res tasks.Resources, limit *appLimit) (*queue, error) {
 	if err := cfg.validate(s.Name); err != nil {
 		return nil, err
 	}
@@ -255,14 +258,11 @@ func newQueue(s *Settings, cfg QueueConfig, res tasks.Resources) (*queue, error)
 		cfg.MaxStartTimeout = DefaultQueueMaxStartTimeout
 	}
 	q := &queue{
-		env: s.Name, settings: s, cfg: cfg,
+		env: s.Name, settings: s, cfg: cfg, limit: limit,
 		subbed: map[*dispatch.Dispatcher]bool{},
 		creds:  map[string]heldCredentials{},
 		refs:   map[string]string{},
 		timers: map[string]*time.Timer{},
-	}
-	if n := s.Limits.MaxInFlight; n > 0 {
-		q.sem = make(chan struct{}, n)
 	}
 	// One attempt: a replayed POST is not idempotent in general, so a
 	// failure is reported rather than repeated. A drained process requeues
@@ -443,23 +443,16 @@ func (q *queue) replay(ctx context.Context, in QueuedRequest) (QueuedResponse, e
 	if g := q.settings.Auth.RequiredGroup; g != "" && !ri.Caller.InGroup(g) {
 		return QueuedResponse{}, tasks.Permanent(fmt.Errorf("%w: not in group %s", ErrQueueForbidden, g))
 	}
-	if q.sem != nil {
-		select {
-		case q.sem <- struct{}{}:
-			defer func() { <-q.sem }()
-		default:
-			log.InfoContext(ctx, "waiting for an in-flight slot", "max_in_flight", cap(q.sem))
-			select {
-			case q.sem <- struct{}{}:
-				defer func() { <-q.sem }()
-			case <-ctx.Done():
-				return QueuedResponse{}, context.Cause(ctx)
-			}
-		}
-	}
 	if isQueueRoute(in.Path) {
 		return QueuedResponse{}, tasks.Permanent(errors.New("the queue's own routes cannot be queued"))
 	}
+	// The slot is the one direct requests take too (inflight.go); ctx
+	// carries it to the app's handlers, which then take no other.
+	ctx, release, err := q.limit.acquire(ctx)
+	if err != nil {
+		return QueuedResponse{}, err
+	}
+	defer release()
 	req, err := q.request(ctx, ri, &in)
 	if err != nil {
 		return QueuedResponse{}, tasks.Permanent(err)

@@ -25,7 +25,9 @@ func (s *ServerEnvironment) publicPaths() []string { return []string{"/health"} 
 // Wrap puts what every environment shares in front of its handler, in the
 // order of the data path: passthrough credentials and authentication, the
 // rate limit per identity, the in-flight limit (max_inputs), and the body
-// size limit. The App calls it; a user serving an environment's handler
+// size limit. An AppEnvironment applies its in-flight limit itself, around
+// its app only, and shares it with its queue's replays; Wrap leaves it out
+// there. The App calls Wrap; a user serving an environment's handler
 // outside an App should too.
 func Wrap(env Environment, rt *Runtime, h http.Handler) (http.Handler, error) {
 	s := env.Settings()
@@ -49,7 +51,7 @@ func Wrap(env Environment, rt *Runtime, h http.Handler) (http.Handler, error) {
 		maxBody = DefaultMaxBodyBytes
 	}
 	h = middleware.BodyLimit(maxBody)(h)
-	if s.Limits.MaxInFlight > 0 {
+	if l, ok := env.(inFlightLimiter); s.Limits.MaxInFlight > 0 && (!ok || !l.appliesMaxInFlight()) {
 		h = middleware.ConcurrencyLimit(s.Limits.MaxInFlight, s.Limits.QueueTimeout)(h)
 	}
 	if s.Limits.RateLimit > 0 {

@@ -2,6 +2,7 @@ package middleware
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -23,31 +24,75 @@ import (
 // roughly first come, first served. A waiter whose client goes away leaves
 // the queue without a response.
 //
+// It is NewLimiter(n, queueTimeout).Middleware(); use a Limiter directly
+// when work outside this middleware must share the same n slots.
+//
 // It panics when n < 1 or queueTimeout < 0.
 func ConcurrencyLimit(n int, queueTimeout time.Duration) func(http.Handler) http.Handler {
-	if n < 1 {
-		panic(fmt.Sprintf("middleware.ConcurrencyLimit: n (max in flight) must be at least 1, got %d", n))
-	}
-	if queueTimeout < 0 {
-		panic(fmt.Sprintf("middleware.ConcurrencyLimit: queueTimeout must not be negative, got %v", queueTimeout))
-	}
+	return newLimiter("middleware.ConcurrencyLimit", n, queueTimeout).Middleware()
+}
+
+// Limiter is a semaphore of n slots with a FIFO queue of waiters: Modal's
+// max_inputs, shared by the requests that arrive over HTTP (Middleware)
+// and by work that runs in process (Acquire), such as a queued request
+// replayed later, so that the two together never exceed n. It is safe for
+// concurrent use; create it with NewLimiter.
+type Limiter struct {
 	// A buffered channel is the semaphore: blocked senders queue in FIFO
 	// order inside the runtime, which gives the fairness for free.
-	slots := make(chan struct{}, n)
+	slots        chan struct{}
+	queueTimeout time.Duration
+	refused      string // detail of the 429
+}
+
+// NewLimiter returns a Limiter of n slots whose Middleware lets a request
+// wait up to queueTimeout for one (zero: it does not wait).
+//
+// It panics when n < 1 or queueTimeout < 0.
+func NewLimiter(n int, queueTimeout time.Duration) *Limiter {
+	return newLimiter("middleware.NewLimiter", n, queueTimeout)
+}
+
+// newLimiter is NewLimiter with the name of the exported function the
+// caller used, for its panics.
+func newLimiter(fn string, n int, queueTimeout time.Duration) *Limiter {
+	if n < 1 {
+		panic(fmt.Sprintf("%s: n (max in flight) must be at least 1, got %d", fn, n))
+	}
+	if queueTimeout < 0 {
+		panic(fmt.Sprintf("%s: queueTimeout must not be negative, got %v", fn, queueTimeout))
+	}
+	return &Limiter{
+		slots:        make(chan struct{}, n),
+		queueTimeout: queueTimeout,
+		refused:      fmt.Sprintf("more than %d requests in flight; retry later", n),
+	}
+}
+
+// Limit returns n, the number of slots.
+func (l *Limiter) Limit() int { return cap(l.slots) }
+
+// Middleware serves a request in a slot of l. A request that finds none
+// free waits up to the queue timeout, then gets 429 problem+json with a
+// Retry-After of the queue timeout (at least one second). A waiter whose
+// client goes away leaves the queue without a response, and a request
+// whose client left while it waited gives its slot straight back.
+func (l *Limiter) Middleware() func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			select {
-			case slots <- struct{}{}:
+			case l.slots <- struct{}{}:
 			default:
-				if !waitSlot(r, slots, queueTimeout) {
+				if !l.wait(r) {
 					if r.Context().Err() == nil {
-						problem.TooManyRequests(w, queueTimeout,
-							fmt.Sprintf("more than %d requests in flight; retry later", n))
+						problem.TooManyRequests(w, l.queueTimeout, l.refused)
 					}
 					return
 				}
 			}
-			defer func() { <-slots }()
+			// Released directly rather than through Acquire's release
+			// func: this path runs on every request and allocates nothing.
+			defer func() { <-l.slots }()
 			if r.Context().Err() != nil {
 				// The client left while it waited; the slot goes to the next.
 				return
@@ -57,21 +102,57 @@ func ConcurrencyLimit(n int, queueTimeout time.Duration) func(http.Handler) http
 	}
 }
 
-// waitSlot waits up to d for a slot; false when d passed or the client left.
-func waitSlot(r *http.Request, slots chan struct{}, d time.Duration) bool {
-	if d == 0 {
+// wait waits up to the queue timeout for a slot; false when it passed or
+// the client left.
+func (l *Limiter) wait(r *http.Request) bool {
+	if l.queueTimeout == 0 {
 		return false
 	}
-	t := time.NewTimer(d)
+	t := time.NewTimer(l.queueTimeout)
 	defer t.Stop()
 	select {
-	case slots <- struct{}{}:
+	case l.slots <- struct{}{}:
 		return true
 	case <-t.C:
 		return false
 	case <-r.Context().Done():
 		return false
 	}
+}
+
+// Acquire takes a slot, waiting in the same queue as the requests of
+// Middleware for as long as ctx allows: no queue timeout applies, since an
+// in-process caller has nowhere to be refused to. It returns the slot's
+// release func, which frees the slot once however often it is called, or
+// the cause of ctx (context.Cause) when ctx is done before a slot is free;
+// a ctx already done takes no slot.
+func (l *Limiter) Acquire(ctx context.Context) (release func(), err error) {
+	if ctx.Err() != nil {
+		return nil, context.Cause(ctx)
+	}
+	select {
+	case l.slots <- struct{}{}:
+		return l.releaser(), nil
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
+	}
+}
+
+// TryAcquire takes a slot if one is free at once, returning its release
+// func (as Acquire's) and true; otherwise it returns nil and false.
+func (l *Limiter) TryAcquire() (release func(), ok bool) {
+	select {
+	case l.slots <- struct{}{}:
+		return l.releaser(), true
+	default:
+		return nil, false
+	}
+}
+
+// releaser returns the release func of a slot just taken.
+func (l *Limiter) releaser() func() {
+	var once sync.Once
+	return func() { once.Do(func() { <-l.slots }) }
 }
 
 // RateLimitByIdentity allows limit requests per window to each caller,
