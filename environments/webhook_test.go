@@ -465,6 +465,12 @@ func TestLimitsGiveExactStatusCodes(t *testing.T) {
 		}
 		return false
 	}, 5*time.Second, 10*time.Millisecond)
+	// The slot is still held: health checks and the docs are not counted.
+	for _, p := range []string{"/narrow/docs", "/narrow/openapi.json"} { // no core group: no /health
+		r := s.do("GET", p, "", "")
+		require.Equal(t, http.StatusOK, r.status, p)
+	}
+	require.Equal(t, http.StatusTooManyRequests, s.do("GET", "/narrow/runs", whAlice, "").status, "the slot was still held")
 	require.Equal(t, http.StatusOK, (<-hold).status)
 }
 

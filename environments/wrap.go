@@ -3,6 +3,7 @@ package environments
 import (
 	"net/http"
 	"slices"
+	"strings"
 
 	"github.com/taskgate/taskgate/internal/apidocs"
 	"github.com/taskgate/taskgate/middleware"
@@ -25,7 +26,9 @@ func (s *ServerEnvironment) publicPaths() []string { return []string{"/health"} 
 // Wrap puts what every environment shares in front of its handler, in the
 // order of the data path: passthrough credentials and authentication, the
 // rate limit per identity, the in-flight limit (max_inputs), and the body
-// size limit. An AppEnvironment applies its in-flight limit itself, around
+// size limit. The environment's public paths (/health, the docs) are not
+// counted in flight: a health check must not get 429 because the
+// environment is busy. An AppEnvironment applies its in-flight limit itself, around
 // its app only, and shares it with its queue's replays; Wrap leaves it out
 // there. The App calls Wrap; a user serving an environment's handler
 // outside an App should too.
@@ -52,7 +55,7 @@ func Wrap(env Environment, rt *Runtime, h http.Handler) (http.Handler, error) {
 	}
 	h = middleware.BodyLimit(maxBody)(h)
 	if l, ok := env.(inFlightLimiter); s.Limits.MaxInFlight > 0 && (!ok || !l.appliesMaxInFlight()) {
-		h = middleware.ConcurrencyLimit(s.Limits.MaxInFlight, s.Limits.QueueTimeout)(h)
+		h = exceptPaths(public, middleware.ConcurrencyLimit(s.Limits.MaxInFlight, s.Limits.QueueTimeout)(h), h)
 	}
 	if s.Limits.RateLimit > 0 {
 		h = middleware.RateLimitByIdentity(s.Limits.RateLimit, s.Limits.RateWindow)(h)
@@ -67,4 +70,35 @@ func Wrap(env Environment, rt *Runtime, h http.Handler) (http.Handler, error) {
 		Logger:        rt.Logger,
 	})(h)
 	return h, nil
+}
+
+// exceptPaths serves the requests for paths (exact, or "prefix/*") with
+// plain and the others with limited.
+func exceptPaths(paths []string, limited, plain http.Handler) http.Handler {
+	if len(paths) == 0 {
+		return limited
+	}
+	exact := map[string]bool{}
+	var prefixes []string
+	for _, p := range paths {
+		if prefix, ok := strings.CutSuffix(p, "*"); ok {
+			prefixes = append(prefixes, prefix)
+		} else {
+			exact[p] = true
+		}
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		if exact[p] {
+			plain.ServeHTTP(w, r)
+			return
+		}
+		for _, prefix := range prefixes {
+			if len(p) > len(prefix) && strings.HasPrefix(p, prefix) {
+				plain.ServeHTTP(w, r)
+				return
+			}
+		}
+		limited.ServeHTTP(w, r)
+	})
 }
