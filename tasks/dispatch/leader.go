@@ -527,47 +527,44 @@ func (l *leader) schedule(ctx context.Context) (rebuild bool) {
 	}
 	l.mu.Unlock()
 
-	if len(ts) == 0 && len(waits) == 0 {
-		return false
-	}
-	// Runs bound to this process's own node start running in the same
-	// change: an in-process function needs no initialization, and the saved
-	// work is most of an idle node's submit-to-running time.
-	if d.agent != nil {
-		for i, b := range bs {
-			if b.NodeID == d.cfg.Node.ID {
-				ts[i].To, ts[i].Start = tasks.PhaseRunning, true
+	if len(ts) > 0 {
+		// Runs bound to this process's own node start running in the same
+		// change: an in-process function needs no initialization, and the
+		// saved work is most of an idle node's submit-to-running time.
+		if d.agent != nil {
+			for i, b := range bs {
+				if b.NodeID == d.cfg.Node.ID {
+					ts[i].To, ts[i].Start = tasks.PhaseRunning, true
+				}
 			}
 		}
-	}
-	// The round's bindings and waiting marks are one transaction: one
-	// commit (one fsync) per round, which under a backlog is most of the
-	// scheduler's share of the database.
-	res, err := d.commitTransitions(ctx, append(ts, waits...))
-	if err != nil {
-		if len(ts) == 0 {
-			d.log.Warn("record waiting runs", "runs", len(waits), "err", err)
-			return false
+		res, err := d.commitTransitions(ctx, ts)
+		if err != nil {
+			d.log.Error("record bindings", "runs", len(ts), "err", err)
+			return true
 		}
-		d.log.Error("record bindings", "runs", len(ts), "err", err)
-		return true
-	}
-	var started []int
-	l.mu.Lock()
-	for i, r := range res[:len(ts)] {
-		if !r.Applied {
-			// Aborted (or bound by another leader) meanwhile.
-			l.sched.Release(bs[i].RunID)
-			delete(l.entries, bs[i].RunID)
-			continue
+		var started []int
+		l.mu.Lock()
+		for i, r := range res {
+			if !r.Applied {
+				// Aborted (or bound by another leader) meanwhile.
+				l.sched.Release(bs[i].RunID)
+				delete(l.entries, bs[i].RunID)
+				continue
+			}
+			if ts[i].Start {
+				started = append(started, i)
+			}
 		}
-		if ts[i].Start {
-			started = append(started, i)
+		l.mu.Unlock()
+		for _, i := range started {
+			d.agent.start(res[i].Run, bs[i].Devices, true)
 		}
 	}
-	l.mu.Unlock()
-	for _, i := range started {
-		d.agent.start(res[i].Run, bs[i].Devices, true)
+	if len(waits) > 0 {
+		if _, err := d.commitTransitions(ctx, waits); err != nil {
+			d.log.Warn("record waiting runs", "err", err)
+		}
 	}
 	return false
 }
