@@ -1,0 +1,77 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/taskgate/taskgate/tasks"
+	"github.com/taskgate/taskgate/tasks/store"
+)
+
+// TestTransitionsFindRunsByName checks the query plans of the UPDATEs a
+// batch of transitions ran: each must find its runs through the name
+// index. Without statistics SQLite prefers the phase index for a group of
+// more than a few names, which walks every queued run of a backlog.
+func TestTransitionsFindRunsByName(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "plan.db"))
+	require.NoError(t, err)
+	defer s.Close()
+
+	var runs []store.NewRun
+	for i := range 200 {
+		runs = append(runs, store.NewRun{Name: fmt.Sprintf("r%04d", i), Project: "p", Domain: "d", Task: "t",
+			Caller: store.Caller{Subject: "a"}, CreatedAt: time.Now()})
+	}
+	_, err = s.CreateRuns(ctx, runs)
+	require.NoError(t, err)
+	at := time.Now() // one round: the changes differ only by run
+	var ts []store.Transition
+	for i := range 40 {
+		ts = append(ts, store.Transition{Run: runs[i].Name, From: []tasks.Phase{tasks.PhaseQueued},
+			To: tasks.PhaseWaitingForResources, At: at, WaitReason: "busy"})
+	}
+	for i := 40; i < 80; i++ {
+		ts = append(ts, store.Transition{Run: runs[i].Name, From: []tasks.Phase{tasks.PhaseQueued},
+			To: tasks.PhaseRunning, Start: true, At: at, Bind: &store.Binding{Node: "n"}})
+	}
+	res, err := s.Transition(ctx, ts)
+	require.NoError(t, err)
+	for _, r := range res {
+		require.True(t, r.Applied)
+	}
+
+	s.db.pos.mu.RLock()
+	var updates []*positional
+	for _, p := range s.db.pos.m {
+		if strings.HasPrefix(p.query, "UPDATE runs SET") {
+			updates = append(updates, p)
+		}
+	}
+	s.db.pos.mu.RUnlock()
+	require.NotEmpty(t, updates)
+	for _, p := range updates {
+		args := make([]any, len(p.order))
+		rows, err := s.db.w.QueryContext(ctx, "EXPLAIN QUERY PLAN "+p.query, args...)
+		require.NoError(t, err)
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			require.NoError(t, rows.Scan(&id, &parent, &unused, &detail))
+			plan = append(plan, detail)
+		}
+		require.NoError(t, rows.Err())
+		rows.Close()
+		joined := strings.Join(plan, "; ")
+		require.Contains(t, joined, "(name=?)", "plan of %.80s…: %s", p.query, joined)
+		require.NotContains(t, joined, "runs_phase", "plan of %.80s…: %s", p.query, joined)
+	}
+}
