@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
@@ -222,10 +223,10 @@ type sqlTx struct {
 	stmts map[string]*sql.Stmt
 }
 
-// stmt returns q prepared in the transaction. Statements without
-// arguments (migrations, which may hold several statements) are not.
+// stmt returns q prepared in the transaction. Scripts of several
+// statements (migrations) are not: a prepared statement is one statement.
 func (t *sqlTx) stmt(ctx context.Context, q string, args []any) (*sql.Stmt, error) {
-	if len(args) == 0 {
+	if len(args) == 0 && strings.Contains(q, ";") {
 		return nil, nil
 	}
 	if st, ok := t.stmts[q]; ok {
