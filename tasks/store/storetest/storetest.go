@@ -130,6 +130,9 @@ func testCreateAndGet(t *testing.T, s store.Store) {
 			if i%10 == 3 {
 				r.IdempotencyKey, r.RequestHash = "seq-key", "h"
 			}
+			if i%7 == 0 {
+				r.Inputs, r.Priority = nil, -i
+			}
 		}))
 	}
 	bres := create(t, s, batch...)
@@ -140,7 +143,14 @@ func testCreateAndGet(t *testing.T, s store.Store) {
 			continue
 		}
 		created++
-		require.Equal(t, get(t, s, batch[i].Name).Seq, r.Seq, "run %d", i)
+		stored := get(t, s, batch[i].Name)
+		require.Equal(t, stored.Seq, r.Seq, "run %d", i)
+		require.Equal(t, batch[i].Priority, stored.Priority, "run %d", i)
+		if batch[i].Inputs == nil {
+			require.Nil(t, stored.Inputs, "run %d", i)
+		} else {
+			require.JSONEq(t, string(batch[i].Inputs), string(stored.Inputs), "run %d", i)
+		}
 	}
 	require.Equal(t, 64, created, "six repeats of one key")
 

@@ -68,6 +68,9 @@ type Dialect struct {
 	// inserted. A database whose single writer gives the rows of one INSERT
 	// consecutive seqs (SQLite) then inserts runs without RETURNING.
 	LastInsertSeq string
+	// ArrayInsert inserts a batch of runs with one statement of array
+	// parameters (PostgreSQL's unnest) instead of multi-row VALUES.
+	ArrayInsert bool
 	// MaxParams bounds the parameters of one statement.
 	MaxParams int
 }

@@ -204,6 +204,9 @@ func (s *Store) claimIdempotencyKeys(ctx context.Context, tx Tx, runs []store.Ne
 }
 
 func (s *Store) insertRuns(ctx context.Context, tx Tx, runs []store.NewRun, idx []int, res []store.CreateResult) error {
+	if s.d.ArrayInsert {
+		return s.insertRunsArrays(ctx, tx, runs, idx, res)
+	}
 	const cols = 15
 	seqs := map[string]int64{}
 	for _, chunk := range chunks(idx, s.d.MaxParams/cols) {
@@ -264,6 +267,61 @@ func (s *Store) insertRuns(ctx context.Context, tx Tx, runs []store.NewRun, idx 
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("insert runs: %w", err)
 		}
+	}
+	for _, i := range idx {
+		res[i].Seq = seqs[runs[i].Name]
+	}
+	return nil
+}
+
+// insertRunsArrays inserts runs[idx] with one statement whatever their
+// number: each column travels as one array parameter (PostgreSQL's
+// unnest), so the statement text, and the server's prepared plan, is
+// always the same.
+func (s *Store) insertRunsArrays(ctx context.Context, tx Tx, runs []store.NewRun, idx []int, res []store.CreateResult) error {
+	if len(idx) == 0 {
+		return nil
+	}
+	n := len(idx)
+	var (
+		names, projects, domains, taskNames, versions = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		owners, callers, webhooks, events             = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		priorities, created                           = make([]int64, n), make([]int64, n)
+		inputs                                        = make([][]byte, n)
+	)
+	for j, i := range idx {
+		r := &runs[i]
+		names[j], projects[j], domains[j], taskNames[j], versions[j] = r.Name, r.Project, r.Domain, r.Task, r.Version
+		owners[j], callers[j], webhooks[j], events[j] = r.Caller.Subject, jsonText(r.Caller), r.Webhook, jsonList(r.WebhookEvents)
+		priorities[j], created[j] = int64(r.Priority), nanos(r.CreatedAt)
+		if len(r.Inputs) > 0 {
+			inputs[j] = r.Inputs
+		}
+	}
+	rows, err := tx.Query(ctx, `INSERT INTO runs (name, project, domain, task, version, owner, caller, phase,
+			priority, inputs, webhook, webhook_events, created_at, event_seq, attempt)
+		SELECT n, p, d, t, v, o, c, $13, pr, i, w, we, ca, 1, 0
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+			$8::bigint[], $9::bytea[], $10::text[], $11::text[], $12::bigint[]) AS u(n, p, d, t, v, o, c, pr, i, w, we, ca)
+		RETURNING name, seq`,
+		names, projects, domains, taskNames, versions, owners, callers, priorities, inputs, webhooks, events, created,
+		string(tasks.PhaseQueued))
+	if err != nil {
+		return fmt.Errorf("insert runs: %w", err)
+	}
+	seqs := make(map[string]int64, n)
+	for rows.Next() {
+		var name string
+		var seq int64
+		if err := rows.Scan(&name, &seq); err != nil {
+			rows.Close()
+			return err
+		}
+		seqs[name] = seq
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("insert runs: %w", err)
 	}
 	for _, i := range idx {
 		res[i].Seq = seqs[runs[i].Name]
