@@ -138,6 +138,12 @@ func (w wrkRunner) run(u, script string) (wrkResult, error) {
 	if err != nil {
 		return wrkResult{}, fmt.Errorf("wrk: %w: %s", err, out)
 	}
+	return parseWrk(out)
+}
+
+// parseWrk reads wrk --latency output: the rate and the p50/p99
+// latencies. Non-2xx replies or socket errors are an error.
+func parseWrk(out []byte) (wrkResult, error) {
 	if m := reNon2x.FindSubmatch(out); m != nil {
 		return wrkResult{}, fmt.Errorf("%s non-2xx replies:\n%s", m[1], out)
 	}
