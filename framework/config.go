@@ -304,9 +304,14 @@ func webhookWorker(cfg EnvConfig, st store.Store, d *dispatch.Dispatcher, logger
 		var wctx context.Context
 		wctx, cancel = context.WithCancel(context.WithoutCancel(ctx))
 		done = make(chan struct{})
-		// A phase change may have enqueued a delivery: look now, not at
-		// the next poll.
-		unsub = d.Subscribe(func(tasks.Run, tasks.Event) { w.Notify() })
+		// A phase change of a run with a callback URL may have enqueued a
+		// delivery: look now, not at the next poll. Runs without one
+		// (most) never wake the worker.
+		unsub = d.Subscribe(func(run tasks.Run, _ tasks.Event) {
+			if run.Webhook != "" {
+				w.Notify()
+			}
+		})
 		go func() {
 			defer close(done)
 			if err := w.Run(wctx); err != nil && !errors.Is(err, context.Canceled) {
