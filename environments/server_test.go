@@ -22,19 +22,12 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/taskgate/taskgate/environments"
+	"github.com/taskgate/taskgate/internal/freeport"
 	"github.com/taskgate/taskgate/internal/problem"
 )
 
 // freePort returns a loopback port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+func freePort(t *testing.T) int { return freeport.Port(t) }
 
 // startServer creates a server environment, starts it through the
 // OnStart hook an App would call, and stops it through OnStop at cleanup.

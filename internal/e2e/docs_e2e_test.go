@@ -6,7 +6,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -22,6 +21,8 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+
+	"github.com/taskgate/taskgate/internal/freeport"
 )
 
 // TestDocsRenderOffline starts the quickstart, opens /docs in headless
@@ -133,12 +134,7 @@ func startQuickstart(t *testing.T) string {
 	if err := build.Run(); err != nil {
 		t.Fatalf("build quickstart: %v", err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeport.Addr(t)
 
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(), "TASKGATE_ADDR="+addr, "TASKGATE_DATA_DIR="+t.TempDir(), "TASKGATE_AUTH_TOKENS=", "TASKGATE_DATABASE_URL=")

@@ -8,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/taskgate/taskgate/internal/freeport"
 )
 
 // binDir holds the quickstart binary built for this test run; TestMain
@@ -60,19 +61,11 @@ func quickstart(t *testing.T) string {
 	return binPath
 }
 
-// freeAddr returns a loopback address whose port was free a moment ago.
-// A restarted server reuses it: Go's listeners set SO_REUSEADDR, so the
-// killed process's TIME_WAIT sockets do not block the bind.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
+// freeAddr returns a loopback address whose port was free a moment ago,
+// outside the ephemeral range (see internal/freeport). A restarted server
+// reuses it: Go's listeners set SO_REUSEADDR, so the killed process's
+// TIME_WAIT sockets do not block the bind.
+func freeAddr(t *testing.T) string { return freeport.Addr(t) }
 
 // proc is one quickstart process, restartable on the same address and
 // environment. Its stdout and stderr go to one log file across restarts,
