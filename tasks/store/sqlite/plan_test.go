@@ -58,20 +58,54 @@ func TestTransitionsFindRunsByName(t *testing.T) {
 	s.db.pos.mu.RUnlock()
 	require.NotEmpty(t, updates)
 	for _, p := range updates {
-		args := make([]any, len(p.order))
-		rows, err := s.db.w.QueryContext(ctx, "EXPLAIN QUERY PLAN "+p.query, args...)
-		require.NoError(t, err)
-		var plan []string
-		for rows.Next() {
-			var id, parent, unused int
-			var detail string
-			require.NoError(t, rows.Scan(&id, &parent, &unused, &detail))
-			plan = append(plan, detail)
-		}
-		require.NoError(t, rows.Err())
-		rows.Close()
-		joined := strings.Join(plan, "; ")
-		require.Contains(t, joined, "(name=?)", "plan of %.80s…: %s", p.query, joined)
-		require.NotContains(t, joined, "runs_phase", "plan of %.80s…: %s", p.query, joined)
+		plan := queryPlan(t, s, p)
+		require.Contains(t, plan, "(name=?)", "plan of %.80s…: %s", p.query, plan)
+		require.NotContains(t, plan, "runs_phase", "plan of %.80s…: %s", p.query, plan)
 	}
+}
+
+// TestClaimUsesPendingIndex checks that claiming due deliveries reads the
+// partial index of pending deliveries, not every delivery ever made.
+func TestClaimUsesPendingIndex(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "plan.db"))
+	require.NoError(t, err)
+	defer s.Close()
+	_, err = s.EnqueueDelivery(ctx, store.NewDelivery{Run: "r1", URL: "https://example.com/hook", Event: store.WebhookCompleted, CreatedAt: time.Now()})
+	require.NoError(t, err)
+	got, err := s.ClaimDueDeliveries(ctx, time.Now().Add(time.Second), 10)
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+
+	var claim *positional
+	s.db.pos.mu.RLock()
+	for _, p := range s.db.pos.m {
+		if strings.HasPrefix(p.query, "UPDATE deliveries SET next_attempt_at") {
+			claim = p
+		}
+	}
+	s.db.pos.mu.RUnlock()
+	require.NotNil(t, claim)
+	plan := queryPlan(t, s, claim)
+	require.Contains(t, plan, "deliveries_due", "plan: %s", plan)
+	require.NotContains(t, plan, "SCAN deliveries", "plan: %s", plan)
+}
+
+// queryPlan is SQLite's EXPLAIN QUERY PLAN of p (with NULL arguments,
+// which do not change the plan), its details joined by "; ".
+func queryPlan(t *testing.T, s *Store, p *positional) string {
+	t.Helper()
+	rows, err := s.db.w.QueryContext(context.Background(), "EXPLAIN QUERY PLAN "+p.query, make([]any, len(p.order))...)
+	require.NoError(t, err)
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		require.NoError(t, rows.Scan(&id, &parent, &unused, &detail))
+		plan = append(plan, detail)
+	}
+	require.NoError(t, rows.Err())
+	return strings.Join(plan, "; ")
 }

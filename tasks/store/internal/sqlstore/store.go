@@ -1113,10 +1113,13 @@ func (s *Store) ClaimDueDeliveries(ctx context.Context, now time.Time, limit int
 	}
 	var out []store.Delivery
 	err := s.withTx(ctx, func(tx Tx, _ *[]store.Notification) error {
+		// The state is a literal, not a parameter: only then may the
+		// planner use the partial index of pending deliveries instead of
+		// scanning every delivery ever made.
 		rows, err := tx.Query(ctx, `UPDATE deliveries SET next_attempt_at = $1 WHERE id IN (
-			SELECT id FROM deliveries WHERE state = $2 AND next_attempt_at <= $3
-			ORDER BY next_attempt_at LIMIT $4`+s.d.SkipLocked+`) RETURNING `+deliveryCols,
-			nanos(now.Add(store.ClaimTTL)), store.DeliveryPending, nanos(now), limit)
+			SELECT id FROM deliveries WHERE state = '`+store.DeliveryPending+`' AND next_attempt_at <= $2
+			ORDER BY next_attempt_at LIMIT $3`+s.d.SkipLocked+`) RETURNING `+deliveryCols,
+			nanos(now.Add(store.ClaimTTL)), nanos(now), limit)
 		if err != nil {
 			return fmt.Errorf("claim deliveries: %w", err)
 		}
