@@ -310,3 +310,50 @@ func BenchmarkPosition(b *testing.B) {
 		b.Fatal("no positions")
 	}
 }
+
+// BenchmarkSubmitBurst measures scheduling rounds against a full cluster
+// with 10,000 runs waiting, each round after 10 more submissions that do
+// not fit either (the shape of a burst of submissions while long jobs hold
+// every GPU). A round resumes after the runs the previous one decided;
+// the baseline, in the same run, walks the whole queue every round (what
+// Schedule did before rounds could resume). Reported: rounds/s of each and
+// the ratio.
+func BenchmarkSubmitBurst(b *testing.B) {
+	nodes := benchNodes(100)
+	big := func(i int) Run {
+		res := tasks.Resources{CPU: "1", Memory: "1Gi", GPU: "H100:8"}
+		req, err := res.Parse()
+		if err != nil {
+			b.Fatal(err)
+		}
+		return Run{ID: fmt.Sprintf("burst%07d", i), Request: req, Project: "p0"}
+	}
+	rate := func(full bool) float64 {
+		s := benchScheduler(b, nodes, benchRuns(b, 10000, 42))
+		s.fullRounds = full
+		s.Schedule() // fills the cluster; the rest waits
+		for i := range 10000 {
+			enqueue(b, s, big(i)) // 8 H100s on a full cluster: waits
+		}
+		s.Schedule()
+		next := 10000
+		start := time.Now()
+		for range b.N {
+			for range 10 {
+				enqueue(b, s, big(next))
+				next++
+			}
+			if bs := s.Schedule(); len(bs) > 0 {
+				b.Fatalf("a round bound %d runs on a full cluster", len(bs))
+			}
+		}
+		return float64(b.N) / time.Since(start).Seconds()
+	}
+	b.ResetTimer()
+	inc := rate(false)
+	b.StopTimer()
+	full := rate(true)
+	b.ReportMetric(inc, "rounds/s")
+	b.ReportMetric(full, "full-walk-rounds/s")
+	b.ReportMetric(inc/full, "speedup")
+}

@@ -28,25 +28,30 @@ type failure struct {
 // the node they will get, so later, smaller runs backfill elsewhere but
 // cannot starve them. Every run left waiting gets a reason.
 func (s *Scheduler) Schedule() []Binding {
-	for _, n := range s.reserved {
-		if r := n.reservedBy; r != nil {
-			r.prevReserved = n.node.ID
-			r.reservedNode = nil
+	start, reservations := s.walked, s.resLeft
+	if start == 0 || start > len(s.queue) || s.fullRounds {
+		start = 0
+		for _, n := range s.reserved {
+			if r := n.reservedBy; r != nil {
+				r.prevReserved = n.node.ID
+				r.reservedNode = nil
+			}
+			n.reservedBy = nil
 		}
-		n.reservedBy = nil
+		s.reserved = s.reserved[:0]
+		clear(s.memo)
+		reservations = s.cfg.reservations()
 	}
-	s.reserved = s.reserved[:0]
-	clear(s.memo)
-	reservations := s.cfg.reservations()
 
 	var out []Binding
 	q := s.queue
-	kept := 0
-	for _, r := range q {
+	kept, cut := start, false
+	for _, r := range q[start:] {
 		if s.cfg.MaxBindingsPerRound > 0 && len(out) >= s.cfg.MaxBindingsPerRound {
 			r.reason = reasonNextRound
 			q[kept] = r
 			kept++
+			cut = true
 			continue
 		}
 		var b Binding
@@ -67,6 +72,14 @@ func (s *Scheduler) Schedule() []Binding {
 	}
 	clear(q[kept:])
 	s.queue = q[:kept]
+	// The next round may resume after these runs only if this one changed
+	// nothing they were decided on: a binding takes capacity and project
+	// quota (a run left waiting may now wait for the quota, and then not
+	// reserve), and a round cut short left runs undecided.
+	s.walked, s.resLeft = kept, reservations
+	if cut || len(out) > 0 {
+		s.walked = 0
+	}
 	return out
 }
 

@@ -69,9 +69,16 @@ func randomRun(t testing.TB, rng *rand.Rand, id int) Run {
 // checks the invariants after each one. It returns a transcript of every
 // decision for the determinism check.
 func simulate(t *testing.T, seed uint64, strategy Strategy) []string {
+	return simulateRounds(t, seed, strategy, false)
+}
+
+// simulateRounds is simulate, with every round a full one when full is
+// set (no resuming after the runs the previous round decided).
+func simulateRounds(t *testing.T, seed uint64, strategy Strategy, full bool) []string {
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
 	quota := map[string]int{"a": 6, "b": 16}
 	s := newScheduler(t, Config{Strategy: strategy, ProjectGPUQuota: quota, Reservations: rng.IntN(3)})
+	s.fullRounds = full
 	nodes := map[string]Node{}
 	for i := range 2 + rng.IntN(10) {
 		n := randomNode(rng, fmt.Sprintf("node%02d", i))
@@ -274,6 +281,34 @@ func TestPropertiesRandomClusters(t *testing.T) {
 				}
 			}
 			t.Fatalf("seed %d: not deterministic: %d vs %d events", seed, len(a), len(b))
+		}
+	}
+}
+
+// TestIncrementalRoundsMatchFullRounds: a round that resumes after the
+// runs the previous one decided (nothing having changed for them) binds,
+// orders, explains and reserves exactly as a full round does, over the
+// random operation sequences of the property test.
+func TestIncrementalRoundsMatchFullRounds(t *testing.T) {
+	t.Parallel()
+	seeds := 80
+	if testing.Short() {
+		seeds = 10
+	}
+	for seed := range uint64(seeds) {
+		strategy := BinPack
+		if seed%3 == 2 {
+			strategy = Spread
+		}
+		inc := simulateRounds(t, seed, strategy, false)
+		full := simulateRounds(t, seed, strategy, true)
+		for i := range min(len(inc), len(full)) {
+			if inc[i] != full[i] {
+				t.Fatalf("seed %d: event %d differs:\nincremental: %s\nfull:        %s", seed, i, inc[i], full[i])
+			}
+		}
+		if len(inc) != len(full) {
+			t.Fatalf("seed %d: %d events incremental, %d full", seed, len(inc), len(full))
 		}
 	}
 }

@@ -44,6 +44,15 @@ type Scheduler struct {
 	reserved    []*nodeState
 	memo        map[shapeKey]*failure
 	quotaReason map[int]string
+	// walked is how many runs at the head of the queue the last round left
+	// waiting with nothing changed since that could place them: no capacity
+	// freed, no node changed, no run inserted or removed before them. The
+	// next round starts after them, with the reservations they hold
+	// (resLeft more may be made) and its memo of what does not fit, and so
+	// decides as a full round would. Zero means a full round.
+	walked, resLeft int
+	// fullRounds turns the above off: the equivalence test's reference.
+	fullRounds bool
 
 	// observe, when set by a benchmark, receives the duration of every
 	// run's placement decision.
@@ -276,6 +285,7 @@ func (np *nodePool) reindex() {
 // their devices when those are still listed and healthy; the others go back
 // to the queue, and their IDs are returned.
 func (s *Scheduler) UpsertNode(n Node) (requeued []string, err error) {
+	s.walked = 0
 	if err := validateNode(&n); err != nil {
 		return nil, err
 	}
@@ -331,6 +341,7 @@ func (s *Scheduler) reattach(r *runState, b *boundState, old, ns *nodeState, byK
 // RemoveNode forgets a node; the runs bound to it go back to the queue and
 // their IDs are returned.
 func (s *Scheduler) RemoveNode(id string) (requeued []string) {
+	s.walked = 0
 	n := s.nodes[id]
 	if n == nil {
 		return nil
@@ -344,6 +355,7 @@ func (s *Scheduler) RemoveNode(id string) (requeued []string) {
 // SetNodeHealth marks a node healthy or not. Turning unhealthy sends its
 // runs back to the queue (their IDs are returned) and stops placements there.
 func (s *Scheduler) SetNodeHealth(id string, healthy bool) (requeued []string) {
+	s.walked = 0
 	n := s.nodes[id]
 	if n == nil || n.node.Healthy == healthy {
 		return nil
@@ -435,6 +447,9 @@ func (s *Scheduler) Enqueue(run Run) error {
 func (s *Scheduler) insertQueue(r *runState) {
 	i := sort.Search(len(s.queue), func(i int) bool { return runCompare(r, s.queue[i]) < 0 })
 	s.queue = slices.Insert(s.queue, i, r)
+	if i < s.walked {
+		s.walked = 0 // ahead of runs the last round decided
+	}
 }
 
 // queueIndex finds a waiting run by binary search: O(log n).
@@ -454,6 +469,9 @@ func (s *Scheduler) Cancel(runID string) bool {
 		s.unbind(r)
 	} else if i, ok := s.queueIndex(r); ok {
 		s.queue = slices.Delete(s.queue, i, i+1)
+		if i < s.walked {
+			s.walked = 0 // its reservation, if any, is free
+		}
 		if n := r.reservedNode; n != nil {
 			n.reservedBy = nil
 			r.reservedNode = nil
@@ -496,6 +514,7 @@ func (s *Scheduler) unbind(r *runState) {
 	if b == nil {
 		return
 	}
+	s.walked = 0 // capacity freed
 	n := b.node
 	for _, i := range b.devs {
 		d := &n.devs[i]
