@@ -27,6 +27,12 @@ type failure struct {
 // order. The first waiting runs (Config.Reservations of them) each hold back
 // the node they will get, so later, smaller runs backfill elsewhere but
 // cannot starve them. Every run left waiting gets a reason.
+//
+// When nothing changed since the previous round for the runs it left
+// waiting (no capacity freed, no binding made, no node changed, no run
+// queued ahead of them), a round resumes after them with the reservations
+// they hold: it decides as a full round would, in time proportional to the
+// runs queued since, not to the whole queue.
 func (s *Scheduler) Schedule() []Binding {
 	start, reservations := s.walked, s.resLeft
 	if start == 0 || start > len(s.queue) || s.fullRounds {
