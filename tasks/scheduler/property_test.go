@@ -261,8 +261,9 @@ func checkInvariants(t *testing.T, seed uint64, step int, s *Scheduler, runs map
 	}
 }
 
-func TestPropertiesRandomClusters(t *testing.T) {
-	t.Parallel()
+// eachSeed calls f with each seed of the random-cluster tests (fewer
+// under -short) and the strategy it runs with.
+func eachSeed(f func(seed uint64, strategy Strategy)) {
 	seeds := 80
 	if testing.Short() {
 		seeds = 10
@@ -272,6 +273,13 @@ func TestPropertiesRandomClusters(t *testing.T) {
 		if seed%3 == 2 {
 			strategy = Spread
 		}
+		f(seed, strategy)
+	}
+}
+
+func TestPropertiesRandomClusters(t *testing.T) {
+	t.Parallel()
+	eachSeed(func(seed uint64, strategy Strategy) {
 		a := simulate(t, seed, strategy)
 		b := simulate(t, seed, strategy)
 		if !reflect.DeepEqual(a, b) {
@@ -282,7 +290,7 @@ func TestPropertiesRandomClusters(t *testing.T) {
 			}
 			t.Fatalf("seed %d: not deterministic: %d vs %d events", seed, len(a), len(b))
 		}
-	}
+	})
 }
 
 // TestIncrementalRoundsMatchFullRounds: a round that resumes after the
@@ -291,15 +299,7 @@ func TestPropertiesRandomClusters(t *testing.T) {
 // random operation sequences of the property test.
 func TestIncrementalRoundsMatchFullRounds(t *testing.T) {
 	t.Parallel()
-	seeds := 80
-	if testing.Short() {
-		seeds = 10
-	}
-	for seed := range uint64(seeds) {
-		strategy := BinPack
-		if seed%3 == 2 {
-			strategy = Spread
-		}
+	eachSeed(func(seed uint64, strategy Strategy) {
 		inc := simulateRounds(t, seed, strategy, false)
 		full := simulateRounds(t, seed, strategy, true)
 		for i := range min(len(inc), len(full)) {
@@ -310,7 +310,7 @@ func TestIncrementalRoundsMatchFullRounds(t *testing.T) {
 		if len(inc) != len(full) {
 			t.Fatalf("seed %d: %d events incremental, %d full", seed, len(inc), len(full))
 		}
-	}
+	})
 }
 
 // TestBigRunIsNotStarved: a cluster kept busy by a continuous stream of

@@ -251,25 +251,33 @@ func (s *Store) insertRuns(ctx context.Context, tx Tx, runs []store.NewRun, idx 
 		}
 		sb.WriteString(` RETURNING name, seq`)
 		rows, err := tx.Query(ctx, sb.String(), args...)
-		if err != nil {
-			return fmt.Errorf("insert runs: %w", err)
-		}
-		for rows.Next() {
-			var name string
-			var seq int64
-			if err := rows.Scan(&name, &seq); err != nil {
-				rows.Close()
-				return err
-			}
-			seqs[name] = seq
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("insert runs: %w", err)
+		if err := readSeqs(rows, err, seqs); err != nil {
+			return err
 		}
 	}
 	for _, i := range idx {
 		res[i].Seq = seqs[runs[i].Name]
+	}
+	return nil
+}
+
+// readSeqs reads the (name, seq) rows an INSERT … RETURNING name, seq
+// gave (or its error) into seqs.
+func readSeqs(rows Rows, err error, seqs map[string]int64) error {
+	if err != nil {
+		return fmt.Errorf("insert runs: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name string
+		var seq int64
+		if err := rows.Scan(&name, &seq); err != nil {
+			return fmt.Errorf("insert runs: %w", err)
+		}
+		seqs[name] = seq
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("insert runs: %w", err)
 	}
 	return nil
 }
@@ -306,22 +314,9 @@ func (s *Store) insertRunsArrays(ctx context.Context, tx Tx, runs []store.NewRun
 		RETURNING name, seq`,
 		names, projects, domains, taskNames, versions, owners, callers, priorities, inputs, webhooks, events, created,
 		string(tasks.PhaseQueued))
-	if err != nil {
-		return fmt.Errorf("insert runs: %w", err)
-	}
 	seqs := make(map[string]int64, n)
-	for rows.Next() {
-		var name string
-		var seq int64
-		if err := rows.Scan(&name, &seq); err != nil {
-			rows.Close()
-			return err
-		}
-		seqs[name] = seq
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("insert runs: %w", err)
+	if err := readSeqs(rows, err, seqs); err != nil {
+		return err
 	}
 	for _, i := range idx {
 		res[i].Seq = seqs[runs[i].Name]
