@@ -201,6 +201,9 @@ func TestLimitsPanicOnBadConfiguration(t *testing.T) {
 		{"zero rate", func() { middleware.RateLimitByIdentity(0, time.Second) }, "limit"},
 		{"zero window", func() { middleware.RateLimitByIdentity(1, 0) }, "window"},
 		{"zero body", func() { middleware.BodyLimit(0) }, "n must be"},
+		{"limiter: zero in flight", func() { middleware.NewLimiter(0, time.Second) }, "middleware.NewLimiter: n (max in flight)"},
+		{"limiter: negative queue timeout", func() { middleware.NewLimiter(1, -time.Second) }, "middleware.NewLimiter: queueTimeout"},
+		{"the wrapper names itself", func() { middleware.ConcurrencyLimit(0, time.Second) }, "middleware.ConcurrencyLimit: n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
