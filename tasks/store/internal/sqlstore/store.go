@@ -636,17 +636,73 @@ func (s *Store) flushAppendsOf(ctx context.Context, tx Tx, buf *appends, run str
 
 // flushAppends writes and empties buf.
 func (s *Store) flushAppends(ctx context.Context, tx Tx, buf *appends) error {
-	if err := s.insertRows(ctx, tx, `INSERT INTO attempts (run, number, node, devices, phase, error, started_at, finished_at) VALUES `,
-		"($%d, $%d, $%d, $%d, $%d, '', $%d, 0)", buf.attempts); err != nil {
-		return fmt.Errorf("insert attempts: %w", err)
-	}
-	if err := s.insertRows(ctx, tx, `INSERT INTO events (run, seq, phase, at, error) VALUES `,
-		"($%d, $%d, $%d, $%d, $%d)", buf.events); err != nil {
-		return fmt.Errorf("insert events: %w", err)
+	if s.d.ArrayInsert {
+		if err := insertArrays(ctx, tx, `INSERT INTO attempts (run, number, node, devices, phase, error, started_at, finished_at)
+			SELECT c1, c2, c3, c4, c5, '', c6, 0 FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[])
+			AS u(c1, c2, c3, c4, c5, c6)`, buf.attempts); err != nil {
+			return fmt.Errorf("insert attempts: %w", err)
+		}
+		if err := insertArrays(ctx, tx, `INSERT INTO events (run, seq, phase, at, error)
+			SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[])`, buf.events); err != nil {
+			return fmt.Errorf("insert events: %w", err)
+		}
+	} else {
+		if err := s.insertRows(ctx, tx, `INSERT INTO attempts (run, number, node, devices, phase, error, started_at, finished_at) VALUES `,
+			"($%d, $%d, $%d, $%d, $%d, '', $%d, 0)", buf.attempts); err != nil {
+			return fmt.Errorf("insert attempts: %w", err)
+		}
+		if err := s.insertRows(ctx, tx, `INSERT INTO events (run, seq, phase, at, error) VALUES `,
+			"($%d, $%d, $%d, $%d, $%d)", buf.events); err != nil {
+			return fmt.Errorf("insert events: %w", err)
+		}
 	}
 	buf.attempts, buf.events = buf.attempts[:0], buf.events[:0]
 	clear(buf.runs)
 	return nil
+}
+
+// insertArrays runs q with one array parameter per column of rows: text
+// columns hold strings, bigint columns ints (Dialect.ArrayInsert).
+func insertArrays(ctx context.Context, tx Tx, q string, rows [][]any) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	cols := make([]any, len(rows[0]))
+	for c, v := range rows[0] {
+		var strs []string
+		var ints []int64
+		switch v.(type) {
+		case string:
+			strs = make([]string, len(rows))
+			cols[c] = strs
+		case int, int64:
+			ints = make([]int64, len(rows))
+			cols[c] = ints
+		}
+		for i, r := range rows {
+			switch x := r[c].(type) {
+			case string:
+				if strs == nil {
+					return fmt.Errorf("row %d column %d: %T in an array insert of %T", i, c, x, v)
+				}
+				strs[i] = x
+			case int:
+				if ints == nil {
+					return fmt.Errorf("row %d column %d: %T in an array insert of %T", i, c, x, v)
+				}
+				ints[i] = int64(x)
+			case int64:
+				if ints == nil {
+					return fmt.Errorf("row %d column %d: %T in an array insert of %T", i, c, x, v)
+				}
+				ints[i] = x
+			default:
+				return fmt.Errorf("row %d column %d: %T in an array insert", i, c, x)
+			}
+		}
+	}
+	_, err := tx.Exec(ctx, q, cols...)
+	return err
 }
 
 // insertRows runs prefix followed by one tuple per row, tuple being the
