@@ -136,36 +136,29 @@ func (s *Store) claimIdempotencyKeys(ctx context.Context, tx Tx, runs []store.Ne
 		return nil
 	}
 	inserted := map[key]bool{}
-	const cols = 5
-	for _, chunk := range chunks(keyed, s.d.MaxParams/cols) {
-		var sb strings.Builder
-		sb.WriteString(`INSERT INTO idempotency_keys (owner, key, hash, run, created_at) VALUES `)
-		args := make([]any, 0, len(chunk)*cols)
-		for j, i := range chunk {
-			r := runs[i]
-			if j > 0 {
-				sb.WriteByte(',')
-			}
-			values(&sb, len(args), cols)
-			args = append(args, r.Caller.Subject, r.IdempotencyKey, r.RequestHash, r.Name, nanos(r.CreatedAt))
-		}
-		sb.WriteString(` ON CONFLICT (owner, key) DO NOTHING RETURNING owner, key`)
-		rows, err := tx.Query(ctx, sb.String(), args...)
-		if err != nil {
-			return fmt.Errorf("insert idempotency keys: %w", err)
-		}
-		for rows.Next() {
-			var k key
-			if err := rows.Scan(&k.owner, &k.key); err != nil {
-				rows.Close()
+	err := s.valuesChunks(keyed, 5, `INSERT INTO idempotency_keys (owner, key, hash, run, created_at) VALUES `,
+		` ON CONFLICT (owner, key) DO NOTHING RETURNING owner, key`,
+		func(args []any, i int) []any {
+			r := &runs[i]
+			return append(args, r.Caller.Subject, r.IdempotencyKey, r.RequestHash, r.Name, nanos(r.CreatedAt))
+		},
+		func(q string, args []any, _ []int) error {
+			rows, err := tx.Query(ctx, q, args...)
+			if err != nil {
 				return err
 			}
-			inserted[k] = true
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("insert idempotency keys: %w", err)
-		}
+			defer rows.Close()
+			for rows.Next() {
+				var k key
+				if err := rows.Scan(&k.owner, &k.key); err != nil {
+					return err
+				}
+				inserted[k] = true
+			}
+			return rows.Err()
+		})
+	if err != nil {
+		return fmt.Errorf("insert idempotency keys: %w", err)
 	}
 	for _, i := range keyed {
 		r := runs[i]
@@ -207,53 +200,48 @@ func (s *Store) insertRuns(ctx context.Context, tx Tx, runs []store.NewRun, idx 
 	if s.d.ArrayInsert {
 		return s.insertRunsArrays(ctx, tx, runs, idx, res)
 	}
-	const cols = 15
 	seqs := map[string]int64{}
-	for _, chunk := range chunks(idx, s.d.MaxParams/cols) {
-		var sb strings.Builder
-		sb.WriteString(`INSERT INTO runs (name, project, domain, task, version, owner, caller, phase,
-			priority, inputs, webhook, webhook_events, created_at, event_seq, attempt) VALUES `)
-		args := make([]any, 0, len(chunk)*cols)
-		for j, i := range chunk {
-			r := runs[i]
-			if j > 0 {
-				sb.WriteByte(',')
-			}
-			values(&sb, len(args), cols)
-			args = append(args, r.Name, r.Project, r.Domain, r.Task, r.Version, r.Caller.Subject,
+	suffix := ` RETURNING name, seq`
+	if s.d.LastInsertSeq != "" {
+		suffix = ""
+	}
+	err := s.valuesChunks(idx, 15, `INSERT INTO runs (name, project, domain, task, version, owner, caller, phase,
+			priority, inputs, webhook, webhook_events, created_at, event_seq, attempt) VALUES `, suffix,
+		func(args []any, i int) []any {
+			r := &runs[i]
+			return append(args, r.Name, r.Project, r.Domain, r.Task, r.Version, r.Caller.Subject,
 				jsonText(r.Caller), string(tasks.PhaseQueued), r.Priority, bytesOrNil(r.Inputs),
 				r.Webhook, jsonList(r.WebhookEvents), nanos(r.CreatedAt), 1, 0)
-		}
-		if s.d.LastInsertSeq != "" {
+		},
+		func(q string, args []any, chunk []int) error {
+			if s.d.LastInsertSeq == "" {
+				rows, err := tx.Query(ctx, q, args...)
+				return readSeqs(rows, err, seqs)
+			}
 			// One writer: the rows of one INSERT take consecutive seqs,
 			// the last of which the database reports.
-			if _, err := tx.Exec(ctx, sb.String(), args...); err != nil {
+			if _, err := tx.Exec(ctx, q, args...); err != nil {
 				return fmt.Errorf("insert runs: %w", err)
 			}
 			rows, err := tx.Query(ctx, s.d.LastInsertSeq)
 			if err != nil {
 				return fmt.Errorf("insert runs: %w", err)
 			}
+			defer rows.Close()
 			var last int64
 			if !rows.Next() {
-				rows.Close()
 				return fmt.Errorf("insert runs: no last seq")
 			}
-			err = rows.Scan(&last)
-			rows.Close()
-			if err != nil {
+			if err := rows.Scan(&last); err != nil {
 				return fmt.Errorf("insert runs: %w", err)
 			}
 			for j, i := range chunk {
 				seqs[runs[i].Name] = last - int64(len(chunk)-1-j)
 			}
-			continue
-		}
-		sb.WriteString(` RETURNING name, seq`)
-		rows, err := tx.Query(ctx, sb.String(), args...)
-		if err := readSeqs(rows, err, seqs); err != nil {
-			return err
-		}
+			return nil
+		})
+	if err != nil {
+		return err
 	}
 	for _, i := range idx {
 		res[i].Seq = seqs[runs[i].Name]
@@ -546,7 +534,7 @@ func (s *Store) afterTransition(ctx context.Context, tx Tx, t *store.Transition,
 	res := store.TransitionResult{Applied: true, Run: run}
 
 	if t.Bind != nil {
-		buf.attempt(run.Name, []any{run.Name, run.Attempt, t.Bind.Node, jsonList(t.Bind.Devices), string(t.To), at})
+		buf.attempt(run.Name, []any{run.Name, run.Attempt, t.Bind.Node, jsonList(t.Bind.Devices), string(t.To), "", at, int64(0)})
 	} else if run.Attempt > 0 {
 		// The attempt row may still be in buf (bound earlier in the batch).
 		if err := s.flushAppendsOf(ctx, tx, buf, run.Name); err != nil {
@@ -638,8 +626,8 @@ func (s *Store) flushAppendsOf(ctx context.Context, tx Tx, buf *appends, run str
 func (s *Store) flushAppends(ctx context.Context, tx Tx, buf *appends) error {
 	if s.d.ArrayInsert {
 		if err := insertArrays(ctx, tx, `INSERT INTO attempts (run, number, node, devices, phase, error, started_at, finished_at)
-			SELECT c1, c2, c3, c4, c5, '', c6, 0 FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[])
-			AS u(c1, c2, c3, c4, c5, c6)`, buf.attempts); err != nil {
+			SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[])`,
+			buf.attempts); err != nil {
 			return fmt.Errorf("insert attempts: %w", err)
 		}
 		if err := insertArrays(ctx, tx, `INSERT INTO events (run, seq, phase, at, error)
@@ -648,11 +636,10 @@ func (s *Store) flushAppends(ctx context.Context, tx Tx, buf *appends) error {
 		}
 	} else {
 		if err := s.insertRows(ctx, tx, `INSERT INTO attempts (run, number, node, devices, phase, error, started_at, finished_at) VALUES `,
-			"($%d, $%d, $%d, $%d, $%d, '', $%d, 0)", buf.attempts); err != nil {
+			buf.attempts); err != nil {
 			return fmt.Errorf("insert attempts: %w", err)
 		}
-		if err := s.insertRows(ctx, tx, `INSERT INTO events (run, seq, phase, at, error) VALUES `,
-			"($%d, $%d, $%d, $%d, $%d)", buf.events); err != nil {
+		if err := s.insertRows(ctx, tx, `INSERT INTO events (run, seq, phase, at, error) VALUES `, buf.events); err != nil {
 			return fmt.Errorf("insert events: %w", err)
 		}
 	}
@@ -705,37 +692,22 @@ func insertArrays(ctx context.Context, tx Tx, q string, rows [][]any) error {
 	return err
 }
 
-// insertRows runs prefix followed by one tuple per row, tuple being the
-// row's placeholders as a format with one %d per column.
-func (s *Store) insertRows(ctx context.Context, tx Tx, prefix, tuple string, rows [][]any) error {
+// insertRows inserts rows, each one row's values, with multi-row
+// statements after prefix.
+func (s *Store) insertRows(ctx context.Context, tx Tx, prefix string, rows [][]any) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	cols := len(rows[0])
 	idx := make([]int, len(rows))
 	for i := range idx {
 		idx[i] = i
 	}
-	nums := make([]any, cols)
-	for _, chunk := range chunks(idx, s.d.MaxParams/cols) {
-		var sb strings.Builder
-		sb.WriteString(prefix)
-		args := make([]any, 0, len(chunk)*cols)
-		for j, i := range chunk {
-			if j > 0 {
-				sb.WriteByte(',')
-			}
-			for c := range nums {
-				nums[c] = len(args) + c + 1
-			}
-			fmt.Fprintf(&sb, tuple, nums...)
-			args = append(args, rows[i]...)
-		}
-		if _, err := tx.Exec(ctx, sb.String(), args...); err != nil {
+	return s.valuesChunks(idx, len(rows[0]), prefix, "",
+		func(args []any, i int) []any { return append(args, rows[i]...) },
+		func(q string, args []any, _ []int) error {
+			_, err := tx.Exec(ctx, q, args...)
 			return err
-		}
-	}
-	return nil
+		})
 }
 
 // isRefresh reports whether the last update left the phase as it was: the
@@ -971,27 +943,13 @@ func (s *Store) AppendLogs(ctx context.Context, lines []store.LogLine) error {
 	if len(lines) == 0 {
 		return nil
 	}
-	const cols = 6
+	rows := make([][]any, len(lines))
+	for i, l := range lines {
+		rows[i] = []any{l.Run, l.Attempt, nanos(l.At), l.Level, l.Message, string(l.Attrs)}
+	}
 	return s.withTx(ctx, func(tx Tx, _ *[]store.Notification) error {
-		idx := make([]int, len(lines))
-		for i := range idx {
-			idx[i] = i
-		}
-		for _, chunk := range chunks(idx, s.d.MaxParams/cols) {
-			var sb strings.Builder
-			sb.WriteString(`INSERT INTO logs (run, attempt, at, level, message, attrs) VALUES `)
-			args := make([]any, 0, len(chunk)*cols)
-			for j, i := range chunk {
-				l := lines[i]
-				if j > 0 {
-					sb.WriteByte(',')
-				}
-				values(&sb, len(args), cols)
-				args = append(args, l.Run, l.Attempt, nanos(l.At), l.Level, l.Message, string(l.Attrs))
-			}
-			if _, err := tx.Exec(ctx, sb.String(), args...); err != nil {
-				return fmt.Errorf("insert logs: %w", err)
-			}
+		if err := s.insertRows(ctx, tx, `INSERT INTO logs (run, attempt, at, level, message, attrs) VALUES `, rows); err != nil {
+			return fmt.Errorf("insert logs: %w", err)
 		}
 		return nil
 	})
@@ -1322,6 +1280,31 @@ func values(sb *strings.Builder, n, cols int) {
 		sb.WriteString(strconv.Itoa(n + c + 1))
 	}
 	sb.WriteByte(')')
+}
+
+// valuesChunks builds the multi-row statements "prefix (…),(…) suffix" that
+// insert the rows idx, cols values each (row appends a row's values to
+// args), at most MaxParams parameters per statement, and calls exec with
+// each statement, its arguments and the rows it holds.
+func (s *Store) valuesChunks(idx []int, cols int, prefix, suffix string,
+	row func(args []any, i int) []any, exec func(q string, args []any, chunk []int) error) error {
+	for _, chunk := range chunks(idx, s.d.MaxParams/cols) {
+		var sb strings.Builder
+		sb.WriteString(prefix)
+		args := make([]any, 0, len(chunk)*cols)
+		for j, i := range chunk {
+			if j > 0 {
+				sb.WriteByte(',')
+			}
+			values(&sb, len(args), cols)
+			args = row(args, i)
+		}
+		sb.WriteString(suffix)
+		if err := exec(sb.String(), args, chunk); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Multi-row statements: a batch of up to exactRows rows is one statement
