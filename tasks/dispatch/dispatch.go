@@ -441,23 +441,28 @@ func requestHash(taskID string, inputs []byte) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
+// drain adds to batch what ch holds now, up to limit in all: the requests
+// that arrived while the previous group commit was written.
+func drain[T any](batch []T, ch <-chan T, limit int) []T {
+	for len(batch) < limit {
+		select {
+		case v, ok := <-ch:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, v)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
 func (d *Dispatcher) submitWriter() {
 	batch := make([]*submitReq, 0, maxSubmitBatch)
 	runs := make([]store.NewRun, 0, maxSubmitBatch)
 	for first := range d.submitQ {
-		batch = append(batch[:0], first)
-	fill:
-		for len(batch) < maxSubmitBatch {
-			select {
-			case sr, ok := <-d.submitQ:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, sr)
-			default:
-				break fill
-			}
-		}
+		batch = drain(append(batch[:0], first), d.submitQ, maxSubmitBatch)
 		runs = runs[:0]
 		for _, sr := range batch {
 			runs = append(runs, sr.run)
@@ -526,19 +531,7 @@ func (d *Dispatcher) transitionWriter() {
 	batch := make([]*transReq, 0, maxTransitionBatch)
 	ts := make([]store.Transition, 0, maxTransitionBatch)
 	for first := range d.transQ {
-		batch = append(batch[:0], first)
-	fill:
-		for len(batch) < maxTransitionBatch {
-			select {
-			case tr, ok := <-d.transQ:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, tr)
-			default:
-				break fill
-			}
-		}
+		batch = drain(append(batch[:0], first), d.transQ, maxTransitionBatch)
 		ts = ts[:0]
 		ending := false
 		for _, tr := range batch {
