@@ -83,23 +83,23 @@ func (g *gateApp) env(n int, wait time.Duration) *environments.AppEnvironment {
 
 // direct sends a request in the background; its reply arrives on the
 // channel.
-func (s *queueStack) direct(method, path, token string) <-chan queueReply {
-	ch := make(chan queueReply, 1)
+func (s *queueStack) direct(method, path, token string) <-chan reply {
+	ch := make(chan reply, 1)
 	go func() {
 		req, err := http.NewRequest(method, s.base+path, nil)
 		if err != nil {
-			ch <- queueReply{raw: err.Error()}
+			ch <- reply{raw: err.Error()}
 			return
 		}
 		req.Header.Set("Authorization", "Bearer "+token)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
-			ch <- queueReply{raw: err.Error()}
+			ch <- reply{raw: err.Error()}
 			return
 		}
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
-		ch <- queueReply{status: resp.StatusCode, header: resp.Header, raw: string(b)}
+		ch <- reply{status: resp.StatusCode, header: resp.Header, raw: string(b)}
 	}()
 	return ch
 }
@@ -175,7 +175,7 @@ func TestMaxInFlightCountsDirectRequestsAndReplaysTogether(t *testing.T) {
 	require.Equal(t, id, queueReceive(t, app.entered), "the replay takes the freed slot")
 	app.release <- struct{}{}
 	app.release <- struct{}{}
-	for _, ch := range []<-chan queueReply{first, second} {
+	for _, ch := range []<-chan reply{first, second} {
 		r := <-ch
 		require.Equal(t, http.StatusNoContent, r.status, r.raw)
 	}

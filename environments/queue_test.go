@@ -156,14 +156,7 @@ func (s *queueStack) stop() {
 	_ = s.svc.App.Stop(ctx)
 }
 
-type queueReply struct {
-	status int
-	header http.Header
-	body   map[string]any
-	raw    string
-}
-
-func (s *queueStack) call(method, path, token, body string, headers ...string) queueReply {
+func (s *queueStack) call(method, path, token, body string, headers ...string) reply {
 	s.t.Helper()
 	req, err := http.NewRequest(method, s.base+path, strings.NewReader(body))
 	require.NoError(s.t, err)
@@ -173,13 +166,7 @@ func (s *queueStack) call(method, path, token, body string, headers ...string) q
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Add(headers[i], headers[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(s.t, err)
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	r := queueReply{status: resp.StatusCode, header: resp.Header, raw: string(b)}
-	_ = json.Unmarshal(b, &r.body)
-	return r
+	return roundTrip(s.t, req)
 }
 
 // submit queues POST path as token and returns the request id.
@@ -193,9 +180,9 @@ func (s *queueStack) submit(path, token, body string, headers ...string) string 
 }
 
 // waitStatus polls the status until it is want and returns it.
-func (s *queueStack) waitStatus(id, token, want string) queueReply {
+func (s *queueStack) waitStatus(id, token, want string) reply {
 	s.t.Helper()
-	var r queueReply
+	var r reply
 	require.Eventually(s.t, func() bool {
 		r = s.call(http.MethodGet, s.requests(id, "/status"), token, "")
 		return r.body["status"] == want
@@ -289,7 +276,7 @@ func TestQueueQueuedRequest(t *testing.T) {
 	first := s.submit("/echo/1", queueAlice, "")
 	second := s.submit("/echo/2", queueAlice, "")
 
-	var st queueReply
+	var st reply
 	require.Eventually(t, func() bool {
 		st = s.call(http.MethodGet, s.requests(second, "/status"), queueAlice, "")
 		return st.body["queue_position"] == float64(1)

@@ -98,11 +98,17 @@ func (s *stack) do(method, path, token, body string, headers ...string) reply {
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
+	return roundTrip(s.t, req)
+}
+
+// roundTrip sends req and reads the reply: its JSON body, or for an event
+// stream the status and headers only (a stream ends with its run).
+func roundTrip(t *testing.T, req *http.Request) reply {
+	t.Helper()
 	resp, err := http.DefaultClient.Do(req)
-	require.NoError(s.t, err)
+	require.NoError(t, err)
 	defer resp.Body.Close()
 	if resp.Header.Get("Content-Type") == "text/event-stream" {
-		// A stream ends with its run; the status and headers are enough here.
 		return reply{status: resp.StatusCode, header: resp.Header}
 	}
 	b, _ := io.ReadAll(resp.Body)
