@@ -19,6 +19,7 @@ import (
 	"github.com/taskgate/taskgate/environments"
 	"github.com/taskgate/taskgate/examples/quickstart/demo"
 	"github.com/taskgate/taskgate/framework"
+	"github.com/taskgate/taskgate/framework/frameworktest"
 	"github.com/taskgate/taskgate/internal/problem"
 	"github.com/taskgate/taskgate/middleware"
 	"github.com/taskgate/taskgate/tasks"
@@ -395,21 +396,7 @@ func serveApp(t *testing.T, envs ...environments.Environment) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := svc.App.Handler()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := svc.App.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(func() {
-		srv.Close()
-		if err := svc.App.Stop(context.Background()); err != nil {
-			t.Errorf("App.Stop: %v", err)
-		}
-	})
-	return srv.URL
+	return frameworktest.Serve(t, svc.App)
 }
 
 func TestSubmitRunsAsCaller(t *testing.T) {

@@ -19,6 +19,7 @@ import (
 	"github.com/taskgate/taskgate/environments"
 	"github.com/taskgate/taskgate/examples/quickstart/demo"
 	"github.com/taskgate/taskgate/framework"
+	"github.com/taskgate/taskgate/framework/frameworktest"
 	"github.com/taskgate/taskgate/middleware"
 )
 
@@ -65,17 +66,7 @@ func newStackEnv(t *testing.T, extra map[string]string, envs ...environments.Env
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	svc, err := framework.FromEnv(context.Background(), cfg, logger, demo.Registry(), envs...)
 	require.NoError(t, err)
-	h, err := svc.App.Handler()
-	require.NoError(t, err)
-	require.NoError(t, svc.App.Start(context.Background()))
-	srv := httptest.NewServer(h)
-	t.Cleanup(func() {
-		srv.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = svc.App.Stop(ctx)
-	})
-	return &stack{t: t, base: srv.URL, svc: svc}
+	return &stack{t: t, base: frameworktest.Serve(t, svc.App), svc: svc}
 }
 
 type reply struct {

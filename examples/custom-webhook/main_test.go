@@ -5,12 +5,12 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/taskgate/taskgate/framework"
+	"github.com/taskgate/taskgate/framework/frameworktest"
 )
 
 const (
@@ -40,22 +40,11 @@ func TestCustomWebhook(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := svc.App.Handler()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := svc.App.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(func() {
-		srv.Close()
-		_ = svc.App.Stop(t.Context())
-	})
+	base := frameworktest.Serve(t, svc.App)
 
 	call := func(method, path, token, body string) (int, string) {
 		t.Helper()
-		req, _ := http.NewRequestWithContext(t.Context(), method, srv.URL+path, strings.NewReader(body))
+		req, _ := http.NewRequestWithContext(t.Context(), method, base+path, strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		if token != "" {
 			req.Header.Set("Authorization", "Bearer "+token)

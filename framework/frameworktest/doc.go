@@ -16,6 +16,9 @@
 //		req.Header.Set("Authorization", "Bearer "+tok)
 //	}
 //
+// Serve starts an App and serves it on a loopback server for the length of
+// a test, stopping it (OnStop hooks included) when the test ends.
+//
 // Everything here is for tests: methods fail the test (or panic) on error
 // rather than returning it.
 package frameworktest
