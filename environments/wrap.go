@@ -3,7 +3,6 @@ package environments
 import (
 	"net/http"
 	"slices"
-	"strings"
 
 	"github.com/taskgate/taskgate/internal/apidocs"
 	"github.com/taskgate/taskgate/middleware"
@@ -55,7 +54,7 @@ func Wrap(env Environment, rt *Runtime, h http.Handler) (http.Handler, error) {
 	}
 	h = middleware.BodyLimit(maxBody)(h)
 	if l, ok := env.(inFlightLimiter); s.Limits.MaxInFlight > 0 && (!ok || !l.appliesMaxInFlight()) {
-		h = exceptPaths(public, middleware.ConcurrencyLimit(s.Limits.MaxInFlight, s.Limits.QueueTimeout)(h), h)
+		h = middleware.ExceptPaths(public, middleware.ConcurrencyLimit(s.Limits.MaxInFlight, s.Limits.QueueTimeout))(h)
 	}
 	if s.Limits.RateLimit > 0 {
 		h = middleware.RateLimitByIdentity(s.Limits.RateLimit, s.Limits.RateWindow)(h)
@@ -70,35 +69,4 @@ func Wrap(env Environment, rt *Runtime, h http.Handler) (http.Handler, error) {
 		Logger:        rt.Logger,
 	})(h)
 	return h, nil
-}
-
-// exceptPaths serves the requests for paths (exact, or "prefix/*") with
-// plain and the others with limited.
-func exceptPaths(paths []string, limited, plain http.Handler) http.Handler {
-	if len(paths) == 0 {
-		return limited
-	}
-	exact := map[string]bool{}
-	var prefixes []string
-	for _, p := range paths {
-		if prefix, ok := strings.CutSuffix(p, "*"); ok {
-			prefixes = append(prefixes, prefix)
-		} else {
-			exact[p] = true
-		}
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p := r.URL.Path
-		if exact[p] {
-			plain.ServeHTTP(w, r)
-			return
-		}
-		for _, prefix := range prefixes {
-			if len(p) > len(prefix) && strings.HasPrefix(p, prefix) {
-				plain.ServeHTTP(w, r)
-				return
-			}
-		}
-		limited.ServeHTTP(w, r)
-	})
 }

@@ -366,3 +366,29 @@ var (
 	_ http.Hijacker = (*limitWriter)(nil)
 	_ io.ReaderFrom = (*limitWriter)(nil)
 )
+
+// ExceptPaths applies mw to every request but those for paths, given as
+// PassthroughConfig.Exclude entries (a clean absolute path, or one ending
+// in "/*" for what is below it) and matched the same way: only the
+// canonical spelling of a path bypasses mw. An environment uses it so that
+// health checks and docs are not counted against its in-flight limit.
+//
+// It panics when an entry is not a clean absolute path.
+func ExceptPaths(paths []string, mw func(http.Handler) http.Handler) func(http.Handler) http.Handler {
+	for _, e := range paths {
+		if !validExclude(e) {
+			panic(fmt.Sprintf("middleware.ExceptPaths: %q is not a clean absolute path, optionally ending in /*", e))
+		}
+	}
+	set := newPathSet(paths)
+	return func(next http.Handler) http.Handler {
+		wrapped := mw(next)
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if set.skip(r) {
+				next.ServeHTTP(w, r)
+				return
+			}
+			wrapped.ServeHTTP(w, r)
+		})
+	}
+}

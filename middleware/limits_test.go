@@ -204,6 +204,7 @@ func TestLimitsPanicOnBadConfiguration(t *testing.T) {
 		{"limiter: zero in flight", func() { middleware.NewLimiter(0, time.Second) }, "middleware.NewLimiter: n (max in flight)"},
 		{"limiter: negative queue timeout", func() { middleware.NewLimiter(1, -time.Second) }, "middleware.NewLimiter: queueTimeout"},
 		{"the wrapper names itself", func() { middleware.ConcurrencyLimit(0, time.Second) }, "middleware.ConcurrencyLimit: n"},
+		{"unclean excepted path", func() { middleware.ExceptPaths([]string{"/a/../b"}, middleware.BodyLimit(1)) }, "middleware.ExceptPaths"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -602,3 +603,32 @@ type nopWriter struct {
 func (w *nopWriter) Header() http.Header         { return w.h }
 func (w *nopWriter) Write(p []byte) (int, error) { return len(p), nil }
 func (w *nopWriter) WriteHeader(code int)        { w.code = code }
+
+// TestExceptPaths: only the canonical spelling of an excepted path skips
+// the middleware, as with Passthrough's exclusions.
+func TestExceptPaths(t *testing.T) {
+	t.Parallel()
+	var wrapped int
+	mark := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			wrapped++
+			next.ServeHTTP(w, r)
+		})
+	}
+	h := middleware.ExceptPaths([]string{"/health", "/docs/assets/*"}, mark)(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	for path, skipped := range map[string]bool{
+		"/health":             true,
+		"/docs/assets/ui.js":  true,
+		"/docs/assets":        false,
+		"/health/x":           false,
+		"/%68ealth":           false,
+		"/x/../health":        false,
+		"/run-task/demo/echo": false,
+	} {
+		wrapped = 0
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "http://x"+path, nil))
+		if got := wrapped == 0; got != skipped {
+			t.Errorf("%s: skipped %v, want %v", path, got, skipped)
+		}
+	}
+}
