@@ -6,7 +6,6 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humachi"
-	"github.com/go-chi/chi/v5"
 
 	"github.com/taskgate/taskgate/middleware"
 	"github.com/taskgate/taskgate/tasks"
@@ -79,23 +78,14 @@ func (al *appLimit) handler(h http.Handler) http.Handler {
 	if al == nil {
 		return h
 	}
-	limited := al.direct(h)
+	limited := middleware.ExceptPaths([]string{healthPath}, al.direct)(h)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if routePath(r) == healthPath || al.holds(r.Context()) {
+		if al.holds(r.Context()) {
 			h.ServeHTTP(w, r)
 			return
 		}
 		limited.ServeHTTP(w, r)
 	})
-}
-
-// routePath is the path r is routed by: chi's RoutePath under a mount,
-// else the URL's.
-func routePath(r *http.Request) string {
-	if rctx := chi.RouteContext(r.Context()); rctx != nil && rctx.RoutePath != "" {
-		return rctx.RoutePath
-	}
-	return r.URL.Path
 }
 
 // operation is handler as a huma middleware, for the app's operations.
