@@ -358,6 +358,9 @@ func (s *Store) Transition(ctx context.Context, ts []store.Transition) ([]store.
 // runs that no other change of ts touches, share a group (placed where its
 // first member was); every other change is a group of one.
 func groupTransitions(ts []store.Transition) [][]int {
+	if len(ts) == 1 {
+		return [][]int{{0}}
+	}
 	count := make(map[string]int, len(ts))
 	for i := range ts {
 		count[ts[i].Run]++
