@@ -3,7 +3,6 @@ package framework_test
 import (
 	"context"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -12,13 +11,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/taskgate/taskgate/examples/quickstart/demo"
-	"github.com/taskgate/taskgate/framework"
 	"github.com/taskgate/taskgate/internal/benchstack"
 )
 
 // benchToken is the static bearer token of the benchmarked App.
-const benchToken = "bench-token-0123456789abcdef"
+const benchToken = benchstack.Token
 
 // benchParallelism is the client goroutines per GOMAXPROCS: enough to
 // keep the server busy over loopback.
@@ -84,45 +81,16 @@ func BenchmarkStack(b *testing.B) {
 	}
 }
 
-// benchApp serves the quickstart's App (SQLite in a temp dir, a static
-// token) on loopback and returns its base URL.
+// benchApp serves the quickstart's stack (internal/benchstack: SQLite in
+// a temp dir, a static token) on loopback and returns its base URL.
 func benchApp(b *testing.B) string {
 	b.Helper()
-	dir := b.TempDir()
-	cfg, err := framework.ParseEnv(func(k string) string {
-		switch k {
-		case "TASKGATE_DATA_DIR":
-			return dir
-		case "TASKGATE_AUTH_TOKENS":
-			return benchToken + "=bencher:admins"
-		case "TASKGATE_NODE_GPUS":
-			return "A100:1"
-		}
-		return ""
-	})
+	st, err := benchstack.Start(context.Background(), b.TempDir(), "", "")
 	if err != nil {
 		b.Fatal(err)
 	}
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc, err := framework.FromEnv(context.Background(), cfg, logger, demo.Registry(), demo.Webhook())
-	if err != nil {
-		b.Fatal(err)
-	}
-	h, err := svc.App.Handler()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := svc.App.Start(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	b.Cleanup(func() {
-		srv.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = svc.App.Stop(ctx)
-	})
-	return srv.URL
+	b.Cleanup(st.Close)
+	return st.URL
 }
 
 // benchRounds is how many ABBA rounds (bare, app, app, bare) an app

@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -81,15 +80,10 @@ func TestFromEnvVerifiesOIDCAndStaticTokens(t *testing.T) {
 		environments.MustWebhook(environments.WebhookConfig{Settings: environments.Settings{Name: "wh"}}))
 	require.NoError(t, err)
 	require.Empty(t, svc.DevToken, "no dev token when credentials are configured")
-	h, err := svc.App.Handler()
-	require.NoError(t, err)
-	require.NoError(t, svc.App.Start(context.Background()))
-	t.Cleanup(func() { _ = svc.App.Stop(context.Background()) })
-	srv := httptest.NewServer(h)
-	defer srv.Close()
+	base := frameworktest.Serve(t, svc.App)
 
 	me := func(token string) (int, map[string]any) {
-		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/me", nil)
+		req, _ := http.NewRequest(http.MethodGet, base+"/me", nil)
 		req.Header.Set("Authorization", "Bearer "+token)
 		resp, err := http.DefaultClient.Do(req)
 		require.NoError(t, err)
