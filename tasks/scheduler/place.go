@@ -45,7 +45,7 @@ func (s *Scheduler) Schedule() []Binding {
 			n.reservedBy = nil
 		}
 		s.reserved = s.reserved[:0]
-		clear(s.memo)
+		s.round++ // forgets every shape's failure
 		reservations = s.cfg.reservations()
 	}
 
@@ -95,19 +95,24 @@ func (s *Scheduler) decide(r *runState, reservations *int) (Binding, bool) {
 	var missing []string
 	for i := range r.opts {
 		o := &r.opts[i]
-		if q := s.cfg.ProjectGPUQuota[r.run.Project]; q > 0 && o.shape.count > 0 && s.projectGPUs[r.run.Project]+o.shape.count > q {
-			if reason == "" {
-				reason = s.quotaText(q)
+		if o.shape.count > 0 && len(s.cfg.ProjectGPUQuota) > 0 {
+			if q := s.cfg.ProjectGPUQuota[r.run.Project]; q > 0 && s.projectGPUs[r.run.Project]+o.shape.count > q {
+				if reason == "" {
+					reason = s.quotaText(q)
+				}
+				continue
 			}
-			continue
 		}
-		f := s.memo[o.shape]
+		var f *failure
+		if o.memo.round == s.round {
+			f = o.memo.fail
+		}
 		if f == nil {
 			if n, np := s.find(r, o); n != nil {
 				return s.bind(r, i, n, np), true
 			}
 			f = s.explain(o)
-			s.memo[o.shape] = f
+			o.memo.fail, o.memo.round = f, s.round
 		}
 		if f.impossible {
 			missing = append(missing, f.what)

@@ -40,9 +40,16 @@ type Scheduler struct {
 
 	projectGPUs map[string]int
 
+	// shapes interns the shapes of the known runs' options, so that a
+	// round's memo of what did not fit is a field of the shape rather than
+	// a map lookup per run; a shape goes when its last run does.
+	shapes map[shapeKey]*shape
+
 	// Per-round state.
-	reserved    []*nodeState
-	memo        map[shapeKey]*failure
+	reserved []*nodeState
+	// round numbers the memo: a shape's failure holds for the round it was
+	// learnt in, and for the rounds that resume it.
+	round       uint64
 	quotaReason map[int]string
 	// walked is how many runs at the head of the queue the last round left
 	// waiting with nothing changed since that could place them: no capacity
@@ -94,6 +101,8 @@ type runState struct {
 type option struct {
 	shape shapeKey
 	req   tasks.GPURequest
+	// memo is the shape's interned entry, shared by every run needing it.
+	memo *shape
 }
 
 // shapeKey identifies what an option needs. Within a round, free resources
@@ -104,6 +113,44 @@ type shapeKey struct {
 	count int
 	cpu   int64
 	mem   int64
+}
+
+// shape is an interned shapeKey with the memo of the round that last
+// found it does not fit.
+type shape struct {
+	key shapeKey
+	// refs counts the options of known runs that need it.
+	refs int
+	// fail is why it did not fit in round `round`; stale in any other.
+	fail  *failure
+	round uint64
+}
+
+// internShapes points each of r's options at its shared shape.
+func (s *Scheduler) internShapes(r *runState) {
+	for i := range r.opts {
+		o := &r.opts[i]
+		sh := s.shapes[o.shape]
+		if sh == nil {
+			sh = &shape{key: o.shape}
+			s.shapes[o.shape] = sh
+		}
+		sh.refs++
+		o.memo = sh
+	}
+}
+
+// releaseShapes drops r's references to its shapes, forgetting those no
+// other run needs.
+func (s *Scheduler) releaseShapes(r *runState) {
+	for i := range r.opts {
+		if sh := r.opts[i].memo; sh != nil {
+			if sh.refs--; sh.refs == 0 {
+				delete(s.shapes, sh.key)
+			}
+			r.opts[i].memo = nil
+		}
+	}
 }
 
 type boundState struct {
@@ -126,7 +173,7 @@ func New(cfg Config) (*Scheduler, error) {
 		matches:     make(map[poolKey][]*pool),
 		runs:        make(map[string]*runState),
 		projectGPUs: make(map[string]int),
-		memo:        make(map[shapeKey]*failure),
+		shapes:      make(map[shapeKey]*shape),
 		quotaReason: make(map[int]string),
 	}, nil
 }
@@ -439,6 +486,7 @@ func (s *Scheduler) Enqueue(run Run) error {
 	} else {
 		s.lastSeq = max(s.lastSeq, r.run.Seq)
 	}
+	s.internShapes(r)
 	s.runs[run.ID] = r
 	s.insertQueue(r)
 	return nil
@@ -477,6 +525,7 @@ func (s *Scheduler) Cancel(runID string) bool {
 			r.reservedNode = nil
 		}
 	}
+	s.releaseShapes(r)
 	delete(s.runs, runID)
 	return true
 }
@@ -489,6 +538,7 @@ func (s *Scheduler) Release(runID string) bool {
 		return false
 	}
 	s.unbind(r)
+	s.releaseShapes(r)
 	delete(s.runs, runID)
 	return true
 }

@@ -597,3 +597,36 @@ func TestReservationIsSticky(t *testing.T) {
 		t.Fatalf("reservation stayed on %s though the other node has more free", got)
 	}
 }
+
+func TestShapesAreSharedAndForgottenWithTheirRuns(t *testing.T) {
+	t.Parallel()
+	s := newScheduler(t, Config{}, gpuNode(t, "a", "H100:1"), cpuNode("c", 4))
+	enqueue(t, s,
+		Run{ID: "g0", Request: request(t, "", "", "H100:1", "A100:1")},
+		Run{ID: "g1", Request: request(t, "", "", "H100:1", "A100:1")},
+		Run{ID: "g2", Request: request(t, "", "", "H100:1")},
+		Run{ID: "c0", Request: request(t, "1", "", "")},
+	)
+	if got := len(s.shapes); got != 3 { // H100:1, A100:1, 1 CPU
+		t.Fatalf("%d shapes, want 3", got)
+	}
+	if s.runs["g0"].opts[0].memo != s.runs["g2"].opts[0].memo {
+		t.Fatal("two runs needing one H100 do not share its shape")
+	}
+	if got := placed(s.Schedule()); len(got) != 2 || got["g0"] == "" || got["c0"] == "" {
+		t.Fatalf("first round bound %v, want g0 and c0", got)
+	}
+	// g1 and g2 wait on the H100 shape the round found full; after g0
+	// releases it, the next round must look again rather than trust it.
+	wantReason(t, s, "g2", "waiting for 1 free H100 on one node")
+	s.Release("g0")
+	if got := placed(s.Schedule()); len(got) != 1 || got["g1"] == "" {
+		t.Fatalf("after a release, round bound %v, want g1", got)
+	}
+	s.Cancel("g2")
+	s.Release("g1")
+	s.Release("c0")
+	if len(s.runs) != 0 || len(s.shapes) != 0 {
+		t.Fatalf("%d runs and %d shapes left after every run went", len(s.runs), len(s.shapes))
+	}
+}
