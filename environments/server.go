@@ -16,7 +16,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/taskgate/taskgate/internal/problem"
@@ -89,7 +88,10 @@ type ServerConfig struct {
 // lifecycle; a user who sets their own hooks must call Start and Stop from
 // them.
 //
-// Process groups and signals make it Unix-only.
+// On Windows, where there is no SIGTERM, Stop sends CTRL_BREAK_EVENT
+// (which a Go server sees as os.Interrupt) and kills the process after
+// StopGracePeriod, or at once when the break cannot be sent; the children
+// it started are not reached.
 type ServerEnvironment struct {
 	cfg    ServerConfig
 	target *url.URL
@@ -327,7 +329,7 @@ func (s *ServerEnvironment) launch() (*process, error) {
 	stdout := &lineLogger{logger: logger, stream: "stdout"}
 	stderr := &lineLogger{logger: logger, stream: "stderr"}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	newProcessGroup(cmd)
 	// A grandchild that keeps our pipes open must not hold Wait forever.
 	cmd.WaitDelay = s.cfg.StopGracePeriod
 	if err := cmd.Start(); err != nil {
@@ -393,10 +395,7 @@ func (s *ServerEnvironment) waitReady(ctx context.Context, p *process) error {
 // terminate stops p's process group: SIGTERM, then SIGKILL after the grace
 // period or when kill closes. It returns once p exited.
 func (s *ServerEnvironment) terminate(p *process, kill <-chan struct{}) {
-	pgid := -p.cmd.Process.Pid
-	// The group outlives its leader when children remain, so signal it
-	// even when the leader already exited.
-	_ = syscall.Kill(pgid, syscall.SIGTERM)
+	signalGroup(p.cmd, true)
 	t := time.NewTimer(s.cfg.StopGracePeriod)
 	defer t.Stop()
 	select {
@@ -404,7 +403,7 @@ func (s *ServerEnvironment) terminate(p *process, kill <-chan struct{}) {
 	case <-t.C:
 	case <-kill:
 	}
-	_ = syscall.Kill(pgid, syscall.SIGKILL)
+	signalGroup(p.cmd, false)
 	<-p.exited
 }
 
@@ -425,7 +424,7 @@ func (s *ServerEnvironment) supervise(ctx context.Context, p *process, done, kil
 		}
 		s.up.Store(false)
 		// Reap what the exited leader left behind in its group.
-		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		signalGroup(p.cmd, false)
 		if time.Since(p.started) > s.cfg.MaxRestartBackoff {
 			backoff = s.cfg.RestartBackoff
 		}

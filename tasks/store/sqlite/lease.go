@@ -2,22 +2,21 @@ package sqlite
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"sync"
-	"syscall"
 	"time"
 )
 
 // fileLeases backs the scheduler lease with an OS file lock beside the
 // database. A lease row alone cannot tell a live holder from a process that
 // was killed: a restarted single-process server would wait out its dead
-// predecessor's TTL before scheduling anything. The kernel drops a flock the
-// moment its process dies, so holding the lock proves every other holder
-// recorded in the table is gone, and the row is taken over at once. Within
-// one process (several dispatchers on one Store) the row and its TTL still
-// decide, as in PostgreSQL.
+// predecessor's TTL before scheduling anything. The OS drops a file lock
+// (flock on Unix, LockFileEx on Windows: lockFile) the moment its process
+// dies, so holding it proves every other holder recorded in the table is
+// gone, and the row is taken over at once. Within one process (several
+// dispatchers on one Store) the row and its TTL still decide, as in
+// PostgreSQL.
 type fileLeases struct {
 	mu    sync.Mutex
 	base  string
@@ -36,12 +35,13 @@ func (l *fileLeases) lock(name string) (held, fresh bool, err error) {
 	if err != nil {
 		return false, false, fmt.Errorf("sqlite: lease file: %w", err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	locked, err := lockFile(f)
+	if err != nil || !locked {
 		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return false, false, nil // another live process holds it
+		if err != nil {
+			return false, false, fmt.Errorf("sqlite: lock lease file: %w", err)
 		}
-		return false, false, fmt.Errorf("sqlite: lock lease file: %w", err)
+		return false, false, nil // another live process holds it
 	}
 	l.files[name] = f
 	return true, true, nil
