@@ -105,6 +105,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		MigrationLock: `SELECT pg_advisory_xact_lock(7423115)`,
 		MaxParams:     65000,
 		ArrayInsert:   true,
+		CastParams:    true,
 		Notify: func(ctx context.Context, tx sqlstore.Tx, ns []store.Notification) error {
 			return notify(ctx, tx, channel, origin, ns)
 		},

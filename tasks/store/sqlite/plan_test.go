@@ -14,9 +14,9 @@ import (
 	"github.com/taskgate/taskgate/tasks/store"
 )
 
-// TestTransitionsFindRunsByName checks the query plans of the UPDATEs a
-// batch of transitions ran: each must find its runs through the name
-// index. Without statistics SQLite prefers the phase index for a group of
+// TestTransitionsFindRunsByName checks the query plans of the UPDATEs
+// batches of transitions ran: each must find its runs through the name
+// index, and its attempts through their primary key. Without statistics SQLite prefers the phase index for a group of
 // more than a few names, which walks every queued run of a backlog.
 func TestTransitionsFindRunsByName(t *testing.T) {
 	t.Parallel()
@@ -47,20 +47,44 @@ func TestTransitionsFindRunsByName(t *testing.T) {
 	for _, r := range res {
 		require.True(t, r.Applied)
 	}
+	// The started runs finish, each at its own time with its own outputs:
+	// grouped UPDATEs with per-run values, of runs and of their attempts.
+	ts = ts[:0]
+	for i := 40; i < 80; i++ {
+		ts = append(ts, store.Transition{Run: runs[i].Name, From: []tasks.Phase{tasks.PhaseRunning}, Attempt: 1,
+			To: tasks.PhaseSucceeded, At: at.Add(time.Duration(i) * time.Microsecond), Outputs: []byte(fmt.Sprintf(`{"i":%d}`, i))})
+	}
+	res, err = s.Transition(ctx, ts)
+	require.NoError(t, err)
+	for _, r := range res {
+		require.True(t, r.Applied)
+	}
 
 	s.db.pos.mu.RLock()
-	var updates []*positional
+	var updates, attempts []*positional
 	for _, p := range s.db.pos.m {
-		if strings.HasPrefix(p.query, "UPDATE runs SET") {
+		switch {
+		case strings.HasPrefix(p.query, "UPDATE runs SET"):
 			updates = append(updates, p)
+		case strings.HasPrefix(p.query, "UPDATE attempts SET"):
+			attempts = append(attempts, p)
 		}
 	}
 	s.db.pos.mu.RUnlock()
 	require.NotEmpty(t, updates)
+	require.NotEmpty(t, attempts)
+	grouped := false
 	for _, p := range updates {
 		plan := queryPlan(t, s, p)
 		require.Contains(t, plan, "(name=?)", "plan of %.80s…: %s", p.query, plan)
 		require.NotContains(t, plan, "runs_phase", "plan of %.80s…: %s", p.query, plan)
+		grouped = grouped || strings.Contains(p.query, "CASE name WHEN")
+	}
+	require.True(t, grouped, "no finish was grouped")
+	for _, p := range attempts {
+		plan := queryPlan(t, s, p)
+		require.Contains(t, plan, "PRIMARY KEY (run=? AND number=?)", "plan of %.80s…: %s", p.query, plan)
+		require.NotContains(t, plan, "SCAN attempts", "plan of %.80s…: %s", p.query, plan)
 	}
 }
 

@@ -36,6 +36,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RetryAttempts", testRetryAttempts},
 		{"WaitReasonRefresh", testWaitReasonRefresh},
 		{"BatchTransitions", testBatchTransitions},
+		{"BatchFinishes", testBatchFinishes},
 		{"Abort", testAbort},
 		{"ListRuns", testListRuns},
 		{"ActiveAndQueued", testActiveAndQueued},
@@ -531,6 +532,101 @@ func testBatchTransitions(t *testing.T, s store.Store) {
 		evs, err := s.Events(ctx, n, 0)
 		require.NoError(t, err)
 		require.Equal(t, []tasks.Phase{tasks.PhaseQueued, tasks.PhaseInitializing, tasks.PhaseRunning}, phases(evs))
+	}
+}
+
+// testBatchFinishes commits, in one batch, changes that share everything
+// but the run, the time and the outputs (what the node agent's writer
+// sends as functions return): each run must get its own outputs and
+// times, in the run, its attempt and its event, across more runs than one
+// statement takes.
+func testBatchFinishes(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	const (
+		nOK     = 40 // succeed, each with its own outputs
+		nFailed = 5  // fail
+		nInit   = 4  // initializing, then running
+	)
+	var names []string
+	for range nOK + nFailed + nInit + 1 {
+		r := newRun(nil)
+		create(t, s, r)
+		names = append(names, r.Name)
+	}
+	var binds []store.Transition
+	for i, n := range names {
+		b := store.Transition{Run: n, From: []tasks.Phase{tasks.PhaseQueued}, To: tasks.PhaseRunning, Start: true, At: t0,
+			Bind: &store.Binding{Node: "n1"}}
+		if i >= nOK+nFailed {
+			b.To, b.Start = tasks.PhaseInitializing, false
+		}
+		binds = append(binds, b)
+	}
+	res, err := s.Transition(ctx, binds)
+	require.NoError(t, err)
+	for i := range res {
+		require.True(t, res[i].Applied, i)
+	}
+
+	at := func(i int) time.Time { return t0.Add(time.Duration(i+1) * time.Millisecond) }
+	outputs := func(i int) json.RawMessage { return json.RawMessage(fmt.Sprintf(`{"i":%d}`, i)) }
+	var ts []store.Transition
+	for i, n := range names {
+		tr := store.Transition{Run: n, Attempt: 1, Node: "n1", At: at(i)}
+		switch {
+		case i < nOK:
+			tr.From, tr.To, tr.Outputs = []tasks.Phase{tasks.PhaseRunning}, tasks.PhaseSucceeded, outputs(i)
+		case i < nOK+nFailed:
+			tr.From, tr.To, tr.Error = []tasks.Phase{tasks.PhaseRunning}, tasks.PhaseFailed, "boom"
+		case i < nOK+nFailed+nInit:
+			tr.From, tr.To = []tasks.Phase{tasks.PhaseInitializing}, tasks.PhaseRunning
+		default:
+			tr.From, tr.To, tr.Attempt = []tasks.Phase{tasks.PhaseInitializing}, tasks.PhaseRunning, 2 // not its attempt
+		}
+		ts = append(ts, tr)
+	}
+	res, err = s.Transition(ctx, ts)
+	require.NoError(t, err)
+	require.Len(t, res, len(ts))
+	for i, n := range names {
+		tr := ts[i]
+		if i == len(names)-1 {
+			require.False(t, res[i].Applied, "a change for another attempt applied")
+			require.Equal(t, tasks.PhaseInitializing, get(t, s, n).Phase)
+			continue
+		}
+		require.True(t, res[i].Applied, i)
+		require.Equal(t, n, res[i].Run.Name)
+		require.True(t, res[i].Event.At.Equal(tr.At), "run %d: event at %v, want %v", i, res[i].Event.At, tr.At)
+		got, err := s.GetRun(ctx, n)
+		require.NoError(t, err)
+		require.Equal(t, tr.To, got.Phase, i)
+		require.Len(t, got.Attempts, 1)
+		a := got.Attempts[0]
+		require.Equal(t, tr.To, a.Phase, i)
+		if tr.To == tasks.PhaseRunning {
+			require.True(t, got.StartedAt.Equal(tr.At), "run %d started at %v, want %v", i, got.StartedAt, tr.At)
+			require.Nil(t, got.FinishedAt)
+			require.Nil(t, a.FinishedAt)
+		} else {
+			require.True(t, got.StartedAt.Equal(t0), "run %d: start time moved", i)
+			require.True(t, got.FinishedAt.Equal(tr.At), "run %d finished at %v, want %v", i, got.FinishedAt, tr.At)
+			require.NotNil(t, a.FinishedAt)
+			require.True(t, a.FinishedAt.Equal(tr.At), "run %d: attempt finished at %v, want %v", i, a.FinishedAt, tr.At)
+		}
+		if tr.To == tasks.PhaseSucceeded {
+			require.JSONEq(t, string(outputs(i)), string(got.Outputs), "run %d", i)
+		} else {
+			require.Empty(t, got.Outputs, i)
+		}
+		if tr.To == tasks.PhaseFailed {
+			require.Equal(t, "boom", got.Error)
+			require.Equal(t, "boom", a.Error)
+		}
+		evs, err := s.Events(ctx, n, 0)
+		require.NoError(t, err)
+		require.Equal(t, tr.To, evs[len(evs)-1].Phase)
+		require.True(t, evs[len(evs)-1].At.Equal(tr.At), "run %d: event at %v, want %v", i, evs[len(evs)-1].At, tr.At)
 	}
 }
 

@@ -76,4 +76,24 @@ type Dialect struct {
 	ArrayInsert bool
 	// MaxParams bounds the parameters of one statement.
 	MaxParams int
+	// CastParams casts the parameters whose type nothing else in a
+	// statement fixes (the branches of a CASE, a VALUES list), which
+	// PostgreSQL would otherwise take as text. SQLite needs no casts.
+	CastParams bool
+}
+
+// cast is param with the SQL type typ where the dialect needs it.
+func (d Dialect) cast(param, typ string) string {
+	if d.CastParams {
+		return param + "::" + typ
+	}
+	return param
+}
+
+// blobType is the type of binary columns (outputs).
+func (d Dialect) blobType() string {
+	if d.CastParams {
+		return "bytea"
+	}
+	return "blob"
 }

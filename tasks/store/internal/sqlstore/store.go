@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base32"
@@ -324,17 +325,16 @@ func (s *Store) Transition(ctx context.Context, ts []store.Transition) ([]store.
 	err := s.withTx(ctx, func(tx Tx, notes *[]store.Notification) error {
 		var buf appends
 		for _, g := range groupTransitions(ts) {
-			t := &ts[g[0]]
-			names := make([]string, len(g))
+			ms := make([]*store.Transition, len(g))
 			for j, i := range g {
-				names[j] = ts[i].Run
+				ms[j] = &ts[i]
 			}
-			rs, err := s.transitionRuns(ctx, tx, t, names, "", &buf)
+			rs, err := s.transitionRuns(ctx, tx, ms, "", &buf)
 			if err != nil {
 				if len(g) == 1 {
-					return fmt.Errorf("transition %s to %s: %w", t.Run, t.To, err)
+					return fmt.Errorf("transition %s to %s: %w", ms[0].Run, ms[0].To, err)
 				}
-				return fmt.Errorf("transition %d runs to %s: %w", len(g), t.To, err)
+				return fmt.Errorf("transition %d runs to %s: %w", len(g), ms[0].To, err)
 			}
 			for j, i := range g {
 				res[i] = rs[j]
@@ -354,9 +354,10 @@ func (s *Store) Transition(ctx context.Context, ts []store.Transition) ([]store.
 }
 
 // groupTransitions partitions the indexes of ts into groups applied by one
-// transitionRuns each, in order: changes identical but for the run, of
-// runs that no other change of ts touches, share a group (placed where its
-// first member was); every other change is a group of one.
+// transitionRuns each, in order: changes identical but for the run, the
+// time and the outputs (a batch of finishes), of runs that no other change
+// of ts touches, share a group (placed where its first member was); every
+// other change is a group of one.
 func groupTransitions(ts []store.Transition) [][]int {
 	if len(ts) == 1 {
 		return [][]int{{0}}
@@ -369,7 +370,7 @@ func groupTransitions(ts []store.Transition) [][]int {
 	byKey := map[string]int{} // key -> index in groups
 	for i := range ts {
 		t := &ts[i]
-		if count[t.Run] > 1 || len(t.Outputs) > 0 {
+		if count[t.Run] > 1 {
 			groups = append(groups, []int{i})
 			continue
 		}
@@ -384,11 +385,12 @@ func groupTransitions(ts []store.Transition) [][]int {
 	return groups
 }
 
-// groupKey is every field of t but Run (and Outputs, never grouped).
+// groupKey is every field of t but Run, At and Outputs, which each member
+// of a group sets for itself.
 func groupKey(t *store.Transition) string {
 	var sb strings.Builder
 	sb.WriteString(jsonList(phaseStrings(t.From)))
-	fmt.Fprintf(&sb, "\x00%d\x00%s\x00%s\x00%d", t.Attempt, t.Node, t.To, nanos(t.At))
+	fmt.Fprintf(&sb, "\x00%d\x00%s\x00%s", t.Attempt, t.Node, t.To)
 	if t.Bind != nil {
 		fmt.Fprintf(&sb, "\x00bind\x00%s\x00%s", t.Bind.Node, jsonList(t.Bind.Devices))
 	}
@@ -408,35 +410,122 @@ func phaseStrings(ps []tasks.Phase) []string {
 // transition applies t alone, writing what it appends at once.
 func (s *Store) transition(ctx context.Context, tx Tx, t *store.Transition, abortReason string) (store.TransitionResult, error) {
 	var buf appends
-	res, err := s.transitionRuns(ctx, tx, t, []string{t.Run}, abortReason, &buf)
+	res, err := s.transitionRuns(ctx, tx, []*store.Transition{t}, abortReason, &buf)
 	if err != nil {
 		return store.TransitionResult{}, err
 	}
 	return res[0], s.flushAppends(ctx, tx, &buf)
 }
 
-// transitionRuns applies t (but for its Run) to each of names, distinct
-// runs, with one UPDATE, and returns the results in the order of names.
-// The rows it appends (the attempts it starts, the events) go to buf,
-// written by flushAppends before anything reads them.
-func (s *Store) transitionRuns(ctx context.Context, tx Tx, t *store.Transition, names []string, abortReason string, buf *appends) ([]store.TransitionResult, error) {
+// maxCaseRows bounds the runs of one UPDATE whose values differ per run:
+// each row evaluates a CASE over the runs of its statement.
+const maxCaseRows = 32
+
+// transitionRuns applies ms, changes of distinct runs identical but for
+// the run, the time and the outputs (groupKey), with one UPDATE per chunk
+// of runs, and returns the results in the order of ms. The rows it
+// appends (the attempts it starts, the events) go to buf, written by
+// flushAppends before anything reads them; the attempts it closes are
+// updated per chunk.
+func (s *Store) transitionRuns(ctx context.Context, tx Tx, ms []*store.Transition, abortReason string, buf *appends) ([]store.TransitionResult, error) {
+	t := ms[0]
 	if !t.To.Valid() {
 		return nil, fmt.Errorf("invalid phase %q", t.To)
 	}
 	if t.Start && (t.Bind == nil || t.To != tasks.PhaseRunning) {
 		return nil, errors.New("transition: Start needs Bind and To running")
 	}
-	step := 1 // events the change records
-	if t.Start {
-		step = 2
+	from := t.From
+	if len(from) == 0 {
+		from = activePhases
 	}
-	at := nanos(t.At)
-	var set strings.Builder
+	for _, p := range from {
+		if p.Terminal() {
+			return nil, fmt.Errorf("terminal phase %q in From", p)
+		}
+	}
+	results := make([]store.TransitionResult, len(ms))
+	pos := make(map[string]int, len(ms))
+	for i, m := range ms {
+		pos[m.Run] = i
+	}
+	idx := make([]int, len(ms))
+	for i := range idx {
+		idx[i] = i
+	}
+	limit := s.d.MaxParams - 32 // the parameters that are not per run
+	for _, m := range ms[1:] {
+		if !m.At.Equal(t.At) || len(m.Outputs) > 0 || len(t.Outputs) > 0 {
+			limit = min(limit, maxCaseRows) // values per run: CASE
+			break
+		}
+	}
+	for _, chunk := range chunks(idx, limit) {
+		q, args := s.transitionUpdate(ms, chunk, from, abortReason)
+		runs, err := s.queryRuns(ctx, tx, q, args...)
+		if err != nil {
+			return nil, err
+		}
+		var closes []attemptChange
+		for _, run := range runs {
+			i, ok := pos[run.Name]
+			if !ok {
+				return nil, fmt.Errorf("update returned run %s not asked for", run.Name)
+			}
+			r, err := s.afterTransition(ctx, tx, ms[i], run, from, &closes, buf)
+			if err != nil {
+				return nil, err
+			}
+			results[i] = r
+		}
+		if err := s.changeAttempts(ctx, tx, t, closes); err != nil {
+			return nil, err
+		}
+	}
+	return results, nil
+}
+
+// transitionUpdate is the UPDATE … RETURNING that applies the changes
+// ms[chunk] to their runs.
+func (s *Store) transitionUpdate(ms []*store.Transition, chunk []int, from []tasks.Phase, abortReason string) (string, []any) {
+	t := ms[chunk[0]]
 	var args []any
 	arg := func(v any) string {
 		args = append(args, v)
 		return "$" + strconv.Itoa(len(args))
 	}
+	names := make([]string, len(chunk))
+	for j, i := range chunk {
+		names[j] = arg(ms[i].Run)
+	}
+	// perRun is the value of a column that may differ per run: one
+	// parameter when it does not in this chunk, else a CASE on the name.
+	perRun := func(v func(m *store.Transition) any, same func(a, b *store.Transition) bool, typ string) string {
+		uniform := true
+		for _, i := range chunk[1:] {
+			uniform = uniform && same(ms[chunk[0]], ms[i])
+		}
+		if uniform {
+			return arg(v(t))
+		}
+		var b strings.Builder
+		b.WriteString("(CASE name")
+		for j, i := range chunk {
+			fmt.Fprintf(&b, " WHEN %s THEN %s", names[j], s.d.cast(arg(v(ms[i])), typ))
+		}
+		b.WriteString(" END)")
+		return b.String()
+	}
+	at := func() string {
+		return perRun(func(m *store.Transition) any { return nanos(m.At) },
+			func(a, b *store.Transition) bool { return a.At.Equal(b.At) }, "bigint")
+	}
+
+	step := 1 // events the change records
+	if t.Start {
+		step = 2
+	}
+	var set strings.Builder
 	to := arg(string(t.To))
 	fmt.Fprintf(&set, `phase = %s, event_seq = event_seq + (CASE WHEN phase = %s THEN 0 ELSE %d END), wait_reason = %s`,
 		to, to, step, arg(t.WaitReason))
@@ -445,13 +534,14 @@ func (s *Store) transitionRuns(ctx context.Context, tx Tx, t *store.Transition, 
 	}
 	switch {
 	case t.To == tasks.PhaseRunning:
-		fmt.Fprintf(&set, `, started_at = (CASE WHEN started_at = 0 THEN %s ELSE started_at END)`, arg(at))
+		fmt.Fprintf(&set, `, started_at = (CASE WHEN started_at = 0 THEN %s ELSE started_at END)`, at())
 	case t.To == tasks.PhaseQueued:
 		fmt.Fprintf(&set, `, not_before = %s, node = '', devices = '', error = %s`, arg(nanos(t.NotBefore)), arg(t.AttemptError))
 	case t.To.Terminal():
-		fmt.Fprintf(&set, `, finished_at = %s, error = %s`, arg(at), arg(t.Error))
+		fmt.Fprintf(&set, `, finished_at = %s, error = %s`, at(), arg(t.Error))
 		if t.To == tasks.PhaseSucceeded {
-			fmt.Fprintf(&set, `, outputs = %s`, arg(bytesOrNil(t.Outputs)))
+			fmt.Fprintf(&set, `, outputs = %s`, perRun(func(m *store.Transition) any { return bytesOrNil(m.Outputs) },
+				func(a, b *store.Transition) bool { return bytes.Equal(a.Outputs, b.Outputs) }, s.d.blobType()))
 		}
 	}
 	if abortReason != "" {
@@ -460,109 +550,58 @@ func (s *Store) transitionRuns(ctx context.Context, tx Tx, t *store.Transition, 
 	if t.CountFailure {
 		set.WriteString(`, failures = failures + 1`)
 	}
-	from := t.From
-	if len(from) == 0 {
-		from = activePhases
-	}
+
+	var q strings.Builder
+	q.WriteString(`UPDATE runs SET ` + set.String())
 	// The runs are found by name; "phase || ''" keeps the planner off the
 	// phase index, which for a group of more than a few names SQLite would
 	// otherwise prefer, walking every queued run of the backlog.
-	var where strings.Builder
-	where.WriteString(`(phase || '') IN (`)
+	q.WriteString(` WHERE (phase || '') IN (`)
 	for i, p := range from {
-		if p.Terminal() {
-			return nil, fmt.Errorf("terminal phase %q in From", p)
-		}
 		if i > 0 {
-			where.WriteByte(',')
+			q.WriteByte(',')
 		}
-		where.WriteString(arg(string(p)))
+		q.WriteString(arg(string(p)))
 	}
-	where.WriteByte(')')
+	q.WriteByte(')')
 	if t.Attempt != 0 {
-		fmt.Fprintf(&where, ` AND attempt = %s`, arg(t.Attempt))
+		fmt.Fprintf(&q, ` AND attempt = %s`, arg(t.Attempt))
 	}
 	if t.Node != "" {
-		fmt.Fprintf(&where, ` AND node = %s`, arg(t.Node))
+		fmt.Fprintf(&q, ` AND node = %s`, arg(t.Node))
 	}
-	fixed := len(args)
-	results := make([]store.TransitionResult, len(names))
-	pos := make(map[string]int, len(names))
-	for i, n := range names {
-		pos[n] = i
+	if len(names) == 1 {
+		q.WriteString(` AND name = ` + names[0])
+	} else {
+		q.WriteString(` AND name IN (` + strings.Join(names, ",") + `)`)
 	}
-	idx := make([]int, len(names))
-	for i := range idx {
-		idx[i] = i
-	}
-	for _, chunk := range chunks(idx, s.d.MaxParams-fixed) {
-		args = args[:fixed]
-		var q strings.Builder
-		q.WriteString(`UPDATE runs SET ` + set.String() + ` WHERE ` + where.String())
-		if len(chunk) == 1 {
-			q.WriteString(` AND name = ` + arg(names[chunk[0]]))
-		} else {
-			q.WriteString(` AND name IN (`)
-			for j, i := range chunk {
-				if j > 0 {
-					q.WriteByte(',')
-				}
-				q.WriteString(arg(names[i]))
-			}
-			q.WriteByte(')')
-		}
-		q.WriteString(` RETURNING ` + runCols)
-		runs, err := s.queryRuns(ctx, tx, q.String(), args...)
-		if err != nil {
-			return nil, err
-		}
-		for _, run := range runs {
-			i, ok := pos[run.Name]
-			if !ok {
-				return nil, fmt.Errorf("update returned run %s not asked for", run.Name)
-			}
-			r, err := s.afterTransition(ctx, tx, t, run, from, at, buf)
-			if err != nil {
-				return nil, err
-			}
-			results[i] = r
-		}
-	}
-	return results, nil
+	q.WriteString(` RETURNING ` + runCols)
+	return q.String(), args
 }
 
-// afterTransition records what the change of run (as the UPDATE left it)
-// implies: its attempt record, its events, its webhook delivery.
-func (s *Store) afterTransition(ctx context.Context, tx Tx, t *store.Transition, run *store.StoredRun, from []tasks.Phase, at int64, buf *appends) (store.TransitionResult, error) {
+// attemptChange is an update of a run's current attempt that a change
+// implies: its phase, and when it ended its error and end time.
+type attemptChange struct {
+	run    string
+	number int
+	at     int64
+}
+
+// afterTransition records what the change t of run (as the UPDATE left it)
+// implies: its attempt record (a change of an existing attempt goes to
+// attempts, for changeAttempts), its events, its webhook delivery.
+func (s *Store) afterTransition(ctx context.Context, tx Tx, t *store.Transition, run *store.StoredRun, from []tasks.Phase, attempts *[]attemptChange, buf *appends) (store.TransitionResult, error) {
 	res := store.TransitionResult{Applied: true, Run: run}
+	at := nanos(t.At)
 
 	if t.Bind != nil {
 		buf.attempt(run.Name, []any{run.Name, run.Attempt, t.Bind.Node, jsonList(t.Bind.Devices), string(t.To), "", at, int64(0)})
-	} else if run.Attempt > 0 {
+	} else if run.Attempt > 0 && (attemptPhase(t) != "" || t.To == tasks.PhaseRunning) {
 		// The attempt row may still be in buf (bound earlier in the batch).
 		if err := s.flushAppendsOf(ctx, tx, buf, run.Name); err != nil {
 			return res, err
 		}
-		ap := t.AttemptPhase
-		if ap == "" && t.To.Terminal() {
-			ap = t.To
-		}
-		switch {
-		case ap != "":
-			ae := t.AttemptError
-			if ae == "" {
-				ae = t.Error
-			}
-			if _, err := tx.Exec(ctx, `UPDATE attempts SET phase = $1, error = $2, finished_at = $3
-				WHERE run = $4 AND number = $5 AND finished_at = 0`, string(ap), ae, at, run.Name, run.Attempt); err != nil {
-				return res, fmt.Errorf("close attempt: %w", err)
-			}
-		case t.To == tasks.PhaseRunning:
-			if _, err := tx.Exec(ctx, `UPDATE attempts SET phase = $1 WHERE run = $2 AND number = $3`,
-				string(t.To), run.Name, run.Attempt); err != nil {
-				return res, fmt.Errorf("update attempt: %w", err)
-			}
-		}
+		*attempts = append(*attempts, attemptChange{run: run.Name, number: run.Attempt, at: at})
 	}
 
 	// event_seq moved only when the phase changed.
@@ -594,6 +633,77 @@ func (s *Store) afterTransition(ctx context.Context, tx Tx, t *store.Transition,
 		}
 	}
 	return res, nil
+}
+
+// attemptPhase is the phase t ends the current attempt in ("" when the
+// attempt goes on).
+func attemptPhase(t *store.Transition) tasks.Phase {
+	if t.AttemptPhase == "" && t.To.Terminal() {
+		return t.To
+	}
+	return t.AttemptPhase
+}
+
+// changeAttempts applies t's change to the current attempts cs of the
+// runs of one chunk: one UPDATE, the end times differing per run.
+func (s *Store) changeAttempts(ctx context.Context, tx Tx, t *store.Transition, cs []attemptChange) error {
+	if len(cs) == 0 {
+		return nil
+	}
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	var q strings.Builder
+	ap := attemptPhase(t)
+	if ap != "" {
+		ae := t.AttemptError
+		if ae == "" {
+			ae = t.Error
+		}
+		fmt.Fprintf(&q, `UPDATE attempts SET phase = %s, error = %s, finished_at = `, arg(string(ap)), arg(ae))
+	} else {
+		fmt.Fprintf(&q, `UPDATE attempts SET phase = %s`, arg(string(t.To)))
+	}
+	runs := make([]string, len(cs))
+	for i, c := range cs {
+		runs[i] = arg(c.run)
+	}
+	if ap != "" {
+		if len(cs) == 1 {
+			q.WriteString(arg(cs[0].at))
+		} else {
+			q.WriteString(`(CASE run`)
+			for i, c := range cs {
+				fmt.Fprintf(&q, ` WHEN %s THEN %s`, runs[i], s.d.cast(arg(c.at), "bigint"))
+			}
+			q.WriteString(` END)`)
+		}
+	}
+	q.WriteString(` WHERE `)
+	if ap != "" {
+		q.WriteString(`finished_at = 0 AND `)
+	}
+	if len(cs) == 1 {
+		fmt.Fprintf(&q, `run = %s AND number = %s`, runs[0], arg(cs[0].number))
+	} else {
+		q.WriteString(`(run, number) IN (VALUES `)
+		for i, c := range cs {
+			if i > 0 {
+				q.WriteByte(',')
+			}
+			fmt.Fprintf(&q, `(%s, %s)`, runs[i], s.d.cast(arg(c.number), "bigint"))
+		}
+		q.WriteByte(')')
+	}
+	if _, err := tx.Exec(ctx, q.String(), args...); err != nil {
+		if ap != "" {
+			return fmt.Errorf("close attempt: %w", err)
+		}
+		return fmt.Errorf("update attempt: %w", err)
+	}
+	return nil
 }
 
 // appends buffers the rows a batch of transitions appends to the attempts
