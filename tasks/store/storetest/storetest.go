@@ -568,65 +568,64 @@ func testBatchFinishes(t *testing.T, s store.Store) {
 		require.True(t, res[i].Applied, i)
 	}
 
-	at := func(i int) time.Time { return t0.Add(time.Duration(i+1) * time.Millisecond) }
-	outputs := func(i int) json.RawMessage { return json.RawMessage(fmt.Sprintf(`{"i":%d}`, i)) }
+	// want is what each change must leave: its own times and outputs.
+	type want struct {
+		phase             tasks.Phase
+		started, finished *time.Time
+		outputs, errText  string
+		attemptFinished   *time.Time
+		applied           bool
+	}
 	var ts []store.Transition
+	var wants []want
 	for i, n := range names {
-		tr := store.Transition{Run: n, Attempt: 1, Node: "n1", At: at(i)}
+		at := t0.Add(time.Duration(i+1) * time.Millisecond)
+		tr := store.Transition{Run: n, Attempt: 1, Node: "n1", At: at, From: []tasks.Phase{tasks.PhaseRunning}}
+		w := want{phase: tasks.PhaseSucceeded, started: ptr(t0), finished: ptr(at), attemptFinished: ptr(at), applied: true}
 		switch {
 		case i < nOK:
-			tr.From, tr.To, tr.Outputs = []tasks.Phase{tasks.PhaseRunning}, tasks.PhaseSucceeded, outputs(i)
+			tr.To, tr.Outputs = tasks.PhaseSucceeded, json.RawMessage(fmt.Sprintf(`{"i":%d}`, i))
+			w.outputs = string(tr.Outputs)
 		case i < nOK+nFailed:
-			tr.From, tr.To, tr.Error = []tasks.Phase{tasks.PhaseRunning}, tasks.PhaseFailed, "boom"
+			tr.To, tr.Error = tasks.PhaseFailed, "boom"
+			w.phase, w.errText = tasks.PhaseFailed, "boom"
 		case i < nOK+nFailed+nInit:
 			tr.From, tr.To = []tasks.Phase{tasks.PhaseInitializing}, tasks.PhaseRunning
-		default:
-			tr.From, tr.To, tr.Attempt = []tasks.Phase{tasks.PhaseInitializing}, tasks.PhaseRunning, 2 // not its attempt
+			w = want{phase: tasks.PhaseRunning, started: ptr(at), applied: true}
+		default: // a change for another attempt: nothing moves
+			tr.From, tr.To, tr.Attempt = []tasks.Phase{tasks.PhaseInitializing}, tasks.PhaseRunning, 2
+			w = want{phase: tasks.PhaseInitializing}
 		}
 		ts = append(ts, tr)
+		wants = append(wants, w)
 	}
 	res, err = s.Transition(ctx, ts)
 	require.NoError(t, err)
 	require.Len(t, res, len(ts))
 	for i, n := range names {
-		tr := ts[i]
-		if i == len(names)-1 {
-			require.False(t, res[i].Applied, "a change for another attempt applied")
-			require.Equal(t, tasks.PhaseInitializing, get(t, s, n).Phase)
-			continue
-		}
-		require.True(t, res[i].Applied, i)
-		require.Equal(t, n, res[i].Run.Name)
-		require.True(t, res[i].Event.At.Equal(tr.At), "run %d: event at %v, want %v", i, res[i].Event.At, tr.At)
+		w := wants[i]
+		require.Equal(t, w.applied, res[i].Applied, "run %d", i)
 		got, err := s.GetRun(ctx, n)
 		require.NoError(t, err)
-		require.Equal(t, tr.To, got.Phase, i)
 		require.Len(t, got.Attempts, 1)
 		a := got.Attempts[0]
-		require.Equal(t, tr.To, a.Phase, i)
-		if tr.To == tasks.PhaseRunning {
-			require.True(t, got.StartedAt.Equal(tr.At), "run %d started at %v, want %v", i, got.StartedAt, tr.At)
-			require.Nil(t, got.FinishedAt)
-			require.Nil(t, a.FinishedAt)
-		} else {
-			require.True(t, got.StartedAt.Equal(t0), "run %d: start time moved", i)
-			require.True(t, got.FinishedAt.Equal(tr.At), "run %d finished at %v, want %v", i, got.FinishedAt, tr.At)
-			require.NotNil(t, a.FinishedAt)
-			require.True(t, a.FinishedAt.Equal(tr.At), "run %d: attempt finished at %v, want %v", i, a.FinishedAt, tr.At)
-		}
-		if tr.To == tasks.PhaseSucceeded {
-			require.JSONEq(t, string(outputs(i)), string(got.Outputs), "run %d", i)
-		} else {
-			require.Empty(t, got.Outputs, i)
-		}
-		if tr.To == tasks.PhaseFailed {
-			require.Equal(t, "boom", got.Error)
-			require.Equal(t, "boom", a.Error)
-		}
+		require.Equal(t, w.phase, got.Phase, "run %d", i)
+		require.Equal(t, w.phase, a.Phase, "run %d: attempt", i)
+		require.Equal(t, w.started, got.StartedAt, "run %d: started", i)
+		require.Equal(t, w.finished, got.FinishedAt, "run %d: finished", i)
+		require.Equal(t, w.attemptFinished, a.FinishedAt, "run %d: attempt finished", i)
+		require.Equal(t, w.outputs, string(got.Outputs), "run %d: outputs", i)
+		require.Equal(t, w.errText, got.Error, "run %d: error", i)
+		require.Equal(t, w.errText, a.Error, "run %d: attempt error", i)
 		evs, err := s.Events(ctx, n, 0)
 		require.NoError(t, err)
-		require.Equal(t, tr.To, evs[len(evs)-1].Phase)
-		require.True(t, evs[len(evs)-1].At.Equal(tr.At), "run %d: event at %v, want %v", i, evs[len(evs)-1].At, tr.At)
+		last := evs[len(evs)-1]
+		require.Equal(t, w.phase, last.Phase, "run %d: last event", i)
+		var wantEvent tasks.Event // none for a change not applied
+		if w.applied {
+			wantEvent = last
+		}
+		require.Equal(t, wantEvent, res[i].Event, "run %d: the result's event", i)
 	}
 }
 
