@@ -710,3 +710,23 @@ func TestWebhookOutboxAndPurge(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, tasks.PhaseSucceeded, r.Phase, "the record stays")
 }
+
+// TestLeaderPanicIsNotSwallowed: a panic inside the scheduling loop, while
+// the leader holds its lock, must reach the top of the goroutine (and so
+// crash the process, to be restarted) instead of hanging the scheduler in
+// its own cleanup while the API goes on accepting runs.
+func TestLeaderPanicIsNotSwallowed(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	d, err := dispatch.New(dispatch.Config{Store: openStore(t, t.TempDir()), Registry: f.reg, Logger: quietLogger(),
+		Node: dispatch.NodeConfig{ID: "node-1", MilliCPU: 64000, MemoryBytes: 64 << 30}})
+	require.NoError(t, err)
+	got := make(chan any, 1)
+	go func() { got <- dispatch.LeadWithBrokenRunForTest(t.Context(), d) }()
+	select {
+	case p := <-got:
+		require.NotNil(t, p, "the leader returned without panicking")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the leader hung after a panic")
+	}
+}

@@ -1,5 +1,12 @@
 package dispatch
 
+import (
+	"context"
+	"time"
+
+	"github.com/taskgate/taskgate/tasks/store"
+)
+
 // KillAgentForTest stops d as SIGKILL would, as far as the store can tell:
 // no more heartbeats or writes, and no deregistration.
 func KillAgentForTest(d *Dispatcher) {
@@ -7,4 +14,29 @@ func KillAgentForTest(d *Dispatcher) {
 	if d.agent != nil {
 		d.agent.cancelAll(errNodeLost)
 	}
+}
+
+// LeadWithBrokenRunForTest runs d's (unstarted) leader loop on the calling
+// goroutine while handing it nil runs, which panic while the leader holds
+// its lock, and returns what the loop panicked with. (It hands them over
+// until the loop ends: a run handed over before the loop loaded its state
+// is dropped with the rest.)
+func LeadWithBrokenRunForTest(ctx context.Context, d *Dispatcher) (panicked any) {
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		t := time.NewTicker(10 * time.Millisecond)
+		defer t.Stop()
+		for {
+			d.leader.submitted([]*store.StoredRun{nil})
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	defer func() { panicked = recover() }()
+	d.leader.lead(ctx)
+	return nil
 }

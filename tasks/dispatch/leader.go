@@ -197,6 +197,13 @@ func (l *leader) run(ctx context.Context) {
 func (l *leader) lead(ctx context.Context) {
 	d := l.d
 	defer func() {
+		if p := recover(); p != nil {
+			// A panic may have left l.mu held, and taking it here would
+			// hang the scheduler for good while the API goes on taking
+			// runs. Crash instead: the runs are in the store, and another
+			// process (or this one, restarted) takes the lease over.
+			panic(p)
+		}
 		l.mu.Lock()
 		l.active = false
 		l.sched, l.entries, l.fresh, l.nodes, l.delayed = nil, nil, nil, nil, nil
