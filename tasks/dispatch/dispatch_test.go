@@ -730,3 +730,25 @@ func TestLeaderPanicIsNotSwallowed(t *testing.T) {
 		t.Fatal("the leader hung after a panic")
 	}
 }
+
+// TestStandbySchedulerHoldsNothing: a scheduler candidate that does not
+// hold the lease (a second API process) must not keep the notifications
+// and submissions it sees for a step it never runs: they would pile up
+// for as long as another process leads.
+func TestStandbySchedulerHoldsNothing(t *testing.T) {
+	t.Parallel()
+	st := openStore(t, t.TempDir())
+	f := newFixture(t)
+	leader := start(t, st, f, func(c *dispatch.Config) { c.Node.ID = "node-a" })
+	require.Eventually(t, func() bool { return dispatch.LeadingForTest(leader) }, 5*time.Second, 10*time.Millisecond)
+	standby := start(t, st, f, func(c *dispatch.Config) { c.Role = dispatch.RoleAPI; c.Node.ID = "api-b" })
+	var names []string
+	for range 50 {
+		names = append(names, submit(t, standby, f.echo, `{"message":"hi"}`).Name)
+	}
+	for _, n := range names {
+		require.Equal(t, tasks.PhaseSucceeded, wait(t, standby, n).Phase)
+	}
+	require.False(t, dispatch.LeadingForTest(standby))
+	require.Zero(t, dispatch.LeaderBacklogForTest(standby), "the standby kept what it saw")
+}

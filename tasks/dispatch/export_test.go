@@ -40,3 +40,21 @@ func LeadWithBrokenRunForTest(ctx context.Context, d *Dispatcher) (panicked any)
 	d.leader.lead(ctx)
 	return nil
 }
+
+// LeaderBacklogForTest is how many notifications and handed-over runs d's
+// scheduler candidate holds for its next step.
+func LeaderBacklogForTest(d *Dispatcher) int {
+	l := d.leader
+	l.inMu.Lock()
+	defer l.inMu.Unlock()
+	return len(l.inbox) + len(l.local)
+}
+
+// LeadingForTest reports whether d's scheduler candidate holds the lease
+// and leads.
+func LeadingForTest(d *Dispatcher) bool {
+	l := d.leader
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.active
+}

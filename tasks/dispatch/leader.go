@@ -33,6 +33,10 @@ type leader struct {
 	// running is set when Start launched the loop, so stop waits for a
 	// loop that exists (Start may fail before launching it).
 	running atomic.Bool
+	// leading is set while this candidate holds the lease and leads, from
+	// just before the state is loaded: only then does the inbox below
+	// fill, so a standby keeps nothing of what it sees.
+	leading atomic.Bool
 
 	// mu guards the state below; the loop releases it around store I/O so
 	// that QueuePosition stays cheap.
@@ -113,6 +117,9 @@ func (l *leader) signal() {
 
 // notify takes a store notification (from the listener goroutine).
 func (l *leader) notify(n store.Notification) {
+	if !l.leading.Load() {
+		return // rebuild reads the store when leading starts
+	}
 	switch n.Kind {
 	case store.NotifyEvent:
 		if !n.Phase.Terminal() && n.Phase != tasks.PhaseQueued {
@@ -133,6 +140,9 @@ func (l *leader) notify(n store.Notification) {
 
 // submitted hands over runs this process just committed.
 func (l *leader) submitted(runs []*store.StoredRun) {
+	if !l.leading.Load() {
+		return
+	}
 	l.inMu.Lock()
 	l.local = append(l.local, runs...)
 	l.inMu.Unlock()
@@ -204,6 +214,10 @@ func (l *leader) lead(ctx context.Context) {
 			// process (or this one, restarted) takes the lease over.
 			panic(p)
 		}
+		l.leading.Store(false)
+		l.inMu.Lock()
+		l.inbox, l.local = nil, nil
+		l.inMu.Unlock()
 		l.mu.Lock()
 		l.active = false
 		l.sched, l.entries, l.fresh, l.nodes, l.delayed = nil, nil, nil, nil, nil
@@ -212,6 +226,9 @@ func (l *leader) lead(ctx context.Context) {
 			d.log.Warn("release scheduler lease", "err", err)
 		}
 	}()
+	// Before rebuild reads the store: what commits after that read
+	// reaches the inbox.
+	l.leading.Store(true)
 	if err := l.rebuild(ctx); err != nil {
 		d.log.Error("load scheduler state", "err", err)
 		return
