@@ -304,14 +304,11 @@ func webhookWorker(cfg EnvConfig, st store.Store, d *dispatch.Dispatcher, logger
 		var wctx context.Context
 		wctx, cancel = context.WithCancel(context.WithoutCancel(ctx))
 		done = make(chan struct{})
-		// A phase change of a run with a callback URL may have enqueued a
-		// delivery: look now, not at the next poll. Runs without one
-		// (most) never wake the worker.
-		unsub = d.Subscribe(func(run tasks.Run, _ tasks.Event) {
-			if run.Webhook != "" {
-				w.Notify()
-			}
-		})
+		// A change that enqueued a delivery, in this process or another
+		// sharing the store, wakes the worker: it looks now, not at the
+		// next poll. Other changes (most) never wake it, and none costs a
+		// read of the run.
+		unsub = d.OnDelivery(w.Notify)
 		go func() {
 			defer close(done)
 			if err := w.Run(wctx); err != nil && !errors.Is(err, context.Canceled) {

@@ -220,9 +220,10 @@ type Dispatcher struct {
 	transQ  chan *transReq
 	writers sync.WaitGroup
 
-	logs  *logWriter
-	watch watchers
-	subs  subscribers
+	logs       *logWriter
+	deliveries hooks
+	watch      watchers
+	subs       subscribers
 
 	leader *leader
 	agent  *agent
@@ -770,10 +771,22 @@ func (d *Dispatcher) Logs(ctx context.Context, name string) ([]LogLine, error) {
 // changes this process commits with the run as the change left it, and,
 // where the store is shared (PostgreSQL), other processes' changes with the
 // run as read just after. fn runs on one goroutine, behind a queue, so a
-// slow fn delays other callbacks but never a commit. The returned func
-// unsubscribes.
+// slow fn delays other callbacks but never a commit. Each change of
+// another process costs every process with a subscriber two reads of the
+// store; OnDelivery needs none. The returned func unsubscribes.
 func (d *Dispatcher) Subscribe(fn func(tasks.Run, tasks.Event)) (unsubscribe func()) {
 	return d.subs.add(fn)
+}
+
+// OnDelivery calls fn each time a change enqueues a webhook delivery: a
+// change this process commits or, where the store is shared (PostgreSQL),
+// another process's. Unlike Subscribe it reads nothing from the store, so
+// a webhook worker in every API process can use it to look at the outbox
+// at once. fn runs on the goroutine that fans out the store's
+// notifications and must not block (wake a worker). The returned func
+// unsubscribes.
+func (d *Dispatcher) OnDelivery(fn func()) (unsubscribe func()) {
+	return d.deliveries.add(fn)
 }
 
 // runNameAlphabet is base32hex in lowercase: URL-safe, and in ASCII order,

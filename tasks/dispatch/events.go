@@ -18,8 +18,12 @@ func (d *Dispatcher) listen(notes <-chan store.Notification) {
 			if !n.Local && d.subs.active() {
 				d.subs.publishRemote(n)
 			}
+			if n.Delivery {
+				d.deliveries.call()
+			}
 		case store.NotifyOverflow:
 			d.watch.signalAll()
+			d.deliveries.call() // some may have been enqueued
 		}
 		if d.leader != nil {
 			d.leader.notify(n)
@@ -179,5 +183,36 @@ func (s *subscribers) run(ctx context.Context) {
 				}
 			}
 		}
+	}
+}
+
+// hooks are the OnDelivery callbacks.
+type hooks struct {
+	mu     sync.Mutex
+	fns    map[int]func()
+	nextID int
+}
+
+func (h *hooks) add(fn func()) func() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.fns == nil {
+		h.fns = map[int]func(){}
+	}
+	id := h.nextID
+	h.nextID++
+	h.fns[id] = fn
+	return func() {
+		h.mu.Lock()
+		delete(h.fns, id)
+		h.mu.Unlock()
+	}
+}
+
+func (h *hooks) call() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, fn := range h.fns {
+		fn()
 	}
 }

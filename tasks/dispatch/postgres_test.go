@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,18 +17,15 @@ import (
 	"github.com/taskgate/taskgate/tasks/store/postgres"
 )
 
-// TestPostgresProcesses plays a deployment on one PostgreSQL: two API
-// processes (scheduler candidates) and two node agents, each with its own
-// connection pool as separate processes would have. Runs submitted on one
-// API finish and are seen finishing on the other; when the scheduling
-// process dies the other takes over; when a node agent dies its run
-// finishes on the other node.
-func TestPostgresProcesses(t *testing.T) {
+// pgProcesses skips t without TASKGATE_TEST_POSTGRES_URL; else it returns
+// a func that opens a store on a fresh schema (dropped when t ends) with its
+// own connection pool, as a separate process would.
+func pgProcesses(t *testing.T) func() *postgres.Store {
+	t.Helper()
 	url := os.Getenv("TASKGATE_TEST_POSTGRES_URL")
 	if url == "" {
 		t.Skip("TASKGATE_TEST_POSTGRES_URL is unset; set it to a PostgreSQL URL to run the multi-process test")
 	}
-	t.Parallel()
 	ctx := context.Background()
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
@@ -38,12 +36,24 @@ func TestPostgresProcesses(t *testing.T) {
 			_ = conn.Close(ctx)
 		}
 	})
-	process := func() *postgres.Store {
+	return func() *postgres.Store {
 		st, err := postgres.Open(ctx, postgres.Config{URL: url, Schema: schema, MaxConns: 4})
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = st.Close() })
 		return st
 	}
+}
+
+// TestPostgresProcesses plays a deployment on one PostgreSQL: two API
+// processes (scheduler candidates) and two node agents, each with its own
+// connection pool as separate processes would have. Runs submitted on one
+// API finish and are seen finishing on the other; when the scheduling
+// process dies the other takes over; when a node agent dies its run
+// finishes on the other node.
+func TestPostgresProcesses(t *testing.T) {
+	process := pgProcesses(t)
+	t.Parallel()
+	ctx := context.Background()
 
 	f := newFixture(t)
 	gate := make(chan struct{})
@@ -116,4 +126,34 @@ func TestPostgresProcesses(t *testing.T) {
 	require.Equal(t, first, done.Attempts[0].Node)
 	require.NotEqual(t, first, done.Attempts[1].Node)
 	require.Contains(t, done.Attempts[0].Error, "stopped heartbeating")
+}
+
+// TestOnDeliveryAcrossProcesses: a change that enqueues a webhook delivery
+// wakes OnDelivery in the process that committed it and in another process
+// sharing the PostgreSQL store (whose webhook worker may claim it), and a
+// change that enqueues none wakes neither.
+func TestOnDeliveryAcrossProcesses(t *testing.T) {
+	process := pgProcesses(t)
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	worker := start(t, process(), f, func(c *dispatch.Config) { c.Node.ID = "node-a" })
+	api := start(t, process(), f, func(c *dispatch.Config) { c.Role = dispatch.RoleAPI; c.Node.ID = "api-b" })
+	var local, remote atomic.Int64
+	defer worker.OnDelivery(func() { local.Add(1) })()
+	defer api.OnDelivery(func() { remote.Add(1) })()
+
+	plain := submit(t, worker, f.echo, `{"message":"hi"}`)
+	require.Equal(t, tasks.PhaseSucceeded, wait(t, worker, plain.Name).Phase)
+	hooked, _, err := worker.Submit(ctx, dispatch.SubmitRequest{Task: f.echo, Inputs: []byte(`{"message":"hi"}`), Caller: alice,
+		Webhook: "https://example.com/hook"})
+	require.NoError(t, err)
+	require.Equal(t, tasks.PhaseSucceeded, wait(t, worker, hooked.Name).Phase)
+
+	require.Eventually(t, func() bool { return local.Load() == 1 && remote.Load() == 1 }, 5*time.Second, 10*time.Millisecond,
+		"local %d, remote %d", local.Load(), remote.Load())
+	// The run without a callback URL, and every other change, woke nobody.
+	time.Sleep(100 * time.Millisecond)
+	require.Equal(t, int64(1), local.Load())
+	require.Equal(t, int64(1), remote.Load())
 }

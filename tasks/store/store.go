@@ -240,6 +240,8 @@ type TransitionResult struct {
 	Event tasks.Event
 	// Events are every event recorded, oldest first: two with Start.
 	Events []tasks.Event
+	// Delivery is set when the change enqueued a webhook delivery.
+	Delivery bool
 }
 
 // AbortResult is the outcome of RequestAbort.
@@ -359,6 +361,10 @@ type Notification struct {
 	Node  string           `json:"n,omitempty"`
 	// Attempt is the run's attempt number (NotifyEvent).
 	Attempt int `json:"a,omitempty"`
+	// Delivery is set on the event whose change enqueued a webhook
+	// delivery (NotifyEvent), so that every process's webhook worker can
+	// look at once without reading the run.
+	Delivery bool `json:"d,omitempty"`
 	// Local is set when the change was committed through the Store value
 	// that delivers the notification (this process), not another process.
 	Local bool `json:"-"`

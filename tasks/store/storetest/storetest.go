@@ -801,10 +801,15 @@ func testWebhookOutbox(t *testing.T, s store.Store) {
 	})
 	quiet := newRun(func(r *store.NewRun) { r.Webhook = "https://example.com/quiet" })
 	create(t, s, r, quiet)
+	// Delivery says which changes enqueued one: r's start and end, quiet's end.
+	wantDelivery := map[string][]bool{r.Name: {false, true, true}, quiet.Name: {false, false, true}}
 	for _, name := range []string{r.Name, quiet.Name} {
-		apply(t, s, store.Transition{Run: name, To: tasks.PhaseInitializing, At: t0, Bind: &store.Binding{Node: "n1"}})
-		apply(t, s, store.Transition{Run: name, Attempt: 1, To: tasks.PhaseRunning, At: t0.Add(time.Second)})
-		apply(t, s, store.Transition{Run: name, Attempt: 1, To: tasks.PhaseSucceeded, At: t0.Add(2 * time.Second), Outputs: json.RawMessage(`{}`)})
+		got := []bool{
+			apply(t, s, store.Transition{Run: name, To: tasks.PhaseInitializing, At: t0, Bind: &store.Binding{Node: "n1"}}).Delivery,
+			apply(t, s, store.Transition{Run: name, Attempt: 1, To: tasks.PhaseRunning, At: t0.Add(time.Second)}).Delivery,
+			apply(t, s, store.Transition{Run: name, Attempt: 1, To: tasks.PhaseSucceeded, At: t0.Add(2 * time.Second), Outputs: json.RawMessage(`{}`)}).Delivery,
+		}
+		require.Equal(t, wantDelivery[name], got, name)
 	}
 
 	ds, err := s.ListDeliveries(ctx, r.Name)
@@ -889,11 +894,19 @@ func testListen(t *testing.T, s store.Store) {
 	apply(t, s, store.Transition{Run: r.Name, To: tasks.PhaseInitializing, At: t0, Bind: &store.Binding{Node: "n7"}})
 	_, err := s.RequestAbort(ctx, r.Name, "stop", t0)
 	require.NoError(t, err)
+	// A queued run with a callback URL, aborted: its end enqueues a
+	// delivery, which its notification says.
+	hooked := newRun(func(r *store.NewRun) { r.Webhook = "https://example.com/hook" })
+	create(t, s, hooked)
+	_, err = s.RequestAbort(ctx, hooked.Name, "stop", t0)
+	require.NoError(t, err)
 
 	want := []store.Notification{
 		{Kind: store.NotifySubmitted, Local: true},
 		{Kind: store.NotifyEvent, Run: r.Name, Seq: 2, Phase: tasks.PhaseInitializing, Node: "n7", Attempt: 1, Local: true},
 		{Kind: store.NotifyAbort, Run: r.Name, Node: "n7", Local: true},
+		{Kind: store.NotifySubmitted, Local: true},
+		{Kind: store.NotifyEvent, Run: hooked.Name, Seq: 2, Phase: tasks.PhaseAborted, Delivery: true, Local: true},
 	}
 	var got []store.Notification
 	timeout := time.After(5 * time.Second)

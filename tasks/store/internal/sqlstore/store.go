@@ -342,7 +342,8 @@ func (s *Store) Transition(ctx context.Context, ts []store.Transition) ([]store.
 		}
 		for _, r := range res {
 			for _, ev := range r.Events {
-				*notes = append(*notes, store.Notification{Kind: store.NotifyEvent, Run: ev.Run, Seq: ev.Seq, Phase: ev.Phase, Node: r.Run.Node, Attempt: r.Run.Attempt})
+				*notes = append(*notes, store.Notification{Kind: store.NotifyEvent, Run: ev.Run, Seq: ev.Seq, Phase: ev.Phase, Node: r.Run.Node, Attempt: r.Run.Attempt,
+					Delivery: r.Delivery && ev.Seq == r.Event.Seq})
 			}
 		}
 		return s.flushAppends(ctx, tx, &buf)
@@ -628,9 +629,11 @@ func (s *Store) afterTransition(ctx context.Context, tx Tx, t *store.Transition,
 		buf.event(ev.Run, []any{ev.Run, ev.Seq, string(ev.Phase), at, ev.Error})
 		res.Event = ev
 		res.Events = append(res.Events, ev)
-		if err := s.enqueueWebhook(ctx, tx, run, ev); err != nil {
+		queued, err := s.enqueueWebhook(ctx, tx, run, ev)
+		if err != nil {
 			return res, err
 		}
+		res.Delivery = queued
 	}
 	return res, nil
 }
@@ -836,10 +839,10 @@ func (s *Store) isRefresh(ctx context.Context, tx Tx, run *store.StoredRun) bool
 
 // enqueueWebhook adds the outbox delivery that ev causes, if the run asked
 // for callbacks of that kind: "start" when it first runs, "completed" when
-// it ends (the default filter).
-func (s *Store) enqueueWebhook(ctx context.Context, tx Tx, run *store.StoredRun, ev tasks.Event) error {
+// it ends (the default filter). It reports whether it added one.
+func (s *Store) enqueueWebhook(ctx context.Context, tx Tx, run *store.StoredRun, ev tasks.Event) (bool, error) {
 	if run.Webhook == "" {
-		return nil
+		return false, nil
 	}
 	var kind string
 	switch {
@@ -848,7 +851,7 @@ func (s *Store) enqueueWebhook(ctx context.Context, tx Tx, run *store.StoredRun,
 	case ev.Phase == tasks.PhaseRunning && run.StartedAt != nil && run.StartedAt.Equal(ev.At):
 		kind = store.WebhookStart
 	default:
-		return nil
+		return false, nil
 	}
 	filter := run.WebhookEvents
 	if len(filter) == 0 {
@@ -859,14 +862,16 @@ func (s *Store) enqueueWebhook(ctx context.Context, tx Tx, run *store.StoredRun,
 		want = want || f == kind
 	}
 	if !want {
-		return nil
+		return false, nil
 	}
 	payload, err := json.Marshal(run.Run)
 	if err != nil {
-		return err
+		return false, err
 	}
-	_, err = s.insertDelivery(ctx, tx, store.NewDelivery{Run: run.Name, URL: run.Webhook, Event: kind, Payload: payload, CreatedAt: ev.At})
-	return err
+	if _, err := s.insertDelivery(ctx, tx, store.NewDelivery{Run: run.Name, URL: run.Webhook, Event: kind, Payload: payload, CreatedAt: ev.At}); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // RequestAbort implements store.Store.
@@ -894,7 +899,8 @@ func (s *Store) RequestAbort(ctx context.Context, name, reason string, at time.T
 				return err
 			}
 			res = store.AbortResult{Run: r.Run, Terminal: true, Event: r.Event}
-			*notes = append(*notes, store.Notification{Kind: store.NotifyEvent, Run: name, Seq: r.Event.Seq, Phase: r.Event.Phase, Node: r.Run.Node, Attempt: r.Run.Attempt})
+			*notes = append(*notes, store.Notification{Kind: store.NotifyEvent, Run: name, Seq: r.Event.Seq, Phase: r.Event.Phase, Node: r.Run.Node, Attempt: r.Run.Attempt,
+				Delivery: r.Delivery})
 		case tasks.PhaseInitializing, tasks.PhaseRunning:
 			if _, err := tx.Exec(ctx, `UPDATE runs SET abort_requested = 1, abort_reason = $1 WHERE name = $2`,
 				nonEmpty(reason, "aborted"), name); err != nil {
