@@ -397,6 +397,9 @@ func (a *agent) finish(r *store.StoredRun, def *tasks.Definition, o outcome, cau
 	if errors.Is(cause, errNodeLost) {
 		return
 	}
+	if d.leader != nil {
+		d.leader.released(r.Name, r.Attempt)
+	}
 	now := d.now()
 	t := store.Transition{Run: r.Name, Attempt: r.Attempt, From: []tasks.Phase{tasks.PhaseInitializing, tasks.PhaseRunning}, At: now}
 	var abort *abortError

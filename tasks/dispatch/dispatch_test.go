@@ -752,3 +752,74 @@ func TestStandbySchedulerHoldsNothing(t *testing.T) {
 	require.False(t, dispatch.LeadingForTest(standby))
 	require.Zero(t, dispatch.LeaderBacklogForTest(standby), "the standby kept what it saw")
 }
+
+// oneGPU are the options of a task that takes the one GPU of startOneGPU's
+// node.
+var oneGPU = &tasks.Options{Resources: tasks.Resources{GPU: "A100:1"}, Retry: &tasks.NoRetry}
+
+// startOneGPU starts a dispatcher whose node has one A100.
+func startOneGPU(t *testing.T, f *fixture) *dispatch.Dispatcher {
+	t.Helper()
+	gpus, err := scheduler.ParseDeclaredGPUs("A100:1")
+	require.NoError(t, err)
+	return start(t, openStore(t, t.TempDir()), f, func(c *dispatch.Config) { c.Node.GPUs = gpus })
+}
+
+// TestFreedSlotsNeverOvercommit: the leader hands a node's devices to the
+// next run as soon as a function returns, before its outcome is written;
+// a node with one GPU must still never run two GPU functions at once.
+func TestFreedSlotsNeverOvercommit(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	var running, peak atomic.Int64
+	one := tasks.MustDefine("demo", "development", "one-gpu", func(ctx context.Context, in struct{}) (struct{}, error) {
+		n := running.Add(1)
+		defer running.Add(-1)
+		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+		}
+		time.Sleep(time.Millisecond)
+		return struct{}{}, nil
+	}, oneGPU)
+	f.reg.MustRegister(one)
+	d := startOneGPU(t, f)
+	var names []string
+	for range 40 {
+		names = append(names, submit(t, d, one.Definition(), `{}`).Name)
+	}
+	for _, n := range names {
+		require.Equal(t, tasks.PhaseSucceeded, wait(t, d, n).Phase)
+	}
+	require.Equal(t, int64(1), peak.Load(), "two functions held the one GPU at once")
+}
+
+// TestFreedAttemptMustMatch: the leader frees a slot early only for the
+// attempt it holds there; a notice about another attempt changes nothing,
+// and the right one hands the slot on at once.
+func TestFreedAttemptMustMatch(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	gate := make(chan struct{})
+	block := tasks.MustDefine("demo", "development", "block-gpu", func(ctx context.Context, in struct{}) (struct{}, error) {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+		}
+		return struct{}{}, nil
+	}, oneGPU)
+	f.reg.MustRegister(block)
+	d := startOneGPU(t, f)
+	t.Cleanup(func() { close(gate) }) // before d closes: cleanups run last first
+	first := submit(t, d, block.Definition(), `{}`)
+	waitPhase(t, d, first.Name, tasks.PhaseRunning)
+	second := submit(t, d, block.Definition(), `{}`)
+	waitPhase(t, d, second.Name, tasks.PhaseWaitingForResources)
+
+	dispatch.ReleasedForTest(d, first.Name, 2) // not its attempt
+	time.Sleep(200 * time.Millisecond)
+	got, err := d.Get(context.Background(), second.Name)
+	require.NoError(t, err)
+	require.Equal(t, tasks.PhaseWaitingForResources, got.Phase, "a notice about another attempt freed the GPU")
+
+	dispatch.ReleasedForTest(d, first.Name, 1)
+	waitPhase(t, d, second.Name, tasks.PhaseRunning)
+}

@@ -58,3 +58,9 @@ func LeadingForTest(d *Dispatcher) bool {
 	defer l.mu.Unlock()
 	return l.active
 }
+
+// ReleasedForTest tells d's leader that the given attempt of a run on d's
+// node is over, as the agent does when its function returns.
+func ReleasedForTest(d *Dispatcher, name string, attempt int) {
+	d.leader.released(name, attempt)
+}

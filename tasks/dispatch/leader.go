@@ -58,6 +58,7 @@ type leader struct {
 	inMu   sync.Mutex
 	inbox  []store.Notification
 	local  []*store.StoredRun
+	freed  []freedAttempt
 	wake   chan struct{}
 	stopCh chan struct{}
 	once   sync.Once
@@ -82,6 +83,7 @@ type entry struct {
 	name      string
 	state     entryState
 	node      string
+	attempt   int // of a bound or held run
 	run       scheduler.Run
 	notBefore time.Time
 	removed   bool // lazily dropped from delayed
@@ -145,6 +147,30 @@ func (l *leader) submitted(runs []*store.StoredRun) {
 	}
 	l.inMu.Lock()
 	l.local = append(l.local, runs...)
+	l.inMu.Unlock()
+	l.signal()
+}
+
+// freedAttempt is an attempt of a run whose function returned on this
+// process's node.
+type freedAttempt struct {
+	name    string
+	attempt int
+}
+
+// released tells the leader that the attempt of a run on this process's
+// node is over: its function returned and its outcome is being written.
+// The leader frees what the attempt held at its next step instead of when
+// that commit comes back, so the next run starts while the outcome is
+// written: the devices and cores are free once the function returned,
+// whatever the store says yet. An attempt the leader no longer holds for
+// this node (requeued, bound again) is ignored.
+func (l *leader) released(name string, attempt int) {
+	if !l.leading.Load() {
+		return
+	}
+	l.inMu.Lock()
+	l.freed = append(l.freed, freedAttempt{name: name, attempt: attempt})
 	l.inMu.Unlock()
 	l.signal()
 }
@@ -216,7 +242,7 @@ func (l *leader) lead(ctx context.Context) {
 		}
 		l.leading.Store(false)
 		l.inMu.Lock()
-		l.inbox, l.local = nil, nil
+		l.inbox, l.local, l.freed = nil, nil, nil
 		l.inMu.Unlock()
 		l.mu.Lock()
 		l.active = false
@@ -294,7 +320,7 @@ func (l *leader) rebuild(ctx context.Context) error {
 	// Drop what arrived so far: the reads below include it. What arrives
 	// from now on is handled after, and handling twice is harmless.
 	l.inMu.Lock()
-	l.inbox, l.local = nil, nil
+	l.inbox, l.local, l.freed = nil, nil, nil
 	l.inMu.Unlock()
 	nodes, err := d.st.Nodes(ctx)
 	if err != nil {
@@ -332,7 +358,7 @@ func (l *leader) rebuild(ctx context.Context) error {
 				failed = append(failed, t)
 			}
 		default:
-			e := &entry{name: r.Name, state: stHeld, node: r.Node}
+			e := &entry{name: r.Name, state: stHeld, node: r.Node, attempt: r.Attempt}
 			l.entries[r.Name] = e
 			if ne := l.nodes[r.Node]; ne != nil {
 				h := hold{refs: map[string]bool{}}
@@ -441,8 +467,8 @@ func (l *leader) forget(name string) {
 func (l *leader) step(ctx context.Context) (rebuild bool) {
 	d := l.d
 	l.inMu.Lock()
-	inbox, local := l.inbox, l.local
-	l.inbox, l.local = nil, nil
+	inbox, local, freed := l.inbox, l.local, l.freed
+	l.inbox, l.local, l.freed = nil, nil, nil
 	l.inMu.Unlock()
 
 	var requeued []string
@@ -452,6 +478,12 @@ func (l *leader) step(ctx context.Context) (rebuild bool) {
 	for _, r := range local {
 		if t, bad := l.addPending(r); bad {
 			failed = append(failed, t)
+		}
+	}
+	for _, f := range freed {
+		if e := l.entries[f.name]; e != nil && (e.state == stBound || e.state == stHeld) &&
+			e.node == d.cfg.Node.ID && e.attempt == f.attempt {
+			l.forget(f.name)
 		}
 	}
 	for _, n := range inbox {
@@ -575,6 +607,9 @@ func (l *leader) schedule(ctx context.Context) (rebuild bool) {
 				l.sched.Release(bs[i].RunID)
 				delete(l.entries, bs[i].RunID)
 				continue
+			}
+			if e := l.entries[bs[i].RunID]; e != nil {
+				e.attempt = r.Run.Attempt
 			}
 			if ts[i].Start {
 				started = append(started, i)
