@@ -6,13 +6,24 @@
 // closed can be handed out again, to another test's listener or to a
 // client socket's source port, before the child process binds it; outside
 // that range only an explicit bind can take it.
+//
+// Between the draw and the child's bind, another test could draw the same
+// port: a test in this process or in another package's test binary, which
+// `go test ./...` runs at the same time. So each port drawn is also
+// reserved, until the test ends, by a file in a directory every test
+// process shares; a port whose file exists is drawn again.
 package freeport
 
 import (
+	"errors"
+	"io/fs"
 	"math/rand/v2"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 )
 
 // Range is the half-open range ports are drawn from.
@@ -21,23 +32,59 @@ const (
 	Max = 32000
 )
 
-// Port returns a loopback TCP port that was free when it returned.
+// staleAfter is the age past which a reservation is taken to be left by a
+// test process that was killed before its cleanup: no test runs this long.
+const staleAfter = 30 * time.Minute
+
+// Port returns a loopback TCP port that was free when it returned, and that
+// no other test using this package gets until t ends.
 func Port(t testing.TB) int {
 	t.Helper()
+	dir := filepath.Join(os.TempDir(), "taskgate-freeport")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatalf("freeport: %v", err)
+	}
 	for range 100 {
 		port := Min + rand.IntN(Max-Min)
+		file := filepath.Join(dir, strconv.Itoa(port))
+		if !reserve(file) {
+			continue // another test holds it: draw again
+		}
 		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
 		if err != nil {
+			_ = os.Remove(file)
 			continue // taken: draw again
 		}
 		_ = l.Close()
+		t.Cleanup(func() { _ = os.Remove(file) })
 		return port
 	}
 	t.Fatalf("freeport: no free port in %d-%d after 100 draws", Min, Max-1)
 	return 0
 }
 
-// Addr returns "127.0.0.1:port" for a Port.
+// reserve creates file, or takes it over when it is stale; it reports
+// whether the caller now holds it.
+func reserve(file string) bool {
+	for range 2 {
+		f, err := os.OpenFile(file, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		if err == nil {
+			_ = f.Close()
+			return true
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return false
+		}
+		fi, err := os.Stat(file)
+		if err != nil || time.Since(fi.ModTime()) < staleAfter {
+			return false
+		}
+		_ = os.Remove(file) // left by a killed test process
+	}
+	return false
+}
+
+// Addr is Port as "127.0.0.1:port".
 func Addr(t testing.TB) string {
 	t.Helper()
 	return "127.0.0.1:" + strconv.Itoa(Port(t))
