@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/taskgate/taskgate/environments"
 	"github.com/taskgate/taskgate/internal/stdwebhook"
@@ -42,6 +43,10 @@ type EnvConfig struct {
 	// WebhookSecret is TASKGATE_WEBHOOK_SECRET (whsec_…).
 	WebhookSecret       string
 	WebhookAllowPrivate bool // TASKGATE_WEBHOOK_ALLOW_PRIVATE
+	// DeleteRunsAfter is TASKGATE_DELETE_RUNS_AFTER, a Go duration
+	// ("720h"): terminal runs older than this are deleted whole. Unset or
+	// 0 keeps them forever.
+	DeleteRunsAfter time.Duration
 }
 
 // LoadEnv reads EnvConfig from the process environment.
@@ -69,6 +74,13 @@ func ParseEnv(getenv func(string) string) (EnvConfig, error) {
 			return c, fmt.Errorf("TASKGATE_WEBHOOK_ALLOW_PRIVATE=%q is not a boolean", v)
 		}
 		c.WebhookAllowPrivate = b
+	}
+	if v := getenv("TASKGATE_DELETE_RUNS_AFTER"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return c, fmt.Errorf("TASKGATE_DELETE_RUNS_AFTER=%q is not a duration of 0 or more (e.g. 720h)", v)
+		}
+		c.DeleteRunsAfter = d
 	}
 	if c.Addr == "" {
 		c.Addr = "127.0.0.1:8080"
@@ -133,6 +145,8 @@ func FromEnv(ctx context.Context, cfg EnvConfig, logger *slog.Logger, reg *tasks
 		Logger:   logger,
 		Role:     role,
 		Node:     dispatch.NodeConfig{ID: cfg.NodeID, GPUs: gpus},
+
+		DeleteAfter: cfg.DeleteRunsAfter,
 	})
 	if err != nil {
 		st.Close()

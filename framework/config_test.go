@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -33,10 +34,16 @@ func TestParseEnvDefaultsAndErrors(t *testing.T) {
 		"issuer without audience": {"TASKGATE_OIDC_ISSUER": "https://issuer.example"},
 		"audience without issuer": {"TASKGATE_OIDC_AUDIENCE": "taskgate"},
 		"allow-private not bool":  {"TASKGATE_WEBHOOK_ALLOW_PRIVATE": "sometimes"},
+		"delete-after in days":    {"TASKGATE_DELETE_RUNS_AFTER": "30d"},
+		"delete-after negative":   {"TASKGATE_DELETE_RUNS_AFTER": "-1h"},
 	} {
 		_, err := framework.ParseEnv(env(vars))
 		require.Error(t, err, name)
 	}
+	require.Zero(t, cfg.DeleteRunsAfter, "runs are kept forever by default")
+	cfg, err = framework.ParseEnv(env(map[string]string{"TASKGATE_DELETE_RUNS_AFTER": "720h"}))
+	require.NoError(t, err)
+	require.Equal(t, 720*time.Hour, cfg.DeleteRunsAfter)
 }
 
 func TestFromEnvRefusesBadSettingsWithTheirNames(t *testing.T) {

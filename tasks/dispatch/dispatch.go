@@ -120,6 +120,10 @@ type Config struct {
 	// Retention is how long terminal runs keep their inputs, outputs and
 	// logs (default 7 days; negative keeps them forever).
 	Retention time.Duration
+	// DeleteAfter is how long terminal runs are kept at all: older ones
+	// are deleted with their attempts, events, deliveries and idempotency
+	// keys, and read as not found (default 0: kept forever).
+	DeleteAfter time.Duration
 	// MaxOutputBytes caps a run's encoded outputs (default 1 MiB); larger
 	// outputs fail the run with an error that says so.
 	MaxOutputBytes int
@@ -187,6 +191,9 @@ func (c *Config) validate() error {
 	}
 	if c.Retention == 0 {
 		c.Retention = DefaultRetention
+	}
+	if c.DeleteAfter < 0 {
+		return fmt.Errorf("dispatch: Config.DeleteAfter %s is negative (0 keeps runs forever)", c.DeleteAfter)
 	}
 	if c.MaxOutputBytes < 0 {
 		return errors.New("dispatch: Config.MaxOutputBytes is negative")

@@ -671,6 +671,7 @@ func TestConfigValidation(t *testing.T) {
 		{"timeout below interval", dispatch.Config{Store: st, Registry: f.reg, HeartbeatInterval: time.Second, HeartbeatTimeout: time.Second}, "must exceed"},
 		{"negative grace", dispatch.Config{Store: st, Registry: f.reg, AbortGrace: -1}, "AbortGrace is negative"},
 		{"negative quota", dispatch.Config{Store: st, Registry: f.reg, Quotas: map[string]int{"p": -1}}, "Quotas"},
+		{"negative delete after", dispatch.Config{Store: st, Registry: f.reg, DeleteAfter: -time.Hour}, "DeleteAfter -1h0m0s is negative"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -709,6 +710,30 @@ func TestWebhookOutboxAndPurge(t *testing.T) {
 	r, err := d.Get(ctx, run.Name)
 	require.NoError(t, err)
 	require.Equal(t, tasks.PhaseSucceeded, r.Phase, "the record stays")
+}
+
+// TestDeleteAfter: the leader deletes terminal runs older than DeleteAfter
+// whole, and leaves a running one.
+func TestDeleteAfter(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	st := openStore(t, t.TempDir())
+	d := start(t, st, f, func(c *dispatch.Config) { c.DeleteAfter = time.Millisecond })
+	ctx := context.Background()
+	long := submit(t, d, f.sleep, `{"seconds":30}`)
+	waitPhase(t, d, long.Name, tasks.PhaseRunning)
+	done := submit(t, d, f.echo, `{"message":"x"}`)
+	require.Equal(t, tasks.PhaseSucceeded, wait(t, d, done.Name).Phase)
+	// The purge runs every second (a tenth of 1ms, at least 1s).
+	require.Eventually(t, func() bool {
+		_, err := d.Get(ctx, done.Name)
+		return errors.Is(err, dispatch.ErrNotFound)
+	}, 5*time.Second, 20*time.Millisecond)
+	r, err := d.Get(ctx, long.Name)
+	require.NoError(t, err)
+	require.Equal(t, tasks.PhaseRunning, r.Phase)
+	_, err = d.Abort(ctx, long.Name, "")
+	require.NoError(t, err)
 }
 
 // TestLeaderPanicIsNotSwallowed: a panic inside the scheduling loop, while

@@ -265,7 +265,14 @@ func (l *leader) lead(ctx context.Context) {
 	defer nodesT.Stop()
 	rescan := time.NewTicker(rescanInterval)
 	defer rescan.Stop()
-	purgeEvery := min(max(d.cfg.Retention/10, time.Second), time.Hour)
+	// Purge and delete at a tenth of the shorter period (1s to 1h), so
+	// that runs outlive it by at most a tenth.
+	purgeEvery := time.Hour
+	for _, p := range []time.Duration{d.cfg.Retention, d.cfg.DeleteAfter} {
+		if p > 0 {
+			purgeEvery = min(purgeEvery, max(p/10, time.Second))
+		}
+	}
 	purgeT := time.NewTicker(purgeEvery)
 	defer purgeT.Stop()
 	delay := time.NewTimer(time.Hour)
@@ -748,16 +755,33 @@ func (l *leader) rescan(ctx context.Context) {
 
 func (l *leader) purge(ctx context.Context) {
 	d := l.d
-	if d.cfg.Retention < 0 {
-		return
+	if d.cfg.Retention >= 0 {
+		n, err := d.st.PurgeRuns(ctx, d.now().Add(-d.cfg.Retention))
+		if err != nil {
+			d.log.Warn("purge old runs", "err", err)
+		} else if n > 0 {
+			d.log.Info("purged inputs and outputs of old runs", "runs", n)
+		}
 	}
-	n, err := d.st.PurgeRuns(ctx, d.now().Add(-d.cfg.Retention))
-	if err != nil {
-		d.log.Warn("purge old runs", "err", err)
-		return
-	}
-	if n > 0 {
-		d.log.Info("purged inputs and outputs of old runs", "runs", n)
+	if d.cfg.DeleteAfter > 0 {
+		// In batches, so that no transaction holds the writer long; a
+		// backlog larger than the cap waits for the next purge.
+		const batch, maxBatches = 1000, 100
+		cut, total := d.now().Add(-d.cfg.DeleteAfter), 0
+		for range maxBatches {
+			n, err := d.st.DeleteRuns(ctx, cut, batch)
+			total += n
+			if err != nil {
+				d.log.Warn("delete old runs", "err", err)
+				break
+			}
+			if n < batch {
+				break
+			}
+		}
+		if total > 0 {
+			d.log.Info("deleted old runs", "runs", total)
+		}
 	}
 }
 

@@ -105,6 +105,12 @@ type Store interface {
 	// PurgeRuns clears inputs, outputs and logs of runs that finished
 	// before the given time. It returns how many runs it purged.
 	PurgeRuns(ctx context.Context, finishedBefore time.Time) (int, error)
+	// DeleteRuns deletes at most limit runs that finished before the
+	// given time, oldest first, with everything recorded of them:
+	// attempts, events, logs, webhook deliveries and idempotency keys (a
+	// request retried with the key of a deleted run starts a new run). It
+	// returns how many runs it deleted.
+	DeleteRuns(ctx context.Context, finishedBefore time.Time, limit int) (int, error)
 
 	// Listen delivers notifications of committed changes, from this process
 	// and (PostgreSQL) from every process sharing the database, until ctx is

@@ -21,16 +21,14 @@ import (
 func TestTransitionsFindRunsByName(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s, err := Open(ctx, filepath.Join(t.TempDir(), "plan.db"))
-	require.NoError(t, err)
-	defer s.Close()
+	s := openPlanStore(t)
 
 	var runs []store.NewRun
 	for i := range 200 {
 		runs = append(runs, store.NewRun{Name: fmt.Sprintf("r%04d", i), Project: "p", Domain: "d", Task: "t",
 			Caller: store.Caller{Subject: "a"}, CreatedAt: time.Now()})
 	}
-	_, err = s.CreateRuns(ctx, runs)
+	_, err := s.CreateRuns(ctx, runs)
 	require.NoError(t, err)
 	at := time.Now() // one round: the changes differ only by run
 	var ts []store.Transition
@@ -93,10 +91,8 @@ func TestTransitionsFindRunsByName(t *testing.T) {
 func TestClaimUsesPendingIndex(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s, err := Open(ctx, filepath.Join(t.TempDir(), "plan.db"))
-	require.NoError(t, err)
-	defer s.Close()
-	_, err = s.EnqueueDelivery(ctx, store.NewDelivery{Run: "r1", URL: "https://example.com/hook", Event: store.WebhookCompleted, CreatedAt: time.Now()})
+	s := openPlanStore(t)
+	_, err := s.EnqueueDelivery(ctx, store.NewDelivery{Run: "r1", URL: "https://example.com/hook", Event: store.WebhookCompleted, CreatedAt: time.Now()})
 	require.NoError(t, err)
 	got, err := s.ClaimDueDeliveries(ctx, time.Now().Add(time.Second), 10)
 	require.NoError(t, err)
@@ -116,6 +112,15 @@ func TestClaimUsesPendingIndex(t *testing.T) {
 	require.NotContains(t, plan, "SCAN deliveries", "plan: %s", plan)
 }
 
+// openPlanStore opens a store in t's temporary folder, closed when t ends.
+func openPlanStore(t *testing.T) *Store {
+	t.Helper()
+	s, err := Open(t.Context(), filepath.Join(t.TempDir(), "plan.db"))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
 // queryPlan is SQLite's EXPLAIN QUERY PLAN of p (with NULL arguments,
 // which do not change the plan), its details joined by "; ".
 func queryPlan(t *testing.T, s *Store, p *positional) string {
@@ -132,4 +137,34 @@ func queryPlan(t *testing.T, s *Store, p *positional) string {
 	}
 	require.NoError(t, rows.Err())
 	return strings.Join(plan, "; ")
+}
+
+// TestDeleteRunsFindsOldRunsByIndex: finding the runs to delete reads the
+// index of end times, not every run, and deleting them finds each table's
+// rows by run.
+func TestDeleteRunsFindsOldRunsByIndex(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := openPlanStore(t)
+	_, err := s.CreateRuns(ctx, []store.NewRun{{Name: "r1", Project: "p", Domain: "d", Task: "t", Caller: store.Caller{Subject: "a"}, CreatedAt: time.Now()}})
+	require.NoError(t, err)
+	_, err = s.RequestAbort(ctx, "r1", "", time.Now()) // queued: ends at once
+	require.NoError(t, err)
+	n, err := s.DeleteRuns(ctx, time.Now().Add(time.Second), 10)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+
+	s.db.pos.mu.RLock()
+	var stmts []*positional
+	for _, p := range s.db.pos.m {
+		if strings.HasPrefix(p.query, "SELECT name FROM runs WHERE finished_at") || strings.HasPrefix(p.query, "DELETE FROM") {
+			stmts = append(stmts, p)
+		}
+	}
+	s.db.pos.mu.RUnlock()
+	require.Len(t, stmts, 8, "the search and seven deletes")
+	for _, p := range stmts {
+		plan := queryPlan(t, s, p)
+		require.NotRegexp(t, `SCAN (runs|events|attempts|logs|deliveries|idempotency_keys|delivery_attempts)\b`, plan, "plan of %.80s…: %s", p.query, plan)
+	}
 }
