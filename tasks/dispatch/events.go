@@ -209,10 +209,15 @@ func (h *hooks) add(fn func()) func() {
 	}
 }
 
+// call runs every hook, outside the lock: a hook may unsubscribe.
 func (h *hooks) call() {
 	h.mu.Lock()
-	defer h.mu.Unlock()
+	fns := make([]func(), 0, len(h.fns))
 	for _, fn := range h.fns {
+		fns = append(fns, fn)
+	}
+	h.mu.Unlock()
+	for _, fn := range fns {
 		fn()
 	}
 }
