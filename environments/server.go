@@ -238,6 +238,20 @@ func (s *ServerEnvironment) serve(w http.ResponseWriter, r *http.Request) {
 
 func (s *ServerEnvironment) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetURL(s.target)
+	// A CGI or WSGI server reads X_Taskgate_Subject as X-Taskgate-Subject
+	// (both become HTTP_X_TASKGATE_SUBJECT, values joined): drop every
+	// spelling of the headers this proxy sets, as nginx drops underscored
+	// names by default. (The dashed X-Forwarded-* are removed by
+	// ReverseProxy before Rewrite.)
+	for k := range pr.Out.Header {
+		if !strings.Contains(k, "_") {
+			continue
+		}
+		switch n := http.CanonicalHeaderKey(strings.ReplaceAll(k, "_", "-")); {
+		case n == SubjectHeader, n == "Forwarded", strings.HasPrefix(n, "X-Forwarded-"):
+			delete(pr.Out.Header, k)
+		}
+	}
 	pr.SetXForwarded()
 	pr.Out.Header.Del(SubjectHeader)
 	if id, ok := middleware.IdentityFromContext(pr.In.Context()); ok && id.Subject != "" {

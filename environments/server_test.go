@@ -101,6 +101,10 @@ func TestServerEnvironment(t *testing.T) {
 		req, _ := http.NewRequestWithContext(t.Context(), "GET", url+"/whoami", nil)
 		req.Header.Set("Authorization", "Bearer "+appBob)
 		req.Header.Set(environments.SubjectHeader, "alice")
+		// A CGI or WSGI server reads an underscored spelling as the same
+		// header (HTTP_X_TASKGATE_SUBJECT); Go forwards it as sent.
+		req.Header["X_taskgate_subject"] = []string{"alice"}
+		req.Header["X_Forwarded_For"] = []string{"6.6.6.6"}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)

@@ -20,6 +20,8 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sort"
+	"strings"
 	"syscall"
 
 	"github.com/gorilla/websocket"
@@ -33,8 +35,18 @@ func main() {
 	mux.HandleFunc("GET /pid", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprint(w, os.Getpid())
 	})
+	// whoami answers the subject as a CGI or WSGI server reads it: every
+	// header that maps to HTTP_X_TASKGATE_SUBJECT, underscores or dashes,
+	// joined by commas.
 	mux.HandleFunc("GET /whoami", func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprint(w, r.Header.Get("X-Taskgate-Subject"))
+		var vals []string
+		for k, vs := range r.Header {
+			if http.CanonicalHeaderKey(strings.ReplaceAll(k, "_", "-")) == "X-Taskgate-Subject" {
+				vals = append(vals, vs...)
+			}
+		}
+		sort.Strings(vals)
+		fmt.Fprint(w, strings.Join(vals, ","))
 	})
 	mux.HandleFunc("GET /crash", func(http.ResponseWriter, *http.Request) {
 		log.Print("crashing on request")
