@@ -284,9 +284,13 @@ func validExclude(e string) bool {
 }
 
 // isCleanPath reports whether p is an absolute path that path.Clean leaves
-// unchanged: no empty, "." or ".." segments and no trailing slash.
+// unchanged (no empty, "." or ".." segments and no trailing slash), with no
+// ";" and no segment that starts with ".": servlet containers (Tomcat,
+// Jetty) read "..;" as ".." and "/a;x" as "/a", so a proxied server could
+// resolve an excluded-looking path to another.
 func isCleanPath(p string) bool {
-	return p != "" && p[0] == '/' && path.Clean(p) == p
+	return p != "" && p[0] == '/' && path.Clean(p) == p &&
+		!strings.Contains(p, ";") && !strings.Contains(p, "/.")
 }
 
 // skip reports whether r is for an excluded path. Anything unusual about the

@@ -86,6 +86,10 @@ func TestExcludedPathBypass(t *testing.T) {
 		{"/Docs/x.css", http.StatusUnauthorized},
 		{"/OPENAPI.JSON", http.StatusUnauthorized},
 		{"/health;x", http.StatusUnauthorized},
+		// Servlet containers behind a ServerEnvironment read "..;" as "..".
+		{"/docs/x/..;/me", http.StatusUnauthorized},
+		{"/docs/x;/../me", http.StatusUnauthorized},
+		{"/docs/.hidden", http.StatusUnauthorized},
 		{"/health%00", http.StatusUnauthorized},
 		{"/health%20", http.StatusUnauthorized},
 		{"/healthz", http.StatusUnauthorized},
