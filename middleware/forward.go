@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
@@ -71,7 +72,18 @@ func (s callerToken) Token() (*oauth2.Token, error) {
 // token from cfg.TokenURL, caches it and renews it before expiry. Use it
 // where the service acts on its own behalf; use ForwardingTransport where it
 // acts on the caller's. ctx supplies the HTTP client used for the token
-// endpoint (oauth2.HTTPClient) and must outlive the returned client.
+// endpoint (oauth2.HTTPClient) and must outlive the returned client; when it
+// supplies none, one with TokenTimeout is used, because x/oauth2 fetches a
+// token under a lock, without the request's context: a token endpoint that
+// never answers would block every call through the client for good.
 func ClientCredentials(ctx context.Context, cfg clientcredentials.Config) *http.Client {
+	if _, ok := ctx.Value(oauth2.HTTPClient).(*http.Client); !ok {
+		ctx = context.WithValue(ctx, oauth2.HTTPClient, &http.Client{Timeout: TokenTimeout})
+	}
 	return cfg.Client(ctx)
 }
+
+// TokenTimeout bounds a token endpoint's answer in ClientCredentials when
+// ctx carries no HTTP client of its own (twice over when the config leaves
+// AuthStyle to detection, which may try both styles).
+const TokenTimeout = 10 * time.Second

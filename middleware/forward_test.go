@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"golang.org/x/oauth2"
@@ -136,5 +137,40 @@ func TestForwardingTransportPanicsOnBadHost(t *testing.T) {
 	t.Parallel()
 	for _, h := range []string{"", "http://x", "x/y", "user@x"} {
 		require.Panics(t, func() { middleware.ForwardingTransport(nil, []string{h}) }, h)
+	}
+}
+
+// TestClientCredentialsTokenEndpointHangs: with no HTTP client in ctx, a
+// token endpoint that never answers fails calls after TokenTimeout
+// instead of blocking them (x/oauth2 fetches without the request's
+// context, under a lock every call waits on).
+func TestClientCredentialsTokenEndpointHangs(t *testing.T) {
+	t.Parallel()
+	hang := make(chan struct{})
+	tokens := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-hang:
+		case <-r.Context().Done():
+		}
+	}))
+	defer tokens.Close()
+	defer close(hang)
+	client := middleware.ClientCredentials(t.Context(), clientcredentials.Config{
+		ClientID: "svc", ClientSecret: "secret", TokenURL: tokens.URL,
+		AuthStyle: oauth2.AuthStyleInHeader, // one try; detection makes two
+	})
+	done := make(chan error, 1)
+	go func() {
+		resp, err := client.Get("http://127.0.0.1:1/never-reached")
+		if err == nil {
+			resp.Body.Close()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		require.Error(t, err)
+	case <-time.After(middleware.TokenTimeout + 5*time.Second):
+		t.Fatal("a call still waits on the token endpoint after TokenTimeout")
 	}
 }
