@@ -18,6 +18,17 @@ import (
 // maxJWKSSize bounds a key set document. Real ones are a few KiB.
 const maxJWKSSize = 1 << 20
 
+const (
+	// jwksFetchTimeout bounds one fetch of the key set, whatever the
+	// HTTP client's own timeout (none, in a client built by hand): a
+	// fetch that never ended would keep every later refresh waiting on it.
+	jwksFetchTimeout = 10 * time.Second
+	// staleKeysWait is how long a request with stale keys waits for their
+	// refetch before it verifies with them anyway: a hanging issuer must
+	// not hold every request for a whole fetch.
+	staleKeysWait = time.Second
+)
+
 var (
 	errUnknownKey   = errors.New("middleware: no key for the token's kid")
 	errBadSignature = errors.New("middleware: signature does not verify")
@@ -36,8 +47,8 @@ var (
 // Keys are also refetched, under the same gate, once they are older than
 // maxAge, so that a key the issuer withdrew (a compromised one) stops
 // verifying even if no token ever names an unknown kid. If that fetch
-// fails, the old keys keep serving: an issuer outage must not lock
-// everyone out.
+// fails, or takes longer than staleKeysWait, the old keys keep serving: an
+// issuer outage must not lock everyone out, nor hold their requests.
 type keySet struct {
 	url      string
 	client   *http.Client
@@ -79,9 +90,11 @@ func (k *keySet) VerifySignature(ctx context.Context, raw string) ([]byte, error
 	keys, stale := k.keys, k.now().Sub(k.fetchedAt) >= k.maxAge
 	k.mu.Unlock()
 	if stale {
-		if fresh, err := k.refresh(ctx); err == nil {
+		wctx, cancel := context.WithTimeout(ctx, staleKeysWait)
+		if fresh, err := k.refresh(wctx); err == nil {
 			keys = fresh
 		}
+		cancel()
 	}
 	payload, err := verifyWith(jws, keys, h.KeyID, h.Algorithm)
 	if !errors.Is(err, errUnknownKey) {
@@ -144,6 +157,8 @@ func (k *keySet) refresh(ctx context.Context) ([]jose.JSONWebKey, error) {
 }
 
 func (k *keySet) run(ctx context.Context, c *fetchCall) {
+	ctx, cancel := context.WithTimeout(ctx, jwksFetchTimeout)
+	defer cancel()
 	keys, err := k.fetch(ctx)
 	if err != nil {
 		k.logger.WarnContext(ctx, "fetching OIDC key set", slog.String("url", k.url), slog.Any("error", err))

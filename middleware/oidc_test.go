@@ -311,3 +311,42 @@ func TestOIDCKeepsServingWhenTheIssuerIsDown(t *testing.T) {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestOIDCHangingIssuerDoesNotHoldRequests: once the keys are stale, an
+// issuer whose key endpoint never answers must not hold requests that the
+// keys in hand verify: they wait at most staleKeysWait (1 s) for the
+// refetch, then go on with the old keys.
+func TestOIDCHangingIssuerDoesNotHoldRequests(t *testing.T) {
+	t.Parallel()
+	var hang atomic.Bool
+	f := newOIDCFixture(t, func(c *middleware.OIDCConfig) {
+		base := c.HTTPClient.Transport
+		// No Timeout of its own, as a client built by hand may have none.
+		c.HTTPClient = &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			if hang.Load() && r.URL.Path == "/keys" {
+				<-r.Context().Done()
+				return nil, r.Context().Err()
+			}
+			return base.RoundTrip(r)
+		})}
+	})
+	tok := f.iss.Mint(nil)
+	_, err := f.auth.Authenticate(t.Context(), middleware.Credentials{Source: middleware.SourceBearer, Value: tok})
+	require.NoError(t, err)
+	hang.Store(true)
+	f.clock.Advance(2 * time.Hour) // stale keys: the refetch hangs
+	for i := range 3 {
+		tok := f.iss.Mint(nil)
+		done := make(chan error, 1)
+		go func() {
+			_, err := f.auth.Authenticate(t.Context(), middleware.Credentials{Source: middleware.SourceBearer, Value: tok})
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			require.NoError(t, err, "request %d: the old keys verify it", i)
+		case <-time.After(5 * time.Second):
+			t.Fatalf("request %d still waits on the hanging issuer", i)
+		}
+	}
+}
