@@ -195,7 +195,18 @@ type queue struct {
 	creds   map[string]heldCredentials // by CredentialsRef
 	refs    map[string]string          // run name → CredentialsRef, until it completes
 	timers  map[string]*time.Timer     // start timeouts by run name
+	checks  map[string]*time.Timer     // rechecks of held requests by run name
+	// recheck is how often a request whose credentials are held is read
+	// back from the store, in case its terminal event never reached this
+	// process (heldRecheckInterval).
+	recheck time.Duration
 }
+
+// heldRecheckInterval is how often a held request is checked against the
+// store: its completion normally arrives as an event, but one can be lost
+// (a notification overflow, a PostgreSQL reconnect) when another process
+// replays it, and the raw credentials must not stay in memory for good.
+const heldRecheckInterval = time.Minute
 
 // heldCredentials are a caller's raw credentials, kept in memory for the
 // replay of one queued request.
@@ -263,6 +274,9 @@ func newQueue(s *Settings, cfg QueueConfig, res tasks.Resources, limit *appLimit
 		creds:  map[string]heldCredentials{},
 		refs:   map[string]string{},
 		timers: map[string]*time.Timer{},
+		checks: map[string]*time.Timer{},
+
+		recheck: heldRecheckInterval,
 	}
 	// One attempt: a replayed POST is not idempotent in general, so a
 	// failure is reported rather than repeated. A drained process requeues
@@ -357,6 +371,7 @@ func (q *queue) track(d *dispatch.Dispatcher, name, ref string, startTimeout tim
 	defer q.mu.Unlock()
 	if _, held := q.creds[ref]; held {
 		q.refs[name] = ref
+		q.checks[name] = time.AfterFunc(q.recheck, func() { q.recheckHeld(d, name) })
 	}
 	if startTimeout > 0 {
 		q.timers[name] = time.AfterFunc(startTimeout, func() {
@@ -381,6 +396,27 @@ func (q *queue) forget(name string) {
 	if t := q.timers[name]; t != nil {
 		t.Stop()
 		delete(q.timers, name)
+	}
+	if t := q.checks[name]; t != nil {
+		t.Stop()
+		delete(q.checks, name)
+	}
+}
+
+// recheckHeld forgets a held request that the store says is over (or
+// gone), and otherwise looks again after q.recheck.
+func (q *queue) recheckHeld(d *dispatch.Dispatcher, name string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	run, err := d.Get(ctx, name)
+	if errors.Is(err, dispatch.ErrNotFound) || (err == nil && run.Phase.Terminal()) {
+		q.forget(name)
+		return
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if t := q.checks[name]; t != nil {
+		t.Reset(q.recheck)
 	}
 }
 

@@ -1,10 +1,18 @@
 package environments
 
 import (
+	"context"
+	"log/slog"
 	"net/url"
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/taskgate/taskgate/middleware"
+	"github.com/taskgate/taskgate/tasks"
+	"github.com/taskgate/taskgate/tasks/dispatch"
+	"github.com/taskgate/taskgate/tasks/store/sqlite"
 )
 
 func TestQueueHeaderAllowed(t *testing.T) {
@@ -88,4 +96,60 @@ func FuzzWithoutParams(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestHeldCredentialsRecheckedAgainstTheStore: a request whose terminal
+// event never reaches this process (here: no subscriber at all) still has
+// its held credentials forgotten, once the recheck reads it back over.
+func TestHeldCredentialsRecheckedAgainstTheStore(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	st, err := sqlite.OpenDir(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	reg := tasks.NewRegistry()
+	echo := tasks.MustDefine("demo", "development", "echo", func(_ context.Context, in struct{}) (struct{}, error) { return in, nil }, nil)
+	reg.MustRegister(echo)
+	// Not started: no scheduler, so the run stays queued until aborted.
+	d, err := dispatch.New(dispatch.Config{Store: st, Registry: reg, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Close(context.Background()) })
+	q, err := newQueue(&Settings{Name: "app"}, QueueConfig{Enabled: true}, tasks.Resources{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.recheck = 10 * time.Millisecond
+
+	run, _, err := d.Submit(ctx, dispatch.SubmitRequest{Task: echo.Definition(), Inputs: []byte(`{}`),
+		Caller: middleware.Identity{Subject: "alice"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := q.holdCredentials("alice", middleware.Credentials{Source: middleware.SourceBearer, Value: "alice-token"})
+	q.track(d, run.Name, ref, 0)
+	time.Sleep(50 * time.Millisecond) // a few rechecks of a queued run: kept
+	if held := heldCount(q); held != 3 {
+		t.Fatalf("%d entries held while the request waits, want 3 (credentials, run, recheck)", held)
+	}
+	if _, err := d.Abort(ctx, run.Name, ""); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for heldCount(q) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the credentials of a request that ended are still held")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// heldCount is how many entries q holds for requests, in all its maps.
+func heldCount(q *queue) int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.creds) + len(q.refs) + len(q.checks)
 }
