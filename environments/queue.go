@@ -306,7 +306,10 @@ func (q *queue) attach(rt *Runtime, inner http.Handler) {
 		return
 	}
 	q.subbed[rt.Dispatcher] = true
-	rt.Dispatcher.Subscribe(func(run tasks.Run, ev tasks.Event) {
+	// This process's changes only: reading every other process's change
+	// would cost two queries each, and a request replayed elsewhere is
+	// forgotten by its recheck (heldRecheckInterval) instead.
+	rt.Dispatcher.SubscribeLocal(func(run tasks.Run, ev tasks.Event) {
 		if ev.Phase.Terminal() && q.owns(&run) {
 			q.forget(run.Name)
 		}

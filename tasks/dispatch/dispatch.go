@@ -780,9 +780,17 @@ func (d *Dispatcher) Logs(ctx context.Context, name string) ([]LogLine, error) {
 // run as read just after. fn runs on one goroutine, behind a queue, so a
 // slow fn delays other callbacks but never a commit. Each change of
 // another process costs every process with a subscriber two reads of the
-// store; OnDelivery needs none. The returned func unsubscribes.
+// store; SubscribeLocal and OnDelivery need none. The returned func
+// unsubscribes.
 func (d *Dispatcher) Subscribe(fn func(tasks.Run, tasks.Event)) (unsubscribe func()) {
-	return d.subs.add(fn)
+	return d.subs.add(fn, false)
+}
+
+// SubscribeLocal is Subscribe for the changes this process commits only,
+// which cost no read: where no subscriber wants other processes' changes,
+// this process reads none of them.
+func (d *Dispatcher) SubscribeLocal(fn func(tasks.Run, tasks.Event)) (unsubscribe func()) {
+	return d.subs.add(fn, true)
 }
 
 // OnDelivery calls fn each time a change enqueues a webhook delivery: a

@@ -15,7 +15,7 @@ func (d *Dispatcher) listen(notes <-chan store.Notification) {
 		switch n.Kind {
 		case store.NotifyEvent:
 			d.watch.signal(n.Run)
-			if !n.Local && d.subs.active() {
+			if !n.Local && d.subs.activeRemote() {
 				d.subs.publishRemote(n)
 			}
 			if n.Delivery {
@@ -89,13 +89,20 @@ func (w *watchers) signalAll() {
 // on one goroutine so that a slow callback never stalls a commit.
 type subscribers struct {
 	mu     sync.Mutex
-	fns    map[int]func(tasks.Run, tasks.Event)
+	fns    map[int]subscriber
 	nextID int
-	n      int // len(fns), read without the lock by active
-	queue  []subItem
-	wake   chan struct{}
+	// n and remote count the subscribers, and those that want other
+	// processes' changes (each costs two reads of the store).
+	n, remote int
+	queue     []subItem
+	wake      chan struct{}
 	// read fetches the run of a remote notification.
 	read func(n store.Notification) (tasks.Run, tasks.Event, bool)
+}
+
+type subscriber struct {
+	fn    func(tasks.Run, tasks.Event)
+	local bool // this process's changes only
 }
 
 type subItem struct {
@@ -105,31 +112,49 @@ type subItem struct {
 }
 
 func (s *subscribers) init() {
-	s.fns = map[int]func(tasks.Run, tasks.Event){}
+	s.fns = map[int]subscriber{}
 	s.wake = make(chan struct{}, 1)
 }
 
+// active reports whether anyone wants this process's changes.
 func (s *subscribers) active() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.n > 0
 }
 
-func (s *subscribers) add(fn func(tasks.Run, tasks.Event)) func() {
+// activeRemote reports whether anyone wants other processes' changes.
+func (s *subscribers) activeRemote() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.remote > 0
+}
+
+func (s *subscribers) add(fn func(tasks.Run, tasks.Event), local bool) func() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	id := s.nextID
 	s.nextID++
-	s.fns[id] = fn
-	s.n = len(s.fns)
+	s.fns[id] = subscriber{fn: fn, local: local}
+	s.count()
 	var once sync.Once
 	return func() {
 		once.Do(func() {
 			s.mu.Lock()
 			delete(s.fns, id)
-			s.n = len(s.fns)
+			s.count()
 			s.mu.Unlock()
 		})
+	}
+}
+
+// count updates n and remote. s.mu is held.
+func (s *subscribers) count() {
+	s.n, s.remote = len(s.fns), 0
+	for _, sub := range s.fns {
+		if !sub.local {
+			s.remote++
+		}
 	}
 }
 
@@ -163,9 +188,9 @@ func (s *subscribers) run(ctx context.Context) {
 			s.mu.Lock()
 			items := s.queue
 			s.queue = nil
-			fns := make([]func(tasks.Run, tasks.Event), 0, len(s.fns))
-			for _, fn := range s.fns {
-				fns = append(fns, fn)
+			subs := make([]subscriber, 0, len(s.fns))
+			for _, sub := range s.fns {
+				subs = append(subs, sub)
 			}
 			s.mu.Unlock()
 			if len(items) == 0 {
@@ -178,8 +203,10 @@ func (s *subscribers) run(ctx context.Context) {
 						continue
 					}
 				}
-				for _, fn := range fns {
-					fn(it.run, it.ev)
+				for _, sub := range subs {
+					if it.remote == nil || !sub.local {
+						sub.fn(it.run, it.ev)
+					}
 				}
 			}
 		}

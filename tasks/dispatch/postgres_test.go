@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -156,4 +157,40 @@ func TestOnDeliveryAcrossProcesses(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	require.Equal(t, int64(1), local.Load())
 	require.Equal(t, int64(1), remote.Load())
+}
+
+// TestSubscribeLocalSeesThisProcessOnly: on a shared store, Subscribe gets
+// other processes' changes and SubscribeLocal does not, so a process whose
+// subscribers are all local reads none of them.
+func TestSubscribeLocalSeesThisProcessOnly(t *testing.T) {
+	process := pgProcesses(t)
+	t.Parallel()
+	f := newFixture(t)
+	worker := start(t, process(), f, func(c *dispatch.Config) { c.Node.ID = "node-a" })
+	api := start(t, process(), f, func(c *dispatch.Config) { c.Role = dispatch.RoleAPI; c.Node.ID = "api-b" })
+	var mu sync.Mutex
+	seen := map[string][]tasks.Phase{}
+	record := func(who string) func(tasks.Run, tasks.Event) {
+		return func(_ tasks.Run, ev tasks.Event) {
+			mu.Lock()
+			seen[who] = append(seen[who], ev.Phase)
+			mu.Unlock()
+		}
+	}
+	defer api.Subscribe(record("api-all"))()
+	defer api.SubscribeLocal(record("api-local"))()
+	defer worker.SubscribeLocal(record("worker-local"))()
+
+	run := submit(t, worker, f.echo, `{"message":"hi"}`)
+	require.Equal(t, tasks.PhaseSucceeded, wait(t, worker, run.Name).Phase)
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		all, local := seen["api-all"], seen["worker-local"]
+		return len(all) > 0 && all[len(all)-1] == tasks.PhaseSucceeded &&
+			len(local) > 0 && local[len(local)-1] == tasks.PhaseSucceeded
+	}, 5*time.Second, 10*time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	require.Empty(t, seen["api-local"], "another process's changes reached a local subscriber")
 }
