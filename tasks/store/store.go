@@ -98,6 +98,8 @@ type Store interface {
 	// RecordDeliveryAttempt stores the outcome of one POST. With a.Done the
 	// delivery leaves the outbox (delivered, or given up when a.Error or a
 	// non-2xx status says why); otherwise it is due again at a.NextAttemptAt.
+	// An attempt recorded after the delivery left the outbox (another
+	// worker settled it once this one's claim expired) changes nothing.
 	RecordDeliveryAttempt(ctx context.Context, id string, a DeliveryAttempt) error
 	// ListDeliveries returns a run's deliveries with their attempts.
 	ListDeliveries(ctx context.Context, run string) ([]Delivery, error)

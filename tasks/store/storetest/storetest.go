@@ -846,6 +846,9 @@ func testWebhookOutbox(t *testing.T, s store.Store) {
 	require.Equal(t, id, due[0].ID)
 	require.NoError(t, s.RecordDeliveryAttempt(ctx, id, store.DeliveryAttempt{At: now.Add(2 * time.Second), StatusCode: 204, Done: true}))
 	require.ErrorIs(t, s.RecordDeliveryAttempt(ctx, "missing", store.DeliveryAttempt{At: now}), store.ErrNotFound)
+	// A worker whose claim expired records its failed attempt after another
+	// delivered it: the delivery stays delivered, never due again.
+	require.NoError(t, s.RecordDeliveryAttempt(ctx, id, store.DeliveryAttempt{At: now.Add(3 * time.Second), StatusCode: 500, NextAttemptAt: now.Add(4 * time.Second)}))
 
 	ds, err = s.ListDeliveries(ctx, r.Name)
 	require.NoError(t, err)

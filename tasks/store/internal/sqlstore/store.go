@@ -1267,12 +1267,24 @@ func (s *Store) RecordDeliveryAttempt(ctx context.Context, id string, a store.De
 		}
 	}
 	return s.withTx(ctx, func(tx Tx, _ *[]store.Notification) error {
-		n, err := tx.Exec(ctx, `UPDATE deliveries SET state = $1, next_attempt_at = $2, attempts = attempts + 1 WHERE id = $3`, state, next, id)
+		// Only a pending delivery: a worker whose claim expired must not
+		// reopen one that another worker has settled meanwhile.
+		n, err := tx.Exec(ctx, `UPDATE deliveries SET state = $1, next_attempt_at = $2, attempts = attempts + 1
+			WHERE id = $3 AND state = $4`, state, next, id, store.DeliveryPending)
 		if err != nil {
 			return fmt.Errorf("update delivery: %w", err)
 		}
 		if n == 0 {
-			return store.ErrNotFound
+			rows, err := tx.Query(ctx, `SELECT 1 FROM deliveries WHERE id = $1`, id)
+			if err != nil {
+				return fmt.Errorf("read delivery: %w", err)
+			}
+			found := rows.Next()
+			rows.Close()
+			if !found {
+				return store.ErrNotFound
+			}
+			return nil // settled by another worker: the late attempt changes nothing
 		}
 		_, err = tx.Exec(ctx, `INSERT INTO delivery_attempts (delivery, number, at, status, error)
 			VALUES ($1, (SELECT attempts FROM deliveries WHERE id = $1), $2, $3, $4)`, id, nanos(a.At), a.StatusCode, a.Error)
