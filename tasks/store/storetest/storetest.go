@@ -46,6 +46,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"WebhookOutbox", testWebhookOutbox},
 		{"Purge", testPurge},
 		{"DeleteRuns", testDeleteRuns},
+		{"UnstorableText", testUnstorableText},
 		{"Listen", testListen},
 	}
 	for _, tc := range tests {
@@ -954,6 +955,51 @@ func testDeleteRuns(t *testing.T, s store.Store) {
 	require.True(t, res[0].Created)
 	require.NotEqual(t, oldest.Name, res[0].Name)
 	require.Equal(t, store.CreateResult{Name: recent.Name}, res[1])
+}
+
+// testUnstorableText: task errors, abort reasons and log lines may hold
+// invalid UTF-8 and NUL bytes (a subprocess's output), which PostgreSQL's
+// text refuses; they are stored with U+FFFD in their place, and do not
+// fail the other changes of their batch.
+func testUnstorableText(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	const bad = "subprocess said: \xff\x00!"
+	const want = "subprocess said: \uFFFD\uFFFD!"
+	failing, fine, aborted := newRun(nil), newRun(nil), newRun(nil)
+	create(t, s, failing, fine, aborted)
+	var ts []store.Transition
+	for _, r := range []store.NewRun{failing, fine} {
+		ts = append(ts, store.Transition{Run: r.Name, To: tasks.PhaseRunning, Start: true, At: t0, Bind: &store.Binding{Node: "n1"}})
+	}
+	_, err := s.Transition(ctx, ts)
+	require.NoError(t, err)
+	res, err := s.Transition(ctx, []store.Transition{
+		{Run: failing.Name, Attempt: 1, To: tasks.PhaseFailed, At: t0, Error: bad},
+		{Run: fine.Name, Attempt: 1, To: tasks.PhaseSucceeded, At: t0, Outputs: json.RawMessage(`{}`)},
+	})
+	require.NoError(t, err, "a bad error text failed the batch")
+	require.True(t, res[0].Applied)
+	require.True(t, res[1].Applied)
+	got := get(t, s, failing.Name)
+	require.Equal(t, want, got.Error)
+	require.Equal(t, want, got.Attempts[0].Error)
+	require.Equal(t, want, res[0].Event.Error)
+	require.Equal(t, tasks.PhaseSucceeded, get(t, s, fine.Name).Phase)
+
+	ab, err := s.RequestAbort(ctx, aborted.Name, bad, t0)
+	require.NoError(t, err)
+	require.True(t, ab.Terminal)
+	require.Equal(t, want, get(t, s, aborted.Name).AbortReason)
+
+	require.NoError(t, s.AppendLogs(ctx, []store.LogLine{
+		{Run: fine.Name, Attempt: 1, At: t0, Level: "INFO", Message: bad},
+		{Run: fine.Name, Attempt: 1, At: t0, Level: "INFO", Message: "plain"},
+	}))
+	logs, err := s.Logs(ctx, fine.Name)
+	require.NoError(t, err)
+	require.Len(t, logs, 2)
+	require.Equal(t, want, logs[0].Message)
+	require.Equal(t, "plain", logs[1].Message)
 }
 
 func testListen(t *testing.T, s store.Store) {

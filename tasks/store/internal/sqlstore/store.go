@@ -8,10 +8,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/taskgate/taskgate/tasks"
 	"github.com/taskgate/taskgate/tasks/store"
@@ -321,6 +323,7 @@ func (s *Store) insertRunsArrays(ctx context.Context, tx Tx, runs []store.NewRun
 // (attempts, events) in multi-row INSERTs. Changes of a run that appears
 // more than once in the batch are applied one by one, in order.
 func (s *Store) Transition(ctx context.Context, ts []store.Transition) ([]store.TransitionResult, error) {
+	ts = cleanTransitions(ts)
 	res := make([]store.TransitionResult, len(ts))
 	err := s.withTx(ctx, func(tx Tx, notes *[]store.Notification) error {
 		var buf appends
@@ -410,6 +413,8 @@ func phaseStrings(ps []tasks.Phase) []string {
 
 // transition applies t alone, writing what it appends at once.
 func (s *Store) transition(ctx context.Context, tx Tx, t *store.Transition, abortReason string) (store.TransitionResult, error) {
+	t = &cleanTransitions([]store.Transition{*t})[0]
+	abortReason = cleanText(abortReason)
 	var buf appends
 	res, err := s.transitionRuns(ctx, tx, []*store.Transition{t}, abortReason, &buf)
 	if err != nil {
@@ -876,6 +881,7 @@ func (s *Store) enqueueWebhook(ctx context.Context, tx Tx, run *store.StoredRun,
 
 // RequestAbort implements store.Store.
 func (s *Store) RequestAbort(ctx context.Context, name, reason string, at time.Time) (store.AbortResult, error) {
+	reason = cleanText(reason)
 	var res store.AbortResult
 	err := s.withTx(ctx, func(tx Tx, notes *[]store.Notification) error {
 		runs, err := s.queryRuns(ctx, tx, `SELECT `+runCols+` FROM runs WHERE name = $1`+s.d.ForUpdate, name)
@@ -1064,7 +1070,7 @@ func (s *Store) AppendLogs(ctx context.Context, lines []store.LogLine) error {
 	}
 	rows := make([][]any, len(lines))
 	for i, l := range lines {
-		rows[i] = []any{l.Run, l.Attempt, nanos(l.At), l.Level, l.Message, string(l.Attrs)}
+		rows[i] = []any{l.Run, l.Attempt, nanos(l.At), cleanText(l.Level), cleanText(l.Message), cleanText(string(l.Attrs))}
 	}
 	return s.withTx(ctx, func(tx Tx, _ *[]store.Notification) error {
 		if err := s.insertRows(ctx, tx, `INSERT INTO logs (run, attempt, at, level, message, attrs) VALUES `, rows); err != nil {
@@ -1460,6 +1466,35 @@ func (s *Store) queryRuns(ctx context.Context, q Querier, sql string, args ...an
 		return nil, fmt.Errorf("read runs: %w", err)
 	}
 	return out, nil
+}
+
+// cleanText makes s storable as text in both databases: invalid UTF-8 and
+// NUL bytes, which PostgreSQL refuses (and which would fail a whole batch
+// with them), become U+FFFD. Task errors and log lines can hold anything a
+// subprocess printed.
+func cleanText(s string) string {
+	if utf8.ValidString(s) && !strings.ContainsRune(s, 0) {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+}
+
+// cleanTransitions returns ts with the text of its changes cleaned
+// (cleanText), copied only when some needs it.
+func cleanTransitions(ts []store.Transition) []store.Transition {
+	out := ts
+	for i := range ts {
+		t := &ts[i]
+		e, ae, w := cleanText(t.Error), cleanText(t.AttemptError), cleanText(t.WaitReason)
+		if e == t.Error && ae == t.AttemptError && w == t.WaitReason {
+			continue
+		}
+		if &out[0] == &ts[0] {
+			out = slices.Clone(ts)
+		}
+		out[i].Error, out[i].AttemptError, out[i].WaitReason = e, ae, w
+	}
+	return out
 }
 
 // values writes one "($n, $n+1, …)" tuple of cols parameters after the n
