@@ -552,6 +552,19 @@ func (d *Dispatcher) transitionWriter() {
 			d.logs.flush(context.Background())
 		}
 		res, err := d.commitTransitions(context.Background(), ts)
+		if err != nil && len(batch) > 1 {
+			// One change the store refuses must not cost the others
+			// their outcome: commit them one by one.
+			for _, tr := range batch {
+				r, err := d.commitTransitions(context.Background(), []store.Transition{tr.t})
+				if err != nil {
+					tr.done <- transRes{err: err}
+					continue
+				}
+				tr.done <- transRes{res: r[0]}
+			}
+			continue
+		}
 		for i, tr := range batch {
 			if err != nil {
 				tr.done <- transRes{err: err}

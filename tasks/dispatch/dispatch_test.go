@@ -848,3 +848,78 @@ func TestFreedAttemptMustMatch(t *testing.T) {
 	dispatch.ReleasedForTest(d, first.Name, 1)
 	waitPhase(t, d, second.Name, tasks.PhaseRunning)
 }
+
+// refusingStore refuses every batch of changes that holds the run
+// "poison", and holds the writer on the run "gate" until gate closes.
+type refusingStore struct {
+	store.Store
+	entered chan struct{}
+	gate    chan struct{}
+}
+
+func (s *refusingStore) Transition(ctx context.Context, ts []store.Transition) ([]store.TransitionResult, error) {
+	for _, t := range ts {
+		switch t.Run {
+		case "gate":
+			close(s.entered)
+			<-s.gate
+		case "poison":
+			return nil, errors.New("refused")
+		}
+	}
+	return s.Store.Transition(ctx, ts)
+}
+
+// TestRefusedChangeDoesNotSinkItsBatch: the transition writer commits the
+// agents' concurrent changes in one batch; when the store refuses that
+// batch for one change, the others are committed one by one.
+func TestRefusedChangeDoesNotSinkItsBatch(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	base := openStore(t, t.TempDir())
+	st := &refusingStore{Store: base, entered: make(chan struct{}), gate: make(chan struct{})}
+	d, err := dispatch.New(dispatch.Config{Store: st, Registry: f.reg, Logger: quietLogger()})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = d.Close(context.Background()) })
+	var names []string
+	for i := range 3 {
+		name := fmt.Sprintf("good-%d", i)
+		_, err := base.CreateRuns(context.Background(), []store.NewRun{{Name: name, Project: "demo", Domain: "development",
+			Task: "echo", Caller: store.Caller{Subject: "alice"}, CreatedAt: time.Now()}})
+		require.NoError(t, err)
+		names = append(names, name)
+	}
+	wait := func(name string) store.Transition {
+		return store.Transition{Run: name, From: []tasks.Phase{tasks.PhaseQueued}, To: tasks.PhaseWaitingForResources, At: time.Now()}
+	}
+	go func() { _, _ = dispatch.TransitionForTest(d, wait("gate")) }()
+	<-st.entered // the writer is held: what comes next queues up as one batch
+	type result struct {
+		name string
+		res  store.TransitionResult
+		err  error
+	}
+	results := make(chan result, 4)
+	for _, n := range append([]string{"poison"}, names...) {
+		go func() {
+			r, err := dispatch.TransitionForTest(d, wait(n))
+			results <- result{n, r, err}
+		}()
+	}
+	time.Sleep(100 * time.Millisecond) // let all four queue behind the gate
+	close(st.gate)
+	for range 4 {
+		r := <-results
+		if r.name == "poison" {
+			require.Error(t, r.err)
+			continue
+		}
+		require.NoError(t, r.err, r.name)
+		require.True(t, r.res.Applied, r.name)
+	}
+	for _, n := range names {
+		got, err := base.GetRun(context.Background(), n)
+		require.NoError(t, err)
+		require.Equal(t, tasks.PhaseWaitingForResources, got.Phase, n)
+	}
+}

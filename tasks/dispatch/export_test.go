@@ -64,3 +64,9 @@ func LeadingForTest(d *Dispatcher) bool {
 func ReleasedForTest(d *Dispatcher, name string, attempt int) {
 	d.leader.released(name, attempt)
 }
+
+// TransitionForTest commits t through d's transition writer, as the node
+// agent does.
+func TransitionForTest(d *Dispatcher, t store.Transition) (store.TransitionResult, error) {
+	return d.transition(t)
+}
