@@ -923,3 +923,33 @@ func TestRefusedChangeDoesNotSinkItsBatch(t *testing.T) {
 		require.Equal(t, tasks.PhaseWaitingForResources, got.Phase, n)
 	}
 }
+
+// flakyOutcomes refuses the first two batches that end a run, as a store
+// that lost its connection for a moment would.
+type flakyOutcomes struct {
+	store.Store
+	refused atomic.Int64
+}
+
+func (s *flakyOutcomes) Transition(ctx context.Context, ts []store.Transition) ([]store.TransitionResult, error) {
+	for _, t := range ts {
+		if t.To.Terminal() && s.refused.Load() < 2 {
+			s.refused.Add(1)
+			return nil, errors.New("connection lost")
+		}
+	}
+	return s.Store.Transition(ctx, ts)
+}
+
+// TestOutcomeRecordedDespiteAPassingStoreFailure: an outcome the store
+// refuses for a moment is recorded on a later try, instead of leaving the
+// run running for good.
+func TestOutcomeRecordedDespiteAPassingStoreFailure(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	st := &flakyOutcomes{Store: openStore(t, t.TempDir())}
+	d := start(t, st, f, nil)
+	run := submit(t, d, f.echo, `{"message":"hi"}`)
+	require.Equal(t, tasks.PhaseSucceeded, wait(t, d, run.Name).Phase)
+	require.EqualValues(t, 2, st.refused.Load())
+}
