@@ -262,7 +262,11 @@ func (w *Worker) outcome(ctx context.Context, dl store.Delivery) store.DeliveryA
 // here, on the failure path only. When it cannot be read the attempt counts
 // as the first, which retries sooner rather than giving up early.
 func (w *Worker) attemptNumber(ctx context.Context, dl store.Delivery) int {
-	ds, err := w.outbox.ListDeliveries(ctx, dl.Run)
+	// Bounded like the record: the attempt runs without the worker's
+	// cancellation, and a read that hung would hold it past its claim.
+	lctx, cancel := context.WithTimeout(ctx, recordTimeout)
+	defer cancel()
+	ds, err := w.outbox.ListDeliveries(lctx, dl.Run)
 	if err != nil {
 		w.cfg.Logger.LogAttrs(ctx, slog.LevelError, "webhook attempt count",
 			slog.String("webhook_id", dl.ID), slog.String("error", err.Error()))
