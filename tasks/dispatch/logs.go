@@ -13,11 +13,21 @@ import (
 // logFlushInterval bounds how long a task's log line stays in memory.
 const logFlushInterval = 200 * time.Millisecond
 
+// maxBufferedLogLines bounds the lines held between two writes: a task
+// that logs in a tight loop while the store is slow must not grow the
+// process without limit. Lines past it are dropped and counted.
+const maxBufferedLogLines = 100_000
+
+// logWriteTimeout bounds one write of log lines: the transition writer
+// flushes before it records outcomes, and must not wait on a hung write.
+const logWriteTimeout = 10 * time.Second
+
 // logWriter buffers the lines tasks log and stores them in batches.
 type logWriter struct {
 	d       *Dispatcher
 	mu      sync.Mutex
 	buf     []store.LogLine
+	dropped int // lines refused since the last write, buffer full
 	flushMu sync.Mutex
 }
 
@@ -25,7 +35,11 @@ func newLogWriter(d *Dispatcher) *logWriter { return &logWriter{d: d} }
 
 func (w *logWriter) add(l store.LogLine) {
 	w.mu.Lock()
-	w.buf = append(w.buf, l)
+	if len(w.buf) < maxBufferedLogLines {
+		w.buf = append(w.buf, l)
+	} else {
+		w.dropped++
+	}
 	w.mu.Unlock()
 }
 
@@ -35,12 +49,17 @@ func (w *logWriter) flush(ctx context.Context) {
 	w.flushMu.Lock()
 	defer w.flushMu.Unlock()
 	w.mu.Lock()
-	lines := w.buf
-	w.buf = nil
+	lines, dropped := w.buf, w.dropped
+	w.buf, w.dropped = nil, 0
 	w.mu.Unlock()
+	if dropped > 0 {
+		w.d.log.Warn("task log lines dropped: too many waiting to be stored", "lines", dropped)
+	}
 	if len(lines) == 0 {
 		return
 	}
+	ctx, cancel := context.WithTimeout(ctx, logWriteTimeout)
+	defer cancel()
 	if err := w.d.st.AppendLogs(ctx, lines); err != nil {
 		w.d.log.Warn("store task logs", "lines", len(lines), "err", err)
 	}
