@@ -292,20 +292,34 @@ func TestOIDCWithdrawnKeyStopsVerifyingAfterKeyMaxAge(t *testing.T) {
 func TestOIDCKeepsServingWhenTheIssuerIsDown(t *testing.T) {
 	t.Parallel()
 	var down atomic.Bool
-	f := newOIDCFixture(t, func(c *middleware.OIDCConfig) {
-		base := c.HTTPClient.Transport
-		c.HTTPClient = &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
-			if down.Load() {
-				return nil, errors.New("issuer unreachable")
-			}
-			return base.RoundTrip(r)
-		})}
+	f := newOIDCFixtureIntercepted(t, func(*http.Request) error {
+		if down.Load() {
+			return errors.New("issuer unreachable")
+		}
+		return nil
 	})
 	down.Store(true)
 	f.clock.Advance(2 * time.Hour) // stale keys, refetch fails
 	tok := f.iss.Mint(nil)
 	_, err := f.auth.Authenticate(t.Context(), middleware.Credentials{Source: middleware.SourceBearer, Value: tok})
 	require.NoError(t, err, "the old keys keep serving")
+}
+
+// newOIDCFixtureIntercepted is newOIDCFixture whose HTTP client (with no
+// Timeout of its own, as a client built by hand may have none) asks
+// intercept first: an error fails the request, nil lets it reach the
+// issuer.
+func newOIDCFixtureIntercepted(t *testing.T, intercept func(*http.Request) error) *oidcFixture {
+	t.Helper()
+	return newOIDCFixture(t, func(c *middleware.OIDCConfig) {
+		base := c.HTTPClient.Transport
+		c.HTTPClient = &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			if err := intercept(r); err != nil {
+				return nil, err
+			}
+			return base.RoundTrip(r)
+		})}
+	})
 }
 
 type roundTripFunc func(*http.Request) (*http.Response, error)
@@ -319,16 +333,12 @@ func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { retu
 func TestOIDCHangingIssuerDoesNotHoldRequests(t *testing.T) {
 	t.Parallel()
 	var hang atomic.Bool
-	f := newOIDCFixture(t, func(c *middleware.OIDCConfig) {
-		base := c.HTTPClient.Transport
-		// No Timeout of its own, as a client built by hand may have none.
-		c.HTTPClient = &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
-			if hang.Load() && r.URL.Path == "/keys" {
-				<-r.Context().Done()
-				return nil, r.Context().Err()
-			}
-			return base.RoundTrip(r)
-		})}
+	f := newOIDCFixtureIntercepted(t, func(r *http.Request) error {
+		if hang.Load() && r.URL.Path == "/keys" {
+			<-r.Context().Done()
+			return r.Context().Err()
+		}
+		return nil
 	})
 	tok := f.iss.Mint(nil)
 	_, err := f.auth.Authenticate(t.Context(), middleware.Credentials{Source: middleware.SourceBearer, Value: tok})

@@ -445,25 +445,25 @@ func (a *agent) finish(r *store.StoredRun, def *tasks.Definition, o outcome, cau
 	}
 	// A store that fails now (a lost connection) may not fail in a
 	// moment, and an outcome not recorded leaves the run running for good:
-	// try a few times before giving up.
-	for i, wait := range outcomeRetries {
+	// try again after each pause before giving up.
+	for try := 0; ; try++ {
 		_, err := d.transition(t)
 		if err == nil {
 			return
 		}
 		// Closing: recovery after the restart requeues the run anyway.
-		if i == len(outcomeRetries)-1 || d.closed.Load() {
+		if try == len(outcomePauses) || d.closed.Load() {
 			d.log.Error("record outcome", "run", r.Name, "phase", t.To, "err", err)
 			return
 		}
-		d.log.Warn("record outcome; trying again", "run", r.Name, "phase", t.To, "err", err, "in", wait)
-		time.Sleep(wait)
+		d.log.Warn("record outcome; trying again", "run", r.Name, "phase", t.To, "err", err, "in", outcomePauses[try])
+		time.Sleep(outcomePauses[try])
 	}
 }
 
-// outcomeRetries are the pauses between the tries to record an outcome
-// (the last is never waited): about 8 s in all.
-var outcomeRetries = []time.Duration{100 * time.Millisecond, 500 * time.Millisecond, 2 * time.Second, 5 * time.Second, 0}
+// outcomePauses are the waits between the tries to record an outcome:
+// about 8 s in all.
+var outcomePauses = []time.Duration{100 * time.Millisecond, 500 * time.Millisecond, 2 * time.Second, 5 * time.Second}
 
 // requeueTransition sends an interrupted attempt (its node died or
 // restarted) back to the queue as a new attempt. The interruption counts as

@@ -1,7 +1,6 @@
 package sqlite
 
 import (
-	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -13,9 +12,7 @@ import (
 func TestCommitsAreDurable(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	s, err := Open(ctx, filepath.Join(t.TempDir(), "d.db"))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = s.Close() })
+	s := openTempStore(t)
 
 	var mode string
 	var sync, readOnly int
@@ -26,6 +23,6 @@ func TestCommitsAreDurable(t *testing.T) {
 
 	require.NoError(t, s.db.r.QueryRowContext(ctx, `PRAGMA query_only`).Scan(&readOnly))
 	require.Equal(t, 1, readOnly)
-	_, err = s.db.r.ExecContext(ctx, `DELETE FROM runs`)
+	_, err := s.db.r.ExecContext(ctx, `DELETE FROM runs`)
 	require.Error(t, err, "a reader connection wrote")
 }

@@ -21,7 +21,7 @@ import (
 func TestTransitionsFindRunsByName(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s := openPlanStore(t)
+	s := openTempStore(t)
 
 	var runs []store.NewRun
 	for i := range 200 {
@@ -91,7 +91,7 @@ func TestTransitionsFindRunsByName(t *testing.T) {
 func TestClaimUsesPendingIndex(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s := openPlanStore(t)
+	s := openTempStore(t)
 	_, err := s.EnqueueDelivery(ctx, store.NewDelivery{Run: "r1", URL: "https://example.com/hook", Event: store.WebhookCompleted, CreatedAt: time.Now()})
 	require.NoError(t, err)
 	got, err := s.ClaimDueDeliveries(ctx, time.Now().Add(time.Second), 10)
@@ -112,8 +112,8 @@ func TestClaimUsesPendingIndex(t *testing.T) {
 	require.NotContains(t, plan, "SCAN deliveries", "plan: %s", plan)
 }
 
-// openPlanStore opens a store in t's temporary folder, closed when t ends.
-func openPlanStore(t *testing.T) *Store {
+// openTempStore opens a store in t's temporary folder, closed when t ends.
+func openTempStore(t *testing.T) *Store {
 	t.Helper()
 	s, err := Open(t.Context(), filepath.Join(t.TempDir(), "plan.db"))
 	require.NoError(t, err)
@@ -145,7 +145,7 @@ func queryPlan(t *testing.T, s *Store, p *positional) string {
 func TestDeleteRunsFindsOldRunsByIndex(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s := openPlanStore(t)
+	s := openTempStore(t)
 	_, err := s.CreateRuns(ctx, []store.NewRun{{Name: "r1", Project: "p", Domain: "d", Task: "t", Caller: store.Caller{Subject: "a"}, CreatedAt: time.Now()}})
 	require.NoError(t, err)
 	_, err = s.RequestAbort(ctx, "r1", "", time.Now()) // queued: ends at once

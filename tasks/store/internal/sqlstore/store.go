@@ -412,9 +412,8 @@ func phaseStrings(ps []tasks.Phase) []string {
 }
 
 // transition applies t alone, writing what it appends at once.
+// Its only caller, RequestAbort, has cleaned the reason its text comes from.
 func (s *Store) transition(ctx context.Context, tx Tx, t *store.Transition, abortReason string) (store.TransitionResult, error) {
-	t = &cleanTransitions([]store.Transition{*t})[0]
-	abortReason = cleanText(abortReason)
 	var buf appends
 	res, err := s.transitionRuns(ctx, tx, []*store.Transition{t}, abortReason, &buf)
 	if err != nil {
@@ -1482,15 +1481,15 @@ func cleanText(s string) string {
 // cleanTransitions returns ts with the text of its changes cleaned
 // (cleanText), copied only when some needs it.
 func cleanTransitions(ts []store.Transition) []store.Transition {
-	out := ts
+	out, copied := ts, false
 	for i := range ts {
 		t := &ts[i]
 		e, ae, w := cleanText(t.Error), cleanText(t.AttemptError), cleanText(t.WaitReason)
 		if e == t.Error && ae == t.AttemptError && w == t.WaitReason {
 			continue
 		}
-		if &out[0] == &ts[0] {
-			out = slices.Clone(ts)
+		if !copied {
+			out, copied = slices.Clone(ts), true
 		}
 		out[i].Error, out[i].AttemptError, out[i].WaitReason = e, ae, w
 	}
