@@ -20,7 +20,26 @@ var (
 	ErrAlreadyDone = errors.New("store: run already in a terminal phase")
 	// ErrClosed: the store was closed.
 	ErrClosed = errors.New("store: closed")
+	// ErrUnavailable: the database failed, not the request: a lost
+	// connection, a lock held too long, an I/O error, a full disk. The
+	// same call may succeed later; callers wait and try again (loops back
+	// off, the API answers 503 with Retry-After). Store errors that match
+	// it also wrap the driver's error.
+	ErrUnavailable = errors.New("store: database unavailable")
+	// ErrDiskFull: the database's disk is full (SQLite's SQLITE_FULL,
+	// PostgreSQL's disk_full). It also matches ErrUnavailable: writes may
+	// succeed once space is freed, which needs an operator.
+	ErrDiskFull error = &kindError{msg: "store: disk full", parent: ErrUnavailable}
 )
+
+// kindError is a sentinel that also matches a broader one.
+type kindError struct {
+	msg    string
+	parent error
+}
+
+func (e *kindError) Error() string { return e.msg }
+func (e *kindError) Unwrap() error { return e.parent }
 
 // Store is the durable state of taskgate: runs with their attempts, events
 // and logs, node inventories, the scheduler's leader lease, idempotency keys
@@ -29,6 +48,9 @@ var (
 //
 // Methods that take slices write them in one transaction: callers group
 // concurrent work into one commit (group commit) to share its fsync.
+//
+// A failure of the database itself (not of the call's arguments) matches
+// ErrUnavailable, and a full disk ErrDiskFull, with errors.Is.
 type Store interface {
 	// CreateRuns inserts runs in one transaction, each in phase queued with
 	// a first event (seq 1). A run whose (Owner, IdempotencyKey) was seen

@@ -34,6 +34,9 @@ func New(db DB, d Dialect) *Store {
 	if d.MaxParams == 0 {
 		d.MaxParams = 30000
 	}
+	if d.Classify != nil {
+		db = classifiedDB{db, d.Classify}
+	}
 	return &Store{db: db, d: d}
 }
 
@@ -77,9 +80,9 @@ func (s *Store) withTx(ctx context.Context, fn func(tx Tx, notes *[]store.Notifi
 		return err
 	}
 	if s.d.Notify != nil && len(notes) > 0 {
-		if err := s.d.Notify(ctx, tx, notes); err != nil {
+		if err := s.d.Notify(ctx, unwrapTx(tx), notes); err != nil {
 			_ = tx.Rollback(context.WithoutCancel(ctx))
-			return fmt.Errorf("notify: %w", err)
+			return fmt.Errorf("notify: %w", mark(s.d.Classify, err))
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
