@@ -20,6 +20,7 @@ import (
 	"github.com/taskgate/taskgate/middleware"
 	"github.com/taskgate/taskgate/tasks"
 	"github.com/taskgate/taskgate/tasks/dispatch"
+	"github.com/taskgate/taskgate/tasks/store"
 )
 
 // GroupQueue tags the queue operations in an app environment's docs.
@@ -347,6 +348,8 @@ func (q *queue) problemFor(ctx context.Context, rt *Runtime, err error) error {
 		return queueProblem(http.StatusBadRequest, QueueCodeAlreadyCompleted, "the request already completed")
 	case errors.Is(err, dispatch.ErrClosed):
 		return huma.Error503ServiceUnavailable("server is shutting down")
+	case errors.Is(err, store.ErrUnavailable):
+		return storeProblem(err)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return huma.Error503ServiceUnavailable("request cancelled")
 	}

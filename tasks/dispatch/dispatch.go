@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/taskgate/taskgate/internal/backoff"
 	"github.com/taskgate/taskgate/middleware"
 	"github.com/taskgate/taskgate/tasks"
 	"github.com/taskgate/taskgate/tasks/scheduler"
@@ -226,6 +227,9 @@ type Dispatcher struct {
 	submitQ chan *submitReq
 	transQ  chan *transReq
 	writers sync.WaitGroup
+	// submitFails logs the store's refusals of submitted runs; callers
+	// get each one (503 or 507 over HTTP).
+	submitFails *backoff.Failures
 
 	logs       *logWriter
 	deliveries hooks
@@ -258,6 +262,7 @@ func New(cfg Config) (*Dispatcher, error) {
 		transQ:  make(chan *transReq, 4096),
 	}
 	d.log = cfg.Logger.With("component", "dispatch", "instance", d.holder)
+	d.submitFails = d.failures("store submitted runs")
 	d.bg, d.stopBG = context.WithCancel(context.Background())
 	d.logs = newLogWriter(d)
 	d.subs.init()
@@ -476,6 +481,7 @@ func (d *Dispatcher) submitWriter() {
 			runs = append(runs, sr.run)
 		}
 		res, err := d.st.CreateRuns(context.Background(), runs)
+		d.submitFails.Report(context.Background(), err, slog.Int("runs", len(runs)))
 		// Only a leader or a subscriber in this process wants the runs.
 		want := d.leader != nil || d.subs.active()
 		var created []*store.StoredRun
@@ -573,6 +579,13 @@ func (d *Dispatcher) transitionWriter() {
 			tr.done <- transRes{res: res[i]}
 		}
 	}
+}
+
+// failures paces and logs the store errors of one of the dispatcher's
+// loops, under msg: a line when it starts failing, one every 30 s while
+// it fails, one when it recovers (see internal/backoff).
+func (d *Dispatcher) failures(msg string) *backoff.Failures {
+	return backoff.New(backoff.Config{Logger: d.log, Msg: msg})
 }
 
 // commitTransitions writes ts and tells local subscribers.

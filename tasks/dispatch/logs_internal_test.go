@@ -1,6 +1,7 @@
 package dispatch
 
 import (
+	"log/slog"
 	"testing"
 
 	"github.com/taskgate/taskgate/tasks/store"
@@ -10,7 +11,7 @@ import (
 // stop being held past maxBufferedLogLines; the rest are counted.
 func TestLogBufferIsBounded(t *testing.T) {
 	t.Parallel()
-	w := newLogWriter(nil)
+	w := newLogWriter(&Dispatcher{log: slog.New(slog.DiscardHandler)})
 	for range maxBufferedLogLines + 5 {
 		w.add(store.LogLine{Run: "r", Message: "x"})
 	}
