@@ -116,6 +116,10 @@ type Store interface {
 	// NextAttemptAt is at or before now, and pushes their NextAttemptAt to
 	// now+ClaimTTL so that a concurrent worker does not take them too. A
 	// worker that dies mid-delivery thus has it retried after ClaimTTL.
+	// A delivery is not returned while an earlier one of its run (lower
+	// Seq) is pending: a run's callbacks go out one at a time, in order,
+	// each once the previous was delivered or given up; different runs'
+	// go out together.
 	ClaimDueDeliveries(ctx context.Context, now time.Time, limit int) ([]Delivery, error)
 	// RecordDeliveryAttempt stores the outcome of one POST. With a.Done the
 	// delivery leaves the outbox (delivered, or given up when a.Error or a
@@ -123,7 +127,8 @@ type Store interface {
 	// An attempt recorded after the delivery left the outbox (another
 	// worker settled it once this one's claim expired) changes nothing.
 	RecordDeliveryAttempt(ctx context.Context, id string, a DeliveryAttempt) error
-	// ListDeliveries returns a run's deliveries with their attempts.
+	// ListDeliveries returns a run's deliveries with their attempts, by
+	// Seq.
 	ListDeliveries(ctx context.Context, run string) ([]Delivery, error)
 
 	// PurgeRuns clears inputs, outputs and logs of runs that finished
@@ -348,6 +353,9 @@ type NewDelivery struct {
 // Delivery is one webhook callback in the outbox.
 type Delivery struct {
 	NewDelivery
+	// Seq numbers the run's deliveries from 1, in the order they were
+	// enqueued, which is the order they are delivered in.
+	Seq           int64
 	State         string
 	NextAttemptAt time.Time
 	Attempts      []DeliveryAttempt
