@@ -213,9 +213,11 @@ func (w *Worker) Run(ctx context.Context) error {
 }
 
 // DeliverDue makes one pass: it claims every delivery due now, in batches
-// of Concurrency, attempts each once and records the outcomes. It returns
-// the number of attempts made. Run calls the same machinery in a loop;
-// DeliverDue is for tools and tests that want one synchronous pass.
+// of Concurrency, attempts each once and records the outcomes, until a
+// claim finds none (a delivery whose run's previous one was settled in the
+// pass is due in it too). It returns the number of attempts made. Run calls
+// the same machinery in a loop; DeliverDue is for tools and tests that want
+// one synchronous pass.
 func (w *Worker) DeliverDue(ctx context.Context) (int, error) {
 	total := 0
 	for {
@@ -229,7 +231,7 @@ func (w *Worker) DeliverDue(ctx context.Context) (int, error) {
 		}
 		wg.Wait()
 		total += len(ds)
-		if len(ds) < w.cfg.Concurrency {
+		if len(ds) == 0 {
 			return total, nil
 		}
 	}
@@ -254,7 +256,7 @@ func (w *Worker) attempt(ctx context.Context, dl store.Delivery) {
 
 // outcome sends dl once and decides what happens next.
 func (w *Worker) outcome(ctx context.Context, dl store.Delivery) store.DeliveryAttempt {
-	body, err := EncodePayload(PayloadType(dl.Event), dl.CreatedAt, dl.Payload)
+	body, err := EncodeSequencedPayload(PayloadType(dl.Event), dl.Seq, dl.CreatedAt, dl.Payload)
 	if err != nil {
 		w.log(ctx, slog.LevelError, "webhook given up", dl, 0, err)
 		return store.DeliveryAttempt{At: w.cfg.Now(), Error: err.Error(), Done: true}
