@@ -925,7 +925,6 @@ func testDeliveryOrder(t *testing.T, s store.Store) {
 	require.Equal(t, []string{a[1].ID}, claim(now.Add(time.Hour+time.Minute)))
 }
 
-
 func testPurge(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	old, recent, active := newRun(nil), newRun(nil), newRun(nil)
