@@ -23,6 +23,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/taskgate/taskgate/environments"
+	"github.com/taskgate/taskgate/examples/quickstart/demo"
 	"github.com/taskgate/taskgate/framework"
 	"github.com/taskgate/taskgate/framework/frameworktest"
 	"github.com/taskgate/taskgate/internal/stdwebhook"
@@ -480,4 +481,65 @@ func (s *countingStore) PurgeRuns(ctx context.Context, finishedBefore time.Time)
 func (s *countingStore) DeleteRuns(ctx context.Context, finishedBefore time.Time, limit int) (int, error) {
 	s.count("DeleteRuns")
 	return s.Store.DeleteRuns(ctx, finishedBefore, limit)
+}
+
+// refusingSubmits is a store that refuses new runs with err.
+type refusingSubmits struct {
+	store.Store
+	err error
+}
+
+func (s *refusingSubmits) CreateRuns(context.Context, []store.NewRun) ([]store.CreateResult, error) {
+	return nil, s.err
+}
+
+// TestStoreFailuresAnswer503Or507: a submit the store refuses because it
+// is unavailable answers 503, or 507 for a full disk, with Retry-After, on
+// the webhook environment and on the queue alike; neither is a 500.
+func TestStoreFailuresAnswer503Or507(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name       string
+		err        error
+		status     int
+		retryAfter string
+	}{
+		{"unavailable", fmt.Errorf("begin: %w: connection refused", store.ErrUnavailable), http.StatusServiceUnavailable, "5"},
+		{"disk full", fmt.Errorf("commit: %w: database or disk is full (13)", store.ErrDiskFull), http.StatusInsufficientStorage, "30"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			sq, err := sqlite.OpenDir(context.Background(), t.TempDir())
+			require.NoError(t, err)
+			st := &refusingSubmits{Store: sq, err: tc.err}
+			reg := tasks.NewRegistry()
+			reg.MustRegister(demo.Echo)
+			logger := slog.New(slog.DiscardHandler)
+			d, err := dispatch.New(dispatch.Config{Store: st, Registry: reg, Logger: logger, Node: dispatch.NodeConfig{ID: "n1"}})
+			require.NoError(t, err)
+			const token = "store-token-0123456789"
+			auth, err := middleware.ParseStaticTokens(token + "=alice")
+			require.NoError(t, err)
+			app := &framework.App{
+				Logger: logger, Registry: reg, Dispatcher: d, Authenticator: auth,
+				Environments: []environments.Environment{
+					environments.MustWebhook(environments.WebhookConfig{Settings: environments.Settings{Name: "hooks"}}),
+					queueEnv(newQueueApp(), func(c *environments.AppConfig) { c.PathPrefix = "/gen" }),
+				},
+				OnStart: []func(context.Context) error{d.Start},
+				OnStop:  []func(context.Context) error{func(ctx context.Context) error { return errors.Join(d.Close(ctx), sq.Close()) }},
+			}
+			base := frameworktest.Serve(t, app)
+			for _, path := range []string{"/run-task/demo/development/echo", "/gen/queue/submit/echo/x"} {
+				req, err := http.NewRequest(http.MethodPost, base+path, strings.NewReader(`{"message":"hi"}`))
+				require.NoError(t, err)
+				req.Header.Set("Authorization", "Bearer "+token)
+				req.Header.Set("Content-Type", "application/json")
+				r := roundTrip(t, req)
+				require.Equal(t, tc.status, r.status, "%s: %s", path, r.raw)
+				require.Equal(t, tc.retryAfter, r.header.Get("Retry-After"), path)
+				require.Equal(t, "application/problem+json", r.header.Get("Content-Type"), path)
+			}
+		})
+	}
 }
