@@ -216,8 +216,8 @@ func (a *agent) heartbeat(ctx context.Context) {
 		if errors.Is(err, store.ErrNotFound) {
 			if !lost {
 				d.log.Warn("node was declared dead; dropping its attempts and registering again")
-				a.cancelAll(errNodeLost)
 			}
+			a.cancelAll(errNodeLost)
 			err = a.register(ctx)
 			lost = err != nil
 		}
