@@ -469,7 +469,8 @@ func (a *agent) finish(r *store.StoredRun, def *tasks.Definition, o outcome, cau
 	// full disk, a lost database) the tries go on, at the backoff's pace,
 	// until it is back; another error is given up after outcomePauses.
 	bg := context.Background()
-	for try := 0; ; try++ {
+	others := 0 // refusals for another reason
+	for {
 		_, err := d.transition(t)
 		if err == nil {
 			a.fails.records.OK(bg)
@@ -478,12 +479,13 @@ func (a *agent) finish(r *store.StoredRun, def *tasks.Definition, o outcome, cau
 		wait := a.fails.records.Fail(bg, err, slog.String("run", r.Name), slog.String("phase", string(t.To)))
 		unavailable := errors.Is(err, store.ErrUnavailable)
 		// Closing: recovery after the restart requeues the run anyway.
-		if d.closed.Load() || (!unavailable && try == len(outcomePauses)) {
+		if d.closed.Load() || (!unavailable && others == len(outcomePauses)) {
 			d.log.Error("record outcome; given up", "run", r.Name, "phase", t.To, "err", err)
 			return
 		}
 		if !unavailable {
-			wait = outcomePauses[try]
+			wait = outcomePauses[others]
+			others++
 		}
 		time.Sleep(wait)
 	}

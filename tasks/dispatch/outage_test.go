@@ -39,19 +39,22 @@ func (h *lineCount) Handle(context.Context, slog.Record) error    { h.n.Add(1); 
 func (h *lineCount) WithAttrs([]slog.Attr) slog.Handler           { return h }
 func (h *lineCount) WithGroup(string) slog.Handler                { return h }
 
-// TestStoreOutageIsWaitedOut: while the store refuses the leader's
-// bindings, the leader tries again after a growing wait (not at once, which
-// made thousands of tries and log lines a second) and logs the failure
-// once; when the store is back, the runs start and succeed.
+// TestStoreOutageIsWaitedOut: while the store refuses phase changes, the
+// leader tries its bindings again after a growing wait (not at once, which
+// made thousands of tries and log lines a second), the agent likewise the
+// outcome of a run that ends meanwhile, and each logs the failure once;
+// when the store is back, the runs start (or end) and succeed.
 func TestStoreOutageIsWaitedOut(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	st := &outage{Store: openStore(t, t.TempDir())}
 	lines := &lineCount{}
 	d := start(t, st, f, func(c *dispatch.Config) { c.Logger = slog.New(lines) })
+	ending := submit(t, d, f.sleep, `{"seconds":0.5}`)
+	waitPhase(t, d, ending.Name, tasks.PhaseRunning)
 	st.down.Store(true)
 	lines0 := lines.n.Load()
-	var runs []*tasks.Run
+	runs := []*tasks.Run{ending}
 	for range 5 {
 		runs = append(runs, submit(t, d, f.echo, `{"message":"hi"}`))
 	}
