@@ -21,13 +21,13 @@ func TestDeliveryOrderMigration(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "old.db")
 	s, err := Open(ctx, path)
 	require.NoError(t, err)
-	// Back to the schema of version 2, with three deliveries of one run
+	// Back to the schema of version 3, with three deliveries of one run
 	// created out of id order, and one of another run.
 	for _, q := range []string{
 		`DROP INDEX deliveries_run`,
 		`ALTER TABLE deliveries DROP COLUMN seq`,
 		`CREATE INDEX deliveries_run ON deliveries (run)`,
-		`DELETE FROM schema_migrations WHERE version = 3`,
+		`DELETE FROM schema_migrations WHERE version = 4`,
 	} {
 		_, err := s.db.w.ExecContext(ctx, q)
 		require.NoError(t, err, q)
