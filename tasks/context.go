@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/taskgate/taskgate/middleware"
+	"github.com/taskgate/taskgate/middleware/identity"
 )
 
 // Device is one accelerator (or MIG partition) given to a run.
@@ -37,7 +37,7 @@ type RunInfo struct {
 	Node    string
 	Devices []Device
 	// Caller is the identity that submitted the run.
-	Caller middleware.Identity
+	Caller identity.Identity
 	// Logger writes lines that are kept with the run.
 	Logger *slog.Logger
 }
@@ -50,7 +50,7 @@ func WithRunInfo(ctx context.Context, ri RunInfo) context.Context {
 	if ri.Logger == nil {
 		ri.Logger = slog.Default()
 	}
-	ctx = middleware.WithIdentity(ctx, ri.Caller)
+	ctx = identity.NewContext(ctx, ri.Caller)
 	return context.WithValue(ctx, runInfoKey{}, ri)
 }
 

@@ -11,7 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/taskgate/taskgate/middleware"
+	"github.com/taskgate/taskgate/middleware/identity"
 	"github.com/taskgate/taskgate/tasks"
 )
 
@@ -133,10 +133,10 @@ func TestRunContextCarriesDevicesIdentityAndLogger(t *testing.T) {
 	t.Parallel()
 	devs := []tasks.Device{{Index: 1, Type: "A100-80GB"}, {Index: 3, Type: "A100-80GB"}}
 	ctx := tasks.WithRunInfo(context.Background(), tasks.RunInfo{
-		Name: "r1", Attempt: 2, Devices: devs, Caller: middleware.Identity{Subject: "alice"},
+		Name: "r1", Attempt: 2, Devices: devs, Caller: identity.Identity{Subject: "alice"},
 	})
 	require.Equal(t, devs, tasks.Devices(ctx))
-	id, ok := middleware.IdentityFromContext(ctx)
+	id, ok := identity.FromContext(ctx)
 	require.True(t, ok)
 	require.Equal(t, "alice", id.Subject)
 	require.NotNil(t, tasks.Logger(ctx))

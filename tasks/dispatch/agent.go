@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/taskgate/taskgate/middleware"
 	"github.com/taskgate/taskgate/tasks"
 	"github.com/taskgate/taskgate/tasks/scheduler"
 	"github.com/taskgate/taskgate/tasks/store"
@@ -355,7 +354,7 @@ func (a *agent) execute(ctx context.Context, r *store.StoredRun, devs []schedule
 	logger := slog.New(&runLogHandler{w: d.logs, run: r.Name, attempt: r.Attempt, now: d.now})
 	info := tasks.RunInfo{
 		Name: r.Name, Attempt: r.Attempt, Node: a.id, Devices: scheduler.TaskDevices(devs),
-		Caller: middleware.Identity{Subject: r.Caller.Subject, Name: r.Caller.Name, Email: r.Caller.Email, Groups: r.Caller.Groups},
+		Caller: r.Caller.Identity(),
 		Logger: logger,
 	}
 	results := make(chan outcome, 1)

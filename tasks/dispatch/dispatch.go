@@ -17,7 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/taskgate/taskgate/middleware"
+	"github.com/taskgate/taskgate/middleware/identity"
 	"github.com/taskgate/taskgate/tasks"
 	"github.com/taskgate/taskgate/tasks/scheduler"
 	"github.com/taskgate/taskgate/tasks/store"
@@ -349,7 +349,7 @@ type SubmitRequest struct {
 	// Inputs are the JSON inputs, already validated against the schema.
 	Inputs json.RawMessage
 	// Caller submitted the run; its Subject becomes the run's owner.
-	Caller middleware.Identity
+	Caller identity.Identity
 	// IdempotencyKey, when set, makes a retried request return the run of
 	// the first one. Keys are scoped per Caller.Subject.
 	IdempotencyKey string
@@ -392,9 +392,7 @@ func (d *Dispatcher) Submit(ctx context.Context, req SubmitRequest) (*tasks.Run,
 	nr := store.NewRun{
 		Name:    newRunName(),
 		Project: req.Task.Project, Domain: req.Task.Domain, Task: req.Task.Name, Version: req.Task.Version,
-		Caller: store.Caller{
-			Subject: req.Caller.Subject, Name: req.Caller.Name, Email: req.Caller.Email, Groups: req.Caller.Groups,
-		},
+		Caller:         store.CallerOf(req.Caller),
 		Priority:       req.Priority,
 		Inputs:         inputs,
 		IdempotencyKey: req.IdempotencyKey,
