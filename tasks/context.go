@@ -3,7 +3,6 @@ package tasks
 import (
 	"context"
 	"log/slog"
-	"os/exec"
 	"strconv"
 	"strings"
 
@@ -83,15 +82,6 @@ func VisibleDevices(devs []Device) string {
 		ids[i] = d.ID()
 	}
 	return strings.Join(ids, ",")
-}
-
-// Command is exec.CommandContext with CUDA_VISIBLE_DEVICES and
-// NVIDIA_VISIBLE_DEVICES set to the run's devices, so a subprocess sees only
-// what the scheduler gave the run.
-func Command(ctx context.Context, name string, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Env = append(cmd.Environ(), DeviceEnv(Devices(ctx))...)
-	return cmd
 }
 
 // DeviceEnv is the environment entries that restrict a process to devs.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -144,19 +143,4 @@ func TestRunContextCarriesDevicesIdentityAndLogger(t *testing.T) {
 
 	mig := []tasks.Device{{Index: 0, UUID: "MIG-4b3c", Type: "H100", MIG: "3g.40gb"}}
 	require.Equal(t, "MIG-4b3c", tasks.VisibleDevices(mig), "MIG partitions are named by UUID")
-}
-
-func TestCommandRestrictsTheSubprocessToTheRunsDevices(t *testing.T) {
-	t.Parallel()
-	if _, err := exec.LookPath("sh"); err != nil {
-		t.Skip("no sh")
-	}
-	ctx := tasks.WithRunInfo(context.Background(), tasks.RunInfo{Devices: []tasks.Device{{Index: 2}, {Index: 5}}})
-	out, err := tasks.Command(ctx, "sh", "-c", `printf '%s|%s' "$CUDA_VISIBLE_DEVICES" "$NVIDIA_VISIBLE_DEVICES"`).Output()
-	require.NoError(t, err)
-	require.Equal(t, "2,5|2,5", string(out))
-
-	none, err := tasks.Command(context.Background(), "sh", "-c", `printf '[%s]|%s' "$CUDA_VISIBLE_DEVICES" "$NVIDIA_VISIBLE_DEVICES"`).Output()
-	require.NoError(t, err)
-	require.Equal(t, "[]|void", string(none), "a run without GPUs sees none")
 }

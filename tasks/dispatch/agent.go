@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/taskgate/taskgate/tasks"
+	"github.com/taskgate/taskgate/tasks/discovery"
 	"github.com/taskgate/taskgate/tasks/scheduler"
 	"github.com/taskgate/taskgate/tasks/store"
 )
@@ -61,7 +62,7 @@ type execution struct {
 
 func newAgent(d *Dispatcher) *agent {
 	nc := d.cfg.Node
-	node := scheduler.LocalNode(nc.ID, nc.GPUs)
+	node := discovery.LocalNode(nc.ID, nc.GPUs)
 	if nc.MilliCPU > 0 {
 		node.MilliCPU = nc.MilliCPU
 	}
@@ -107,7 +108,7 @@ func (a *agent) recover(ctx context.Context) error {
 }
 
 func (a *agent) register(ctx context.Context) error {
-	inv, err := json.Marshal(a.node)
+	inv, err := encodeInventory(a.node)
 	if err != nil {
 		return err
 	}

@@ -83,11 +83,11 @@ type NodeConfig struct {
 	// ID names the node; empty means the hostname. It must stay the same
 	// across restarts so that the runs of a crashed agent are recovered.
 	ID string
-	// GPUs are the node's accelerators (scheduler.ParseDeclaredGPUs or
-	// scheduler.DetectGPUs).
+	// GPUs are the node's accelerators (discovery.ParseDeclaredGPUs or
+	// discovery.DetectGPUs).
 	GPUs []scheduler.Device
 	// MilliCPU and MemoryBytes are what runs may use; zero means the whole
-	// machine (scheduler.LocalNode).
+	// machine (discovery.LocalNode).
 	MilliCPU    int64
 	MemoryBytes int64
 	Labels      map[string]string

@@ -19,8 +19,8 @@ import (
 
 	"github.com/taskgate/taskgate/middleware/identity"
 	"github.com/taskgate/taskgate/tasks"
+	"github.com/taskgate/taskgate/tasks/discovery"
 	"github.com/taskgate/taskgate/tasks/dispatch"
-	"github.com/taskgate/taskgate/tasks/scheduler"
 	"github.com/taskgate/taskgate/tasks/store"
 	"github.com/taskgate/taskgate/tasks/store/sqlite"
 )
@@ -490,7 +490,7 @@ func TestListAndSubscribe(t *testing.T) {
 func TestGPUDevicesAndNodes(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	gpus, err := scheduler.ParseDeclaredGPUs("A100:2")
+	gpus, err := discovery.ParseDeclaredGPUs("A100:2")
 	require.NoError(t, err)
 	d := start(t, openStore(t, t.TempDir()), f, func(c *dispatch.Config) { c.Node.GPUs = gpus })
 	ctx := context.Background()
@@ -785,7 +785,7 @@ var oneGPU = &tasks.Options{Resources: tasks.Resources{GPU: "A100:1"}, Retry: &t
 // startOneGPU starts a dispatcher whose node has one A100.
 func startOneGPU(t *testing.T, f *fixture) *dispatch.Dispatcher {
 	t.Helper()
-	gpus, err := scheduler.ParseDeclaredGPUs("A100:1")
+	gpus, err := discovery.ParseDeclaredGPUs("A100:1")
 	require.NoError(t, err)
 	return start(t, openStore(t, t.TempDir()), f, func(c *dispatch.Config) { c.Node.GPUs = gpus })
 }

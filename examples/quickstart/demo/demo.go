@@ -11,6 +11,7 @@ import (
 
 	"github.com/taskgate/taskgate/environments"
 	"github.com/taskgate/taskgate/tasks"
+	"github.com/taskgate/taskgate/tasks/taskexec"
 )
 
 // EchoInput is the input of demo/development/echo.
@@ -101,7 +102,7 @@ var Train = tasks.MustDefine("demo", "development", "train",
 		for i, d := range devs {
 			out.Devices[i] = d.Index
 		}
-		cmd := tasks.Command(ctx, "sh", "-c", `printf %s "$CUDA_VISIBLE_DEVICES"`)
+		cmd := taskexec.Command(ctx, "sh", "-c", `printf %s "$CUDA_VISIBLE_DEVICES"`)
 		b, err := cmd.Output()
 		if err != nil {
 			// No shell (a distroless image): report what it would have seen.
