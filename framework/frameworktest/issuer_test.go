@@ -16,7 +16,8 @@ import (
 // against frameworktest keep compiling and minting the same tokens.
 func TestIssuerNamesAreOIDCTests(t *testing.T) {
 	t.Parallel()
-	var iss *oidctest.Issuer = frameworktest.NewIssuer(t)
+	iss := frameworktest.NewIssuer(t)
+	require.IsType(t, (*oidctest.Issuer)(nil), iss)
 	require.Equal(t, frameworktest.DefaultAudience, iss.Audience)
 
 	tok := iss.Mint(nil, frameworktest.WithKey(frameworktest.EC), frameworktest.WithHeader("typ", "at+jwt"))
