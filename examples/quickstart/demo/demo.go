@@ -1,6 +1,3 @@
-// Package demo holds the quickstart's tasks and webhook environment, so the
-// quickstart binary, the committed OpenAPI documents and the tests all serve
-// exactly the same thing.
 package demo
 
 import (
