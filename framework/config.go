@@ -18,6 +18,7 @@ import (
 	"github.com/taskgate/taskgate/middleware"
 	"github.com/taskgate/taskgate/tasks"
 	"github.com/taskgate/taskgate/tasks/callback"
+	"github.com/taskgate/taskgate/tasks/discovery"
 	"github.com/taskgate/taskgate/tasks/dispatch"
 	"github.com/taskgate/taskgate/tasks/scheduler"
 	"github.com/taskgate/taskgate/tasks/store"
@@ -252,13 +253,13 @@ func nodeGPUs(ctx context.Context, cfg EnvConfig, logger *slog.Logger) ([]schedu
 		return nil, nil
 	}
 	if cfg.NodeGPUs != "" {
-		devs, err := scheduler.ParseDeclaredGPUs(cfg.NodeGPUs)
+		devs, err := discovery.ParseDeclaredGPUs(cfg.NodeGPUs)
 		if err != nil {
 			return nil, fmt.Errorf("TASKGATE_NODE_GPUS: %w", err)
 		}
 		return devs, nil
 	}
-	devs, err := scheduler.DetectGPUs(ctx, scheduler.ExecCommand)
+	devs, err := discovery.DetectGPUs(ctx, discovery.ExecCommand)
 	if err != nil {
 		logger.Warn("GPU detection failed; serving with no GPUs", "err", err)
 		return nil, nil

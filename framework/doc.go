@@ -22,6 +22,11 @@
 //	if err != nil { … }
 //	err = svc.App.Run(ctx)
 //
-// Package frameworktest has a local OIDC issuer for tests of services built
-// on it.
+// Package frameworktest has a local OIDC issuer (middleware/oidctest's) and
+// Serve for tests of services built on it.
+//
+// framework stands over the whole data path (request → auth → environment
+// → dispatcher → scheduler → node agent → store → callbacks): it builds
+// each step from the environment and wires them together, so it may import
+// every taskgate package, and no taskgate package may import it.
 package framework

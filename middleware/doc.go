@@ -65,4 +65,13 @@
 //
 // The package also holds the request limits (body size, concurrency, rate)
 // and the verifier for signed webhooks.
+//
+// # Place on the data path
+//
+// request → auth → environment → dispatcher → scheduler → node agent →
+// store → callbacks: middleware is auth, the first step after the request,
+// and the receiving end of callbacks (VerifyWebhook). It must not import
+// tasks, environments or framework, not even in tests (they use
+// middleware/oidctest). The verified caller lives in middleware/identity so
+// that the steps below can name it without importing middleware.
 package middleware

@@ -15,8 +15,8 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
-	"github.com/taskgate/taskgate/framework/frameworktest"
 	"github.com/taskgate/taskgate/middleware"
+	"github.com/taskgate/taskgate/middleware/oidctest"
 )
 
 // recorder is a downstream service that remembers the Authorization headers
@@ -130,7 +130,7 @@ func TestClientCredentials(t *testing.T) {
 	var me meResponse
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&me))
 	require.Equal(t, "svc-reporter", me.Subject)
-	require.Equal(t, frameworktest.DefaultAudience, f.iss.Audience)
+	require.Equal(t, oidctest.DefaultAudience, f.iss.Audience)
 }
 
 func TestForwardingTransportPanicsOnBadHost(t *testing.T) {

@@ -11,8 +11,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/taskgate/taskgate/middleware"
 	"github.com/taskgate/taskgate/tasks"
+	"github.com/taskgate/taskgate/tasks/discovery"
 	"github.com/taskgate/taskgate/tasks/scheduler"
 	"github.com/taskgate/taskgate/tasks/store"
 )
@@ -62,7 +62,7 @@ type execution struct {
 
 func newAgent(d *Dispatcher) *agent {
 	nc := d.cfg.Node
-	node := scheduler.LocalNode(nc.ID, nc.GPUs)
+	node := discovery.LocalNode(nc.ID, nc.GPUs)
 	if nc.MilliCPU > 0 {
 		node.MilliCPU = nc.MilliCPU
 	}
@@ -108,7 +108,7 @@ func (a *agent) recover(ctx context.Context) error {
 }
 
 func (a *agent) register(ctx context.Context) error {
-	inv, err := json.Marshal(a.node)
+	inv, err := encodeInventory(a.node)
 	if err != nil {
 		return err
 	}
@@ -355,7 +355,7 @@ func (a *agent) execute(ctx context.Context, r *store.StoredRun, devs []schedule
 	logger := slog.New(&runLogHandler{w: d.logs, run: r.Name, attempt: r.Attempt, now: d.now})
 	info := tasks.RunInfo{
 		Name: r.Name, Attempt: r.Attempt, Node: a.id, Devices: scheduler.TaskDevices(devs),
-		Caller: middleware.Identity{Subject: r.Caller.Subject, Name: r.Caller.Name, Email: r.Caller.Email, Groups: r.Caller.Groups},
+		Caller: r.Caller.Identity(),
 		Logger: logger,
 	}
 	results := make(chan outcome, 1)

@@ -17,7 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/taskgate/taskgate/middleware"
+	"github.com/taskgate/taskgate/middleware/identity"
 	"github.com/taskgate/taskgate/tasks"
 	"github.com/taskgate/taskgate/tasks/scheduler"
 	"github.com/taskgate/taskgate/tasks/store"
@@ -83,11 +83,11 @@ type NodeConfig struct {
 	// ID names the node; empty means the hostname. It must stay the same
 	// across restarts so that the runs of a crashed agent are recovered.
 	ID string
-	// GPUs are the node's accelerators (scheduler.ParseDeclaredGPUs or
-	// scheduler.DetectGPUs).
+	// GPUs are the node's accelerators (discovery.ParseDeclaredGPUs or
+	// discovery.DetectGPUs).
 	GPUs []scheduler.Device
 	// MilliCPU and MemoryBytes are what runs may use; zero means the whole
-	// machine (scheduler.LocalNode).
+	// machine (discovery.LocalNode).
 	MilliCPU    int64
 	MemoryBytes int64
 	Labels      map[string]string
@@ -349,7 +349,7 @@ type SubmitRequest struct {
 	// Inputs are the JSON inputs, already validated against the schema.
 	Inputs json.RawMessage
 	// Caller submitted the run; its Subject becomes the run's owner.
-	Caller middleware.Identity
+	Caller identity.Identity
 	// IdempotencyKey, when set, makes a retried request return the run of
 	// the first one. Keys are scoped per Caller.Subject.
 	IdempotencyKey string
@@ -392,9 +392,7 @@ func (d *Dispatcher) Submit(ctx context.Context, req SubmitRequest) (*tasks.Run,
 	nr := store.NewRun{
 		Name:    newRunName(),
 		Project: req.Task.Project, Domain: req.Task.Domain, Task: req.Task.Name, Version: req.Task.Version,
-		Caller: store.Caller{
-			Subject: req.Caller.Subject, Name: req.Caller.Name, Email: req.Caller.Email, Groups: req.Caller.Groups,
-		},
+		Caller:         store.CallerOf(req.Caller),
 		Priority:       req.Priority,
 		Inputs:         inputs,
 		IdempotencyKey: req.IdempotencyKey,

@@ -17,15 +17,15 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/taskgate/taskgate/middleware"
+	"github.com/taskgate/taskgate/middleware/identity"
 	"github.com/taskgate/taskgate/tasks"
+	"github.com/taskgate/taskgate/tasks/discovery"
 	"github.com/taskgate/taskgate/tasks/dispatch"
-	"github.com/taskgate/taskgate/tasks/scheduler"
 	"github.com/taskgate/taskgate/tasks/store"
 	"github.com/taskgate/taskgate/tasks/store/sqlite"
 )
 
-var alice = middleware.Identity{Subject: "alice", Name: "Alice", Email: "alice@example.com", Groups: []string{"ml"}}
+var alice = identity.Identity{Subject: "alice", Name: "Alice", Email: "alice@example.com", Groups: []string{"ml"}}
 
 type echoIn struct {
 	Message string `json:"message"`
@@ -397,7 +397,7 @@ func TestIdempotency(t *testing.T) {
 	require.ErrorIs(t, err, dispatch.ErrIdempotencyConflict, "the task is part of the request")
 
 	bob := req
-	bob.Caller = middleware.Identity{Subject: "bob"}
+	bob.Caller = identity.Identity{Subject: "bob"}
 	r, created, err := d.Submit(ctx, bob)
 	require.NoError(t, err)
 	require.True(t, created, "keys are per caller")
@@ -451,7 +451,7 @@ func TestListAndSubscribe(t *testing.T) {
 		names = append(names, r.Name)
 		wait(t, d, r.Name)
 	}
-	_, _, err := d.Submit(ctx, dispatch.SubmitRequest{Task: f.echo, Inputs: json.RawMessage(`{}`), Caller: middleware.Identity{Subject: "bob"}})
+	_, _, err := d.Submit(ctx, dispatch.SubmitRequest{Task: f.echo, Inputs: json.RawMessage(`{}`), Caller: identity.Identity{Subject: "bob"}})
 	require.NoError(t, err)
 
 	var got []string
@@ -490,7 +490,7 @@ func TestListAndSubscribe(t *testing.T) {
 func TestGPUDevicesAndNodes(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	gpus, err := scheduler.ParseDeclaredGPUs("A100:2")
+	gpus, err := discovery.ParseDeclaredGPUs("A100:2")
 	require.NoError(t, err)
 	d := start(t, openStore(t, t.TempDir()), f, func(c *dispatch.Config) { c.Node.GPUs = gpus })
 	ctx := context.Background()
@@ -785,7 +785,7 @@ var oneGPU = &tasks.Options{Resources: tasks.Resources{GPU: "A100:1"}, Retry: &t
 // startOneGPU starts a dispatcher whose node has one A100.
 func startOneGPU(t *testing.T, f *fixture) *dispatch.Dispatcher {
 	t.Helper()
-	gpus, err := scheduler.ParseDeclaredGPUs("A100:1")
+	gpus, err := discovery.ParseDeclaredGPUs("A100:1")
 	require.NoError(t, err)
 	return start(t, openStore(t, t.TempDir()), f, func(c *dispatch.Config) { c.Node.GPUs = gpus })
 }

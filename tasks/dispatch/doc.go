@@ -67,4 +67,14 @@
 // processes with a scheduler compete for a lease in the store and one
 // schedules at a time; notifications of committed changes cross processes
 // through LISTEN/NOTIFY, so Events, Wait and the agents react at once.
+//
+// # Place on the data path
+//
+// request → auth → environment → dispatcher → scheduler → node agent →
+// store → callbacks: environments call Submit; the leader feeds the pure
+// scheduler (tasks/scheduler) and the node agent runs what it places, on
+// the inventory tasks/discovery finds, both through the store
+// (tasks/store), whose outbox tasks/callback drains. It must not import
+// middleware (the caller is middleware/identity), environments or
+// framework.
 package dispatch

@@ -3,7 +3,6 @@ package dispatch
 import (
 	"container/heap"
 	"context"
-	"encoding/json"
 	"fmt"
 	"reflect"
 	"strconv"
@@ -349,8 +348,8 @@ func (l *leader) rebuild(ctx context.Context) error {
 		if now.Sub(n.Heartbeat) > d.cfg.HeartbeatTimeout {
 			continue // syncNodes below requeues its runs
 		}
-		var inv scheduler.Node
-		if err := json.Unmarshal(n.Inventory, &inv); err != nil {
+		inv, err := decodeInventory(n.Inventory)
+		if err != nil {
 			d.log.Warn("node inventory unreadable; ignoring node", "node", n.ID, "err", err)
 			continue
 		}
@@ -653,8 +652,8 @@ func (l *leader) syncNodes(ctx context.Context) {
 			dead = append(dead, n.ID)
 			continue
 		}
-		var inv scheduler.Node
-		if err := json.Unmarshal(n.Inventory, &inv); err != nil {
+		inv, err := decodeInventory(n.Inventory)
+		if err != nil {
 			continue
 		}
 		alive[n.ID] = true

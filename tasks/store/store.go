@@ -6,6 +6,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/taskgate/taskgate/middleware/identity"
 	"github.com/taskgate/taskgate/tasks"
 )
 
@@ -135,6 +136,18 @@ type Caller struct {
 	Name    string   `json:"name,omitempty"`
 	Email   string   `json:"email,omitempty"`
 	Groups  []string `json:"groups,omitempty"`
+}
+
+// CallerOf is the part of id kept with a run: the token's claims and expiry
+// stay behind, so a run started in this process and one read back after a
+// restart see the same caller.
+func CallerOf(id identity.Identity) Caller {
+	return Caller{Subject: id.Subject, Name: id.Name, Email: id.Email, Groups: id.Groups}
+}
+
+// Identity is the caller as the task function sees it (tasks.RunInfo).
+func (c Caller) Identity() identity.Identity {
+	return identity.Identity{Subject: c.Subject, Name: c.Name, Email: c.Email, Groups: c.Groups}
 }
 
 // NewRun is a run to insert.
