@@ -52,7 +52,7 @@ type Attempt struct {
 	// Interrupted is set when the attempt ended by an interruption of the
 	// platform (its node restarted, was lost or drained), not by the task:
 	// it counts against MaxInterruptions, never the retry policy.
-	Interrupted bool       `json:"interrupted,omitempty"`
+	Interrupted bool       `json:"interrupted,omitempty" doc:"Set when the platform (a node's restart, loss or drain) ended the attempt, not the task: it spends the run's interruption budget, not its retries."`
 	StartedAt   *time.Time `json:"started_at,omitempty"`
 	FinishedAt  *time.Time `json:"finished_at,omitempty"`
 }
