@@ -242,8 +242,12 @@ func TestSigtermDrains(t *testing.T) {
 			code, hdr.Get("Retry-After"), hdr.Get("Content-Type"), body)
 	}
 	// Reads are served while the runs drain: the short run ends.
-	for get(short).Phase != "succeeded" {
-		if st := get(short); st.Phase != "running" || ctx.Err() != nil {
+	for {
+		st := get(short)
+		if st.Phase == "succeeded" {
+			break
+		}
+		if st.Phase != "running" || ctx.Err() != nil {
 			t.Fatalf("the short run is %s (%s) while draining; want it to finish", st.Phase, st.Error)
 		}
 		time.Sleep(10 * time.Millisecond)
