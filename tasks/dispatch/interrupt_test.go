@@ -107,7 +107,7 @@ func TestDrainLetsRunsFinishThenRequeues(t *testing.T) {
 	t.Cleanup(func() { _ = d.Close(ctx) })
 	require.NoError(t, d.Ready(ctx))
 
-	short := submit(t, d, f.sleep, `{"seconds":0.3}`)
+	short := submit(t, d, f.sleep, `{"seconds":0.5}`)
 	long := submit(t, d, f.sleep, `{"seconds":60}`)
 	waitPhase(t, d, short.Name, tasks.PhaseRunning)
 	waitPhase(t, d, long.Name, tasks.PhaseRunning)
