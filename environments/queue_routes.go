@@ -346,7 +346,7 @@ func (q *queue) problemFor(ctx context.Context, rt *Runtime, err error) error {
 	case errors.Is(err, dispatch.ErrAlreadyDone):
 		return queueProblem(http.StatusBadRequest, QueueCodeAlreadyCompleted, "the request already completed")
 	case errors.Is(err, dispatch.ErrClosed):
-		return huma.Error503ServiceUnavailable("server is shutting down")
+		return shuttingDown()
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return huma.Error503ServiceUnavailable("request cancelled")
 	}

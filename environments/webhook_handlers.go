@@ -184,12 +184,20 @@ func (h *webhookHandlers) problemFor(ctx context.Context, err error) error {
 			Message: "not a next_cursor of GET /runs", Location: "query.cursor",
 		})
 	case errors.Is(err, dispatch.ErrClosed):
-		return huma.Error503ServiceUnavailable("server is shutting down")
+		return shuttingDown()
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return huma.Error503ServiceUnavailable("request cancelled")
 	}
 	h.rt.Logger.ErrorContext(ctx, "webhook handler", "err", err)
 	return huma.Error500InternalServerError("internal error")
+}
+
+// shuttingDown is the 503 of a state change the dispatcher refuses while
+// its process drains: the client may retry at once, and a load balancer
+// sends the retry to a process that takes work.
+func shuttingDown() error {
+	return huma.ErrorWithHeaders(huma.Error503ServiceUnavailable("server is shutting down"),
+		http.Header{"Retry-After": {"1"}})
 }
 
 // --- core

@@ -48,6 +48,16 @@ type EnvConfig struct {
 	// ("720h"): terminal runs older than this are deleted whole. Unset or
 	// 0 keeps them forever.
 	DeleteRunsAfter time.Duration
+	// MaxInterruptions is TASKGATE_MAX_INTERRUPTIONS: how many times a
+	// run may be interrupted by a node's restart, loss or drain and go back
+	// to the queue (default 10); as in dispatch.Config, negative means
+	// none (the variable's 0).
+	MaxInterruptions int
+	// DrainTimeout is TASKGATE_DRAIN_TIMEOUT, a Go duration: how long a
+	// stopping node lets its running runs finish before requeueing them
+	// (default 30s); as in dispatch.Config, negative means not at all (the
+	// variable's 0).
+	DrainTimeout time.Duration
 }
 
 // LoadEnv reads EnvConfig from the process environment.
@@ -83,6 +93,22 @@ func ParseEnv(getenv func(string) string) (EnvConfig, error) {
 		}
 		c.DeleteRunsAfter = d
 	}
+	c.MaxInterruptions = dispatch.DefaultMaxInterruptions
+	if v := getenv("TASKGATE_MAX_INTERRUPTIONS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return c, fmt.Errorf("TASKGATE_MAX_INTERRUPTIONS=%q is not a whole number of 0 or more", v)
+		}
+		c.MaxInterruptions = noneIfZero(n)
+	}
+	c.DrainTimeout = dispatch.DefaultDrainTimeout
+	if v := getenv("TASKGATE_DRAIN_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return c, fmt.Errorf("TASKGATE_DRAIN_TIMEOUT=%q is not a duration of 0 or more (e.g. 30s)", v)
+		}
+		c.DrainTimeout = noneIfZero(d)
+	}
 	if c.Addr == "" {
 		c.Addr = "127.0.0.1:8080"
 	}
@@ -106,6 +132,15 @@ func ParseEnv(getenv func(string) string) (EnvConfig, error) {
 		return c, errors.New("TASKGATE_OIDC_ISSUER and TASKGATE_OIDC_AUDIENCE go together")
 	}
 	return c, nil
+}
+
+// noneIfZero maps a variable's 0 ("none") to -1, dispatch.Config's
+// spelling, where 0 means the default.
+func noneIfZero[T int | time.Duration](v T) T {
+	if v == 0 {
+		return -1
+	}
+	return v
 }
 
 // Service is what FromEnv assembled. App.Run starts and stops the rest.
@@ -147,7 +182,9 @@ func FromEnv(ctx context.Context, cfg EnvConfig, logger *slog.Logger, reg *tasks
 		Role:     role,
 		Node:     dispatch.NodeConfig{ID: cfg.NodeID, GPUs: gpus},
 
-		DeleteAfter: cfg.DeleteRunsAfter,
+		DeleteAfter:      cfg.DeleteRunsAfter,
+		MaxInterruptions: cfg.MaxInterruptions,
+		DrainTimeout:     cfg.DrainTimeout,
 	})
 	if err != nil {
 		st.Close()

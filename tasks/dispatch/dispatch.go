@@ -32,7 +32,7 @@ var (
 	ErrIdempotencyConflict = errors.New("dispatch: idempotency key reused with a different request")
 	// ErrAlreadyDone: the run is in a terminal phase.
 	ErrAlreadyDone = errors.New("dispatch: run already finished")
-	// ErrClosed: the dispatcher is closing or closed.
+	// ErrClosed: the dispatcher is draining, closing or closed.
 	ErrClosed = errors.New("dispatch: closed")
 )
 
@@ -131,6 +131,17 @@ type Config struct {
 	Quotas map[string]int
 	// Strategy is the scheduler's placement strategy.
 	Strategy scheduler.Strategy
+	// MaxInterruptions is how many times a run may be interrupted by the
+	// platform (its node restarted, stopped heartbeating or was drained)
+	// and go back to the queue; the next interruption fails it. It applies
+	// to tasks whose Options.MaxInterruptions is zero (default 10;
+	// negative: none, the first interruption fails the run).
+	// Interruptions never spend a task's retry policy.
+	MaxInterruptions int
+	// DrainTimeout is how long Drain and Close let running attempts finish
+	// before cancelling them and requeueing them as interruptions (default
+	// 30s; negative: cancel them at once).
+	DrainTimeout time.Duration
 }
 
 // Defaults of Config.
@@ -141,6 +152,8 @@ const (
 	DefaultAbortGrace        = 10 * time.Second
 	DefaultRetention         = 7 * 24 * time.Hour
 	DefaultMaxOutputBytes    = 1 << 20
+	DefaultMaxInterruptions  = 10
+	DefaultDrainTimeout      = 30 * time.Second
 )
 
 func (c *Config) validate() error {
@@ -201,6 +214,12 @@ func (c *Config) validate() error {
 	if c.MaxOutputBytes == 0 {
 		c.MaxOutputBytes = DefaultMaxOutputBytes
 	}
+	if c.MaxInterruptions == 0 {
+		c.MaxInterruptions = DefaultMaxInterruptions
+	}
+	if c.DrainTimeout == 0 {
+		c.DrainTimeout = DefaultDrainTimeout
+	}
 	for p, q := range c.Quotas {
 		if q < 0 {
 			return fmt.Errorf("dispatch: Config.Quotas[%q] is negative", p)
@@ -241,6 +260,11 @@ type Dispatcher struct {
 	started  atomic.Bool
 	closed   atomic.Bool
 	closeErr error
+
+	// running is set once Start succeeded; draining once Drain began.
+	running   atomic.Bool
+	draining  atomic.Bool
+	drainOnce sync.Once
 }
 
 // New validates cfg and returns a dispatcher that accepts Submit at once;
@@ -286,10 +310,11 @@ func New(cfg Config) (*Dispatcher, error) {
 }
 
 // Start recovers the runs the local node had in flight (they go back to the
-// queue as a new attempt, or fail when attempts are exhausted), registers
-// the node, and starts the scheduler candidate and the node agent.
+// queue as a new attempt, an interruption that spends no retry, or fail
+// past MaxInterruptions), registers the node, and starts the scheduler
+// candidate and the node agent.
 func (d *Dispatcher) Start(ctx context.Context) error {
-	if d.closed.Load() {
+	if d.closed.Load() || d.draining.Load() {
 		return ErrClosed
 	}
 	if d.started.Swap(true) {
@@ -308,27 +333,18 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 		d.leader.running.Store(true)
 		d.loops.Go(func() { d.leader.run(d.bg) })
 	}
+	d.running.Store(true)
 	return nil
 }
 
-// Close stops accepting runs, lets running attempts finish until ctx is
-// done, then requeues the ones still running (without counting a failure),
-// gives up the scheduler lease and deregisters the node. It does not close
-// the store.
+// Close drains (see Drain) unless Drain already ran, then stops the
+// dispatcher's loops and deregisters the node. It does not close the
+// store.
 func (d *Dispatcher) Close(ctx context.Context) error {
 	if d.closed.Swap(true) {
 		return d.closeErr
 	}
-	d.mu.Lock()
-	d.closing = true
-	close(d.submitQ)
-	d.mu.Unlock()
-	if d.leader != nil {
-		d.leader.stop()
-	}
-	if d.agent != nil {
-		d.agent.drain(ctx)
-	}
+	d.Drain(ctx)
 	// Everything that writes transitions has stopped: drain the writers.
 	close(d.transQ)
 	d.writers.Wait()

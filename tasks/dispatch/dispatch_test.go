@@ -540,11 +540,16 @@ func TestCrashRecovery(t *testing.T) {
 
 	st2 := openStore(t, dir)
 	d2 := start(t, st2, f, nil)
-	got, err := d2.Get(context.Background(), blocked.Name)
+	// Sleep has no retries, but a restart is not its failure: the
+	// interrupted attempt goes back to the queue.
+	sr, err := st2.GetRun(context.Background(), blocked.Name)
 	require.NoError(t, err)
-	require.Equal(t, tasks.PhaseFailed, got.Phase, "sleep has no retries: the interrupted attempt fails it")
-	require.Contains(t, got.Error, "node-1 restarted during attempt 1")
-	got, err = d2.Get(context.Background(), queued.Name)
+	require.NotEqual(t, tasks.PhaseFailed, sr.Phase, sr.Error)
+	require.Zero(t, sr.Failures)
+	require.Equal(t, 1, sr.Interruptions)
+	require.True(t, sr.Attempts[0].Interrupted)
+	require.Contains(t, sr.Attempts[0].Error, "node-1 restarted during attempt 1")
+	got, err := d2.Get(context.Background(), queued.Name)
 	require.NoError(t, err)
 	require.Equal(t, tasks.PhaseWaitingForResources, got.Phase, "queued runs survive")
 	got, err = d2.Get(context.Background(), run.Name)
@@ -631,6 +636,7 @@ func TestNodeLoss(t *testing.T) {
 	require.Len(t, done.Attempts, 2)
 	require.Equal(t, "node-a", done.Attempts[0].Node)
 	require.Contains(t, done.Attempts[0].Error, "node node-a stopped heartbeating")
+	require.True(t, done.Attempts[0].Interrupted, "a lost node interrupts its attempts")
 }
 
 func TestCloseRequeuesRunningAttempts(t *testing.T) {

@@ -3,6 +3,7 @@ package dispatch
 import (
 	"container/heap"
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"strconv"
@@ -426,9 +427,13 @@ func (l *leader) addPending(r *store.StoredRun) (store.Transition, bool) {
 	return store.Transition{}, false
 }
 
+// failTransition fails a queued run the scheduler cannot take: a
+// permanent error, as decide says.
 func failTransition(r *store.StoredRun, now time.Time, msg string) store.Transition {
-	return store.Transition{Run: r.Name, From: []tasks.Phase{tasks.PhaseQueued, tasks.PhaseWaitingForResources},
-		To: tasks.PhaseFailed, At: now, Error: msg}
+	t := decide(r, ending{err: tasks.Permanent(errors.New(msg))}, limits{}, now, 0)
+	t.Run, t.At = r.Name, now
+	t.From = []tasks.Phase{tasks.PhaseQueued, tasks.PhaseWaitingForResources}
+	return t
 }
 
 func (l *leader) failRuns(ctx context.Context, ts []store.Transition) {
@@ -690,8 +695,9 @@ func (l *leader) syncNodes(ctx context.Context) {
 	}
 }
 
-// nodeDead requeues (as a new attempt) or fails the runs of a node that
-// stopped heartbeating, and forgets the node.
+// nodeDead requeues the runs of a node that stopped heartbeating, as
+// interruptions (or fails those past MaxInterruptions), and forgets the
+// node.
 func (l *leader) nodeDead(ctx context.Context, id string) {
 	d := l.d
 	runs, err := d.st.ActiveRuns(ctx, id)
@@ -702,7 +708,7 @@ func (l *leader) nodeDead(ctx context.Context, id string) {
 	var ts []store.Transition
 	for _, r := range runs {
 		if r.Phase == tasks.PhaseInitializing || r.Phase == tasks.PhaseRunning {
-			ts = append(ts, d.requeueTransition(r, fmt.Sprintf("node %s stopped heartbeating", id), true))
+			ts = append(ts, d.interruptTransition(r, fmt.Sprintf("node %s stopped heartbeating", id)))
 		}
 	}
 	if len(ts) > 0 {

@@ -121,6 +121,10 @@ type Store interface {
 	// writers; notifications are hints to re-read the store, never the data.
 	Listen(ctx context.Context) <-chan Notification
 
+	// Ping checks that the database answers (a readiness probe): a cheap
+	// round trip that reads nothing.
+	Ping(ctx context.Context) error
+
 	// Close releases the database.
 	Close() error
 }
@@ -191,6 +195,9 @@ type StoredRun struct {
 	Caller Caller
 	// Failures counts failed attempts (RetryAfter does not count).
 	Failures int
+	// Interruptions counts the attempts that ended by an interruption of
+	// the platform (Transition.Interrupted), which are not failures.
+	Interruptions int
 	// NotBefore delays placement of a retried run; zero means now.
 	NotBefore time.Time
 	// WaitReason says why the scheduler could not place the run.
@@ -245,6 +252,10 @@ type Transition struct {
 	NotBefore time.Time
 	// CountFailure adds one to the run's failure count.
 	CountFailure bool
+	// Interrupted marks the attempt this change ends (AttemptPhase, or a
+	// terminal To) as ended by an interruption of the platform, and adds
+	// one to the run's interruption count.
+	Interrupted bool
 	// WaitReason, with To waiting_for_resources (may also refresh the reason
 	// of a run already waiting: From waiting, To waiting).
 	WaitReason string
