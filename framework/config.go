@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -129,7 +130,7 @@ func FromEnv(ctx context.Context, cfg EnvConfig, logger *slog.Logger, reg *tasks
 	if err != nil {
 		return nil, err
 	}
-	st, err := openStore(ctx, cfg)
+	st, err := openStore(ctx, cfg, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -215,7 +216,7 @@ func authenticator(ctx context.Context, cfg EnvConfig, logger *slog.Logger) (mid
 	return middleware.NewCache(middleware.Chain(chain...), middleware.CacheConfig{}), devToken, nil
 }
 
-func openStore(ctx context.Context, cfg EnvConfig) (store.Store, error) {
+func openStore(ctx context.Context, cfg EnvConfig, logger *slog.Logger) (store.Store, error) {
 	// Each case returns its concrete store through a typed nil check, so a
 	// failed open never yields a non-nil interface holding a nil pointer.
 	switch u := cfg.DatabaseURL; {
@@ -232,8 +233,8 @@ func openStore(ctx context.Context, cfg EnvConfig) (store.Store, error) {
 		}
 		return st, nil
 	case u == "":
-		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-			return nil, fmt.Errorf("TASKGATE_DATA_DIR: %w", err)
+		if err := privateDataDir(cfg.DataDir, logger); err != nil {
+			return nil, err
 		}
 		st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "taskgate.db"))
 		if err != nil {
@@ -243,6 +244,33 @@ func openStore(ctx context.Context, cfg EnvConfig) (store.Store, error) {
 	default:
 		return nil, errors.New("TASKGATE_DATABASE_URL: want postgres://… or sqlite:///path")
 	}
+}
+
+// privateDataDir creates the data directory (0700), or makes an existing
+// one private: it holds every user's inputs, outputs and webhook URLs, and
+// the webhook secret.
+func privateDataDir(dir string, logger *slog.Logger) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("TASKGATE_DATA_DIR: %w", err)
+	}
+	makePrivate(dir, 0o700, logger)
+	return nil
+}
+
+// makePrivate gives path the mode perm when other users may read it, and
+// warns: about the change, or that the mode could not be changed (a path
+// another user owns), which leaves the data open to them.
+func makePrivate(path string, perm fs.FileMode, logger *slog.Logger) {
+	info, err := os.Stat(path)
+	if err != nil || info.Mode().Perm()&0o077 == 0 {
+		return
+	}
+	was := info.Mode().Perm().String()
+	if err := os.Chmod(path, perm); err != nil {
+		logger.Warn("readable by other users, and its mode cannot be changed", "path", path, "mode", was, "err", err)
+		return
+	}
+	logger.Warn("was readable by other users; made it private", "path", path, "mode_was", was, "mode", perm.String())
 }
 
 // nodeGPUs is the declared inventory, else what nvidia-smi reports; no
@@ -289,16 +317,18 @@ func webhookWorker(cfg EnvConfig, st store.Store, d *dispatch.Dispatcher, logger
 		}
 		secrets = s
 	} else {
-		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-			return workerHooks{}, fmt.Errorf("TASKGATE_DATA_DIR: %w", err)
+		if err := privateDataDir(cfg.DataDir, logger); err != nil {
+			return workerHooks{}, err
 		}
-		s, created, err := stdwebhook.LoadOrCreateSecretFile(filepath.Join(cfg.DataDir, "webhook.secret"))
+		path := filepath.Join(cfg.DataDir, "webhook.secret")
+		s, created, err := stdwebhook.LoadOrCreateSecretFile(path)
 		if err != nil {
 			return workerHooks{}, fmt.Errorf("webhook secret: %w", err)
 		}
 		if created {
-			logger.Info("generated the webhook signing secret", "file", filepath.Join(cfg.DataDir, "webhook.secret"))
+			logger.Info("generated the webhook signing secret", "file", path)
 		}
+		makePrivate(path, 0o600, logger)
 		secrets = []stdwebhook.Secret{s}
 	}
 	del, err := callback.New(callback.Config{Secrets: secrets, AllowPrivate: cfg.WebhookAllowPrivate})
