@@ -48,6 +48,9 @@ type EnvConfig struct {
 	// ("720h"): terminal runs older than this are deleted whole. Unset or
 	// 0 keeps them forever.
 	DeleteRunsAfter time.Duration
+	// BodyTimeout is TASKGATE_BODY_TIMEOUT, a Go duration: how long a
+	// request body may take to arrive (App.BodyTimeout); default 60 s.
+	BodyTimeout time.Duration
 }
 
 // LoadEnv reads EnvConfig from the process environment.
@@ -82,6 +85,16 @@ func ParseEnv(getenv func(string) string) (EnvConfig, error) {
 			return c, fmt.Errorf("TASKGATE_DELETE_RUNS_AFTER=%q is not a duration of 0 or more (e.g. 720h)", v)
 		}
 		c.DeleteRunsAfter = d
+	}
+	if v := getenv("TASKGATE_BODY_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return c, fmt.Errorf("TASKGATE_BODY_TIMEOUT=%q is not a positive duration (e.g. 60s)", v)
+		}
+		c.BodyTimeout = d
+	}
+	if c.BodyTimeout == 0 {
+		c.BodyTimeout = 60 * time.Second
 	}
 	if c.Addr == "" {
 		c.Addr = "127.0.0.1:8080"
@@ -167,6 +180,7 @@ func FromEnv(ctx context.Context, cfg EnvConfig, logger *slog.Logger, reg *tasks
 		Authenticator: auth,
 		Extractors:    []middleware.Extractor{middleware.BearerExtractor(), middleware.CookieExtractor(cfg.AuthCookie)},
 		AdminGroup:    cfg.AdminGroup,
+		BodyTimeout:   cfg.BodyTimeout,
 		OnStart: []func(context.Context) error{
 			func(ctx context.Context) error {
 				// A failed start releases what New opened: the App skips
