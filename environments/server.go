@@ -372,17 +372,28 @@ func (s *ServerEnvironment) launch() (*process, error) {
 		return nil, fmt.Errorf("server %s: %w: %w", s.cfg.Name, ErrServerStartup, err)
 	}
 	logger.Info("server process started", slog.Int("pid", cmd.Process.Pid), slog.String("command", cmd.Path))
-	go logLines(outR, &lineLogger{logger: logger, stream: "stdout"})
-	go logLines(errR, &lineLogger{logger: logger, stream: "stderr"})
+	var readers sync.WaitGroup
+	readers.Go(func() { logLines(outR, &lineLogger{logger: logger, stream: "stdout"}) })
+	readers.Go(func() { logLines(errR, &lineLogger{logger: logger, stream: "stderr"}) })
 	p := &process{cmd: cmd, started: time.Now(), exited: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
 		close(p.exited)
+		// A child that left the group (setsid) is not killed with it and
+		// may hold the pipes as long as it lives: stop reading them after
+		// the grace period, as exec's WaitDelay would.
+		cut := time.AfterFunc(s.cfg.StopGracePeriod, func() {
+			outR.Close()
+			errR.Close()
+		})
+		readers.Wait()
+		cut.Stop()
 	}()
 	return p, nil
 }
 
-// logLines logs what r yields until every writer closed it.
+// logLines logs what r yields until every writer closed it (or launch
+// closed it, see there).
 func logLines(r *os.File, l *lineLogger) {
 	_, _ = io.Copy(l, r)
 	l.flush()
