@@ -20,13 +20,13 @@ import (
 
 const bodyToken = "body-token-0123456789"
 
-// readingApp serves one authenticated environment whose handler reads the
-// whole body and answers its length.
+// readingApp serves one authenticated environment, under /a, whose handler
+// reads the whole body and answers its length.
 func readingApp(t *testing.T, bodyTimeout time.Duration) *framework.App {
 	t.Helper()
 	tokens, err := middleware.ParseStaticTokens(bodyToken + "=alice")
 	require.NoError(t, err)
-	env := &plainEnv{s: environments.Settings{Name: "a"}, h: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	env := &plainEnv{s: environments.Settings{Name: "a", PathPrefix: "/a"}, h: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, err := io.ReadAll(r.Body)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
@@ -45,13 +45,13 @@ type trickle struct {
 	finished atomic.Bool // the whole body went out
 }
 
-func startTrickle(t *testing.T, base, header string, n int, tick time.Duration) *trickle {
+func startTrickle(t *testing.T, base, path, header string, n int, tick time.Duration) *trickle {
 	t.Helper()
 	addr := strings.TrimPrefix(base, "http://")
 	conn, err := net.Dial("tcp", addr)
 	require.NoError(t, err)
 	tr := &trickle{conn: conn, br: bufio.NewReader(conn)}
-	_, err = fmt.Fprintf(conn, "POST / HTTP/1.1\r\nHost: %s\r\nTransfer-Encoding: chunked\r\n%s\r\n", addr, header)
+	_, err = fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: %s\r\nTransfer-Encoding: chunked\r\n%s\r\n", path, addr, header)
 	require.NoError(t, err)
 	done := make(chan struct{})
 	go func() {
@@ -94,17 +94,28 @@ func (tr *trickle) closed(t *testing.T) {
 	require.False(t, tr.finished.Load(), "the connection was held until the body ended")
 }
 
-// An answer that needs no body (here a 401) goes out at once, and the
-// connection is closed, while the client is still trickling its body: it
-// no longer waits for the body (net/http's drain, up to ReadTimeout).
+// An answer that needs no body goes out at once, and the connection is
+// closed, while the client is still trickling its body: it no longer waits
+// for the body (net/http's drain, up to ReadTimeout).
 func TestRefusalDoesNotWaitForTheBody(t *testing.T) {
 	t.Parallel()
 	base, _, _ := serve(t, readingApp(t, 0))
-	tr := startTrickle(t, base, "", 200, 50*time.Millisecond) // 10 s of body
-	resp := tr.response(t)
-	require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
-	require.True(t, resp.Close, "Connection: close")
-	tr.closed(t)
+	for _, tc := range []struct {
+		name, path, header string
+		status             int
+	}{
+		{"no credentials", "/a/", "", http.StatusUnauthorized},
+		{"no environment", "/elsewhere", "Authorization: Bearer " + bodyToken + "\r\n", http.StatusNotFound},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tr := startTrickle(t, base, tc.path, tc.header, 200, 50*time.Millisecond) // 10 s of body
+			resp := tr.response(t)
+			require.Equal(t, tc.status, resp.StatusCode)
+			require.True(t, resp.Close, "Connection: close")
+			tr.closed(t)
+		})
+	}
 }
 
 // An authenticated body that takes longer than BodyTimeout is cut: 408
@@ -113,7 +124,7 @@ func TestRefusalDoesNotWaitForTheBody(t *testing.T) {
 func TestSlowBodyIsCutAtTheBodyTimeout(t *testing.T) {
 	t.Parallel()
 	base, _, _ := serve(t, readingApp(t, 300*time.Millisecond))
-	tr := startTrickle(t, base, "Authorization: Bearer "+bodyToken+"\r\n", 200, 50*time.Millisecond)
+	tr := startTrickle(t, base, "/a/", "Authorization: Bearer "+bodyToken+"\r\n", 200, 50*time.Millisecond)
 	resp := tr.response(t)
 	require.Equal(t, http.StatusRequestTimeout, resp.StatusCode)
 	require.Equal(t, "application/problem+json", resp.Header.Get("Content-Type"))
@@ -125,7 +136,7 @@ func TestBodyInTimeKeepsTheConnection(t *testing.T) {
 	t.Parallel()
 	base, _, _ := serve(t, readingApp(t, 5*time.Second))
 	for range 2 {
-		req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, base+"/", strings.NewReader("hello"))
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, base+"/a/", strings.NewReader("hello"))
 		require.NoError(t, err)
 		req.Header.Set("Authorization", "Bearer "+bodyToken)
 		resp, err := http.DefaultClient.Do(req)

@@ -60,11 +60,10 @@ func BodyTimeout(d time.Duration) func(http.Handler) http.Handler {
 			}
 			body := &watchedBody{ReadCloser: r.Body}
 			bw := &bodyTimeoutWriter{ResponseWriter: w, body: body, rc: rc, deadline: deadline, detail: detail}
-			r2 := *r
-			r2.Body = body
-			next.ServeHTTP(bw, &r2)
+			r.Body = body
+			next.ServeHTTP(bw, r)
 			bw.finish()
-			if bw.closing {
+			if bw.closing && !body.expired.Load() {
 				// net/http reads the rest of the body once the handler
 				// returned, even on a connection it then closes.
 				_ = rc.SetReadDeadline(time.Now().Add(refusalLinger))
