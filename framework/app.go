@@ -66,6 +66,11 @@ type App struct {
 	ReadTimeout       time.Duration // default 5 min: bodies may be large
 	IdleTimeout       time.Duration // default 2 min
 	MaxHeaderBytes    int           // default 64 KiB
+	// BodyTimeout bounds how long a request body may take to arrive once
+	// its headers did (middleware.BodyTimeout); default 60 s, at most
+	// ReadTimeout. Answers that need no body (401, 404, 429…) go out at
+	// once, without it.
+	BodyTimeout time.Duration
 	// ShutdownTimeout bounds how long in-flight requests may finish; default 30 s.
 	ShutdownTimeout time.Duration
 	// DrainDelay keeps the listener open after a stop signal (and after
@@ -116,6 +121,12 @@ func (a *App) validate() error {
 	}
 	if a.ReadTimeout == 0 {
 		a.ReadTimeout = 5 * time.Minute
+	}
+	if a.BodyTimeout == 0 {
+		a.BodyTimeout = 60 * time.Second
+	}
+	if a.BodyTimeout < 0 {
+		return errors.New("framework: App.BodyTimeout must not be negative")
 	}
 	if a.IdleTimeout == 0 {
 		a.IdleTimeout = 2 * time.Minute
@@ -205,6 +216,11 @@ func (a *App) Handler() (http.Handler, error) {
 	} else {
 		r.Use(chimw.ClientIPFromRemoteAddr)
 	}
+	bodyTimeout := a.BodyTimeout
+	if a.ReadTimeout > 0 {
+		bodyTimeout = min(bodyTimeout, a.ReadTimeout)
+	}
+	r.Use(middleware.BodyTimeout(bodyTimeout))
 	r.Use(a.recoverer)
 	r.Use(a.drain)
 	r.Get("/ready", a.ready)

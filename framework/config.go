@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -58,6 +59,9 @@ type EnvConfig struct {
 	// (default 30s); as in dispatch.Config, negative means not at all (the
 	// variable's 0).
 	DrainTimeout time.Duration
+	// BodyTimeout is TASKGATE_BODY_TIMEOUT, a Go duration: how long a
+	// request body may take to arrive (App.BodyTimeout); default 60 s.
+	BodyTimeout time.Duration
 }
 
 // LoadEnv reads EnvConfig from the process environment.
@@ -108,6 +112,16 @@ func ParseEnv(getenv func(string) string) (EnvConfig, error) {
 			return c, fmt.Errorf("TASKGATE_DRAIN_TIMEOUT=%q is not a duration of 0 or more (e.g. 30s)", v)
 		}
 		c.DrainTimeout = noneIfZero(d)
+	}
+	if v := getenv("TASKGATE_BODY_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return c, fmt.Errorf("TASKGATE_BODY_TIMEOUT=%q is not a positive duration (e.g. 60s)", v)
+		}
+		c.BodyTimeout = d
+	}
+	if c.BodyTimeout == 0 {
+		c.BodyTimeout = 60 * time.Second
 	}
 	if c.Addr == "" {
 		c.Addr = "127.0.0.1:8080"
@@ -165,7 +179,7 @@ func FromEnv(ctx context.Context, cfg EnvConfig, logger *slog.Logger, reg *tasks
 	if err != nil {
 		return nil, err
 	}
-	st, err := openStore(ctx, cfg)
+	st, err := openStore(ctx, cfg, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -204,6 +218,7 @@ func FromEnv(ctx context.Context, cfg EnvConfig, logger *slog.Logger, reg *tasks
 		Authenticator: auth,
 		Extractors:    []middleware.Extractor{middleware.BearerExtractor(), middleware.CookieExtractor(cfg.AuthCookie)},
 		AdminGroup:    cfg.AdminGroup,
+		BodyTimeout:   cfg.BodyTimeout,
 		OnStart: []func(context.Context) error{
 			func(ctx context.Context) error {
 				// A failed start releases what New opened: the App skips
@@ -253,7 +268,7 @@ func authenticator(ctx context.Context, cfg EnvConfig, logger *slog.Logger) (mid
 	return middleware.NewCache(middleware.Chain(chain...), middleware.CacheConfig{}), devToken, nil
 }
 
-func openStore(ctx context.Context, cfg EnvConfig) (store.Store, error) {
+func openStore(ctx context.Context, cfg EnvConfig, logger *slog.Logger) (store.Store, error) {
 	// Each case returns its concrete store through a typed nil check, so a
 	// failed open never yields a non-nil interface holding a nil pointer.
 	switch u := cfg.DatabaseURL; {
@@ -270,8 +285,8 @@ func openStore(ctx context.Context, cfg EnvConfig) (store.Store, error) {
 		}
 		return st, nil
 	case u == "":
-		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-			return nil, fmt.Errorf("TASKGATE_DATA_DIR: %w", err)
+		if err := privateDataDir(cfg.DataDir, logger); err != nil {
+			return nil, err
 		}
 		st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "taskgate.db"))
 		if err != nil {
@@ -281,6 +296,33 @@ func openStore(ctx context.Context, cfg EnvConfig) (store.Store, error) {
 	default:
 		return nil, errors.New("TASKGATE_DATABASE_URL: want postgres://… or sqlite:///path")
 	}
+}
+
+// privateDataDir creates the data directory (0700), or makes an existing
+// one private: it holds every user's inputs, outputs and webhook URLs, and
+// the webhook secret.
+func privateDataDir(dir string, logger *slog.Logger) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("TASKGATE_DATA_DIR: %w", err)
+	}
+	makePrivate(dir, 0o700, logger)
+	return nil
+}
+
+// makePrivate gives path the mode perm when other users may read it, and
+// warns: about the change, or that the mode could not be changed (a path
+// another user owns), which leaves the data open to them.
+func makePrivate(path string, perm fs.FileMode, logger *slog.Logger) {
+	info, err := os.Stat(path)
+	if err != nil || info.Mode().Perm()&0o077 == 0 {
+		return
+	}
+	was := info.Mode().Perm().String()
+	if err := os.Chmod(path, perm); err != nil {
+		logger.Warn("readable by other users, and its mode cannot be changed", "path", path, "mode", was, "err", err)
+		return
+	}
+	logger.Warn("was readable by other users; made it private", "path", path, "mode_was", was, "mode", perm.String())
 }
 
 // nodeGPUs is the declared inventory, else what nvidia-smi reports; no
@@ -327,16 +369,18 @@ func webhookWorker(cfg EnvConfig, st store.Store, d *dispatch.Dispatcher, logger
 		}
 		secrets = s
 	} else {
-		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-			return workerHooks{}, fmt.Errorf("TASKGATE_DATA_DIR: %w", err)
+		if err := privateDataDir(cfg.DataDir, logger); err != nil {
+			return workerHooks{}, err
 		}
-		s, created, err := stdwebhook.LoadOrCreateSecretFile(filepath.Join(cfg.DataDir, "webhook.secret"))
+		path := filepath.Join(cfg.DataDir, "webhook.secret")
+		s, created, err := stdwebhook.LoadOrCreateSecretFile(path)
 		if err != nil {
 			return workerHooks{}, fmt.Errorf("webhook secret: %w", err)
 		}
 		if created {
-			logger.Info("generated the webhook signing secret", "file", filepath.Join(cfg.DataDir, "webhook.secret"))
+			logger.Info("generated the webhook signing secret", "file", path)
 		}
+		makePrivate(path, 0o600, logger)
 		secrets = []stdwebhook.Secret{s}
 	}
 	del, err := callback.New(callback.Config{Secrets: secrets, AllowPrivate: cfg.WebhookAllowPrivate})

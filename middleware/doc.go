@@ -63,8 +63,11 @@
 //		downstream.Do(req)
 //	})
 //
-// The package also holds the request limits (body size, concurrency, rate)
-// and the verifier for signed webhooks.
+// The package also holds the request limits (body size, body time,
+// concurrency, rate) and the verifier for signed webhooks. [BodyTimeout]
+// goes outermost: it bounds how long a body may take to arrive, and lets a
+// refusal (401, 404, 413, 429…) go out at once instead of after net/http
+// read the unread body.
 //
 // # Place on the data path
 //
