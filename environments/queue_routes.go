@@ -85,6 +85,16 @@ func (in *QueueSubmitInput) Resolve(ctx huma.Context) []error {
 		ClientIP: chimw.GetClientIP(ctx.Context()),
 	}
 	setBody(body, &in.stored.Body, &in.stored.BodyBase64)
+	// The stored request is JSON, whose encoder would quietly change bytes
+	// that are not UTF-8 (Go's server takes them in a query and in header
+	// values): the replay would not be the request submitted.
+	var errs []error
+	if err := checkText("query", in.stored.RawQuery); err != nil {
+		errs = append(errs, err)
+	}
+	if err := checkText("header.Host", in.stored.Host); err != nil {
+		errs = append(errs, err)
+	}
 	var credHeader string
 	if c, ok := middleware.CredentialsFromContext(ctx.Context()); ok && c.Source == middleware.SourceHeader {
 		credHeader = c.Name
@@ -96,9 +106,12 @@ func (in *QueueSubmitInput) Resolve(ctx huma.Context) []error {
 			}
 			k := http.CanonicalHeaderKey(name)
 			in.stored.Header[k] = append(in.stored.Header[k], value)
+			if err := checkText("header."+k, value); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	})
-	return nil
+	return errs
 }
 
 // QueueSubmitted is the body of POST /queue/submit: where to follow the
@@ -345,13 +358,15 @@ func (q *queue) problemFor(ctx context.Context, rt *Runtime, err error) error {
 		return huma.Error404NotFound("request not found")
 	case errors.Is(err, dispatch.ErrAlreadyDone):
 		return queueProblem(http.StatusBadRequest, QueueCodeAlreadyCompleted, "the request already completed")
+	case errors.Is(err, dispatch.ErrInvalidText):
+		return submitTextProblem(err)
 	case errors.Is(err, dispatch.ErrClosed):
 		return huma.Error503ServiceUnavailable("server is shutting down")
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return huma.Error503ServiceUnavailable("request cancelled")
 	}
-	rt.Logger.ErrorContext(ctx, "queue handler", "env", q.env, "err", err)
-	return huma.Error500InternalServerError("internal error")
+	// errorBodies logs err with the request id and answers without it.
+	return huma.Error500InternalServerError("internal error", fmt.Errorf("queue of environment %s: %w", q.env, err))
 }
 
 // enforceStart aborts a request still waiting past its start deadline,
