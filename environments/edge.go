@@ -42,7 +42,7 @@ func isJSONType(ct string) bool {
 // without a Content-Type is taken as JSON, which is what such clients send
 // (RFC 9110 lets the recipient assume a type); a browser's form or
 // cross-site post always names its type, so it is refused. An empty body
-// is never refused: `curl -X POST -d ''` on abort has nothing to parse.
+// is never refused, whatever its type: there is nothing to parse.
 func jsonBodies(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
