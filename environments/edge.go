@@ -92,10 +92,15 @@ func jsonOnly(rb *huma.RequestBody) bool {
 // location ("query.webhook", "header.Idempotency-Key", "body.message"). The
 // value is not echoed: it is what the client got wrong, bytes and all.
 func textProblem(location string) error {
-	return huma.Error422UnprocessableEntity("validation failed", &huma.ErrorDetail{
+	return huma.Error422UnprocessableEntity("validation failed", textDetail(location))
+}
+
+// textDetail is textProblem's detail, which a huma Resolver returns.
+func textDetail(location string) *huma.ErrorDetail {
+	return &huma.ErrorDetail{
 		Message:  "expected valid UTF-8 text without NUL (U+0000) or lone surrogates",
 		Location: location,
-	})
+	}
 }
 
 // checkText refuses each of texts that cannot be stored as it is, naming

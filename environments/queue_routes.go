@@ -17,6 +17,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	chimw "github.com/go-chi/chi/v5/middleware"
 
+	"github.com/taskgate/taskgate/internal/storable"
 	"github.com/taskgate/taskgate/middleware"
 	"github.com/taskgate/taskgate/tasks"
 	"github.com/taskgate/taskgate/tasks/dispatch"
@@ -89,11 +90,11 @@ func (in *QueueSubmitInput) Resolve(ctx huma.Context) []error {
 	// that are not UTF-8 (Go's server takes them in a query and in header
 	// values): the replay would not be the request submitted.
 	var errs []error
-	if err := checkText("query", in.stored.RawQuery); err != nil {
-		errs = append(errs, err)
+	if !storable.Text(in.stored.RawQuery) {
+		errs = append(errs, textDetail("query"))
 	}
-	if err := checkText("header.Host", in.stored.Host); err != nil {
-		errs = append(errs, err)
+	if !storable.Text(in.stored.Host) {
+		errs = append(errs, textDetail("header.Host"))
 	}
 	var credHeader string
 	if c, ok := middleware.CredentialsFromContext(ctx.Context()); ok && c.Source == middleware.SourceHeader {
@@ -106,8 +107,8 @@ func (in *QueueSubmitInput) Resolve(ctx huma.Context) []error {
 			}
 			k := http.CanonicalHeaderKey(name)
 			in.stored.Header[k] = append(in.stored.Header[k], value)
-			if err := checkText("header."+k, value); err != nil {
-				errs = append(errs, err)
+			if !storable.Text(value) {
+				errs = append(errs, textDetail("header."+k))
 			}
 		}
 	})
