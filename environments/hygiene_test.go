@@ -278,4 +278,3 @@ func pgStore(t *testing.T) *postgres.Store {
 	t.Cleanup(func() { _ = st.Close() })
 	return st
 }
-

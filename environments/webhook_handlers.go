@@ -371,10 +371,13 @@ func (in *RunTaskInput) Resolve(ctx huma.Context) []error {
 }
 
 // badRequestDetail is an error detail that makes huma answer 400 rather
-// than its 422 for bad input.
-type badRequestDetail struct{ huma.ErrorDetail }
+// than its 422 for bad input. (Embedding huma.ErrorDetail would not do:
+// the field's name hides the ErrorDetail method huma looks for.)
+type badRequestDetail struct{ detail huma.ErrorDetail }
 
-func (e *badRequestDetail) GetStatus() int { return http.StatusBadRequest }
+func (e *badRequestDetail) Error() string                  { return e.detail.Error() }
+func (e *badRequestDetail) ErrorDetail() *huma.ErrorDetail { return &e.detail }
+func (e *badRequestDetail) GetStatus() int                 { return http.StatusBadRequest }
 
 // RunAccepted is the body of POST /run-task.
 type RunAccepted struct {
