@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -72,7 +73,8 @@ func internalError(ctx huma.Context, logger *slog.Logger, err error) *huma.Error
 		id = hex.EncodeToString(b)
 	}
 	text := err.Error()
-	if m, ok := err.(*huma.ErrorModel); ok {
+	var m *huma.ErrorModel
+	if errors.As(err, &m) {
 		parts := []string{m.Detail}
 		for _, d := range m.Errors {
 			if d != nil {
