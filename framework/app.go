@@ -309,10 +309,10 @@ func (a *App) recoverer(next http.Handler) http.Handler {
 				if v == http.ErrAbortHandler { //nolint:errorlint // sentinel compared as net/http does
 					panic(v)
 				}
+				id := chimw.GetReqID(r.Context())
 				a.Logger.ErrorContext(r.Context(), "panic serving request",
-					"panic", fmt.Sprint(v), "method", r.Method, "path", r.URL.Path,
-					"request_id", chimw.GetReqID(r.Context()))
-				problem.Write(w, http.StatusInternalServerError, "")
+					"panic", fmt.Sprint(v), "method", r.Method, "path", r.URL.Path, "request_id", id)
+				problem.Write(w, http.StatusInternalServerError, problem.InternalDetail(id))
 			}
 		}()
 		next.ServeHTTP(w, r)

@@ -391,8 +391,10 @@ const maxSubmitBatch = 1024
 
 // Submit stores a run durably (committed and fsynced) before returning it.
 // A request that repeats an IdempotencyKey of the same caller returns the
-// first run with created false, or ErrIdempotencyConflict when the task or
-// inputs differ. Concurrent submits share one transaction (group commit).
+// first run with created false, or ErrIdempotencyConflict when the task,
+// inputs, priority or callback differ. Text that cannot be stored as it is
+// (invalid UTF-8, NUL, lone surrogates in the inputs) is a *TextError.
+// Concurrent submits share one transaction (group commit).
 func (d *Dispatcher) Submit(ctx context.Context, req SubmitRequest) (*tasks.Run, bool, error) {
 	if req.Task == nil {
 		return nil, false, errors.New("dispatch: SubmitRequest.Task is nil")
@@ -403,6 +405,9 @@ func (d *Dispatcher) Submit(ctx context.Context, req SubmitRequest) (*tasks.Run,
 	inputs := req.Inputs
 	if len(inputs) == 0 {
 		inputs = json.RawMessage(`{}`)
+	}
+	if err := checkText(&req, inputs); err != nil {
+		return nil, false, err
 	}
 	now := d.now()
 	nr := store.NewRun{
@@ -417,7 +422,7 @@ func (d *Dispatcher) Submit(ctx context.Context, req SubmitRequest) (*tasks.Run,
 		CreatedAt:      now,
 	}
 	if req.IdempotencyKey != "" {
-		nr.RequestHash = requestHash(req.Task.ID(), inputs)
+		nr.RequestHash = requestHash(req.Task.ID(), inputs, req.Priority, req.Webhook, req.WebhookEvents)
 	}
 	sr := &submitReq{run: nr, done: make(chan submitRes, 1)}
 	d.mu.RLock()
@@ -453,13 +458,24 @@ func (d *Dispatcher) Submit(ctx context.Context, req SubmitRequest) (*tasks.Run,
 	return run, true, nil
 }
 
-// requestHash identifies a request for idempotency: SHA-256 over the task
-// ID and the inputs.
-func requestHash(taskID string, inputs []byte) string {
+// requestHash identifies a request for idempotency: SHA-256 over
+// everything that defines the run (the task ID, the inputs, the priority,
+// the callback URL and its events), so a retry that changes any of them is
+// a conflict rather than the first run with the change dropped. Every text
+// is free of NUL (checkText), which separates them. A request with the
+// default options hashes as before they counted, so a key stored then
+// still matches its retry.
+func requestHash(taskID string, inputs []byte, priority int, webhook string, events []string) string {
 	h := sha256.New()
 	h.Write([]byte(taskID))
 	h.Write([]byte{0})
 	h.Write(inputs)
+	if priority != 0 || webhook != "" || len(events) > 0 {
+		fmt.Fprintf(h, "\x00priority=%d\x00webhook=%s", priority, webhook)
+		for _, e := range events {
+			fmt.Fprintf(h, "\x00event=%s", e)
+		}
+	}
 	return hex.EncodeToString(h.Sum(nil))
 }
 
@@ -489,13 +505,13 @@ func (d *Dispatcher) submitWriter() {
 		for _, sr := range batch {
 			runs = append(runs, sr.run)
 		}
-		res, err := d.st.CreateRuns(context.Background(), runs)
+		res, errs := d.createRuns(context.Background(), runs)
 		// Only a leader or a subscriber in this process wants the runs.
 		want := d.leader != nil || d.subs.active()
 		var created []*store.StoredRun
 		for i, sr := range batch {
-			if err != nil {
-				sr.done <- submitRes{err: fmt.Errorf("dispatch: store run: %w", err)}
+			if errs[i] != nil {
+				sr.done <- submitRes{err: fmt.Errorf("dispatch: store run: %w", errs[i])}
 				continue
 			}
 			sr.done <- submitRes{res: res[i]}
@@ -515,6 +531,32 @@ func (d *Dispatcher) submitWriter() {
 			}
 		}
 	}
+}
+
+// createRuns stores runs in one transaction and returns each one's result
+// or error. When the store refuses the batch, the runs are stored one by
+// one, so one request the store refuses never fails the others committed
+// with it (as the transition writer does with changes).
+func (d *Dispatcher) createRuns(ctx context.Context, runs []store.NewRun) ([]store.CreateResult, []error) {
+	errs := make([]error, len(runs))
+	res, err := d.st.CreateRuns(ctx, runs)
+	if err == nil {
+		return res, errs
+	}
+	if len(runs) == 1 {
+		errs[0] = err
+		return nil, errs
+	}
+	res = make([]store.CreateResult, len(runs))
+	for i := range runs {
+		r, err := d.st.CreateRuns(ctx, runs[i:i+1])
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		res[i] = r[0]
+	}
+	return res, errs
 }
 
 func storedFromNew(nr *store.NewRun, seq int64) *store.StoredRun {
