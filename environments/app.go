@@ -137,6 +137,7 @@ func (a *AppEnvironment) Build(rt *Runtime) (h http.Handler, err error) {
 		})
 	})
 	cfg := apidocs.Config(a.cfg.Title, rt.Version)
+	cfg.Transformers = append(cfg.Transformers, errorBodies(rt.Logger))
 	cfg.Info.Description = a.cfg.Description
 	if a.cfg.PathPrefix != "" {
 		cfg.Servers = []*huma.Server{{URL: a.cfg.PathPrefix}}
@@ -145,6 +146,7 @@ func (a *AppEnvironment) Build(rt *Runtime) (h http.Handler, err error) {
 	// The app's own operations go through a group that holds them to
 	// max_inputs; the docs and the queue routes, registered on api, do not.
 	app := huma.NewGroup(api)
+	app.UseMiddleware(jsonOperations(api))
 	if limit != nil {
 		app.UseMiddleware(limit.operation)
 	}
@@ -233,8 +235,8 @@ type runtimeKey struct{}
 // SubmitOptions tune Submit. The zero value is a good default.
 type SubmitOptions struct {
 	// IdempotencyKey makes a retried submit return the first run; keys
-	// are scoped per caller. A reused key with other inputs is
-	// dispatch.ErrIdempotencyConflict.
+	// are scoped per caller. A reused key with other inputs, priority or
+	// webhook is dispatch.ErrIdempotencyConflict.
 	IdempotencyKey string
 	// Priority orders queued runs; higher first.
 	Priority int
@@ -253,7 +255,12 @@ type SubmitOptions struct {
 //
 // The run is stored durably before Submit returns. It fails with
 // ErrNoCaller, ErrNoDispatcher or ErrTaskNotRegistered (see each), or with
-// what the dispatcher returns.
+// what the dispatcher returns. Text that cannot be stored as it is (in the
+// inputs, the options) fails with a *dispatch.TextError that is also a
+// huma 422 naming it ("inputs.message", "webhook"), so a function endpoint
+// that returns the error answers the caller 422; a reused
+// IdempotencyKey with other inputs or options is
+// dispatch.ErrIdempotencyConflict.
 func Submit[I, O any](ctx context.Context, task *tasks.Task[I, O], inputs I, opts *SubmitOptions) (*tasks.Run, error) {
 	if opts == nil {
 		opts = &SubmitOptions{}
@@ -290,5 +297,8 @@ func Submit[I, O any](ctx context.Context, task *tasks.Task[I, O], inputs I, opt
 		Webhook:        opts.Webhook,
 		WebhookEvents:  events,
 	})
-	return run, err
+	if err != nil {
+		return nil, submitTextProblem(err)
+	}
+	return run, nil
 }

@@ -16,6 +16,12 @@
 // custom domains (Modal's URL rules: see Subdomain), auth settings and
 // limits (max in flight, a rate per identity, a body size).
 //
+// At the edge (edge.go, problems.go) every environment's API takes JSON
+// bodies in UTF-8 only (415 otherwise), refuses with a 422 naming the
+// field any text it would store that is not valid UTF-8 without NUL, echoes
+// at most a short prefix of a rejected value, and answers a 500 with the
+// request id alone, logging the error under that id.
+//
 //	wh := environments.MustWebhook(environments.WebhookConfig{
 //		Settings:     environments.Settings{Name: "team-a", PathPrefix: "/team-a"},
 //		Groups:       []string{environments.GroupCore, environments.GroupTask, environments.GroupRun},

@@ -137,8 +137,8 @@ type QueuedRequest struct {
 	Path     string              `json:"path"`
 	RawQuery string              `json:"raw_query,omitempty"`
 	Header   map[string][]string `json:"headers,omitempty" doc:"Content-Type, Accept, Accept-Language and custom X- headers, minus anything credential-like."`
-	// Body is the request body when it is valid UTF-8 (kept exactly),
-	// else BodyBase64 holds it.
+	// Body is the request body when it is valid UTF-8 without NUL (kept
+	// exactly), else BodyBase64 holds it.
 	Body       *string `json:"body,omitempty"`
 	BodyBase64 []byte  `json:"body_base64,omitempty"`
 	ClientIP   string  `json:"client_ip,omitempty"`
@@ -159,12 +159,13 @@ type QueuedResponse struct {
 	BodyBase64 []byte              `json:"body_base64,omitempty"`
 }
 
-// setBody stores b as text when it is valid UTF-8 (JSON strings keep it
-// exactly), else as base64.
+// setBody stores b as text when it is valid UTF-8 without NUL (JSON
+// strings keep it exactly, and the store takes it; see storable), else as
+// base64.
 func setBody(b []byte, text **string, b64 *[]byte) {
 	switch {
 	case len(b) == 0:
-	case utf8.Valid(b):
+	case utf8.Valid(b) && bytes.IndexByte(b, 0) < 0:
 		s := string(b)
 		*text = &s
 	default:

@@ -17,6 +17,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	chimw "github.com/go-chi/chi/v5/middleware"
 
+	"github.com/taskgate/taskgate/internal/storable"
 	"github.com/taskgate/taskgate/middleware"
 	"github.com/taskgate/taskgate/tasks"
 	"github.com/taskgate/taskgate/tasks/dispatch"
@@ -86,6 +87,16 @@ func (in *QueueSubmitInput) Resolve(ctx huma.Context) []error {
 		ClientIP: chimw.GetClientIP(ctx.Context()),
 	}
 	setBody(body, &in.stored.Body, &in.stored.BodyBase64)
+	// The stored request is JSON, whose encoder would quietly change bytes
+	// that are not UTF-8 (Go's server takes them in a query and in header
+	// values): the replay would not be the request submitted.
+	var errs []error
+	if !storable.Text(in.stored.RawQuery) {
+		errs = append(errs, textDetail("query"))
+	}
+	if !storable.Text(in.stored.Host) {
+		errs = append(errs, textDetail("header.Host"))
+	}
 	var credHeader string
 	if c, ok := middleware.CredentialsFromContext(ctx.Context()); ok && c.Source == middleware.SourceHeader {
 		credHeader = c.Name
@@ -97,9 +108,12 @@ func (in *QueueSubmitInput) Resolve(ctx huma.Context) []error {
 			}
 			k := http.CanonicalHeaderKey(name)
 			in.stored.Header[k] = append(in.stored.Header[k], value)
+			if !storable.Text(value) {
+				errs = append(errs, textDetail("header."+k))
+			}
 		}
 	})
-	return nil
+	return errs
 }
 
 // QueueSubmitted is the body of POST /queue/submit: where to follow the
@@ -346,15 +360,17 @@ func (q *queue) problemFor(ctx context.Context, rt *Runtime, err error) error {
 		return huma.Error404NotFound("request not found")
 	case errors.Is(err, dispatch.ErrAlreadyDone):
 		return queueProblem(http.StatusBadRequest, QueueCodeAlreadyCompleted, "the request already completed")
+	case errors.Is(err, dispatch.ErrInvalidText):
+		return submitTextProblem(err)
 	case errors.Is(err, dispatch.ErrClosed):
-		return huma.Error503ServiceUnavailable("server is shutting down")
+		return shuttingDown()
 	case errors.Is(err, store.ErrUnavailable):
 		return storeProblem(err)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return huma.Error503ServiceUnavailable("request cancelled")
 	}
-	rt.Logger.ErrorContext(ctx, "queue handler", "env", q.env, "err", err)
-	return huma.Error500InternalServerError("internal error")
+	// errorBodies logs err with the request id and answers without it.
+	return huma.Error500InternalServerError("internal error", fmt.Errorf("queue of environment %s: %w", q.env, err))
 }
 
 // enforceStart aborts a request still waiting past its start deadline,

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -79,8 +80,10 @@ type ServerConfig struct {
 // Build starts nothing. Start launches the process in its own process
 // group (its output goes to the Runtime's logger, line by line), waits until
 // the port answers, and keeps it running: a process that exits is started
-// again with exponential backoff. While no process answers, requests get
-// 503 problem+json with Retry-After. Stop sends SIGTERM to the whole group,
+// again with exponential backoff. Its death is noticed at once, even when a
+// child of it still holds its output, and what is left of its process
+// group is killed before the restart. While no process answers, requests
+// get 503 problem+json with Retry-After. Stop sends SIGTERM to the whole group,
 // then SIGKILL after StopGracePeriod.
 //
 // When ServerConfig leaves Settings.OnStart and OnStop nil they are set to
@@ -340,24 +343,61 @@ func (s *ServerEnvironment) launch() (*process, error) {
 	cmd := exec.Command(s.cfg.Command[0], s.cfg.Command[1:]...)
 	cmd.Dir = s.cfg.Dir
 	cmd.Env = s.environ()
-	stdout := &lineLogger{logger: logger, stream: "stdout"}
-	stderr := &lineLogger{logger: logger, stream: "stderr"}
-	cmd.Stdout, cmd.Stderr = stdout, stderr
+	// The output goes through pipes of our own, not exec's: exec's Wait
+	// returns only once its pipes close, and a child of the server that
+	// keeps them open would hide the server's death (until WaitDelay).
+	// With plain files Wait watches the process alone; the readers end
+	// when the last holder of the pipes is gone, at the latest when the
+	// group's leftovers are killed.
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("server %s: %w: %w", s.cfg.Name, ErrServerStartup, err)
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outR.Close()
+		outW.Close()
+		return nil, fmt.Errorf("server %s: %w: %w", s.cfg.Name, ErrServerStartup, err)
+	}
+	cmd.Stdout, cmd.Stderr = outW, errW
 	newProcessGroup(cmd)
-	// A grandchild that keeps our pipes open must not hold Wait forever.
-	cmd.WaitDelay = s.cfg.StopGracePeriod
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	// The process has its copies; ours would keep the readers from ever
+	// seeing the end.
+	outW.Close()
+	errW.Close()
+	if err != nil {
+		outR.Close()
+		errR.Close()
 		return nil, fmt.Errorf("server %s: %w: %w", s.cfg.Name, ErrServerStartup, err)
 	}
 	logger.Info("server process started", slog.Int("pid", cmd.Process.Pid), slog.String("command", cmd.Path))
+	var readers sync.WaitGroup
+	readers.Go(func() { logLines(outR, &lineLogger{logger: logger, stream: "stdout"}) })
+	readers.Go(func() { logLines(errR, &lineLogger{logger: logger, stream: "stderr"}) })
 	p := &process{cmd: cmd, started: time.Now(), exited: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
-		stdout.flush()
-		stderr.flush()
 		close(p.exited)
+		// A child that left the group (setsid) is not killed with it and
+		// may hold the pipes as long as it lives: stop reading them after
+		// the grace period, as exec's WaitDelay would.
+		cut := time.AfterFunc(s.cfg.StopGracePeriod, func() {
+			outR.Close()
+			errR.Close()
+		})
+		readers.Wait()
+		cut.Stop()
 	}()
 	return p, nil
+}
+
+// logLines logs what r yields until every writer closed it (or launch
+// closed it, see there).
+func logLines(r *os.File, l *lineLogger) {
+	_, _ = io.Copy(l, r)
+	l.flush()
+	r.Close()
 }
 
 // environ is the process environment: ours without TASKGATE_* variables,
@@ -514,8 +554,8 @@ func (l *lineLogger) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// flush logs the buffered line, if any. Called by exec's copying goroutine
-// and, after Wait, by the process's goroutine: never at the same time.
+// flush logs the buffered line, if any. Called by the stream's reader
+// only (logLines).
 func (l *lineLogger) flush() {
 	line := strings.TrimRight(string(l.buf), "\r")
 	l.buf = l.buf[:0]

@@ -198,6 +198,51 @@ func TestServerEnvironment(t *testing.T) {
 		}
 	})
 
+	t.Run("a dead server is noticed although a child holds its output", func(t *testing.T) {
+		t.Parallel()
+		cfg := upstreamConfig(t, "orphaning")
+		// The shell leaves a sleeping child that holds stdout and stderr,
+		// then becomes the server.
+		children := filepath.Join(t.TempDir(), "children")
+		cfg.Command = []string{"sh", "-c", `sleep 600 & echo $! >> "$CHILDREN"; exec "$UPSTREAM"`}
+		cfg.Env = []string{"CHILDREN=" + children, "UPSTREAM=" + upstream}
+		// A supervisor that waited for the pipes to close would notice
+		// the death only when the grace period ends (exec's WaitDelay).
+		cfg.StopGracePeriod = 2 * time.Minute
+		cfg.RestartBackoff = 200 * time.Millisecond
+		env, url := startServer(t, cfg)
+
+		first := send(t, "GET", url+"/pid", appAlice, "")
+		first.expect(t, http.StatusOK)
+		pid, err := strconv.Atoi(first.body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(30 * time.Second) // far below the grace period
+		for {
+			if time.Now().After(deadline) {
+				t.Fatal("the server did not come back within 30 s of its death")
+			}
+			r := send(t, "GET", url+"/pid", appAlice, "")
+			if r.status == http.StatusOK && r.body != first.body {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		pids := childPIDs(t, children)
+		if len(pids) != 2 {
+			t.Fatalf("children %v, want one per run", pids)
+		}
+		waitGone(t, pids[0], "the dead server's leftover child")
+		if err := env.Settings().OnStop(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		waitGone(t, pids[1], "the stopped server's child")
+	})
+
 	t.Run("SIGKILL after the grace period", func(t *testing.T) {
 		t.Parallel()
 		cfg := upstreamConfig(t, "stubborn")
@@ -402,6 +447,54 @@ func TestNewServerEnvironmentRefuses(t *testing.T) {
 	if env.Settings().OnStart == nil || env.Settings().OnStop == nil {
 		t.Fatal("OnStart/OnStop are not set to Start/Stop")
 	}
+}
+
+// childPIDs reads the process ids the test's server script appended to
+// path, one a line.
+func childPIDs(t *testing.T, path string) []int {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	for _, f := range strings.Fields(string(data)) {
+		pid, err := strconv.Atoi(f)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		pids = append(pids, pid)
+	}
+	return pids
+}
+
+// waitGone fails the test unless process pid is gone within 10 s. A zombie
+// counts as gone: an orphan is reaped by whoever adopted it, which in a
+// container may be nobody.
+func waitGone(t *testing.T, pid int, what string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for processAlive(pid) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s (pid %d) is still running", what, pid)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// processAlive lists the process through /proc where there is one, since
+// signal 0 also reaches a zombie.
+func processAlive(pid int) bool {
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		if _, statErr := os.Stat("/proc/self/stat"); statErr == nil {
+			return false
+		}
+		return syscall.Kill(pid, 0) == nil
+	}
+	// The state follows the command name, which is in parentheses.
+	i := strings.LastIndexByte(string(stat), ')')
+	return i < 0 || i+2 >= len(stat) || stat[i+2] != 'Z'
 }
 
 // zeros is an endless source of zero bytes that costs no memory.

@@ -207,6 +207,7 @@ func (w *Webhook) Build(rt *Runtime) (http.Handler, error) {
 	r := chi.NewRouter()
 	r.Use(jsonBodies)
 	cfg := apidocs.Config(w.cfg.Title, rt.Version)
+	cfg.Transformers = append(cfg.Transformers, errorBodies(rt.Logger))
 	cfg.Info.Description = w.cfg.Description
 	if w.cfg.PathPrefix != "" {
 		cfg.Servers = []*huma.Server{{URL: w.cfg.PathPrefix}}
@@ -233,19 +234,4 @@ func (w *Webhook) Build(rt *Runtime) (http.Handler, error) {
 // runURL is the path of a run, as the caller sees it (with the prefix).
 func (w *Webhook) runURL(name string) string {
 	return path.Join("/", w.cfg.PathPrefix, "run", name)
-}
-
-// jsonBodies treats a POST body sent without a content type, or with curl's
-// default form type, as JSON: every body this environment takes is JSON, and
-// `curl -d '{"message":"hi"}'` should just work.
-func jsonBodies(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost {
-			ct := r.Header.Get("Content-Type")
-			if ct == "" || strings.HasPrefix(ct, "application/x-www-form-urlencoded") {
-				r.Header.Set("Content-Type", "application/json")
-			}
-		}
-		next.ServeHTTP(w, r)
-	})
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"reflect"
 	"strconv"
@@ -67,8 +68,10 @@ func (h *webhookHandlers) register(api huma.API) {
 		o := op("run-task", http.MethodPost, "/run-task/{project}/{domain}/{name}", GroupTask, "Run a task",
 			"Starts a run of the task with the JSON object of inputs in the body, validated against the task's input "+
 				"schema (422 names each bad field; no run is created). Answers 202 with the run's name and URL. "+
-				"`Prefer: wait=N` (N ≤ 60) waits up to N seconds and answers 200 with the outputs when the run ends in time. "+
-				"An `Idempotency-Key` makes retries return the same run; reusing it with another body is 409. "+
+				"`Prefer: wait=N` waits up to N seconds (at most 60) and answers 200 with the outputs when the run ends in time. "+
+				"An `Idempotency-Key` makes retries return the same run; reusing it with another body, callback or "+
+				"priority is 409. The body is JSON in UTF-8 (415 otherwise); text that is not valid UTF-8, or holds "+
+				"NUL or lone surrogates, is 422. "+
 				"`webhook` gets a signed callback when the run completes.")
 		o.DefaultStatus = http.StatusAccepted
 		o.RequestBody = &huma.RequestBody{
@@ -184,15 +187,25 @@ func (h *webhookHandlers) problemFor(ctx context.Context, err error) error {
 		return huma.Error422UnprocessableEntity("invalid cursor", &huma.ErrorDetail{
 			Message: "not a next_cursor of GET /runs", Location: "query.cursor",
 		})
+	case errors.Is(err, dispatch.ErrInvalidText):
+		return submitTextProblem(err)
 	case errors.Is(err, dispatch.ErrClosed):
-		return huma.Error503ServiceUnavailable("server is shutting down")
+		return shuttingDown()
 	case errors.Is(err, store.ErrUnavailable):
 		return storeProblem(err)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return huma.Error503ServiceUnavailable("request cancelled")
 	}
-	h.rt.Logger.ErrorContext(ctx, "webhook handler", "err", err)
-	return huma.Error500InternalServerError("internal error")
+	// errorBodies logs err with the request id and answers without it.
+	return huma.Error500InternalServerError("internal error", err)
+}
+
+// shuttingDown is the 503 of a state change the dispatcher refuses while
+// its process drains: the client may retry at once, and a load balancer
+// sends the retry to a process that takes work.
+func shuttingDown() error {
+	return huma.ErrorWithHeaders(huma.Error503ServiceUnavailable("server is shutting down"),
+		http.Header{"Retry-After": {"1"}})
 }
 
 // Retry-After of the answers to requests the store could not serve: a
@@ -364,13 +377,39 @@ func deref(reg huma.Registry, s *huma.Schema) *huma.Schema {
 // RunTaskInput is POST /run-task/{project}/{domain}/{name}.
 type RunTaskInput struct {
 	TaskPath
-	IdempotencyKey string   `header:"Idempotency-Key" maxLength:"255" doc:"Retries with the same key return the same run."`
-	Prefer         string   `header:"Prefer" example:"wait=10" doc:"wait=N (N ≤ 60): wait up to N seconds for the result."`
+	IdempotencyKey string   `header:"Idempotency-Key" maxLength:"255" doc:"Retries with the same key return the same run; sent at most once."`
+	Prefer         string   `header:"Prefer" example:"wait=10" doc:"wait=N: wait up to N seconds (at most 60) for the result."`
 	Webhook        string   `query:"webhook" maxLength:"2048" doc:"URL that gets a signed callback (Standard Webhooks) when the run completes."`
 	WebhookEvents  []string `query:"webhook_events_filter" enum:"start,completed" doc:"Events that trigger the callback; default completed."`
 	Priority       int      `query:"priority" minimum:"-100" maximum:"100" doc:"Higher runs first; default 0."`
 	RawBody        []byte
 }
+
+// Resolve refuses a request with more than one Idempotency-Key: huma
+// would read the first, and a proxy or the run's owner the other.
+func (in *RunTaskInput) Resolve(ctx huma.Context) []error {
+	n := 0
+	ctx.EachHeader(func(name, _ string) {
+		if strings.EqualFold(name, "Idempotency-Key") {
+			n++
+		}
+	})
+	if n > 1 {
+		return []error{&badRequestDetail{huma.ErrorDetail{
+			Message: "Idempotency-Key may be sent once", Location: "header.Idempotency-Key",
+		}}}
+	}
+	return nil
+}
+
+// badRequestDetail is an error detail that makes huma answer 400 rather
+// than its 422 for bad input. (Embedding huma.ErrorDetail would not do:
+// the field's name hides the ErrorDetail method huma looks for.)
+type badRequestDetail struct{ detail huma.ErrorDetail }
+
+func (e *badRequestDetail) Error() string                  { return e.detail.Error() }
+func (e *badRequestDetail) ErrorDetail() *huma.ErrorDetail { return &e.detail }
+func (e *badRequestDetail) GetStatus() int                 { return http.StatusBadRequest }
 
 // RunAccepted is the body of POST /run-task.
 type RunAccepted struct {
@@ -395,6 +434,9 @@ func (h *webhookHandlers) runTask(ctx context.Context, in *RunTaskInput) (*RunTa
 	if err != nil {
 		return nil, err
 	}
+	if err := checkText("header.Idempotency-Key", in.IdempotencyKey); err != nil {
+		return nil, err
+	}
 	inputs, err := h.validateInputs(d, in.RawBody)
 	if err != nil {
 		return nil, err
@@ -403,10 +445,7 @@ func (h *webhookHandlers) runTask(ctx context.Context, in *RunTaskInput) (*RunTa
 	if err != nil {
 		return nil, err
 	}
-	wait, err := parsePreferWait(in.Prefer, h.w.cfg.MaxWait)
-	if err != nil {
-		return nil, huma.Error400BadRequest(err.Error())
-	}
+	wait := parsePreferWait(in.Prefer, h.w.cfg.MaxWait)
 	run, _, err := h.rt.Dispatcher.Submit(ctx, dispatch.SubmitRequest{
 		Task: d, Inputs: inputs, Caller: caller(ctx),
 		IdempotencyKey: in.IdempotencyKey, Priority: in.Priority,
@@ -417,7 +456,7 @@ func (h *webhookHandlers) runTask(ctx context.Context, in *RunTaskInput) (*RunTa
 	}
 	out := &RunTaskOutput{Status: http.StatusAccepted, Location: h.w.runURL(run.Name)}
 	if wait > 0 {
-		out.PreferenceApplied = "wait=" + strconv.Itoa(int(wait/time.Second))
+		out.PreferenceApplied = "wait=" + strconv.FormatFloat(wait.Seconds(), 'f', -1, 64)
 		wctx, cancel := context.WithTimeout(ctx, wait)
 		waited, werr := h.rt.Dispatcher.Wait(wctx, run.Name)
 		cancel()
@@ -449,6 +488,11 @@ func (h *webhookHandlers) validateInputs(d *tasks.Definition, raw []byte) (json.
 		return nil, huma.Error400BadRequest("request body is not valid JSON", &huma.ErrorDetail{
 			Message: err.Error(), Location: "body",
 		})
+	}
+	// encoding/json has turned invalid UTF-8 and lone surrogates into
+	// U+FFFD in v; the stored inputs are raw, so they are checked raw.
+	if err := checkJSONText("body", raw); err != nil {
+		return nil, err
 	}
 	if _, ok := v.(map[string]any); !ok && d.InputType.Kind() == reflect.Struct {
 		return nil, huma.Error422UnprocessableEntity("validation failed", &huma.ErrorDetail{
@@ -486,22 +530,29 @@ func pointAtMissing(errs []error) []error {
 	return errs
 }
 
-// parsePreferWait reads wait=N from a Prefer header (RFC 7240); other
-// preferences are ignored. N above max is capped.
-func parsePreferWait(prefer string, max time.Duration) (time.Duration, error) {
+// parsePreferWait reads wait=N from a Prefer header (RFC 7240) as a
+// duration of at most max. N is delta-seconds; a decimal, an exponent or
+// Infinity is read as the number it spells. A value too large to hold, or
+// above max, is max: the client asked to wait as long as it may. A value
+// that is not a number of seconds (NaN, negative, text) is ignored, as RFC
+// 7240 has a server ignore a preference it cannot comply with, and so are
+// other preferences; the first wait counts.
+func parsePreferWait(prefer string, max time.Duration) time.Duration {
 	for _, part := range strings.FieldsFunc(prefer, func(r rune) bool { return r == ',' || r == ';' }) {
 		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
 		if !ok || !strings.EqualFold(strings.TrimSpace(k), "wait") {
 			continue
 		}
 		n, err := strconv.ParseFloat(strings.Trim(strings.TrimSpace(v), `"`), 64)
-		if err != nil || n < 0 {
-			return 0, fmt.Errorf("the Prefer header's wait=%s is not a number of seconds", v)
+		switch {
+		case errors.Is(err, strconv.ErrRange) && n > 0, n >= max.Seconds():
+			return max // also +Inf, and huge integers that overflow a float
+		case err != nil, math.IsNaN(n), n <= 0:
+			return 0
 		}
-		d := time.Duration(n * float64(time.Second))
-		return min(d, max), nil
+		return time.Duration(n * float64(time.Second))
 	}
-	return 0, nil
+	return 0
 }
 
 // webhookParams checks a callback URL and its event filter, as run-task,
@@ -512,6 +563,9 @@ func parsePreferWait(prefer string, max time.Duration) (time.Duration, error) {
 func webhookParams(url string, events []string) ([]string, error) {
 	if url == "" {
 		return nil, nil
+	}
+	if err := checkText("query.webhook", url); err != nil {
+		return nil, err
 	}
 	if err := callback.ValidateURL(url); err != nil {
 		return nil, huma.Error422UnprocessableEntity("invalid webhook", &huma.ErrorDetail{

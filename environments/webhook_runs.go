@@ -160,6 +160,9 @@ type AbortOutput struct {
 }
 
 func (h *webhookHandlers) abortRun(ctx context.Context, in *AbortInput) (*AbortOutput, error) {
+	if err := checkText("query.reason", in.Reason); err != nil {
+		return nil, err
+	}
 	if _, err := h.ownedRun(ctx, in.Name); err != nil {
 		return nil, err
 	}

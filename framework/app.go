@@ -66,17 +66,36 @@ type App struct {
 	ReadTimeout       time.Duration // default 5 min: bodies may be large
 	IdleTimeout       time.Duration // default 2 min
 	MaxHeaderBytes    int           // default 64 KiB
+	// BodyTimeout bounds how long a request body may take to arrive once
+	// its headers did (middleware.BodyTimeout); default 60 s, at most
+	// ReadTimeout. Answers that need no body (401, 404, 429…) go out at
+	// once, without it.
+	BodyTimeout time.Duration
 	// ShutdownTimeout bounds how long in-flight requests may finish; default 30 s.
 	ShutdownTimeout time.Duration
-	// DrainDelay keeps the listener open after a stop signal, answering 503,
-	// so a load balancer notices before connections are refused; default 0.
+	// DrainDelay keeps the listener open after a stop signal (and after
+	// the Dispatcher drained), answering 503, so a load balancer notices
+	// before connections are refused; default 0.
 	DrainDelay time.Duration
 
-	handler  http.Handler
-	draining atomic.Bool
-	started  int // how many app OnStart hooks succeeded
-	envUp    []environments.Environment
+	handler http.Handler
+	// phase is where shutdown stands: serving, drainingRuns or refusing.
+	phase   atomic.Int32
+	started int // how many app OnStart hooks succeeded
+	envUp   []environments.Environment
 }
+
+// Shutdown phases (App.phase).
+const (
+	serving int32 = iota
+	// drainingRuns: a stop signal came and the Dispatcher drains its
+	// node's runs. Requests are still served (reads, waits, aborts), but
+	// the Dispatcher refuses submits (503 with Retry-After) and /ready
+	// says draining.
+	drainingRuns
+	// refusing: every new request gets 503 while the listener closes.
+	refusing
+)
 
 func (a *App) validate() error {
 	if a.Addr == "" {
@@ -102,6 +121,12 @@ func (a *App) validate() error {
 	}
 	if a.ReadTimeout == 0 {
 		a.ReadTimeout = 5 * time.Minute
+	}
+	if a.BodyTimeout == 0 {
+		a.BodyTimeout = 60 * time.Second
+	}
+	if a.BodyTimeout < 0 {
+		return errors.New("framework: App.BodyTimeout must not be negative")
 	}
 	if a.IdleTimeout == 0 {
 		a.IdleTimeout = 2 * time.Minute
@@ -191,8 +216,15 @@ func (a *App) Handler() (http.Handler, error) {
 	} else {
 		r.Use(chimw.ClientIPFromRemoteAddr)
 	}
+	bodyTimeout := a.BodyTimeout
+	if a.ReadTimeout > 0 {
+		bodyTimeout = min(bodyTimeout, a.ReadTimeout)
+	}
+	r.Use(middleware.BodyTimeout(bodyTimeout))
 	r.Use(a.recoverer)
 	r.Use(a.drain)
+	r.Get("/ready", a.ready)
+	r.Head("/ready", a.ready)
 	r.Handle("/*", a.route(hosts, mounted))
 	a.handler = r
 	return r, nil
@@ -277,20 +309,21 @@ func (a *App) recoverer(next http.Handler) http.Handler {
 				if v == http.ErrAbortHandler { //nolint:errorlint // sentinel compared as net/http does
 					panic(v)
 				}
+				id := chimw.GetReqID(r.Context())
 				a.Logger.ErrorContext(r.Context(), "panic serving request",
-					"panic", fmt.Sprint(v), "method", r.Method, "path", r.URL.Path,
-					"request_id", chimw.GetReqID(r.Context()))
-				problem.Write(w, http.StatusInternalServerError, "")
+					"panic", fmt.Sprint(v), "method", r.Method, "path", r.URL.Path, "request_id", id)
+				problem.Write(w, http.StatusInternalServerError, problem.InternalDetail(id))
 			}
 		}()
 		next.ServeHTTP(w, r)
 	})
 }
 
-// drain answers 503 to requests that arrive once shutdown has begun.
+// drain answers 503 to requests that arrive once the App refuses them (after
+// the Dispatcher drained).
 func (a *App) drain(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if a.draining.Load() {
+		if a.phase.Load() == refusing {
 			w.Header().Set("Connection", "close")
 			w.Header().Set("Retry-After", "1")
 			problem.Write(w, http.StatusServiceUnavailable, "server is shutting down")
@@ -350,8 +383,11 @@ func (a *App) Stop(ctx context.Context) error {
 }
 
 // Run starts the App, listens on Addr and serves until ctx is done or the
-// process gets SIGINT or SIGTERM; then it drains (new requests get 503,
-// in-flight ones finish within ShutdownTimeout) and runs the OnStop hooks.
+// process gets SIGINT or SIGTERM; then it drains: the Dispatcher (if any)
+// stops taking runs and lets its node's running ones finish for its
+// DrainTimeout while the API still answers (submits get 503, /ready says
+// draining), then new requests get 503 for DrainDelay and in-flight ones
+// finish within ShutdownTimeout, and the OnStop hooks run.
 func (a *App) Run(ctx context.Context) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -402,7 +438,14 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	case <-ctx.Done():
 	}
 	a.Logger.Info("shutting down", "drain_delay", a.DrainDelay.String(), "timeout", a.ShutdownTimeout.String())
-	a.draining.Store(true)
+	if a.Dispatcher != nil {
+		// The node's runs finish (or go back to the queue) while the API
+		// still answers: callers waiting on them get their outcome.
+		a.phase.Store(drainingRuns)
+		a.Dispatcher.Drain(context.WithoutCancel(ctx))
+		a.Logger.Info("runs drained")
+	}
+	a.phase.Store(refusing)
 	if a.DrainDelay > 0 {
 		time.Sleep(a.DrainDelay)
 	}
@@ -424,7 +467,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 }
 
 // Draining reports whether shutdown has begun.
-func (a *App) Draining() bool { return a.draining.Load() }
+func (a *App) Draining() bool { return a.phase.Load() != serving }
 
 // parsePrefix accepts a CIDR or a single address (made a /32 or /128).
 func parsePrefix(s string) (string, error) {

@@ -2,9 +2,11 @@ package framework_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -186,9 +188,15 @@ func TestRoutesByLongestPathPrefix(t *testing.T) {
 	}
 }
 
+// TestPanicIsProblemJSON: a panic is a 500 whose body names the request
+// id under which the log has the panic, and says nothing of the panic.
 func TestPanicIsProblemJSON(t *testing.T) {
 	t.Parallel()
-	app := &framework.App{Environments: []environments.Environment{openEnv("a", "", func(http.ResponseWriter, *http.Request) { panic("kaboom") })}}
+	var log lockedBuffer
+	app := &framework.App{
+		Environments: []environments.Environment{openEnv("a", "", func(http.ResponseWriter, *http.Request) { panic("kaboom") })},
+		Logger:       slog.New(slog.NewJSONHandler(&log, nil)),
+	}
 	base, _, _ := serve(t, app)
 	resp, err := http.Get(base + "/")
 	require.NoError(t, err)
@@ -197,6 +205,30 @@ func TestPanicIsProblemJSON(t *testing.T) {
 	require.Equal(t, http.StatusInternalServerError, resp.StatusCode)
 	require.Equal(t, "application/problem+json", resp.Header.Get("Content-Type"))
 	require.NotContains(t, string(b), "kaboom", "panic values may hold secrets; they go to the log only")
+	var body struct{ Detail string }
+	require.NoError(t, json.Unmarshal(b, &body))
+	_, id, ok := strings.Cut(body.Detail, "request id ")
+	require.True(t, ok, "no request id in %s", b)
+	require.Contains(t, log.String(), `"request_id":"`+id+`"`)
+	require.Contains(t, log.String(), "kaboom")
+}
+
+// lockedBuffer is a log sink that handlers may write while a test reads.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func TestSlowHeadersAreCutOff(t *testing.T) {

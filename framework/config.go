@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"github.com/taskgate/taskgate/middleware"
 	"github.com/taskgate/taskgate/tasks"
 	"github.com/taskgate/taskgate/tasks/callback"
+	"github.com/taskgate/taskgate/tasks/discovery"
 	"github.com/taskgate/taskgate/tasks/dispatch"
 	"github.com/taskgate/taskgate/tasks/scheduler"
 	"github.com/taskgate/taskgate/tasks/store"
@@ -47,6 +49,19 @@ type EnvConfig struct {
 	// ("720h"): terminal runs older than this are deleted whole. Unset or
 	// 0 keeps them forever.
 	DeleteRunsAfter time.Duration
+	// MaxInterruptions is TASKGATE_MAX_INTERRUPTIONS: how many times a
+	// run may be interrupted by a node's restart, loss or drain and go back
+	// to the queue (default 10); as in dispatch.Config, negative means
+	// none (the variable's 0).
+	MaxInterruptions int
+	// DrainTimeout is TASKGATE_DRAIN_TIMEOUT, a Go duration: how long a
+	// stopping node lets its running runs finish before requeueing them
+	// (default 30s); as in dispatch.Config, negative means not at all (the
+	// variable's 0).
+	DrainTimeout time.Duration
+	// BodyTimeout is TASKGATE_BODY_TIMEOUT, a Go duration: how long a
+	// request body may take to arrive (App.BodyTimeout); default 60 s.
+	BodyTimeout time.Duration
 }
 
 // LoadEnv reads EnvConfig from the process environment.
@@ -82,6 +97,32 @@ func ParseEnv(getenv func(string) string) (EnvConfig, error) {
 		}
 		c.DeleteRunsAfter = d
 	}
+	c.MaxInterruptions = dispatch.DefaultMaxInterruptions
+	if v := getenv("TASKGATE_MAX_INTERRUPTIONS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return c, fmt.Errorf("TASKGATE_MAX_INTERRUPTIONS=%q is not a whole number of 0 or more", v)
+		}
+		c.MaxInterruptions = noneIfZero(n)
+	}
+	c.DrainTimeout = dispatch.DefaultDrainTimeout
+	if v := getenv("TASKGATE_DRAIN_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return c, fmt.Errorf("TASKGATE_DRAIN_TIMEOUT=%q is not a duration of 0 or more (e.g. 30s)", v)
+		}
+		c.DrainTimeout = noneIfZero(d)
+	}
+	if v := getenv("TASKGATE_BODY_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return c, fmt.Errorf("TASKGATE_BODY_TIMEOUT=%q is not a positive duration (e.g. 60s)", v)
+		}
+		c.BodyTimeout = d
+	}
+	if c.BodyTimeout == 0 {
+		c.BodyTimeout = 60 * time.Second
+	}
 	if c.Addr == "" {
 		c.Addr = "127.0.0.1:8080"
 	}
@@ -107,6 +148,15 @@ func ParseEnv(getenv func(string) string) (EnvConfig, error) {
 	return c, nil
 }
 
+// noneIfZero maps a variable's 0 ("none") to -1, dispatch.Config's
+// spelling, where 0 means the default.
+func noneIfZero[T int | time.Duration](v T) T {
+	if v == 0 {
+		return -1
+	}
+	return v
+}
+
 // Service is what FromEnv assembled. App.Run starts and stops the rest.
 type Service struct {
 	App        *App
@@ -129,7 +179,7 @@ func FromEnv(ctx context.Context, cfg EnvConfig, logger *slog.Logger, reg *tasks
 	if err != nil {
 		return nil, err
 	}
-	st, err := openStore(ctx, cfg)
+	st, err := openStore(ctx, cfg, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -146,7 +196,9 @@ func FromEnv(ctx context.Context, cfg EnvConfig, logger *slog.Logger, reg *tasks
 		Role:     role,
 		Node:     dispatch.NodeConfig{ID: cfg.NodeID, GPUs: gpus},
 
-		DeleteAfter: cfg.DeleteRunsAfter,
+		DeleteAfter:      cfg.DeleteRunsAfter,
+		MaxInterruptions: cfg.MaxInterruptions,
+		DrainTimeout:     cfg.DrainTimeout,
 	})
 	if err != nil {
 		st.Close()
@@ -166,6 +218,7 @@ func FromEnv(ctx context.Context, cfg EnvConfig, logger *slog.Logger, reg *tasks
 		Authenticator: auth,
 		Extractors:    []middleware.Extractor{middleware.BearerExtractor(), middleware.CookieExtractor(cfg.AuthCookie)},
 		AdminGroup:    cfg.AdminGroup,
+		BodyTimeout:   cfg.BodyTimeout,
 		OnStart: []func(context.Context) error{
 			func(ctx context.Context) error {
 				// A failed start releases what New opened: the App skips
@@ -215,7 +268,7 @@ func authenticator(ctx context.Context, cfg EnvConfig, logger *slog.Logger) (mid
 	return middleware.NewCache(middleware.Chain(chain...), middleware.CacheConfig{}), devToken, nil
 }
 
-func openStore(ctx context.Context, cfg EnvConfig) (store.Store, error) {
+func openStore(ctx context.Context, cfg EnvConfig, logger *slog.Logger) (store.Store, error) {
 	// Each case returns its concrete store through a typed nil check, so a
 	// failed open never yields a non-nil interface holding a nil pointer.
 	switch u := cfg.DatabaseURL; {
@@ -232,8 +285,8 @@ func openStore(ctx context.Context, cfg EnvConfig) (store.Store, error) {
 		}
 		return st, nil
 	case u == "":
-		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-			return nil, fmt.Errorf("TASKGATE_DATA_DIR: %w", err)
+		if err := privateDataDir(cfg.DataDir, logger); err != nil {
+			return nil, err
 		}
 		st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "taskgate.db"))
 		if err != nil {
@@ -245,6 +298,33 @@ func openStore(ctx context.Context, cfg EnvConfig) (store.Store, error) {
 	}
 }
 
+// privateDataDir creates the data directory (0700), or makes an existing
+// one private: it holds every user's inputs, outputs and webhook URLs, and
+// the webhook secret.
+func privateDataDir(dir string, logger *slog.Logger) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("TASKGATE_DATA_DIR: %w", err)
+	}
+	makePrivate(dir, 0o700, logger)
+	return nil
+}
+
+// makePrivate gives path the mode perm when other users may read it, and
+// warns: about the change, or that the mode could not be changed (a path
+// another user owns), which leaves the data open to them.
+func makePrivate(path string, perm fs.FileMode, logger *slog.Logger) {
+	info, err := os.Stat(path)
+	if err != nil || info.Mode().Perm()&0o077 == 0 {
+		return
+	}
+	was := info.Mode().Perm().String()
+	if err := os.Chmod(path, perm); err != nil {
+		logger.Warn("readable by other users, and its mode cannot be changed", "path", path, "mode", was, "err", err)
+		return
+	}
+	logger.Warn("was readable by other users; made it private", "path", path, "mode_was", was, "mode", perm.String())
+}
+
 // nodeGPUs is the declared inventory, else what nvidia-smi reports; no
 // nvidia-smi means no GPUs.
 func nodeGPUs(ctx context.Context, cfg EnvConfig, logger *slog.Logger) ([]scheduler.Device, error) {
@@ -252,13 +332,13 @@ func nodeGPUs(ctx context.Context, cfg EnvConfig, logger *slog.Logger) ([]schedu
 		return nil, nil
 	}
 	if cfg.NodeGPUs != "" {
-		devs, err := scheduler.ParseDeclaredGPUs(cfg.NodeGPUs)
+		devs, err := discovery.ParseDeclaredGPUs(cfg.NodeGPUs)
 		if err != nil {
 			return nil, fmt.Errorf("TASKGATE_NODE_GPUS: %w", err)
 		}
 		return devs, nil
 	}
-	devs, err := scheduler.DetectGPUs(ctx, scheduler.ExecCommand)
+	devs, err := discovery.DetectGPUs(ctx, discovery.ExecCommand)
 	if err != nil {
 		logger.Warn("GPU detection failed; serving with no GPUs", "err", err)
 		return nil, nil
@@ -289,16 +369,18 @@ func webhookWorker(cfg EnvConfig, st store.Store, d *dispatch.Dispatcher, logger
 		}
 		secrets = s
 	} else {
-		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-			return workerHooks{}, fmt.Errorf("TASKGATE_DATA_DIR: %w", err)
+		if err := privateDataDir(cfg.DataDir, logger); err != nil {
+			return workerHooks{}, err
 		}
-		s, created, err := stdwebhook.LoadOrCreateSecretFile(filepath.Join(cfg.DataDir, "webhook.secret"))
+		path := filepath.Join(cfg.DataDir, "webhook.secret")
+		s, created, err := stdwebhook.LoadOrCreateSecretFile(path)
 		if err != nil {
 			return workerHooks{}, fmt.Errorf("webhook secret: %w", err)
 		}
 		if created {
-			logger.Info("generated the webhook signing secret", "file", filepath.Join(cfg.DataDir, "webhook.secret"))
+			logger.Info("generated the webhook signing secret", "file", path)
 		}
+		makePrivate(path, 0o600, logger)
 		secrets = []stdwebhook.Secret{s}
 	}
 	del, err := callback.New(callback.Config{Secrets: secrets, AllowPrivate: cfg.WebhookAllowPrivate})

@@ -5,9 +5,12 @@
 // into problem+json), picks an environment per request by Host (URL label or
 // custom domain) and then by the longest path prefix, puts the passthrough
 // auth and the limits of each environment in front of it, and runs the
-// server with every timeout set. On SIGINT or SIGTERM it drains: new
-// requests get 503, in-flight ones finish, then the OnStop hooks run in
-// reverse order, like an ASGI lifespan.
+// server with every timeout set. GET /ready (no credentials) is its
+// readiness probe. On SIGINT or SIGTERM it drains: first the Dispatcher's
+// node lets its running runs finish (DrainTimeout) while the API still
+// answers, refusing submits with 503 and Retry-After and /ready saying
+// draining; then new requests get 503, in-flight ones finish, and the
+// OnStop hooks run in reverse order, like an ASGI lifespan.
 //
 // FromEnv wires a whole service from TASKGATE_* variables: the store
 // (SQLite by default, PostgreSQL past one machine), the dispatcher with the
@@ -22,6 +25,11 @@
 //	if err != nil { … }
 //	err = svc.App.Run(ctx)
 //
-// Package frameworktest has a local OIDC issuer for tests of services built
-// on it.
+// Package frameworktest has a local OIDC issuer (middleware/oidctest's) and
+// Serve for tests of services built on it.
+//
+// framework stands over the whole data path (request → auth → environment
+// → dispatcher → scheduler → node agent → store → callbacks): it builds
+// each step from the environment and wires them together, so it may import
+// every taskgate package, and no taskgate package may import it.
 package framework

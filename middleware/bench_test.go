@@ -11,8 +11,8 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
-	"github.com/taskgate/taskgate/framework/frameworktest"
 	"github.com/taskgate/taskgate/middleware"
+	"github.com/taskgate/taskgate/middleware/oidctest"
 )
 
 // discardWriter is the cheapest ResponseWriter, so that the in-process
@@ -57,7 +57,7 @@ func benchRouter(auth middleware.Authenticator) http.Handler {
 // included (there it is ignored), so the ratio isolates the middleware from
 // the cost of sending a kilobyte header.
 func BenchmarkAuth(b *testing.B) {
-	iss := frameworktest.NewIssuer(b)
+	iss := oidctest.NewIssuer(b)
 	oidcAuth, err := middleware.NewOIDC(b.Context(), middleware.OIDCConfig{
 		Issuer: iss.URL, Audience: iss.Audience, HTTPClient: iss.Client(),
 	})

@@ -63,6 +63,18 @@
 //		downstream.Do(req)
 //	})
 //
-// The package also holds the request limits (body size, concurrency, rate)
-// and the verifier for signed webhooks.
+// The package also holds the request limits (body size, body time,
+// concurrency, rate) and the verifier for signed webhooks. [BodyTimeout]
+// goes outermost: it bounds how long a body may take to arrive, and lets a
+// refusal (401, 404, 413, 429…) go out at once instead of after net/http
+// read the unread body.
+//
+// # Place on the data path
+//
+// request → auth → environment → dispatcher → scheduler → node agent →
+// store → callbacks: middleware is auth, the first step after the request,
+// and the receiving end of callbacks (VerifyWebhook). It must not import
+// tasks, environments or framework, not even in tests (they use
+// middleware/oidctest). The verified caller lives in middleware/identity so
+// that the steps below can name it without importing middleware.
 package middleware

@@ -22,8 +22,10 @@ import (
 // allowedHosts are exact, case-insensitive host[:port] values as they appear
 // in the URL ("api.internal", "127.0.0.1:8443"); "api.internal" does not
 // match "api.internal:443". Key+secret credentials are never forwarded.
-// base nil means http.DefaultTransport. ForwardingTransport panics on an
-// empty or malformed host entry.
+// base sends the requests, and resolves their hosts: give it a transport
+// whose net.Dialer has the net.Resolver to use (tests give one of their
+// own). base nil means http.DefaultTransport. ForwardingTransport panics
+// on an empty or malformed host entry.
 func ForwardingTransport(base http.RoundTripper, allowedHosts []string) http.RoundTripper {
 	if base == nil {
 		base = http.DefaultTransport

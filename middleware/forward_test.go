@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"sync"
 	"testing"
@@ -15,8 +17,9 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
-	"github.com/taskgate/taskgate/framework/frameworktest"
+	"github.com/taskgate/taskgate/internal/fakedns"
 	"github.com/taskgate/taskgate/middleware"
+	"github.com/taskgate/taskgate/middleware/oidctest"
 )
 
 // recorder is a downstream service that remembers the Authorization headers
@@ -81,6 +84,30 @@ func TestForwardingTransport(t *testing.T) {
 	require.Equal(t, [][]string{{"Bearer " + tok}}, redirector.authorizations())
 }
 
+// An allowlist names hosts, as they appear in URLs: the base transport
+// resolves them (here through the test's own DNS, which answers 127.0.0.1
+// for every name), and the token goes to the allowed name only, whatever
+// its case, not to another name or to the same address spelled as an IP.
+func TestForwardingTransportByHostName(t *testing.T) {
+	t.Parallel()
+	rec := newRecorder(t, nil)
+	_, port, err := net.SplitHostPort(rec.host())
+	require.NoError(t, err)
+	resolver := fakedns.Resolver(t, netip.MustParseAddr("127.0.0.1"))
+	base := &http.Transport{DialContext: (&net.Dialer{Resolver: resolver}).DialContext}
+	client := &http.Client{Transport: middleware.ForwardingTransport(base, []string{"reports.test:" + port})}
+	const tok = "caller-token-0123456789"
+	ctx := middleware.WithCredentials(t.Context(), middleware.Credentials{Value: tok, Source: middleware.SourceBearer})
+	for _, host := range []string{"reports.test", "Reports.TEST", "elsewhere.test", "127.0.0.1"} {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+host+":"+port+"/", nil)
+		require.NoError(t, err)
+		resp, err := client.Do(req)
+		require.NoError(t, err, host)
+		resp.Body.Close()
+	}
+	require.Equal(t, [][]string{{"Bearer " + tok}, {"Bearer " + tok}, nil, nil}, rec.authorizations())
+}
+
 // TestForwardingEndToEnd: a caller's token reaches a protected service, whose
 // handler calls a downstream service on the caller's behalf.
 func TestForwardingEndToEnd(t *testing.T) {
@@ -130,7 +157,7 @@ func TestClientCredentials(t *testing.T) {
 	var me meResponse
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&me))
 	require.Equal(t, "svc-reporter", me.Subject)
-	require.Equal(t, frameworktest.DefaultAudience, f.iss.Audience)
+	require.Equal(t, oidctest.DefaultAudience, f.iss.Audience)
 }
 
 func TestForwardingTransportPanicsOnBadHost(t *testing.T) {

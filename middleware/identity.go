@@ -2,37 +2,22 @@ package middleware
 
 import (
 	"context"
-	"slices"
-	"time"
+
+	"github.com/taskgate/taskgate/middleware/identity"
 )
 
-// Identity is a verified caller. It never holds the raw credential.
-type Identity struct {
-	Subject string   `json:"subject"`
-	Name    string   `json:"name,omitempty"`
-	Email   string   `json:"email,omitempty"`
-	Groups  []string `json:"groups"`
-	// Claims are the raw token claims (OIDC) or nil.
-	Claims map[string]any `json:"-"`
-	// Expiry bounds how long the identity may be cached; zero means the
-	// authenticator gave no expiry.
-	Expiry time.Time `json:"-"`
-}
+// Identity is a verified caller; see package identity, which holds it so
+// that packages below the HTTP layer can name it without importing
+// middleware.
+type Identity = identity.Identity
 
-// InGroup reports whether the identity belongs to group g.
-func (id Identity) InGroup(g string) bool {
-	return g != "" && slices.Contains(id.Groups, g)
-}
-
-type identityKey struct{}
-
-// WithIdentity returns a context carrying id.
+// WithIdentity returns a context carrying id (identity.NewContext).
 func WithIdentity(ctx context.Context, id Identity) context.Context {
-	return context.WithValue(ctx, identityKey{}, id)
+	return identity.NewContext(ctx, id)
 }
 
-// IdentityFromContext returns the verified caller of the request, if any.
+// IdentityFromContext returns the verified caller of the request, if any
+// (identity.FromContext).
 func IdentityFromContext(ctx context.Context) (Identity, bool) {
-	id, ok := ctx.Value(identityKey{}).(Identity)
-	return id, ok
+	return identity.FromContext(ctx)
 }

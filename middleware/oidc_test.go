@@ -14,8 +14,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/taskgate/taskgate/framework/frameworktest"
 	"github.com/taskgate/taskgate/middleware"
+	"github.com/taskgate/taskgate/middleware/oidctest"
 )
 
 func TestOIDCValidTokenReachesHandler(t *testing.T) {
@@ -29,7 +29,7 @@ func TestOIDCValidTokenReachesHandler(t *testing.T) {
 	}
 	for name, tok := range map[string]string{
 		"RS256": f.iss.Mint(claims),
-		"ES256": f.iss.Mint(claims, frameworktest.WithKey(frameworktest.EC)),
+		"ES256": f.iss.Mint(claims, oidctest.WithKey(oidctest.EC)),
 	} {
 		t.Run(name, func(t *testing.T) {
 			resp, body := f.app.do(t, http.MethodGet, "/me", bearer(tok))
@@ -66,12 +66,12 @@ func TestOIDCRefusesBadTokens(t *testing.T) {
 		{"wrong issuer", bearer(iss.MintWrongIssuer(nil))},
 		{"alg none", bearer(iss.MintAlgNone(nil))},
 		{"HS256 signed with the public key", bearer(iss.MintHS256WithPublicKey(nil))},
-		{"tampered payload", bearer(frameworktest.TamperPayload(t, valid, map[string]any{"sub": "admin"}))},
+		{"tampered payload", bearer(oidctest.TamperPayload(t, valid, map[string]any{"sub": "admin"}))},
 		{"truncated signature", bearer(valid[:len(valid)-10])},
 		{"signature removed", bearer(valid[:lastDot+1])},
 		{"two segments", bearer(valid[:lastDot])},
 		{"unknown kid", bearer(iss.MintUnknownKID(nil))},
-		{"kid of the EC key on an RSA signature", bearer(iss.Mint(nil, frameworktest.WithKeyID(iss.KeyID(frameworktest.EC))))},
+		{"kid of the EC key on an RSA signature", bearer(iss.Mint(nil, oidctest.WithKeyID(iss.KeyID(oidctest.EC))))},
 		{"over 8 KiB", bearer(strings.Repeat("a", middleware.MaxCredentialSize+1))},
 		{"8 KiB JWT", bearer(iss.Mint(map[string]any{"pad": strings.Repeat("x", 8<<10)}))},
 		{"non-ASCII bytes", bearer(valid[:20] + "é" + valid[20:])},
@@ -136,7 +136,7 @@ func TestOIDCLeeway(t *testing.T) {
 
 func TestOIDCConfigValidation(t *testing.T) {
 	t.Parallel()
-	iss := frameworktest.NewIssuer(t)
+	iss := oidctest.NewIssuer(t)
 	base := middleware.OIDCConfig{Issuer: iss.URL, Audience: iss.Audience, HTTPClient: iss.Client()}
 	tests := []struct {
 		name string
@@ -168,7 +168,7 @@ func TestOIDCConfigValidation(t *testing.T) {
 
 func TestOIDCExplicitJWKSURLSkipsDiscovery(t *testing.T) {
 	t.Parallel()
-	iss := frameworktest.NewIssuer(t)
+	iss := oidctest.NewIssuer(t)
 	auth, err := middleware.NewOIDC(t.Context(), middleware.OIDCConfig{
 		Issuer: iss.URL, Audience: iss.Audience, JWKSURL: iss.JWKSURL(), HTTPClient: iss.Client(),
 	})
@@ -208,7 +208,7 @@ func flood(t *testing.T, f *oidcFixture, n int) {
 	toks := make(chan string, n)
 	for i := range n {
 		// ES256 signs in microseconds where RS256 takes milliseconds.
-		toks <- f.iss.Mint(nil, frameworktest.WithKey(frameworktest.EC), frameworktest.WithKeyID(fmt.Sprintf("random-%d-%d", i, rand.Int64())))
+		toks <- f.iss.Mint(nil, oidctest.WithKey(oidctest.EC), oidctest.WithKeyID(fmt.Sprintf("random-%d-%d", i, rand.Int64())))
 	}
 	close(toks)
 	var wg sync.WaitGroup
@@ -265,7 +265,7 @@ func TestOIDCKeyRotation(t *testing.T) {
 	rotated = f.iss.Mint(nil)
 	require.NoError(t, verify(rotated), "new kid after the interval: refetched")
 	require.EqualValues(t, 2, f.iss.JWKSFetches())
-	require.ErrorIs(t, verify(f.iss.Mint(nil, frameworktest.WithKeyID(f.iss.KeyID(frameworktest.EC)))), middleware.ErrInvalidCredentials)
+	require.ErrorIs(t, verify(f.iss.Mint(nil, oidctest.WithKeyID(f.iss.KeyID(oidctest.EC)))), middleware.ErrInvalidCredentials)
 }
 
 func TestOIDCWithdrawnKeyStopsVerifyingAfterKeyMaxAge(t *testing.T) {

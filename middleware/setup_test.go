@@ -15,8 +15,8 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/stretchr/testify/require"
 
-	"github.com/taskgate/taskgate/framework/frameworktest"
 	"github.com/taskgate/taskgate/middleware"
+	"github.com/taskgate/taskgate/middleware/oidctest"
 )
 
 // clock is the fake clock the tests inject; the one boundary faked here.
@@ -128,7 +128,7 @@ func bearer(tok string) http.Header { return http.Header{"Authorization": {"Bear
 // oidcFixture is an issuer, an OIDC authenticator on a fake clock, and an
 // app that uses it.
 type oidcFixture struct {
-	iss   *frameworktest.Issuer
+	iss   *oidctest.Issuer
 	clock *clock
 	auth  *middleware.OIDC
 	app   *testApp
@@ -136,7 +136,7 @@ type oidcFixture struct {
 
 func newOIDCFixture(t *testing.T, mod func(*middleware.OIDCConfig)) *oidcFixture {
 	t.Helper()
-	iss := frameworktest.NewIssuer(t)
+	iss := oidctest.NewIssuer(t)
 	clk := newClock()
 	iss.Now = clk.Now
 	cfg := middleware.OIDCConfig{

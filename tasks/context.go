@@ -3,11 +3,10 @@ package tasks
 import (
 	"context"
 	"log/slog"
-	"os/exec"
 	"strconv"
 	"strings"
 
-	"github.com/taskgate/taskgate/middleware"
+	"github.com/taskgate/taskgate/middleware/identity"
 )
 
 // Device is one accelerator (or MIG partition) given to a run.
@@ -37,7 +36,7 @@ type RunInfo struct {
 	Node    string
 	Devices []Device
 	// Caller is the identity that submitted the run.
-	Caller middleware.Identity
+	Caller identity.Identity
 	// Logger writes lines that are kept with the run.
 	Logger *slog.Logger
 }
@@ -50,7 +49,7 @@ func WithRunInfo(ctx context.Context, ri RunInfo) context.Context {
 	if ri.Logger == nil {
 		ri.Logger = slog.Default()
 	}
-	ctx = middleware.WithIdentity(ctx, ri.Caller)
+	ctx = identity.NewContext(ctx, ri.Caller)
 	return context.WithValue(ctx, runInfoKey{}, ri)
 }
 
@@ -83,15 +82,6 @@ func VisibleDevices(devs []Device) string {
 		ids[i] = d.ID()
 	}
 	return strings.Join(ids, ",")
-}
-
-// Command is exec.CommandContext with CUDA_VISIBLE_DEVICES and
-// NVIDIA_VISIBLE_DEVICES set to the run's devices, so a subprocess sees only
-// what the scheduler gave the run.
-func Command(ctx context.Context, name string, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Env = append(cmd.Environ(), DeviceEnv(Devices(ctx))...)
-	return cmd
 }
 
 // DeviceEnv is the environment entries that restrict a process to devs.

@@ -10,4 +10,12 @@
 //	reg.MustRegister(echo)
 //
 // Runs are submitted, placed and executed by package tasks/dispatch.
+//
+// On the data path (request → auth → environment → dispatcher → scheduler →
+// node agent → store → callbacks) package tasks is the vocabulary of every
+// step after the environment: the definitions it submits, the resources the
+// scheduler matches, the RunInfo the node agent gives a task function. The
+// scheduler imports it, so it stays as pure: no net/http and no os/exec
+// (subprocesses are tasks/taskexec), and nothing of middleware (but
+// middleware/identity), environments or framework.
 package tasks

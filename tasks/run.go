@@ -44,13 +44,17 @@ func (r *Run) Done() bool { return r.Phase.Terminal() }
 
 // Attempt records one try of a run on a node.
 type Attempt struct {
-	Number     int        `json:"number"`
-	Node       string     `json:"node,omitempty"`
-	Devices    []string   `json:"devices,omitempty"`
-	Phase      Phase      `json:"phase"`
-	Error      string     `json:"error,omitempty"`
-	StartedAt  *time.Time `json:"started_at,omitempty"`
-	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	Number  int      `json:"number"`
+	Node    string   `json:"node,omitempty"`
+	Devices []string `json:"devices,omitempty"`
+	Phase   Phase    `json:"phase"`
+	Error   string   `json:"error,omitempty"`
+	// Interrupted is set when the attempt ended by an interruption of the
+	// platform (its node restarted, was lost or drained), not by the task:
+	// it counts against MaxInterruptions, never the retry policy.
+	Interrupted bool       `json:"interrupted,omitempty" doc:"Set when the platform (a node's restart, loss or drain) ended the attempt, not the task: it spends the run's interruption budget, not its retries."`
+	StartedAt   *time.Time `json:"started_at,omitempty"`
+	FinishedAt  *time.Time `json:"finished_at,omitempty"`
 }
 
 // Event is one change of a run, as the SSE stream and Prefer: wait see it.

@@ -28,6 +28,13 @@ type Options struct {
 	Retry *RetryPolicy
 	// Timeout bounds each attempt; zero means DefaultTimeout.
 	Timeout time.Duration
+	// MaxInterruptions bounds how often a run may be interrupted by the
+	// platform (its node restarted, was lost or drained) before it fails.
+	// Interruptions never spend the Retry policy, which counts the task's
+	// own failures only. Zero means the dispatcher's default
+	// (dispatch.Config.MaxInterruptions, 10 unless set); negative means
+	// none: the first interruption fails the run.
+	MaxInterruptions int
 }
 
 // DefaultTimeout bounds an attempt when Options.Timeout is zero.
@@ -46,6 +53,9 @@ type Definition struct {
 	Request Request
 	Retry   RetryPolicy
 	Timeout time.Duration
+	// MaxInterruptions is Options.MaxInterruptions: zero means the
+	// dispatcher's default, negative none.
+	MaxInterruptions int
 	// InputType and OutputType are the Go types of the function, for schemas.
 	InputType  reflect.Type
 	OutputType reflect.Type
@@ -152,6 +162,7 @@ func Define[I, O any](project, domain, name string, fn func(context.Context, I) 
 			return b, nil
 		},
 	}
+	t.def.MaxInterruptions = opts.MaxInterruptions
 	if t.def.Version == "" {
 		t.def.Version = deriveVersion(t.def)
 	}
@@ -176,6 +187,11 @@ func deriveVersion(d *Definition) string {
 		P RetryPolicy
 	}{d.Resources, d.Retry})
 	h.Write(b)
+	if d.MaxInterruptions != 0 {
+		// Only when set, so that the versions derived before the setting
+		// existed stay the same.
+		fmt.Fprintf(h, "\x00interruptions=%d", d.MaxInterruptions)
+	}
 	return "v" + hex.EncodeToString(h.Sum(nil))[:12]
 }
 

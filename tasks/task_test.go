@@ -4,14 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/taskgate/taskgate/middleware"
+	"github.com/taskgate/taskgate/middleware/identity"
 	"github.com/taskgate/taskgate/tasks"
 )
 
@@ -133,10 +132,10 @@ func TestRunContextCarriesDevicesIdentityAndLogger(t *testing.T) {
 	t.Parallel()
 	devs := []tasks.Device{{Index: 1, Type: "A100-80GB"}, {Index: 3, Type: "A100-80GB"}}
 	ctx := tasks.WithRunInfo(context.Background(), tasks.RunInfo{
-		Name: "r1", Attempt: 2, Devices: devs, Caller: middleware.Identity{Subject: "alice"},
+		Name: "r1", Attempt: 2, Devices: devs, Caller: identity.Identity{Subject: "alice"},
 	})
 	require.Equal(t, devs, tasks.Devices(ctx))
-	id, ok := middleware.IdentityFromContext(ctx)
+	id, ok := identity.FromContext(ctx)
 	require.True(t, ok)
 	require.Equal(t, "alice", id.Subject)
 	require.NotNil(t, tasks.Logger(ctx))
@@ -144,19 +143,4 @@ func TestRunContextCarriesDevicesIdentityAndLogger(t *testing.T) {
 
 	mig := []tasks.Device{{Index: 0, UUID: "MIG-4b3c", Type: "H100", MIG: "3g.40gb"}}
 	require.Equal(t, "MIG-4b3c", tasks.VisibleDevices(mig), "MIG partitions are named by UUID")
-}
-
-func TestCommandRestrictsTheSubprocessToTheRunsDevices(t *testing.T) {
-	t.Parallel()
-	if _, err := exec.LookPath("sh"); err != nil {
-		t.Skip("no sh")
-	}
-	ctx := tasks.WithRunInfo(context.Background(), tasks.RunInfo{Devices: []tasks.Device{{Index: 2}, {Index: 5}}})
-	out, err := tasks.Command(ctx, "sh", "-c", `printf '%s|%s' "$CUDA_VISIBLE_DEVICES" "$NVIDIA_VISIBLE_DEVICES"`).Output()
-	require.NoError(t, err)
-	require.Equal(t, "2,5|2,5", string(out))
-
-	none, err := tasks.Command(context.Background(), "sh", "-c", `printf '[%s]|%s' "$CUDA_VISIBLE_DEVICES" "$NVIDIA_VISIBLE_DEVICES"`).Output()
-	require.NoError(t, err)
-	require.Equal(t, "[]|void", string(none), "a run without GPUs sees none")
 }

@@ -132,7 +132,10 @@ func runMyTask(ctx context.Context, in *RunMyTaskInput) (*RunMyTaskOutput, error
 	case errors.Is(err, environments.ErrNoCaller):
 		return nil, huma.Error401Unauthorized("authentication required")
 	case err != nil:
-		return nil, err // huma answers 500 without the detail
+		// Text that cannot be stored is a 422 naming the field; anything
+		// else is a 500 that says "internal error" and the request id,
+		// while the error itself is logged with that id.
+		return nil, err
 	}
 	out := &RunMyTaskOutput{}
 	out.Body.RunID = run.Name

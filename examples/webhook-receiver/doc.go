@@ -10,7 +10,7 @@
 //	# in the quickstart's shell (callbacks to loopback need the guard lifted):
 //	TASKGATE_WEBHOOK_ALLOW_PRIVATE=1 make run
 //	curl -X POST "http://127.0.0.1:8080/run-task/demo/development/echo?webhook=http://127.0.0.1:9090/callbacks" \
-//	  -H "Authorization: Bearer $TOKEN" -d '{"message":"hi"}'
+//	  -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{"message":"hi"}'
 //
 // Settings:
 //

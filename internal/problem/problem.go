@@ -57,3 +57,13 @@ func TooManyRequests(w http.ResponseWriter, retryAfter time.Duration, detail str
 	w.Header().Set("Retry-After", strconv.Itoa(secs))
 	Write(w, http.StatusTooManyRequests, detail)
 }
+
+// InternalDetail is the detail of a 500: nothing of the error itself, which
+// may hold secrets and goes to the log only, but the request id under
+// which the log has it.
+func InternalDetail(requestID string) string {
+	if requestID == "" {
+		return "internal error"
+	}
+	return "internal error; request id " + requestID
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -85,6 +86,9 @@ type Config struct {
 	// Timeout bounds one attempt; zero means DefaultTimeout. Only used when
 	// Client is nil.
 	Timeout time.Duration
+	// Resolver resolves receivers' host names; nil means
+	// net.DefaultResolver. Only used when Client is nil.
+	Resolver *net.Resolver
 	// MaxResponseBytes bounds how much of a response body is read; zero
 	// means DefaultMaxResponseBytes.
 	MaxResponseBytes int64
@@ -117,7 +121,7 @@ func (c *Config) validate() error {
 		c.Now = time.Now
 	}
 	if c.Client == nil {
-		client, err := NewClient(ClientConfig{AllowPrivate: c.AllowPrivate, Timeout: c.Timeout})
+		client, err := NewClient(ClientConfig{AllowPrivate: c.AllowPrivate, Timeout: c.Timeout, Resolver: c.Resolver})
 		if err != nil {
 			return err
 		}

@@ -2,7 +2,6 @@ package callback_test
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"net"
 	"net/http"
@@ -15,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/taskgate/taskgate/internal/fakedns"
 	"github.com/taskgate/taskgate/tasks/callback"
 )
 
@@ -171,6 +171,7 @@ func TestClientGuardRefusesLoopbackForms(t *testing.T) {
 	t.Parallel()
 	v4, v4hits := listenLoopback(t, "tcp4", "127.0.0.1:0")
 	port := v4.Listener.Addr().(*net.TCPAddr).Port
+	resolver := fakedns.Resolver(t, netip.MustParseAddr("127.0.0.1"))
 
 	type target struct {
 		name, url string
@@ -180,7 +181,7 @@ func TestClientGuardRefusesLoopbackForms(t *testing.T) {
 		{"ipv4 loopback", "http://127.0.0.1:" + strconv.Itoa(port) + "/hook", v4hits},
 		{"ipv4 loopback other", "http://127.1.2.3:" + strconv.Itoa(port) + "/hook", v4hits},
 		{"unspecified 0.0.0.0", "http://0.0.0.0:" + strconv.Itoa(port) + "/hook", v4hits},
-		{"localhost name", "http://localhost:" + strconv.Itoa(port) + "/hook", nil},
+		{"name resolving to loopback", "http://receiver.test:" + strconv.Itoa(port) + "/hook", nil},
 	}
 	if v6, v6hits := tryListen("tcp6", "[::1]:0"); v6 != nil {
 		t.Cleanup(v6.Close)
@@ -196,7 +197,7 @@ func TestClientGuardRefusesLoopbackForms(t *testing.T) {
 
 	for _, tc := range targets {
 		t.Run(tc.name, func(t *testing.T) {
-			guarded, err := callback.NewClient(callback.ClientConfig{Timeout: 2 * time.Second})
+			guarded, err := callback.NewClient(callback.ClientConfig{Resolver: resolver, Timeout: 2 * time.Second})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -216,11 +217,11 @@ func TestClientGuardRefusesLoopbackForms(t *testing.T) {
 
 	// With the guard lifted the same loopback receiver is reachable: the
 	// refusals above were the guard's, not a dead port.
-	open, err := callback.NewClient(callback.ClientConfig{AllowPrivate: true, Timeout: 2 * time.Second})
+	open, err := callback.NewClient(callback.ClientConfig{Resolver: resolver, AllowPrivate: true, Timeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, u := range []string{"http://127.0.0.1:" + strconv.Itoa(port) + "/hook", "http://localhost:" + strconv.Itoa(port) + "/hook"} {
+	for _, u := range []string{"http://127.0.0.1:" + strconv.Itoa(port) + "/hook", "http://receiver.test:" + strconv.Itoa(port) + "/hook"} {
 		resp, err := open.Post(u, "application/json", strings.NewReader("{}"))
 		if err != nil {
 			t.Fatalf("AllowPrivate POST %s: %v", u, err)
@@ -255,14 +256,7 @@ func TestClientGuardRefusesNameResolvingToLoopback(t *testing.T) {
 	t.Parallel()
 	srv, hits := listenLoopback(t, "tcp4", "127.0.0.1:0")
 	port := strconv.Itoa(srv.Listener.Addr().(*net.TCPAddr).Port)
-	dns := startFakeDNS(t, netip.MustParseAddr("127.0.0.1"))
-	resolver := &net.Resolver{
-		PreferGo: true,
-		Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "udp", dns)
-		},
-	}
+	resolver := fakedns.Resolver(t, netip.MustParseAddr("127.0.0.1"))
 	url := "http://rebind.attacker.example:" + port + "/hook"
 
 	guarded, err := callback.NewClient(callback.ClientConfig{Resolver: resolver, Timeout: 2 * time.Second})
@@ -290,62 +284,4 @@ func TestClientGuardRefusesNameResolvingToLoopback(t *testing.T) {
 	if hits.Load() != 1 {
 		t.Fatalf("receiver hits = %d, want 1", hits.Load())
 	}
-}
-
-// startFakeDNS serves UDP DNS on loopback, answering every A question with
-// ip and every other question with no records. It is the boundary fake of
-// an attacker-controlled name server.
-func startFakeDNS(t *testing.T, ip netip.Addr) string {
-	t.Helper()
-	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pc.Close() })
-	go func() {
-		buf := make([]byte, 512)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			if resp := dnsAnswer(buf[:n], ip); resp != nil {
-				_, _ = pc.WriteTo(resp, from)
-			}
-		}
-	}()
-	return pc.LocalAddr().String()
-}
-
-// dnsAnswer builds the reply to a one-question query (RFC 1035 4.1).
-func dnsAnswer(q []byte, ip netip.Addr) []byte {
-	if len(q) < 12 || binary.BigEndian.Uint16(q[4:6]) != 1 {
-		return nil
-	}
-	// Walk the question name to find QTYPE.
-	i := 12
-	for i < len(q) && q[i] != 0 {
-		i += int(q[i]) + 1
-	}
-	if i+5 > len(q) {
-		return nil
-	}
-	qtype := binary.BigEndian.Uint16(q[i+1 : i+3])
-	question := q[12 : i+5]
-
-	resp := make([]byte, 12, 64)
-	copy(resp, q[:2])                            // id
-	binary.BigEndian.PutUint16(resp[2:], 0x8180) // response, recursion available, no error
-	binary.BigEndian.PutUint16(resp[4:], 1)      // qdcount
-	resp = append(resp, question...)
-	if qtype == 1 { // A
-		binary.BigEndian.PutUint16(resp[6:], 1) // ancount
-		a4 := ip.As4()
-		resp = append(resp,
-			0xc0, 0x0c, // name: pointer to the question
-			0, 1, 0, 1, // type A, class IN
-			0, 0, 0, 30, // TTL
-			0, 4, a4[0], a4[1], a4[2], a4[3])
-	}
-	return resp
 }

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/taskgate/taskgate/internal/fakedns"
 	"github.com/taskgate/taskgate/internal/stdwebhook"
 	"github.com/taskgate/taskgate/tasks"
 	"github.com/taskgate/taskgate/tasks/callback"
@@ -291,7 +293,7 @@ func TestWorkerGuardRefusalIsRecorded(t *testing.T) {
 	st := openStore(t, filepath.Join(t.TempDir(), "outbox.db"))
 	defer st.Close()
 	rcv := newReceiver(t, []string{testSecret.Encode()}, answer(200))
-	d, err := callback.New(callback.Config{Secrets: []stdwebhook.Secret{testSecret}}) // guard on
+	d, err := callback.New(callback.Config{Secrets: []stdwebhook.Secret{testSecret}, Resolver: fakedns.Resolver(t, netip.MustParseAddr("127.0.0.1"))}) // guard on
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,7 +301,7 @@ func TestWorkerGuardRefusalIsRecorded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	enqueue(t, st, "run-ssrf", strings.Replace(rcv.srv.URL, "127.0.0.1", "localhost", 1), time.Now())
+	enqueue(t, st, "run-ssrf", strings.Replace(rcv.srv.URL, "127.0.0.1", "receiver.test", 1), time.Now())
 	pass(t, w)
 	dl := deliveries(t, st, "run-ssrf")[0]
 	if dl.State != store.DeliveryFailed || len(dl.Attempts) != 1 || !strings.Contains(dl.Attempts[0].Error, "not allowed (loopback)") {

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/taskgate/taskgate/internal/backoff"
-	"github.com/taskgate/taskgate/middleware"
 	"github.com/taskgate/taskgate/tasks"
+	"github.com/taskgate/taskgate/tasks/discovery"
 	"github.com/taskgate/taskgate/tasks/scheduler"
 	"github.com/taskgate/taskgate/tasks/store"
 )
@@ -68,7 +68,7 @@ type execution struct {
 
 func newAgent(d *Dispatcher) *agent {
 	nc := d.cfg.Node
-	node := scheduler.LocalNode(nc.ID, nc.GPUs)
+	node := discovery.LocalNode(nc.ID, nc.GPUs)
 	if nc.MilliCPU > 0 {
 		node.MilliCPU = nc.MilliCPU
 	}
@@ -92,8 +92,8 @@ func newAgent(d *Dispatcher) *agent {
 	return a
 }
 
-// recover requeues (or fails) the runs this node had in flight when its
-// previous process died.
+// recover requeues the runs this node had in flight when its previous
+// process died, as interruptions (or fails those past MaxInterruptions).
 func (a *agent) recover(ctx context.Context) error {
 	d := a.d
 	runs, err := d.st.ActiveRuns(ctx, a.id)
@@ -103,7 +103,7 @@ func (a *agent) recover(ctx context.Context) error {
 	var ts []store.Transition
 	for _, r := range runs {
 		if r.Phase == tasks.PhaseInitializing || r.Phase == tasks.PhaseRunning {
-			ts = append(ts, d.requeueTransition(r, fmt.Sprintf("node %s restarted during attempt %d", a.id, r.Attempt), true))
+			ts = append(ts, d.interruptTransition(r, fmt.Sprintf("node %s restarted during attempt %d", a.id, r.Attempt)))
 		}
 	}
 	if len(ts) == 0 {
@@ -117,7 +117,7 @@ func (a *agent) recover(ctx context.Context) error {
 }
 
 func (a *agent) register(ctx context.Context) error {
-	inv, err := json.Marshal(a.node)
+	inv, err := encodeInventory(a.node)
 	if err != nil {
 		return err
 	}
@@ -375,7 +375,7 @@ func (a *agent) execute(ctx context.Context, r *store.StoredRun, devs []schedule
 	logger := slog.New(&runLogHandler{w: d.logs, run: r.Name, attempt: r.Attempt, now: d.now})
 	info := tasks.RunInfo{
 		Name: r.Name, Attempt: r.Attempt, Node: a.id, Devices: scheduler.TaskDevices(devs),
-		Caller: middleware.Identity{Subject: r.Caller.Subject, Name: r.Caller.Name, Email: r.Caller.Email, Groups: r.Caller.Groups},
+		Caller: r.Caller.Identity(),
 		Logger: logger,
 	}
 	results := make(chan outcome, 1)
@@ -411,7 +411,8 @@ func (a *agent) execute(ctx context.Context, r *store.StoredRun, devs []schedule
 	a.finish(r, def, o, cause)
 }
 
-// finish records the attempt's outcome: the run's end, or another attempt.
+// finish records the attempt's outcome, as decide says: the run's end, or
+// another attempt.
 func (a *agent) finish(r *store.StoredRun, def *tasks.Definition, o outcome, cause error) {
 	d := a.d
 	if errors.Is(cause, errNodeLost) {
@@ -420,49 +421,25 @@ func (a *agent) finish(r *store.StoredRun, def *tasks.Definition, o outcome, cau
 	if d.leader != nil {
 		d.leader.released(r.Name, r.Attempt)
 	}
-	now := d.now()
-	t := store.Transition{Run: r.Name, Attempt: r.Attempt, From: []tasks.Phase{tasks.PhaseInitializing, tasks.PhaseRunning}, At: now}
+	e := ending{kind: endReturned, outputs: o.out, err: o.err}
 	var abort *abortError
-	var retryAfter *tasks.RetryAfterError
-	var permanent *tasks.PermanentError
-	fail := func(phase tasks.Phase, msg string) {
-		policy := tasks.DefaultRetryPolicy
-		if def != nil {
-			policy = def.Retry
-		}
-		failures := r.Failures + 1
-		if failures >= policy.MaxAttempts {
-			t.To, t.Error = phase, msg
-			return
-		}
-		t.To, t.AttemptPhase, t.AttemptError, t.CountFailure = tasks.PhaseQueued, phase, msg, true
-		t.NotBefore = now.Add(policy.Backoff(failures, rand.Float64()))
-	}
 	switch {
 	case errors.As(cause, &abort):
-		reason := abort.reason
-		if reason == "" {
+		e = ending{kind: endAborted, why: abort.reason}
+		if e.why == "" {
 			if cur, err := d.st.GetRun(context.Background(), r.Name); err == nil {
-				reason = cur.AbortReason
+				e.why = cur.AbortReason
 			}
 		}
-		t.To, t.Error = tasks.PhaseAborted, "aborted: "+nonEmpty(reason, "abort requested")
 	case errors.Is(cause, errShutdown):
-		t.To, t.AttemptPhase, t.AttemptError = tasks.PhaseQueued, tasks.PhaseAborted, fmt.Sprintf("node %s shut down during the attempt", a.id)
+		e = ending{kind: endDrained, why: fmt.Sprintf("node %s shut down during attempt %d", a.id, r.Attempt)}
 	case errors.Is(cause, errTimedOut):
-		fail(tasks.PhaseTimedOut, fmt.Sprintf("attempt %d timed out after %s", r.Attempt, def.Timeout))
-	case o.err == nil && len(o.out) > d.cfg.MaxOutputBytes:
-		t.To, t.Error = tasks.PhaseFailed, fmt.Sprintf("outputs are %d bytes, over the limit of %d bytes", len(o.out), d.cfg.MaxOutputBytes)
-	case o.err == nil:
-		t.To, t.Outputs = tasks.PhaseSucceeded, o.out
-	case errors.As(o.err, &retryAfter):
-		t.To, t.AttemptPhase, t.AttemptError = tasks.PhaseQueued, tasks.PhaseFailed, o.err.Error()
-		t.NotBefore = now.Add(retryAfter.Delay)
-	case errors.As(o.err, &permanent):
-		t.To, t.Error = tasks.PhaseFailed, o.err.Error()
-	default:
-		fail(tasks.PhaseFailed, o.err.Error())
+		e = ending{kind: endTimedOut}
 	}
+	now := d.now()
+	t := decide(r, e, d.limits(def), now, rand.Float64())
+	t.Run, t.Attempt, t.At = r.Name, r.Attempt, now
+	t.From = []tasks.Phase{tasks.PhaseInitializing, tasks.PhaseRunning}
 	// A store that fails now (a lost connection) may not fail in a
 	// moment, and an outcome not recorded leaves the run running for good:
 	// try again. While the store is unavailable (store.ErrUnavailable: a
@@ -496,34 +473,15 @@ func (a *agent) finish(r *store.StoredRun, def *tasks.Definition, o outcome, cau
 // all.
 var outcomePauses = []time.Duration{100 * time.Millisecond, 500 * time.Millisecond, 2 * time.Second, 5 * time.Second}
 
-// requeueTransition sends an interrupted attempt (its node died or
-// restarted) back to the queue as a new attempt. The interruption counts as
-// a failure when countFailure: the run fails once the retry policy's
-// attempts are spent, so a task that crashes its node cannot loop forever.
-// A run asked to abort is aborted instead.
-func (d *Dispatcher) requeueTransition(r *store.StoredRun, why string, countFailure bool) store.Transition {
+// interruptTransition ends the current attempt of r, whose node restarted
+// or stopped heartbeating, as an interruption: back to the queue as a new
+// attempt without spending the retry policy, or failed past
+// MaxInterruptions, or aborted when asked to (decide).
+func (d *Dispatcher) interruptTransition(r *store.StoredRun, why string) store.Transition {
+	def, _ := d.cfg.Registry.Lookup(r.Project, r.Domain, r.Task)
 	now := d.now()
-	t := store.Transition{Run: r.Name, Attempt: r.Attempt, Node: r.Node,
-		From: []tasks.Phase{tasks.PhaseInitializing, tasks.PhaseRunning}, At: now}
-	if r.AbortRequested {
-		t.To, t.Error = tasks.PhaseAborted, "aborted: "+nonEmpty(r.AbortReason, "abort requested")
-		return t
-	}
-	policy := tasks.DefaultRetryPolicy
-	if def, ok := d.cfg.Registry.Lookup(r.Project, r.Domain, r.Task); ok {
-		policy = def.Retry
-	}
-	if countFailure && r.Failures+1 >= policy.MaxAttempts {
-		t.To, t.Error = tasks.PhaseFailed, fmt.Sprintf("%s; no attempts left (%d)", why, policy.MaxAttempts)
-		return t
-	}
-	t.To, t.AttemptPhase, t.AttemptError, t.CountFailure = tasks.PhaseQueued, tasks.PhaseFailed, why, countFailure
+	t := decide(r, ending{kind: endLost, why: why}, d.limits(def), now, rand.Float64())
+	t.Run, t.Attempt, t.Node, t.At = r.Name, r.Attempt, r.Node, now
+	t.From = []tasks.Phase{tasks.PhaseInitializing, tasks.PhaseRunning}
 	return t
-}
-
-func nonEmpty(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }

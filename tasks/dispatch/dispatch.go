@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/taskgate/taskgate/internal/backoff"
-	"github.com/taskgate/taskgate/middleware"
+	"github.com/taskgate/taskgate/middleware/identity"
 	"github.com/taskgate/taskgate/tasks"
 	"github.com/taskgate/taskgate/tasks/scheduler"
 	"github.com/taskgate/taskgate/tasks/store"
@@ -33,7 +33,7 @@ var (
 	ErrIdempotencyConflict = errors.New("dispatch: idempotency key reused with a different request")
 	// ErrAlreadyDone: the run is in a terminal phase.
 	ErrAlreadyDone = errors.New("dispatch: run already finished")
-	// ErrClosed: the dispatcher is closing or closed.
+	// ErrClosed: the dispatcher is draining, closing or closed.
 	ErrClosed = errors.New("dispatch: closed")
 )
 
@@ -84,11 +84,11 @@ type NodeConfig struct {
 	// ID names the node; empty means the hostname. It must stay the same
 	// across restarts so that the runs of a crashed agent are recovered.
 	ID string
-	// GPUs are the node's accelerators (scheduler.ParseDeclaredGPUs or
-	// scheduler.DetectGPUs).
+	// GPUs are the node's accelerators (discovery.ParseDeclaredGPUs or
+	// discovery.DetectGPUs).
 	GPUs []scheduler.Device
 	// MilliCPU and MemoryBytes are what runs may use; zero means the whole
-	// machine (scheduler.LocalNode).
+	// machine (discovery.LocalNode).
 	MilliCPU    int64
 	MemoryBytes int64
 	Labels      map[string]string
@@ -132,6 +132,17 @@ type Config struct {
 	Quotas map[string]int
 	// Strategy is the scheduler's placement strategy.
 	Strategy scheduler.Strategy
+	// MaxInterruptions is how many times a run may be interrupted by the
+	// platform (its node restarted, stopped heartbeating or was drained)
+	// and go back to the queue; the next interruption fails it. It applies
+	// to tasks whose Options.MaxInterruptions is zero (default 10;
+	// negative: none, the first interruption fails the run).
+	// Interruptions never spend a task's retry policy.
+	MaxInterruptions int
+	// DrainTimeout is how long Drain and Close let running attempts finish
+	// before cancelling them and requeueing them as interruptions (default
+	// 30s; negative: cancel them at once).
+	DrainTimeout time.Duration
 }
 
 // Defaults of Config.
@@ -142,6 +153,8 @@ const (
 	DefaultAbortGrace        = 10 * time.Second
 	DefaultRetention         = 7 * 24 * time.Hour
 	DefaultMaxOutputBytes    = 1 << 20
+	DefaultMaxInterruptions  = 10
+	DefaultDrainTimeout      = 30 * time.Second
 )
 
 func (c *Config) validate() error {
@@ -202,6 +215,12 @@ func (c *Config) validate() error {
 	if c.MaxOutputBytes == 0 {
 		c.MaxOutputBytes = DefaultMaxOutputBytes
 	}
+	if c.MaxInterruptions == 0 {
+		c.MaxInterruptions = DefaultMaxInterruptions
+	}
+	if c.DrainTimeout == 0 {
+		c.DrainTimeout = DefaultDrainTimeout
+	}
 	for p, q := range c.Quotas {
 		if q < 0 {
 			return fmt.Errorf("dispatch: Config.Quotas[%q] is negative", p)
@@ -245,6 +264,11 @@ type Dispatcher struct {
 	started  atomic.Bool
 	closed   atomic.Bool
 	closeErr error
+
+	// running is set once Start succeeded; draining once Drain began.
+	running   atomic.Bool
+	draining  atomic.Bool
+	drainOnce sync.Once
 }
 
 // New validates cfg and returns a dispatcher that accepts Submit at once;
@@ -291,10 +315,11 @@ func New(cfg Config) (*Dispatcher, error) {
 }
 
 // Start recovers the runs the local node had in flight (they go back to the
-// queue as a new attempt, or fail when attempts are exhausted), registers
-// the node, and starts the scheduler candidate and the node agent.
+// queue as a new attempt, an interruption that spends no retry, or fail
+// past MaxInterruptions), registers the node, and starts the scheduler
+// candidate and the node agent.
 func (d *Dispatcher) Start(ctx context.Context) error {
-	if d.closed.Load() {
+	if d.closed.Load() || d.draining.Load() {
 		return ErrClosed
 	}
 	if d.started.Swap(true) {
@@ -313,27 +338,18 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 		d.leader.running.Store(true)
 		d.loops.Go(func() { d.leader.run(d.bg) })
 	}
+	d.running.Store(true)
 	return nil
 }
 
-// Close stops accepting runs, lets running attempts finish until ctx is
-// done, then requeues the ones still running (without counting a failure),
-// gives up the scheduler lease and deregisters the node. It does not close
-// the store.
+// Close drains (see Drain) unless Drain already ran, then stops the
+// dispatcher's loops and deregisters the node. It does not close the
+// store.
 func (d *Dispatcher) Close(ctx context.Context) error {
 	if d.closed.Swap(true) {
 		return d.closeErr
 	}
-	d.mu.Lock()
-	d.closing = true
-	close(d.submitQ)
-	d.mu.Unlock()
-	if d.leader != nil {
-		d.leader.stop()
-	}
-	if d.agent != nil {
-		d.agent.drain(ctx)
-	}
+	d.Drain(ctx)
 	// Everything that writes transitions has stopped: drain the writers.
 	close(d.transQ)
 	d.writers.Wait()
@@ -354,7 +370,7 @@ type SubmitRequest struct {
 	// Inputs are the JSON inputs, already validated against the schema.
 	Inputs json.RawMessage
 	// Caller submitted the run; its Subject becomes the run's owner.
-	Caller middleware.Identity
+	Caller identity.Identity
 	// IdempotencyKey, when set, makes a retried request return the run of
 	// the first one. Keys are scoped per Caller.Subject.
 	IdempotencyKey string
@@ -380,8 +396,10 @@ const maxSubmitBatch = 1024
 
 // Submit stores a run durably (committed and fsynced) before returning it.
 // A request that repeats an IdempotencyKey of the same caller returns the
-// first run with created false, or ErrIdempotencyConflict when the task or
-// inputs differ. Concurrent submits share one transaction (group commit).
+// first run with created false, or ErrIdempotencyConflict when the task,
+// inputs, priority or callback differ. Text that cannot be stored as it is
+// (invalid UTF-8, NUL, lone surrogates in the inputs) is a *TextError.
+// Concurrent submits share one transaction (group commit).
 func (d *Dispatcher) Submit(ctx context.Context, req SubmitRequest) (*tasks.Run, bool, error) {
 	if req.Task == nil {
 		return nil, false, errors.New("dispatch: SubmitRequest.Task is nil")
@@ -393,13 +411,14 @@ func (d *Dispatcher) Submit(ctx context.Context, req SubmitRequest) (*tasks.Run,
 	if len(inputs) == 0 {
 		inputs = json.RawMessage(`{}`)
 	}
+	if err := checkText(&req, inputs); err != nil {
+		return nil, false, err
+	}
 	now := d.now()
 	nr := store.NewRun{
 		Name:    newRunName(),
 		Project: req.Task.Project, Domain: req.Task.Domain, Task: req.Task.Name, Version: req.Task.Version,
-		Caller: store.Caller{
-			Subject: req.Caller.Subject, Name: req.Caller.Name, Email: req.Caller.Email, Groups: req.Caller.Groups,
-		},
+		Caller:         store.CallerOf(req.Caller),
 		Priority:       req.Priority,
 		Inputs:         inputs,
 		IdempotencyKey: req.IdempotencyKey,
@@ -408,7 +427,7 @@ func (d *Dispatcher) Submit(ctx context.Context, req SubmitRequest) (*tasks.Run,
 		CreatedAt:      now,
 	}
 	if req.IdempotencyKey != "" {
-		nr.RequestHash = requestHash(req.Task.ID(), inputs)
+		nr.RequestHash = requestHash(req.Task.ID(), inputs, req.Priority, req.Webhook, req.WebhookEvents)
 	}
 	sr := &submitReq{run: nr, done: make(chan submitRes, 1)}
 	d.mu.RLock()
@@ -444,13 +463,24 @@ func (d *Dispatcher) Submit(ctx context.Context, req SubmitRequest) (*tasks.Run,
 	return run, true, nil
 }
 
-// requestHash identifies a request for idempotency: SHA-256 over the task
-// ID and the inputs.
-func requestHash(taskID string, inputs []byte) string {
+// requestHash identifies a request for idempotency: SHA-256 over
+// everything that defines the run (the task ID, the inputs, the priority,
+// the callback URL and its events), so a retry that changes any of them is
+// a conflict rather than the first run with the change dropped. Every text
+// is free of NUL (checkText), which separates them. A request with the
+// default options hashes as before they counted, so a key stored then
+// still matches its retry.
+func requestHash(taskID string, inputs []byte, priority int, webhook string, events []string) string {
 	h := sha256.New()
 	h.Write([]byte(taskID))
 	h.Write([]byte{0})
 	h.Write(inputs)
+	if priority != 0 || webhook != "" || len(events) > 0 {
+		fmt.Fprintf(h, "\x00priority=%d\x00webhook=%s", priority, webhook)
+		for _, e := range events {
+			fmt.Fprintf(h, "\x00event=%s", e)
+		}
+	}
 	return hex.EncodeToString(h.Sum(nil))
 }
 
@@ -480,14 +510,13 @@ func (d *Dispatcher) submitWriter() {
 		for _, sr := range batch {
 			runs = append(runs, sr.run)
 		}
-		res, err := d.st.CreateRuns(context.Background(), runs)
-		d.submitFails.Report(context.Background(), err, slog.Int("runs", len(runs)))
+		res, errs := d.createRuns(context.Background(), runs)
 		// Only a leader or a subscriber in this process wants the runs.
 		want := d.leader != nil || d.subs.active()
 		var created []*store.StoredRun
 		for i, sr := range batch {
-			if err != nil {
-				sr.done <- submitRes{err: fmt.Errorf("dispatch: store run: %w", err)}
+			if errs[i] != nil {
+				sr.done <- submitRes{err: fmt.Errorf("dispatch: store run: %w", errs[i])}
 				continue
 			}
 			sr.done <- submitRes{res: res[i]}
@@ -507,6 +536,41 @@ func (d *Dispatcher) submitWriter() {
 			}
 		}
 	}
+}
+
+// createRuns stores runs in one transaction and returns each one's result
+// or error. When the store refuses the batch, the runs are stored one by
+// one, so one request the store refuses never fails the others committed
+// with it (as the transition writer does with changes); not when the store
+// itself failed (store.ErrUnavailable), which each run would meet alone.
+func (d *Dispatcher) createRuns(ctx context.Context, runs []store.NewRun) ([]store.CreateResult, []error) {
+	errs := make([]error, len(runs))
+	res, err := d.st.CreateRuns(ctx, runs)
+	if err == nil {
+		d.submitFails.OK(ctx)
+		return res, errs
+	}
+	if errors.Is(err, store.ErrUnavailable) {
+		d.submitFails.Fail(ctx, err, slog.Int("runs", len(runs)))
+		for i := range errs {
+			errs[i] = err
+		}
+		return nil, errs
+	}
+	if len(runs) == 1 {
+		errs[0] = err
+		return nil, errs
+	}
+	res = make([]store.CreateResult, len(runs))
+	for i := range runs {
+		r, err := d.st.CreateRuns(ctx, runs[i:i+1])
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		res[i] = r[0]
+	}
+	return res, errs
 }
 
 func storedFromNew(nr *store.NewRun, seq int64) *store.StoredRun {

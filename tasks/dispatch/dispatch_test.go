@@ -17,15 +17,15 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/taskgate/taskgate/middleware"
+	"github.com/taskgate/taskgate/middleware/identity"
 	"github.com/taskgate/taskgate/tasks"
+	"github.com/taskgate/taskgate/tasks/discovery"
 	"github.com/taskgate/taskgate/tasks/dispatch"
-	"github.com/taskgate/taskgate/tasks/scheduler"
 	"github.com/taskgate/taskgate/tasks/store"
 	"github.com/taskgate/taskgate/tasks/store/sqlite"
 )
 
-var alice = middleware.Identity{Subject: "alice", Name: "Alice", Email: "alice@example.com", Groups: []string{"ml"}}
+var alice = identity.Identity{Subject: "alice", Name: "Alice", Email: "alice@example.com", Groups: []string{"ml"}}
 
 type echoIn struct {
 	Message string `json:"message"`
@@ -397,7 +397,7 @@ func TestIdempotency(t *testing.T) {
 	require.ErrorIs(t, err, dispatch.ErrIdempotencyConflict, "the task is part of the request")
 
 	bob := req
-	bob.Caller = middleware.Identity{Subject: "bob"}
+	bob.Caller = identity.Identity{Subject: "bob"}
 	r, created, err := d.Submit(ctx, bob)
 	require.NoError(t, err)
 	require.True(t, created, "keys are per caller")
@@ -451,7 +451,7 @@ func TestListAndSubscribe(t *testing.T) {
 		names = append(names, r.Name)
 		wait(t, d, r.Name)
 	}
-	_, _, err := d.Submit(ctx, dispatch.SubmitRequest{Task: f.echo, Inputs: json.RawMessage(`{}`), Caller: middleware.Identity{Subject: "bob"}})
+	_, _, err := d.Submit(ctx, dispatch.SubmitRequest{Task: f.echo, Inputs: json.RawMessage(`{}`), Caller: identity.Identity{Subject: "bob"}})
 	require.NoError(t, err)
 
 	var got []string
@@ -490,7 +490,7 @@ func TestListAndSubscribe(t *testing.T) {
 func TestGPUDevicesAndNodes(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	gpus, err := scheduler.ParseDeclaredGPUs("A100:2")
+	gpus, err := discovery.ParseDeclaredGPUs("A100:2")
 	require.NoError(t, err)
 	d := start(t, openStore(t, t.TempDir()), f, func(c *dispatch.Config) { c.Node.GPUs = gpus })
 	ctx := context.Background()
@@ -540,11 +540,16 @@ func TestCrashRecovery(t *testing.T) {
 
 	st2 := openStore(t, dir)
 	d2 := start(t, st2, f, nil)
-	got, err := d2.Get(context.Background(), blocked.Name)
+	// Sleep has no retries, but a restart is not its failure: the
+	// interrupted attempt goes back to the queue.
+	sr, err := st2.GetRun(context.Background(), blocked.Name)
 	require.NoError(t, err)
-	require.Equal(t, tasks.PhaseFailed, got.Phase, "sleep has no retries: the interrupted attempt fails it")
-	require.Contains(t, got.Error, "node-1 restarted during attempt 1")
-	got, err = d2.Get(context.Background(), queued.Name)
+	require.NotEqual(t, tasks.PhaseFailed, sr.Phase, sr.Error)
+	require.Zero(t, sr.Failures)
+	require.Equal(t, 1, sr.Interruptions)
+	require.True(t, sr.Attempts[0].Interrupted)
+	require.Contains(t, sr.Attempts[0].Error, "node-1 restarted during attempt 1")
+	got, err := d2.Get(context.Background(), queued.Name)
 	require.NoError(t, err)
 	require.Equal(t, tasks.PhaseWaitingForResources, got.Phase, "queued runs survive")
 	got, err = d2.Get(context.Background(), run.Name)
@@ -631,6 +636,7 @@ func TestNodeLoss(t *testing.T) {
 	require.Len(t, done.Attempts, 2)
 	require.Equal(t, "node-a", done.Attempts[0].Node)
 	require.Contains(t, done.Attempts[0].Error, "node node-a stopped heartbeating")
+	require.True(t, done.Attempts[0].Interrupted, "a lost node interrupts its attempts")
 }
 
 func TestCloseRequeuesRunningAttempts(t *testing.T) {
@@ -785,7 +791,7 @@ var oneGPU = &tasks.Options{Resources: tasks.Resources{GPU: "A100:1"}, Retry: &t
 // startOneGPU starts a dispatcher whose node has one A100.
 func startOneGPU(t *testing.T, f *fixture) *dispatch.Dispatcher {
 	t.Helper()
-	gpus, err := scheduler.ParseDeclaredGPUs("A100:1")
+	gpus, err := discovery.ParseDeclaredGPUs("A100:1")
 	require.NoError(t, err)
 	return start(t, openStore(t, t.TempDir()), f, func(c *dispatch.Config) { c.Node.GPUs = gpus })
 }

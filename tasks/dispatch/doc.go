@@ -50,6 +50,9 @@
 // succeeded | failed | aborted | timed_out. A retry goes from running back
 // to queued as a new attempt, delayed by the task's backoff.
 //
+//   - What an attempt's end does to its run is decided in one place
+//     (decide in outcome.go), wherever the attempt ended: on its node, at a
+//     restart's recovery, or by the scheduler that lost its node.
 //   - An error counts as a failure; the run fails once the task's
 //     RetryPolicy.MaxAttempts failures are reached. tasks.Permanent fails it
 //     at once; tasks.RetryAfter(d) tries again after d without counting.
@@ -60,10 +63,20 @@
 //     its context cancelled and is marked aborted when its function returns,
 //     or after AbortGrace if it does not.
 //   - Outputs over MaxOutputBytes fail the run with an error that says so.
-//   - A node that misses HeartbeatTimeout, or restarts, loses its attempts:
-//     each goes back to the queue as a new attempt, counted as a failure (so
-//     a task that kills its node cannot loop forever). A graceful Close
-//     requeues unfinished attempts without counting a failure.
+//   - Interruptions are not failures. A node that misses HeartbeatTimeout,
+//     restarts, or drains interrupts its attempts: each goes back to the
+//     queue at once as a new attempt, marked interrupted, without spending
+//     the retry policy, so a rolling deploy or a crash loop never fails
+//     work that did not fail. What stops a task that kills its node from
+//     looping for ever is its own budget: past MaxInterruptions (the
+//     task's Options.MaxInterruptions, else Config.MaxInterruptions,
+//     default 10) the run fails with an error that says so. A run asked to
+//     abort is aborted instead.
+//   - Drain (and Close): the process takes no new submit (ErrClosed) and
+//     its node no new attempt; running attempts may finish for
+//     DrainTimeout (default 30 s), then the rest are cancelled and
+//     requeued as interruptions. Ready reports draining meanwhile, for a
+//     readiness probe.
 //   - Terminal runs keep their inputs, outputs and logs for Retention.
 //
 // # Figures
@@ -80,4 +93,14 @@
 // processes with a scheduler compete for a lease in the store and one
 // schedules at a time; notifications of committed changes cross processes
 // through LISTEN/NOTIFY, so Events, Wait and the agents react at once.
+//
+// # Place on the data path
+//
+// request → auth → environment → dispatcher → scheduler → node agent →
+// store → callbacks: environments call Submit; the leader feeds the pure
+// scheduler (tasks/scheduler) and the node agent runs what it places, on
+// the inventory tasks/discovery finds, both through the store
+// (tasks/store), whose outbox tasks/callback drains. It must not import
+// middleware (the caller is middleware/identity), environments or
+// framework.
 package dispatch

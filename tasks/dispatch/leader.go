@@ -3,7 +3,6 @@ package dispatch
 import (
 	"container/heap"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
@@ -393,8 +392,8 @@ func (l *leader) rebuild(ctx context.Context) error {
 		if now.Sub(n.Heartbeat) > d.cfg.HeartbeatTimeout {
 			continue // syncNodes below requeues its runs
 		}
-		var inv scheduler.Node
-		if err := json.Unmarshal(n.Inventory, &inv); err != nil {
+		inv, err := decodeInventory(n.Inventory)
+		if err != nil {
 			d.log.Warn("node inventory unreadable; ignoring node", "node", n.ID, "err", err)
 			continue
 		}
@@ -473,9 +472,13 @@ func (l *leader) addPending(r *store.StoredRun) (store.Transition, bool) {
 	return store.Transition{}, false
 }
 
+// failTransition fails a queued run the scheduler cannot take: a
+// permanent error, as decide says.
 func failTransition(r *store.StoredRun, now time.Time, msg string) store.Transition {
-	return store.Transition{Run: r.Name, From: []tasks.Phase{tasks.PhaseQueued, tasks.PhaseWaitingForResources},
-		To: tasks.PhaseFailed, At: now, Error: msg}
+	t := decide(r, ending{err: tasks.Permanent(errors.New(msg))}, limits{}, now, 0)
+	t.Run, t.At = r.Name, now
+	t.From = []tasks.Phase{tasks.PhaseQueued, tasks.PhaseWaitingForResources}
+	return t
 }
 
 func (l *leader) failRuns(ctx context.Context, ts []store.Transition) error {
@@ -705,8 +708,8 @@ func (l *leader) syncNodes(ctx context.Context) error {
 			dead = append(dead, n.ID)
 			continue
 		}
-		var inv scheduler.Node
-		if err := json.Unmarshal(n.Inventory, &inv); err != nil {
+		inv, err := decodeInventory(n.Inventory)
+		if err != nil {
 			continue
 		}
 		alive[n.ID] = true
@@ -747,8 +750,9 @@ func (l *leader) syncNodes(ctx context.Context) error {
 	return first
 }
 
-// nodeDead requeues (as a new attempt) or fails the runs of a node that
-// stopped heartbeating, and forgets the node.
+// nodeDead requeues the runs of a node that stopped heartbeating, as
+// interruptions (or fails those past MaxInterruptions), and forgets the
+// node.
 func (l *leader) nodeDead(ctx context.Context, id string) error {
 	d := l.d
 	runs, err := d.st.ActiveRuns(ctx, id)
@@ -758,7 +762,7 @@ func (l *leader) nodeDead(ctx context.Context, id string) error {
 	var ts []store.Transition
 	for _, r := range runs {
 		if r.Phase == tasks.PhaseInitializing || r.Phase == tasks.PhaseRunning {
-			ts = append(ts, d.requeueTransition(r, fmt.Sprintf("node %s stopped heartbeating", id), true))
+			ts = append(ts, d.interruptTransition(r, fmt.Sprintf("node %s stopped heartbeating", id)))
 		}
 	}
 	if len(ts) > 0 {

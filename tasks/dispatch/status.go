@@ -2,7 +2,6 @@ package dispatch
 
 import (
 	"context"
-	"encoding/json"
 	"sort"
 	"time"
 
@@ -31,8 +30,32 @@ type NodeStatus struct {
 
 // DeviceStatus is a device and the run holding it ("" when free).
 type DeviceStatus struct {
-	scheduler.Device
-	Run string `json:"run,omitempty"`
+	// Type is a catalogue name ("A100-80GB"), or the name nvidia-smi gave a
+	// product the catalogue does not know.
+	Type string `json:"type"`
+	// Index is the nvidia-smi GPU index, or for a MIG partition its MIG
+	// device index within the parent GPU.
+	Index int `json:"index"`
+	// UUID is "GPU-…" or "MIG-…" when detected; declared devices have none.
+	UUID string `json:"uuid,omitempty"`
+	// MIG is the partition's profile ("1g.10gb"), empty for a whole GPU.
+	MIG string `json:"mig,omitempty"`
+	// Parent is the GPU index a MIG partition lives on; for a whole GPU it
+	// equals Index.
+	Parent int `json:"parent"`
+	// MemoryBytes is the device's memory when detected, else 0.
+	MemoryBytes int64  `json:"memory_bytes,omitempty"`
+	Healthy     bool   `json:"healthy"`
+	Run         string `json:"run,omitempty"`
+}
+
+// deviceStatus is the one conversion of a scheduler device into the body of
+// GET /nodes.
+func deviceStatus(d scheduler.Device, run string) DeviceStatus {
+	return DeviceStatus{
+		Type: d.Type, Index: d.Index, UUID: d.UUID, MIG: d.MIG, Parent: d.Parent, MemoryBytes: d.MemoryBytes, Healthy: d.Healthy,
+		Run: run,
+	}
 }
 
 // Nodes lists the registered nodes with what their bound runs hold, as
@@ -49,8 +72,8 @@ func (d *Dispatcher) Nodes(ctx context.Context) ([]NodeStatus, error) {
 	now := d.now()
 	out := make([]NodeStatus, 0, len(nodes))
 	for _, n := range nodes {
-		var inv scheduler.Node
-		if err := json.Unmarshal(n.Inventory, &inv); err != nil {
+		inv, err := decodeInventory(n.Inventory)
+		if err != nil {
 			continue
 		}
 		ns := NodeStatus{
@@ -75,7 +98,7 @@ func (d *Dispatcher) Nodes(ctx context.Context) ([]NodeStatus, error) {
 		}
 		ns.FreeMilliCPU, ns.FreeMemoryBytes = max(0, ns.FreeMilliCPU), max(0, ns.FreeMemoryBytes)
 		for _, dev := range inv.Devices {
-			ds := DeviceStatus{Device: dev, Run: holder[deviceRef(dev)]}
+			ds := deviceStatus(dev, holder[deviceRef(dev)])
 			ns.Devices = append(ns.Devices, ds)
 			if ds.Run == "" && dev.Healthy {
 				ns.Free[deviceKind(dev)]++

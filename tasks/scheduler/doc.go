@@ -1,5 +1,7 @@
-// Package scheduler places runs on nodes by resource fit. It is a pure,
-// in-memory engine: it is fed node inventories (CPU, memory, GPUs and MIG
+// Package scheduler places runs on nodes by resource fit. On the data path
+// (request → auth → environment → dispatcher → scheduler → node agent →
+// store → callbacks) it is the decision in the middle: the dispatcher's
+// leader feeds it and acts on its answers. It is a pure, in-memory engine: it is fed node inventories (CPU, memory, GPUs and MIG
 // partitions, health) and queued runs (a tasks.Request with GPU fallbacks,
 // a priority, a project), and each Schedule call returns bindings of runs to
 // nodes and concrete devices. It does no I/O and starts no goroutines; the
@@ -29,14 +31,16 @@
 // a binary search in the sorted queue.
 //
 //	s, _ := scheduler.New(scheduler.Config{ProjectGPUQuota: map[string]int{"research": 8}})
-//	gpus, _ := scheduler.ParseDeclaredGPUs("H100:8")
-//	s.UpsertNode(scheduler.Node{ID: "n1", MilliCPU: 64000, MemoryBytes: 512 << 30, Devices: gpus, Healthy: true})
-//	req, _ := tasks.Resources{GPU: "H100:4"}.Parse()
+//	s.UpsertNode(scheduler.Node{ID: "n1", MilliCPU: 64000, MemoryBytes: 512 << 30, Healthy: true,
+//		Devices: []scheduler.Device{{Type: "H100", Index: 0, Healthy: true}, {Type: "H100", Index: 1, Healthy: true}}})
+//	req, _ := tasks.Resources{GPU: "H100:2"}.Parse()
 //	s.Enqueue(scheduler.Run{ID: "r1", Project: "research", Request: req})
 //	for _, b := range s.Schedule() {
-//		fmt.Println(b.RunID, b.NodeID, b.Devices) // r1 n1 [H100 #0..#3]
+//		fmt.Println(b.RunID, b.NodeID, len(b.Devices)) // r1 n1 2
 //	}
 //
-// Inventories come from ParseDeclaredGPUs (TASKGATE_NODE_GPUS), DetectGPUs
-// (nvidia-smi; none installed means no GPUs) and LocalNode.
+// Inventories come from package discovery (TASKGATE_NODE_GPUS, nvidia-smi,
+// the host's CPU and memory), which imports this one. The scheduler must
+// not import a store, net/http, os/exec or anything else that does I/O;
+// `make lint` (depguard) holds it to that.
 package scheduler

@@ -178,10 +178,10 @@ func New(cfg Config) (*Scheduler, error) {
 	}, nil
 }
 
-// canonicalDeviceType turns a declared or detected type into its catalogue
-// name. The A100 family becomes A100-40GB: a node that only says "A100"
-// must not be promised to runs that need 80 GB.
-func canonicalDeviceType(t string) string {
+// CanonicalDeviceType turns a declared or detected type into its catalogue
+// name, as the scheduler matches it. The A100 family becomes A100-40GB: a
+// node that only says "A100" must not be promised to runs that need 80 GB.
+func CanonicalDeviceType(t string) string {
 	a, ok := tasks.LookupAccelerator(t)
 	if !ok {
 		return strings.TrimSpace(t)
@@ -195,7 +195,7 @@ func canonicalDeviceType(t string) string {
 // normalizeDevice spells d's type and profile the catalogue's way; a whole
 // GPU is its own parent.
 func normalizeDevice(d Device) Device {
-	d.Type = canonicalDeviceType(d.Type)
+	d.Type = CanonicalDeviceType(d.Type)
 	d.MIG = strings.ToLower(strings.TrimSpace(d.MIG))
 	if d.MIG == "" {
 		d.Parent = d.Index

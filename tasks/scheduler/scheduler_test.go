@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/taskgate/taskgate/tasks"
@@ -24,11 +25,26 @@ func request(t testing.TB, cpu, mem, gpu string, fallbacks ...string) tasks.Requ
 // gpuNode is a healthy node with 64 CPUs, 512Gi and the declared GPUs.
 func gpuNode(t testing.TB, id, gpus string) Node {
 	t.Helper()
-	devs, err := ParseDeclaredGPUs(gpus)
-	if err != nil {
-		t.Fatal(err)
+	return Node{ID: id, MilliCPU: 64000, MemoryBytes: 512 * gi, Devices: declaredGPUs(t, gpus), Healthy: true}
+}
+
+// declaredGPUs numbers whole, healthy GPUs from 0 as a node declares them
+// ("H100:4,T4:1"). The real parser of TASKGATE_NODE_GPUS is in package
+// discovery, which imports this one.
+func declaredGPUs(t testing.TB, spec string) []Device {
+	t.Helper()
+	var devs []Device
+	for entry := range strings.SplitSeq(spec, ",") {
+		g, err := tasks.ParseGPU(entry)
+		if err != nil || g.Type == "" || g.MIG != "" {
+			t.Fatalf("declared GPUs %q: %v", entry, err)
+		}
+		for range g.Count {
+			i := len(devs)
+			devs = append(devs, Device{Type: CanonicalDeviceType(g.Type), Index: i, Parent: i, Healthy: true})
+		}
 	}
-	return Node{ID: id, MilliCPU: 64000, MemoryBytes: 512 * gi, Devices: devs, Healthy: true}
+	return devs
 }
 
 // migNode is a node whose A100-80GB GPUs are each split into seven 1g.10gb.

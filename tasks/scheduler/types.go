@@ -172,7 +172,8 @@ type WaitInfo struct {
 	ReservedNode string `json:"reserved_node,omitempty"`
 }
 
-// NodeInfo is one node as GET /nodes shows it.
+// NodeInfo is one node as this scheduler holds it (Snapshot). GET /nodes
+// shows dispatch.NodeStatus, built from the store, not this.
 type NodeInfo struct {
 	ID              string            `json:"id"`
 	Labels          map[string]string `json:"labels,omitempty"`

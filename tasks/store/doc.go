@@ -33,4 +33,10 @@
 //			})
 //		}
 //	}
+//
+// On the data path (request → auth → environment → dispatcher → scheduler →
+// node agent → store → callbacks) the store is what the dispatcher and its
+// node agents write through and the callback worker reads. It imports only
+// tasks and middleware/identity: never the dispatcher, the scheduler, an
+// HTTP layer, middleware, environments or framework.
 package store

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/taskgate/taskgate/middleware/identity"
 	"github.com/taskgate/taskgate/tasks"
 )
 
@@ -147,6 +148,10 @@ type Store interface {
 	// writers; notifications are hints to re-read the store, never the data.
 	Listen(ctx context.Context) <-chan Notification
 
+	// Ping checks that the database answers (a readiness probe): a cheap
+	// round trip that reads nothing.
+	Ping(ctx context.Context) error
+
 	// Close releases the database.
 	Close() error
 }
@@ -162,6 +167,18 @@ type Caller struct {
 	Name    string   `json:"name,omitempty"`
 	Email   string   `json:"email,omitempty"`
 	Groups  []string `json:"groups,omitempty"`
+}
+
+// CallerOf is the part of id kept with a run: the token's claims and expiry
+// stay behind, so a run started in this process and one read back after a
+// restart see the same caller.
+func CallerOf(id identity.Identity) Caller {
+	return Caller{Subject: id.Subject, Name: id.Name, Email: id.Email, Groups: id.Groups}
+}
+
+// Identity is the caller as the task function sees it (tasks.RunInfo).
+func (c Caller) Identity() identity.Identity {
+	return identity.Identity{Subject: c.Subject, Name: c.Name, Email: c.Email, Groups: c.Groups}
 }
 
 // NewRun is a run to insert.
@@ -205,6 +222,9 @@ type StoredRun struct {
 	Caller Caller
 	// Failures counts failed attempts (RetryAfter does not count).
 	Failures int
+	// Interruptions counts the attempts that ended by an interruption of
+	// the platform (Transition.Interrupted), which are not failures.
+	Interruptions int
 	// NotBefore delays placement of a retried run; zero means now.
 	NotBefore time.Time
 	// WaitReason says why the scheduler could not place the run.
@@ -259,6 +279,10 @@ type Transition struct {
 	NotBefore time.Time
 	// CountFailure adds one to the run's failure count.
 	CountFailure bool
+	// Interrupted marks the attempt this change ends (AttemptPhase, or a
+	// terminal To) as ended by an interruption of the platform, and adds
+	// one to the run's interruption count.
+	Interrupted bool
 	// WaitReason, with To waiting_for_resources (may also refresh the reason
 	// of a run already waiting: From waiting, To waiting).
 	WaitReason string

@@ -1,6 +1,3 @@
-// Package demo holds the quickstart's tasks and webhook environment, so the
-// quickstart binary, the committed OpenAPI documents and the tests all serve
-// exactly the same thing.
 package demo
 
 import (
@@ -11,6 +8,7 @@ import (
 
 	"github.com/taskgate/taskgate/environments"
 	"github.com/taskgate/taskgate/tasks"
+	"github.com/taskgate/taskgate/tasks/taskexec"
 )
 
 // EchoInput is the input of demo/development/echo.
@@ -101,7 +99,7 @@ var Train = tasks.MustDefine("demo", "development", "train",
 		for i, d := range devs {
 			out.Devices[i] = d.Index
 		}
-		cmd := tasks.Command(ctx, "sh", "-c", `printf %s "$CUDA_VISIBLE_DEVICES"`)
+		cmd := taskexec.Command(ctx, "sh", "-c", `printf %s "$CUDA_VISIBLE_DEVICES"`)
 		b, err := cmd.Output()
 		if err != nil {
 			// No shell (a distroless image): report what it would have seen.

@@ -6,6 +6,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/taskgate/taskgate/tasks/store"
 )
 
 // fileLeases backs the scheduler lease with an OS file lock beside the
@@ -21,6 +23,9 @@ type fileLeases struct {
 	mu    sync.Mutex
 	base  string
 	files map[string]*os.File
+	// closed: the Store was closed; a scheduler still trying on it must
+	// not take the file back from the Store opened after it.
+	closed bool
 }
 
 // lock takes the lease file of name for this Store. fresh reports that it
@@ -28,6 +33,9 @@ type fileLeases struct {
 func (l *fileLeases) lock(name string) (held, fresh bool, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.closed {
+		return false, false, store.ErrClosed
+	}
 	if _, ok := l.files[name]; ok {
 		return true, false, nil
 	}
@@ -50,6 +58,7 @@ func (l *fileLeases) lock(name string) (held, fresh bool, err error) {
 func (l *fileLeases) close() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.closed = true
 	for name, f := range l.files {
 		f.Close() // closing the descriptor releases the flock
 		delete(l.files, name)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"net/url"
@@ -35,10 +36,18 @@ type Store struct {
 
 var _ store.Store = (*Store)(nil)
 
-// OpenDir opens (creating it if needed) the database FileName in dir.
+// OpenDir opens (creating it if needed) the database FileName in dir. The
+// directory is made private (0700), an existing one too where this process
+// may change its mode; the files in it are private either way (see Open).
 func OpenDir(ctx context.Context, dir string) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("sqlite: data dir: %w", err)
+	}
+	// A directory made beforehand (mkdir -p: 0755) lets every local user
+	// list it. Another user's directory keeps its mode: the caller warns
+	// about it (framework does).
+	if info, err := os.Stat(dir); err == nil && info.Mode().Perm()&0o077 != 0 {
+		_ = os.Chmod(dir, 0o700)
 	}
 	return Open(ctx, filepath.Join(dir, FileName))
 }
@@ -50,7 +59,14 @@ func OpenDir(ctx context.Context, dir string) (*Store, error) {
 // disk when it returns. Writes go through a single connection whose
 // transactions begin IMMEDIATE (no lock upgrades, hence no deadlocks between
 // writers); reads use a pool that WAL lets run beside the writer.
+//
+// The database and the files SQLite keeps beside it (-wal, -shm) are
+// readable by their owner only (0600), whatever the umask or the modes an
+// earlier version left: they hold every user's inputs and outputs.
 func Open(ctx context.Context, path string) (*Store, error) {
+	if err := privateFiles(path); err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
 	pragmas := url.Values{}
 	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(on)"} {
 		pragmas.Add("_pragma", p)
@@ -89,6 +105,32 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	}
 	leases := &fileLeases{base: path, files: map[string]*os.File{}}
 	return &Store{Store: sqlstore.New(db, d), path: path, db: db, leases: leases}, nil
+}
+
+// privateFiles makes the database file 0600, creating it if needed, and
+// the WAL, shared-memory and journal files left beside it too. SQLite
+// would create a new database 0644 less the umask, but it gives the files
+// it creates later beside it the database's own mode (umask or not), so
+// a private database keeps them private.
+func privateFiles(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm", path + "-journal"} {
+		info, err := os.Stat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err == nil && info.Mode().Perm() != 0o600 {
+			err = os.Chmod(p, 0o600)
+		}
+		if err != nil {
+			return fmt.Errorf("make %s private: %w", filepath.Base(p), err)
+		}
+	}
+	return nil
 }
 
 // Path is the database file.

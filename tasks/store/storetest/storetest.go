@@ -48,6 +48,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Purge", testPurge},
 		{"DeleteRuns", testDeleteRuns},
 		{"UnstorableText", testUnstorableText},
+		{"Interruptions", testInterruptions},
+		{"Ping", testPing},
 		{"Listen", testListen},
 	}
 	for _, tc := range tests {
@@ -1062,6 +1064,78 @@ func testUnstorableText(t *testing.T, s store.Store) {
 	require.Len(t, logs, 2)
 	require.Equal(t, want, logs[0].Message)
 	require.Equal(t, "plain", logs[1].Message)
+}
+
+// testInterruptions: a change with Interrupted flags the attempt it ends
+// and counts an interruption on the run, never a failure, whether the run
+// goes back to the queue or ends; changes that share everything else are
+// batched without mixing the flag up.
+func testInterruptions(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	a, b, c, d := newRun(nil), newRun(nil), newRun(nil), newRun(nil)
+	create(t, s, a, b, c, d)
+	var binds []store.Transition
+	for _, r := range []store.NewRun{a, b, c, d} {
+		binds = append(binds, store.Transition{Run: r.Name, To: tasks.PhaseRunning, Start: true, At: t0, Bind: &store.Binding{Node: "n1"}})
+	}
+	_, err := s.Transition(ctx, binds)
+	require.NoError(t, err)
+
+	requeue := func(r store.NewRun, interrupted bool) store.Transition {
+		return store.Transition{Run: r.Name, Attempt: 1, Node: "n1", To: tasks.PhaseQueued, At: t0.Add(time.Second),
+			AttemptPhase: tasks.PhaseFailed, AttemptError: "node n1 restarted during attempt 1", Interrupted: interrupted}
+	}
+	failure := requeue(d, false)
+	failure.CountFailure = true
+	res, err := s.Transition(ctx, []store.Transition{
+		requeue(a, true), requeue(b, true), failure,
+		{Run: c.Name, Attempt: 1, To: tasks.PhaseFailed, At: t0.Add(time.Second), Interrupted: true,
+			Error: "node n1 restarted during attempt 1; interrupted 1 times, MaxInterruptions is 0"},
+	})
+	require.NoError(t, err)
+	for i := range res {
+		require.True(t, res[i].Applied, i)
+	}
+	for _, r := range []store.NewRun{a, b} {
+		got := get(t, s, r.Name)
+		require.Equal(t, tasks.PhaseQueued, got.Phase)
+		require.Equal(t, 1, got.Interruptions)
+		require.Zero(t, got.Failures, "an interruption is not a failure")
+		require.Equal(t, tasks.Attempt{Number: 1, Node: "n1", Phase: tasks.PhaseFailed, Error: "node n1 restarted during attempt 1",
+			Interrupted: true, StartedAt: &t0, FinishedAt: ptr(t0.Add(time.Second))}, got.Attempts[0])
+	}
+	got := get(t, s, c.Name)
+	require.Equal(t, tasks.PhaseFailed, got.Phase)
+	require.Equal(t, 1, got.Interruptions)
+	require.True(t, got.Attempts[0].Interrupted)
+	got = get(t, s, d.Name)
+	require.Equal(t, 1, got.Failures)
+	require.Zero(t, got.Interruptions)
+	require.False(t, got.Attempts[0].Interrupted)
+
+	// The next attempt of a starts unflagged, and its own end is its own.
+	apply(t, s, store.Transition{Run: a.Name, To: tasks.PhaseRunning, Start: true, At: t0.Add(2 * time.Second), Bind: &store.Binding{Node: "n2"}})
+	apply(t, s, store.Transition{Run: a.Name, Attempt: 2, To: tasks.PhaseSucceeded, At: t0.Add(3 * time.Second), Outputs: json.RawMessage(`{}`)})
+	got = get(t, s, a.Name)
+	require.Equal(t, 1, got.Interruptions)
+	require.Len(t, got.Attempts, 2)
+	require.True(t, got.Attempts[0].Interrupted)
+	require.False(t, got.Attempts[1].Interrupted)
+	require.Equal(t, tasks.PhaseSucceeded, got.Attempts[1].Phase)
+	runs, err := s.ListRuns(ctx, store.RunFilter{Phases: []tasks.Phase{tasks.PhaseQueued}})
+	require.NoError(t, err)
+	counts := map[string]int{}
+	for _, r := range runs {
+		counts[r.Name] = r.Interruptions
+	}
+	require.Equal(t, map[string]int{b.Name: 1, d.Name: 0}, counts, "lists read the count too")
+}
+
+// testPing: a store answers Ping until it is closed.
+func testPing(t *testing.T, s store.Store) {
+	require.NoError(t, s.Ping(context.Background()))
+	require.NoError(t, s.Close())
+	require.Error(t, s.Ping(context.Background()))
 }
 
 func testListen(t *testing.T, s store.Store) {

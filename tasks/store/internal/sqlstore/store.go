@@ -47,6 +47,25 @@ func (s *Store) Publish(ns []store.Notification) { s.hub.publish(ns) }
 // Listen implements store.Store.
 func (s *Store) Listen(ctx context.Context) <-chan store.Notification { return s.hub.listen(ctx) }
 
+// Ping implements store.Store.
+func (s *Store) Ping(ctx context.Context) error {
+	if s.closed.Load() {
+		return store.ErrClosed
+	}
+	rows, err := s.db.Query(ctx, `SELECT 1`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var one int
+	if rows.Next() {
+		if err := rows.Scan(&one); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
 // Close implements store.Store.
 func (s *Store) Close() error {
 	if s.closed.Swap(true) {
@@ -60,7 +79,7 @@ func (s *Store) Close() error {
 const runCols = `seq, name, project, domain, task, version, owner, caller, phase, priority,
 	inputs, outputs, error, attempt, failures, node, devices, webhook, webhook_events,
 	abort_reason, abort_requested, wait_reason, not_before, event_seq, created_at,
-	started_at, finished_at, purged`
+	started_at, finished_at, purged, interruptions`
 
 var activePhases = []tasks.Phase{tasks.PhaseQueued, tasks.PhaseWaitingForResources, tasks.PhaseInitializing, tasks.PhaseRunning}
 
@@ -401,8 +420,8 @@ func groupKey(t *store.Transition) string {
 	if t.Bind != nil {
 		fmt.Fprintf(&sb, "\x00bind\x00%s\x00%s", t.Bind.Node, jsonList(t.Bind.Devices))
 	}
-	fmt.Fprintf(&sb, "\x00%t\x00%s\x00%s\x00%s\x00%d\x00%t\x00%s",
-		t.Start, t.AttemptPhase, t.AttemptError, t.Error, nanos(t.NotBefore), t.CountFailure, t.WaitReason)
+	fmt.Fprintf(&sb, "\x00%t\x00%s\x00%s\x00%s\x00%d\x00%t\x00%t\x00%s",
+		t.Start, t.AttemptPhase, t.AttemptError, t.Error, nanos(t.NotBefore), t.CountFailure, t.Interrupted, t.WaitReason)
 	return sb.String()
 }
 
@@ -558,6 +577,9 @@ func (s *Store) transitionUpdate(ms []*store.Transition, chunk []int, from []tas
 	if t.CountFailure {
 		set.WriteString(`, failures = failures + 1`)
 	}
+	if t.Interrupted {
+		set.WriteString(`, interruptions = interruptions + 1`)
+	}
 
 	var q strings.Builder
 	q.WriteString(`UPDATE runs SET ` + set.String())
@@ -672,7 +694,11 @@ func (s *Store) changeAttempts(ctx context.Context, tx Tx, t *store.Transition, 
 		if ae == "" {
 			ae = t.Error
 		}
-		fmt.Fprintf(&q, `UPDATE attempts SET phase = %s, error = %s, finished_at = `, arg(string(ap)), arg(ae))
+		interrupted := 0
+		if t.Interrupted {
+			interrupted = 1
+		}
+		fmt.Fprintf(&q, `UPDATE attempts SET phase = %s, error = %s, interrupted = %s, finished_at = `, arg(string(ap)), arg(ae), arg(interrupted))
 	} else {
 		fmt.Fprintf(&q, `UPDATE attempts SET phase = %s`, arg(string(t.To)))
 	}
@@ -937,7 +963,7 @@ func (s *Store) GetRun(ctx context.Context, name string) (*store.StoredRun, erro
 		return nil, store.ErrNotFound
 	}
 	run := runs[0]
-	rows, err := s.db.Query(ctx, `SELECT number, node, devices, phase, error, started_at, finished_at
+	rows, err := s.db.Query(ctx, `SELECT number, node, devices, phase, error, interrupted, started_at, finished_at
 		FROM attempts WHERE run = $1 ORDER BY number`, name)
 	if err != nil {
 		return nil, fmt.Errorf("read attempts: %w", err)
@@ -946,10 +972,11 @@ func (s *Store) GetRun(ctx context.Context, name string) (*store.StoredRun, erro
 	for rows.Next() {
 		var a tasks.Attempt
 		var devices, phase string
-		var started, finished int64
-		if err := rows.Scan(&a.Number, &a.Node, &devices, &phase, &a.Error, &started, &finished); err != nil {
+		var interrupted, started, finished int64
+		if err := rows.Scan(&a.Number, &a.Node, &devices, &phase, &a.Error, &interrupted, &started, &finished); err != nil {
 			return nil, fmt.Errorf("read attempts: %w", err)
 		}
+		a.Interrupted = interrupted != 0
 		a.Phase = tasks.Phase(phase)
 		a.Devices = parseList(devices)
 		a.StartedAt = timePtr(started)
@@ -1457,7 +1484,7 @@ func (s *Store) queryRuns(ctx context.Context, q Querier, sql string, args ...an
 		if err := rows.Scan(&r.Seq, &r.Name, &r.Project, &r.Domain, &r.Task, &r.Version, &r.Owner, &caller,
 			&phase, &r.Priority, &inputs, &outputs, &r.Error, &r.Attempt, &r.Failures, &r.Node, &devices,
 			&r.Webhook, &events, &r.AbortReason, &abortReq, &r.WaitReason, &notBefore, &r.EventSeq,
-			&created, &started, &finished, &purged); err != nil {
+			&created, &started, &finished, &purged, &r.Interruptions); err != nil {
 			return nil, fmt.Errorf("read runs: %w", err)
 		}
 		r.Phase = tasks.Phase(phase)

@@ -1,4 +1,4 @@
-package scheduler
+package discovery
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/taskgate/taskgate/tasks/scheduler"
 )
 
 func TestParseDeclaredGPUs(t *testing.T) {
@@ -17,7 +19,7 @@ func TestParseDeclaredGPUs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []Device{
+	want := []scheduler.Device{
 		{Type: "A100-40GB", Index: 0, Parent: 0, Healthy: true},
 		{Type: "A100-40GB", Index: 1, Parent: 1, Healthy: true},
 		{Type: "H100", Index: 2, Parent: 2, Healthy: true},
@@ -57,11 +59,11 @@ func TestParseNvidiaSMI(t *testing.T) {
 	tests := []struct {
 		name        string
 		query, list string
-		want        []Device
+		want        []scheduler.Device
 	}{
 		{
 			name: "four A100 80GB", query: "a100x4.query.csv", list: "a100x4.list.txt",
-			want: []Device{
+			want: []scheduler.Device{
 				{Type: "A100-80GB", Index: 0, Parent: 0, UUID: "GPU-4e6a2e3b-7d4f-4bb5-93e0-4bfa2b2a8b5a", MemoryBytes: 81920 << 20, Healthy: true},
 				{Type: "A100-80GB", Index: 1, Parent: 1, UUID: "GPU-9c1d0f57-2b8e-4a4f-8d55-0f6f0e0b7c21", MemoryBytes: 81920 << 20, Healthy: true},
 				{Type: "A100-80GB", Index: 2, Parent: 2, UUID: "GPU-1f0e9a33-6c2d-4b7a-a0f1-3a9b8c7d6e54", MemoryBytes: 81920 << 20, Healthy: true},
@@ -70,7 +72,7 @@ func TestParseNvidiaSMI(t *testing.T) {
 		},
 		{
 			name: "H100 with MIG on GPU 0", query: "h100-mig.query.csv", list: "h100-mig.list.txt",
-			want: []Device{
+			want: []scheduler.Device{
 				{Type: "H100", MIG: "3g.40gb", Index: 0, Parent: 0, UUID: "MIG-0c4d7c2e-5e2a-5d0f-9f1f-6f5c6b1e9a11", Healthy: true},
 				{Type: "H100", MIG: "2g.20gb", Index: 1, Parent: 0, UUID: "MIG-1d5e8d3f-6f3b-5e1a-8a2b-7a6d7c2f0b22", Healthy: true},
 				{Type: "H100", MIG: "1g.10gb", Index: 2, Parent: 0, UUID: "MIG-2e6f9e4a-7a4c-5f2b-9b3c-8b7e8d3a1c33", Healthy: true},
@@ -80,11 +82,11 @@ func TestParseNvidiaSMI(t *testing.T) {
 		},
 		{
 			name: "T4 without -L", query: "t4.query.csv",
-			want: []Device{{Type: "T4", Index: 0, Parent: 0, UUID: "GPU-8f2e1d0c-3b4a-5c6d-7e8f-9a0b1c2d3e4f", MemoryBytes: 15360 << 20, Healthy: true}},
+			want: []scheduler.Device{{Type: "T4", Index: 0, Parent: 0, UUID: "GPU-8f2e1d0c-3b4a-5c6d-7e8f-9a0b1c2d3e4f", MemoryBytes: 15360 << 20, Healthy: true}},
 		},
 		{
 			name: "old driver MIG lines, -L only", list: "a100-40gb-mig-old-driver.list.txt",
-			want: []Device{
+			want: []scheduler.Device{
 				{Type: "A100-40GB", MIG: "1g.5gb", Index: 0, Parent: 0, UUID: "MIG-GPU-5a4b3c2d-1e0f-9a8b-7c6d-5e4f3a2b1c0d/7/0", Healthy: true},
 				{Type: "A100-40GB", MIG: "1g.5gb", Index: 1, Parent: 0, UUID: "MIG-GPU-5a4b3c2d-1e0f-9a8b-7c6d-5e4f3a2b1c0d/8/0", Healthy: true},
 			},

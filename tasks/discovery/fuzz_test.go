@@ -1,10 +1,12 @@
-package scheduler
+package discovery
 
 import (
 	"errors"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/taskgate/taskgate/tasks/scheduler"
 )
 
 // FuzzParseNvidiaSMI feeds arbitrary text as both nvidia-smi outputs: the
@@ -49,7 +51,11 @@ func FuzzParseNvidiaSMI(f *testing.F) {
 		}
 		// The inventory must be acceptable to the scheduler unless the
 		// text itself lists a device twice or without a name.
-		if err := validateNode(&Node{ID: "n", Devices: devs}); err != nil && !errors.Is(err, ErrInvalidNode) {
+		s, err := scheduler.New(scheduler.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.UpsertNode(scheduler.Node{ID: "n", Devices: devs}); err != nil && !errors.Is(err, scheduler.ErrInvalidNode) {
 			t.Fatal(err)
 		}
 	})

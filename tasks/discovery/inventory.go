@@ -1,4 +1,4 @@
-package scheduler
+package discovery
 
 import (
 	"bufio"
@@ -16,12 +16,8 @@ import (
 	"strings"
 
 	"github.com/taskgate/taskgate/tasks"
+	"github.com/taskgate/taskgate/tasks/scheduler"
 )
-
-// This file builds node inventories: declared (TASKGATE_NODE_GPUS), detected
-// with nvidia-smi, and the local machine's CPU and memory. It is the only
-// part of the package that touches the outside world, and only through the
-// functions given to it or through LocalNode.
 
 // ErrGPUDetection: nvidia-smi ran but its output says the GPUs cannot be
 // used (driver not loaded, NVML mismatch, a GPU off the bus) or does not
@@ -34,11 +30,11 @@ var ErrGPUDetection = errors.New("GPU detection")
 // with the limits of tasks.ParseGPU. The family "A100" is declared as
 // A100-40GB: a node that does not say which model it has is not promised to
 // runs that need 80 GB. MIG partitions cannot be declared; they are detected.
-func ParseDeclaredGPUs(spec string) ([]Device, error) {
+func ParseDeclaredGPUs(spec string) ([]scheduler.Device, error) {
 	if strings.TrimSpace(spec) == "" {
 		return nil, nil
 	}
-	var devs []Device
+	var devs []scheduler.Device
 	for entry := range strings.SplitSeq(spec, ",") {
 		g, err := tasks.ParseGPU(entry)
 		if err != nil {
@@ -50,10 +46,10 @@ func ParseDeclaredGPUs(spec string) ([]Device, error) {
 		case g.MIG != "":
 			return nil, fmt.Errorf("declared GPUs: %q: MIG partitions are detected with nvidia-smi, not declared", strings.TrimSpace(entry))
 		}
-		typ := canonicalDeviceType(g.Type)
+		typ := scheduler.CanonicalDeviceType(g.Type)
 		for range g.Count {
 			i := len(devs)
-			devs = append(devs, Device{Type: typ, Index: i, Parent: i, Healthy: true})
+			devs = append(devs, scheduler.Device{Type: typ, Index: i, Parent: i, Healthy: true})
 		}
 	}
 	return devs, nil
@@ -75,7 +71,7 @@ var (
 // MIG-… UUID that CUDA_VISIBLE_DEVICES takes). Product names become catalogue
 // names where the catalogue knows them. listL may be empty (no MIG). "No
 // devices were found" is no devices; a driver failure is ErrGPUDetection.
-func ParseNvidiaSMI(queryCSV, listL string) ([]Device, error) {
+func ParseNvidiaSMI(queryCSV, listL string) ([]scheduler.Device, error) {
 	if noDevices(queryCSV) || noDevices(listL) {
 		return nil, nil
 	}
@@ -85,7 +81,7 @@ func ParseNvidiaSMI(queryCSV, listL string) ([]Device, error) {
 	if err := smiFailure(listL); err != nil {
 		return nil, err
 	}
-	var gpus []Device
+	var gpus []scheduler.Device
 	for line := range strings.Lines(queryCSV) {
 		line = strings.TrimSpace(line)
 		if line == "" {
@@ -102,7 +98,7 @@ func ParseNvidiaSMI(queryCSV, listL string) ([]Device, error) {
 		if err != nil || idx < 0 {
 			return nil, fmt.Errorf("%w: nvidia-smi query line %q: bad index", ErrGPUDetection, line)
 		}
-		gpus = append(gpus, Device{
+		gpus = append(gpus, scheduler.Device{
 			Type:        productType(fields[1]),
 			Index:       idx,
 			Parent:      idx,
@@ -114,8 +110,8 @@ func ParseNvidiaSMI(queryCSV, listL string) ([]Device, error) {
 
 	// -L: GPU lines, each followed by its MIG lines.
 	type listed struct {
-		gpu  Device
-		migs []Device
+		gpu  scheduler.Device
+		migs []scheduler.Device
 	}
 	var list []*listed
 	for line := range strings.Lines(listL) {
@@ -125,13 +121,13 @@ func ParseNvidiaSMI(queryCSV, listL string) ([]Device, error) {
 		line = strings.TrimRight(line, "\r\n")
 		if m := gpuLineRE.FindStringSubmatch(line); m != nil {
 			idx, _ := strconv.Atoi(m[1])
-			list = append(list, &listed{gpu: Device{Type: productType(m[2]), Index: idx, Parent: idx, UUID: m[3], Healthy: true}})
+			list = append(list, &listed{gpu: scheduler.Device{Type: productType(m[2]), Index: idx, Parent: idx, UUID: m[3], Healthy: true}})
 			continue
 		}
 		if m := migLineRE.FindStringSubmatch(line); m != nil && len(list) > 0 {
 			cur := list[len(list)-1]
 			idx, _ := strconv.Atoi(m[2])
-			cur.migs = append(cur.migs, Device{
+			cur.migs = append(cur.migs, scheduler.Device{
 				Type: cur.gpu.Type, MIG: strings.ToLower(m[1]), Index: idx,
 				Parent: cur.gpu.Index, UUID: m[3], Healthy: true,
 			})
@@ -146,7 +142,7 @@ func ParseNvidiaSMI(queryCSV, listL string) ([]Device, error) {
 		}
 	}
 
-	var devs []Device
+	var devs []scheduler.Device
 	for _, g := range gpus {
 		i := slices.IndexFunc(list, func(l *listed) bool { return l.gpu.Index == g.Index })
 		if i >= 0 && len(list[i].migs) > 0 {
@@ -156,7 +152,7 @@ func ParseNvidiaSMI(queryCSV, listL string) ([]Device, error) {
 		}
 		devs = append(devs, g)
 	}
-	slices.SortStableFunc(devs, func(a, b Device) int {
+	slices.SortStableFunc(devs, func(a, b scheduler.Device) int {
 		if a.Parent != b.Parent {
 			return a.Parent - b.Parent
 		}
@@ -226,7 +222,7 @@ func ExecCommand(ctx context.Context, name string, args ...string) ([]byte, erro
 // DetectGPUs asks nvidia-smi for this machine's GPUs and MIG partitions. A
 // machine without nvidia-smi has no GPUs: that is no error. run nil means
 // ExecCommand.
-func DetectGPUs(ctx context.Context, run CommandRunner) ([]Device, error) {
+func DetectGPUs(ctx context.Context, run CommandRunner) ([]scheduler.Device, error) {
 	if run == nil {
 		run = ExecCommand
 	}
@@ -271,13 +267,13 @@ func smi(ctx context.Context, run CommandRunner, args ...string) (string, error)
 // every CPU the process may use (runtime.NumCPU) and the memory in
 // /proc/meminfo (0 where there is none). Container memory limits are not
 // read; declare the node yourself where they matter.
-func LocalNode(id string, gpus []Device) Node {
+func LocalNode(id string, gpus []scheduler.Device) scheduler.Node {
 	var mem int64
 	if f, err := os.Open("/proc/meminfo"); err == nil {
 		mem, _ = parseMeminfo(f)
 		f.Close()
 	}
-	return Node{
+	return scheduler.Node{
 		ID:          id,
 		Labels:      map[string]string{"os": runtime.GOOS, "arch": runtime.GOARCH},
 		MilliCPU:    int64(runtime.NumCPU()) * 1000,

@@ -1,0 +1,253 @@
+package environments_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/stretchr/testify/require"
+
+	"github.com/taskgate/taskgate/environments"
+	"github.com/taskgate/taskgate/examples/quickstart/demo"
+	"github.com/taskgate/taskgate/framework"
+	"github.com/taskgate/taskgate/framework/frameworktest"
+	"github.com/taskgate/taskgate/middleware"
+)
+
+// post sends body with exactly the given Content-Type ("" sends none) and
+// extra headers (added, so a name may repeat).
+func post(t *testing.T, u, token, ct, body string, header ...string) reply {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, u, strings.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+token)
+	if ct != "" {
+		req.Header.Set("Content-Type", ct)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Add(header[i], header[i+1])
+	}
+	return roundTrip(t, req)
+}
+
+// utf16 is s in UTF-16LE, which is not JSON between systems (RFC 8259).
+func utf16(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		b.WriteByte(byte(r))
+		b.WriteByte(0)
+	}
+	return b.String()
+}
+
+// EchoBodyInput is an endpoint's JSON body.
+type EchoBodyInput struct {
+	Body struct {
+		Message string `json:"message" maxLength:"100"`
+	}
+}
+
+// EchoBodyOutput sends the message back.
+type EchoBodyOutput struct {
+	Body struct {
+		Message string `json:"message"`
+	}
+}
+
+func echoBody(_ context.Context, in *EchoBodyInput) (*EchoBodyOutput, error) {
+	out := &EchoBodyOutput{}
+	out.Body.Message = in.Body.Message
+	return out, nil
+}
+
+// TestBodyMustBeJSONInUTF8: a body whose Content-Type is not JSON, or
+// whose charset is not UTF-8, is 415 on the webhook environment and on a
+// function endpoint; no Content-Type is taken as JSON, and an empty body is
+// never refused.
+func TestBodyMustBeJSONInUTF8(t *testing.T) {
+	t.Parallel()
+	app := environments.MustAppEnvironment(environments.AppConfig{Settings: environments.Settings{Name: "app", PathPrefix: "/app"}})
+	environments.Endpoint(app, "echo-body", echoBody, nil)
+	s := newStack(t, demo.Webhook(), app)
+	runTask := s.base + "/run-task/demo/development/echo"
+	tests := []struct {
+		name, ct, body string
+		status         int
+	}{
+		{"json", "application/json", `{"message":"hi"}`, http.StatusAccepted},
+		{"json utf-8", "application/json; charset=UTF-8", `{"message":"hi"}`, http.StatusAccepted},
+		{"+json", "application/vnd.example+json", `{"message":"hi"}`, http.StatusAccepted},
+		{"no type", "", `{"message":"hi"}`, http.StatusAccepted},
+		{"xml", "application/xml", `<message>hi</message>`, http.StatusUnsupportedMediaType},
+		{"json in xml clothes", "text/xml", `{"message":"hi"}`, http.StatusUnsupportedMediaType},
+		{"form", "application/x-www-form-urlencoded", `{"message":"hi"}`, http.StatusUnsupportedMediaType},
+		{"utf-16", "application/json; charset=utf-16", utf16(`{"message":"hi"}`), http.StatusUnsupportedMediaType},
+		{"latin-1", "application/json; charset=iso-8859-1", `{"message":"hi"}`, http.StatusUnsupportedMediaType},
+		{"malformed", "application/json; charset", `{"message":"hi"}`, http.StatusUnsupportedMediaType},
+	}
+	for _, tt := range tests {
+		for _, u := range []string{runTask, s.base + "/app/echo-body"} {
+			want := tt.status
+			if want == http.StatusAccepted && strings.HasSuffix(u, "echo-body") {
+				want = http.StatusOK
+			}
+			r := post(t, u, whAlice, tt.ct, tt.body)
+			require.Equal(t, want, r.status, "%s %s: %s", tt.name, u, r.raw)
+			if want == http.StatusUnsupportedMediaType {
+				require.Equal(t, "application/problem+json", r.header.Get("Content-Type"), tt.name)
+			}
+		}
+	}
+	// Abort takes no body: curl -X POST -d '' sends a form type with none.
+	name := post(t, runTask, whAlice, "", `{"message":"hi"}`).body["name"].(string)
+	ab := post(t, s.base+"/run/"+name+"/abort", whAlice, "application/x-www-form-urlencoded", "")
+	require.Contains(t, []int{http.StatusAccepted, http.StatusConflict}, ab.status, ab.raw)
+}
+
+// TestPreferWaitClampsToTheMaximum: a wait too long to hold (an exponent,
+// Infinity, digits past any integer) is the maximum, with
+// Preference-Applied; what is not a number of seconds is ignored (RFC
+// 7240), not an error and no wait.
+func TestPreferWaitClampsToTheMaximum(t *testing.T) {
+	t.Parallel()
+	wh := environments.MustWebhook(environments.WebhookConfig{
+		Settings: environments.Settings{Name: "quickstart"},
+		Groups:   []string{environments.GroupAll},
+		MaxWait:  time.Second,
+	})
+	s := newStack(t, wh)
+	for _, prefer := range []string{"wait=1e10", "wait=Inf", "wait=+Infinity", "wait=" + strings.Repeat("9", 400), `wait="3600"`, "respond-async, wait=99999999999999999999"} {
+		r := s.do("POST", "/run-task/demo/development/sleep", whAlice, `{"seconds":30}`, "Prefer", prefer)
+		require.Equal(t, http.StatusAccepted, r.status, "%s: %s", prefer, r.raw)
+		require.Equal(t, "wait=1", r.header.Get("Preference-Applied"), prefer)
+	}
+	for _, prefer := range []string{"wait=NaN", "wait=-5", "wait=-Inf", "wait=soon", "wait=", "wait=0"} {
+		r := s.do("POST", "/run-task/demo/development/sleep", whAlice, `{"seconds":30}`, "Prefer", prefer)
+		require.Equal(t, http.StatusAccepted, r.status, "%s: %s", prefer, r.raw)
+		require.Empty(t, r.header.Get("Preference-Applied"), prefer)
+	}
+}
+
+// TestIdempotencyKeyCoversTheWholeRequest: a retry with the same key but
+// another callback or priority is 409, like one with another body; the
+// key may be sent once.
+func TestIdempotencyKeyCoversTheWholeRequest(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	hook := func(p string) string { return "&webhook=" + url.QueryEscape("https://127.0.0.1:9/"+p) }
+	first := s.do("POST", "/run-task/demo/development/echo?priority=1"+hook("a"), whAlice, `{"message":"a"}`, "Idempotency-Key", "k1")
+	require.Equal(t, http.StatusAccepted, first.status, first.raw)
+	again := s.do("POST", "/run-task/demo/development/echo?priority=1"+hook("a"), whAlice, `{"message":"a"}`, "Idempotency-Key", "k1")
+	require.Equal(t, first.body["name"], again.body["name"])
+	for name, query := range map[string]string{
+		"other webhook":  "?priority=1" + hook("b"),
+		"no webhook":     "?priority=1",
+		"other priority": "?priority=2" + hook("a"),
+		"other events":   "?priority=1" + hook("a") + "&webhook_events_filter=start",
+	} {
+		r := s.do("POST", "/run-task/demo/development/echo"+query, whAlice, `{"message":"a"}`, "Idempotency-Key", "k1")
+		require.Equal(t, http.StatusConflict, r.status, "%s: %s", name, r.raw)
+	}
+	twice := post(t, s.base+"/run-task/demo/development/echo", whAlice, "application/json", `{"message":"a"}`,
+		"Idempotency-Key", "k2", "Idempotency-Key", "k3")
+	require.Equal(t, http.StatusBadRequest, twice.status, twice.raw)
+	require.Contains(t, twice.raw, `"location":"header.Idempotency-Key"`)
+}
+
+// TestErrorBodiesQuoteShortPrefixes: a 422 names what was wrong without
+// echoing a huge rejected name or value whole.
+func TestErrorBodiesQuoteShortPrefixes(t *testing.T) {
+	t.Parallel()
+	app := environments.MustAppEnvironment(environments.AppConfig{Settings: environments.Settings{Name: "app", PathPrefix: "/app"}})
+	environments.Endpoint(app, "echo-body", echoBody, nil)
+	s := newStack(t, demo.Webhook(), app)
+	huge := strings.Repeat("x", 9<<20)
+	big := huge[:900<<10] // under an endpoint's default body limit (1 MiB)
+	for _, tt := range []struct{ path, body string }{
+		{"/run-task/demo/development/echo", `{"message":"hi","` + huge + `":1}`},             // unknown property
+		{"/run-task/demo/development/echo", `{"message":"` + huge + `"}`},                    // too long
+		{"/run-task/demo/development/echo", `{"message":["` + huge + `"]}`},                  // wrong type
+		{"/app/echo-body", `{"message":"hi","` + big + `":1}`},                               // unknown property
+		{"/app/echo-body", `{"message":"` + big + `"}`},                                      // too long
+		{"/run-task/demo/development/echo?webhook=https://127.0.0.1/" + huge[:50<<10], "{}"}, // too long a query
+	} {
+		r := post(t, s.base+tt.path, whAlice, "application/json", tt.body)
+		require.Equal(t, http.StatusUnprocessableEntity, r.status, "%s: %.300s", tt.path, r.raw)
+		require.Less(t, len(r.raw), 4096, "%s: %.300s", tt.path, r.raw)
+		require.Contains(t, r.raw, "bytes)", "%s: the cut is not marked: %s", tt.path, r.raw)
+	}
+}
+
+// syncBuffer is a log sink that handlers may write while a test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *syncBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *syncBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// SecretOutput is never sent: the endpoints that return it fail.
+type SecretOutput struct{ Body struct{} }
+
+// TestInternalErrorsStayInternal: the 500 of a function endpoint or an
+// app's operation says "internal error" and the request id; the error's
+// text goes to the log, under that id, and never to the caller.
+func TestInternalErrorsStayInternal(t *testing.T) {
+	t.Parallel()
+	secret := errors.New("secret-internal-detail: db password is hunter2")
+	app := environments.MustAppEnvironment(environments.AppConfig{
+		Settings: environments.Settings{Name: "app"},
+		Register: func(api huma.API) {
+			huma.Get(api, "/operation", func(context.Context, *struct{}) (*SecretOutput, error) {
+				return nil, huma.Error500InternalServerError("lookup failed", secret)
+			})
+		},
+	})
+	environments.Endpoint(app, "endpoint", func(context.Context, *struct{}) (*SecretOutput, error) {
+		return nil, secret
+	}, nil)
+	auth, err := middleware.NewStaticTokens(middleware.StaticToken{Token: appAlice, Subject: "alice"})
+	require.NoError(t, err)
+	var log syncBuffer
+	base := frameworktest.Serve(t, &framework.App{
+		Environments:  []environments.Environment{app},
+		Authenticator: auth,
+		Logger:        slog.New(slog.NewJSONHandler(&log, nil)),
+	})
+	for _, path := range []string{"/endpoint", "/operation"} {
+		r := send(t, http.MethodGet, base+path, appAlice, "")
+		r.expect(t, http.StatusInternalServerError)
+		require.NotContains(t, r.body, "hunter2", path)
+		require.NotContains(t, r.body, "secret-internal-detail", path)
+		var p huma.ErrorModel
+		require.NoError(t, json.Unmarshal([]byte(r.body), &p))
+		require.Empty(t, p.Errors, path)
+		_, id, ok := strings.Cut(p.Detail, "request id ")
+		require.True(t, ok, "%s: no request id in %s", path, r.body)
+		var logged bool
+		for line := range strings.Lines(log.String()) {
+			if strings.Contains(line, `"request_id":"`+id+`"`) && strings.Contains(line, "secret-internal-detail: db password is hunter2") {
+				logged = true
+			}
+		}
+		require.True(t, logged, "%s: the error is not logged with request id %s:\n%s", path, id, log.String())
+	}
+}
