@@ -766,10 +766,11 @@ func (l *leader) nodeDead(ctx context.Context, id string) error {
 		}
 	}
 	if len(ts) > 0 {
-		d.log.Warn("node lost; requeueing its runs", "lost_node", id, "runs", len(ts))
 		if _, err := d.commitTransitions(ctx, ts); err != nil {
 			return fmt.Errorf("requeue runs of dead node %s: %w", id, err)
 		}
+		// After the commit: a failed one is retried, and logged, apart.
+		d.log.Warn("node lost; its runs requeued", "lost_node", id, "runs", len(ts))
 	}
 	l.mu.Lock()
 	for _, rid := range l.sched.RemoveNode(id) {
