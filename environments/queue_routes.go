@@ -21,6 +21,7 @@ import (
 	"github.com/taskgate/taskgate/middleware"
 	"github.com/taskgate/taskgate/tasks"
 	"github.com/taskgate/taskgate/tasks/dispatch"
+	"github.com/taskgate/taskgate/tasks/store"
 )
 
 // GroupQueue tags the queue operations in an app environment's docs.
@@ -363,6 +364,8 @@ func (q *queue) problemFor(ctx context.Context, rt *Runtime, err error) error {
 		return submitTextProblem(err)
 	case errors.Is(err, dispatch.ErrClosed):
 		return shuttingDown()
+	case errors.Is(err, store.ErrUnavailable):
+		return storeProblem(err)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return huma.Error503ServiceUnavailable("request cancelled")
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/taskgate/taskgate/tasks"
 	"github.com/taskgate/taskgate/tasks/callback"
 	"github.com/taskgate/taskgate/tasks/dispatch"
+	"github.com/taskgate/taskgate/tasks/store"
 )
 
 // webhookHandlers are the operations of one webhook environment.
@@ -190,6 +191,8 @@ func (h *webhookHandlers) problemFor(ctx context.Context, err error) error {
 		return submitTextProblem(err)
 	case errors.Is(err, dispatch.ErrClosed):
 		return shuttingDown()
+	case errors.Is(err, store.ErrUnavailable):
+		return storeProblem(err)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return huma.Error503ServiceUnavailable("request cancelled")
 	}
@@ -203,6 +206,27 @@ func (h *webhookHandlers) problemFor(ctx context.Context, err error) error {
 func shuttingDown() error {
 	return huma.ErrorWithHeaders(huma.Error503ServiceUnavailable("server is shutting down"),
 		http.Header{"Retry-After": {"1"}})
+}
+
+// Retry-After of the answers to requests the store could not serve: a
+// full disk needs an operator, anything else (a lost connection) passes
+// sooner.
+const (
+	diskFullRetryAfter    = "30"
+	unavailableRetryAfter = "5"
+)
+
+// storeProblem answers a request that failed because the store did (err
+// matches store.ErrUnavailable): 507 Insufficient Storage for a full disk,
+// 503 otherwise, both with Retry-After, since the same request may succeed
+// later. The store's loops log the failure; the requests do not.
+func storeProblem(err error) error {
+	if errors.Is(err, store.ErrDiskFull) {
+		return huma.ErrorWithHeaders(huma.NewError(http.StatusInsufficientStorage, "the server's storage is full; try again later"),
+			http.Header{"Retry-After": {diskFullRetryAfter}})
+	}
+	return huma.ErrorWithHeaders(huma.Error503ServiceUnavailable("the server's database is unavailable; try again later"),
+		http.Header{"Retry-After": {unavailableRetryAfter}})
 }
 
 // --- core

@@ -7,8 +7,8 @@
 // A run submitted with a webhook URL gets a POST when it starts running
 // (event "start") and/or when it reaches a terminal phase ("completed", the
 // default), as Replicate's webhook_events_filter selects (ParseEvents). The
-// body is a Payload, {"type": "run.completed", "timestamp": …, "data": <the
-// run>}, with three headers:
+// body is a Payload, {"type": "run.completed", "sequence": 2, "timestamp":
+// …, "data": <the run>}, with three headers:
 //
 //	webhook-id:        msg_…  the outbox entry's id: the same on every retry
 //	webhook-timestamp: 1614265330   fresh on every attempt
@@ -26,7 +26,10 @@
 // anything else is retried on the plan (DefaultSchedule: 5 s, 5 min, 30 min,
 // 2 h, 5 h, 10 h, 10 h, with jitter), later if the receiver's Retry-After
 // asks for it. Delivery is at least once: receivers deduplicate on
-// webhook-id.
+// webhook-id. A run's callbacks are delivered in order: the next waits
+// until the previous one was delivered or given up, and "sequence" numbers
+// them within the run (1, 2, …). Callbacks of different runs do not wait
+// for each other.
 //
 //	d, err := callback.New(callback.Config{Secrets: []stdwebhook.Secret{secret}})
 //	// handle err

@@ -13,6 +13,11 @@ import (
 type Payload struct {
 	// Type names the event, e.g. TypeRunCompleted.
 	Type string `json:"type"`
+	// Sequence numbers the callbacks of one run from 1, in the order they
+	// are sent: the next one goes only once this one was delivered or
+	// given up, so a receiver never sees run.completed before the
+	// run.started of the same run. Omitted (zero) outside a run's outbox.
+	Sequence int64 `json:"sequence,omitempty"`
 	// Timestamp is when the event happened (not when this attempt was
 	// sent), so every attempt of one message has the same body.
 	Timestamp time.Time `json:"timestamp"`
@@ -126,11 +131,17 @@ func PayloadType(event string) string {
 // kept it). The result depends only on its arguments, so a message re-sent
 // after a restart is byte-identical.
 func EncodePayload(typ string, at time.Time, data json.RawMessage) ([]byte, error) {
+	return EncodeSequencedPayload(typ, 0, at, data)
+}
+
+// EncodeSequencedPayload is EncodePayload with the callback's Sequence
+// within its run, as the Worker sends a delivery of the outbox.
+func EncodeSequencedPayload(typ string, seq int64, at time.Time, data json.RawMessage) ([]byte, error) {
 	if len(data) == 0 {
 		data = json.RawMessage("null")
 	}
 	if !json.Valid(data) {
 		return nil, fmt.Errorf("callback: payload data of %s is not valid JSON", typ)
 	}
-	return json.Marshal(Payload{Type: typ, Timestamp: at.UTC(), Data: data})
+	return json.Marshal(Payload{Type: typ, Sequence: seq, Timestamp: at.UTC(), Data: data})
 }

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/taskgate/taskgate/internal/backoff"
 	"github.com/taskgate/taskgate/tasks/store"
 )
 
@@ -51,11 +52,14 @@ type WorkerConfig struct {
 	// its claim expires.
 	Concurrency int
 	// PollInterval is how often the outbox is polled when Notify is not
-	// called; zero means one second.
+	// called; zero means one second. After a claim the store refuses, the
+	// next waits PollInterval doubled per refusal, up to MaxStoreBackoff.
 	PollInterval time.Duration
 	// Logger receives a line per failed attempt and per given-up delivery;
-	// URLs are logged without path or query, which may carry tokens. Nil
-	// means slog.Default().
+	// URLs are logged without path or query, which may carry tokens.
+	// Failures of the store are logged once per change of state (the
+	// first, every 30 s while they last, the recovery). Nil means
+	// slog.Default().
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -109,7 +113,14 @@ type Worker struct {
 	cfg    WorkerConfig
 	plan   plan
 	wake   chan struct{}
+	// fails pace and log the store's refusals of the worker's claims,
+	// records of attempts, and reads of attempt counts.
+	fails struct{ claim, record, count *backoff.Failures }
 }
+
+// MaxStoreBackoff caps the wait between claims while the store refuses
+// them (a full disk, a lost database).
+const MaxStoreBackoff = 10 * time.Second
 
 // NewWorker returns a worker that delivers the outbox's callbacks with d.
 func NewWorker(d *Deliverer, outbox Outbox, cfg WorkerConfig) (*Worker, error) {
@@ -120,7 +131,12 @@ func NewWorker(d *Deliverer, outbox Outbox, cfg WorkerConfig) (*Worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Worker{d: d, outbox: outbox, cfg: cfg, plan: p, wake: make(chan struct{}, 1)}, nil
+	w := &Worker{d: d, outbox: outbox, cfg: cfg, plan: p, wake: make(chan struct{}, 1)}
+	w.fails.claim = backoff.New(backoff.Config{Logger: cfg.Logger, Msg: "webhook outbox claim",
+		Min: cfg.PollInterval, Max: max(MaxStoreBackoff, cfg.PollInterval), Rand: cfg.Rand})
+	w.fails.record = backoff.New(backoff.Config{Logger: cfg.Logger, Msg: "webhook record attempt"})
+	w.fails.count = backoff.New(backoff.Config{Logger: cfg.Logger, Msg: "webhook attempt count"})
+	return w, nil
 }
 
 // Notify wakes the worker to look for due deliveries now rather than at the
@@ -164,9 +180,18 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer timer.Stop()
 	for {
 		ds, err := w.outbox.ClaimDueDeliveries(ctx, w.cfg.Now(), w.cfg.Concurrency)
-		if err != nil && ctx.Err() == nil {
-			w.cfg.Logger.LogAttrs(ctx, slog.LevelError, "webhook outbox claim", slog.String("error", err.Error()))
+		if ctx.Err() != nil {
+			return nil
 		}
+		if err != nil {
+			// Wakes are ignored meanwhile: they say a delivery is due,
+			// not that the store is back.
+			if !backoff.Sleep(ctx, w.fails.claim.Fail(ctx, err)) {
+				return nil
+			}
+			continue
+		}
+		w.fails.claim.OK(ctx)
 		for _, dl := range ds {
 			select {
 			case jobs <- dl:
@@ -188,9 +213,11 @@ func (w *Worker) Run(ctx context.Context) error {
 }
 
 // DeliverDue makes one pass: it claims every delivery due now, in batches
-// of Concurrency, attempts each once and records the outcomes. It returns
-// the number of attempts made. Run calls the same machinery in a loop;
-// DeliverDue is for tools and tests that want one synchronous pass.
+// of Concurrency, attempts each once and records the outcomes, until a
+// claim finds none (a delivery whose run's previous one was settled in the
+// pass is due in it too). It returns the number of attempts made. Run calls
+// the same machinery in a loop; DeliverDue is for tools and tests that want
+// one synchronous pass.
 func (w *Worker) DeliverDue(ctx context.Context) (int, error) {
 	total := 0
 	for {
@@ -204,7 +231,7 @@ func (w *Worker) DeliverDue(ctx context.Context) (int, error) {
 		}
 		wg.Wait()
 		total += len(ds)
-		if len(ds) < w.cfg.Concurrency {
+		if len(ds) == 0 {
 			return total, nil
 		}
 	}
@@ -218,16 +245,18 @@ func (w *Worker) attempt(ctx context.Context, dl store.Delivery) {
 	rec := w.outcome(ctx, dl)
 	rctx, cancel := context.WithTimeout(ctx, recordTimeout)
 	defer cancel()
-	if err := w.outbox.RecordDeliveryAttempt(rctx, dl.ID, rec); err != nil {
-		// The claim expires and the callback is sent again: at least once.
-		w.cfg.Logger.LogAttrs(ctx, slog.LevelError, "webhook record attempt",
-			slog.String("webhook_id", dl.ID), slog.String("error", err.Error()))
+	err := w.outbox.RecordDeliveryAttempt(rctx, dl.ID, rec)
+	// On error the claim expires and the callback is sent again: at least
+	// once.
+	w.fails.record.Report(ctx, err, slog.String("webhook_id", dl.ID))
+	if err == nil && rec.Done {
+		w.Notify() // the run's next delivery may go now
 	}
 }
 
 // outcome sends dl once and decides what happens next.
 func (w *Worker) outcome(ctx context.Context, dl store.Delivery) store.DeliveryAttempt {
-	body, err := EncodePayload(PayloadType(dl.Event), dl.CreatedAt, dl.Payload)
+	body, err := EncodeSequencedPayload(PayloadType(dl.Event), dl.Seq, dl.CreatedAt, dl.Payload)
 	if err != nil {
 		w.log(ctx, slog.LevelError, "webhook given up", dl, 0, err)
 		return store.DeliveryAttempt{At: w.cfg.Now(), Error: err.Error(), Done: true}
@@ -267,9 +296,8 @@ func (w *Worker) attemptNumber(ctx context.Context, dl store.Delivery) int {
 	lctx, cancel := context.WithTimeout(ctx, recordTimeout)
 	defer cancel()
 	ds, err := w.outbox.ListDeliveries(lctx, dl.Run)
+	w.fails.count.Report(ctx, err, slog.String("webhook_id", dl.ID))
 	if err != nil {
-		w.cfg.Logger.LogAttrs(ctx, slog.LevelError, "webhook attempt count",
-			slog.String("webhook_id", dl.ID), slog.String("error", err.Error()))
 		return 1
 	}
 	for _, d := range ds {

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/taskgate/taskgate/internal/backoff"
 	"github.com/taskgate/taskgate/tasks"
 	"github.com/taskgate/taskgate/tasks/discovery"
 	"github.com/taskgate/taskgate/tasks/scheduler"
@@ -53,6 +54,11 @@ type agent struct {
 	inMu  sync.Mutex
 	inbox []store.Notification
 	wake  chan struct{}
+
+	// fails pace and log the store errors of the agent's loops: its
+	// heartbeats, its reads of the runs bound to it, and its writes of
+	// their phases (running, outcomes), which all attempts share.
+	fails struct{ heartbeat, reads, records *backoff.Failures }
 }
 
 type execution struct {
@@ -80,6 +86,9 @@ func newAgent(d *Dispatcher) *agent {
 	for _, dev := range node.Devices {
 		a.byRef[deviceRef(dev)] = dev
 	}
+	a.fails.heartbeat = d.failures("node heartbeat")
+	a.fails.reads = d.failures("read runs of this node")
+	a.fails.records = d.failures("record phase of a run")
 	return a
 }
 
@@ -174,9 +183,11 @@ func (a *agent) run(ctx context.Context) {
 						continue
 					}
 					r, err := d.st.GetRun(ctx, n.Run)
+					if ctx.Err() == nil {
+						a.fails.reads.Report(ctx, err, slog.String("run", n.Run))
+					}
 					if err != nil {
-						d.log.Warn("read bound run", "run", n.Run, "err", err)
-						continue
+						continue // the rescan reads it again
 					}
 					if r.Phase == tasks.PhaseInitializing && r.Node == a.id {
 						a.assign(r, a.devices(r.Devices))
@@ -187,10 +198,14 @@ func (a *agent) run(ctx context.Context) {
 	}
 }
 
+// heartbeat keeps the node alive in the store. Its pace is the interval
+// whatever the errors: a node that reported less often would be declared
+// dead sooner; only the logs of its failures are spaced.
 func (a *agent) heartbeat(ctx context.Context) {
 	d := a.d
 	t := time.NewTicker(d.cfg.HeartbeatInterval)
 	defer t.Stop()
+	lost := false // declared dead, not registered again yet
 	for {
 		select {
 		case <-ctx.Done():
@@ -198,26 +213,31 @@ func (a *agent) heartbeat(ctx context.Context) {
 		case <-t.C:
 		}
 		err := d.st.Heartbeat(ctx, a.id, d.now())
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			d.log.Warn("node was declared dead; dropping its attempts and registering again")
-			a.cancelAll(errNodeLost)
-			if err := a.register(ctx); err != nil {
-				d.log.Error("register node", "err", err)
+		if errors.Is(err, store.ErrNotFound) {
+			if !lost {
+				d.log.Warn("node was declared dead; dropping its attempts and registering again")
 			}
-		case err != nil && ctx.Err() == nil:
-			d.log.Warn("heartbeat", "err", err)
+			a.cancelAll(errNodeLost)
+			err = a.register(ctx)
+			lost = err != nil
+		}
+		if ctx.Err() == nil {
+			a.fails.heartbeat.Report(ctx, err)
 		}
 	}
 }
 
 // rescan starts bound runs it missed and cancels the ones asked to abort.
+// After a store error it waits out the backoff, skipping turns.
 func (a *agent) rescan(ctx context.Context) {
+	if a.fails.reads.Waiting() {
+		return
+	}
 	runs, err := a.d.st.ActiveRuns(ctx, a.id)
+	if ctx.Err() == nil {
+		a.fails.reads.Report(ctx, err)
+	}
 	if err != nil {
-		if ctx.Err() == nil {
-			a.d.log.Warn("read runs of this node", "err", err)
-		}
 		return
 	}
 	for _, r := range runs {
@@ -333,8 +353,8 @@ func (a *agent) execute(ctx context.Context, r *store.StoredRun, devs []schedule
 	if !running {
 		res, err := d.transition(store.Transition{Run: r.Name, Attempt: r.Attempt, From: []tasks.Phase{tasks.PhaseInitializing},
 			To: tasks.PhaseRunning, At: d.now()})
+		a.fails.records.Report(context.Background(), err, slog.String("run", r.Name))
 		if err != nil {
-			d.log.Error("record running", "run", r.Name, "err", err)
 			return // the rescan or a restart's recovery picks the run up again
 		}
 		if !res.Applied {
@@ -422,24 +442,35 @@ func (a *agent) finish(r *store.StoredRun, def *tasks.Definition, o outcome, cau
 	t.From = []tasks.Phase{tasks.PhaseInitializing, tasks.PhaseRunning}
 	// A store that fails now (a lost connection) may not fail in a
 	// moment, and an outcome not recorded leaves the run running for good:
-	// try again after each pause before giving up.
-	for try := 0; ; try++ {
+	// try again. While the store is unavailable (store.ErrUnavailable: a
+	// full disk, a lost database) the tries go on, at the backoff's pace,
+	// until it is back; another error is given up after outcomePauses.
+	bg := context.Background()
+	others := 0 // refusals for another reason
+	for {
 		_, err := d.transition(t)
 		if err == nil {
+			a.fails.records.OK(bg)
 			return
 		}
+		wait := a.fails.records.Fail(bg, err, slog.String("run", r.Name), slog.String("phase", string(t.To)))
+		unavailable := errors.Is(err, store.ErrUnavailable)
 		// Closing: recovery after the restart requeues the run anyway.
-		if try == len(outcomePauses) || d.closed.Load() {
-			d.log.Error("record outcome", "run", r.Name, "phase", t.To, "err", err)
+		if d.closed.Load() || (!unavailable && others == len(outcomePauses)) {
+			d.log.Error("record outcome; given up", "run", r.Name, "phase", t.To, "err", err)
 			return
 		}
-		d.log.Warn("record outcome; trying again", "run", r.Name, "phase", t.To, "err", err, "in", outcomePauses[try])
-		time.Sleep(outcomePauses[try])
+		if !unavailable {
+			wait = outcomePauses[others]
+			others++
+		}
+		time.Sleep(wait)
 	}
 }
 
-// outcomePauses are the waits between the tries to record an outcome:
-// about 8 s in all.
+// outcomePauses are the waits between the tries to record an outcome that
+// the store refused for another reason than unavailability: about 8 s in
+// all.
 var outcomePauses = []time.Duration{100 * time.Millisecond, 500 * time.Millisecond, 2 * time.Second, 5 * time.Second}
 
 // interruptTransition ends the current attempt of r, whose node restarted

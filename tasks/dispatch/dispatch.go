@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/taskgate/taskgate/internal/backoff"
 	"github.com/taskgate/taskgate/middleware/identity"
 	"github.com/taskgate/taskgate/tasks"
 	"github.com/taskgate/taskgate/tasks/scheduler"
@@ -245,6 +246,9 @@ type Dispatcher struct {
 	submitQ chan *submitReq
 	transQ  chan *transReq
 	writers sync.WaitGroup
+	// submitFails logs the store's refusals of submitted runs; callers
+	// get each one (503 or 507 over HTTP).
+	submitFails *backoff.Failures
 
 	logs       *logWriter
 	deliveries hooks
@@ -282,6 +286,7 @@ func New(cfg Config) (*Dispatcher, error) {
 		transQ:  make(chan *transReq, 4096),
 	}
 	d.log = cfg.Logger.With("component", "dispatch", "instance", d.holder)
+	d.submitFails = d.failures("store submitted runs")
 	d.bg, d.stopBG = context.WithCancel(context.Background())
 	d.logs = newLogWriter(d)
 	d.subs.init()
@@ -536,12 +541,21 @@ func (d *Dispatcher) submitWriter() {
 // createRuns stores runs in one transaction and returns each one's result
 // or error. When the store refuses the batch, the runs are stored one by
 // one, so one request the store refuses never fails the others committed
-// with it (as the transition writer does with changes).
+// with it (as the transition writer does with changes); not when the store
+// itself failed (store.ErrUnavailable), which each run would meet alone.
 func (d *Dispatcher) createRuns(ctx context.Context, runs []store.NewRun) ([]store.CreateResult, []error) {
 	errs := make([]error, len(runs))
 	res, err := d.st.CreateRuns(ctx, runs)
 	if err == nil {
+		d.submitFails.OK(ctx)
 		return res, errs
+	}
+	if errors.Is(err, store.ErrUnavailable) {
+		d.submitFails.Fail(ctx, err, slog.Int("runs", len(runs)))
+		for i := range errs {
+			errs[i] = err
+		}
+		return nil, errs
 	}
 	if len(runs) == 1 {
 		errs[0] = err
@@ -629,6 +643,13 @@ func (d *Dispatcher) transitionWriter() {
 			tr.done <- transRes{res: res[i]}
 		}
 	}
+}
+
+// failures paces and logs the store errors of one of the dispatcher's
+// loops, under msg: a line when it starts failing, one every 30 s while
+// it fails, one when it recovers (see internal/backoff).
+func (d *Dispatcher) failures(msg string) *backoff.Failures {
+	return backoff.New(backoff.Config{Logger: d.log, Msg: msg})
 }
 
 // commitTransitions writes ts and tells local subscribers.

@@ -28,6 +28,19 @@
 // an attempt that outlives its node's death (or a restart) cannot record a
 // second success.
 //
+// # When the store fails
+//
+// A store error (a full disk, a lost database: store.ErrUnavailable) never
+// makes a loop spin. The scheduler's round, the agent's rescan and the
+// writes of outcomes wait a capped exponential backoff with jitter (100 ms
+// doubling to 5 s) before trying again, the scheduler rebuilding its state
+// from the store first; heartbeats keep their interval. Each loop logs the
+// first error, then every 30 s how many since, then its recovery. An
+// outcome the store cannot take while unavailable is tried until it is
+// back, and task log lines wait in their bounded buffer, so no finished
+// run is left running. Submit returns the store's error, which
+// store.ErrDiskFull and store.ErrUnavailable match (HTTP 507 and 503).
+//
 // # Lifecycle
 //
 // queued → waiting_for_resources (the scheduler cannot place it now) →

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/taskgate/taskgate/internal/backoff"
 	"github.com/taskgate/taskgate/tasks"
 	"github.com/taskgate/taskgate/tasks/scheduler"
 	"github.com/taskgate/taskgate/tasks/store"
@@ -54,6 +55,9 @@ type leader struct {
 	// remoteSeq is the highest Seq read from the store; rescanFrom and
 	// prevSeq step behind it for the rescans.
 	remoteSeq, rescanFrom, prevSeq int64
+
+	// fails pace and log the store errors of each of the leader's jobs.
+	fails struct{ lease, round, nodes, rescan, purge *backoff.Failures }
 
 	inMu   sync.Mutex
 	inbox  []store.Notification
@@ -103,7 +107,13 @@ func newLeader(d *Dispatcher) (*leader, error) {
 	if _, err := scheduler.New(schedulerConfig(d.cfg)); err != nil {
 		return nil, fmt.Errorf("dispatch: %w", err)
 	}
-	return &leader{d: d, wake: make(chan struct{}, 1), stopCh: make(chan struct{}), done: make(chan struct{})}, nil
+	l := &leader{d: d, wake: make(chan struct{}, 1), stopCh: make(chan struct{}), done: make(chan struct{})}
+	l.fails.lease = d.failures("scheduler lease")
+	l.fails.round = d.failures("scheduling round")
+	l.fails.nodes = d.failures("scheduler: check nodes")
+	l.fails.rescan = d.failures("scheduler: rescan queued runs")
+	l.fails.purge = d.failures("purge old runs")
+	return l, nil
 }
 
 func schedulerConfig(c Config) scheduler.Config {
@@ -214,8 +224,10 @@ func (l *leader) run(ctx context.Context) {
 	d := l.d
 	for ctx.Err() == nil && !l.stopped() {
 		ok, err := d.st.AcquireLease(ctx, leaseName, d.holder, d.cfg.LeaseTTL)
-		if err != nil && ctx.Err() == nil {
-			d.log.Warn("acquire scheduler lease", "err", err)
+		if ctx.Err() == nil {
+			// Campaigns keep their pace whatever the error: a longer
+			// wait would only delay the takeover.
+			l.fails.lease.Report(ctx, err)
 		}
 		if ok {
 			d.log.Info("scheduler lease acquired; leading")
@@ -249,16 +261,12 @@ func (l *leader) lead(ctx context.Context) {
 		l.sched, l.entries, l.fresh, l.nodes, l.delayed = nil, nil, nil, nil, nil
 		l.mu.Unlock()
 		if err := d.st.ReleaseLease(context.WithoutCancel(ctx), leaseName, d.holder); err != nil {
-			d.log.Warn("release scheduler lease", "err", err)
+			l.fails.lease.Fail(ctx, err)
 		}
 	}()
 	// Before rebuild reads the store: what commits after that read
 	// reaches the inbox.
 	l.leading.Store(true)
-	if err := l.rebuild(ctx); err != nil {
-		d.log.Error("load scheduler state", "err", err)
-		return
-	}
 	renew := time.NewTicker(d.cfg.LeaseTTL / 3)
 	defer renew.Stop()
 	nodesT := time.NewTicker(d.cfg.HeartbeatInterval)
@@ -277,23 +285,36 @@ func (l *leader) lead(ctx context.Context) {
 	defer purgeT.Stop()
 	delay := time.NewTimer(time.Hour)
 	defer delay.Stop()
-	l.purge(ctx)
+	// After a round that met a store error, the next one waits for retry
+	// (a backoff, so that a full disk does not make the leader spin) and
+	// starts from the store's state: stale is set until a rebuild
+	// succeeds. The other jobs keep their tickers meanwhile.
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	defer retry.Stop()
+	retrying, stale := false, true
+	l.fails.purge.Report(ctx, l.purge(ctx))
 	for {
-		rebuild := l.step(ctx)
-		if rebuild {
-			if err := l.rebuild(ctx); err != nil {
-				d.log.Error("reload scheduler state", "err", err)
-				return
+		if !retrying {
+			if err := l.round(ctx, &stale); err != nil {
+				retry.Reset(l.fails.round.Fail(ctx, err))
+				retrying = true
+			} else {
+				l.fails.round.OK(ctx)
+				if stale {
+					continue // notifications were lost: rebuild now
+				}
+				l.mu.Lock()
+				next, ok := l.delayed.next()
+				l.mu.Unlock()
+				if ok {
+					delay.Reset(max(time.Until(next), time.Millisecond))
+				}
 			}
-			continue
-		}
-		l.mu.Lock()
-		next, ok := l.delayed.next()
-		l.mu.Unlock()
-		if ok {
-			delay.Reset(max(time.Until(next), time.Millisecond))
 		}
 		select {
+		case <-retry.C:
+			retrying = false
 		case <-l.wake:
 		case <-delay.C:
 		case <-renew.C:
@@ -303,17 +324,39 @@ func (l *leader) lead(ctx context.Context) {
 				return
 			}
 		case <-nodesT.C:
-			l.syncNodes(ctx)
+			// A stale state is rebuilt with its nodes.
+			if !stale && !l.fails.nodes.Waiting() {
+				l.fails.nodes.Report(ctx, l.syncNodes(ctx))
+			}
 		case <-rescan.C:
-			l.rescan(ctx)
+			if !stale && !l.fails.rescan.Waiting() {
+				l.fails.rescan.Report(ctx, l.rescan(ctx))
+			}
 		case <-purgeT.C:
-			l.purge(ctx)
+			if !l.fails.purge.Waiting() {
+				l.fails.purge.Report(ctx, l.purge(ctx))
+			}
 		case <-l.stopCh:
 			return
 		case <-ctx.Done():
 			return
 		}
 	}
+}
+
+// round rebuilds the state when it is stale, then handles what arrived and
+// places runs. A store error leaves the state stale, to be rebuilt from the
+// store by the next round.
+func (l *leader) round(ctx context.Context, stale *bool) error {
+	if *stale {
+		if err := l.rebuild(ctx); err != nil {
+			return fmt.Errorf("load scheduler state: %w", err)
+		}
+		*stale = false
+	}
+	rebuild, err := l.step(ctx)
+	*stale = rebuild || err != nil
+	return err
 }
 
 // rebuild loads the cluster from the store into a fresh scheduler: live
@@ -388,8 +431,10 @@ func (l *leader) rebuild(ctx context.Context) error {
 	l.rescanFrom, l.prevSeq = l.remoteSeq, l.remoteSeq
 	l.active = true
 	l.mu.Unlock()
-	l.failRuns(ctx, failed)
-	l.syncNodes(ctx)
+	if err := l.failRuns(ctx, failed); err != nil {
+		return err
+	}
+	l.fails.nodes.Report(ctx, l.syncNodes(ctx))
 	l.signal()
 	return nil
 }
@@ -436,13 +481,14 @@ func failTransition(r *store.StoredRun, now time.Time, msg string) store.Transit
 	return t
 }
 
-func (l *leader) failRuns(ctx context.Context, ts []store.Transition) {
+func (l *leader) failRuns(ctx context.Context, ts []store.Transition) error {
 	if len(ts) == 0 {
-		return
+		return nil
 	}
 	if _, err := l.d.commitTransitions(ctx, ts); err != nil {
-		l.d.log.Error("fail unschedulable runs", "err", err)
+		return fmt.Errorf("fail %d unschedulable runs: %w", len(ts), err)
 	}
+	return nil
 }
 
 // forget drops what the scheduler knows of a run that ended or went back to
@@ -474,8 +520,9 @@ func (l *leader) forget(name string) {
 }
 
 // step handles what arrived, then runs a scheduling round. It reports
-// whether the state must be rebuilt from the store.
-func (l *leader) step(ctx context.Context) (rebuild bool) {
+// whether the state must be rebuilt from the store: after lost
+// notifications, or a store error (then err).
+func (l *leader) step(ctx context.Context) (rebuild bool, err error) {
 	d := l.d
 	l.inMu.Lock()
 	inbox, local, freed := l.inbox, l.local, l.freed
@@ -502,7 +549,7 @@ func (l *leader) step(ctx context.Context) (rebuild bool) {
 		switch n.Kind {
 		case store.NotifyOverflow:
 			l.mu.Unlock()
-			return true
+			return true, nil
 		case store.NotifySubmitted:
 			pollRemote = true
 		case store.NotifyEvent:
@@ -531,21 +578,21 @@ func (l *leader) step(ctx context.Context) (rebuild bool) {
 	}
 	l.mu.Unlock()
 
+	// A read that fails leaves runs unknown: the rebuild reads them all.
 	var add []*store.StoredRun
 	for _, name := range requeued {
 		r, err := d.st.GetRun(ctx, name)
-		if err != nil {
-			d.log.Warn("read requeued run", "run", name, "err", err)
-			continue
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return true, fmt.Errorf("read requeued run %s: %w", name, err)
 		}
-		if r.Phase == tasks.PhaseQueued {
+		if err == nil && r.Phase == tasks.PhaseQueued {
 			add = append(add, r)
 		}
 	}
 	if pollRemote {
 		rs, err := d.st.QueuedRunsAfter(ctx, l.remoteSeq, 10000)
 		if err != nil {
-			d.log.Warn("read submitted runs", "err", err)
+			return true, fmt.Errorf("read submitted runs: %w", err)
 		}
 		add = append(add, rs...)
 	}
@@ -559,12 +606,18 @@ func (l *leader) step(ctx context.Context) (rebuild bool) {
 		}
 		l.mu.Unlock()
 	}
-	l.failRuns(ctx, failed)
-	return l.schedule(ctx)
+	if err := l.failRuns(ctx, failed); err != nil {
+		return true, err
+	}
+	if err := l.schedule(ctx); err != nil {
+		return true, err
+	}
+	return false, nil
 }
 
-// schedule runs one placement round and records its decisions.
-func (l *leader) schedule(ctx context.Context) (rebuild bool) {
+// schedule runs one placement round and records its decisions. After an
+// error the scheduler's state no longer matches the store's.
+func (l *leader) schedule(ctx context.Context) error {
 	d := l.d
 	l.mu.Lock()
 	bs := l.sched.Schedule()
@@ -607,8 +660,7 @@ func (l *leader) schedule(ctx context.Context) (rebuild bool) {
 		}
 		res, err := d.commitTransitions(ctx, ts)
 		if err != nil {
-			d.log.Error("record bindings", "runs", len(ts), "err", err)
-			return true
+			return fmt.Errorf("record bindings of %d runs: %w", len(ts), err)
 		}
 		var started []int
 		l.mu.Lock()
@@ -633,20 +685,19 @@ func (l *leader) schedule(ctx context.Context) (rebuild bool) {
 	}
 	if len(waits) > 0 {
 		if _, err := d.commitTransitions(ctx, waits); err != nil {
-			d.log.Warn("record waiting runs", "err", err)
+			return fmt.Errorf("record %d waiting runs: %w", len(waits), err)
 		}
 	}
-	return false
+	return nil
 }
 
 // syncNodes reads the registered nodes: new or changed inventories go to
 // the scheduler, and nodes silent past HeartbeatTimeout lose their runs.
-func (l *leader) syncNodes(ctx context.Context) {
+func (l *leader) syncNodes(ctx context.Context) error {
 	d := l.d
 	nodes, err := d.st.Nodes(ctx)
 	if err != nil {
-		d.log.Warn("read nodes", "err", err)
-		return
+		return fmt.Errorf("read nodes: %w", err)
 	}
 	now := d.now()
 	alive := map[string]bool{}
@@ -687,23 +738,26 @@ func (l *leader) syncNodes(ctx context.Context) {
 	}
 	l.mu.Unlock()
 	seen := map[string]bool{}
+	var first error
 	for _, id := range dead {
 		if !seen[id] {
 			seen[id] = true
-			l.nodeDead(ctx, id)
+			if err := l.nodeDead(ctx, id); err != nil && first == nil {
+				first = err
+			}
 		}
 	}
+	return first
 }
 
 // nodeDead requeues the runs of a node that stopped heartbeating, as
 // interruptions (or fails those past MaxInterruptions), and forgets the
 // node.
-func (l *leader) nodeDead(ctx context.Context, id string) {
+func (l *leader) nodeDead(ctx context.Context, id string) error {
 	d := l.d
 	runs, err := d.st.ActiveRuns(ctx, id)
 	if err != nil {
-		d.log.Warn("read runs of a dead node", "node", id, "err", err)
-		return
+		return fmt.Errorf("read runs of dead node %s: %w", id, err)
 	}
 	var ts []store.Transition
 	for _, r := range runs {
@@ -712,11 +766,11 @@ func (l *leader) nodeDead(ctx context.Context, id string) {
 		}
 	}
 	if len(ts) > 0 {
-		d.log.Warn("node lost; requeueing its runs", "lost_node", id, "runs", len(ts))
 		if _, err := d.commitTransitions(ctx, ts); err != nil {
-			d.log.Error("requeue runs of a dead node", "node", id, "err", err)
-			return
+			return fmt.Errorf("requeue runs of dead node %s: %w", id, err)
 		}
+		// After the commit: a failed one is retried, and logged, apart.
+		d.log.Warn("node lost; its runs requeued", "lost_node", id, "runs", len(ts))
 	}
 	l.mu.Lock()
 	for _, rid := range l.sched.RemoveNode(id) {
@@ -730,17 +784,17 @@ func (l *leader) nodeDead(ctx context.Context, id string) {
 	delete(l.nodes, id)
 	l.mu.Unlock()
 	if err := d.st.DeleteNode(ctx, id); err != nil {
-		d.log.Warn("forget dead node", "node", id, "err", err)
+		return fmt.Errorf("forget dead node %s: %w", id, err)
 	}
+	return nil
 }
 
 // rescan re-reads queued runs committed since two rescans ago.
-func (l *leader) rescan(ctx context.Context) {
+func (l *leader) rescan(ctx context.Context) error {
 	d := l.d
 	rs, err := d.st.QueuedRunsAfter(ctx, l.rescanFrom, 10000)
 	if err != nil {
-		d.log.Warn("rescan queued runs", "err", err)
-		return
+		return err
 	}
 	var failed []store.Transition
 	l.mu.Lock()
@@ -752,18 +806,19 @@ func (l *leader) rescan(ctx context.Context) {
 	}
 	l.rescanFrom, l.prevSeq = l.prevSeq, l.remoteSeq
 	l.mu.Unlock()
-	l.failRuns(ctx, failed)
 	if len(rs) > 0 {
 		l.signal()
 	}
+	return l.failRuns(ctx, failed)
 }
 
-func (l *leader) purge(ctx context.Context) {
+func (l *leader) purge(ctx context.Context) error {
 	d := l.d
+	var first error
 	if d.cfg.Retention >= 0 {
 		n, err := d.st.PurgeRuns(ctx, d.now().Add(-d.cfg.Retention))
 		if err != nil {
-			d.log.Warn("purge old runs", "err", err)
+			first = fmt.Errorf("purge inputs and outputs: %w", err)
 		} else if n > 0 {
 			d.log.Info("purged inputs and outputs of old runs", "runs", n)
 		}
@@ -777,7 +832,9 @@ func (l *leader) purge(ctx context.Context) {
 			n, err := d.st.DeleteRuns(ctx, cut, batch)
 			total += n
 			if err != nil {
-				d.log.Warn("delete old runs", "err", err)
+				if first == nil {
+					first = fmt.Errorf("delete old runs: %w", err)
+				}
 				break
 			}
 			if n < batch {
@@ -788,6 +845,7 @@ func (l *leader) purge(ctx context.Context) {
 			d.log.Info("deleted old runs", "runs", total)
 		}
 	}
+	return first
 }
 
 // effective is a node's inventory less what held runs use.

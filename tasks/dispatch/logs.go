@@ -3,10 +3,12 @@ package dispatch
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
 
+	"github.com/taskgate/taskgate/internal/backoff"
 	"github.com/taskgate/taskgate/tasks/store"
 )
 
@@ -29,9 +31,12 @@ type logWriter struct {
 	buf     []store.LogLine
 	dropped int // lines refused since the last write, buffer full
 	flushMu sync.Mutex
+	fails   *backoff.Failures
 }
 
-func newLogWriter(d *Dispatcher) *logWriter { return &logWriter{d: d} }
+func newLogWriter(d *Dispatcher) *logWriter {
+	return &logWriter{d: d, fails: d.failures("store task logs")}
+}
 
 func (w *logWriter) add(l store.LogLine) {
 	w.mu.Lock()
@@ -44,7 +49,9 @@ func (w *logWriter) add(l store.LogLine) {
 }
 
 // flush stores what is buffered. Lines are best effort: a failed write is
-// logged and dropped rather than failing the run.
+// logged and dropped rather than failing the run, unless the store is
+// unavailable (a full disk): then the lines wait in the buffer, within its
+// bound, for the next write.
 func (w *logWriter) flush(ctx context.Context) {
 	w.flushMu.Lock()
 	defer w.flushMu.Unlock()
@@ -60,9 +67,21 @@ func (w *logWriter) flush(ctx context.Context) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, logWriteTimeout)
 	defer cancel()
-	if err := w.d.st.AppendLogs(ctx, lines); err != nil {
-		w.d.log.Warn("store task logs", "lines", len(lines), "err", err)
+	err := w.d.st.AppendLogs(ctx, lines)
+	w.fails.Report(ctx, err, slog.Int("lines", len(lines)))
+	if errors.Is(err, store.ErrUnavailable) {
+		w.putBack(lines)
 	}
+}
+
+// putBack returns lines a write could not store to the front of the
+// buffer, dropping (and counting) what exceeds its bound.
+func (w *logWriter) putBack(lines []store.LogLine) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	keep := min(len(lines), maxBufferedLogLines-len(w.buf))
+	w.dropped += len(lines) - keep
+	w.buf = append(lines[:keep:keep], w.buf...)
 }
 
 func (w *logWriter) run(ctx context.Context) {
@@ -73,7 +92,9 @@ func (w *logWriter) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			w.flush(ctx)
+			if !w.fails.Waiting() {
+				w.flush(ctx)
+			}
 		}
 	}
 }

@@ -12,9 +12,14 @@
 // succeeded twice. Writes take slices so that callers can group the work of
 // many concurrent requests into one transaction and one fsync.
 //
+// Errors of the database itself (not of a call's arguments) match
+// ErrUnavailable, and a full disk ErrDiskFull, whatever the driver: callers
+// wait and try again, and the API answers 503 or 507.
+//
 // The outbox for webhook callbacks lives here too: the phase change that
 // causes a callback enqueues it in the same transaction, and a delivery
-// worker drains it:
+// worker drains it. A run's deliveries are claimed in order (Delivery.Seq),
+// each once the one before was settled:
 //
 //	for {
 //		ds, err := st.ClaimDueDeliveries(ctx, time.Now(), 50)

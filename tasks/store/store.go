@@ -21,7 +21,26 @@ var (
 	ErrAlreadyDone = errors.New("store: run already in a terminal phase")
 	// ErrClosed: the store was closed.
 	ErrClosed = errors.New("store: closed")
+	// ErrUnavailable: the database failed, not the request: a lost
+	// connection, a lock held too long, an I/O error, a full disk. The
+	// same call may succeed later; callers wait and try again (loops back
+	// off, the API answers 503 with Retry-After). Store errors that match
+	// it also wrap the driver's error.
+	ErrUnavailable = errors.New("store: database unavailable")
+	// ErrDiskFull: the database's disk is full (SQLite's SQLITE_FULL,
+	// PostgreSQL's disk_full). It also matches ErrUnavailable: writes may
+	// succeed once space is freed, which needs an operator.
+	ErrDiskFull error = &kindError{msg: "store: disk full", parent: ErrUnavailable}
 )
+
+// kindError is a sentinel that also matches a broader one.
+type kindError struct {
+	msg    string
+	parent error
+}
+
+func (e *kindError) Error() string { return e.msg }
+func (e *kindError) Unwrap() error { return e.parent }
 
 // Store is the durable state of taskgate: runs with their attempts, events
 // and logs, node inventories, the scheduler's leader lease, idempotency keys
@@ -30,6 +49,9 @@ var (
 //
 // Methods that take slices write them in one transaction: callers group
 // concurrent work into one commit (group commit) to share its fsync.
+//
+// A failure of the database itself (not of the call's arguments) matches
+// ErrUnavailable, and a full disk ErrDiskFull, with errors.Is.
 type Store interface {
 	// CreateRuns inserts runs in one transaction, each in phase queued with
 	// a first event (seq 1). A run whose (Owner, IdempotencyKey) was seen
@@ -95,6 +117,10 @@ type Store interface {
 	// NextAttemptAt is at or before now, and pushes their NextAttemptAt to
 	// now+ClaimTTL so that a concurrent worker does not take them too. A
 	// worker that dies mid-delivery thus has it retried after ClaimTTL.
+	// A delivery is not returned while an earlier one of its run (lower
+	// Seq) is pending: a run's callbacks go out one at a time, in order,
+	// each once the previous was delivered or given up; different runs'
+	// go out together.
 	ClaimDueDeliveries(ctx context.Context, now time.Time, limit int) ([]Delivery, error)
 	// RecordDeliveryAttempt stores the outcome of one POST. With a.Done the
 	// delivery leaves the outbox (delivered, or given up when a.Error or a
@@ -102,7 +128,8 @@ type Store interface {
 	// An attempt recorded after the delivery left the outbox (another
 	// worker settled it once this one's claim expired) changes nothing.
 	RecordDeliveryAttempt(ctx context.Context, id string, a DeliveryAttempt) error
-	// ListDeliveries returns a run's deliveries with their attempts.
+	// ListDeliveries returns a run's deliveries with their attempts, by
+	// Seq.
 	ListDeliveries(ctx context.Context, run string) ([]Delivery, error)
 
 	// PurgeRuns clears inputs, outputs and logs of runs that finished
@@ -350,6 +377,9 @@ type NewDelivery struct {
 // Delivery is one webhook callback in the outbox.
 type Delivery struct {
 	NewDelivery
+	// Seq numbers the run's deliveries from 1, in the order they were
+	// enqueued, which is the order they are delivered in.
+	Seq           int64
 	State         string
 	NextAttemptAt time.Time
 	Attempts      []DeliveryAttempt

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/taskgate/taskgate/internal/backoff"
 	"github.com/taskgate/taskgate/tasks/store"
 	"github.com/taskgate/taskgate/tasks/store/internal/sqlstore"
 )
@@ -106,6 +107,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		MaxParams:     65000,
 		ArrayInsert:   true,
 		CastParams:    true,
+		Classify:      classify,
 		Notify: func(ctx context.Context, tx sqlstore.Tx, ns []store.Notification) error {
 			return notify(ctx, tx, channel, origin, ns)
 		},
@@ -194,12 +196,14 @@ func notify(ctx context.Context, tx sqlstore.Tx, channel, origin string, ns []st
 func (s *Store) listen(ctx context.Context, cc *pgx.ConnConfig, log *slog.Logger, ready chan<- error) {
 	defer s.wg.Done()
 	first := true
+	fails := backoff.New(backoff.Config{Logger: log, Msg: "postgres listener connection", Min: time.Second})
 	for ctx.Err() == nil {
 		err := s.listenOnce(ctx, cc, func() {
 			if first {
 				first = false
 				ready <- nil
 			} else {
+				fails.OK(ctx)
 				s.Publish([]store.Notification{{Kind: store.NotifyOverflow}})
 			}
 		})
@@ -210,11 +214,7 @@ func (s *Store) listen(ctx context.Context, cc *pgx.ConnConfig, log *slog.Logger
 			ready <- err
 			return
 		}
-		log.Warn("postgres listener lost its connection; reconnecting", "err", err)
-		select {
-		case <-ctx.Done():
-		case <-time.After(time.Second):
-		}
+		backoff.Sleep(ctx, fails.Fail(ctx, err))
 	}
 }
 

@@ -75,7 +75,7 @@ func (s *Store) AcquireLease(ctx context.Context, name, holder string, ttl time.
 		// Whoever the row names is dead (or was this Store before a
 		// restart of its lock): forget it.
 		if _, err := s.db.w.ExecContext(ctx, `DELETE FROM leases WHERE name = ?`, name); err != nil {
-			return false, fmt.Errorf("sqlite: take over lease: %w", err)
+			return false, fmt.Errorf("sqlite: take over lease: %w", markErr(err))
 		}
 	}
 	return s.Store.AcquireLease(ctx, name, holder, ttl)

@@ -108,8 +108,13 @@ func TestClaimUsesPendingIndex(t *testing.T) {
 	s.db.pos.mu.RUnlock()
 	require.NotNil(t, claim)
 	plan := queryPlan(t, s, claim)
+	t.Logf("claim plan: %s", plan)
 	require.Contains(t, plan, "deliveries_due", "plan: %s", plan)
 	require.NotContains(t, plan, "SCAN deliveries", "plan: %s", plan)
+	require.NotContains(t, plan, "SCAN p", "plan: %s", plan)
+	// The earlier pending deliveries of a run, which hold a claim back,
+	// are found through the run's index.
+	require.Contains(t, plan, "USING INDEX deliveries_run (run=?", "plan: %s", plan)
 }
 
 // openTempStore opens a store in t's temporary folder, closed when t ends.

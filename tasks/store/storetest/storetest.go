@@ -44,6 +44,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Nodes", testNodes},
 		{"Lease", testLease},
 		{"WebhookOutbox", testWebhookOutbox},
+		{"DeliveryOrder", testDeliveryOrder},
 		{"Purge", testPurge},
 		{"DeleteRuns", testDeleteRuns},
 		{"UnstorableText", testUnstorableText},
@@ -833,13 +834,20 @@ func testWebhookOutbox(t *testing.T, s store.Store) {
 	require.NoError(t, err)
 	require.NotEmpty(t, manual.ID)
 
+	require.Equal(t, []int64{1, 2}, []int64{ds[0].Seq, ds[1].Seq})
+	require.EqualValues(t, 3, manual.Seq, "after the run's other deliveries")
+
 	now := t0.Add(10 * time.Second)
 	claimed, err := s.ClaimDueDeliveries(ctx, now, 10)
 	require.NoError(t, err)
-	require.Len(t, claimed, 3, "the manual one is not due yet")
+	require.Len(t, claimed, 2, "r's start and quiet's end: r's end waits for r's start, the manual one is not due yet")
 	again, err := s.ClaimDueDeliveries(ctx, now, 10)
 	require.NoError(t, err)
 	require.Empty(t, again, "claimed deliveries are invisible for ClaimTTL")
+	require.NoError(t, s.RecordDeliveryAttempt(ctx, ds[0].ID, store.DeliveryAttempt{At: now, StatusCode: 204, Done: true}))
+	next, err := s.ClaimDueDeliveries(ctx, now, 10)
+	require.NoError(t, err)
+	require.Len(t, next, 1, "r's start delivered: its end goes")
 
 	id := ds[1].ID
 	require.NoError(t, s.RecordDeliveryAttempt(ctx, id, store.DeliveryAttempt{At: now, StatusCode: 500, NextAttemptAt: now.Add(time.Second)}))
@@ -862,7 +870,61 @@ func testWebhookOutbox(t *testing.T, s store.Store) {
 	}, ds[1].Attempts)
 	late, err := s.ClaimDueDeliveries(ctx, now.Add(time.Hour*2), 10)
 	require.NoError(t, err)
-	require.Len(t, late, 3, "delivered ones never come back; expired claims do")
+	require.Len(t, late, 2, "delivered ones never come back; expired claims (quiet's end) do, and the manual one is due")
+}
+
+// testDeliveryOrder: a run's deliveries are claimed one at a time in the
+// order of their Seq, each once the one before was delivered or given up,
+// however long its retries take; other runs' are not held up.
+func testDeliveryOrder(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	var runs []store.NewRun
+	for range 2 {
+		runs = append(runs, newRun(func(r *store.NewRun) {
+			r.Webhook = "https://example.com/hook"
+			r.WebhookEvents = []string{store.WebhookStart, store.WebhookCompleted}
+		}))
+	}
+	create(t, s, runs...)
+	byRun := map[string][]store.Delivery{}
+	for _, r := range runs {
+		apply(t, s, store.Transition{Run: r.Name, To: tasks.PhaseRunning, Start: true, At: t0, Bind: &store.Binding{Node: "n1"}})
+		apply(t, s, store.Transition{Run: r.Name, Attempt: 1, To: tasks.PhaseSucceeded, At: t0.Add(time.Second), Outputs: json.RawMessage(`{}`)})
+		ds, err := s.ListDeliveries(ctx, r.Name)
+		require.NoError(t, err)
+		require.Len(t, ds, 2)
+		require.Equal(t, []int64{1, 2}, []int64{ds[0].Seq, ds[1].Seq})
+		require.Equal(t, []string{store.WebhookStart, store.WebhookCompleted}, []string{ds[0].Event, ds[1].Event})
+		byRun[r.Name] = ds
+	}
+	a, b := byRun[runs[0].Name], byRun[runs[1].Name]
+	claim := func(at time.Time) []string {
+		t.Helper()
+		got, err := s.ClaimDueDeliveries(ctx, at, 10)
+		require.NoError(t, err)
+		var ids []string
+		for _, d := range got {
+			ids = append(ids, d.ID)
+		}
+		return ids
+	}
+	record := func(id string, a store.DeliveryAttempt) {
+		t.Helper()
+		require.NoError(t, s.RecordDeliveryAttempt(ctx, id, a))
+	}
+
+	now := t0.Add(10 * time.Second)
+	require.ElementsMatch(t, []string{a[0].ID, b[0].ID}, claim(now), "each run's first; the runs together")
+	// a's start fails and is retried in an hour: a's end waits, though due.
+	record(a[0].ID, store.DeliveryAttempt{At: now, StatusCode: 500, NextAttemptAt: now.Add(time.Hour)})
+	require.Empty(t, claim(now.Add(time.Second)))
+	record(b[0].ID, store.DeliveryAttempt{At: now, StatusCode: 204, Done: true})
+	require.Equal(t, []string{b[1].ID}, claim(now.Add(time.Second)), "b's start delivered: b's end goes")
+	require.ElementsMatch(t, []string{a[0].ID, b[1].ID}, claim(now.Add(time.Hour+time.Minute)),
+		"a's start due again; b's end, its claim expired")
+	// a's start is given up: a's end goes.
+	record(a[0].ID, store.DeliveryAttempt{At: now.Add(time.Hour), StatusCode: 500, Error: "given up", Done: true})
+	require.Equal(t, []string{a[1].ID}, claim(now.Add(time.Hour+time.Minute)))
 }
 
 func testPurge(t *testing.T, s store.Store) {

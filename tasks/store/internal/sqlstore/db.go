@@ -80,6 +80,11 @@ type Dialect struct {
 	// statement fixes (the branches of a CASE, a VALUES list), which
 	// PostgreSQL would otherwise take as text. SQLite needs no casts.
 	CastParams bool
+	// Classify, when set, names the driver errors that are the database's
+	// own failures: it returns store.ErrDiskFull or store.ErrUnavailable
+	// for them and nil for the rest. The Store wraps what it names, so
+	// callers can tell a full disk or a lost database from a bad request.
+	Classify func(error) error
 }
 
 // cast is param with the SQL type typ where the dialect needs it.

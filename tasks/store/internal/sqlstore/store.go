@@ -34,6 +34,9 @@ func New(db DB, d Dialect) *Store {
 	if d.MaxParams == 0 {
 		d.MaxParams = 30000
 	}
+	if d.Classify != nil {
+		db = classifiedDB{db, d.Classify}
+	}
 	return &Store{db: db, d: d}
 }
 
@@ -96,9 +99,9 @@ func (s *Store) withTx(ctx context.Context, fn func(tx Tx, notes *[]store.Notifi
 		return err
 	}
 	if s.d.Notify != nil && len(notes) > 0 {
-		if err := s.d.Notify(ctx, tx, notes); err != nil {
+		if err := s.d.Notify(ctx, unwrapTx(tx), notes); err != nil {
 			_ = tx.Rollback(context.WithoutCancel(ctx))
-			return fmt.Errorf("notify: %w", err)
+			return fmt.Errorf("notify: %w", mark(s.d.Classify, err))
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -1238,16 +1241,30 @@ func (s *Store) insertDelivery(ctx context.Context, tx Tx, d store.NewDelivery) 
 	if d.CreatedAt.IsZero() {
 		d.CreatedAt = time.Now()
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO deliveries (id, run, url, event, payload, state, next_attempt_at, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+	// The run's deliveries are enqueued by changes of the run, which hold
+	// its row: the next seq is read without a race.
+	rows, err := tx.Query(ctx, `INSERT INTO deliveries (id, run, url, event, payload, state, next_attempt_at, created_at, seq)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, (SELECT COALESCE(MAX(seq), 0) + 1 FROM deliveries WHERE run = $2))
+		RETURNING seq`,
 		d.ID, d.Run, d.URL, d.Event, bytesOrNil(d.Payload), store.DeliveryPending, nanos(d.CreatedAt), nanos(d.CreatedAt))
 	if err != nil {
 		return store.Delivery{}, fmt.Errorf("insert delivery: %w", err)
 	}
-	return store.Delivery{NewDelivery: d, State: store.DeliveryPending, NextAttemptAt: d.CreatedAt}, nil
+	defer rows.Close()
+	out := store.Delivery{NewDelivery: d, State: store.DeliveryPending, NextAttemptAt: d.CreatedAt}
+	if rows.Next() {
+		err = rows.Scan(&out.Seq)
+	}
+	if err == nil {
+		err = rows.Err()
+	}
+	if err != nil {
+		return store.Delivery{}, fmt.Errorf("insert delivery: %w", err)
+	}
+	return out, nil
 }
 
-const deliveryCols = `id, run, url, event, payload, state, next_attempt_at, created_at`
+const deliveryCols = `id, run, url, event, payload, state, next_attempt_at, created_at, seq`
 
 func scanDeliveries(rows Rows) ([]store.Delivery, error) {
 	defer rows.Close()
@@ -1256,7 +1273,7 @@ func scanDeliveries(rows Rows) ([]store.Delivery, error) {
 		var d store.Delivery
 		var payload []byte
 		var next, created int64
-		if err := rows.Scan(&d.ID, &d.Run, &d.URL, &d.Event, &payload, &d.State, &next, &created); err != nil {
+		if err := rows.Scan(&d.ID, &d.Run, &d.URL, &d.Event, &payload, &d.State, &next, &created, &d.Seq); err != nil {
 			return nil, fmt.Errorf("read deliveries: %w", err)
 		}
 		d.Payload = json.RawMessage(payload)
@@ -1275,10 +1292,14 @@ func (s *Store) ClaimDueDeliveries(ctx context.Context, now time.Time, limit int
 	err := s.withTx(ctx, func(tx Tx, _ *[]store.Notification) error {
 		// The state is a literal, not a parameter: only then may the
 		// planner use the partial index of pending deliveries instead of
-		// scanning every delivery ever made.
+		// scanning every delivery ever made. A delivery waits while an
+		// earlier one of its run is pending (claimed or not), so that a
+		// run's callbacks arrive in order; deliveries_run finds those.
 		rows, err := tx.Query(ctx, `UPDATE deliveries SET next_attempt_at = $1 WHERE id IN (
-			SELECT id FROM deliveries WHERE state = '`+store.DeliveryPending+`' AND next_attempt_at <= $2
-			ORDER BY next_attempt_at LIMIT $3`+s.d.SkipLocked+`) RETURNING `+deliveryCols,
+			SELECT d.id FROM deliveries d WHERE d.state = '`+store.DeliveryPending+`' AND d.next_attempt_at <= $2
+			AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.run = d.run
+				AND p.state = '`+store.DeliveryPending+`' AND (p.seq, p.id) < (d.seq, d.id))
+			ORDER BY d.next_attempt_at LIMIT $3`+s.d.SkipLocked+`) RETURNING `+deliveryCols,
 			nanos(now.Add(store.ClaimTTL)), nanos(now), limit)
 		if err != nil {
 			return fmt.Errorf("claim deliveries: %w", err)
@@ -1329,7 +1350,7 @@ func (s *Store) RecordDeliveryAttempt(ctx context.Context, id string, a store.De
 
 // ListDeliveries implements store.Store.
 func (s *Store) ListDeliveries(ctx context.Context, run string) ([]store.Delivery, error) {
-	rows, err := s.db.Query(ctx, `SELECT `+deliveryCols+` FROM deliveries WHERE run = $1 ORDER BY created_at, id`, run)
+	rows, err := s.db.Query(ctx, `SELECT `+deliveryCols+` FROM deliveries WHERE run = $1 ORDER BY seq, id`, run)
 	if err != nil {
 		return nil, fmt.Errorf("read deliveries: %w", err)
 	}
