@@ -11,7 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/taskgate/taskgate/middleware"
+	"github.com/taskgate/taskgate/middleware/identity"
 	"github.com/taskgate/taskgate/tasks/dispatch"
 	"github.com/taskgate/taskgate/tasks/store"
 )
@@ -37,7 +37,7 @@ func TestSubmitRefusesUnstorableText(t *testing.T) {
 		{"key", func(r *dispatch.SubmitRequest) { r.IdempotencyKey = "k\xff" }, "idempotency_key", ""},
 		{"events", func(r *dispatch.SubmitRequest) { r.Webhook, r.WebhookEvents = "https://example.com/", []string{"\x00"} }, "webhook_events", ""},
 		{"caller", func(r *dispatch.SubmitRequest) {
-			r.Caller = middleware.Identity{Subject: "eve", Groups: []string{"\xfe"}}
+			r.Caller = identity.Identity{Subject: "eve", Groups: []string{"\xfe"}}
 		}, "caller", ""},
 		{"inputs byte", func(r *dispatch.SubmitRequest) { r.Inputs = json.RawMessage("{\"message\":\"\xff\"}") }, "inputs", ".message"},
 		{"inputs surrogate", func(r *dispatch.SubmitRequest) { r.Inputs = json.RawMessage(`{"message":"\ud800"}`) }, "inputs", ".message"},
@@ -126,7 +126,7 @@ func TestRefusedRunDoesNotSinkItsBatch(t *testing.T) {
 	ctx := context.Background()
 	submitAs := func(who string) error {
 		_, _, err := d.Submit(ctx, dispatch.SubmitRequest{Task: f.echo, Inputs: json.RawMessage(`{"message":"hi"}`),
-			Caller: middleware.Identity{Subject: who}})
+			Caller: identity.Identity{Subject: who}})
 		return err
 	}
 	// Both submit writers are held: what comes next queues up, and the
