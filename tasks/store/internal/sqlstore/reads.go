@@ -11,7 +11,7 @@ import (
 	"github.com/taskgate/taskgate/tasks/store"
 )
 
-// runCols are the columns scanRun reads, in order.
+// runCols are the columns queryRuns reads, in order.
 const runCols = `seq, name, project, domain, task, version, owner, caller, phase, priority,
 	inputs, outputs, error, attempt, failures, node, devices, webhook, webhook_events,
 	abort_reason, abort_requested, wait_reason, not_before, event_seq, created_at,
@@ -159,7 +159,6 @@ func (s *Store) Events(ctx context.Context, name string, afterSeq int64) ([]task
 }
 
 // queryRuns reads rows of runCols.
-
 func (s *Store) queryRuns(ctx context.Context, q Querier, sql string, args ...any) ([]*store.StoredRun, error) {
 	rows, err := q.Query(ctx, sql, args...)
 	if err != nil {
