@@ -268,8 +268,8 @@ func TestWaitPollsWithoutTheEventStream(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t)
 	env := environments.MustWebhook(environments.WebhookConfig{
-		Settings: environments.Settings{Name: "nostream"},
-		Groups:   []string{environments.GroupCore, environments.GroupTask},
+		Settings:  environments.Settings{Name: "nostream"},
+		Groups:    []string{environments.GroupCore, environments.GroupTask},
 		Endpoints: []string{"get-run", "get-run-io"},
 	})
 	c := newClient(t, serve(t, env), aliceToken)

@@ -16,7 +16,7 @@ import (
 // with errors.As.
 type Error struct {
 	// Status is the HTTP status code.
-	Status int `json:"status"`
+	Status int    `json:"status"`
 	Title  string `json:"title"`
 	Detail string `json:"detail"`
 	Type   string `json:"type,omitempty"`
