@@ -41,7 +41,7 @@ type FieldError struct {
 
 func (e *Error) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "taskgate: %d %s", e.Status, e.Title)
+	fmt.Fprintf(&b, "%d %s", e.Status, e.Title)
 	if e.Detail != "" {
 		b.WriteString(": " + e.Detail)
 	}

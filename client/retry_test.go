@@ -256,7 +256,7 @@ func TestErrorFromAnyBody(t *testing.T) {
 		Status: 422, Title: "Unprocessable Entity", Detail: "validation failed", RequestID: "srv-1",
 		Errors: []client.FieldError{{Message: "expected string", Location: "body.message", Value: float64(5)}},
 	}, problem)
-	require.Equal(t, "taskgate: 422 Unprocessable Entity: validation failed (body.message: expected string)", problem.Error())
+	require.Equal(t, "422 Unprocessable Entity: validation failed (body.message: expected string)", problem.Error())
 
 	text := client.ErrorFrom(http.StatusBadGateway, http.Header{"Content-Type": {"text/html"}, "Retry-After": {"2"}},
 		[]byte("<html>bad gateway</html>\n"), "sent-2")

@@ -233,7 +233,7 @@ func (c *Client) streamEvents(ctx context.Context, name string, after int64, yie
 	for ev, err := range sse.Read(body, nil) {
 		if err != nil {
 			// A broken stream is resumed by the caller.
-			return after, false, nil //nolint:nilerr // the caller resumes it
+			return after, false, nil
 		}
 		if ev.Type != "phase" {
 			continue

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/taskgate/taskgate/client"
+)
+
+// writeJSON writes v indented, for scripts (-o json).
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// table writes rows under a header, in aligned columns.
+func table(w io.Writer, header []string, rows [][]string) error {
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(header, "\t"))
+	for _, r := range rows {
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	return tw.Flush()
+}
+
+// fields writes name/value pairs in two aligned columns, skipping empty
+// values.
+func fields(w io.Writer, pairs ...string) error {
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if pairs[i+1] != "" {
+			fmt.Fprintf(tw, "%s\t%s\n", pairs[i], pairs[i+1])
+		}
+	}
+	return tw.Flush()
+}
+
+func when(t *time.Time) string {
+	if t == nil || t.IsZero() {
+		return ""
+	}
+	return t.Local().Format("2006-01-02 15:04:05")
+}
+
+// waiting describes where a run waits: its queue position and reason.
+func waiting(st *client.RunStatus) string {
+	if st.QueuePosition == 0 {
+		return st.Reason
+	}
+	s := fmt.Sprintf("position %d", st.QueuePosition)
+	if st.Reason != "" {
+		s += ": " + st.Reason
+	}
+	return s
+}
+
+// statusLine draws a run's progress on one line of a terminal, redrawn in
+// place; Done clears it. Its zero value (nil writer) draws nothing.
+type statusLine struct {
+	w     io.Writer
+	start time.Time
+	last  string
+}
+
+func (s *statusLine) Update(st *client.RunStatus) {
+	if s.w == nil {
+		return
+	}
+	line := fmt.Sprintf("%s %s", st.Name, st.Phase)
+	if st.Attempt > 1 {
+		line += fmt.Sprintf(" (attempt %d)", st.Attempt)
+	}
+	if w := waiting(st); w != "" {
+		line += " · " + w
+	}
+	if st.Node != "" {
+		line += " · on " + st.Node
+	}
+	line += fmt.Sprintf(" · %s", time.Since(s.start).Round(time.Second))
+	if line == s.last {
+		return
+	}
+	s.last = line
+	// \r and "erase line" redraw in place.
+	fmt.Fprintf(s.w, "\r\033[K%s", line)
+}
+
+func (s *statusLine) Done() {
+	if s.w != nil && s.last != "" {
+		fmt.Fprint(s.w, "\r\033[K")
+	}
+}
