@@ -178,6 +178,7 @@ func TestTablesShowTheRuns(t *testing.T) {
 	require.Len(t, lines, 4)
 	require.Regexp(t, `^NAME +TASK +PHASE +ATTEMPT +CREATED +WAITING/ERROR$`, lines[0])
 	require.Contains(t, lines[3], name)
+	require.NotRegexp(t, `(?m) $`, runs.stdout, "no padding left at the ends of lines")
 	// Aligned: each column starts where its header does.
 	col := strings.Index(lines[0], "TASK")
 	for _, l := range lines[1:] {
