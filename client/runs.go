@@ -97,7 +97,8 @@ type SubmitOptions struct {
 
 // Submit starts a run of task ("project/domain/name") with inputs, any
 // value that encodes to the task's JSON object of inputs (a
-// json.RawMessage is sent as it is). Start is its typed form.
+// json.RawMessage is sent as it is; nil is no inputs, {}). Start is its
+// typed form.
 func (c *Client) Submit(ctx context.Context, task string, inputs any, opts *SubmitOptions) (*Submitted, error) {
 	if opts == nil {
 		opts = &SubmitOptions{}
@@ -105,6 +106,9 @@ func (c *Client) Submit(ctx context.Context, task string, inputs any, opts *Subm
 	parts := strings.Split(task, "/")
 	if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
 		return nil, fmt.Errorf("client: task %q: want project/domain/name", task)
+	}
+	if inputs == nil {
+		inputs = json.RawMessage("{}")
 	}
 	body, err := jsonBody(inputs)
 	if err != nil {
