@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -71,17 +72,54 @@ func waiting(st *client.RunStatus) string {
 }
 
 // statusLine draws a run's progress on one line of a terminal, redrawn in
-// place; Done clears it. Its zero value (nil writer) draws nothing.
+// place each time the status changes and every second (the elapsed time);
+// Done clears it. With a nil writer it draws nothing.
 type statusLine struct {
 	w     io.Writer
 	start time.Time
-	last  string
+	stop  chan struct{}
+
+	mu   sync.Mutex
+	st   *client.RunStatus
+	last string
 }
 
+func newStatusLine(w io.Writer) *statusLine {
+	s := &statusLine{w: w, start: time.Now(), stop: make(chan struct{})}
+	if w != nil {
+		go s.tick()
+	}
+	return s
+}
+
+func (s *statusLine) tick() {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			s.mu.Lock()
+			s.draw()
+			s.mu.Unlock()
+		case <-s.stop:
+			return
+		}
+	}
+}
+
+// Update is a WaitOptions.OnStatus.
 func (s *statusLine) Update(st *client.RunStatus) {
-	if s.w == nil {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.st = st
+	s.draw()
+}
+
+func (s *statusLine) draw() {
+	if s.w == nil || s.st == nil {
 		return
 	}
+	st := s.st
 	line := fmt.Sprintf("%s %s", st.Name, st.Phase)
 	if st.Attempt > 1 {
 		line += fmt.Sprintf(" (attempt %d)", st.Attempt)
@@ -101,8 +139,13 @@ func (s *statusLine) Update(st *client.RunStatus) {
 	fmt.Fprintf(s.w, "\r\033[K%s", line)
 }
 
+// Done stops the redraws and clears the line.
 func (s *statusLine) Done() {
+	close(s.stop)
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.w != nil && s.last != "" {
 		fmt.Fprint(s.w, "\r\033[K")
 	}
+	s.w = nil
 }

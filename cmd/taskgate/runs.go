@@ -45,7 +45,8 @@ itself, @FILE to read it from a file, or - to read it from stdin. Without
 --wait waits for the run to end and prints its outputs; while it waits, a
 status line (phase, queue position, waiting reason) is drawn on stderr
 when stderr is a terminal. --follow prints each phase change as it
-happens, then the outputs. Either way the exit code is 0 only when the
+happens, then the outputs (with -o json, one JSON object per event, then
+the run with its outputs). Either way the exit code is 0 only when the
 run succeeded (1 when it failed, was aborted or timed out).`,
 		Example: `  taskgate run demo/development/echo -d '{"message":"hi"}' --wait
   taskgate run demo/development/train -d @inputs.json --follow
@@ -122,10 +123,11 @@ func (c *cli) readInputs(data string) (json.RawMessage, error) {
 // wait waits for run name, drawing a status line on a terminal, and
 // prints the outcome.
 func (c *cli) wait(ctx context.Context, cl *client.Client, name string, out io.Writer) error {
-	line := &statusLine{start: time.Now()}
+	var w io.Writer
 	if c.env.terminal(c.env.stderr) {
-		line.w = c.env.stderr
+		w = c.env.stderr
 	}
+	line := newStatusLine(w)
 	st, err := cl.Wait(ctx, name, &client.WaitOptions{OnStatus: line.Update})
 	line.Done()
 	if err != nil {
