@@ -247,7 +247,7 @@ func (h *webhookHandlers) health(context.Context, *struct{}) (*HealthOutput, err
 // IdentityBody is the caller's identity as GET /me shows it.
 type IdentityBody struct {
 	Subject string   `json:"subject" example:"alice" doc:"Stable identifier of the caller."`
-	Name    string   `json:"name,omitempty" example:"Alice Liddell"`
+	Name    string   `json:"name" example:"Alice Liddell" doc:"Display name of the caller, else its subject: always present, as Flyte's clients expect."`
 	Email   string   `json:"email,omitempty" example:"alice@example.com"`
 	Groups  []string `json:"groups" example:"[\"ml-team\"]"`
 }
@@ -261,7 +261,11 @@ func (h *webhookHandlers) me(ctx context.Context, _ *struct{}) (*MeOutput, error
 	if groups == nil {
 		groups = []string{}
 	}
-	return &MeOutput{Body: IdentityBody{Subject: id.Subject, Name: id.Name, Email: id.Email, Groups: groups}}, nil
+	name := id.Name
+	if name == "" {
+		name = id.Subject
+	}
+	return &MeOutput{Body: IdentityBody{Subject: id.Subject, Name: name, Email: id.Email, Groups: groups}}, nil
 }
 
 // --- tasks

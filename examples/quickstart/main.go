@@ -44,6 +44,10 @@ No TASKGATE_AUTH_TOKENS set: a development token was generated for subject "dev"
   curl -s -X POST http://%[1]s/run-task/demo/development/echo \
     -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{"message":"hi"}'
 
+  # or with the CLI (go install ./cmd/taskgate to call it taskgate):
+  export TASKGATE_URL=http://%[1]s TASKGATE_TOKEN=$TOKEN
+  go run ./cmd/taskgate run demo/development/echo -d '{"message":"hi"}' --wait
+
 `, cfg.Addr, svc.DevToken)
 	}
 	return svc.App.Run(ctx)
