@@ -37,4 +37,12 @@
 // problem+json as an *Error), so a route the API gains becomes one more
 // method: a run's log lines, once the server serves them, will be a
 // Client.Logs iterator beside Client.Events.
+//
+// It stands in front of the data path (request → auth → environment →
+// dispatcher → scheduler → node agent → store → callbacks): it makes the
+// request and reads back what the later steps recorded. Of taskgate it
+// links only tasks (and middleware/identity through it), never
+// environments, the dispatcher, a store, framework, huma or chi, so that a
+// program that calls taskgate links none of the server
+// (TestClientDoesNotLinkTheServer).
 package client

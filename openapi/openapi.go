@@ -1,7 +1,3 @@
-// Package openapi keeps the committed OpenAPI documents of the quickstart's
-// webhook environment (openapi.yaml, 3.1, and openapi-3.0.yaml) and
-// generates them from a real App: `make generate` rewrites them, and a test
-// fails when they are stale.
 package openapi
 
 import (

@@ -16,4 +16,10 @@
 //
 //	TASKGATE_WEBHOOK_SECRET   whsec_ secret(s), comma-separated while one rotates (required)
 //	WEBHOOK_RECEIVER_ADDR     listen address (default 127.0.0.1:9090)
+//
+// It sits past the end of the data path (request → auth → environment →
+// dispatcher → scheduler → node agent → store → callbacks): the receiver
+// the callbacks step posts to. As an example it uses only public packages
+// (middleware), never internal/; library code must not import examples
+// (make lint).
 package main

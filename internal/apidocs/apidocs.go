@@ -1,8 +1,3 @@
-// Package apidocs creates the huma API of an environment and serves its
-// browsable docs at /docs from assets compiled into the binary: Swagger UI
-// from github.com/swaggo/files/v2, behind a Content-Security-Policy that
-// allows nothing but the server's own origin. No page of the docs loads
-// anything from a CDN.
 package apidocs
 
 import (

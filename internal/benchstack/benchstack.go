@@ -1,7 +1,3 @@
-// Package benchstack serves what the throughput benchmarks measure: the
-// quickstart's stack (demo tasks behind the prebuilt webhook environment,
-// a static bearer token, a local node with one A100) and the bare chi
-// baseline, each on a loopback port.
 package benchstack
 
 import (

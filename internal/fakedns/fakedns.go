@@ -1,8 +1,3 @@
-// Package fakedns is a DNS server on loopback that answers every A question
-// with one address: the boundary fake through which tests resolve host
-// names, so that no test asks the system's resolver (/etc/hosts, the
-// network's DNS) about a name. It also plays an attacker's name server
-// that points a public-looking name at a private address.
 package fakedns
 
 import (

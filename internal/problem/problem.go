@@ -1,6 +1,3 @@
-// Package problem writes RFC 9457 problem+json responses from plain net/http
-// handlers and middleware, in the same shape huma uses for its own errors, so a
-// client sees one error format whatever layer refused the request.
 package problem
 
 import (

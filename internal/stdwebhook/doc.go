@@ -24,4 +24,11 @@
 //
 // The package is internal: users verify callbacks with middleware.VerifyWebhook,
 // and taskgate signs them in package tasks/callback.
+//
+// It stands at both ends of the callbacks step of the data path (request →
+// auth → environment → dispatcher → scheduler → node agent → store →
+// callbacks): tasks/callback signs with it, middleware.VerifyWebhook
+// verifies with it, framework loads the secret. It imports only the standard
+// library and must not import any taskgate package: middleware and tasks
+// import it.
 package stdwebhook

@@ -1,13 +1,3 @@
-// Package storable says whether text from a request can be stored as it
-// is: valid UTF-8 without NUL. PostgreSQL refuses anything else in a text
-// column (failing the whole transaction with it), SQLite keeps it and serves
-// it back unchanged, and Go's encoding/json quietly turns invalid UTF-8 and
-// lone surrogates ("\ud800") into U+FFFD. So such text is refused where it
-// comes in, naming where it was, rather than stored, altered or allowed to
-// fail other requests' writes.
-//
-//	if !storable.Text(r.URL.Query().Get("webhook")) { /* 422 naming query.webhook */ }
-//	if where, ok := storable.JSON(body); !ok { /* 422 naming "body"+where */ }
 package storable
 
 import (

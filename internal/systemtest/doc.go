@@ -11,4 +11,9 @@
 //		go test -v -run MultiProcess ./internal/systemtest/
 //
 // The package has no non-test code: it is not for import.
+//
+// It stands outside the data path (request → auth → environment →
+// dispatcher → scheduler → node agent → store → callbacks) and drives the
+// whole of it, as a client and as the operator who kills processes. Its
+// tests may import anything; nothing may import it.
 package systemtest

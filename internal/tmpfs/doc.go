@@ -9,4 +9,10 @@
 //		// ... fill the rest, check the errors ...
 //		require.NoError(t, os.Remove(filler)) // space comes back
 //	}
+//
+// It stands beside the data path (request → auth → environment →
+// dispatcher → scheduler → node agent → store → callbacks) as a test helper
+// for the full-disk tests of the store and of the environments (507). It
+// imports only the standard library and golang.org/x/sys; non-test code
+// must not import it.
 package tmpfs

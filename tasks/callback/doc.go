@@ -49,4 +49,14 @@
 // and https; no proxy; no redirects; a 10 s timeout; a bounded read of the
 // response. Config.AllowPrivate (TASKGATE_WEBHOOK_ALLOW_PRIVATE=1) lifts the
 // guard for local development and tests.
+//
+// # Place on the data path
+//
+// request → auth → environment → dispatcher → scheduler → node agent →
+// store → callbacks: callback is the last step. Its Worker drains the outbox
+// that the store fills in the transaction of each phase change, so it learns
+// of work through tasks/store alone. It must not import the dispatcher, nor,
+// like everything under tasks/, middleware (the receiver's
+// middleware.VerifyWebhook is the other end; only a test uses it),
+// environments or framework.
 package callback

@@ -1,4 +1,3 @@
-// Command gen rewrites the committed OpenAPI documents (make generate).
 package main
 
 import (

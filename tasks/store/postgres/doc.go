@@ -11,4 +11,12 @@
 //		return err
 //	}
 //	defer st.Close()
+//
+// On the data path (request → auth → environment → dispatcher → scheduler →
+// node agent → store → callbacks) it is the store step shared by processes:
+// API processes, the leader and node agents write through it, its
+// notifications hand work from one process to the next, and the callback
+// workers drain its outbox. It wraps the shared SQL of
+// tasks/store/internal/sqlstore; it must not import the dispatcher, the
+// scheduler, middleware, environments or framework.
 package postgres

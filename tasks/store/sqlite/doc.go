@@ -9,4 +9,11 @@
 //		return err
 //	}
 //	defer st.Close()
+//
+// On the data path (request → auth → environment → dispatcher → scheduler →
+// node agent → store → callbacks) it is the store step of a single process:
+// the API, the dispatcher's leader and node agent write through it, and the
+// callback worker drains its outbox. It wraps the shared SQL of
+// tasks/store/internal/sqlstore; it must not import the dispatcher, the
+// scheduler, middleware, environments or framework.
 package sqlite

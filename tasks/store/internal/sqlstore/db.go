@@ -1,12 +1,3 @@
-// Package sqlstore implements store.Store once over SQL that SQLite and
-// PostgreSQL both accept ($N placeholders, ON CONFLICT, RETURNING, row
-// values). The sqlite and postgres packages adapt their drivers to DB and
-// supply a Dialect with the few differences: locking clauses, the clock used
-// for leases, and how notifications cross processes.
-//
-// Times are stored as Unix nanoseconds in BIGINT columns (0 for "never"),
-// lists and identities as JSON text, and flags as integers, so that one set
-// of scanning code serves both databases.
 package sqlstore
 
 import (

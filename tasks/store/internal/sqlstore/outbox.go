@@ -1,0 +1,209 @@
+package sqlstore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/taskgate/taskgate/tasks"
+	"github.com/taskgate/taskgate/tasks/store"
+)
+
+// enqueueWebhook adds the outbox delivery that ev causes, if the run asked
+// for callbacks of that kind: "start" when it first runs, "completed" when
+// it ends (the default filter). It reports whether it added one.
+func (s *Store) enqueueWebhook(ctx context.Context, tx Tx, run *store.StoredRun, ev tasks.Event) (bool, error) {
+	if run.Webhook == "" {
+		return false, nil
+	}
+	var kind string
+	switch {
+	case ev.Phase.Terminal():
+		kind = store.WebhookCompleted
+	case ev.Phase == tasks.PhaseRunning && run.StartedAt != nil && run.StartedAt.Equal(ev.At):
+		kind = store.WebhookStart
+	default:
+		return false, nil
+	}
+	filter := run.WebhookEvents
+	if len(filter) == 0 {
+		filter = []string{store.WebhookCompleted}
+	}
+	want := false
+	for _, f := range filter {
+		want = want || f == kind
+	}
+	if !want {
+		return false, nil
+	}
+	payload, err := json.Marshal(run.Run)
+	if err != nil {
+		return false, err
+	}
+	if _, err := s.insertDelivery(ctx, tx, store.NewDelivery{Run: run.Name, URL: run.Webhook, Event: kind, Payload: payload, CreatedAt: ev.At}); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// EnqueueDelivery implements store.Store.
+func (s *Store) EnqueueDelivery(ctx context.Context, d store.NewDelivery) (store.Delivery, error) {
+	var out store.Delivery
+	err := s.withTx(ctx, func(tx Tx, _ *[]store.Notification) error {
+		var err error
+		out, err = s.insertDelivery(ctx, tx, d)
+		return err
+	})
+	return out, err
+}
+
+func (s *Store) insertDelivery(ctx context.Context, tx Tx, d store.NewDelivery) (store.Delivery, error) {
+	if d.ID == "" {
+		d.ID = NewID("msg_")
+	}
+	if d.CreatedAt.IsZero() {
+		d.CreatedAt = time.Now()
+	}
+	// The run's deliveries are enqueued by changes of the run, which hold
+	// its row: the next seq is read without a race.
+	rows, err := tx.Query(ctx, `INSERT INTO deliveries (id, run, url, event, payload, state, next_attempt_at, created_at, seq)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, (SELECT COALESCE(MAX(seq), 0) + 1 FROM deliveries WHERE run = $2))
+		RETURNING seq`,
+		d.ID, d.Run, d.URL, d.Event, bytesOrNil(d.Payload), store.DeliveryPending, nanos(d.CreatedAt), nanos(d.CreatedAt))
+	if err != nil {
+		return store.Delivery{}, fmt.Errorf("insert delivery: %w", err)
+	}
+	defer rows.Close()
+	out := store.Delivery{NewDelivery: d, State: store.DeliveryPending, NextAttemptAt: d.CreatedAt}
+	if rows.Next() {
+		err = rows.Scan(&out.Seq)
+	}
+	if err == nil {
+		err = rows.Err()
+	}
+	if err != nil {
+		return store.Delivery{}, fmt.Errorf("insert delivery: %w", err)
+	}
+	return out, nil
+}
+
+const deliveryCols = `id, run, url, event, payload, state, next_attempt_at, created_at, seq`
+
+func scanDeliveries(rows Rows) ([]store.Delivery, error) {
+	defer rows.Close()
+	var out []store.Delivery
+	for rows.Next() {
+		var d store.Delivery
+		var payload []byte
+		var next, created int64
+		if err := rows.Scan(&d.ID, &d.Run, &d.URL, &d.Event, &payload, &d.State, &next, &created, &d.Seq); err != nil {
+			return nil, fmt.Errorf("read deliveries: %w", err)
+		}
+		d.Payload = json.RawMessage(payload)
+		d.NextAttemptAt, d.CreatedAt = fromNanos(next), fromNanos(created)
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// ClaimDueDeliveries implements store.Store.
+func (s *Store) ClaimDueDeliveries(ctx context.Context, now time.Time, limit int) ([]store.Delivery, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	var out []store.Delivery
+	err := s.withTx(ctx, func(tx Tx, _ *[]store.Notification) error {
+		// The state is a literal, not a parameter: only then may the
+		// planner use the partial index of pending deliveries instead of
+		// scanning every delivery ever made. A delivery waits while an
+		// earlier one of its run is pending (claimed or not), so that a
+		// run's callbacks arrive in order; deliveries_run finds those.
+		rows, err := tx.Query(ctx, `UPDATE deliveries SET next_attempt_at = $1 WHERE id IN (
+			SELECT d.id FROM deliveries d WHERE d.state = '`+store.DeliveryPending+`' AND d.next_attempt_at <= $2
+			AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.run = d.run
+				AND p.state = '`+store.DeliveryPending+`' AND (p.seq, p.id) < (d.seq, d.id))
+			ORDER BY d.next_attempt_at LIMIT $3`+s.d.SkipLocked+`) RETURNING `+deliveryCols,
+			nanos(now.Add(store.ClaimTTL)), nanos(now), limit)
+		if err != nil {
+			return fmt.Errorf("claim deliveries: %w", err)
+		}
+		out, err = scanDeliveries(rows)
+		return err
+	})
+	return out, err
+}
+
+// RecordDeliveryAttempt implements store.Store.
+func (s *Store) RecordDeliveryAttempt(ctx context.Context, id string, a store.DeliveryAttempt) error {
+	state, next := store.DeliveryPending, nanos(a.NextAttemptAt)
+	if a.Done {
+		state = store.DeliveryFailed
+		if a.StatusCode >= 200 && a.StatusCode < 300 {
+			state = store.DeliveryDelivered
+		}
+	}
+	return s.withTx(ctx, func(tx Tx, _ *[]store.Notification) error {
+		// Only a pending delivery: a worker whose claim expired must not
+		// reopen one that another worker has settled meanwhile.
+		n, err := tx.Exec(ctx, `UPDATE deliveries SET state = $1, next_attempt_at = $2, attempts = attempts + 1
+			WHERE id = $3 AND state = $4`, state, next, id, store.DeliveryPending)
+		if err != nil {
+			return fmt.Errorf("update delivery: %w", err)
+		}
+		if n == 0 {
+			rows, err := tx.Query(ctx, `SELECT 1 FROM deliveries WHERE id = $1`, id)
+			if err != nil {
+				return fmt.Errorf("read delivery: %w", err)
+			}
+			found := rows.Next()
+			rows.Close()
+			if !found {
+				return store.ErrNotFound
+			}
+			return nil // settled by another worker: the late attempt changes nothing
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO delivery_attempts (delivery, number, at, status, error)
+			VALUES ($1, (SELECT attempts FROM deliveries WHERE id = $1), $2, $3, $4)`, id, nanos(a.At), a.StatusCode, a.Error)
+		if err != nil {
+			return fmt.Errorf("insert delivery attempt: %w", err)
+		}
+		return nil
+	})
+}
+
+// ListDeliveries implements store.Store.
+func (s *Store) ListDeliveries(ctx context.Context, run string) ([]store.Delivery, error) {
+	rows, err := s.db.Query(ctx, `SELECT `+deliveryCols+` FROM deliveries WHERE run = $1 ORDER BY seq, id`, run)
+	if err != nil {
+		return nil, fmt.Errorf("read deliveries: %w", err)
+	}
+	ds, err := scanDeliveries(rows)
+	if err != nil {
+		return nil, err
+	}
+	for i := range ds {
+		rows, err := s.db.Query(ctx, `SELECT at, status, error FROM delivery_attempts WHERE delivery = $1 ORDER BY number`, ds[i].ID)
+		if err != nil {
+			return nil, fmt.Errorf("read delivery attempts: %w", err)
+		}
+		for rows.Next() {
+			var a store.DeliveryAttempt
+			var at int64
+			if err := rows.Scan(&at, &a.StatusCode, &a.Error); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("read delivery attempts: %w", err)
+			}
+			a.At = fromNanos(at)
+			ds[i].Attempts = append(ds[i].Attempts, a)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+		if n := len(ds[i].Attempts); n > 0 && ds[i].State != store.DeliveryPending {
+			ds[i].Attempts[n-1].Done = true
+		}
+	}
+	return ds, nil
+}

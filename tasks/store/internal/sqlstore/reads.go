@@ -1,0 +1,207 @@
+package sqlstore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/taskgate/taskgate/tasks"
+	"github.com/taskgate/taskgate/tasks/store"
+)
+
+// runCols are the columns queryRuns reads, in order.
+const runCols = `seq, name, project, domain, task, version, owner, caller, phase, priority,
+	inputs, outputs, error, attempt, failures, node, devices, webhook, webhook_events,
+	abort_reason, abort_requested, wait_reason, not_before, event_seq, created_at,
+	started_at, finished_at, purged, interruptions`
+
+var activePhases = []tasks.Phase{tasks.PhaseQueued, tasks.PhaseWaitingForResources, tasks.PhaseInitializing, tasks.PhaseRunning}
+
+// GetRun implements store.Store.
+func (s *Store) GetRun(ctx context.Context, name string) (*store.StoredRun, error) {
+	runs, err := s.queryRuns(ctx, s.db, `SELECT `+runCols+` FROM runs WHERE name = $1`, name)
+	if err != nil {
+		return nil, err
+	}
+	if len(runs) == 0 {
+		return nil, store.ErrNotFound
+	}
+	run := runs[0]
+	rows, err := s.db.Query(ctx, `SELECT number, node, devices, phase, error, interrupted, started_at, finished_at
+		FROM attempts WHERE run = $1 ORDER BY number`, name)
+	if err != nil {
+		return nil, fmt.Errorf("read attempts: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var a tasks.Attempt
+		var devices, phase string
+		var interrupted, started, finished int64
+		if err := rows.Scan(&a.Number, &a.Node, &devices, &phase, &a.Error, &interrupted, &started, &finished); err != nil {
+			return nil, fmt.Errorf("read attempts: %w", err)
+		}
+		a.Interrupted = interrupted != 0
+		a.Phase = tasks.Phase(phase)
+		a.Devices = parseList(devices)
+		a.StartedAt = timePtr(started)
+		a.FinishedAt = timePtr(finished)
+		run.Attempts = append(run.Attempts, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read attempts: %w", err)
+	}
+	return run, nil
+}
+
+// ListRuns implements store.Store.
+func (s *Store) ListRuns(ctx context.Context, f store.RunFilter) ([]*store.StoredRun, error) {
+	var where []string
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	if f.Owner != "" {
+		where = append(where, `owner = `+arg(f.Owner))
+	}
+	if len(f.Phases) > 0 {
+		ps := make([]string, len(f.Phases))
+		for i, p := range f.Phases {
+			ps[i] = arg(string(p))
+		}
+		where = append(where, `phase IN (`+strings.Join(ps, ",")+`)`)
+	}
+	if f.Task != "" {
+		parts := strings.Split(f.Task, "/")
+		if len(parts) != 3 {
+			return nil, fmt.Errorf("task filter %q is not project/domain/name", f.Task)
+		}
+		where = append(where, `project = `+arg(parts[0]), `domain = `+arg(parts[1]), `task = `+arg(parts[2]))
+	}
+	if f.BeforeSeq > 0 {
+		where = append(where, `seq < `+arg(f.BeforeSeq))
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	q := `SELECT ` + runCols + ` FROM runs`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, ` AND `)
+	}
+	q += ` ORDER BY seq DESC LIMIT ` + arg(limit)
+	return s.queryRuns(ctx, s.db, q, args...)
+}
+
+// ActiveRuns implements store.Store.
+func (s *Store) ActiveRuns(ctx context.Context, node string) ([]*store.StoredRun, error) {
+	q := `SELECT ` + runCols + ` FROM runs WHERE phase IN ($1, $2, $3, $4)`
+	args := []any{string(activePhases[0]), string(activePhases[1]), string(activePhases[2]), string(activePhases[3])}
+	if node != "" {
+		q += ` AND node = $5`
+		args = append(args, node)
+	}
+	return s.queryRuns(ctx, s.db, q+` ORDER BY seq`, args...)
+}
+
+// QueuedRunsAfter implements store.Store.
+func (s *Store) QueuedRunsAfter(ctx context.Context, afterSeq int64, limit int) ([]*store.StoredRun, error) {
+	if limit <= 0 {
+		limit = 1000
+	}
+	return s.queryRuns(ctx, s.db, `SELECT `+runCols+` FROM runs WHERE phase = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
+		string(tasks.PhaseQueued), afterSeq, limit)
+}
+
+// Events implements store.Store. The first event (queued, seq 1) is not
+// stored: it is the run's creation, and leaving it out keeps submits to one
+// row each.
+func (s *Store) Events(ctx context.Context, name string, afterSeq int64) ([]tasks.Event, error) {
+	var out []tasks.Event
+	if afterSeq < 1 {
+		rows, err := s.db.Query(ctx, `SELECT created_at FROM runs WHERE name = $1`, name)
+		if err != nil {
+			return nil, fmt.Errorf("read events: %w", err)
+		}
+		var created int64
+		found := rows.Next()
+		if found {
+			err = rows.Scan(&created)
+		}
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("read events: %w", err)
+		}
+		if !found {
+			return nil, nil
+		}
+		out = append(out, tasks.Event{Seq: 1, Run: name, Phase: tasks.PhaseQueued, At: fromNanos(created)})
+	}
+	rows, err := s.db.Query(ctx, `SELECT seq, phase, at, error FROM events WHERE run = $1 AND seq > $2 ORDER BY seq`, name, afterSeq)
+	if err != nil {
+		return nil, fmt.Errorf("read events: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		ev := tasks.Event{Run: name}
+		var phase string
+		var at int64
+		if err := rows.Scan(&ev.Seq, &phase, &at, &ev.Error); err != nil {
+			return nil, fmt.Errorf("read events: %w", err)
+		}
+		ev.Phase = tasks.Phase(phase)
+		ev.At = fromNanos(at)
+		out = append(out, ev)
+	}
+	return out, rows.Err()
+}
+
+// queryRuns reads rows of runCols.
+func (s *Store) queryRuns(ctx context.Context, q Querier, sql string, args ...any) ([]*store.StoredRun, error) {
+	rows, err := q.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read runs: %w", err)
+	}
+	defer rows.Close()
+	var out []*store.StoredRun
+	for rows.Next() {
+		var r store.StoredRun
+		var caller, phase, devices, events string
+		var inputs, outputs []byte
+		var abortReq, purged int64
+		var notBefore, created, started, finished int64
+		if err := rows.Scan(&r.Seq, &r.Name, &r.Project, &r.Domain, &r.Task, &r.Version, &r.Owner, &caller,
+			&phase, &r.Priority, &inputs, &outputs, &r.Error, &r.Attempt, &r.Failures, &r.Node, &devices,
+			&r.Webhook, &events, &r.AbortReason, &abortReq, &r.WaitReason, &notBefore, &r.EventSeq,
+			&created, &started, &finished, &purged, &r.Interruptions); err != nil {
+			return nil, fmt.Errorf("read runs: %w", err)
+		}
+		r.Phase = tasks.Phase(phase)
+		if caller != "" {
+			if err := json.Unmarshal([]byte(caller), &r.Caller); err != nil {
+				return nil, fmt.Errorf("run %s: caller: %w", r.Name, err)
+			}
+		}
+		if len(inputs) > 0 {
+			r.Inputs = json.RawMessage(inputs)
+		}
+		if len(outputs) > 0 {
+			r.Outputs = json.RawMessage(outputs)
+		}
+		r.Devices = parseList(devices)
+		r.WebhookEvents = parseList(events)
+		r.AbortRequested = abortReq != 0
+		r.Purged = purged != 0
+		r.NotBefore = fromNanos(notBefore)
+		r.CreatedAt = fromNanos(created)
+		r.StartedAt = timePtr(started)
+		r.FinishedAt = timePtr(finished)
+		out = append(out, &r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read runs: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,59 @@
+package store
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// ClaimTTL is how long a claimed delivery stays invisible to other workers.
+const ClaimTTL = time.Minute
+
+// Delivery states.
+const (
+	DeliveryPending   = "pending"
+	DeliveryDelivered = "delivered"
+	DeliveryFailed    = "failed"
+)
+
+// Webhook event types, as Replicate's webhook_events_filter names them.
+const (
+	WebhookStart     = "start"
+	WebhookCompleted = "completed"
+)
+
+// NewDelivery is a webhook callback to send.
+type NewDelivery struct {
+	// ID is the stable webhook-id sent with every attempt; empty makes one.
+	ID  string
+	Run string
+	URL string
+	// Event is WebhookStart or WebhookCompleted.
+	Event string
+	// Payload is the JSON of the run when the event happened; the delivery
+	// worker wraps it as {type, timestamp, data} and signs it.
+	Payload   json.RawMessage
+	CreatedAt time.Time
+}
+
+// Delivery is one webhook callback in the outbox.
+type Delivery struct {
+	NewDelivery
+	// Seq numbers the run's deliveries from 1, in the order they were
+	// enqueued, which is the order they are delivered in.
+	Seq           int64
+	State         string
+	NextAttemptAt time.Time
+	Attempts      []DeliveryAttempt
+}
+
+// DeliveryAttempt is the outcome of one POST of a delivery.
+type DeliveryAttempt struct {
+	At time.Time `json:"at"`
+	// StatusCode is the receiver's HTTP status; zero when no response.
+	StatusCode int    `json:"status_code,omitempty"`
+	Error      string `json:"error,omitempty"`
+	// Done ends the delivery: delivered when StatusCode is 2xx, else failed.
+	Done bool `json:"done"`
+	// NextAttemptAt, when not Done, is when to try again.
+	NextAttemptAt time.Time `json:"next_attempt_at,omitzero"`
+}

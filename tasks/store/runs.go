@@ -1,0 +1,163 @@
+package store
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/taskgate/taskgate/tasks"
+)
+
+// NewRun is a run to insert.
+type NewRun struct {
+	Name     string
+	Project  string
+	Domain   string
+	Task     string
+	Version  string
+	Caller   Caller
+	Priority int
+	Inputs   json.RawMessage
+	// IdempotencyKey, when set, is unique per Caller.Subject.
+	IdempotencyKey string
+	// RequestHash identifies the request body for idempotency (SHA-256 of
+	// task ID and inputs, hex).
+	RequestHash   string
+	Webhook       string
+	WebhookEvents []string
+	CreatedAt     time.Time
+}
+
+// CreateResult is the outcome of one NewRun.
+type CreateResult struct {
+	// Name is the run's name: the new one, or the existing run of the
+	// idempotency key.
+	Name    string
+	Created bool
+	// Seq orders runs by insertion; zero when not created.
+	Seq int64
+	// Err is ErrIdempotencyConflict or nil.
+	Err error
+}
+
+// StoredRun is a run with the bookkeeping the dispatcher needs beside the
+// public tasks.Run.
+type StoredRun struct {
+	tasks.Run
+	// Seq orders runs by insertion.
+	Seq    int64
+	Caller Caller
+	// Failures counts failed attempts (RetryAfter does not count).
+	Failures int
+	// Interruptions counts the attempts that ended by an interruption of
+	// the platform (Transition.Interrupted), which are not failures.
+	Interruptions int
+	// NotBefore delays placement of a retried run; zero means now.
+	NotBefore time.Time
+	// WaitReason says why the scheduler could not place the run.
+	WaitReason string
+	// AbortRequested is set on an initializing or running run that should
+	// be cancelled.
+	AbortRequested bool
+	// EventSeq is the Seq of the run's last event.
+	EventSeq int64
+	// Purged is set once inputs and outputs were removed after retention.
+	Purged bool
+}
+
+// Binding starts a new attempt of a run on a node.
+type Binding struct {
+	Node    string
+	Devices []string
+}
+
+// Transition is one conditional change of a run's phase.
+type Transition struct {
+	Run string
+	// From lists the phases the run may be in; empty means any
+	// non-terminal phase. A terminal run never changes.
+	From []tasks.Phase
+	// Attempt, when not zero, must be the run's current attempt number.
+	Attempt int
+	// Node, when not empty, must be the node the run is bound to.
+	Node string
+
+	// To is the new phase.
+	To tasks.Phase
+	At time.Time
+	// Bind, with To initializing, starts attempt number current+1 on a
+	// node with devices.
+	Bind *Binding
+	// Start, with Bind and To running, binds and starts the attempt in one
+	// change, recording the initializing event then the running one: for a
+	// node that executes in process and has nothing to initialize.
+	Start bool
+	// AttemptPhase, when set, closes the current attempt record with this
+	// phase and AttemptError (a retry going back to queued, or the end).
+	// With a terminal To it defaults to To.
+	AttemptPhase tasks.Phase
+	AttemptError string
+	// Error is the run's error, kept with a terminal phase; also carried
+	// by the event.
+	Error string
+	// Outputs, with To succeeded.
+	Outputs json.RawMessage
+	// NotBefore, with To queued, delays placement.
+	NotBefore time.Time
+	// CountFailure adds one to the run's failure count.
+	CountFailure bool
+	// Interrupted marks the attempt this change ends (AttemptPhase, or a
+	// terminal To) as ended by an interruption of the platform, and adds
+	// one to the run's interruption count.
+	Interrupted bool
+	// WaitReason, with To waiting_for_resources (may also refresh the reason
+	// of a run already waiting: From waiting, To waiting).
+	WaitReason string
+}
+
+// TransitionResult is the outcome of one Transition.
+type TransitionResult struct {
+	Applied bool
+	// Run is the run after the change (without attempts); nil when not
+	// applied.
+	Run *StoredRun
+	// Event is the (last) event recorded; zero when not applied or when
+	// the phase did not change (a refreshed wait reason records no event).
+	Event tasks.Event
+	// Events are every event recorded, oldest first: two with Start.
+	Events []tasks.Event
+	// Delivery is set when the change enqueued a webhook delivery.
+	Delivery bool
+}
+
+// AbortResult is the outcome of RequestAbort.
+type AbortResult struct {
+	Run *StoredRun
+	// Terminal is set when the run was aborted at once (it was queued);
+	// otherwise its node must cancel it.
+	Terminal bool
+	Event    tasks.Event
+}
+
+// RunFilter selects runs for ListRuns.
+type RunFilter struct {
+	// Owner keeps runs of one subject; empty keeps all.
+	Owner string
+	// Phases keeps runs in any of these; empty keeps all.
+	Phases []tasks.Phase
+	// Task is "project/domain/name"; empty keeps all.
+	Task string
+	// BeforeSeq keeps runs with Seq below it (cursor); zero means none.
+	BeforeSeq int64
+	// Limit bounds the result; zero means 100.
+	Limit int
+}
+
+// LogLine is one line a task wrote with tasks.Logger.
+type LogLine struct {
+	Run     string          `json:"run"`
+	Attempt int             `json:"attempt"`
+	At      time.Time       `json:"at"`
+	Level   string          `json:"level"`
+	Message string          `json:"message"`
+	Attrs   json.RawMessage `json:"attrs,omitempty"`
+}
