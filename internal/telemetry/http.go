@@ -1,0 +1,258 @@
+package telemetry
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	chimw "github.com/go-chi/chi/v5/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/attribute"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/taskgate/taskgate/middleware"
+)
+
+// RequestIDHeader carries the request id both ways.
+const RequestIDHeader = "X-Request-Id"
+
+// maxRequestID bounds an incoming request id that is kept.
+const maxRequestID = 128
+
+// OtherRoute is the route label of a request that no route template
+// matched (or that only a catch-all served), so that probes of random
+// paths cannot add label values.
+const OtherRoute = "other"
+
+// Config configures an HTTP observer.
+type Config struct {
+	// Logger gets one access log line per request, at info.
+	Logger *slog.Logger
+	// Metrics gets the request metrics; nil: none.
+	Metrics prometheus.Registerer
+	// TracerProvider starts a server span per request, child of an
+	// incoming W3C traceparent; nil: no spans.
+	TracerProvider trace.TracerProvider
+}
+
+// HTTP observes every request of an App: its request id, server span,
+// metrics and access log line.
+type HTTP struct {
+	logger  *slog.Logger
+	metrics *httpMetrics // nil: none
+	tp      trace.TracerProvider
+	ids     requestIDs
+}
+
+// NewHTTP registers the request metrics on cfg.Metrics, if any.
+func NewHTTP(cfg Config) (*HTTP, error) {
+	h := &HTTP{logger: cfg.Logger, tp: cfg.TracerProvider, ids: newRequestIDs()}
+	if h.logger == nil {
+		h.logger = slog.Default()
+	}
+	if cfg.Metrics != nil {
+		m, err := newHTTPMetrics(cfg.Metrics)
+		if err != nil {
+			return nil, err
+		}
+		h.metrics = m
+	}
+	return h, nil
+}
+
+// Middleware goes first on the App's root chi router: what it measures
+// includes every layer after it, and it reads the route template that
+// chi's routing (the root's and the environments' routers, which share
+// its route context) leaves behind.
+func (h *HTTP) Middleware(next http.Handler) http.Handler {
+	observed := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.serve(w, r, next) })
+	if h.tp == nil {
+		return observed
+	}
+	return otelhttp.NewMiddleware("taskgate",
+		otelhttp.WithTracerProvider(h.tp),
+		// Only the W3C trace context crosses the boundary: baggage from
+		// a caller is not taken in.
+		otelhttp.WithPropagators(propagation.TraceContext{}),
+		// The request metrics are Prometheus's (above), not otelhttp's.
+		otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()),
+	)(observed)
+}
+
+// exchange is what the layers after Middleware tell it about a request.
+type exchange struct {
+	env    string
+	report middleware.Report
+}
+
+type exchangeKey struct{}
+
+// Environment returns middleware that names the environment serving the
+// request in its metrics, span and access log line. The App puts it in
+// front of each environment's handler.
+func Environment(name string) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if x, ok := r.Context().Value(exchangeKey{}).(*exchange); ok {
+				x.env = name
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+func (h *HTTP) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
+	start := time.Now()
+	id := r.Header.Get(RequestIDHeader)
+	if !validRequestID(id) {
+		id = h.ids.next()
+	}
+	w.Header().Set(RequestIDHeader, id)
+	x := &exchange{}
+	ctx := context.WithValue(r.Context(), chimw.RequestIDKey, id)
+	ctx = context.WithValue(ctx, exchangeKey{}, x)
+	ctx = middleware.WithReport(ctx, &x.report)
+	ww := chimw.NewWrapResponseWriter(w, r.ProtoMajor)
+	if h.metrics != nil {
+		h.metrics.inFlight.Inc()
+		// Deferred: a handler's http.ErrAbortHandler panics through here.
+		defer h.metrics.inFlight.Dec()
+	}
+	next.ServeHTTP(ww, r.WithContext(ctx))
+
+	elapsed := time.Since(start)
+	route := routeOf(ctx)
+	status := ww.Status()
+	if status == 0 {
+		status = http.StatusOK // net/http's answer to a handler that wrote nothing
+	}
+	span := trace.SpanFromContext(ctx)
+	if span.IsRecording() {
+		if route != OtherRoute {
+			span.SetName(r.Method + " " + route)
+			span.SetAttributes(attribute.String("http.route", route))
+		}
+		if x.env != "" {
+			span.SetAttributes(attribute.String("taskgate.environment", x.env))
+		}
+	}
+	if h.metrics != nil {
+		h.metrics.observe(x, route, r.Method, status, elapsed)
+	}
+	if h.logger.Enabled(ctx, slog.LevelInfo) {
+		attrs := []slog.Attr{
+			slog.String("request_id", id),
+			slog.String("environment", x.env),
+			slog.String("route", route),
+			slog.String("method", r.Method),
+			slog.Int("status", status),
+			slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
+			slog.Int("bytes", ww.BytesWritten()),
+			slog.String("subject", x.report.Subject),
+		}
+		if span.IsRecording() {
+			attrs = append(attrs, slog.String("trace_id", span.SpanContext().TraceID().String()))
+		}
+		// The route, never the raw URL: a query string may hold a secret.
+		h.logger.LogAttrs(ctx, slog.LevelInfo, "request", attrs...)
+	}
+}
+
+func (m *httpMetrics) observe(x *exchange, route, method string, status int, elapsed time.Duration) {
+	method = methodLabel(method)
+	m.requests.WithLabelValues(x.env, route, method, statusClass(status)).Inc()
+	m.duration.WithLabelValues(x.env, route, method).Observe(elapsed.Seconds())
+	switch status {
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusTooManyRequests:
+		m.refused.WithLabelValues(x.env, strconv.Itoa(status), refusalLabel(x.report.Refusal)).Inc()
+	}
+}
+
+// routeOf is the template of the route that served the request, or
+// OtherRoute: unmatched, or served by a catch-all ("/*", a proxied
+// server's every path).
+func routeOf(ctx context.Context) string {
+	rctx := chi.RouteContext(ctx)
+	if rctx == nil {
+		return OtherRoute
+	}
+	switch p := rctx.RoutePattern(); p {
+	case "", "/*":
+		return OtherRoute
+	default:
+		return p
+	}
+}
+
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "other"
+}
+
+var statusClasses = [...]string{"other", "1xx", "2xx", "3xx", "4xx", "5xx"}
+
+func statusClass(code int) string {
+	if c := code / 100; c >= 1 && c <= 5 {
+		return statusClasses[c]
+	}
+	return statusClasses[0]
+}
+
+// refusalLabel keeps the reason label to the refusals middleware defines:
+// a handler may record any string.
+func refusalLabel(r middleware.Refusal) string {
+	switch r {
+	case middleware.RefusalMissingCredentials, middleware.RefusalInvalidToken, middleware.RefusalCSRF,
+		middleware.RefusalForbiddenGroup, middleware.RefusalForbiddenTask,
+		middleware.RefusalRateLimit, middleware.RefusalMaxInFlight:
+		return string(r)
+	}
+	return "other"
+}
+
+// validRequestID accepts an incoming id of at most maxRequestID
+// printable ASCII characters without spaces: anything else could break a
+// log line or grow it without bound.
+func validRequestID(id string) bool {
+	if id == "" || len(id) > maxRequestID {
+		return false
+	}
+	for i := range len(id) {
+		if id[i] <= ' ' || id[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+// requestIDs makes the ids of requests that came without a valid one: a
+// random prefix per process and a counter, unique across processes and
+// restarts, and cheaper than random bytes per request.
+type requestIDs struct {
+	prefix string
+	n      *atomic.Uint64
+}
+
+func newRequestIDs() requestIDs {
+	b := make([]byte, 10)
+	_, _ = rand.Read(b)
+	return requestIDs{
+		prefix: base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b) + "-",
+		n:      new(atomic.Uint64),
+	}
+}
+
+func (g requestIDs) next() string { return g.prefix + strconv.FormatUint(g.n.Add(1), 10) }
