@@ -46,8 +46,7 @@ func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
 		}, []string{"environment", "status", "reason"}),
 	}
 	var err error
-	m.requests, err = register(reg, m.requests)
-	if err != nil {
+	if m.requests, err = register(reg, m.requests); err != nil {
 		return nil, err
 	}
 	if m.duration, err = register(reg, m.duration); err != nil {
@@ -92,9 +91,9 @@ func RegisterRuntime(reg prometheus.Registerer) error {
 // OperatorHandler serves what an operator's port shows: GET /metrics from
 // g, in the Prometheus text format or OpenMetrics as the scraper asks,
 // and net/http/pprof under /debug/pprof/, on a mux of its own (never
-// http.DefaultServeMux, which anything imported may fill). Serve it only
-// where operators reach it: pprof shows the command line and a profile
-// costs CPU.
+// http.DefaultServeMux, which anything imported may fill). The command
+// line (/debug/pprof/cmdline) is left out: it may hold a secret. Serve it
+// only where operators reach it: a profile costs CPU, and shows the code.
 func OperatorHandler(g prometheus.Gatherer, logger *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{
@@ -105,7 +104,6 @@ func OperatorHandler(g prometheus.Gatherer, logger *slog.Logger) http.Handler {
 		ErrorHandling: promhttp.ContinueOnError,
 	}))
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
