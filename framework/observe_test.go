@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -395,4 +396,97 @@ func TestHeadWhereGetAndDocsWithSlash(t *testing.T) {
 	require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
 	resp, _ = call(t, http.MethodHead, o.base+"/me", obsToken, "", nil)
 	require.Equal(t, http.StatusOK, resp.StatusCode)
+}
+
+func TestParseEnvObservability(t *testing.T) {
+	t.Parallel()
+	cfg, err := framework.ParseEnv(env(nil))
+	require.NoError(t, err)
+	require.Equal(t, framework.DefaultMetricsAddr, cfg.MetricsAddr)
+	require.Equal(t, "text", cfg.LogFormat)
+	require.Equal(t, slog.LevelInfo, cfg.LogLevel)
+	require.False(t, cfg.Traces)
+
+	cfg, err = framework.ParseEnv(env(map[string]string{
+		"TASKGATE_METRICS_ADDR": "0.0.0.0:9100", "TASKGATE_LOG_FORMAT": "json", "TASKGATE_LOG_LEVEL": "DEBUG"}))
+	require.NoError(t, err)
+	require.Equal(t, "0.0.0.0:9100", cfg.MetricsAddr)
+	require.Equal(t, "json", cfg.LogFormat)
+	require.Equal(t, slog.LevelDebug, cfg.LogLevel)
+	var out bytes.Buffer
+	cfg.NewLogger(&out).Debug("hello", "k", "v")
+	require.JSONEq(t, `{"level":"DEBUG","msg":"hello","k":"v"}`, dropTime(t, out.String()))
+
+	for vars, traces := range map[[2]string]bool{
+		{"OTEL_TRACES_EXPORTER", "otlp"}:                          true,
+		{"OTEL_TRACES_EXPORTER", "console"}:                       true,
+		{"OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318"}:  true,
+		{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "127.0.0.1:4317"}:  true,
+		{"OTEL_TRACES_EXPORTER", "none"}:                          false,
+		{"OTEL_SERVICE_NAME", "svc"}:                              false,
+		{"OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "127.0.0.1:4317"}: false,
+	} {
+		cfg, err := framework.ParseEnv(env(map[string]string{vars[0]: vars[1]}))
+		require.NoError(t, err)
+		require.Equal(t, traces, cfg.Traces, "%s=%s", vars[0], vars[1])
+	}
+	cfg, err = framework.ParseEnv(env(map[string]string{"OTEL_TRACES_EXPORTER": "otlp", "OTEL_SDK_DISABLED": "true"}))
+	require.NoError(t, err)
+	require.False(t, cfg.Traces)
+
+	for _, vars := range []map[string]string{
+		{"TASKGATE_LOG_FORMAT": "logfmt"},
+		{"TASKGATE_LOG_LEVEL": "trace"},
+	} {
+		_, err := framework.ParseEnv(env(vars))
+		for k := range vars {
+			require.ErrorContains(t, err, k)
+		}
+	}
+}
+
+// dropTime removes the time field of a JSON log line.
+func dropTime(t *testing.T, line string) string {
+	t.Helper()
+	var m map[string]any
+	require.NoError(t, json.Unmarshal([]byte(line), &m))
+	delete(m, "time")
+	b, err := json.Marshal(m)
+	require.NoError(t, err)
+	return string(b)
+}
+
+// TestLoadEnvEmptyMetricsAddrTurnsThemOff: set but empty is off, unset
+// is the default (LoadEnv tells them apart; ParseEnv cannot).
+func TestLoadEnvEmptyMetricsAddrTurnsThemOff(t *testing.T) {
+	t.Setenv("TASKGATE_METRICS_ADDR", "")
+	cfg, err := framework.LoadEnv()
+	require.NoError(t, err)
+	require.Empty(t, cfg.MetricsAddr)
+}
+
+// TestFromEnvTracesWhenAsked: the OTEL_* variables give the App a tracer
+// provider, which the App's stop shuts down; without them it has none.
+func TestFromEnvTracesWhenAsked(t *testing.T) {
+	t.Setenv("OTEL_TRACES_EXPORTER", "otlp")
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1")
+	cfg, err := framework.LoadEnv()
+	require.NoError(t, err)
+	require.True(t, cfg.Traces)
+	cfg.DataDir, cfg.NodeGPUs, cfg.MetricsAddr = t.TempDir(), "A100:1", ""
+	svc, err := framework.FromEnv(t.Context(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), demo.Registry(), demo.Webhook())
+	require.NoError(t, err)
+	tp, ok := svc.App.TracerProvider.(*sdktrace.TracerProvider)
+	require.True(t, ok, "an SDK provider")
+	require.NoError(t, svc.App.Start(t.Context()))
+	require.NoError(t, svc.App.Stop(t.Context()))
+	// Shut down: its tracers make spans that record nothing.
+	_, span := tp.Tracer("t").Start(t.Context(), "after")
+	require.False(t, span.IsRecording())
+
+	cfg.Traces = false
+	svc, err = framework.FromEnv(t.Context(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), demo.Registry(), demo.Webhook())
+	require.NoError(t, err)
+	require.Nil(t, svc.App.TracerProvider)
+	require.NoError(t, svc.Store.Close())
 }
