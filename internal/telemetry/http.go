@@ -13,10 +13,6 @@ import (
 	"github.com/go-chi/chi/v5"
 	chimw "github.com/go-chi/chi/v5/middleware"
 	"github.com/prometheus/client_golang/prometheus"
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
-	"go.opentelemetry.io/otel/attribute"
-	metricnoop "go.opentelemetry.io/otel/metric/noop"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/taskgate/taskgate/middleware"
@@ -40,7 +36,7 @@ type Config struct {
 	// Metrics gets the request metrics; nil: none.
 	Metrics prometheus.Registerer
 	// TracerProvider starts a server span per request, child of an
-	// incoming W3C traceparent; nil: no spans.
+	// incoming W3C traceparent (see span.go); nil: no spans.
 	TracerProvider trace.TracerProvider
 }
 
@@ -49,13 +45,16 @@ type Config struct {
 type HTTP struct {
 	logger  *slog.Logger
 	metrics *httpMetrics // nil: none
-	tp      trace.TracerProvider
+	tracer  trace.Tracer // nil: no spans
 	ids     requestIDs
 }
 
 // NewHTTP registers the request metrics on cfg.Metrics, if any.
 func NewHTTP(cfg Config) (*HTTP, error) {
-	h := &HTTP{logger: cfg.Logger, tp: cfg.TracerProvider, ids: newRequestIDs()}
+	h := &HTTP{logger: cfg.Logger, ids: newRequestIDs()}
+	if cfg.TracerProvider != nil {
+		h.tracer = cfg.TracerProvider.Tracer(tracerName)
+	}
 	if h.logger == nil {
 		h.logger = slog.Default()
 	}
@@ -74,18 +73,7 @@ func NewHTTP(cfg Config) (*HTTP, error) {
 // chi's routing (the root's and the environments' routers, which share
 // its route context) leaves behind.
 func (h *HTTP) Middleware(next http.Handler) http.Handler {
-	observed := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.serve(w, r, next) })
-	if h.tp == nil {
-		return observed
-	}
-	return otelhttp.NewMiddleware("taskgate",
-		otelhttp.WithTracerProvider(h.tp),
-		// Only the W3C trace context crosses the boundary: baggage from
-		// a caller is not taken in.
-		otelhttp.WithPropagators(propagation.TraceContext{}),
-		// The request metrics are Prometheus's (above), not otelhttp's.
-		otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()),
-	)(observed)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.serve(w, r, next) })
 }
 
 // exchange is what the layers after Middleware tell it about a request.
@@ -121,6 +109,11 @@ func (h *HTTP) serve(w http.ResponseWriter, r *http.Request, next http.Handler) 
 	ctx := context.WithValue(r.Context(), chimw.RequestIDKey, id)
 	ctx = context.WithValue(ctx, exchangeKey{}, x)
 	ctx = middleware.WithReport(ctx, &x.report)
+	span := trace.SpanFromContext(ctx)
+	if h.tracer != nil {
+		ctx, span = h.startSpan(ctx, r)
+		defer span.End()
+	}
 	ww := chimw.NewWrapResponseWriter(w, r.ProtoMajor)
 	if h.metrics != nil {
 		h.metrics.inFlight.Inc()
@@ -135,15 +128,8 @@ func (h *HTTP) serve(w http.ResponseWriter, r *http.Request, next http.Handler) 
 	if status == 0 {
 		status = http.StatusOK // net/http's answer to a handler that wrote nothing
 	}
-	span := trace.SpanFromContext(ctx)
 	if span.IsRecording() {
-		if route != OtherRoute {
-			span.SetName(r.Method + " " + route)
-			span.SetAttributes(attribute.String("http.route", route))
-		}
-		if x.env != "" {
-			span.SetAttributes(attribute.String("taskgate.environment", x.env))
-		}
+		annotateSpan(span, r.Method, route, x.env, status, ww.BytesWritten())
 	}
 	if h.metrics != nil {
 		h.metrics.observe(x, route, r.Method, status, elapsed)
