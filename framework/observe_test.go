@@ -346,7 +346,7 @@ func TestServerSpanContinuesIncomingTrace(t *testing.T) {
 	require.True(t, span.Parent.IsRemote())
 	attrs := map[string]string{}
 	for _, a := range span.Attributes {
-		attrs[string(a.Key)] = a.Value.Emit()
+		attrs[string(a.Key)] = a.Value.String()
 	}
 	require.Equal(t, "/run-task/{project}/{domain}/{name}", attrs["http.route"])
 	require.Equal(t, "ml", attrs["taskgate.environment"])
