@@ -381,6 +381,17 @@ func TestHeadWhereGetAndDocsWithSlash(t *testing.T) {
 	resp, page := call(t, http.MethodGet, o.base+"/tight/docs/", "", "", nil)
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	require.Contains(t, page, `data-spec="../openapi.json"`)
+	// A HEAD's line has no bytes (net/http drops them); /docs/ counts as the docs.
+	var headDocs map[string]any
+	require.Eventually(t, func() bool {
+		for _, l := range accessLines(t, o.logs.String()) {
+			if l["method"] == "HEAD" && l["route"] == "/docs" && l["environment"] == "ml" {
+				headDocs = l
+			}
+		}
+		return headDocs != nil
+	}, 5*time.Second, 10*time.Millisecond)
+	require.EqualValues(t, 0, headDocs["bytes"])
 	head, _ := call(t, http.MethodHead, o.base+"/ready", "", "", nil)
 	require.Equal(t, http.StatusOK, head.StatusCode)
 

@@ -157,10 +157,15 @@ func headAsGet(routes chi.Routes) func(http.Handler) http.Handler {
 func ServeSlash(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := r.URL.Path
-		if rctx := chi.RouteContext(r.Context()); rctx != nil && rctx.RoutePath != "" {
+		rctx := chi.RouteContext(r.Context())
+		if rctx != nil && rctx.RoutePath != "" {
 			p = rctx.RoutePath
 		}
 		if p == "/docs/" && r.URL.RawPath == "" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+			if rctx != nil {
+				// Counted under the docs' route, not as unmatched.
+				rctx.RoutePatterns = append(rctx.RoutePatterns, "/docs/")
+			}
 			writePage(w, pageInDocs)
 			return
 		}

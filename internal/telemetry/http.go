@@ -128,8 +128,12 @@ func (h *HTTP) serve(w http.ResponseWriter, r *http.Request, next http.Handler) 
 	if status == 0 {
 		status = http.StatusOK // net/http's answer to a handler that wrote nothing
 	}
+	bytes := ww.BytesWritten()
+	if r.Method == http.MethodHead {
+		bytes = 0 // net/http drops what a handler writes to HEAD
+	}
 	if span.IsRecording() {
-		annotateSpan(span, r.Method, route, x.env, status, ww.BytesWritten())
+		annotateSpan(span, r.Method, route, x.env, status, bytes)
 	}
 	if h.metrics != nil {
 		h.metrics.observe(x, route, r.Method, status, elapsed)
@@ -142,7 +146,7 @@ func (h *HTTP) serve(w http.ResponseWriter, r *http.Request, next http.Handler) 
 			slog.String("method", r.Method),
 			slog.Int("status", status),
 			slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
-			slog.Int("bytes", ww.BytesWritten()),
+			slog.Int("bytes", bytes),
 			slog.String("subject", x.report.Subject),
 		}
 		if span.IsRecording() {
