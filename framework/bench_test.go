@@ -93,9 +93,9 @@ func BenchmarkStack(b *testing.B) {
 // "on" has a Prometheus registry and a tracer provider that samples every
 // request into a batching exporter that discards the spans; "off" has
 // neither. Both log the access line (to a discarding handler). The two
-// stacks run in the same process and take turns in 8 ABBA rounds, the
-// timer running for "on" only; it reports runs/s for both and their
-// ratio, on_off_ratio (the goal is 0.9 or more).
+// stacks run in the same process and take turns in obsRounds ABBA
+// rounds, the timer running for "on" only; it reports runs/s for both and
+// their ratio, on_off_ratio (the goal is 0.9 or more).
 func BenchmarkObservability(b *testing.B) {
 	off := benchObservedStack(b, benchstack.Observability{})
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()),
@@ -109,7 +109,7 @@ func BenchmarkObservability(b *testing.B) {
 	var total int
 	b.ResetTimer()
 	b.StopTimer()
-	for i, n := range benchChunks(b.N, 2*benchRounds) {
+	for i, n := range benchChunks(b.N, 2*obsRounds) {
 		offFirst := i%2 == 0
 		if offFirst {
 			offT += benchSend(b, hc, http.MethodPost, off+path, benchToken, body, http.StatusAccepted, n)
@@ -127,6 +127,11 @@ func BenchmarkObservability(b *testing.B) {
 	b.ReportMetric(offRate, "off_runs/s")
 	b.ReportMetric(onRate/offRate, "on_off_ratio")
 }
+
+// obsRounds is how many ABBA rounds BenchmarkObservability runs: more
+// than BenchmarkStack's, since a 5% difference is what it must see
+// through the load of a shared machine.
+const obsRounds = 32
 
 // benchObservedStack serves the submit-only stack (no scheduler) with
 // obs and returns its base URL.

@@ -133,7 +133,7 @@ func (h *HTTP) serve(w http.ResponseWriter, r *http.Request, next http.Handler) 
 		bytes = 0 // net/http drops what a handler writes to HEAD
 	}
 	if span.IsRecording() {
-		annotateSpan(span, r.Method, route, x.env, status, bytes)
+		annotateSpan(span, r, route, x.env, status, bytes)
 	}
 	if h.metrics != nil {
 		h.metrics.observe(x, route, r.Method, status, elapsed)

@@ -23,24 +23,12 @@ const tracerName = "github.com/taskgate/taskgate/internal/telemetry"
 
 // startSpan starts the request's server span, child of the W3C
 // traceparent it came with, if any. Only the trace context crosses the
-// boundary: a caller's baggage is not taken in.
+// boundary: a caller's baggage is not taken in. Its attributes are set
+// once, by annotateSpan, when the response is known: the SDK's samplers
+// do not read them, and one call copies them once.
 func (h *HTTP) startSpan(ctx context.Context, r *http.Request) (context.Context, trace.Span) {
 	ctx = propagation.TraceContext{}.Extract(ctx, propagation.HeaderCarrier(r.Header))
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	attrs := make([]attribute.KeyValue, 0, 5)
-	attrs = append(attrs,
-		semconv.HTTPRequestMethodKey.String(methodLabel(r.Method)),
-		semconv.URLScheme(scheme),
-		semconv.URLPath(r.URL.Path),
-		semconv.ServerAddress(r.Host),
-	)
-	if peer, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		attrs = append(attrs, semconv.NetworkPeerAddress(peer))
-	}
-	return h.tracer.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attrs...))
+	return h.tracer.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer))
 }
 
 // annotateSpan names the span after its route template, as the semantic
@@ -48,11 +36,25 @@ func (h *HTTP) startSpan(ctx context.Context, r *http.Request) (context.Context,
 // what the response told. A 5xx is an error of the server's; a 4xx is the
 // caller's, so it leaves the status unset. (A span from a layer before
 // the App's, when the App has no TracerProvider, is named the same way.)
-func annotateSpan(span trace.Span, method, route, env string, status, bytes int) {
-	attrs := make([]attribute.KeyValue, 0, 4)
-	attrs = append(attrs, semconv.HTTPResponseStatusCode(status), semconv.HTTPResponseBodySize(bytes))
+func annotateSpan(span trace.Span, r *http.Request, route, env string, status, bytes int) {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	attrs := make([]attribute.KeyValue, 0, 10)
+	attrs = append(attrs,
+		semconv.HTTPRequestMethodKey.String(methodLabel(r.Method)),
+		semconv.URLScheme(scheme),
+		semconv.URLPath(r.URL.Path),
+		semconv.ServerAddress(r.Host),
+		semconv.HTTPResponseStatusCode(status),
+		semconv.HTTPResponseBodySize(bytes),
+	)
+	if peer, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		attrs = append(attrs, semconv.NetworkPeerAddress(peer))
+	}
 	if route != OtherRoute {
-		span.SetName(method + " " + route)
+		span.SetName(r.Method + " " + route)
 		attrs = append(attrs, semconv.HTTPRoute(route))
 	}
 	if env != "" {
