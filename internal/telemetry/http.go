@@ -122,48 +122,62 @@ func (h *HTTP) serve(w http.ResponseWriter, r *http.Request, next http.Handler) 
 	}
 	next.ServeHTTP(ww, r.WithContext(ctx))
 
-	elapsed := time.Since(start)
-	route := routeOf(ctx)
-	status := ww.Status()
-	if status == 0 {
-		status = http.StatusOK // net/http's answer to a handler that wrote nothing
+	a := answer{
+		id: id, env: x.env, route: routeOf(ctx), method: r.Method,
+		status: ww.Status(), bytes: ww.BytesWritten(), elapsed: time.Since(start), report: x.report,
 	}
-	bytes := ww.BytesWritten()
+	if a.status == 0 {
+		a.status = http.StatusOK // net/http's answer to a handler that wrote nothing
+	}
 	if r.Method == http.MethodHead {
-		bytes = 0 // net/http drops what a handler writes to HEAD
+		a.bytes = 0 // net/http drops what a handler writes to HEAD
 	}
 	if span.IsRecording() {
-		annotateSpan(span, r, route, x.env, status, bytes)
+		annotateSpan(span, r, a)
 	}
 	if h.metrics != nil {
-		h.metrics.observe(x, route, r.Method, status, elapsed)
+		h.metrics.observe(a)
 	}
 	if h.logger.Enabled(ctx, slog.LevelInfo) {
-		attrs := []slog.Attr{
-			slog.String("request_id", id),
-			slog.String("environment", x.env),
-			slog.String("route", route),
-			slog.String("method", r.Method),
-			slog.Int("status", status),
-			slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
-			slog.Int("bytes", bytes),
-			slog.String("subject", x.report.Subject),
-		}
-		if span.IsRecording() {
-			attrs = append(attrs, slog.String("trace_id", span.SpanContext().TraceID().String()))
-		}
-		// The route, never the raw URL: a query string may hold a secret.
-		h.logger.LogAttrs(ctx, slog.LevelInfo, "request", attrs...)
+		h.logRequest(ctx, a, span)
 	}
 }
 
-func (m *httpMetrics) observe(x *exchange, route, method string, status int, elapsed time.Duration) {
-	method = methodLabel(method)
-	m.requests.WithLabelValues(x.env, route, method, statusClass(status)).Inc()
-	m.duration.WithLabelValues(x.env, route, method).Observe(elapsed.Seconds())
-	switch status {
+// answer is what a request came to, as its span, metrics and access log
+// line tell it.
+type answer struct {
+	id, env, route, method string
+	status, bytes          int
+	elapsed                time.Duration
+	report                 middleware.Report
+}
+
+// logRequest writes the request's access log line: the route, never the
+// raw URL, whose query string may hold a secret.
+func (h *HTTP) logRequest(ctx context.Context, a answer, span trace.Span) {
+	attrs := []slog.Attr{
+		slog.String("request_id", a.id),
+		slog.String("environment", a.env),
+		slog.String("route", a.route),
+		slog.String("method", a.method),
+		slog.Int("status", a.status),
+		slog.Float64("duration_ms", float64(a.elapsed.Microseconds())/1000),
+		slog.Int("bytes", a.bytes),
+		slog.String("subject", a.report.Subject),
+	}
+	if span.IsRecording() {
+		attrs = append(attrs, slog.String("trace_id", span.SpanContext().TraceID().String()))
+	}
+	h.logger.LogAttrs(ctx, slog.LevelInfo, "request", attrs...)
+}
+
+func (m *httpMetrics) observe(a answer) {
+	method := methodLabel(a.method)
+	m.requests.WithLabelValues(a.env, a.route, method, statusClass(a.status)).Inc()
+	m.duration.WithLabelValues(a.env, a.route, method).Observe(a.elapsed.Seconds())
+	switch a.status {
 	case http.StatusUnauthorized, http.StatusForbidden, http.StatusTooManyRequests:
-		m.refused.WithLabelValues(x.env, strconv.Itoa(status), refusalLabel(x.report.Refusal)).Inc()
+		m.refused.WithLabelValues(a.env, strconv.Itoa(a.status), refusalLabel(a.report.Refusal)).Inc()
 	}
 }
 

@@ -36,7 +36,7 @@ func (h *HTTP) startSpan(ctx context.Context, r *http.Request) (context.Context,
 // what the response told. A 5xx is an error of the server's; a 4xx is the
 // caller's, so it leaves the status unset. (A span from a layer before
 // the App's, when the App has no TracerProvider, is named the same way.)
-func annotateSpan(span trace.Span, r *http.Request, route, env string, status, bytes int) {
+func annotateSpan(span trace.Span, r *http.Request, a answer) {
 	scheme := "http"
 	if r.TLS != nil {
 		scheme = "https"
@@ -47,21 +47,21 @@ func annotateSpan(span trace.Span, r *http.Request, route, env string, status, b
 		semconv.URLScheme(scheme),
 		semconv.URLPath(r.URL.Path),
 		semconv.ServerAddress(r.Host),
-		semconv.HTTPResponseStatusCode(status),
-		semconv.HTTPResponseBodySize(bytes),
+		semconv.HTTPResponseStatusCode(a.status),
+		semconv.HTTPResponseBodySize(a.bytes),
 	)
 	if peer, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
 		attrs = append(attrs, semconv.NetworkPeerAddress(peer))
 	}
-	if route != OtherRoute {
-		span.SetName(r.Method + " " + route)
-		attrs = append(attrs, semconv.HTTPRoute(route))
+	if a.route != OtherRoute {
+		span.SetName(r.Method + " " + a.route)
+		attrs = append(attrs, semconv.HTTPRoute(a.route))
 	}
-	if env != "" {
-		attrs = append(attrs, attribute.String("taskgate.environment", env))
+	if a.env != "" {
+		attrs = append(attrs, attribute.String("taskgate.environment", a.env))
 	}
 	span.SetAttributes(attrs...)
-	if status >= 500 {
-		span.SetStatus(codes.Error, http.StatusText(status))
+	if a.status >= 500 {
+		span.SetStatus(codes.Error, http.StatusText(a.status))
 	}
 }
