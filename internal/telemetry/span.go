@@ -28,7 +28,17 @@ const tracerName = "github.com/taskgate/taskgate/internal/telemetry"
 // do not read them, and one call copies them once.
 func (h *HTTP) startSpan(ctx context.Context, r *http.Request) (context.Context, trace.Span) {
 	ctx = propagation.TraceContext{}.Extract(ctx, propagation.HeaderCarrier(r.Header))
-	return h.tracer.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer))
+	return h.tracer.Start(ctx, spanMethod(r.Method), trace.WithSpanKind(trace.SpanKindServer))
+}
+
+// spanMethod is the method as a span name starts with it: "HTTP" for one
+// outside the known set, as the conventions say, so that a caller cannot
+// make up span names.
+func spanMethod(m string) string {
+	if methodLabel(m) == "other" {
+		return "HTTP"
+	}
+	return m
 }
 
 // annotateSpan names the span after its route template, as the semantic
@@ -42,8 +52,12 @@ func annotateSpan(span trace.Span, r *http.Request, a answer) {
 		scheme = "https"
 	}
 	attrs := make([]attribute.KeyValue, 0, 10)
+	method := r.Method
+	if methodLabel(method) == "other" {
+		method = "_OTHER" // the conventions' word for a method outside the known set
+	}
 	attrs = append(attrs,
-		semconv.HTTPRequestMethodKey.String(methodLabel(r.Method)),
+		semconv.HTTPRequestMethodKey.String(method),
 		semconv.URLScheme(scheme),
 		semconv.URLPath(r.URL.Path),
 		semconv.ServerAddress(r.Host),
@@ -54,7 +68,7 @@ func annotateSpan(span trace.Span, r *http.Request, a answer) {
 		attrs = append(attrs, semconv.NetworkPeerAddress(peer))
 	}
 	if a.route != OtherRoute {
-		span.SetName(r.Method + " " + a.route)
+		span.SetName(spanMethod(r.Method) + " " + a.route)
 		attrs = append(attrs, semconv.HTTPRoute(a.route))
 	}
 	if a.env != "" {
