@@ -38,7 +38,7 @@ lint: $(GOLANGCI_LINT) ## Run golangci-lint (installed at a pinned version)
 .PHONY: bench
 bench: ## Run the benchmarks with their bare baselines in the same run
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem \
-		./framework/... ./middleware/... ./tasks/... ./environments/... | tee bench.out
+		./framework/... ./middleware/... ./tasks/... ./environments/... ./internal/telemetry/ | tee bench.out
 
 .PHONY: bench-wrk
 bench-wrk: ## POST /run-task under wrk beside bare chi (installs Debian's wrk if missing)

@@ -336,19 +336,20 @@ type RetryBody struct {
 type GetTaskOutput struct{ Body TaskDetail }
 
 // lookupTask finds an allowed task: unknown is 404, outside the allowlist 403.
-func (h *webhookHandlers) lookupTask(p TaskPath) (*tasks.Definition, error) {
+func (h *webhookHandlers) lookupTask(ctx context.Context, p TaskPath) (*tasks.Definition, error) {
 	d, ok := h.rt.Registry.Lookup(p.Project, p.Domain, p.Name)
 	if !ok {
 		return nil, huma.Error404NotFound(fmt.Sprintf("task %s/%s/%s not found", p.Project, p.Domain, p.Name))
 	}
 	if !h.w.Allowed(d) {
+		middleware.RecordRefusal(ctx, middleware.RefusalForbiddenTask)
 		return nil, huma.Error403Forbidden(fmt.Sprintf("task %s is not allowed in this environment", d.ID()))
 	}
 	return d, nil
 }
 
-func (h *webhookHandlers) getTask(_ context.Context, in *TaskPath) (*GetTaskOutput, error) {
-	d, err := h.lookupTask(*in)
+func (h *webhookHandlers) getTask(ctx context.Context, in *TaskPath) (*GetTaskOutput, error) {
+	d, err := h.lookupTask(ctx, *in)
 	if err != nil {
 		return nil, err
 	}
@@ -434,7 +435,7 @@ type RunTaskOutput struct {
 }
 
 func (h *webhookHandlers) runTask(ctx context.Context, in *RunTaskInput) (*RunTaskOutput, error) {
-	d, err := h.lookupTask(in.TaskPath)
+	d, err := h.lookupTask(ctx, in.TaskPath)
 	if err != nil {
 		return nil, err
 	}

@@ -68,5 +68,8 @@ func Wrap(env Environment, rt *Runtime, h http.Handler) (http.Handler, error) {
 		AdminGroup:    rt.AdminGroup,
 		Logger:        rt.Logger,
 	})(h)
+	if slices.Contains(public, "/docs") {
+		h = apidocs.ServeSlash(h)
+	}
 	return h, nil
 }

@@ -18,9 +18,12 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	chimw "github.com/go-chi/chi/v5/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/taskgate/taskgate/environments"
 	"github.com/taskgate/taskgate/internal/problem"
+	"github.com/taskgate/taskgate/internal/telemetry"
 	"github.com/taskgate/taskgate/middleware"
 	"github.com/taskgate/taskgate/tasks"
 	"github.com/taskgate/taskgate/tasks/dispatch"
@@ -35,9 +38,23 @@ type App struct {
 	// Title and Version head the OpenAPI documents; defaults "taskgate", "dev".
 	Title   string
 	Version string
-	// Logger receives structured logs; default slog.Default(). Tokens and
-	// secrets are never logged.
+	// Logger receives structured logs, with one access log line per
+	// request at info; default slog.Default(). Tokens, secrets and query
+	// strings are never logged.
 	Logger *slog.Logger
+	// Metrics receives the App's Prometheus metrics (requests, latency,
+	// in flight, refusals by reason; Go and process); a service may
+	// register its own on it. nil: none, unless MetricsAddr is set, which
+	// makes one.
+	Metrics *prometheus.Registry
+	// MetricsAddr is the operator's listen address, apart from Addr:
+	// GET /metrics (Metrics) and /debug/pprof/. Keep it private; "" serves
+	// neither. FromEnv sets it from TASKGATE_METRICS_ADDR.
+	MetricsAddr string
+	// TracerProvider starts a server span per request, child of an
+	// incoming W3C traceparent; nil: no spans (the global provider is not
+	// used). FromEnv makes one from the OTEL_* variables.
+	TracerProvider trace.TracerProvider
 	// Environments served by the App; at least one. Requests pick one by
 	// Host (URL label or custom domain), then by the longest PathPrefix.
 	Environments []environments.Environment
@@ -131,6 +148,9 @@ func (a *App) validate() error {
 	if a.IdleTimeout == 0 {
 		a.IdleTimeout = 2 * time.Minute
 	}
+	if a.Metrics == nil && a.MetricsAddr != "" {
+		a.Metrics = prometheus.NewRegistry()
+	}
 	if a.MaxHeaderBytes == 0 {
 		a.MaxHeaderBytes = 64 << 10
 	}
@@ -198,15 +218,21 @@ func (a *App) Handler() (http.Handler, error) {
 		if err != nil {
 			return nil, fmt.Errorf("framework: environment %s: %w", e.Settings().Name, err)
 		}
-		mounted = append(mounted, mountedEnv{env: e, h: h})
+		mounted = append(mounted, mountedEnv{env: e, h: telemetry.Environment(e.Settings().Name)(h)})
 	}
 	hosts, err := environments.NewHostRouter(rt.URLs, a.Environments)
 	if err != nil {
 		return nil, fmt.Errorf("framework: %w", err)
 	}
 
+	obs, err := a.observer()
+	if err != nil {
+		return nil, err
+	}
 	r := chi.NewRouter()
-	r.Use(chimw.RequestID)
+	// First: its request id, span, metrics and access log cover every
+	// layer after it.
+	r.Use(obs.Middleware)
 	if len(a.TrustedProxies) > 0 {
 		prefixes := make([]string, len(a.TrustedProxies))
 		for i, p := range a.TrustedProxies {
@@ -408,6 +434,12 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		ln.Close()
 		return err
 	}
+	stopOperator, err := a.serveOperator()
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer stopOperator()
 	if err := a.Start(ctx); err != nil {
 		ln.Close()
 		return err

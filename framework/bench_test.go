@@ -1,6 +1,7 @@
 package framework_test
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -10,6 +11,10 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/taskgate/taskgate/internal/benchstack"
 )
@@ -81,6 +86,65 @@ func BenchmarkStack(b *testing.B) {
 	}
 }
 
+// BenchmarkObservability measures what the App's metrics and tracing
+// cost on the submit path: POST /run-task (echo) with a bearer token on
+// the quickstart's SQLite stack with no scheduler in the process
+// (TASKGATE_ROLE=agent), so that each request is the durable 202 alone.
+// "on" has a Prometheus registry and a tracer provider that samples every
+// request into a batching exporter that discards the spans; "off" has
+// neither. Both log the access line (to a discarding handler). The two
+// stacks run in the same process and take turns in obsRounds ABBA
+// rounds, the timer running for "on" only; it reports runs/s for both and
+// their ratio, on_off_ratio (the goal is 0.9 or more).
+func BenchmarkObservability(b *testing.B) {
+	off := benchObservedStack(b, benchstack.Observability{})
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()),
+		sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+	b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	on := benchObservedStack(b, benchstack.Observability{Metrics: prometheus.NewRegistry(), TracerProvider: tp})
+	body := []byte(`{"message":"hi"}`)
+	const path = "/run-task/demo/development/echo"
+	hc := benchClient()
+	var onT, offT time.Duration
+	var total int
+	b.ResetTimer()
+	b.StopTimer()
+	for i, n := range benchChunks(b.N, 2*obsRounds) {
+		offFirst := i%2 == 0
+		if offFirst {
+			offT += benchSend(b, hc, http.MethodPost, off+path, benchToken, body, http.StatusAccepted, n)
+		}
+		b.StartTimer()
+		onT += benchSend(b, hc, http.MethodPost, on+path, benchToken, body, http.StatusAccepted, n)
+		b.StopTimer()
+		if !offFirst {
+			offT += benchSend(b, hc, http.MethodPost, off+path, benchToken, body, http.StatusAccepted, n)
+		}
+		total += n
+	}
+	onRate, offRate := float64(total)/onT.Seconds(), float64(total)/offT.Seconds()
+	b.ReportMetric(onRate, "runs/s")
+	b.ReportMetric(offRate, "off_runs/s")
+	b.ReportMetric(onRate/offRate, "on_off_ratio")
+}
+
+// obsRounds is how many ABBA rounds BenchmarkObservability runs: more
+// than BenchmarkStack's, since a 5% difference is what it must see
+// through the load of a shared machine.
+const obsRounds = 32
+
+// benchObservedStack serves the submit-only stack (no scheduler) with
+// obs and returns its base URL.
+func benchObservedStack(b *testing.B, obs benchstack.Observability) string {
+	b.Helper()
+	st, err := benchstack.StartObserved(context.Background(), b.TempDir(), "", "agent", obs)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(st.Close)
+	return st.URL
+}
+
 // benchApp serves the quickstart's stack (internal/benchstack: SQLite in
 // a temp dir, a static token) on loopback and returns its base URL.
 func benchApp(b *testing.B) string {
@@ -123,12 +187,20 @@ func benchClient() *http.Client {
 // benchmark.
 func benchHammer(b *testing.B, hc *http.Client, url, token string, n int) time.Duration {
 	b.Helper()
+	return benchSend(b, hc, http.MethodGet, url, token, nil, http.StatusOK, n)
+}
+
+// benchSend sends method url (with body, when not nil) n times in all
+// from GOMAXPROCS*benchParallelism goroutines and returns the time it
+// took. Any status but want fails the benchmark.
+func benchSend(b *testing.B, hc *http.Client, method, url, token string, body []byte, want, n int) time.Duration {
+	b.Helper()
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	start := time.Now()
 	for range runtime.GOMAXPROCS(0) * benchParallelism {
 		wg.Go(func() {
-			req, err := http.NewRequest(http.MethodGet, url, nil)
+			req, err := http.NewRequest(method, url, nil)
 			if err != nil {
 				b.Error(err)
 				return
@@ -136,7 +208,14 @@ func benchHammer(b *testing.B, hc *http.Client, url, token string, n int) time.D
 			if token != "" {
 				req.Header.Set("Authorization", "Bearer "+token)
 			}
+			if body != nil {
+				req.Header.Set("Content-Type", "application/json")
+				req.ContentLength = int64(len(body))
+			}
 			for next.Add(1) <= int64(n) {
+				if body != nil {
+					req.Body = io.NopCloser(bytes.NewReader(body))
+				}
 				resp, err := hc.Do(req)
 				if err != nil {
 					b.Error(err)
@@ -144,8 +223,8 @@ func benchHammer(b *testing.B, hc *http.Client, url, token string, n int) time.D
 				}
 				_, _ = io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
-					b.Errorf("GET %s: status %d", url, resp.StatusCode)
+				if resp.StatusCode != want {
+					b.Errorf("%s %s: status %d", method, url, resp.StatusCode)
 					return
 				}
 			}

@@ -62,13 +62,42 @@ type EnvConfig struct {
 	// BodyTimeout is TASKGATE_BODY_TIMEOUT, a Go duration: how long a
 	// request body may take to arrive (App.BodyTimeout); default 60 s.
 	BodyTimeout time.Duration
+	// MetricsAddr is TASKGATE_METRICS_ADDR (App.MetricsAddr): where
+	// /metrics and /debug/pprof/ are served; default 127.0.0.1:9464, and
+	// set but empty turns them off.
+	MetricsAddr string
+	// LogFormat is TASKGATE_LOG_FORMAT: "text" (default) or "json".
+	LogFormat string
+	// LogLevel is TASKGATE_LOG_LEVEL: debug, info (default), warn or error.
+	LogLevel slog.Level
+	// Traces is whether the OTEL_* variables ask for spans to be exported:
+	// OTEL_TRACES_EXPORTER names an exporter other than "none", or an OTLP
+	// endpoint (OTEL_EXPORTER_OTLP_ENDPOINT or …_TRACES_ENDPOINT) is set,
+	// and OTEL_SDK_DISABLED is not true. The exporter itself reads the
+	// variables (see README.md, "Operating taskgate").
+	Traces bool
 }
 
 // LoadEnv reads EnvConfig from the process environment.
-func LoadEnv() (EnvConfig, error) { return ParseEnv(os.Getenv) }
+func LoadEnv() (EnvConfig, error) { return parseEnv(os.LookupEnv) }
 
-// ParseEnv reads EnvConfig through getenv and fills the defaults.
+// ParseEnv reads EnvConfig through getenv and fills the defaults. An
+// empty value is taken as unset, so TASKGATE_METRICS_ADDR gets its
+// default; to turn metrics off, empty cfg.MetricsAddr afterwards.
 func ParseEnv(getenv func(string) string) (EnvConfig, error) {
+	return parseEnv(func(k string) (string, bool) {
+		v := getenv(k)
+		return v, v != ""
+	})
+}
+
+// parseEnv is ParseEnv through lookup, which tells an empty variable
+// from an unset one.
+func parseEnv(lookup func(string) (string, bool)) (EnvConfig, error) {
+	getenv := func(k string) string {
+		v, _ := lookup(k)
+		return v
+	}
 	c := EnvConfig{
 		Addr:          getenv("TASKGATE_ADDR"),
 		DataDir:       getenv("TASKGATE_DATA_DIR"),
@@ -126,6 +155,9 @@ func ParseEnv(getenv func(string) string) (EnvConfig, error) {
 	if c.Addr == "" {
 		c.Addr = "127.0.0.1:8080"
 	}
+	if err := c.parseObservability(lookup); err != nil {
+		return c, err
+	}
 	if c.DataDir == "" {
 		c.DataDir = ".taskgate"
 	}
@@ -169,24 +201,30 @@ type Service struct {
 
 // FromEnv wires a service from cfg: the store (SQLite under DataDir, or the
 // database of DatabaseURL), the dispatcher in its role with the local node's
-// GPUs (declared, else detected with nvidia-smi), the authenticators, and
-// an App serving envs. logger may be nil.
+// GPUs (declared, else detected with nvidia-smi), the authenticators, the
+// tracer provider of the OTEL_* variables, and an App serving envs, with
+// its metrics on cfg.MetricsAddr. logger nil means cfg.NewLogger on
+// stderr.
 func FromEnv(ctx context.Context, cfg EnvConfig, logger *slog.Logger, reg *tasks.Registry, envs ...environments.Environment) (*Service, error) {
 	if logger == nil {
-		logger = slog.Default()
+		logger = cfg.NewLogger(os.Stderr)
 	}
 	auth, devToken, err := authenticator(ctx, cfg, logger)
 	if err != nil {
 		return nil, err
 	}
-	st, err := openStore(ctx, cfg, logger)
+	tp, stopTracing, err := tracing(ctx, cfg)
 	if err != nil {
 		return nil, err
+	}
+	st, err := openStore(ctx, cfg, logger)
+	if err != nil {
+		return nil, errors.Join(err, stopTracing(ctx))
 	}
 	gpus, err := nodeGPUs(ctx, cfg, logger)
 	if err != nil {
 		st.Close()
-		return nil, err
+		return nil, errors.Join(err, stopTracing(ctx))
 	}
 	role := map[string]dispatch.Role{"all": dispatch.RoleAll, "api": dispatch.RoleAPI, "agent": dispatch.RoleAgent}[cfg.Role]
 	d, err := dispatch.New(dispatch.Config{
@@ -202,12 +240,12 @@ func FromEnv(ctx context.Context, cfg EnvConfig, logger *slog.Logger, reg *tasks
 	})
 	if err != nil {
 		st.Close()
-		return nil, err
+		return nil, errors.Join(err, stopTracing(ctx))
 	}
 	hooks, err := webhookWorker(cfg, st, d, logger)
 	if err != nil {
 		st.Close()
-		return nil, err
+		return nil, errors.Join(err, stopTracing(ctx))
 	}
 	app := &App{
 		Addr:          cfg.Addr,
@@ -219,7 +257,13 @@ func FromEnv(ctx context.Context, cfg EnvConfig, logger *slog.Logger, reg *tasks
 		Extractors:    []middleware.Extractor{middleware.BearerExtractor(), middleware.CookieExtractor(cfg.AuthCookie)},
 		AdminGroup:    cfg.AdminGroup,
 		BodyTimeout:   cfg.BodyTimeout,
+
+		MetricsAddr:    cfg.MetricsAddr,
+		TracerProvider: tp,
+		// The tracing pair comes first, so that its stop, flushing the
+		// last spans, runs last.
 		OnStart: []func(context.Context) error{
+			func(context.Context) error { return nil },
 			func(ctx context.Context) error {
 				// A failed start releases what New opened: the App skips
 				// the OnStop of a hook whose OnStart failed.
@@ -231,6 +275,7 @@ func FromEnv(ctx context.Context, cfg EnvConfig, logger *slog.Logger, reg *tasks
 			hooks.start,
 		},
 		OnStop: []func(context.Context) error{
+			stopTracing,
 			func(ctx context.Context) error { return errors.Join(d.Close(ctx), st.Close()) },
 			hooks.stop,
 		},

@@ -12,6 +12,11 @@
 // draining; then new requests get 503, in-flight ones finish, and the
 // OnStop hooks run in reverse order, like an ASGI lifespan.
 //
+// Every request gets an X-Request-Id, one access log line, a server span
+// when TracerProvider is set (child of the caller's W3C traceparent), and
+// its count, latency and refusal reason in Metrics, a Prometheus registry
+// served with pprof on MetricsAddr, apart from the API (internal/telemetry).
+//
 // FromEnv wires a whole service from TASKGATE_* variables: the store
 // (SQLite by default, PostgreSQL past one machine), the dispatcher with the
 // local node's GPUs, static tokens or OIDC, and the signed webhook worker:

@@ -71,6 +71,7 @@ func TestShutdownDrainsRunsWhileServing(t *testing.T) {
 		"TASKGATE_DRAIN_TIMEOUT": "1500ms",
 	}))
 	require.NoError(t, err)
+	cfg.MetricsAddr = "" // Serve would listen on the default port
 	svc, err := framework.FromEnv(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), demo.Registry(), demo.Webhook())
 	require.NoError(t, err)
 

@@ -63,6 +63,12 @@
 //		downstream.Do(req)
 //	})
 //
+// Each refusal is also noted, with its reason ([Refusal]), in the request's
+// [Report] when whoever serves the middleware put one in the context
+// ([WithReport]), with the verified caller's subject: the App counts
+// refusals by reason and logs the subject without middleware knowing of
+// metrics.
+//
 // The package also holds the request limits (body size, body time,
 // concurrency, rate) and the verifier for signed webhooks. [BodyTimeout]
 // goes outermost: it bounds how long a body may take to arrive, and lets a

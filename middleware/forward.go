@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 )
@@ -18,6 +20,10 @@ import (
 // x/oauth2's Transport. Requests to any other host are sent exactly as
 // given, so a token never leaks to a third party, and that includes
 // redirects: each hop is checked on its own.
+//
+// Every request whose context carries a valid OpenTelemetry span context
+// (the App's server span, when tracing is on) gets its W3C traceparent,
+// unless it has one already, so that the call joins the caller's trace.
 //
 // allowedHosts are exact, case-insensitive host[:port] values as they appear
 // in the URL ("api.internal", "127.0.0.1:8443"); "api.internal" does not
@@ -47,6 +53,7 @@ type forwardingTransport struct {
 
 // RoundTrip implements http.RoundTripper.
 func (t *forwardingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = withTraceparent(req)
 	c, ok := CredentialsFromContext(req.Context())
 	if !ok || c.Source == SourceKeySecret || c.Value == "" {
 		return t.base.RoundTrip(req)
@@ -59,6 +66,19 @@ func (t *forwardingTransport) RoundTrip(req *http.Request) (*http.Response, erro
 	// its headers) never carry the token.
 	ot := &oauth2.Transport{Base: t.base, Source: callerToken{c.Value}}
 	return ot.RoundTrip(req)
+}
+
+// withTraceparent returns req, or a clone of it carrying the traceparent
+// (and tracestate) of the span context in its context. A RoundTripper must
+// not change the request it was given, hence the clone.
+func withTraceparent(req *http.Request) *http.Request {
+	sc := trace.SpanContextFromContext(req.Context())
+	if !sc.IsValid() || req.Header.Get("Traceparent") != "" {
+		return req
+	}
+	req = req.Clone(req.Context())
+	propagation.TraceContext{}.Inject(req.Context(), propagation.HeaderCarrier(req.Header))
+	return req
 }
 
 // callerToken is an oauth2.TokenSource for one request's caller. x/oauth2's

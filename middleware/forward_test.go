@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
@@ -200,4 +201,42 @@ func TestClientCredentialsTokenEndpointHangs(t *testing.T) {
 	case <-time.After(middleware.TokenTimeout + 5*time.Second):
 		t.Fatal("a call still waits on the token endpoint after TokenTimeout")
 	}
+}
+
+// TestForwardingTransportCarriesTraceparent: a request made in a span's
+// context carries its W3C traceparent, to any host, on a copy (the
+// caller's request is left as it was); a traceparent the caller set is
+// kept; without a span there is none.
+func TestForwardingTransportCarriesTraceparent(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var seen []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.Header.Get("Traceparent"))
+		mu.Unlock()
+	}))
+	t.Cleanup(srv.Close)
+	client := &http.Client{Transport: middleware.ForwardingTransport(nil, nil)}
+	tid, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+	sid, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
+	inSpan := trace.ContextWithSpanContext(t.Context(), trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled,
+	}))
+	const own = "00-11111111111111111111111111111111-2222222222222222-00"
+	for _, c := range []struct {
+		ctx    context.Context
+		header string
+	}{{inSpan, ""}, {inSpan, own}, {t.Context(), ""}} {
+		req, err := http.NewRequestWithContext(c.ctx, http.MethodGet, srv.URL, nil)
+		require.NoError(t, err)
+		if c.header != "" {
+			req.Header.Set("Traceparent", c.header)
+		}
+		resp, err := client.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, c.header, req.Header.Get("Traceparent"), "the caller's request is not changed")
+	}
+	require.Equal(t, []string{"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", own, ""}, seen)
 }

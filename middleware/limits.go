@@ -85,6 +85,7 @@ func (l *Limiter) Middleware() func(http.Handler) http.Handler {
 			default:
 				if !l.wait(r) {
 					if r.Context().Err() == nil {
+						RecordRefusal(r.Context(), RefusalMaxInFlight)
 						problem.TooManyRequests(w, l.queueTimeout, l.refused)
 					}
 					return
@@ -176,9 +177,10 @@ func RateLimitByIdentity(limit int, window time.Duration) func(http.Handler) htt
 	}
 	detail := fmt.Sprintf("more than %d requests per %v", limit, window)
 	return httprate.LimitBy(limit, window, RateLimitKey,
-		httprate.WithLimitHandler(func(w http.ResponseWriter, _ *http.Request) {
+		httprate.WithLimitHandler(func(w http.ResponseWriter, r *http.Request) {
 			// httprate already set Retry-After to the window; problem
 			// writes the same figure with the problem+json body.
+			RecordRefusal(r.Context(), RefusalRateLimit)
 			problem.TooManyRequests(w, window, detail)
 		}),
 		httprate.WithErrorHandler(func(w http.ResponseWriter, _ *http.Request, _ error) {

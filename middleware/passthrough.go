@@ -176,6 +176,7 @@ func (p *passthrough) serve(w http.ResponseWriter, r *http.Request, next http.Ha
 	creds, found, err := p.extract(r)
 	if err != nil {
 		p.refused(ctx, r, creds, err)
+		RecordRefusal(ctx, RefusalInvalidToken)
 		problem.Unauthorized(w, true)
 		return
 	}
@@ -184,6 +185,7 @@ func (p *passthrough) serve(w http.ResponseWriter, r *http.Request, next http.Ha
 			next.ServeHTTP(w, r)
 			return
 		}
+		RecordRefusal(ctx, RefusalMissingCredentials)
 		problem.Unauthorized(w, false)
 		return
 	}
@@ -195,16 +197,20 @@ func (p *passthrough) serve(w http.ResponseWriter, r *http.Request, next http.Ha
 	}
 	if err != nil {
 		p.refused(ctx, r, creds, err)
+		RecordRefusal(ctx, RefusalInvalidToken)
 		problem.Unauthorized(w, true)
 		return
 	}
+	recordSubject(ctx, id.Subject)
 	if creds.Source == SourceCookie && !p.csrfAllowed(r) {
 		p.logger.LogAttrs(ctx, slog.LevelDebug, "cross-site request refused",
 			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("subject", id.Subject))
+		RecordRefusal(ctx, RefusalCSRF)
 		problem.Write(w, http.StatusForbidden, "cross-site request refused")
 		return
 	}
 	if p.required != "" && !id.InGroup(p.required) {
+		RecordRefusal(ctx, RefusalForbiddenGroup)
 		problem.Write(w, http.StatusForbidden, "caller is not in the group this endpoint requires")
 		return
 	}

@@ -14,18 +14,20 @@ import (
 func main() {
 	role := flag.String("role", "", "all, api or agent (overrides TASKGATE_ROLE)")
 	flag.Parse()
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	if err := run(context.Background(), logger, *role); err != nil {
+	cfg, err := framework.LoadEnv()
+	// TASKGATE_LOG_FORMAT and TASKGATE_LOG_LEVEL, or text at info when
+	// the configuration is wrong.
+	logger := cfg.NewLogger(os.Stderr)
+	if err == nil {
+		err = run(context.Background(), logger, cfg, *role)
+	}
+	if err != nil {
 		logger.Error("quickstart stopped", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, logger *slog.Logger, role string) error {
-	cfg, err := framework.LoadEnv()
-	if err != nil {
-		return err
-	}
+func run(ctx context.Context, logger *slog.Logger, cfg framework.EnvConfig, role string) error {
 	if role != "" {
 		cfg.Role = role
 	}

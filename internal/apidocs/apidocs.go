@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"path"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -101,7 +102,10 @@ func pkgTitle(pkgPath string) string {
 }
 
 // New creates a huma API over r with Config and mounts the docs on r.
+// HEAD is answered wherever GET is (huma registers GET only), so that
+// probes and link checkers that send HEAD get what GET would.
 func New(r chi.Router, cfg huma.Config) huma.API {
+	r.Use(headAsGet(r))
 	api := humachi.New(r, cfg)
 	Mount(r)
 	return api
@@ -111,6 +115,57 @@ func New(r chi.Router, cfg huma.Config) huma.API {
 func Mount(r chi.Router) {
 	r.Get("/docs", servePage)
 	r.Handle("/docs/assets/*", http.StripPrefix("/docs/assets/", assets()))
+}
+
+// headAsGet routes a HEAD request that routes has no HEAD route for, but
+// a GET one, to the GET handler; net/http drops the body it writes. It is
+// chi's GetHead, which looks the route up in the route context's Routes:
+// that is the App's root router when routes is an environment's router
+// reached through the root's "/*", where any method matches.
+func headAsGet(routes chi.Routes) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			rctx := chi.RouteContext(r.Context())
+			if r.Method != http.MethodHead || rctx == nil {
+				next.ServeHTTP(w, r)
+				return
+			}
+			p := rctx.RoutePath
+			if p == "" {
+				p = r.URL.RawPath
+				if p == "" {
+					p = r.URL.Path
+				}
+			}
+			if !routes.Match(chi.NewRouteContext(), http.MethodHead, p) && routes.Match(chi.NewRouteContext(), http.MethodGet, p) {
+				rctx.RouteMethod = http.MethodGet
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// ServeSlash answers GET and HEAD /docs/ with the docs page, as /docs, and
+// passes every other request to next. An environment puts it in front of
+// its authentication: Passthrough's exclusions take only clean paths, and
+// the page holds nothing but links to what is public anyway.
+func ServeSlash(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		rctx := chi.RouteContext(r.Context())
+		if rctx != nil && rctx.RoutePath != "" {
+			p = rctx.RoutePath
+		}
+		if p == "/docs/" && r.URL.RawPath == "" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+			if rctx != nil {
+				// Counted under the docs' route, not as unmatched.
+				rctx.RoutePatterns = append(rctx.RoutePatterns, "/docs/")
+			}
+			writePage(w, pageInDocs)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 var assetFS = func() fs.FS {
@@ -153,8 +208,19 @@ func setSecurityHeaders(w http.ResponseWriter) {
 }
 
 // The page uses relative URLs only, so it works under any path prefix: from
-// /team-a/docs, "openapi.json" is /team-a/openapi.json.
-const page = `<!doctype html>
+// /team-a/docs, "openapi.json" is /team-a/openapi.json. pageInDocs is the
+// same page for /docs/, one level down.
+var (
+	page       = pageAt("")
+	pageInDocs = pageAt("../")
+)
+
+func pageAt(up string) []byte {
+	return []byte(strings.NewReplacer(`href="docs/`, `href="`+up+`docs/`, `src="docs/`, `src="`+up+`docs/`,
+		`data-spec="openapi.json"`, `data-spec="`+up+`openapi.json"`).Replace(pageTemplate))
+}
+
+const pageTemplate = `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -173,9 +239,12 @@ const page = `<!doctype html>
 </html>
 `
 
-func servePage(w http.ResponseWriter, r *http.Request) {
+func servePage(w http.ResponseWriter, _ *http.Request) { writePage(w, page) }
+
+func writePage(w http.ResponseWriter, p []byte) {
 	setSecurityHeaders(w)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-cache")
-	_, _ = w.Write([]byte(page))
+	w.Header().Set("Content-Length", strconv.Itoa(len(p)))
+	_, _ = w.Write(p)
 }

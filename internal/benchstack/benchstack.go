@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/taskgate/taskgate/examples/quickstart/demo"
 	"github.com/taskgate/taskgate/framework"
@@ -59,8 +61,22 @@ type Stack struct {
 // Start builds and serves the stack: SQLite in dir when dbURL is empty,
 // else that database; role as TASKGATE_ROLE ("" runs scheduler and node
 // agent, as `make run` does; "agent" runs no scheduler, so runs stay
-// queued and only the submit path works).
+// queued and only the submit path works). Metrics and tracing are off.
 func Start(ctx context.Context, dir, dbURL, role string) (*Stack, error) {
+	return StartObserved(ctx, dir, dbURL, role, Observability{})
+}
+
+// Observability is what a stack's App is given to measure itself with.
+type Observability struct {
+	// Metrics is App.Metrics; nil: no metrics.
+	Metrics *prometheus.Registry
+	// TracerProvider is App.TracerProvider; nil: no spans.
+	TracerProvider trace.TracerProvider
+}
+
+// StartObserved is Start with the App's metrics and tracing as obs says.
+// The operator's port is never opened: its scrapes are not measured.
+func StartObserved(ctx context.Context, dir, dbURL, role string, obs Observability) (*Stack, error) {
 	cfg, err := framework.ParseEnv(func(k string) string {
 		switch k {
 		case "TASKGATE_DATA_DIR":
@@ -86,6 +102,9 @@ func Start(ctx context.Context, dir, dbURL, role string) (*Stack, error) {
 	if err != nil {
 		return nil, err
 	}
+	svc.App.MetricsAddr = ""
+	svc.App.Metrics = obs.Metrics
+	svc.App.TracerProvider = obs.TracerProvider
 	h, err := svc.App.Handler()
 	if err != nil {
 		return nil, err

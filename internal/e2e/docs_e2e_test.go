@@ -137,7 +137,7 @@ func startQuickstart(t *testing.T) string {
 	addr := freeport.Addr(t)
 
 	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(), "TASKGATE_ADDR="+addr, "TASKGATE_DATA_DIR="+t.TempDir(), "TASKGATE_AUTH_TOKENS=", "TASKGATE_DATABASE_URL=")
+	cmd.Env = append(os.Environ(), "TASKGATE_ADDR="+addr, "TASKGATE_DATA_DIR="+t.TempDir(), "TASKGATE_AUTH_TOKENS=", "TASKGATE_DATABASE_URL=", "TASKGATE_METRICS_ADDR=")
 	out, _ := cmd.StdoutPipe()
 	cmd.Stderr = cmd.Stdout
 	if err := cmd.Start(); err != nil {

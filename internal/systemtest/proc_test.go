@@ -87,7 +87,9 @@ type proc struct {
 
 // newProc prepares a process; vars are TASKGATE_* settings on top of an
 // environment cleared of the caller's TASKGATE_* variables. TASKGATE_ADDR
-// is set from addr. Cleanup stops it.
+// is set from addr; metrics are off (TASKGATE_METRICS_ADDR's one default
+// port would be shared by every process) unless vars set an address.
+// Cleanup stops it.
 func newProc(t *testing.T, name, bin, addr string, vars map[string]string, args ...string) *proc {
 	t.Helper()
 	var env []string
@@ -96,7 +98,7 @@ func newProc(t *testing.T, name, bin, addr string, vars map[string]string, args 
 			env = append(env, kv)
 		}
 	}
-	env = append(env, "TASKGATE_ADDR="+addr)
+	env = append(env, "TASKGATE_ADDR="+addr, "TASKGATE_METRICS_ADDR=")
 	for k, v := range vars {
 		env = append(env, k+"="+v)
 	}
