@@ -145,7 +145,7 @@ func MustDefineCommand[I, O any](project, domain, name string, argv []string, op
 func (c *command) run(ctx context.Context, inputs []byte, read func(path string) error) error {
 	ri, _ := tasks.RunInfoFromContext(ctx)
 	log := tasks.Logger(ctx)
-	dir, err := os.MkdirTemp(c.dir, "taskgate-")
+	dir, err := os.MkdirTemp(c.dir, "taskgate-cmd-")
 	if err != nil {
 		return fmt.Errorf("working directory: %w", err)
 	}
