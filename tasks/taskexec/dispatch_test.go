@@ -150,7 +150,7 @@ func TestCommandTaskExitCodesAgainstTheRetryPolicy(t *testing.T) {
 
 // groupScript writes its pid (its process group, as the leader) to
 // $PIDFILE, starts a child that sleeps, and sleeps. trap is the shell's
-// handling of SIGTERM: "''" ignores it, in the shell and in its children
+// handling of SIGTERM: "”" ignores it, in the shell and in its children
 // (which inherit the ignored signal), so that only SIGKILL ends them.
 func groupScript(t *testing.T, trap string) []string {
 	if trap != "" {
