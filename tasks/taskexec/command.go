@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/taskgate/taskgate/tasks"
@@ -143,8 +142,9 @@ func MustDefineCommand[I, O any](project, domain, name string, argv []string, op
 // own and, when it exits 0, reads its outputs with read before the
 // directory goes.
 func (c *command) run(ctx context.Context, inputs []byte, read func(path string) error) error {
-	ri, _ := tasks.RunInfoFromContext(ctx)
-	log := tasks.Logger(ctx)
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
 	dir, err := os.MkdirTemp(c.dir, "taskgate-cmd-")
 	if err != nil {
 		return fmt.Errorf("working directory: %w", err)
@@ -164,12 +164,12 @@ func (c *command) run(ctx context.Context, inputs []byte, read func(path string)
 	defer stdin.Close()
 
 	cmd := exec.Command(c.argv[0], c.argv[1:]...)
-	cmd.Dir = dir
-	cmd.Stdin = stdin
+	cmd.Dir, cmd.Stdin = dir, stdin
 	pipes, err := newPipes(cmd)
 	if err != nil {
 		return err
 	}
+	ri, _ := tasks.RunInfoFromContext(ctx)
 	cmd.Env = c.environ(ri, inPath, outPath, pipes.progress != nil)
 	newProcessGroup(cmd)
 	err = cmd.Start()
@@ -178,30 +178,17 @@ func (c *command) run(ctx context.Context, inputs []byte, read func(path string)
 		pipes.closeOurEnds()
 		return startError(c.argv[0], err)
 	}
+	log := tasks.Logger(ctx)
 	log.Info("command started", slog.String("program", c.argv[0]), slog.Int("pid", cmd.Process.Pid))
-
-	tail := newTail()
-	var readers sync.WaitGroup
-	readers.Go(func() { logLines(log, pipes.stdout, "stdout", nil) })
-	readers.Go(func() { logLines(log, pipes.stderr, "stderr", tail) })
-	if pipes.progress != nil {
-		readers.Go(func() { readProgress(ctx, log, pipes.progress) })
-	}
-
-	waitErr, stopped := c.wait(ctx, cmd)
-	// A process that left the group (setsid) is not killed with it and may
-	// hold the pipes as long as it lives: stop reading them soon after.
-	cut := time.AfterFunc(time.Second, pipes.closeOurEnds)
-	readers.Wait()
-	cut.Stop()
-	pipes.closeOurEnds()
+	tail := pipes.read(ctx, log)
+	stopped, waitErr := c.wait(ctx, cmd)
+	pipes.finish()
 	log.Info("command exited", slog.String("program", c.argv[0]), slog.String("state", cmd.ProcessState.String()))
 
-	if stopped {
-		return fmt.Errorf("%s stopped: %w", c.argv[0], context.Cause(ctx))
-	}
 	var ee *exec.ExitError
 	switch {
+	case stopped:
+		return fmt.Errorf("%s stopped: %w", c.argv[0], context.Cause(ctx))
 	case errors.As(waitErr, &ee):
 		err := &ExitError{Program: c.argv[0], Code: ee.ExitCode(), State: ee.String(), Stderr: tail.lines()}
 		if err.Code == ExitPermanent {
@@ -219,13 +206,13 @@ func (c *command) run(ctx context.Context, inputs []byte, read func(path string)
 // soon as it is empty); stopped reports that. A program that exits by
 // itself takes what is left of its group with it: no process of a command
 // task outlives its attempt.
-func (c *command) wait(ctx context.Context, cmd *exec.Cmd) (err error, stopped bool) {
+func (c *command) wait(ctx context.Context, cmd *exec.Cmd) (stopped bool, err error) {
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	select {
 	case err := <-exited:
 		killGroup(cmd)
-		return err, false
+		return false, err
 	case <-ctx.Done():
 	}
 	signalGroup(cmd, true)
@@ -241,7 +228,7 @@ func (c *command) wait(ctx context.Context, cmd *exec.Cmd) (err error, stopped b
 	if err == nil {
 		err = <-exited
 	}
-	return err, true
+	return true, err
 }
 
 // environ is the program's environment: taskgate's own less TASKGATE_*,

@@ -8,9 +8,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -304,4 +306,44 @@ func TestDefineCommandChecksItsDefinition(t *testing.T) {
 		})
 	}
 	require.Panics(t, func() { taskexec.MustDefineCommand[struct{}, struct{}]("demo", "development", "bad", nil, nil) })
+}
+
+func TestCommandTaskEndsThoughAProcessLeftItsGroupWithItsOutput(t *testing.T) {
+	t.Parallel()
+	needSh(t)
+	if _, err := exec.LookPath("setsid"); err != nil {
+		t.Skip("no setsid on PATH")
+	}
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	task := taskexec.MustDefineCommand[struct{}, struct{}]("demo", "development", "escape",
+		script(t, `setsid sleep 1000 & echo $! > "$PIDFILE"; echo started`), &taskexec.Options{Env: []string{"PIDFILE=" + pidFile}})
+	t.Cleanup(func() {
+		// The escapee is out of the group's reach, and so of the task's.
+		if b, err := os.ReadFile(pidFile); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+				if p, err := os.FindProcess(pid); err == nil {
+					_ = p.Kill()
+				}
+			}
+		}
+	})
+	ctx, rec, _ := runContext()
+	done := make(chan error, 1)
+	go func() {
+		_, err := task.Call(ctx, struct{}{})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the attempt waits for a process that holds its stdout outside its group")
+	}
+	var out []string
+	for _, r := range rec.all() {
+		if r.Attrs["stream"] == "stdout" {
+			out = append(out, r.Message)
+		}
+	}
+	require.Equal(t, []string{"started"}, out)
 }

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/taskgate/taskgate/tasks"
 )
@@ -36,6 +37,7 @@ type pipes struct {
 	stdout, stderr, progress *os.File // our read ends
 	child                    []*os.File
 	closeOnce                sync.Once
+	readers                  sync.WaitGroup
 }
 
 // newPipes makes the pipes and gives cmd the write ends. progress is nil
@@ -84,6 +86,29 @@ func (p *pipes) closeOurEnds() {
 			}
 		}
 	})
+}
+
+// read starts the readers of the started program's pipes: its output to
+// the run's logs, its progress to tasks.Progress. The tail it returns
+// holds the last lines of stderr once finish returned.
+func (p *pipes) read(ctx context.Context, log *slog.Logger) *tail {
+	t := &tail{}
+	p.readers.Go(func() { logLines(log, p.stdout, "stdout", nil) })
+	p.readers.Go(func() { logLines(log, p.stderr, "stderr", t) })
+	if p.progress != nil {
+		p.readers.Go(func() { readProgress(ctx, log, p.progress) })
+	}
+	return t
+}
+
+// finish waits for the readers once the program's group is gone. A
+// process that left the group (setsid) is not killed with it and may hold
+// the pipes as long as it lives: they are closed a second after.
+func (p *pipes) finish() {
+	cut := time.AfterFunc(time.Second, p.closeOurEnds)
+	p.readers.Wait()
+	cut.Stop()
+	p.closeOurEnds()
 }
 
 // readLines calls emit with each non-empty line of r, without its end,
@@ -135,8 +160,6 @@ const (
 // tail holds the last lines of a stream; one goroutine adds, and lines is
 // read once it has finished.
 type tail struct{ buf []string }
-
-func newTail() *tail { return &tail{} }
 
 func (t *tail) add(line string) {
 	if len(line) > tailLineBytes {
