@@ -19,6 +19,10 @@ help: ## List the targets
 run: ## Start examples/quickstart (SQLite under ./.taskgate, local node)
 	$(GO) run ./examples/quickstart
 
+.PHONY: gpu-python
+gpu-python: ## Run examples/gpu-python's PyTorch benchmark once on this machine's GPU (INPUTS='{"size":8192}')
+	$(GO) run ./examples/gpu-python -once '$(or $(INPUTS),{})'
+
 .PHONY: test
 test: ## Vet and run every test (PostgreSQL ones need TASKGATE_TEST_POSTGRES_URL)
 	$(GO) vet ./...

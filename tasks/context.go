@@ -3,6 +3,7 @@ package tasks
 import (
 	"context"
 	"log/slog"
+	"math"
 	"strconv"
 	"strings"
 
@@ -72,6 +73,41 @@ func Logger(ctx context.Context) *slog.Logger {
 	}
 	return slog.Default()
 }
+
+// ProgressReport is how far a run has come, as its task tells it.
+type ProgressReport struct {
+	// Done is the work done so far, in the task's own units (epochs, steps,
+	// items).
+	Done float64 `json:"done"`
+	// Total is the work there is in all, in the same units; 0 when unknown.
+	Total float64 `json:"total,omitempty"`
+	// Message says what the task is doing ("epoch 3").
+	Message string `json:"message,omitempty"`
+}
+
+type progressKey struct{}
+
+// WithProgressReporter returns a context in which Progress calls report.
+// The runtime that executes a run installs one; tests of task functions
+// may too.
+func WithProgressReporter(ctx context.Context, report func(ProgressReport)) context.Context {
+	return context.WithValue(ctx, progressKey{}, report)
+}
+
+// Progress tells the run's progress reporter how far the task has come. It
+// does nothing where no reporter is installed, and drops a report whose
+// numbers are negative, infinite or NaN, so that a reporter only ever sees
+// numbers it can store and compare. It does not rate-limit: a reporter
+// that stores reports keeps the pace it can afford.
+func Progress(ctx context.Context, done, total float64, message string) {
+	report, _ := ctx.Value(progressKey{}).(func(ProgressReport))
+	if report == nil || !countable(done) || !countable(total) {
+		return
+	}
+	report(ProgressReport{Done: done, Total: total, Message: message})
+}
+
+func countable(f float64) bool { return f >= 0 && !math.IsInf(f, 0) }
 
 // VisibleDevices is the value of CUDA_VISIBLE_DEVICES for devs: their IDs,
 // comma-separated. No devices gives "" which hides every GPU, as intended for

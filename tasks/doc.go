@@ -9,7 +9,11 @@
 //	reg := tasks.NewRegistry()
 //	reg.MustRegister(echo)
 //
-// Runs are submitted, placed and executed by package tasks/dispatch.
+// Runs are submitted, placed and executed by package tasks/dispatch. A
+// running task reads its run from the context (RunInfoFromContext, Devices,
+// Logger) and reports how far it has come with Progress, which reaches the
+// reporter the runtime installed (WithProgressReporter). A task whose body
+// is a program is declared with tasks/taskexec.DefineCommand.
 //
 // On the data path (request → auth → environment → dispatcher → scheduler →
 // node agent → store → callbacks) package tasks is the vocabulary of every
