@@ -7,6 +7,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/taskgate/taskgate/internal/dnslabel"
 )
 
 // namedEnv is the smallest Environment: it answers with its name.
@@ -204,7 +206,7 @@ func FuzzCustomDomain(f *testing.F) {
 			return
 		}
 		parent, wildcard, err := parseDomain(domain)
-		if err != nil || !validHostname(parent) {
+		if err != nil || !dnslabel.Hostname(parent) {
 			t.Fatalf("accepted %q but parseDomain gives %q, %v", domain, parent, err)
 		}
 		want := parent

@@ -13,6 +13,7 @@ import (
 	"github.com/samber/lo"
 
 	"github.com/taskgate/taskgate/internal/apidocs"
+	"github.com/taskgate/taskgate/internal/dnslabel"
 	"github.com/taskgate/taskgate/tasks"
 )
 
@@ -177,18 +178,11 @@ func parseAllowRule(s string) (allowRule, error) {
 	return r, nil
 }
 
-// validPattern accepts a task name, "*", or a glob such as "train-*": only
-// lowercase letters, digits, '-' and '*', so no other glob syntax sneaks in.
+// validPattern accepts a task name, "*", or a glob such as "train-*": a
+// DNS label in which '*' stands for any run of label characters, so no
+// other glob syntax sneaks in, and no pattern that no task name can match.
 func validPattern(seg string) bool {
-	if seg == "" || len(seg) > 63 {
-		return false
-	}
-	for _, c := range seg {
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '*') {
-			return false
-		}
-	}
-	return true
+	return dnslabel.Valid(strings.ReplaceAll(seg, "*", "x"))
 }
 
 func (r allowRule) match(d *tasks.Definition) bool {

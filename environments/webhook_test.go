@@ -332,6 +332,12 @@ func TestGroupsAndAllowlist(t *testing.T) {
 	require.ErrorContains(t, err, "run-everything")
 	_, err = environments.NewWebhook(environments.WebhookConfig{Settings: environments.Settings{Name: "x"}, AllowedTasks: []string{"a/b/c/d"}})
 	require.Error(t, err)
+	// Patterns are DNS labels with '*' in them: one no task name can
+	// match is refused rather than matching nothing.
+	for _, bad := range []string{"-*", "train-", "demo/Echo", "a/b_c/*", "[a-z]*"} {
+		_, err = environments.NewWebhook(environments.WebhookConfig{Settings: environments.Settings{Name: "x"}, AllowedTasks: []string{bad}})
+		require.ErrorContains(t, err, "allowlist entry", bad)
+	}
 }
 
 func TestNodesAndQueueAreForAdmins(t *testing.T) {
