@@ -114,12 +114,12 @@ func (a *AppEnvironment) Resources() tasks.Resources { return a.cfg.Resources }
 // huma operations and docs, and hands everything else to Handler. A panic
 // of huma while registering an operation (a type it cannot describe, two
 // operations on one path) is returned as an error.
-func (a *AppEnvironment) Build(rt *Runtime) (h http.Handler, err error) {
+func (a *AppEnvironment) Build(deps *Deps) (h http.Handler, err error) {
 	if err := a.cfg.Settings.validate(); err != nil {
 		return nil, err
 	}
 	a.mu.Lock()
-	a.urls = rt.URLs
+	a.urls = deps.URLs
 	endpoints := append([]endpointReg(nil), a.endpoints...)
 	if !a.limitSet {
 		// One limit for the environment's life: replays of every Build
@@ -133,11 +133,11 @@ func (a *AppEnvironment) Build(rt *Runtime) (h http.Handler, err error) {
 	// Handlers reach the App's dispatcher through the request, for Submit.
 	r.Use(func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-			next.ServeHTTP(w, req.WithContext(context.WithValue(req.Context(), runtimeKey{}, rt)))
+			next.ServeHTTP(w, req.WithContext(context.WithValue(req.Context(), depsKey{}, deps)))
 		})
 	})
-	cfg := apidocs.Config(a.cfg.Title, rt.Version)
-	cfg.Transformers = append(cfg.Transformers, errorBodies(rt.Logger))
+	cfg := apidocs.Config(a.cfg.Title, deps.Version)
+	cfg.Transformers = append(cfg.Transformers, errorBodies(deps.Logger))
 	cfg.Info.Description = a.cfg.Description
 	if a.cfg.PathPrefix != "" {
 		cfg.Servers = []*huma.Server{{URL: a.cfg.PathPrefix}}
@@ -171,7 +171,7 @@ func (a *AppEnvironment) Build(rt *Runtime) (h http.Handler, err error) {
 		return nil, err
 	}
 	// The queue routes and their replay task (queue.go), when enabled.
-	if err := a.buildQueue(rt, r, api); err != nil {
+	if err := a.buildQueue(deps, r, api); err != nil {
 		return nil, err
 	}
 
@@ -230,7 +230,7 @@ var (
 	ErrTaskNotRegistered = errors.New("task not registered in the App")
 )
 
-type runtimeKey struct{}
+type depsKey struct{}
 
 // SubmitOptions tune Submit. The zero value is a good default.
 type SubmitOptions struct {
@@ -265,8 +265,8 @@ func Submit[I, O any](ctx context.Context, task *tasks.Task[I, O], inputs I, opt
 	if opts == nil {
 		opts = &SubmitOptions{}
 	}
-	rt, _ := ctx.Value(runtimeKey{}).(*Runtime)
-	if rt == nil || rt.Dispatcher == nil {
+	deps, _ := ctx.Value(depsKey{}).(*Deps)
+	if deps == nil || deps.Dispatcher == nil {
 		return nil, ErrNoDispatcher
 	}
 	id, ok := middleware.IdentityFromContext(ctx)
@@ -274,10 +274,10 @@ func Submit[I, O any](ctx context.Context, task *tasks.Task[I, O], inputs I, opt
 		return nil, ErrNoCaller
 	}
 	def := task.Definition()
-	if rt.Registry == nil {
+	if deps.Registry == nil {
 		return nil, fmt.Errorf("%w: %s", ErrTaskNotRegistered, def.ID())
 	}
-	if reg, ok := rt.Registry.Lookup(def.Project, def.Domain, def.Name); !ok || reg.Version != def.Version {
+	if reg, ok := deps.Registry.Lookup(def.Project, def.Domain, def.Name); !ok || reg.Version != def.Version {
 		return nil, fmt.Errorf("%w: %s version %s", ErrTaskNotRegistered, def.ID(), def.Version)
 	}
 	events, err := webhookParams(opts.Webhook, opts.WebhookEvents)
@@ -288,7 +288,7 @@ func Submit[I, O any](ctx context.Context, task *tasks.Task[I, O], inputs I, opt
 	if err != nil {
 		return nil, fmt.Errorf("inputs of %s: %w", def.ID(), err)
 	}
-	run, _, err := rt.Dispatcher.Submit(ctx, dispatch.SubmitRequest{
+	run, _, err := deps.Dispatcher.Submit(ctx, dispatch.SubmitRequest{
 		Task:           def,
 		Inputs:         raw,
 		Caller:         id,

@@ -22,7 +22,7 @@ type Environment interface {
 	Settings() *Settings
 	// Build returns the environment's handler. Paths it sees are relative to
 	// Settings().PathPrefix.
-	Build(rt *Runtime) (http.Handler, error)
+	Build(deps *Deps) (http.Handler, error)
 }
 
 // Settings are what every kind of environment has.
@@ -103,8 +103,11 @@ func (s *Settings) validate() error {
 	return nil
 }
 
-// Runtime is what the App gives every environment at Build.
-type Runtime struct {
+// Deps are the App's parts an environment may use, handed to it at Build:
+// the logger, the task registry and dispatcher, the authentication, and
+// the URL settings. An environment keeps what it needs; it owns none of
+// them.
+type Deps struct {
 	Logger   *slog.Logger
 	Registry *tasks.Registry
 	// Dispatcher submits and follows runs; nil for an App without tasks.

@@ -16,7 +16,7 @@ type namedEnv struct{ s Settings }
 
 func (e *namedEnv) Settings() *Settings { return &e.s }
 
-func (e *namedEnv) Build(*Runtime) (http.Handler, error) {
+func (e *namedEnv) Build(*Deps) (http.Handler, error) {
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, e.s.Name)
 	}), nil
@@ -34,7 +34,7 @@ func serveHosts(t *testing.T, u URLSettings, envs ...Environment) *httptest.Serv
 	}
 	handlers := map[string]http.Handler{}
 	for _, e := range envs {
-		h, err := e.Build(&Runtime{})
+		h, err := e.Build(&Deps{})
 		if err != nil {
 			t.Fatal(err)
 		}

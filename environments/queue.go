@@ -190,7 +190,7 @@ type queue struct {
 	limit    *appLimit // the environment's max_inputs; nil: none
 
 	mu      sync.Mutex
-	rt      *Runtime
+	deps    *Deps
 	handler http.Handler
 	subbed  map[*dispatch.Dispatcher]bool
 	creds   map[string]heldCredentials // by CredentialsRef
@@ -217,13 +217,13 @@ type heldCredentials struct {
 }
 
 // buildQueue registers the queue routes on api and the replay task in
-// rt.Registry; inner is the environment's router, which replays serve.
-func (a *AppEnvironment) buildQueue(rt *Runtime, inner chi.Router, api huma.API) (err error) {
+// deps.Registry; inner is the environment's router, which replays serve.
+func (a *AppEnvironment) buildQueue(deps *Deps, inner chi.Router, api huma.API) (err error) {
 	if !a.cfg.Queue.Enabled {
 		return nil
 	}
 	name := a.cfg.Name
-	if rt.Dispatcher == nil || rt.Registry == nil {
+	if deps.Dispatcher == nil || deps.Registry == nil {
 		return fmt.Errorf("environment %s: Queue needs an App with a Dispatcher", name)
 	}
 	a.mu.Lock()
@@ -238,15 +238,15 @@ func (a *AppEnvironment) buildQueue(rt *Runtime, inner chi.Router, api huma.API)
 	}
 	a.mu.Unlock()
 
-	switch def, ok := rt.Registry.Lookup(QueueProject, name, queueTaskName); {
+	switch def, ok := deps.Registry.Lookup(QueueProject, name, queueTaskName); {
 	case !ok:
-		if err := rt.Registry.Register(q.def); err != nil {
+		if err := deps.Registry.Register(q.def); err != nil {
 			return fmt.Errorf("environment %s: queue: %w", name, err)
 		}
 	case def != q.def:
 		return fmt.Errorf("environment %s: queue: task %s is registered by something else", name, def.ID())
 	}
-	q.attach(rt, inner)
+	q.attach(deps, inner)
 
 	defer func() {
 		if p := recover(); p != nil {
@@ -297,30 +297,30 @@ func newQueue(s *Settings, cfg QueueConfig, res tasks.Resources, limit *appLimit
 	return q, nil
 }
 
-// attach makes rt and inner the ones replays use, and forgets the
+// attach makes deps and inner the ones replays use, and forgets the
 // in-memory state of requests as they complete.
-func (q *queue) attach(rt *Runtime, inner http.Handler) {
+func (q *queue) attach(deps *Deps, inner http.Handler) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.rt, q.handler = rt, inner
-	if q.subbed[rt.Dispatcher] {
+	q.deps, q.handler = deps, inner
+	if q.subbed[deps.Dispatcher] {
 		return
 	}
-	q.subbed[rt.Dispatcher] = true
+	q.subbed[deps.Dispatcher] = true
 	// This process's changes only: reading every other process's change
 	// would cost two queries each, and a request replayed elsewhere is
 	// forgotten by its recheck (heldRecheckInterval) instead.
-	rt.Dispatcher.SubscribeLocal(func(run tasks.Run, ev tasks.Event) {
+	deps.Dispatcher.SubscribeLocal(func(run tasks.Run, ev tasks.Event) {
 		if ev.Phase.Terminal() && q.owns(&run) {
 			q.forget(run.Name)
 		}
 	})
 }
 
-func (q *queue) current() (*Runtime, http.Handler) {
+func (q *queue) current() (*Deps, http.Handler) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.rt, q.handler
+	return q.deps, q.handler
 }
 
 // owns reports whether run is a request of this queue.
@@ -439,8 +439,8 @@ func (q *queue) expire(ctx context.Context, d *dispatch.Dispatcher, name string,
 		return
 	}
 	if _, err := d.Abort(ctx, name, startTimeoutReason(after)); err != nil && !errors.Is(err, dispatch.ErrAlreadyDone) {
-		if rt, _ := q.current(); rt != nil && rt.Logger != nil {
-			rt.Logger.WarnContext(ctx, "queue: abort at start timeout", "env", q.env, "request", name, "err", err)
+		if deps, _ := q.current(); deps != nil && deps.Logger != nil {
+			deps.Logger.WarnContext(ctx, "queue: abort at start timeout", "env", q.env, "request", name, "err", err)
 		}
 	}
 }
@@ -466,14 +466,14 @@ func secondsDuration(s float64) time.Duration { return time.Duration(s * float64
 func (q *queue) replay(ctx context.Context, in QueuedRequest) (QueuedResponse, error) {
 	ri, _ := tasks.RunInfoFromContext(ctx)
 	log := tasks.Logger(ctx)
-	rt, h := q.current()
-	if h == nil || rt == nil {
+	deps, h := q.current()
+	if h == nil || deps == nil {
 		return QueuedResponse{}, tasks.Permanent(fmt.Errorf("environment %s is not built in this process", q.env))
 	}
 	// The timer that enforces the start timeout lives in the process that
 	// took the submit; after a restart this check is what remains.
 	if in.StartTimeout > 0 && ri.Name != "" {
-		if run, err := rt.Dispatcher.Get(ctx, ri.Name); err == nil {
+		if run, err := deps.Dispatcher.Get(ctx, ri.Name); err == nil {
 			if dl := startDeadline(run, &in); time.Now().After(dl) {
 				return QueuedResponse{}, tasks.Permanent(fmt.Errorf("%w: started %s after its deadline",
 					ErrQueueStartTimeout, time.Since(dl).Round(time.Millisecond)))

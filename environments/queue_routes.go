@@ -291,7 +291,7 @@ func (q *queue) submit(ctx context.Context, in *QueueSubmitInput) (*QueueSubmitO
 	if err != nil {
 		return nil, err
 	}
-	rt, _ := q.current()
+	deps, _ := q.current()
 	if isQueueRoute(in.stored.Path) {
 		return nil, huma.Error400BadRequest("the queue's own routes cannot be queued")
 	}
@@ -314,21 +314,21 @@ func (q *queue) submit(ctx context.Context, in *QueueSubmitInput) (*QueueSubmitO
 	inputs, err := json.Marshal(stored)
 	if err != nil {
 		q.dropCredentials(stored.CredentialsRef)
-		return nil, q.problemFor(ctx, rt, err)
+		return nil, q.problemFor(ctx, deps, err)
 	}
 	priority := QueuePriorityNormal
 	if in.Priority == "low" {
 		priority = QueuePriorityLow
 	}
-	run, _, err := rt.Dispatcher.Submit(ctx, dispatch.SubmitRequest{
+	run, _, err := deps.Dispatcher.Submit(ctx, dispatch.SubmitRequest{
 		Task: q.def, Inputs: inputs, Caller: id, Priority: priority,
 		Webhook: in.Webhook, WebhookEvents: events,
 	})
 	if err != nil {
 		q.dropCredentials(stored.CredentialsRef)
-		return nil, q.problemFor(ctx, rt, err)
+		return nil, q.problemFor(ctx, deps, err)
 	}
-	q.track(rt.Dispatcher, run.Name, stored.CredentialsRef, startTimeout)
+	q.track(deps.Dispatcher, run.Name, stored.CredentialsRef, startTimeout)
 	status, response, cancel := q.urls(run.Name)
 	return &QueueSubmitOutput{Location: status, Body: QueueSubmitted{
 		RequestID: run.Name, Status: QueueStatusInQueue, StatusURL: status, ResponseURL: response, CancelURL: cancel,
@@ -337,24 +337,24 @@ func (q *queue) submit(ctx context.Context, in *QueueSubmitInput) (*QueueSubmitO
 
 // ownedRequest loads a request of this queue that the caller may see: its
 // own or, for the admin group, anyone's. Anything else is 404.
-func (q *queue) ownedRequest(ctx context.Context, id string) (*tasks.Run, *Runtime, error) {
+func (q *queue) ownedRequest(ctx context.Context, id string) (*tasks.Run, *Deps, error) {
 	who, err := verifiedCaller(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
-	rt, _ := q.current()
-	run, err := rt.Dispatcher.Get(ctx, id)
+	deps, _ := q.current()
+	run, err := deps.Dispatcher.Get(ctx, id)
 	if err != nil {
-		return nil, nil, q.problemFor(ctx, rt, err)
+		return nil, nil, q.problemFor(ctx, deps, err)
 	}
-	if !q.owns(run) || (run.Owner != who.Subject && !who.InGroup(rt.AdminGroup)) {
+	if !q.owns(run) || (run.Owner != who.Subject && !who.InGroup(deps.AdminGroup)) {
 		return nil, nil, huma.Error404NotFound("request not found")
 	}
-	return run, rt, nil
+	return run, deps, nil
 }
 
 // problemFor maps domain errors to HTTP errors for the queue routes.
-func (q *queue) problemFor(ctx context.Context, rt *Runtime, err error) error {
+func (q *queue) problemFor(ctx context.Context, deps *Deps, err error) error {
 	switch {
 	case errors.Is(err, dispatch.ErrNotFound):
 		return huma.Error404NotFound("request not found")
@@ -375,7 +375,7 @@ func (q *queue) problemFor(ctx context.Context, rt *Runtime, err error) error {
 
 // enforceStart aborts a request still waiting past its start deadline,
 // for when the timer of the process that took the submit is gone.
-func (q *queue) enforceStart(ctx context.Context, rt *Runtime, run *tasks.Run) *tasks.Run {
+func (q *queue) enforceStart(ctx context.Context, deps *Deps, run *tasks.Run) *tasks.Run {
 	if !waiting(run.Phase) {
 		return run
 	}
@@ -387,8 +387,8 @@ func (q *queue) enforceStart(ctx context.Context, rt *Runtime, run *tasks.Run) *
 	if dl.IsZero() || time.Now().Before(dl) {
 		return run
 	}
-	q.expire(ctx, rt.Dispatcher, run.Name, secondsDuration(in.StartTimeout))
-	if fresh, err := rt.Dispatcher.Get(ctx, run.Name); err == nil {
+	q.expire(ctx, deps.Dispatcher, run.Name, secondsDuration(in.StartTimeout))
+	if fresh, err := deps.Dispatcher.Get(ctx, run.Name); err == nil {
 		return fresh
 	}
 	return run
@@ -423,11 +423,11 @@ func queueErrorType(run *tasks.Run) string {
 	return QueueCodeFailed
 }
 
-func (q *queue) statusOf(ctx context.Context, rt *Runtime, run *tasks.Run, logs bool) (QueueStatus, error) {
+func (q *queue) statusOf(ctx context.Context, deps *Deps, run *tasks.Run, logs bool) (QueueStatus, error) {
 	_, response, _ := q.urls(run.Name)
 	s := QueueStatus{RequestID: run.Name, Status: queueStatusOf(run.Phase), ResponseURL: response}
 	if s.Status == QueueStatusInQueue {
-		if pos, _ := rt.Dispatcher.QueuePosition(run.Name); pos > 0 {
+		if pos, _ := deps.Dispatcher.QueuePosition(run.Name); pos > 0 {
 			s.QueuePosition = pos - 1
 		}
 	}
@@ -438,9 +438,9 @@ func (q *queue) statusOf(ctx context.Context, rt *Runtime, run *tasks.Run, logs 
 		}
 	}
 	if logs {
-		lines, err := rt.Dispatcher.Logs(ctx, run.Name)
+		lines, err := deps.Dispatcher.Logs(ctx, run.Name)
 		if err != nil {
-			return s, q.problemFor(ctx, rt, err)
+			return s, q.problemFor(ctx, deps, err)
 		}
 		s.Logs = make([]QueueLog, len(lines))
 		for i, l := range lines {
@@ -451,12 +451,12 @@ func (q *queue) statusOf(ctx context.Context, rt *Runtime, run *tasks.Run, logs 
 }
 
 func (q *queue) status(ctx context.Context, in *QueueStatusInput) (*QueueStatusOutput, error) {
-	run, rt, err := q.ownedRequest(ctx, in.ID)
+	run, deps, err := q.ownedRequest(ctx, in.ID)
 	if err != nil {
 		return nil, err
 	}
-	run = q.enforceStart(ctx, rt, run)
-	s, err := q.statusOf(ctx, rt, run, in.Logs)
+	run = q.enforceStart(ctx, deps, run)
+	s, err := q.statusOf(ctx, deps, run, in.Logs)
 	if err != nil {
 		return nil, err
 	}
@@ -472,13 +472,13 @@ func (q *queue) status(ctx context.Context, in *QueueStatusInput) (*QueueStatusO
 var queuePositionPoll = time.Second
 
 func (q *queue) statusStream(ctx context.Context, in *QueueStatusInput) (*huma.StreamResponse, error) {
-	run, rt, err := q.ownedRequest(ctx, in.ID)
+	run, deps, err := q.ownedRequest(ctx, in.ID)
 	if err != nil {
 		return nil, err
 	}
-	events, err := rt.Dispatcher.Events(ctx, run.Name, 0)
+	events, err := deps.Dispatcher.Events(ctx, run.Name, 0)
 	if err != nil {
-		return nil, q.problemFor(ctx, rt, err)
+		return nil, q.problemFor(ctx, deps, err)
 	}
 	return &huma.StreamResponse{Body: func(hctx huma.Context) {
 		w, flush := openEventStream(hctx)
@@ -488,12 +488,12 @@ func (q *queue) statusStream(ctx context.Context, in *QueueStatusInput) (*huma.S
 		// send writes the current status when it differs from the last one
 		// sent, and reports whether the stream is over.
 		send := func() bool {
-			cur, err := rt.Dispatcher.Get(sctx, run.Name)
+			cur, err := deps.Dispatcher.Get(sctx, run.Name)
 			if err != nil {
 				return true
 			}
-			cur = q.enforceStart(sctx, rt, cur)
-			s, err := q.statusOf(sctx, rt, cur, in.Logs)
+			cur = q.enforceStart(sctx, deps, cur)
+			s, err := q.statusOf(sctx, deps, cur, in.Logs)
 			if err != nil {
 				return true
 			}
@@ -537,11 +537,11 @@ func (q *queue) statusStream(ctx context.Context, in *QueueStatusInput) (*huma.S
 }
 
 func (q *queue) response(ctx context.Context, in *QueueRequestPath) (*huma.StreamResponse, error) {
-	run, rt, err := q.ownedRequest(ctx, in.ID)
+	run, deps, err := q.ownedRequest(ctx, in.ID)
 	if err != nil {
 		return nil, err
 	}
-	run = q.enforceStart(ctx, rt, run)
+	run = q.enforceStart(ctx, deps, run)
 	if !run.Done() {
 		st := queueStatusOf(run.Phase)
 		return nil, queueProblem(http.StatusBadRequest, st, "the request has not completed: "+st)
@@ -560,7 +560,7 @@ func (q *queue) response(ctx context.Context, in *QueueRequestPath) (*huma.Strea
 		if len(run.Outputs) == 0 {
 			return nil, huma.Error410Gone("the response is no longer kept")
 		}
-		return nil, q.problemFor(ctx, rt, fmt.Errorf("stored response of %s: %w", run.Name, err))
+		return nil, q.problemFor(ctx, deps, fmt.Errorf("stored response of %s: %w", run.Name, err))
 	}
 	body := getBody(out.Body, out.BodyBase64)
 	return &huma.StreamResponse{Body: func(hctx huma.Context) {
@@ -580,15 +580,15 @@ func (q *queue) response(ctx context.Context, in *QueueRequestPath) (*huma.Strea
 }
 
 func (q *queue) cancel(ctx context.Context, in *QueueRequestPath) (*QueueCancelOutput, error) {
-	run, rt, err := q.ownedRequest(ctx, in.ID)
+	run, deps, err := q.ownedRequest(ctx, in.ID)
 	if err != nil {
 		return nil, err
 	}
 	if run.Done() {
 		return nil, queueProblem(http.StatusBadRequest, QueueCodeAlreadyCompleted, "the request already completed")
 	}
-	if _, err := rt.Dispatcher.Abort(ctx, run.Name, "cancelled by the caller"); err != nil {
-		return nil, q.problemFor(ctx, rt, err)
+	if _, err := deps.Dispatcher.Abort(ctx, run.Name, "cancelled by the caller"); err != nil {
+		return nil, q.problemFor(ctx, deps, err)
 	}
 	out := &QueueCancelOutput{}
 	out.Body.Status = "CANCELLATION_REQUESTED"

@@ -78,7 +78,7 @@ type ServerConfig struct {
 // forwarded as sent, and the verified subject in SubjectHeader.
 //
 // Build starts nothing. Start launches the process in its own process
-// group (its output goes to the Runtime's logger, line by line), waits until
+// group (its output goes to the Deps' logger, line by line), waits until
 // the port answers, and keeps it running: a process that exits is started
 // again with exponential backoff. Its death is noticed at once, even when a
 // child of it still holds its output, and what is left of its process
@@ -209,13 +209,13 @@ func (s *ServerEnvironment) Settings() *Settings { return &s.cfg.Settings }
 
 // Build implements Environment: the reverse proxy to the server. It starts
 // nothing; see Start.
-func (s *ServerEnvironment) Build(rt *Runtime) (http.Handler, error) {
-	if rt.Logger != nil {
-		s.logger.Store(rt.Logger)
+func (s *ServerEnvironment) Build(deps *Deps) (http.Handler, error) {
+	if deps.Logger != nil {
+		s.logger.Store(deps.Logger)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.urls = rt.URLs
+	s.urls = deps.URLs
 	return http.HandlerFunc(s.serve), nil
 }
 

@@ -39,7 +39,7 @@ func startServer(t *testing.T, cfg environments.ServerConfig) (*environments.Ser
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := serveEnv(t, env, appRuntime(t))
+	srv := serveEnv(t, env, appDeps(t))
 	s := env.Settings()
 	if err := s.OnStart(t.Context()); err != nil {
 		t.Fatal(err)
@@ -252,7 +252,7 @@ func TestServerEnvironment(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		srv := serveEnv(t, env, appRuntime(t))
+		srv := serveEnv(t, env, appDeps(t))
 		if err := env.Start(t.Context()); err != nil {
 			t.Fatal(err)
 		}
@@ -398,7 +398,7 @@ func TestServerEnvironmentStartFails(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			srv := serveEnv(t, env, appRuntime(t))
+			srv := serveEnv(t, env, appDeps(t))
 			if err := env.Start(t.Context()); !errors.Is(err, tt.want) {
 				t.Fatalf("Start: %v, want %v", err, tt.want)
 			}
@@ -566,7 +566,7 @@ func BenchmarkServerProxy(b *testing.B) {
 		Command:  []string{upstream},
 		Port:     port,
 	})
-	h, err := env.Build(&environments.Runtime{Logger: slog.New(slog.DiscardHandler)})
+	h, err := env.Build(&environments.Deps{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		b.Fatal(err)
 	}

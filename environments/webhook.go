@@ -194,14 +194,14 @@ func (r allowRule) match(d *tasks.Definition) bool {
 }
 
 // Build implements Environment.
-func (w *Webhook) Build(rt *Runtime) (http.Handler, error) {
-	if rt.Dispatcher == nil && (w.endpoints["run-task"] || w.endpoints["get-run"]) {
+func (w *Webhook) Build(deps *Deps) (http.Handler, error) {
+	if deps.Dispatcher == nil && (w.endpoints["run-task"] || w.endpoints["get-run"]) {
 		return nil, fmt.Errorf("webhook %s: the task and run groups need App.Dispatcher", w.cfg.Name)
 	}
 	r := chi.NewRouter()
 	r.Use(jsonBodies)
-	cfg := apidocs.Config(w.cfg.Title, rt.Version)
-	cfg.Transformers = append(cfg.Transformers, errorBodies(rt.Logger))
+	cfg := apidocs.Config(w.cfg.Title, deps.Version)
+	cfg.Transformers = append(cfg.Transformers, errorBodies(deps.Logger))
 	cfg.Info.Description = w.cfg.Description
 	if w.cfg.PathPrefix != "" {
 		cfg.Servers = []*huma.Server{{URL: w.cfg.PathPrefix}}
@@ -220,7 +220,7 @@ func (w *Webhook) Build(rt *Runtime) (http.Handler, error) {
 		"bearer": {Type: "http", Scheme: "bearer", Description: "An OIDC/JWT or static token."},
 	}
 	api := apidocs.New(r, cfg)
-	h := &webhookHandlers{w: w, rt: rt, api: api}
+	h := &webhookHandlers{w: w, deps: deps, api: api}
 	h.register(api)
 	return r, nil
 }

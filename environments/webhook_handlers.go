@@ -27,9 +27,9 @@ import (
 
 // webhookHandlers are the operations of one webhook environment.
 type webhookHandlers struct {
-	w   *Webhook
-	rt  *Runtime
-	api huma.API
+	w    *Webhook
+	deps *Deps
+	api  huma.API
 
 	schemaMu sync.Mutex
 	schemas  map[string]taskSchemas
@@ -41,7 +41,7 @@ var bearer = []map[string][]string{{"bearer": {}}}
 
 func (h *webhookHandlers) register(api huma.API) {
 	h.schemas = map[string]taskSchemas{}
-	for _, d := range h.rt.Registry.All() {
+	for _, d := range h.deps.Registry.All() {
 		if h.w.Allowed(d) {
 			h.schemasOf(d)
 		}
@@ -82,7 +82,7 @@ func (h *webhookHandlers) register(api huma.API) {
 			}},
 		}
 		// Only allowed tasks' schemas may reach the document: filter first.
-		allowed := lo.Filter(h.rt.Registry.All(), func(d *tasks.Definition, _ int) bool { return h.w.Allowed(d) })
+		allowed := lo.Filter(h.deps.Registry.All(), func(d *tasks.Definition, _ int) bool { return h.w.Allowed(d) })
 		inputs := lo.Map(allowed, func(d *tasks.Definition, _ int) *huma.Schema { return h.schemasOf(d).in })
 		o.RequestBody.Content["application/json"].Schema.AnyOf = inputs
 		// The anyOf above documents the tasks' inputs; the handler validates
@@ -172,7 +172,7 @@ func caller(ctx context.Context) middleware.Identity {
 	return middleware.Identity{Subject: "anonymous"}
 }
 
-func (h *webhookHandlers) isAdmin(id middleware.Identity) bool { return id.InGroup(h.rt.AdminGroup) }
+func (h *webhookHandlers) isAdmin(id middleware.Identity) bool { return id.InGroup(h.deps.AdminGroup) }
 
 // problemFor is the one table from domain errors to HTTP errors.
 func (h *webhookHandlers) problemFor(ctx context.Context, err error) error {
@@ -294,7 +294,7 @@ func (w *Webhook) prefixed(p string) string { return w.cfg.PathPrefix + p }
 
 func (h *webhookHandlers) listTasks(context.Context, *struct{}) (*ListTasksOutput, error) {
 	out := &ListTasksOutput{}
-	out.Body.Tasks = lo.FilterMap(h.rt.Registry.All(), func(d *tasks.Definition, _ int) (TaskSummary, bool) {
+	out.Body.Tasks = lo.FilterMap(h.deps.Registry.All(), func(d *tasks.Definition, _ int) (TaskSummary, bool) {
 		return h.summary(d), h.w.Allowed(d)
 	})
 	return out, nil
@@ -333,7 +333,7 @@ type GetTaskOutput struct{ Body TaskDetail }
 
 // lookupTask finds an allowed task: unknown is 404, outside the allowlist 403.
 func (h *webhookHandlers) lookupTask(p TaskPath) (*tasks.Definition, error) {
-	d, ok := h.rt.Registry.Lookup(p.Project, p.Domain, p.Name)
+	d, ok := h.deps.Registry.Lookup(p.Project, p.Domain, p.Name)
 	if !ok {
 		return nil, huma.Error404NotFound(fmt.Sprintf("task %s/%s/%s not found", p.Project, p.Domain, p.Name))
 	}
@@ -446,7 +446,7 @@ func (h *webhookHandlers) runTask(ctx context.Context, in *RunTaskInput) (*RunTa
 		return nil, err
 	}
 	wait := parsePreferWait(in.Prefer, h.w.cfg.MaxWait)
-	run, _, err := h.rt.Dispatcher.Submit(ctx, dispatch.SubmitRequest{
+	run, _, err := h.deps.Dispatcher.Submit(ctx, dispatch.SubmitRequest{
 		Task: d, Inputs: inputs, Caller: caller(ctx),
 		IdempotencyKey: in.IdempotencyKey, Priority: in.Priority,
 		Webhook: in.Webhook, WebhookEvents: events,
@@ -458,7 +458,7 @@ func (h *webhookHandlers) runTask(ctx context.Context, in *RunTaskInput) (*RunTa
 	if wait > 0 {
 		out.PreferenceApplied = "wait=" + strconv.FormatFloat(wait.Seconds(), 'f', -1, 64)
 		wctx, cancel := context.WithTimeout(ctx, wait)
-		waited, werr := h.rt.Dispatcher.Wait(wctx, run.Name)
+		waited, werr := h.deps.Dispatcher.Wait(wctx, run.Name)
 		cancel()
 		if werr == nil && waited != nil {
 			run = waited

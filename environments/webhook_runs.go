@@ -49,7 +49,7 @@ type GetRunOutput struct{ Body RunStatus }
 // ownedRun loads a run the caller may see: its owner's or, for the admin
 // group, anyone's. Anything else is 404, so names of others' runs leak nothing.
 func (h *webhookHandlers) ownedRun(ctx context.Context, name string) (*tasks.Run, error) {
-	run, err := h.rt.Dispatcher.Get(ctx, name)
+	run, err := h.deps.Dispatcher.Get(ctx, name)
 	if err != nil {
 		return nil, h.problemFor(ctx, err)
 	}
@@ -71,7 +71,7 @@ func (h *webhookHandlers) status(run *tasks.Run) RunStatus {
 		s.Attempts = []tasks.Attempt{}
 	}
 	if !run.Done() {
-		s.QueuePosition, s.Reason = h.rt.Dispatcher.QueuePosition(run.Name)
+		s.QueuePosition, s.Reason = h.deps.Dispatcher.QueuePosition(run.Name)
 	}
 	return s
 }
@@ -93,7 +93,7 @@ func (h *webhookHandlers) getRun(ctx context.Context, in *RunPath) (*GetRunOutpu
 	}
 	out := &GetRunOutput{Body: h.status(run)}
 	if run.Webhook != "" {
-		ds, err := h.rt.Dispatcher.Deliveries(ctx, run.Name)
+		ds, err := h.deps.Dispatcher.Deliveries(ctx, run.Name)
 		if err != nil {
 			return nil, h.problemFor(ctx, err)
 		}
@@ -166,7 +166,7 @@ func (h *webhookHandlers) abortRun(ctx context.Context, in *AbortInput) (*AbortO
 	if _, err := h.ownedRun(ctx, in.Name); err != nil {
 		return nil, err
 	}
-	if _, err := h.rt.Dispatcher.Abort(ctx, in.Name, in.Reason); err != nil {
+	if _, err := h.deps.Dispatcher.Abort(ctx, in.Name, in.Reason); err != nil {
 		return nil, h.problemFor(ctx, err)
 	}
 	out := &AbortOutput{}
@@ -203,7 +203,7 @@ func (h *webhookHandlers) listRuns(ctx context.Context, in *ListRunsInput) (*Lis
 	for _, p := range in.Phase {
 		opts.Phases = append(opts.Phases, tasks.Phase(p))
 	}
-	runs, next, err := h.rt.Dispatcher.List(ctx, opts)
+	runs, next, err := h.deps.Dispatcher.List(ctx, opts)
 	if err != nil {
 		return nil, h.problemFor(ctx, err)
 	}
@@ -238,7 +238,7 @@ func (h *webhookHandlers) runEvents(ctx context.Context, in *RunEventsInput) (*h
 		}
 		after = n
 	}
-	events, err := h.rt.Dispatcher.Events(ctx, in.Name, after)
+	events, err := h.deps.Dispatcher.Events(ctx, in.Name, after)
 	if err != nil {
 		return nil, h.problemFor(ctx, err)
 	}
@@ -303,7 +303,7 @@ func (h *webhookHandlers) listNodes(ctx context.Context, _ *struct{}) (*NodesOut
 	if err := h.requireAdmin(ctx); err != nil {
 		return nil, err
 	}
-	nodes, err := h.rt.Dispatcher.Nodes(ctx)
+	nodes, err := h.deps.Dispatcher.Nodes(ctx)
 	if err != nil {
 		return nil, h.problemFor(ctx, err)
 	}
@@ -322,7 +322,7 @@ func (h *webhookHandlers) queueSummary(ctx context.Context, _ *struct{}) (*Queue
 	if err := h.requireAdmin(ctx); err != nil {
 		return nil, err
 	}
-	q, err := h.rt.Dispatcher.Queue(ctx)
+	q, err := h.deps.Dispatcher.Queue(ctx)
 	if err != nil {
 		return nil, h.problemFor(ctx, err)
 	}

@@ -31,7 +31,7 @@ func (s *ServerEnvironment) publicPaths() []string { return []string{"/health"} 
 // its app only, and shares it with its queue's replays; Wrap leaves it out
 // there. The App calls Wrap; a user serving an environment's handler
 // outside an App should too.
-func Wrap(env Environment, rt *Runtime, h http.Handler) (http.Handler, error) {
+func Wrap(env Environment, deps *Deps, h http.Handler) (http.Handler, error) {
 	s := env.Settings()
 	if err := s.validate(); err != nil {
 		return nil, err
@@ -44,7 +44,7 @@ func Wrap(env Environment, rt *Runtime, h http.Handler) (http.Handler, error) {
 	if exclude == nil {
 		exclude = []string{} // nil would mean Passthrough's defaults
 	}
-	auth := rt.Authenticator
+	auth := deps.Authenticator
 	if auth == nil {
 		auth = middleware.Chain() // refuses every credential
 	}
@@ -60,13 +60,13 @@ func Wrap(env Environment, rt *Runtime, h http.Handler) (http.Handler, error) {
 		h = middleware.RateLimitByIdentity(s.Limits.RateLimit, s.Limits.RateWindow)(h)
 	}
 	h = middleware.Passthrough(middleware.PassthroughConfig{
-		Extractors:    rt.Extractors,
+		Extractors:    deps.Extractors,
 		Authenticator: auth,
 		Optional:      s.Auth.Disabled,
 		Exclude:       exclude,
 		RequiredGroup: s.Auth.RequiredGroup,
-		AdminGroup:    rt.AdminGroup,
-		Logger:        rt.Logger,
+		AdminGroup:    deps.AdminGroup,
+		Logger:        deps.Logger,
 	})(h)
 	return h, nil
 }

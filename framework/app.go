@@ -175,7 +175,7 @@ func (a *App) Handler() (http.Handler, error) {
 	if err := a.validate(); err != nil {
 		return nil, err
 	}
-	rt := &environments.Runtime{
+	deps := &environments.Deps{
 		Logger:        a.Logger,
 		Registry:      a.Registry,
 		Dispatcher:    a.Dispatcher,
@@ -185,22 +185,22 @@ func (a *App) Handler() (http.Handler, error) {
 		Version:       a.Version,
 		URLs:          a.URLs,
 	}
-	if rt.URLs.App == "" {
-		rt.URLs.App = a.Title
+	if deps.URLs.App == "" {
+		deps.URLs.App = a.Title
 	}
 	mounted := make([]mountedEnv, 0, len(a.Environments))
 	for _, e := range a.Environments {
-		h, err := e.Build(rt)
+		h, err := e.Build(deps)
 		if err != nil {
 			return nil, fmt.Errorf("framework: environment %s: %w", e.Settings().Name, err)
 		}
-		h, err = environments.Wrap(e, rt, h)
+		h, err = environments.Wrap(e, deps, h)
 		if err != nil {
 			return nil, fmt.Errorf("framework: environment %s: %w", e.Settings().Name, err)
 		}
 		mounted = append(mounted, mountedEnv{env: e, h: h})
 	}
-	hosts, err := environments.NewHostRouter(rt.URLs, a.Environments)
+	hosts, err := environments.NewHostRouter(deps.URLs, a.Environments)
 	if err != nil {
 		return nil, fmt.Errorf("framework: %w", err)
 	}

@@ -27,8 +27,8 @@ type plainEnv struct {
 	h http.Handler
 }
 
-func (e *plainEnv) Settings() *environments.Settings                  { return &e.s }
-func (e *plainEnv) Build(*environments.Runtime) (http.Handler, error) { return e.h, nil }
+func (e *plainEnv) Settings() *environments.Settings               { return &e.s }
+func (e *plainEnv) Build(*environments.Deps) (http.Handler, error) { return e.h, nil }
 
 func openEnv(name, prefix string, h http.HandlerFunc) *plainEnv {
 	return &plainEnv{s: environments.Settings{Name: name, PathPrefix: prefix, Auth: environments.Auth{Disabled: true}}, h: h}
