@@ -11,6 +11,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/go-chi/chi/v5"
 
+	"github.com/taskgate/taskgate/environments/internal/edge"
 	"github.com/taskgate/taskgate/internal/apidocs"
 	"github.com/taskgate/taskgate/internal/problem"
 	"github.com/taskgate/taskgate/middleware"
@@ -137,7 +138,7 @@ func (a *AppEnvironment) Build(deps *Deps) (h http.Handler, err error) {
 		})
 	})
 	cfg := apidocs.Config(a.cfg.Title, deps.Version)
-	cfg.Transformers = append(cfg.Transformers, errorBodies(deps.Logger))
+	cfg.Transformers = append(cfg.Transformers, edge.ErrorBodies(deps.Logger))
 	cfg.Info.Description = a.cfg.Description
 	if a.cfg.PathPrefix != "" {
 		cfg.Servers = []*huma.Server{{URL: a.cfg.PathPrefix}}
@@ -146,7 +147,7 @@ func (a *AppEnvironment) Build(deps *Deps) (h http.Handler, err error) {
 	// The app's own operations go through a group that holds them to
 	// max_inputs; the docs and the queue routes, registered on api, do not.
 	app := huma.NewGroup(api)
-	app.UseMiddleware(jsonOperations(api))
+	app.UseMiddleware(edge.JSONOperations(api))
 	if limit != nil {
 		app.UseMiddleware(limit.operation)
 	}
@@ -280,7 +281,7 @@ func Submit[I, O any](ctx context.Context, task *tasks.Task[I, O], inputs I, opt
 	if reg, ok := deps.Registry.Lookup(def.Project, def.Domain, def.Name); !ok || reg.Version != def.Version {
 		return nil, fmt.Errorf("%w: %s version %s", ErrTaskNotRegistered, def.ID(), def.Version)
 	}
-	events, err := webhookParams(opts.Webhook, opts.WebhookEvents)
+	events, err := edge.WebhookParams(opts.Webhook, opts.WebhookEvents)
 	if err != nil {
 		return nil, fmt.Errorf("webhook: %w", err)
 	}
@@ -298,7 +299,7 @@ func Submit[I, O any](ctx context.Context, task *tasks.Task[I, O], inputs I, opt
 		WebhookEvents:  events,
 	})
 	if err != nil {
-		return nil, submitTextProblem(err)
+		return nil, edge.TextErrorProblem(err)
 	}
 	return run, nil
 }

@@ -3,7 +3,6 @@ package environments
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,11 +16,11 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	chimw "github.com/go-chi/chi/v5/middleware"
 
+	"github.com/taskgate/taskgate/environments/internal/edge"
 	"github.com/taskgate/taskgate/internal/storable"
 	"github.com/taskgate/taskgate/middleware"
 	"github.com/taskgate/taskgate/tasks"
 	"github.com/taskgate/taskgate/tasks/dispatch"
-	"github.com/taskgate/taskgate/tasks/store"
 )
 
 // GroupQueue tags the queue operations in an app environment's docs.
@@ -53,6 +52,10 @@ type QueueProblem struct {
 	huma.ErrorModel
 	Code string `json:"code,omitempty" example:"ALREADY_COMPLETED" doc:"Machine-readable reason: ALREADY_COMPLETED, IN_QUEUE, IN_PROGRESS, CANCELLED, START_TIMEOUT, TIMED_OUT or FAILED."`
 }
+
+// RecordedOutcome marks a QueueProblem as the recorded outcome of a
+// queued request, which error bodies pass as it is (edge.Recorded).
+func (*QueueProblem) RecordedOutcome() {}
 
 func queueProblem(status int, code, detail string) *QueueProblem {
 	return &QueueProblem{ErrorModel: huma.ErrorModel{Title: http.StatusText(status), Status: status, Detail: detail}, Code: code}
@@ -92,10 +95,10 @@ func (in *QueueSubmitInput) Resolve(ctx huma.Context) []error {
 	// values): the replay would not be the request submitted.
 	var errs []error
 	if !storable.Text(in.stored.RawQuery) {
-		errs = append(errs, textDetail("query"))
+		errs = append(errs, edge.TextDetail("query"))
 	}
 	if !storable.Text(in.stored.Host) {
-		errs = append(errs, textDetail("header.Host"))
+		errs = append(errs, edge.TextDetail("header.Host"))
 	}
 	var credHeader string
 	if c, ok := middleware.CredentialsFromContext(ctx.Context()); ok && c.Source == middleware.SourceHeader {
@@ -109,7 +112,7 @@ func (in *QueueSubmitInput) Resolve(ctx huma.Context) []error {
 			k := http.CanonicalHeaderKey(name)
 			in.stored.Header[k] = append(in.stored.Header[k], value)
 			if !storable.Text(value) {
-				errs = append(errs, textDetail("header."+k))
+				errs = append(errs, edge.TextDetail("header."+k))
 			}
 		}
 	})
@@ -295,7 +298,7 @@ func (q *queue) submit(ctx context.Context, in *QueueSubmitInput) (*QueueSubmitO
 	if isQueueRoute(in.stored.Path) {
 		return nil, huma.Error400BadRequest("the queue's own routes cannot be queued")
 	}
-	events, err := webhookParams(in.Webhook, in.WebhookEvents)
+	events, err := edge.WebhookParams(in.Webhook, in.WebhookEvents)
 	if err != nil {
 		return nil, err
 	}
@@ -314,7 +317,7 @@ func (q *queue) submit(ctx context.Context, in *QueueSubmitInput) (*QueueSubmitO
 	inputs, err := json.Marshal(stored)
 	if err != nil {
 		q.dropCredentials(stored.CredentialsRef)
-		return nil, q.problemFor(ctx, deps, err)
+		return nil, q.problem(err)
 	}
 	priority := QueuePriorityNormal
 	if in.Priority == "low" {
@@ -326,7 +329,7 @@ func (q *queue) submit(ctx context.Context, in *QueueSubmitInput) (*QueueSubmitO
 	})
 	if err != nil {
 		q.dropCredentials(stored.CredentialsRef)
-		return nil, q.problemFor(ctx, deps, err)
+		return nil, q.problem(err)
 	}
 	q.track(deps.Dispatcher, run.Name, stored.CredentialsRef, startTimeout)
 	status, response, cancel := q.urls(run.Name)
@@ -345,7 +348,7 @@ func (q *queue) ownedRequest(ctx context.Context, id string) (*tasks.Run, *Deps,
 	deps, _ := q.current()
 	run, err := deps.Dispatcher.Get(ctx, id)
 	if err != nil {
-		return nil, nil, q.problemFor(ctx, deps, err)
+		return nil, nil, q.problem(err)
 	}
 	if !q.owns(run) || (run.Owner != who.Subject && !who.InGroup(deps.AdminGroup)) {
 		return nil, nil, huma.Error404NotFound("request not found")
@@ -353,24 +356,13 @@ func (q *queue) ownedRequest(ctx context.Context, id string) (*tasks.Run, *Deps,
 	return run, deps, nil
 }
 
-// problemFor maps domain errors to HTTP errors for the queue routes.
-func (q *queue) problemFor(ctx context.Context, deps *Deps, err error) error {
-	switch {
-	case errors.Is(err, dispatch.ErrNotFound):
-		return huma.Error404NotFound("request not found")
-	case errors.Is(err, dispatch.ErrAlreadyDone):
-		return queueProblem(http.StatusBadRequest, QueueCodeAlreadyCompleted, "the request already completed")
-	case errors.Is(err, dispatch.ErrInvalidText):
-		return submitTextProblem(err)
-	case errors.Is(err, dispatch.ErrClosed):
-		return shuttingDown()
-	case errors.Is(err, store.ErrUnavailable):
-		return storeProblem(err)
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return huma.Error503ServiceUnavailable("request cancelled")
-	}
-	// errorBodies logs err with the request id and answers without it.
-	return huma.Error500InternalServerError("internal error", fmt.Errorf("queue of environment %s: %w", q.env, err))
+// problem answers err through the one table (edge.Problem), in the
+// queue's words.
+func (q *queue) problem(err error) error {
+	return edge.Problem(fmt.Errorf("queue of environment %s: %w", q.env, err), edge.Routes{
+		Noun:        "request",
+		AlreadyDone: queueProblem(http.StatusBadRequest, QueueCodeAlreadyCompleted, "the request already completed"),
+	})
 }
 
 // enforceStart aborts a request still waiting past its start deadline,
@@ -440,7 +432,7 @@ func (q *queue) statusOf(ctx context.Context, deps *Deps, run *tasks.Run, logs b
 	if logs {
 		lines, err := deps.Dispatcher.Logs(ctx, run.Name)
 		if err != nil {
-			return s, q.problemFor(ctx, deps, err)
+			return s, q.problem(err)
 		}
 		s.Logs = make([]QueueLog, len(lines))
 		for i, l := range lines {
@@ -478,10 +470,10 @@ func (q *queue) statusStream(ctx context.Context, in *QueueStatusInput) (*huma.S
 	}
 	events, err := deps.Dispatcher.Events(ctx, run.Name, 0)
 	if err != nil {
-		return nil, q.problemFor(ctx, deps, err)
+		return nil, q.problem(err)
 	}
 	return &huma.StreamResponse{Body: func(hctx huma.Context) {
-		w, flush := openEventStream(hctx)
+		w, flush := edge.OpenEventStream(hctx)
 		sctx := hctx.Context()
 		var last QueueStatus
 		seq := 0
@@ -512,7 +504,7 @@ func (q *queue) statusStream(ctx context.Context, in *QueueStatusInput) (*huma.S
 		}
 		poll := time.NewTicker(queuePositionPoll)
 		defer poll.Stop()
-		alive := time.NewTicker(keepAlive)
+		alive := time.NewTicker(edge.KeepAlive)
 		defer alive.Stop()
 		for {
 			select {
@@ -560,7 +552,7 @@ func (q *queue) response(ctx context.Context, in *QueueRequestPath) (*huma.Strea
 		if len(run.Outputs) == 0 {
 			return nil, huma.Error410Gone("the response is no longer kept")
 		}
-		return nil, q.problemFor(ctx, deps, fmt.Errorf("stored response of %s: %w", run.Name, err))
+		return nil, q.problem(fmt.Errorf("stored response of %s: %w", run.Name, err))
 	}
 	body := getBody(out.Body, out.BodyBase64)
 	return &huma.StreamResponse{Body: func(hctx huma.Context) {
@@ -588,7 +580,7 @@ func (q *queue) cancel(ctx context.Context, in *QueueRequestPath) (*QueueCancelO
 		return nil, queueProblem(http.StatusBadRequest, QueueCodeAlreadyCompleted, "the request already completed")
 	}
 	if _, err := deps.Dispatcher.Abort(ctx, run.Name, "cancelled by the caller"); err != nil {
-		return nil, q.problemFor(ctx, deps, err)
+		return nil, q.problem(err)
 	}
 	out := &QueueCancelOutput{}
 	out.Body.Status = "CANCELLATION_REQUESTED"

@@ -12,6 +12,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/samber/lo"
 
+	"github.com/taskgate/taskgate/environments/internal/edge"
 	"github.com/taskgate/taskgate/internal/apidocs"
 	"github.com/taskgate/taskgate/internal/dnslabel"
 	"github.com/taskgate/taskgate/tasks"
@@ -199,9 +200,9 @@ func (w *Webhook) Build(deps *Deps) (http.Handler, error) {
 		return nil, fmt.Errorf("webhook %s: the task and run groups need App.Dispatcher", w.cfg.Name)
 	}
 	r := chi.NewRouter()
-	r.Use(jsonBodies)
+	r.Use(edge.JSONBodies)
 	cfg := apidocs.Config(w.cfg.Title, deps.Version)
-	cfg.Transformers = append(cfg.Transformers, errorBodies(deps.Logger))
+	cfg.Transformers = append(cfg.Transformers, edge.ErrorBodies(deps.Logger))
 	cfg.Info.Description = w.cfg.Description
 	if w.cfg.PathPrefix != "" {
 		cfg.Servers = []*huma.Server{{URL: w.cfg.PathPrefix}}

@@ -18,11 +18,10 @@ import (
 	"github.com/danielgtaylor/huma/v2/validation"
 	"github.com/samber/lo"
 
+	"github.com/taskgate/taskgate/environments/internal/edge"
 	"github.com/taskgate/taskgate/middleware"
 	"github.com/taskgate/taskgate/tasks"
-	"github.com/taskgate/taskgate/tasks/callback"
 	"github.com/taskgate/taskgate/tasks/dispatch"
-	"github.com/taskgate/taskgate/tasks/store"
 )
 
 // webhookHandlers are the operations of one webhook environment.
@@ -174,60 +173,11 @@ func caller(ctx context.Context) middleware.Identity {
 
 func (h *webhookHandlers) isAdmin(id middleware.Identity) bool { return id.InGroup(h.deps.AdminGroup) }
 
-// problemFor is the one table from domain errors to HTTP errors.
-func (h *webhookHandlers) problemFor(ctx context.Context, err error) error {
-	switch {
-	case errors.Is(err, dispatch.ErrNotFound):
-		return huma.Error404NotFound("run not found")
-	case errors.Is(err, dispatch.ErrIdempotencyConflict):
-		return huma.Error409Conflict("Idempotency-Key was already used with a different request")
-	case errors.Is(err, dispatch.ErrAlreadyDone):
-		return huma.Error409Conflict("run already finished")
-	case errors.Is(err, dispatch.ErrBadCursor):
-		return huma.Error422UnprocessableEntity("invalid cursor", &huma.ErrorDetail{
-			Message: "not a next_cursor of GET /runs", Location: "query.cursor",
-		})
-	case errors.Is(err, dispatch.ErrInvalidText):
-		return submitTextProblem(err)
-	case errors.Is(err, dispatch.ErrClosed):
-		return shuttingDown()
-	case errors.Is(err, store.ErrUnavailable):
-		return storeProblem(err)
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return huma.Error503ServiceUnavailable("request cancelled")
-	}
-	// errorBodies logs err with the request id and answers without it.
-	return huma.Error500InternalServerError("internal error", err)
-}
+// problem answers err through the one table (edge.Problem).
+func (h *webhookHandlers) problem(err error) error { return edge.Problem(err, runRoutes) }
 
-// shuttingDown is the 503 of a state change the dispatcher refuses while
-// its process drains: the client may retry at once, and a load balancer
-// sends the retry to a process that takes work.
-func shuttingDown() error {
-	return huma.ErrorWithHeaders(huma.Error503ServiceUnavailable("server is shutting down"),
-		http.Header{"Retry-After": {"1"}})
-}
-
-// Retry-After of the answers to requests the store could not serve: a
-// full disk needs an operator, anything else (a lost connection) passes
-// sooner.
-const (
-	diskFullRetryAfter    = "30"
-	unavailableRetryAfter = "5"
-)
-
-// storeProblem answers a request that failed because the store did (err
-// matches store.ErrUnavailable): 507 Insufficient Storage for a full disk,
-// 503 otherwise, both with Retry-After, since the same request may succeed
-// later. The store's loops log the failure; the requests do not.
-func storeProblem(err error) error {
-	if errors.Is(err, store.ErrDiskFull) {
-		return huma.ErrorWithHeaders(huma.NewError(http.StatusInsufficientStorage, "the server's storage is full; try again later"),
-			http.Header{"Retry-After": {diskFullRetryAfter}})
-	}
-	return huma.ErrorWithHeaders(huma.Error503ServiceUnavailable("the server's database is unavailable; try again later"),
-		http.Header{"Retry-After": {unavailableRetryAfter}})
-}
+// runRoutes words the table's answers for runs.
+var runRoutes = edge.Routes{Noun: "run"}
 
 // --- core
 
@@ -434,14 +384,14 @@ func (h *webhookHandlers) runTask(ctx context.Context, in *RunTaskInput) (*RunTa
 	if err != nil {
 		return nil, err
 	}
-	if err := checkText("header.Idempotency-Key", in.IdempotencyKey); err != nil {
+	if err := edge.CheckText("header.Idempotency-Key", in.IdempotencyKey); err != nil {
 		return nil, err
 	}
 	inputs, err := h.validateInputs(d, in.RawBody)
 	if err != nil {
 		return nil, err
 	}
-	events, err := webhookParams(in.Webhook, in.WebhookEvents)
+	events, err := edge.WebhookParams(in.Webhook, in.WebhookEvents)
 	if err != nil {
 		return nil, err
 	}
@@ -452,7 +402,7 @@ func (h *webhookHandlers) runTask(ctx context.Context, in *RunTaskInput) (*RunTa
 		Webhook: in.Webhook, WebhookEvents: events,
 	})
 	if err != nil {
-		return nil, h.problemFor(ctx, err)
+		return nil, h.problem(err)
 	}
 	out := &RunTaskOutput{Status: http.StatusAccepted, Location: h.w.runURL(run.Name)}
 	if wait > 0 {
@@ -491,7 +441,7 @@ func (h *webhookHandlers) validateInputs(d *tasks.Definition, raw []byte) (json.
 	}
 	// encoding/json has turned invalid UTF-8 and lone surrogates into
 	// U+FFFD in v; the stored inputs are raw, so they are checked raw.
-	if err := checkJSONText("body", raw); err != nil {
+	if err := edge.CheckJSONText("body", raw); err != nil {
 		return nil, err
 	}
 	if _, ok := v.(map[string]any); !ok && d.InputType.Kind() == reflect.Struct {
@@ -553,30 +503,4 @@ func parsePreferWait(prefer string, max time.Duration) time.Duration {
 		return time.Duration(n * float64(time.Second))
 	}
 	return 0
-}
-
-// webhookParams checks a callback URL and its event filter, as run-task,
-// queue submits and Submit all take them, and returns the filter's
-// normalized event names (nil without a URL: there is nothing to filter).
-// Errors are 422s naming the query parameter. Where the URL may point is
-// checked again at dial time by the delivery client's SSRF guard.
-func webhookParams(url string, events []string) ([]string, error) {
-	if url == "" {
-		return nil, nil
-	}
-	if err := checkText("query.webhook", url); err != nil {
-		return nil, err
-	}
-	if err := callback.ValidateURL(url); err != nil {
-		return nil, huma.Error422UnprocessableEntity("invalid webhook", &huma.ErrorDetail{
-			Message: err.Error(), Location: "query.webhook",
-		})
-	}
-	ev, err := callback.ParseEvents(events)
-	if err != nil {
-		return nil, huma.Error422UnprocessableEntity("invalid webhook_events_filter", &huma.ErrorDetail{
-			Message: err.Error(), Location: "query.webhook_events_filter",
-		})
-	}
-	return ev.Names(), nil
 }

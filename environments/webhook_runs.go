@@ -4,14 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"net/url"
 	"strconv"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 
+	"github.com/taskgate/taskgate/environments/internal/edge"
 	"github.com/taskgate/taskgate/tasks"
 	"github.com/taskgate/taskgate/tasks/dispatch"
 	"github.com/taskgate/taskgate/tasks/store"
@@ -51,7 +50,7 @@ type GetRunOutput struct{ Body RunStatus }
 func (h *webhookHandlers) ownedRun(ctx context.Context, name string) (*tasks.Run, error) {
 	run, err := h.deps.Dispatcher.Get(ctx, name)
 	if err != nil {
-		return nil, h.problemFor(ctx, err)
+		return nil, h.problem(err)
 	}
 	id := caller(ctx)
 	if run.Owner != id.Subject && !h.isAdmin(id) {
@@ -95,7 +94,7 @@ func (h *webhookHandlers) getRun(ctx context.Context, in *RunPath) (*GetRunOutpu
 	if run.Webhook != "" {
 		ds, err := h.deps.Dispatcher.Deliveries(ctx, run.Name)
 		if err != nil {
-			return nil, h.problemFor(ctx, err)
+			return nil, h.problem(err)
 		}
 		for _, d := range ds {
 			attempts := d.Attempts
@@ -160,14 +159,14 @@ type AbortOutput struct {
 }
 
 func (h *webhookHandlers) abortRun(ctx context.Context, in *AbortInput) (*AbortOutput, error) {
-	if err := checkText("query.reason", in.Reason); err != nil {
+	if err := edge.CheckText("query.reason", in.Reason); err != nil {
 		return nil, err
 	}
 	if _, err := h.ownedRun(ctx, in.Name); err != nil {
 		return nil, err
 	}
 	if _, err := h.deps.Dispatcher.Abort(ctx, in.Name, in.Reason); err != nil {
-		return nil, h.problemFor(ctx, err)
+		return nil, h.problem(err)
 	}
 	out := &AbortOutput{}
 	out.Body.Name, out.Body.Status, out.Body.Reason = in.Name, "abort_requested", in.Reason
@@ -205,7 +204,7 @@ func (h *webhookHandlers) listRuns(ctx context.Context, in *ListRunsInput) (*Lis
 	}
 	runs, next, err := h.deps.Dispatcher.List(ctx, opts)
 	if err != nil {
-		return nil, h.problemFor(ctx, err)
+		return nil, h.problem(err)
 	}
 	out := &ListRunsOutput{}
 	out.Body.Runs = make([]RunStatus, len(runs))
@@ -222,10 +221,6 @@ type RunEventsInput struct {
 	LastEventID string `header:"Last-Event-ID" doc:"Resume after this event id."`
 }
 
-// keepAlive is how often an idle event stream sends a comment, so proxies
-// and clients do not time it out.
-var keepAlive = 15 * time.Second
-
 func (h *webhookHandlers) runEvents(ctx context.Context, in *RunEventsInput) (*huma.StreamResponse, error) {
 	if _, err := h.ownedRun(ctx, in.Name); err != nil {
 		return nil, err
@@ -240,13 +235,13 @@ func (h *webhookHandlers) runEvents(ctx context.Context, in *RunEventsInput) (*h
 	}
 	events, err := h.deps.Dispatcher.Events(ctx, in.Name, after)
 	if err != nil {
-		return nil, h.problemFor(ctx, err)
+		return nil, h.problem(err)
 	}
 	return &huma.StreamResponse{Body: func(hctx huma.Context) {
-		w, flush := openEventStream(hctx)
+		w, flush := edge.OpenEventStream(hctx)
 		fmt.Fprint(w, ": stream of run events\nretry: 2000\n\n")
 		flush()
-		tick := time.NewTicker(keepAlive)
+		tick := time.NewTicker(edge.KeepAlive)
 		defer tick.Stop()
 		for {
 			select {
@@ -270,21 +265,6 @@ func (h *webhookHandlers) runEvents(ctx context.Context, in *RunEventsInput) (*h
 	}}, nil
 }
 
-// openEventStream starts a Server-Sent Events response (no caching, no
-// proxy buffering) and returns its writer and a flush for each event.
-func openEventStream(hctx huma.Context) (io.Writer, func()) {
-	hctx.SetHeader("Content-Type", "text/event-stream")
-	hctx.SetHeader("Cache-Control", "no-cache")
-	hctx.SetHeader("X-Accel-Buffering", "no")
-	hctx.SetStatus(http.StatusOK)
-	w := hctx.BodyWriter()
-	return w, func() {
-		if f, ok := w.(http.Flusher); ok {
-			f.Flush()
-		}
-	}
-}
-
 // NodesOutput is GET /nodes.
 type NodesOutput struct {
 	Body struct {
@@ -305,7 +285,7 @@ func (h *webhookHandlers) listNodes(ctx context.Context, _ *struct{}) (*NodesOut
 	}
 	nodes, err := h.deps.Dispatcher.Nodes(ctx)
 	if err != nil {
-		return nil, h.problemFor(ctx, err)
+		return nil, h.problem(err)
 	}
 	out := &NodesOutput{}
 	out.Body.Nodes = nodes
@@ -324,7 +304,7 @@ func (h *webhookHandlers) queueSummary(ctx context.Context, _ *struct{}) (*Queue
 	}
 	q, err := h.deps.Dispatcher.Queue(ctx)
 	if err != nil {
-		return nil, h.problemFor(ctx, err)
+		return nil, h.problem(err)
 	}
 	return &QueueOutput{Body: q}, nil
 }
