@@ -79,7 +79,7 @@ var _ Environment = (*AppEnvironment)(nil)
 // NewAppEnvironment checks cfg: invalid settings or malformed resources
 // are errors here, not at the first request.
 func NewAppEnvironment(cfg AppConfig) (*AppEnvironment, error) {
-	if err := cfg.Settings.validate(); err != nil {
+	if err := cfg.Settings.Validate(); err != nil {
 		return nil, err
 	}
 	if cfg.Label != "" {
@@ -116,7 +116,7 @@ func (a *AppEnvironment) Resources() tasks.Resources { return a.cfg.Resources }
 // of huma while registering an operation (a type it cannot describe, two
 // operations on one path) is returned as an error.
 func (a *AppEnvironment) Build(deps *Deps) (h http.Handler, err error) {
-	if err := a.cfg.Settings.validate(); err != nil {
+	if err := a.cfg.Settings.Validate(); err != nil {
 		return nil, err
 	}
 	a.mu.Lock()

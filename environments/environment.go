@@ -86,8 +86,10 @@ const DefaultMaxBodyBytes = 10 << 20
 // MaxBodyLimit is the largest MaxBodyBytes an environment may set.
 const MaxBodyLimit = 4 << 30
 
-// validate checks settings shared by every environment kind.
-func (s *Settings) validate() error {
+// Validate checks the settings every environment kind shares. Each
+// kind's constructor calls it, and Wrap again, since settings are a
+// struct the user may change until the App starts.
+func (s *Settings) Validate() error {
 	if !tasks.ValidName(s.Name) {
 		return fmt.Errorf("environment name %q is not a lowercase DNS label", s.Name)
 	}

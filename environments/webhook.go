@@ -74,7 +74,7 @@ func EndpointNames() []string {
 // NewWebhook checks cfg: an unknown group, endpoint or malformed allowlist
 // entry is an error here, not a warning later.
 func NewWebhook(cfg WebhookConfig) (*Webhook, error) {
-	if err := cfg.Settings.validate(); err != nil {
+	if err := cfg.Settings.Validate(); err != nil {
 		return nil, err
 	}
 	if cfg.MaxWait <= 0 || cfg.MaxWait > 60*time.Second {
@@ -230,3 +230,6 @@ func (w *Webhook) Build(deps *Deps) (http.Handler, error) {
 func (w *Webhook) runURL(name string) string {
 	return path.Join("/", w.cfg.PathPrefix, "run", name)
 }
+
+// PublicPaths implements environments.PublicPather.
+func (w *Webhook) PublicPaths() []string { return slices.Concat([]string{"/health"}, apidocs.Paths) }
