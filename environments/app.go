@@ -40,10 +40,11 @@ type AppConfig struct {
 	// do not reserve them; queued requests (Queue) are placed under them
 	// by the scheduler.
 	Resources tasks.Resources
-	// Queue serves fal-style queue routes in front of the app (queue.go):
-	// any route can be submitted, polled, cancelled and fetched later.
-	// Queued requests run under Resources through the scheduler.
-	Queue QueueConfig
+	// Queue serves queue routes in front of the app: any route can be
+	// submitted, polled, cancelled and fetched later, and queued requests
+	// run under Resources through the scheduler. Nil serves none; package
+	// environments/queue makes one (queue.New).
+	Queue Queue
 }
 
 // AppEnvironment serves an application of the user's own behind the
@@ -54,16 +55,15 @@ type AppConfig struct {
 //
 // Limits.MaxInFlight (Modal's max_inputs) bounds what the app's own code
 // serves at once: its operations and Handler, requests served directly
-// and queued requests replayed (QueueConfig) together. /health, the docs,
-// the OpenAPI documents and the queue routes are not counted, so they
-// answer while the app is busy.
+// and queued requests replayed (AppConfig.Queue) together. /health, the
+// docs, the OpenAPI documents and the queue routes are not counted, so
+// they answer while the app is busy.
 type AppEnvironment struct {
 	cfg AppConfig
 
 	mu        sync.Mutex
 	endpoints []endpointReg
 	urls      URLSettings // from the last Build, for URL
-	queue     *queue      // state of the queue routes (queue.go); set at the first Build with Queue.Enabled
 	limit     *appLimit   // max_inputs (inflight.go), shared by direct requests and replays; set at the first Build
 	limitSet  bool        // limit was set (it is nil without MaxInFlight)
 }
@@ -171,9 +171,15 @@ func (a *AppEnvironment) Build(deps *Deps) (h http.Handler, err error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	// The queue routes and their replay task (queue.go), when enabled.
-	if err := a.buildQueue(deps, r, api); err != nil {
-		return nil, err
+	// The queue routes and their replay task, when there is a queue.
+	if a.cfg.Queue != nil {
+		err := a.cfg.Queue.Mount(&QueueMount{
+			Settings: &a.cfg.Settings, Resources: a.cfg.Resources, Deps: deps,
+			API: api, App: r, Acquire: limit.acquire,
+		})
+		if err != nil {
+			return nil, err
+		}
 	}
 
 	if a.cfg.Handler != nil {

@@ -23,6 +23,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/taskgate/taskgate/environments"
+	"github.com/taskgate/taskgate/environments/queue"
 	"github.com/taskgate/taskgate/examples/quickstart/demo"
 	"github.com/taskgate/taskgate/framework"
 	"github.com/taskgate/taskgate/framework/frameworktest"
@@ -524,7 +525,12 @@ func TestStoreFailuresAnswer503Or507(t *testing.T) {
 				Logger: logger, Registry: reg, Dispatcher: d, Authenticator: auth,
 				Environments: []environments.Environment{
 					environments.MustWebhook(environments.WebhookConfig{Settings: environments.Settings{Name: "hooks"}}),
-					queueEnv(newQueueApp(), func(c *environments.AppConfig) { c.PathPrefix = "/gen" }),
+					// The store refuses the submit: the app's handler is never reached.
+					environments.MustAppEnvironment(environments.AppConfig{
+						Settings: environments.Settings{Name: "gen", PathPrefix: "/gen"},
+						Handler:  http.NotFoundHandler(),
+						Queue:    queue.MustNew(queue.Config{}),
+					}),
 				},
 				OnStart: []func(context.Context) error{d.Start},
 				OnStop:  []func(context.Context) error{func(ctx context.Context) error { return errors.Join(d.Close(ctx), sq.Close()) }},

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/taskgate/taskgate/environments"
+	"github.com/taskgate/taskgate/environments/queue"
 	"github.com/taskgate/taskgate/examples/quickstart/demo"
 	"github.com/taskgate/taskgate/framework"
 	"github.com/taskgate/taskgate/framework/frameworktest"
@@ -517,7 +518,7 @@ func TestQueueReplayTasksAreNotReachableThroughRunTask(t *testing.T) {
 	app := environments.MustAppEnvironment(environments.AppConfig{
 		Settings: environments.Settings{Name: "myapp", PathPrefix: "/app"},
 		Handler:  http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") }),
-		Queue:    environments.QueueConfig{Enabled: true},
+		Queue:    queue.MustNew(queue.Config{}),
 	})
 	s := newStack(t, demo.Webhook(), app)
 	for _, tk := range s.do("GET", "/tasks", whAdmin, "").body["tasks"].([]any) {

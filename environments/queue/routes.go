@@ -1,4 +1,4 @@
-package environments
+package queue
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	chimw "github.com/go-chi/chi/v5/middleware"
 
+	"github.com/taskgate/taskgate/environments"
 	"github.com/taskgate/taskgate/environments/internal/edge"
 	"github.com/taskgate/taskgate/internal/storable"
 	"github.com/taskgate/taskgate/middleware"
@@ -23,8 +24,8 @@ import (
 	"github.com/taskgate/taskgate/tasks/dispatch"
 )
 
-// GroupQueue tags the queue operations in an app environment's docs.
-const GroupQueue = "queue"
+// Tag tags the queue operations in an app environment's docs.
+const Tag = "queue"
 
 // submitRoute is the chi pattern of POST /queue/submit/{path...}: chi's
 // wildcard, the only pattern that spans slashes. The OpenAPI document shows
@@ -34,55 +35,55 @@ const (
 	submitDocPath = "/queue/submit/{path}"
 )
 
-// queueCodes name why a completed request has no response, or why an
+// The codes name why a completed request has no response, or why an
 // operation was refused, in the "code" member of the problem+json.
 const (
-	QueueCodeAlreadyCompleted = "ALREADY_COMPLETED"
-	QueueCodeInQueue          = QueueStatusInQueue
-	QueueCodeInProgress       = QueueStatusInProgress
-	QueueCodeCancelled        = "CANCELLED"
-	QueueCodeStartTimeout     = "START_TIMEOUT"
-	QueueCodeTimedOut         = "TIMED_OUT"
-	QueueCodeFailed           = "FAILED"
+	CodeAlreadyCompleted = "ALREADY_COMPLETED"
+	CodeInQueue          = StatusInQueue
+	CodeInProgress       = StatusInProgress
+	CodeCancelled        = "CANCELLED"
+	CodeStartTimeout     = "START_TIMEOUT"
+	CodeTimedOut         = "TIMED_OUT"
+	CodeFailed           = "FAILED"
 )
 
-// QueueProblem is a problem+json (RFC 9457) with the queue's
+// Problem is a problem+json (RFC 9457) with the queue's
 // machine-readable Code, such as ALREADY_COMPLETED.
-type QueueProblem struct {
+type Problem struct {
 	huma.ErrorModel
 	Code string `json:"code,omitempty" example:"ALREADY_COMPLETED" doc:"Machine-readable reason: ALREADY_COMPLETED, IN_QUEUE, IN_PROGRESS, CANCELLED, START_TIMEOUT, TIMED_OUT or FAILED."`
 }
 
-// RecordedOutcome marks a QueueProblem as the recorded outcome of a
+// RecordedOutcome marks a Problem as the recorded outcome of a
 // queued request, which error bodies pass as it is (edge.Recorded).
-func (*QueueProblem) RecordedOutcome() {}
+func (*Problem) RecordedOutcome() {}
 
-func queueProblem(status int, code, detail string) *QueueProblem {
-	return &QueueProblem{ErrorModel: huma.ErrorModel{Title: http.StatusText(status), Status: status, Detail: detail}, Code: code}
+func newProblem(status int, code, detail string) *Problem {
+	return &Problem{ErrorModel: huma.ErrorModel{Title: http.StatusText(status), Status: status, Detail: detail}, Code: code}
 }
 
-// QueueSubmitInput is POST /queue/submit/{path...}.
+// SubmitInput is POST /queue/submit/{path...}.
 // The queued path (escaped as sent) and the body, which may be empty and of
 // any type, are read by Resolve: huma's RawBody would require a body.
-type QueueSubmitInput struct {
+type SubmitInput struct {
 	Priority      string   `header:"X-Queue-Priority" enum:"normal,low" default:"normal" doc:"low runs after every normal request waiting with it."`
 	StartTimeout  float64  `header:"X-Queue-Start-Timeout" minimum:"0" example:"30" doc:"Seconds the request may wait to start; past them it completes with error START_TIMEOUT. 0 or absent: no limit."`
 	Webhook       string   `query:"webhook" maxLength:"2048" doc:"URL that gets a signed callback (Standard Webhooks) when the request completes."`
 	WebhookEvents []string `query:"webhook_events_filter" enum:"start,completed" doc:"Events that trigger the callback; default completed."`
 
-	stored QueuedRequest
+	stored Request
 }
 
 // Resolve captures what the replay needs from the request itself. The
 // environment's body limit (Limits.MaxBodyBytes) bounds the read, and
 // answers 413 beyond it.
-func (in *QueueSubmitInput) Resolve(ctx huma.Context) []error {
+func (in *SubmitInput) Resolve(ctx huma.Context) []error {
 	body, err := io.ReadAll(ctx.BodyReader())
 	if err != nil {
 		return []error{huma.Error400BadRequest("reading the request body: " + err.Error())}
 	}
 	u := ctx.URL()
-	in.stored = QueuedRequest{
+	in.stored = Request{
 		Method:   http.MethodPost,
 		Host:     ctx.Host(),
 		Path:     strings.TrimPrefix(u.EscapedPath(), "/queue/submit"),
@@ -119,9 +120,9 @@ func (in *QueueSubmitInput) Resolve(ctx huma.Context) []error {
 	return errs
 }
 
-// QueueSubmitted is the body of POST /queue/submit: where to follow the
+// Submitted is the body of POST /queue/submit: where to follow the
 // request. The URLs are paths on the environment's host.
-type QueueSubmitted struct {
+type Submitted struct {
 	RequestID   string `json:"request_id" example:"r7q2m4x9k3p8s1t6v5w0"`
 	Status      string `json:"status" example:"IN_QUEUE"`
 	StatusURL   string `json:"status_url" example:"/queue/requests/r7q2m4x9k3p8s1t6v5w0/status"`
@@ -129,34 +130,34 @@ type QueueSubmitted struct {
 	CancelURL   string `json:"cancel_url" example:"/queue/requests/r7q2m4x9k3p8s1t6v5w0/cancel"`
 }
 
-// QueueSubmitOutput is the response of POST /queue/submit.
-type QueueSubmitOutput struct {
+// SubmitOutput is the response of POST /queue/submit.
+type SubmitOutput struct {
 	Location string `header:"Location"`
-	Body     QueueSubmitted
+	Body     Submitted
 }
 
-// QueueRequestPath names a queued request.
-type QueueRequestPath struct {
+// RequestPath names a queued request.
+type RequestPath struct {
 	ID string `path:"id" maxLength:"64" example:"r7q2m4x9k3p8s1t6v5w0" doc:"The request_id of the submit."`
 }
 
-// QueueStatusInput is GET /queue/requests/{id}/status (and /status/stream).
-type QueueStatusInput struct {
-	QueueRequestPath
+// StatusInput is GET /queue/requests/{id}/status (and /status/stream).
+type StatusInput struct {
+	RequestPath
 	Logs bool `query:"logs" doc:"Include the lines the replay logged (1 or true)."`
 }
 
-// QueueLog is one line logged while the request was replayed, by the
+// Log is one line logged while the request was replayed, by the
 // queue or by the handler through tasks.Logger(r.Context()).
-type QueueLog struct {
+type Log struct {
 	Timestamp time.Time       `json:"timestamp"`
 	Level     string          `json:"level" example:"INFO"`
 	Message   string          `json:"message"`
 	Attrs     json.RawMessage `json:"attrs,omitempty"`
 }
 
-// QueueStatus is the status of a queued request.
-type QueueStatus struct {
+// Status is the status of a queued request.
+type Status struct {
 	RequestID string `json:"request_id"`
 	Status    string `json:"status" enum:"IN_QUEUE,IN_PROGRESS,COMPLETED"`
 	// QueuePosition counts the requests and runs ahead (fal's meaning):
@@ -164,31 +165,31 @@ type QueueStatus struct {
 	QueuePosition int    `json:"queue_position" doc:"Runs ahead of this request in the queue; 0 when next or started."`
 	ResponseURL   string `json:"response_url"`
 	// Error and ErrorType say why a COMPLETED request has no response.
-	Error     string     `json:"error,omitempty"`
-	ErrorType string     `json:"error_type,omitempty" enum:"CANCELLED,START_TIMEOUT,TIMED_OUT,FAILED"`
-	Logs      []QueueLog `json:"logs,omitempty"`
+	Error     string `json:"error,omitempty"`
+	ErrorType string `json:"error_type,omitempty" enum:"CANCELLED,START_TIMEOUT,TIMED_OUT,FAILED"`
+	Logs      []Log  `json:"logs,omitempty"`
 }
 
-// QueueStatusOutput is GET /queue/requests/{id}/status: 202 until the
+// StatusOutput is GET /queue/requests/{id}/status: 202 until the
 // request completed, then 200.
-type QueueStatusOutput struct {
+type StatusOutput struct {
 	Status int
-	Body   QueueStatus
+	Body   Status
 }
 
-// QueueCancelOutput is PUT /queue/requests/{id}/cancel.
-type QueueCancelOutput struct {
+// CancelOutput is PUT /queue/requests/{id}/cancel.
+type CancelOutput struct {
 	Body struct {
 		Status string `json:"status" example:"CANCELLATION_REQUESTED"`
 	}
 }
 
-func (q *queue) register(api huma.API) {
+func (q *Queue) register(api huma.API) {
 	maxBody := q.settings.Limits.MaxBodyBytes
 	if maxBody == 0 {
-		maxBody = DefaultMaxBodyBytes
+		maxBody = environments.DefaultMaxBodyBytes
 	}
-	tags := []string{GroupQueue}
+	tags := []string{Tag}
 	huma.Register(api, huma.Operation{
 		OperationID: "queue-submit", Method: http.MethodPost, Path: submitRoute, Tags: tags,
 		Summary: "Queue a request",
@@ -224,7 +225,7 @@ func (q *queue) register(api huma.API) {
 		Description: "IN_QUEUE (with queue_position), IN_PROGRESS or COMPLETED. 202 until completed, then 200. `logs=1` adds the replay's log lines.",
 		Responses: map[string]*huma.Response{"202": {
 			Description: "Not completed yet.",
-			Content:     map[string]*huma.MediaType{"application/json": {Schema: api.OpenAPI().Components.Schemas.Schema(reflectQueueStatus, true, "QueueStatus")}},
+			Content:     map[string]*huma.MediaType{"application/json": {Schema: api.OpenAPI().Components.Schemas.Schema(reflectStatus, true, "QueueStatus")}},
 		}},
 	}, q.status)
 	huma.Register(api, huma.Operation{
@@ -232,7 +233,7 @@ func (q *queue) register(api huma.API) {
 		Summary:     "Stream a queued request's status",
 		Description: "Server-Sent Events: the status now, then each change (and queue position change), ending after COMPLETED.",
 		Responses: map[string]*huma.Response{"200": {
-			Description: "An event stream of QueueStatus objects.",
+			Description: "An event stream of Status objects.",
 			Content:     map[string]*huma.MediaType{"text/event-stream": {Schema: &huma.Schema{Type: huma.TypeString}}},
 		}},
 	}, q.statusStream)
@@ -253,7 +254,7 @@ func (q *queue) register(api huma.API) {
 	}, q.cancel)
 }
 
-var reflectQueueStatus = reflect.TypeFor[QueueStatus]()
+var reflectStatus = reflect.TypeFor[Status]()
 
 // withoutParams drops the queue's own parameters from a query string and
 // keeps the rest exactly: same order, same escaping.
@@ -273,7 +274,7 @@ func withoutParams(raw string, names ...string) string {
 }
 
 // urls of a request, as paths on the environment's host.
-func (q *queue) urls(id string) (status, response, cancel string) {
+func (q *Queue) urls(id string) (status, response, cancel string) {
 	base := path.Join("/", q.settings.PathPrefix, "queue", "requests", id)
 	return base + "/status", base, base + "/cancel"
 }
@@ -289,7 +290,7 @@ func verifiedCaller(ctx context.Context) (middleware.Identity, error) {
 	return id, nil
 }
 
-func (q *queue) submit(ctx context.Context, in *QueueSubmitInput) (*QueueSubmitOutput, error) {
+func (q *Queue) submit(ctx context.Context, in *SubmitInput) (*SubmitOutput, error) {
 	id, err := verifiedCaller(ctx)
 	if err != nil {
 		return nil, err
@@ -319,9 +320,9 @@ func (q *queue) submit(ctx context.Context, in *QueueSubmitInput) (*QueueSubmitO
 		q.dropCredentials(stored.CredentialsRef)
 		return nil, q.problem(err)
 	}
-	priority := QueuePriorityNormal
+	priority := PriorityNormal
 	if in.Priority == "low" {
-		priority = QueuePriorityLow
+		priority = PriorityLow
 	}
 	run, _, err := deps.Dispatcher.Submit(ctx, dispatch.SubmitRequest{
 		Task: q.def, Inputs: inputs, Caller: id, Priority: priority,
@@ -333,14 +334,14 @@ func (q *queue) submit(ctx context.Context, in *QueueSubmitInput) (*QueueSubmitO
 	}
 	q.track(deps.Dispatcher, run.Name, stored.CredentialsRef, startTimeout)
 	status, response, cancel := q.urls(run.Name)
-	return &QueueSubmitOutput{Location: status, Body: QueueSubmitted{
-		RequestID: run.Name, Status: QueueStatusInQueue, StatusURL: status, ResponseURL: response, CancelURL: cancel,
+	return &SubmitOutput{Location: status, Body: Submitted{
+		RequestID: run.Name, Status: StatusInQueue, StatusURL: status, ResponseURL: response, CancelURL: cancel,
 	}}, nil
 }
 
 // ownedRequest loads a request of this queue that the caller may see: its
 // own or, for the admin group, anyone's. Anything else is 404.
-func (q *queue) ownedRequest(ctx context.Context, id string) (*tasks.Run, *Deps, error) {
+func (q *Queue) ownedRequest(ctx context.Context, id string) (*tasks.Run, *environments.Deps, error) {
 	who, err := verifiedCaller(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -358,20 +359,20 @@ func (q *queue) ownedRequest(ctx context.Context, id string) (*tasks.Run, *Deps,
 
 // problem answers err through the one table (edge.Problem), in the
 // queue's words.
-func (q *queue) problem(err error) error {
+func (q *Queue) problem(err error) error {
 	return edge.Problem(fmt.Errorf("queue of environment %s: %w", q.env, err), edge.Routes{
 		Noun:        "request",
-		AlreadyDone: queueProblem(http.StatusBadRequest, QueueCodeAlreadyCompleted, "the request already completed"),
+		AlreadyDone: newProblem(http.StatusBadRequest, CodeAlreadyCompleted, "the request already completed"),
 	})
 }
 
 // enforceStart aborts a request still waiting past its start deadline,
 // for when the timer of the process that took the submit is gone.
-func (q *queue) enforceStart(ctx context.Context, deps *Deps, run *tasks.Run) *tasks.Run {
+func (q *Queue) enforceStart(ctx context.Context, deps *environments.Deps, run *tasks.Run) *tasks.Run {
 	if !waiting(run.Phase) {
 		return run
 	}
-	var in QueuedRequest
+	var in Request
 	if json.Unmarshal(run.Inputs, &in) != nil {
 		return run
 	}
@@ -390,11 +391,11 @@ func (q *queue) enforceStart(ctx context.Context, deps *Deps, run *tasks.Run) *t
 func queueStatusOf(p tasks.Phase) string {
 	switch {
 	case p.Terminal():
-		return QueueStatusCompleted
+		return StatusCompleted
 	case waiting(p):
-		return QueueStatusInQueue
+		return StatusInQueue
 	}
-	return QueueStatusInProgress
+	return StatusInProgress
 }
 
 // queueErrorType says why a completed request has no response; "" when
@@ -403,22 +404,22 @@ func queueErrorType(run *tasks.Run) string {
 	switch {
 	case run.Phase == tasks.PhaseSucceeded:
 		return ""
-	case strings.HasPrefix(run.AbortReason, ErrQueueStartTimeout.Error()),
-		strings.HasPrefix(run.Error, ErrQueueStartTimeout.Error()),
-		strings.HasPrefix(run.Error, "aborted: "+ErrQueueStartTimeout.Error()):
-		return QueueCodeStartTimeout
+	case strings.HasPrefix(run.AbortReason, ErrStartTimeout.Error()),
+		strings.HasPrefix(run.Error, ErrStartTimeout.Error()),
+		strings.HasPrefix(run.Error, "aborted: "+ErrStartTimeout.Error()):
+		return CodeStartTimeout
 	case run.Phase == tasks.PhaseAborted:
-		return QueueCodeCancelled
+		return CodeCancelled
 	case run.Phase == tasks.PhaseTimedOut:
-		return QueueCodeTimedOut
+		return CodeTimedOut
 	}
-	return QueueCodeFailed
+	return CodeFailed
 }
 
-func (q *queue) statusOf(ctx context.Context, deps *Deps, run *tasks.Run, logs bool) (QueueStatus, error) {
+func (q *Queue) statusOf(ctx context.Context, deps *environments.Deps, run *tasks.Run, logs bool) (Status, error) {
 	_, response, _ := q.urls(run.Name)
-	s := QueueStatus{RequestID: run.Name, Status: queueStatusOf(run.Phase), ResponseURL: response}
-	if s.Status == QueueStatusInQueue {
+	s := Status{RequestID: run.Name, Status: queueStatusOf(run.Phase), ResponseURL: response}
+	if s.Status == StatusInQueue {
 		if pos, _ := deps.Dispatcher.QueuePosition(run.Name); pos > 0 {
 			s.QueuePosition = pos - 1
 		}
@@ -434,15 +435,15 @@ func (q *queue) statusOf(ctx context.Context, deps *Deps, run *tasks.Run, logs b
 		if err != nil {
 			return s, q.problem(err)
 		}
-		s.Logs = make([]QueueLog, len(lines))
+		s.Logs = make([]Log, len(lines))
 		for i, l := range lines {
-			s.Logs[i] = QueueLog{Timestamp: l.At, Level: l.Level, Message: l.Message, Attrs: l.Attrs}
+			s.Logs[i] = Log{Timestamp: l.At, Level: l.Level, Message: l.Message, Attrs: l.Attrs}
 		}
 	}
 	return s, nil
 }
 
-func (q *queue) status(ctx context.Context, in *QueueStatusInput) (*QueueStatusOutput, error) {
+func (q *Queue) status(ctx context.Context, in *StatusInput) (*StatusOutput, error) {
 	run, deps, err := q.ownedRequest(ctx, in.ID)
 	if err != nil {
 		return nil, err
@@ -452,7 +453,7 @@ func (q *queue) status(ctx context.Context, in *QueueStatusInput) (*QueueStatusO
 	if err != nil {
 		return nil, err
 	}
-	out := &QueueStatusOutput{Status: http.StatusAccepted, Body: s}
+	out := &StatusOutput{Status: http.StatusAccepted, Body: s}
 	if run.Done() {
 		out.Status = http.StatusOK
 	}
@@ -463,7 +464,7 @@ func (q *queue) status(ctx context.Context, in *QueueStatusInput) (*QueueStatusO
 // waiting request: positions move without events of the request itself.
 var queuePositionPoll = time.Second
 
-func (q *queue) statusStream(ctx context.Context, in *QueueStatusInput) (*huma.StreamResponse, error) {
+func (q *Queue) statusStream(ctx context.Context, in *StatusInput) (*huma.StreamResponse, error) {
 	run, deps, err := q.ownedRequest(ctx, in.ID)
 	if err != nil {
 		return nil, err
@@ -475,7 +476,7 @@ func (q *queue) statusStream(ctx context.Context, in *QueueStatusInput) (*huma.S
 	return &huma.StreamResponse{Body: func(hctx huma.Context) {
 		w, flush := edge.OpenEventStream(hctx)
 		sctx := hctx.Context()
-		var last QueueStatus
+		var last Status
 		seq := 0
 		// send writes the current status when it differs from the last one
 		// sent, and reports whether the stream is over.
@@ -496,7 +497,7 @@ func (q *queue) statusStream(ctx context.Context, in *QueueStatusInput) (*huma.S
 				flush()
 				last = s
 			}
-			return s.Status == QueueStatusCompleted
+			return s.Status == StatusCompleted
 		}
 		fmt.Fprint(w, ": queue status stream\nretry: 2000\n\n")
 		if send() {
@@ -528,7 +529,7 @@ func (q *queue) statusStream(ctx context.Context, in *QueueStatusInput) (*huma.S
 	}}, nil
 }
 
-func (q *queue) response(ctx context.Context, in *QueueRequestPath) (*huma.StreamResponse, error) {
+func (q *Queue) response(ctx context.Context, in *RequestPath) (*huma.StreamResponse, error) {
 	run, deps, err := q.ownedRequest(ctx, in.ID)
 	if err != nil {
 		return nil, err
@@ -536,18 +537,18 @@ func (q *queue) response(ctx context.Context, in *QueueRequestPath) (*huma.Strea
 	run = q.enforceStart(ctx, deps, run)
 	if !run.Done() {
 		st := queueStatusOf(run.Phase)
-		return nil, queueProblem(http.StatusBadRequest, st, "the request has not completed: "+st)
+		return nil, newProblem(http.StatusBadRequest, st, "the request has not completed: "+st)
 	}
 	switch typ := queueErrorType(run); typ {
 	case "":
-	case QueueCodeCancelled:
-		return nil, queueProblem(http.StatusConflict, typ, run.Error)
-	case QueueCodeStartTimeout, QueueCodeTimedOut:
-		return nil, queueProblem(http.StatusGatewayTimeout, typ, run.Error)
+	case CodeCancelled:
+		return nil, newProblem(http.StatusConflict, typ, run.Error)
+	case CodeStartTimeout, CodeTimedOut:
+		return nil, newProblem(http.StatusGatewayTimeout, typ, run.Error)
 	default:
-		return nil, queueProblem(http.StatusInternalServerError, typ, run.Error)
+		return nil, newProblem(http.StatusInternalServerError, typ, run.Error)
 	}
-	var out QueuedResponse
+	var out Response
 	if err := json.Unmarshal(run.Outputs, &out); err != nil || out.StatusCode < 100 || out.StatusCode > 999 {
 		if len(run.Outputs) == 0 {
 			return nil, huma.Error410Gone("the response is no longer kept")
@@ -571,18 +572,18 @@ func (q *queue) response(ctx context.Context, in *QueueRequestPath) (*huma.Strea
 	}}, nil
 }
 
-func (q *queue) cancel(ctx context.Context, in *QueueRequestPath) (*QueueCancelOutput, error) {
+func (q *Queue) cancel(ctx context.Context, in *RequestPath) (*CancelOutput, error) {
 	run, deps, err := q.ownedRequest(ctx, in.ID)
 	if err != nil {
 		return nil, err
 	}
 	if run.Done() {
-		return nil, queueProblem(http.StatusBadRequest, QueueCodeAlreadyCompleted, "the request already completed")
+		return nil, newProblem(http.StatusBadRequest, CodeAlreadyCompleted, "the request already completed")
 	}
 	if _, err := deps.Dispatcher.Abort(ctx, run.Name, "cancelled by the caller"); err != nil {
 		return nil, q.problem(err)
 	}
-	out := &QueueCancelOutput{}
+	out := &CancelOutput{}
 	out.Body.Status = "CANCELLATION_REQUESTED"
 	return out, nil
 }
