@@ -178,10 +178,11 @@ type StatusOutput struct {
 }
 
 // CancelOutput is PUT /queue/requests/{id}/cancel.
-type CancelOutput struct {
-	Body struct {
-		Status string `json:"status" example:"CANCELLATION_REQUESTED"`
-	}
+type CancelOutput struct{ Body Cancelled }
+
+// Cancelled is the body of PUT /queue/requests/{id}/cancel.
+type Cancelled struct {
+	Status string `json:"status" example:"CANCELLATION_REQUESTED"`
 }
 
 func (q *Queue) register(api huma.API) {
