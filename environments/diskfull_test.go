@@ -24,6 +24,7 @@ import (
 
 	"github.com/taskgate/taskgate/environments"
 	"github.com/taskgate/taskgate/environments/queue"
+	"github.com/taskgate/taskgate/environments/webhook"
 	"github.com/taskgate/taskgate/examples/quickstart/demo"
 	"github.com/taskgate/taskgate/framework"
 	"github.com/taskgate/taskgate/framework/frameworktest"
@@ -103,8 +104,8 @@ func TestFullDiskAnswers507AndBacksOff(t *testing.T) {
 	const token = "disk-token-0123456789"
 	auth, err := middleware.ParseStaticTokens(token + "=alice")
 	require.NoError(t, err)
-	env := environments.MustWebhook(environments.WebhookConfig{
-		Settings: environments.Settings{Name: "disk"}, Groups: []string{environments.GroupAll},
+	env := webhook.MustNew(webhook.Config{
+		Settings: environments.Settings{Name: "disk"}, Groups: []string{webhook.GroupAll},
 	})
 	app := &framework.App{
 		Logger: logger, Environments: []environments.Environment{env}, Registry: reg,
@@ -524,7 +525,7 @@ func TestStoreFailuresAnswer503Or507(t *testing.T) {
 			app := &framework.App{
 				Logger: logger, Registry: reg, Dispatcher: d, Authenticator: auth,
 				Environments: []environments.Environment{
-					environments.MustWebhook(environments.WebhookConfig{Settings: environments.Settings{Name: "hooks"}}),
+					webhook.MustNew(webhook.Config{Settings: environments.Settings{Name: "hooks"}}),
 					// The store refuses the submit: the app's handler is never reached.
 					environments.MustAppEnvironment(environments.AppConfig{
 						Settings: environments.Settings{Name: "gen", PathPrefix: "/gen"},

@@ -19,6 +19,7 @@ import (
 
 	"github.com/taskgate/taskgate/environments"
 	"github.com/taskgate/taskgate/environments/queue"
+	"github.com/taskgate/taskgate/environments/webhook"
 	"github.com/taskgate/taskgate/framework"
 	"github.com/taskgate/taskgate/middleware"
 	"github.com/taskgate/taskgate/tasks"
@@ -652,7 +653,7 @@ func TestQueueReplaysHumaOperations(t *testing.T) {
 // RequiredGroup.
 func TestQueueReplayStartedElsewhereIsRefused(t *testing.T) {
 	t.Parallel()
-	hooks := environments.MustWebhook(environments.WebhookConfig{Settings: environments.Settings{Name: "hooks", PathPrefix: "/hooks"}})
+	hooks := webhook.MustNew(webhook.Config{Settings: environments.Settings{Name: "hooks", PathPrefix: "/hooks"}})
 	s := queueStart(t, t.TempDir(), "", queueEnv(newQueueApp(), func(c *environments.AppConfig) {
 		c.Auth.RequiredGroup = "ml"
 	}), nil, hooks)
@@ -671,7 +672,7 @@ func TestQueueReplayStartedElsewhereIsRefused(t *testing.T) {
 func TestQueueCredentialsGoOnlyToTheirOwner(t *testing.T) {
 	t.Parallel()
 	app := newQueueApp()
-	hooks := environments.MustWebhook(environments.WebhookConfig{Settings: environments.Settings{Name: "hooks", PathPrefix: "/hooks"}})
+	hooks := webhook.MustNew(webhook.Config{Settings: environments.Settings{Name: "hooks", PathPrefix: "/hooks"}})
 	s := queueStart(t, t.TempDir(), "H100:1", queueEnv(app, func(c *environments.AppConfig) {
 		c.Resources = tasks.Resources{GPU: "H100:1"}
 	}), nil, hooks)

@@ -1,4 +1,4 @@
-package environments
+package webhook
 
 import (
 	"context"
@@ -47,7 +47,7 @@ type GetRunOutput struct{ Body RunStatus }
 
 // ownedRun loads a run the caller may see: its owner's or, for the admin
 // group, anyone's. Anything else is 404, so names of others' runs leak nothing.
-func (h *webhookHandlers) ownedRun(ctx context.Context, name string) (*tasks.Run, error) {
+func (h *handlers) ownedRun(ctx context.Context, name string) (*tasks.Run, error) {
 	run, err := h.deps.Dispatcher.Get(ctx, name)
 	if err != nil {
 		return nil, h.problem(err)
@@ -59,7 +59,7 @@ func (h *webhookHandlers) ownedRun(ctx context.Context, name string) (*tasks.Run
 	return run, nil
 }
 
-func (h *webhookHandlers) status(run *tasks.Run) RunStatus {
+func (h *handlers) status(run *tasks.Run) RunStatus {
 	s := RunStatus{
 		Name: run.Name, Task: run.Project + "/" + run.Domain + "/" + run.Task,
 		Phase: run.Phase, URL: h.w.runURL(run.Name), Done: run.Done(),
@@ -85,7 +85,7 @@ type Delivery struct {
 	Attempts []store.DeliveryAttempt `json:"attempts"`
 }
 
-func (h *webhookHandlers) getRun(ctx context.Context, in *RunPath) (*GetRunOutput, error) {
+func (h *handlers) getRun(ctx context.Context, in *RunPath) (*GetRunOutput, error) {
 	run, err := h.ownedRun(ctx, in.Name)
 	if err != nil {
 		return nil, err
@@ -128,7 +128,7 @@ type RunIO struct {
 // GetRunIOOutput is GET /run/{name}/io.
 type GetRunIOOutput struct{ Body RunIO }
 
-func (h *webhookHandlers) getRunIO(ctx context.Context, in *RunPath) (*GetRunIOOutput, error) {
+func (h *handlers) getRunIO(ctx context.Context, in *RunPath) (*GetRunIOOutput, error) {
 	run, err := h.ownedRun(ctx, in.Name)
 	if err != nil {
 		return nil, err
@@ -158,7 +158,7 @@ type AbortOutput struct {
 	}
 }
 
-func (h *webhookHandlers) abortRun(ctx context.Context, in *AbortInput) (*AbortOutput, error) {
+func (h *handlers) abortRun(ctx context.Context, in *AbortInput) (*AbortOutput, error) {
 	if err := edge.CheckText("query.reason", in.Reason); err != nil {
 		return nil, err
 	}
@@ -190,7 +190,7 @@ type ListRunsOutput struct {
 	}
 }
 
-func (h *webhookHandlers) listRuns(ctx context.Context, in *ListRunsInput) (*ListRunsOutput, error) {
+func (h *handlers) listRuns(ctx context.Context, in *ListRunsInput) (*ListRunsOutput, error) {
 	id := caller(ctx)
 	opts := dispatch.ListOptions{Owner: id.Subject, Task: in.Task, Cursor: in.Cursor, Limit: in.Limit}
 	if in.All {
@@ -221,7 +221,7 @@ type RunEventsInput struct {
 	LastEventID string `header:"Last-Event-ID" doc:"Resume after this event id."`
 }
 
-func (h *webhookHandlers) runEvents(ctx context.Context, in *RunEventsInput) (*huma.StreamResponse, error) {
+func (h *handlers) runEvents(ctx context.Context, in *RunEventsInput) (*huma.StreamResponse, error) {
 	if _, err := h.ownedRun(ctx, in.Name); err != nil {
 		return nil, err
 	}
@@ -272,14 +272,14 @@ type NodesOutput struct {
 	}
 }
 
-func (h *webhookHandlers) requireAdmin(ctx context.Context) error {
+func (h *handlers) requireAdmin(ctx context.Context) error {
 	if !h.isAdmin(caller(ctx)) {
 		return huma.Error403Forbidden("this endpoint is for the admin group")
 	}
 	return nil
 }
 
-func (h *webhookHandlers) listNodes(ctx context.Context, _ *struct{}) (*NodesOutput, error) {
+func (h *handlers) listNodes(ctx context.Context, _ *struct{}) (*NodesOutput, error) {
 	if err := h.requireAdmin(ctx); err != nil {
 		return nil, err
 	}
@@ -298,7 +298,7 @@ func (h *webhookHandlers) listNodes(ctx context.Context, _ *struct{}) (*NodesOut
 // QueueOutput is GET /queue.
 type QueueOutput struct{ Body dispatch.QueueSummary }
 
-func (h *webhookHandlers) queueSummary(ctx context.Context, _ *struct{}) (*QueueOutput, error) {
+func (h *handlers) queueSummary(ctx context.Context, _ *struct{}) (*QueueOutput, error) {
 	if err := h.requireAdmin(ctx); err != nil {
 		return nil, err
 	}

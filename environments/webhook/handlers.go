@@ -1,4 +1,4 @@
-package environments
+package webhook
 
 import (
 	"bytes"
@@ -18,16 +18,17 @@ import (
 	"github.com/danielgtaylor/huma/v2/validation"
 	"github.com/samber/lo"
 
+	"github.com/taskgate/taskgate/environments"
 	"github.com/taskgate/taskgate/environments/internal/edge"
 	"github.com/taskgate/taskgate/middleware"
 	"github.com/taskgate/taskgate/tasks"
 	"github.com/taskgate/taskgate/tasks/dispatch"
 )
 
-// webhookHandlers are the operations of one webhook environment.
-type webhookHandlers struct {
-	w    *Webhook
-	deps *Deps
+// handlers are the operations of one webhook environment.
+type handlers struct {
+	w    *Environment
+	deps *environments.Deps
 	api  huma.API
 
 	schemaMu sync.Mutex
@@ -38,7 +39,7 @@ type taskSchemas struct{ in, out *huma.Schema }
 
 var bearer = []map[string][]string{{"bearer": {}}}
 
-func (h *webhookHandlers) register(api huma.API) {
+func (h *handlers) register(api huma.API) {
 	h.schemas = map[string]taskSchemas{}
 	for _, d := range h.deps.Registry.All() {
 		if h.w.Allowed(d) {
@@ -125,7 +126,7 @@ func (h *webhookHandlers) register(api huma.API) {
 }
 
 // registerIf registers o when the environment serves the endpoint it names.
-func registerIf[I, O any](h *webhookHandlers, api huma.API, o huma.Operation, fn func(context.Context, *I) (*O, error)) {
+func registerIf[I, O any](h *handlers, api huma.API, o huma.Operation, fn func(context.Context, *I) (*O, error)) {
 	if h.w.Serves(o.OperationID) {
 		huma.Register(api, o, fn)
 	}
@@ -133,7 +134,7 @@ func registerIf[I, O any](h *webhookHandlers, api huma.API, o huma.Operation, fn
 
 // schemasOf registers the task's input and output types in the API's schema
 // registry (so /docs lists them) and returns the resolved schemas.
-func (h *webhookHandlers) schemasOf(d *tasks.Definition) taskSchemas {
+func (h *handlers) schemasOf(d *tasks.Definition) taskSchemas {
 	h.schemaMu.Lock()
 	defer h.schemaMu.Unlock()
 	if s, ok := h.schemas[d.ID()]; ok {
@@ -171,10 +172,10 @@ func caller(ctx context.Context) middleware.Identity {
 	return middleware.Identity{Subject: "anonymous"}
 }
 
-func (h *webhookHandlers) isAdmin(id middleware.Identity) bool { return id.InGroup(h.deps.AdminGroup) }
+func (h *handlers) isAdmin(id middleware.Identity) bool { return id.InGroup(h.deps.AdminGroup) }
 
 // problem answers err through the one table (edge.Problem).
-func (h *webhookHandlers) problem(err error) error { return edge.Problem(err, runRoutes) }
+func (h *handlers) problem(err error) error { return edge.Problem(err, runRoutes) }
 
 // runRoutes words the table's answers for runs.
 var runRoutes = edge.Routes{Noun: "run"}
@@ -188,7 +189,7 @@ type HealthOutput struct {
 	}
 }
 
-func (h *webhookHandlers) health(context.Context, *struct{}) (*HealthOutput, error) {
+func (h *handlers) health(context.Context, *struct{}) (*HealthOutput, error) {
 	out := &HealthOutput{}
 	out.Body.Status = "healthy"
 	return out, nil
@@ -205,7 +206,7 @@ type IdentityBody struct {
 // MeOutput is GET /me.
 type MeOutput struct{ Body IdentityBody }
 
-func (h *webhookHandlers) me(ctx context.Context, _ *struct{}) (*MeOutput, error) {
+func (h *handlers) me(ctx context.Context, _ *struct{}) (*MeOutput, error) {
 	id := caller(ctx)
 	groups := id.Groups
 	if groups == nil {
@@ -233,16 +234,16 @@ type ListTasksOutput struct {
 	}
 }
 
-func (h *webhookHandlers) summary(d *tasks.Definition) TaskSummary {
+func (h *handlers) summary(d *tasks.Definition) TaskSummary {
 	return TaskSummary{
 		Project: d.Project, Domain: d.Domain, Name: d.Name, Version: d.Version, Description: d.Description,
 		URL: h.w.prefixed("/task/" + d.ID()),
 	}
 }
 
-func (w *Webhook) prefixed(p string) string { return w.cfg.PathPrefix + p }
+func (w *Environment) prefixed(p string) string { return w.cfg.PathPrefix + p }
 
-func (h *webhookHandlers) listTasks(context.Context, *struct{}) (*ListTasksOutput, error) {
+func (h *handlers) listTasks(context.Context, *struct{}) (*ListTasksOutput, error) {
 	out := &ListTasksOutput{}
 	out.Body.Tasks = lo.FilterMap(h.deps.Registry.All(), func(d *tasks.Definition, _ int) (TaskSummary, bool) {
 		return h.summary(d), h.w.Allowed(d)
@@ -282,7 +283,7 @@ type RetryBody struct {
 type GetTaskOutput struct{ Body TaskDetail }
 
 // lookupTask finds an allowed task: unknown is 404, outside the allowlist 403.
-func (h *webhookHandlers) lookupTask(p TaskPath) (*tasks.Definition, error) {
+func (h *handlers) lookupTask(p TaskPath) (*tasks.Definition, error) {
 	d, ok := h.deps.Registry.Lookup(p.Project, p.Domain, p.Name)
 	if !ok {
 		return nil, huma.Error404NotFound(fmt.Sprintf("task %s/%s/%s not found", p.Project, p.Domain, p.Name))
@@ -293,7 +294,7 @@ func (h *webhookHandlers) lookupTask(p TaskPath) (*tasks.Definition, error) {
 	return d, nil
 }
 
-func (h *webhookHandlers) getTask(_ context.Context, in *TaskPath) (*GetTaskOutput, error) {
+func (h *handlers) getTask(_ context.Context, in *TaskPath) (*GetTaskOutput, error) {
 	d, err := h.lookupTask(*in)
 	if err != nil {
 		return nil, err
@@ -379,7 +380,7 @@ type RunTaskOutput struct {
 	Body              RunAccepted
 }
 
-func (h *webhookHandlers) runTask(ctx context.Context, in *RunTaskInput) (*RunTaskOutput, error) {
+func (h *handlers) runTask(ctx context.Context, in *RunTaskInput) (*RunTaskOutput, error) {
 	d, err := h.lookupTask(in.TaskPath)
 	if err != nil {
 		return nil, err
@@ -428,7 +429,7 @@ func (h *webhookHandlers) runTask(ctx context.Context, in *RunTaskInput) (*RunTa
 
 // validateInputs checks the body against the task's input schema before any
 // run exists: each bad field is named in the 422.
-func (h *webhookHandlers) validateInputs(d *tasks.Definition, raw []byte) (json.RawMessage, error) {
+func (h *handlers) validateInputs(d *tasks.Definition, raw []byte) (json.RawMessage, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 {
 		raw = []byte("{}")
