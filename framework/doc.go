@@ -6,11 +6,12 @@
 // custom domain) and then by the longest path prefix, puts the passthrough
 // auth and the limits of each environment in front of it, and runs the
 // server with every timeout set. GET /ready (no credentials) is its
-// readiness probe. On SIGINT or SIGTERM it drains: first the Dispatcher's
-// node lets its running runs finish (DrainTimeout) while the API still
-// answers, refusing submits with 503 and Retry-After and /ready saying
-// draining; then new requests get 503, in-flight ones finish, and the
-// OnStop hooks run in reverse order, like an ASGI lifespan.
+// readiness probe. On SIGINT or SIGTERM it shuts down: first the
+// Dispatcher drains its runs, letting its node's running runs finish
+// (DrainTimeout) while the API still answers, refusing submits with 503 and
+// Retry-After and /ready saying draining; then new requests get 503 (for
+// ListenerCloseDelay), in-flight ones finish, and the OnStop hooks run in
+// reverse order, like an ASGI lifespan.
 //
 // FromEnv wires a whole service from TASKGATE_* variables: the store
 // (SQLite by default, PostgreSQL past one machine), the dispatcher with the
