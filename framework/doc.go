@@ -19,7 +19,7 @@
 //
 //	cfg, err := framework.LoadEnv()
 //	if err != nil { … }
-//	svc, err := framework.FromEnv(ctx, cfg, nil, registry, environments.MustWebhook(environments.WebhookConfig{
+//	svc, err := framework.FromEnv(ctx, cfg, nil, registry, webhook.MustNew(webhook.Config{
 //		Settings: environments.Settings{Name: "ml"},
 //		Groups:   []string{"all"},
 //	}))
