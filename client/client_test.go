@@ -12,6 +12,7 @@ import (
 
 	"github.com/taskgate/taskgate/client"
 	"github.com/taskgate/taskgate/environments"
+	"github.com/taskgate/taskgate/environments/webhook"
 	"github.com/taskgate/taskgate/examples/quickstart/demo"
 	"github.com/taskgate/taskgate/tasks"
 )
@@ -267,9 +268,9 @@ func TestWaitShowsTheQueuePosition(t *testing.T) {
 func TestWaitPollsWithoutTheEventStream(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t)
-	env := environments.MustWebhook(environments.WebhookConfig{
+	env := webhook.MustNew(webhook.Config{
 		Settings:  environments.Settings{Name: "nostream"},
-		Groups:    []string{environments.GroupCore, environments.GroupTask},
+		Groups:    []string{webhook.GroupCore, webhook.GroupTask},
 		Endpoints: []string{"get-run", "get-run-io"},
 	})
 	c := newClient(t, serve(t, env), aliceToken)

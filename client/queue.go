@@ -15,7 +15,7 @@ import (
 	sse "github.com/tmaxmax/go-sse"
 )
 
-// The queue routes of an app environment (environments.QueueConfig), in
+// The queue routes of an app environment (environments/queue), in
 // fal's style: a request to one of the app's routes is stored, replayed
 // through the scheduler, and its response kept. Make the Client with the
 // app environment's base URL.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/taskgate/taskgate/client"
 	"github.com/taskgate/taskgate/environments"
+	"github.com/taskgate/taskgate/environments/queue"
 )
 
 // generator is an app environment's own handler behind its queue.
@@ -40,7 +41,7 @@ func TestAppQueueRoutes(t *testing.T) {
 	env := environments.MustAppEnvironment(environments.AppConfig{
 		Settings: environments.Settings{Name: "gen", PathPrefix: "/gen"},
 		Handler:  generator(entered),
-		Queue:    environments.QueueConfig{Enabled: true},
+		Queue:    queue.MustNew(queue.Config{}),
 	})
 	base := serve(t, env)
 	c := newClient(t, base+"/gen", aliceToken)
@@ -106,7 +107,7 @@ func TestQueueResultKeepsTheAppsErrors(t *testing.T) {
 			w.Header().Set("Retry-After", "5")
 			http.Error(w, "busy brewing", http.StatusServiceUnavailable)
 		}),
-		Queue: environments.QueueConfig{Enabled: true},
+		Queue: queue.MustNew(queue.Config{}),
 	})
 	c := newClient(t, serve(t, env), aliceToken)
 	sub, err := c.QueueSubmit(ctx, "brew", []byte("tea"), &client.QueueSubmitOptions{ContentType: "text/plain"})

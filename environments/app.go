@@ -11,6 +11,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/go-chi/chi/v5"
 
+	"github.com/taskgate/taskgate/environments/internal/edge"
 	"github.com/taskgate/taskgate/internal/apidocs"
 	"github.com/taskgate/taskgate/internal/problem"
 	"github.com/taskgate/taskgate/middleware"
@@ -39,10 +40,11 @@ type AppConfig struct {
 	// do not reserve them; queued requests (Queue) are placed under them
 	// by the scheduler.
 	Resources tasks.Resources
-	// Queue serves fal-style queue routes in front of the app (queue.go):
-	// any route can be submitted, polled, cancelled and fetched later.
-	// Queued requests run under Resources through the scheduler.
-	Queue QueueConfig
+	// Queue serves queue routes in front of the app: any route can be
+	// submitted, polled, cancelled and fetched later, and queued requests
+	// run under Resources through the scheduler. Nil serves none; package
+	// environments/queue makes one (queue.New).
+	Queue Queue
 }
 
 // AppEnvironment serves an application of the user's own behind the
@@ -53,16 +55,15 @@ type AppConfig struct {
 //
 // Limits.MaxInFlight (Modal's max_inputs) bounds what the app's own code
 // serves at once: its operations and Handler, requests served directly
-// and queued requests replayed (QueueConfig) together. /health, the docs,
-// the OpenAPI documents and the queue routes are not counted, so they
-// answer while the app is busy.
+// and queued requests replayed (AppConfig.Queue) together. /health, the
+// docs, the OpenAPI documents and the queue routes are not counted, so
+// they answer while the app is busy.
 type AppEnvironment struct {
 	cfg AppConfig
 
 	mu        sync.Mutex
 	endpoints []endpointReg
 	urls      URLSettings // from the last Build, for URL
-	queue     *queue      // state of the queue routes (queue.go); set at the first Build with Queue.Enabled
 	limit     *appLimit   // max_inputs (inflight.go), shared by direct requests and replays; set at the first Build
 	limitSet  bool        // limit was set (it is nil without MaxInFlight)
 }
@@ -78,7 +79,7 @@ var _ Environment = (*AppEnvironment)(nil)
 // NewAppEnvironment checks cfg: invalid settings or malformed resources
 // are errors here, not at the first request.
 func NewAppEnvironment(cfg AppConfig) (*AppEnvironment, error) {
-	if err := cfg.Settings.validate(); err != nil {
+	if err := cfg.Settings.Validate(); err != nil {
 		return nil, err
 	}
 	if cfg.Label != "" {
@@ -114,12 +115,12 @@ func (a *AppEnvironment) Resources() tasks.Resources { return a.cfg.Resources }
 // huma operations and docs, and hands everything else to Handler. A panic
 // of huma while registering an operation (a type it cannot describe, two
 // operations on one path) is returned as an error.
-func (a *AppEnvironment) Build(rt *Runtime) (h http.Handler, err error) {
-	if err := a.cfg.Settings.validate(); err != nil {
+func (a *AppEnvironment) Build(deps *Deps) (h http.Handler, err error) {
+	if err := a.cfg.Settings.Validate(); err != nil {
 		return nil, err
 	}
 	a.mu.Lock()
-	a.urls = rt.URLs
+	a.urls = deps.URLs
 	endpoints := append([]endpointReg(nil), a.endpoints...)
 	if !a.limitSet {
 		// One limit for the environment's life: replays of every Build
@@ -133,11 +134,11 @@ func (a *AppEnvironment) Build(rt *Runtime) (h http.Handler, err error) {
 	// Handlers reach the App's dispatcher through the request, for Submit.
 	r.Use(func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-			next.ServeHTTP(w, req.WithContext(context.WithValue(req.Context(), runtimeKey{}, rt)))
+			next.ServeHTTP(w, req.WithContext(context.WithValue(req.Context(), depsKey{}, deps)))
 		})
 	})
-	cfg := apidocs.Config(a.cfg.Title, rt.Version)
-	cfg.Transformers = append(cfg.Transformers, errorBodies(rt.Logger))
+	cfg := apidocs.Config(a.cfg.Title, deps.Version)
+	cfg.Transformers = append(cfg.Transformers, edge.ErrorBodies(deps.Logger))
 	cfg.Info.Description = a.cfg.Description
 	if a.cfg.PathPrefix != "" {
 		cfg.Servers = []*huma.Server{{URL: a.cfg.PathPrefix}}
@@ -146,7 +147,7 @@ func (a *AppEnvironment) Build(rt *Runtime) (h http.Handler, err error) {
 	// The app's own operations go through a group that holds them to
 	// max_inputs; the docs and the queue routes, registered on api, do not.
 	app := huma.NewGroup(api)
-	app.UseMiddleware(jsonOperations(api))
+	app.UseMiddleware(edge.JSONOperations(api))
 	if limit != nil {
 		app.UseMiddleware(limit.operation)
 	}
@@ -170,9 +171,15 @@ func (a *AppEnvironment) Build(rt *Runtime) (h http.Handler, err error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	// The queue routes and their replay task (queue.go), when enabled.
-	if err := a.buildQueue(rt, r, api); err != nil {
-		return nil, err
+	// The queue routes and their replay task, when there is a queue.
+	if a.cfg.Queue != nil {
+		err := a.cfg.Queue.Mount(&QueueMount{
+			Settings: &a.cfg.Settings, Resources: a.cfg.Resources, Deps: deps,
+			API: api, App: r, Acquire: limit.acquire,
+		})
+		if err != nil {
+			return nil, err
+		}
 	}
 
 	if a.cfg.Handler != nil {
@@ -230,7 +237,7 @@ var (
 	ErrTaskNotRegistered = errors.New("task not registered in the App")
 )
 
-type runtimeKey struct{}
+type depsKey struct{}
 
 // SubmitOptions tune Submit. The zero value is a good default.
 type SubmitOptions struct {
@@ -265,8 +272,8 @@ func Submit[I, O any](ctx context.Context, task *tasks.Task[I, O], inputs I, opt
 	if opts == nil {
 		opts = &SubmitOptions{}
 	}
-	rt, _ := ctx.Value(runtimeKey{}).(*Runtime)
-	if rt == nil || rt.Dispatcher == nil {
+	deps, _ := ctx.Value(depsKey{}).(*Deps)
+	if deps == nil || deps.Dispatcher == nil {
 		return nil, ErrNoDispatcher
 	}
 	id, ok := middleware.IdentityFromContext(ctx)
@@ -274,13 +281,13 @@ func Submit[I, O any](ctx context.Context, task *tasks.Task[I, O], inputs I, opt
 		return nil, ErrNoCaller
 	}
 	def := task.Definition()
-	if rt.Registry == nil {
+	if deps.Registry == nil {
 		return nil, fmt.Errorf("%w: %s", ErrTaskNotRegistered, def.ID())
 	}
-	if reg, ok := rt.Registry.Lookup(def.Project, def.Domain, def.Name); !ok || reg.Version != def.Version {
+	if reg, ok := deps.Registry.Lookup(def.Project, def.Domain, def.Name); !ok || reg.Version != def.Version {
 		return nil, fmt.Errorf("%w: %s version %s", ErrTaskNotRegistered, def.ID(), def.Version)
 	}
-	events, err := webhookParams(opts.Webhook, opts.WebhookEvents)
+	events, err := edge.WebhookParams(opts.Webhook, opts.WebhookEvents)
 	if err != nil {
 		return nil, fmt.Errorf("webhook: %w", err)
 	}
@@ -288,7 +295,7 @@ func Submit[I, O any](ctx context.Context, task *tasks.Task[I, O], inputs I, opt
 	if err != nil {
 		return nil, fmt.Errorf("inputs of %s: %w", def.ID(), err)
 	}
-	run, _, err := rt.Dispatcher.Submit(ctx, dispatch.SubmitRequest{
+	run, _, err := deps.Dispatcher.Submit(ctx, dispatch.SubmitRequest{
 		Task:           def,
 		Inputs:         raw,
 		Caller:         id,
@@ -298,7 +305,7 @@ func Submit[I, O any](ctx context.Context, task *tasks.Task[I, O], inputs I, opt
 		WebhookEvents:  events,
 	})
 	if err != nil {
-		return nil, submitTextProblem(err)
+		return nil, edge.TextErrorProblem(err)
 	}
 	return run, nil
 }

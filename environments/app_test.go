@@ -30,9 +30,9 @@ const (
 	appBob   = "bob-token-0123456789abcdef0123456789ab"
 )
 
-// appRuntime is what an App would hand environments: static bearer tokens
+// appDeps is what an App would hand environments: static bearer tokens
 // for alice and bob, a logger that writes into the test's output.
-func appRuntime(t *testing.T) *environments.Runtime {
+func appDeps(t *testing.T) *environments.Deps {
 	t.Helper()
 	auth, err := middleware.NewStaticTokens(
 		middleware.StaticToken{Token: appAlice, Subject: "alice"},
@@ -41,7 +41,7 @@ func appRuntime(t *testing.T) *environments.Runtime {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &environments.Runtime{
+	return &environments.Deps{
 		Logger:        slog.New(slog.NewTextHandler(t.Output(), nil)),
 		Authenticator: auth,
 		Version:       "test",
@@ -51,13 +51,13 @@ func appRuntime(t *testing.T) *environments.Runtime {
 
 // serve builds env, wraps it with auth and limits as the App does, and
 // serves it on loopback.
-func serveEnv(t *testing.T, env environments.Environment, rt *environments.Runtime) *httptest.Server {
+func serveEnv(t *testing.T, env environments.Environment, deps *environments.Deps) *httptest.Server {
 	t.Helper()
-	h, err := env.Build(rt)
+	h, err := env.Build(deps)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err = environments.Wrap(env, rt, h)
+	h, err = environments.Wrap(env, deps, h)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +166,7 @@ func userApp(t *testing.T) *environments.AppEnvironment {
 func TestAppEnvironmentBehindAuth(t *testing.T) {
 	t.Parallel()
 	env := userApp(t)
-	srv := serveEnv(t, env, appRuntime(t))
+	srv := serveEnv(t, env, appDeps(t))
 
 	tests := []struct {
 		name, method, path, token string
@@ -220,7 +220,7 @@ func TestAppEnvironmentBehindAuth(t *testing.T) {
 func TestAppEnvironmentMountedUnderPrefix(t *testing.T) {
 	t.Parallel()
 	env := userApp(t)
-	h, err := env.Build(appRuntime(t))
+	h, err := env.Build(appDeps(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +240,7 @@ func TestAppEnvironmentOperationsOnly(t *testing.T) {
 	env := environments.MustAppEnvironment(environments.AppConfig{
 		Settings: environments.Settings{Name: "bare", Auth: environments.Auth{Disabled: true}},
 	})
-	srv := serveEnv(t, env, appRuntime(t))
+	srv := serveEnv(t, env, appDeps(t))
 	r := send(t, "GET", srv.URL+"/anything", "", "")
 	r.expect(t, http.StatusNotFound)
 	send(t, "GET", srv.URL+"/openapi.json", "", "").expect(t, http.StatusOK, `"openapi":"3.1`)
@@ -283,7 +283,7 @@ func TestAppEnvironmentBuildReportsRegistrationPanics(t *testing.T) {
 			})
 		},
 	})
-	_, err := env.Build(appRuntime(t))
+	_, err := env.Build(appDeps(t))
 	if err == nil || !strings.Contains(err.Error(), "environment broken: Register") {
 		t.Fatalf("Build: %v, want the registration panic as an error", err)
 	}
@@ -311,7 +311,7 @@ func TestAppEnvironmentLimits(t *testing.T) {
 		}},
 		Handler: r,
 	})
-	srv := serveEnv(t, inflight, appRuntime(t))
+	srv := serveEnv(t, inflight, appDeps(t))
 	first := make(chan result, 1)
 	go func() { first <- send(t, "GET", srv.URL+"/slow", appAlice, "") }()
 	<-entered
@@ -330,7 +330,7 @@ func TestAppEnvironmentLimits(t *testing.T) {
 		}},
 		Handler: r,
 	})
-	srv = serveEnv(t, rated, appRuntime(t))
+	srv = serveEnv(t, rated, appDeps(t))
 	for range 2 {
 		send(t, "GET", srv.URL+"/fast", appAlice, "").expect(t, http.StatusOK)
 	}

@@ -23,6 +23,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/taskgate/taskgate/environments"
+	"github.com/taskgate/taskgate/environments/queue"
+	"github.com/taskgate/taskgate/environments/webhook"
 	"github.com/taskgate/taskgate/examples/quickstart/demo"
 	"github.com/taskgate/taskgate/framework"
 	"github.com/taskgate/taskgate/framework/frameworktest"
@@ -102,8 +104,8 @@ func TestFullDiskAnswers507AndBacksOff(t *testing.T) {
 	const token = "disk-token-0123456789"
 	auth, err := middleware.ParseStaticTokens(token + "=alice")
 	require.NoError(t, err)
-	env := environments.MustWebhook(environments.WebhookConfig{
-		Settings: environments.Settings{Name: "disk"}, Groups: []string{environments.GroupAll},
+	env := webhook.MustNew(webhook.Config{
+		Settings: environments.Settings{Name: "disk"}, Groups: []string{webhook.GroupAll},
 	})
 	app := &framework.App{
 		Logger: logger, Environments: []environments.Environment{env}, Registry: reg,
@@ -523,8 +525,13 @@ func TestStoreFailuresAnswer503Or507(t *testing.T) {
 			app := &framework.App{
 				Logger: logger, Registry: reg, Dispatcher: d, Authenticator: auth,
 				Environments: []environments.Environment{
-					environments.MustWebhook(environments.WebhookConfig{Settings: environments.Settings{Name: "hooks"}}),
-					queueEnv(newQueueApp(), func(c *environments.AppConfig) { c.PathPrefix = "/gen" }),
+					webhook.MustNew(webhook.Config{Settings: environments.Settings{Name: "hooks"}}),
+					// The store refuses the submit: the app's handler is never reached.
+					environments.MustAppEnvironment(environments.AppConfig{
+						Settings: environments.Settings{Name: "gen", PathPrefix: "/gen"},
+						Handler:  http.NotFoundHandler(),
+						Queue:    queue.MustNew(queue.Config{}),
+					}),
 				},
 				OnStart: []func(context.Context) error{d.Start},
 				OnStop:  []func(context.Context) error{func(ctx context.Context) error { return errors.Join(d.Close(ctx), sq.Close()) }},

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/taskgate/taskgate/environments"
+	"github.com/taskgate/taskgate/environments/webhook"
 	"github.com/taskgate/taskgate/examples/quickstart/demo"
 	"github.com/taskgate/taskgate/framework"
 	"github.com/taskgate/taskgate/framework/frameworktest"
@@ -118,9 +119,9 @@ func TestBodyMustBeJSONInUTF8(t *testing.T) {
 // 7240), not an error and no wait.
 func TestPreferWaitClampsToTheMaximum(t *testing.T) {
 	t.Parallel()
-	wh := environments.MustWebhook(environments.WebhookConfig{
+	wh := webhook.MustNew(webhook.Config{
 		Settings: environments.Settings{Name: "quickstart"},
-		Groups:   []string{environments.GroupAll},
+		Groups:   []string{webhook.GroupAll},
 		MaxWait:  time.Second,
 	})
 	s := newStack(t, wh)

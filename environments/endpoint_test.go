@@ -68,7 +68,7 @@ func TestEndpoint(t *testing.T) {
 	environments.Endpoint(env, "replace-greeting", greeting, &environments.EndpointOptions{
 		Method: "put", Path: "/greetings/current",
 	})
-	srv := serveEnv(t, env, appRuntime(t))
+	srv := serveEnv(t, env, appDeps(t))
 
 	tests := []struct {
 		name, method, path, body string
@@ -115,7 +115,7 @@ func TestEndpointIsLimitedByTheEnvironment(t *testing.T) {
 		Settings: environments.Settings{Name: "small", Limits: environments.Limits{MaxBodyBytes: 64}},
 	})
 	environments.Endpoint(env, "greeting", greeting, &environments.EndpointOptions{MaxBodyBytes: 1 << 20})
-	srv := serveEnv(t, env, appRuntime(t))
+	srv := serveEnv(t, env, appDeps(t))
 	send(t, "POST", srv.URL+"/greeting", appAlice, `{"name":"Ann"}`).expect(t, http.StatusOK)
 	long := fmt.Sprintf(`{"name":"Ann","pad":"%s"}`, strings.Repeat("x", 100))
 	send(t, "POST", srv.URL+"/greeting", appAlice, long).expect(t, http.StatusRequestEntityTooLarge)
@@ -172,7 +172,7 @@ func TestEndpointBesideRegister(t *testing.T) {
 		},
 	})
 	environments.Endpoint(env, "square", square, nil)
-	srv := serveEnv(t, env, appRuntime(t))
+	srv := serveEnv(t, env, appDeps(t))
 	send(t, "GET", srv.URL+"/version", appBob, "").expect(t, http.StatusOK, "v1")
 	send(t, "GET", srv.URL+"/square?x=5", appBob, "").expect(t, http.StatusOK, `"square":25`)
 	send(t, "GET", srv.URL+"/openapi.json", "", "").expect(t, http.StatusOK, `"/version"`, `"/square"`)
@@ -191,7 +191,7 @@ func ExampleEndpoint() {
 		return out, nil
 	}, nil)
 
-	h, err := env.Build(&environments.Runtime{Version: "1.0.0"})
+	h, err := env.Build(&environments.Deps{Version: "1.0.0"})
 	if err != nil {
 		panic(err)
 	}

@@ -22,7 +22,7 @@ type Environment interface {
 	Settings() *Settings
 	// Build returns the environment's handler. Paths it sees are relative to
 	// Settings().PathPrefix.
-	Build(rt *Runtime) (http.Handler, error)
+	Build(deps *Deps) (http.Handler, error)
 }
 
 // Settings are what every kind of environment has.
@@ -86,8 +86,10 @@ const DefaultMaxBodyBytes = 10 << 20
 // MaxBodyLimit is the largest MaxBodyBytes an environment may set.
 const MaxBodyLimit = 4 << 30
 
-// validate checks settings shared by every environment kind.
-func (s *Settings) validate() error {
+// Validate checks the settings every environment kind shares. Each
+// kind's constructor calls it, and Wrap again, since settings are a
+// struct the user may change until the App starts.
+func (s *Settings) Validate() error {
 	if !tasks.ValidName(s.Name) {
 		return fmt.Errorf("environment name %q is not a lowercase DNS label", s.Name)
 	}
@@ -103,8 +105,11 @@ func (s *Settings) validate() error {
 	return nil
 }
 
-// Runtime is what the App gives every environment at Build.
-type Runtime struct {
+// Deps are the App's parts an environment may use, handed to it at Build:
+// the logger, the task registry and dispatcher, the authentication, and
+// the URL settings. An environment keeps what it needs; it owns none of
+// them.
+type Deps struct {
 	Logger   *slog.Logger
 	Registry *tasks.Registry
 	// Dispatcher submits and follows runs; nil for an App without tasks.

@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/http"
 	"strings"
+
+	"github.com/taskgate/taskgate/internal/dnslabel"
 )
 
 var (
@@ -190,27 +192,8 @@ func parseDomain(d string) (host string, wildcard bool, err error) {
 		}
 		s, wildcard = rest, true
 	}
-	if !validHostname(s) {
+	if !dnslabel.Hostname(s) {
 		return "", false, fmt.Errorf("%w %q: not a host name (a \"*.\" prefix is the only wildcard allowed)", ErrInvalidDomain, d)
 	}
 	return s, wildcard, nil
-}
-
-// validHostname reports whether s is dot-separated DNS labels, 253
-// characters at most.
-func validHostname(s string) bool {
-	if s == "" || len(s) > 253 {
-		return false
-	}
-	for label := range strings.SplitSeq(s, ".") {
-		if label == "" || len(label) > MaxLabelLength || label[0] == '-' || label[len(label)-1] == '-' {
-			return false
-		}
-		for _, c := range []byte(label) {
-			if !isLabelByte(c) {
-				return false
-			}
-		}
-	}
-	return true
 }

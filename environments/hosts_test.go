@@ -7,6 +7,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/taskgate/taskgate/internal/dnslabel"
 )
 
 // namedEnv is the smallest Environment: it answers with its name.
@@ -14,7 +16,7 @@ type namedEnv struct{ s Settings }
 
 func (e *namedEnv) Settings() *Settings { return &e.s }
 
-func (e *namedEnv) Build(*Runtime) (http.Handler, error) {
+func (e *namedEnv) Build(*Deps) (http.Handler, error) {
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, e.s.Name)
 	}), nil
@@ -32,7 +34,7 @@ func serveHosts(t *testing.T, u URLSettings, envs ...Environment) *httptest.Serv
 	}
 	handlers := map[string]http.Handler{}
 	for _, e := range envs {
-		h, err := e.Build(&Runtime{})
+		h, err := e.Build(&Deps{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -204,7 +206,7 @@ func FuzzCustomDomain(f *testing.F) {
 			return
 		}
 		parent, wildcard, err := parseDomain(domain)
-		if err != nil || !validHostname(parent) {
+		if err != nil || !dnslabel.Hostname(parent) {
 			t.Fatalf("accepted %q but parseDomain gives %q, %v", domain, parent, err)
 		}
 		want := parent

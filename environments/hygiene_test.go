@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/taskgate/taskgate/environments"
+	"github.com/taskgate/taskgate/environments/queue"
 	"github.com/taskgate/taskgate/examples/quickstart/demo"
 	"github.com/taskgate/taskgate/framework"
 	"github.com/taskgate/taskgate/framework/frameworktest"
@@ -58,7 +59,7 @@ func hygieneApp(t *testing.T, st store.Store) string {
 	app := environments.MustAppEnvironment(environments.AppConfig{
 		Settings: environments.Settings{Name: "app", PathPrefix: "/app"},
 		Handler:  r,
-		Queue:    environments.QueueConfig{Enabled: true},
+		Queue:    queue.MustNew(queue.Config{}),
 	})
 	environments.Endpoint(app, "submit", func(ctx context.Context, in *SubmitViaEndpointInput) (*SubmitViaEndpointOutput, error) {
 		run, err := environments.Submit(ctx, demo.Echo, demo.EchoInput{Message: in.Body.Message},

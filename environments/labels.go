@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/taskgate/taskgate/internal/dnslabel"
 )
 
 // MaxLabelLength is the longest DNS label (RFC 1035), and so the longest
 // subdomain an environment gets.
-const MaxLabelLength = 63
+const MaxLabelLength = dnslabel.MaxLength
 
 // ErrInvalidLabel is the error for a user-given URL label that is not a
 // lowercase DNS label.
@@ -26,28 +28,18 @@ func DefaultLabel(app, function string) string {
 }
 
 // ValidateLabel checks a user-given label. Unlike default labels it is not
-// normalized: it must already be lowercase letters, digits and dashes, at
-// most 63 characters, neither starting nor ending with a dash. A double
-// dash is refused too, since "--" separates the source from the label in a
-// subdomain and would make the subdomain ambiguous.
+// normalized: it must already be a DNS label (lowercase letters, digits and
+// dashes, at most 63 characters, neither starting nor ending with a dash;
+// see internal/dnslabel). A double dash is refused too, since "--"
+// separates the source from the label in a subdomain and would make the
+// subdomain ambiguous.
 func ValidateLabel(label string) error {
-	invalid := func(why string) error {
+	why := dnslabel.Check(label)
+	if why == "" && strings.Contains(label, "--") {
+		why = `contains "--", the separator of the source and the label`
+	}
+	if why != "" {
 		return fmt.Errorf("%w %q: %s", ErrInvalidLabel, label, why)
-	}
-	switch {
-	case label == "":
-		return invalid("empty")
-	case len(label) > MaxLabelLength:
-		return invalid(fmt.Sprintf("longer than %d characters", MaxLabelLength))
-	case label[0] == '-' || label[len(label)-1] == '-':
-		return invalid("starts or ends with a dash")
-	case strings.Contains(label, "--"):
-		return invalid(`contains "--", the separator of the source and the label`)
-	}
-	for _, c := range []byte(label) {
-		if !isLabelByte(c) {
-			return invalid("only lowercase letters, digits and dashes are allowed")
-		}
 	}
 	return nil
 }
@@ -90,7 +82,7 @@ func slug(s string) string {
 	b.Grow(len(s))
 	dash := false
 	for _, c := range []byte(strings.ToLower(s)) {
-		if isAlnum(c) {
+		if dnslabel.IsAlnum(c) {
 			if dash && b.Len() > 0 {
 				b.WriteByte('-')
 			}
@@ -113,7 +105,3 @@ func joinNonEmpty(a, b string) string {
 		return a + "-" + b
 	}
 }
-
-func isAlnum(c byte) bool { return 'a' <= c && c <= 'z' || '0' <= c && c <= '9' }
-
-func isLabelByte(c byte) bool { return isAlnum(c) || c == '-' }

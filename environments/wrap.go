@@ -8,19 +8,18 @@ import (
 	"github.com/taskgate/taskgate/middleware"
 )
 
-// publicPather is implemented by environments that serve paths which never
-// need credentials: /health, and the docs of environments that have them.
-// Only what an environment really serves is listed, so an excluded path can
-// never fall through to a handler of the user's unauthenticated.
-type publicPather interface{ publicPaths() []string }
+// PublicPather is implemented by environments that serve paths which
+// never need credentials: /health, and the docs of environments that have
+// them. Only what an environment really serves is listed, so an excluded
+// path can never fall through to a handler of the user's unauthenticated.
+// Wrap serves these paths without credentials and does not count them
+// against Limits.MaxInFlight.
+type PublicPather interface{ PublicPaths() []string }
 
-func (w *Webhook) publicPaths() []string { return slices.Concat([]string{"/health"}, apidocs.Paths) }
-
-func (a *AppEnvironment) publicPaths() []string {
+// PublicPaths implements PublicPather.
+func (a *AppEnvironment) PublicPaths() []string {
 	return slices.Concat([]string{"/health"}, apidocs.Paths)
 }
-
-func (s *ServerEnvironment) publicPaths() []string { return []string{"/health"} }
 
 // Wrap puts what every environment shares in front of its handler, in the
 // order of the data path: passthrough credentials and authentication, the
@@ -31,20 +30,20 @@ func (s *ServerEnvironment) publicPaths() []string { return []string{"/health"} 
 // its app only, and shares it with its queue's replays; Wrap leaves it out
 // there. The App calls Wrap; a user serving an environment's handler
 // outside an App should too.
-func Wrap(env Environment, rt *Runtime, h http.Handler) (http.Handler, error) {
+func Wrap(env Environment, deps *Deps, h http.Handler) (http.Handler, error) {
 	s := env.Settings()
-	if err := s.validate(); err != nil {
+	if err := s.Validate(); err != nil {
 		return nil, err
 	}
 	var public []string
-	if p, ok := env.(publicPather); ok {
-		public = p.publicPaths()
+	if p, ok := env.(PublicPather); ok {
+		public = p.PublicPaths()
 	}
 	exclude := slices.Concat(public, s.Auth.Exclude)
 	if exclude == nil {
 		exclude = []string{} // nil would mean Passthrough's defaults
 	}
-	auth := rt.Authenticator
+	auth := deps.Authenticator
 	if auth == nil {
 		auth = middleware.Chain() // refuses every credential
 	}
@@ -60,13 +59,13 @@ func Wrap(env Environment, rt *Runtime, h http.Handler) (http.Handler, error) {
 		h = middleware.RateLimitByIdentity(s.Limits.RateLimit, s.Limits.RateWindow)(h)
 	}
 	h = middleware.Passthrough(middleware.PassthroughConfig{
-		Extractors:    rt.Extractors,
+		Extractors:    deps.Extractors,
 		Authenticator: auth,
 		Optional:      s.Auth.Disabled,
 		Exclude:       exclude,
 		RequiredGroup: s.Auth.RequiredGroup,
-		AdminGroup:    rt.AdminGroup,
-		Logger:        rt.Logger,
+		AdminGroup:    deps.AdminGroup,
+		Logger:        deps.Logger,
 	})(h)
 	if slices.Contains(public, "/docs") {
 		h = apidocs.ServeSlash(h)

@@ -90,10 +90,10 @@ type App struct {
 	BodyTimeout time.Duration
 	// ShutdownTimeout bounds how long in-flight requests may finish; default 30 s.
 	ShutdownTimeout time.Duration
-	// DrainDelay keeps the listener open after a stop signal (and after
-	// the Dispatcher drained), answering 503, so a load balancer notices
-	// before connections are refused; default 0.
-	DrainDelay time.Duration
+	// ListenerCloseDelay keeps the listener open after a stop signal (and
+	// after the Dispatcher drained its runs), answering 503, so a load
+	// balancer notices before connections are refused; default 0.
+	ListenerCloseDelay time.Duration
 
 	handler http.Handler
 	// phase is where shutdown stands: serving, drainingRuns or refusing.
@@ -195,7 +195,7 @@ func (a *App) Handler() (http.Handler, error) {
 	if err := a.validate(); err != nil {
 		return nil, err
 	}
-	rt := &environments.Runtime{
+	deps := &environments.Deps{
 		Logger:        a.Logger,
 		Registry:      a.Registry,
 		Dispatcher:    a.Dispatcher,
@@ -205,22 +205,22 @@ func (a *App) Handler() (http.Handler, error) {
 		Version:       a.Version,
 		URLs:          a.URLs,
 	}
-	if rt.URLs.App == "" {
-		rt.URLs.App = a.Title
+	if deps.URLs.App == "" {
+		deps.URLs.App = a.Title
 	}
 	mounted := make([]mountedEnv, 0, len(a.Environments))
 	for _, e := range a.Environments {
-		h, err := e.Build(rt)
+		h, err := e.Build(deps)
 		if err != nil {
 			return nil, fmt.Errorf("framework: environment %s: %w", e.Settings().Name, err)
 		}
-		h, err = environments.Wrap(e, rt, h)
+		h, err = environments.Wrap(e, deps, h)
 		if err != nil {
 			return nil, fmt.Errorf("framework: environment %s: %w", e.Settings().Name, err)
 		}
 		mounted = append(mounted, mountedEnv{env: e, h: telemetry.Environment(e.Settings().Name)(h)})
 	}
-	hosts, err := environments.NewHostRouter(rt.URLs, a.Environments)
+	hosts, err := environments.NewHostRouter(deps.URLs, a.Environments)
 	if err != nil {
 		return nil, fmt.Errorf("framework: %w", err)
 	}
@@ -248,7 +248,7 @@ func (a *App) Handler() (http.Handler, error) {
 	}
 	r.Use(middleware.BodyTimeout(bodyTimeout))
 	r.Use(a.recoverer)
-	r.Use(a.drain)
+	r.Use(a.refuseWhenStopping)
 	r.Get("/ready", a.ready)
 	r.Head("/ready", a.ready)
 	r.Handle("/*", a.route(hosts, mounted))
@@ -345,9 +345,10 @@ func (a *App) recoverer(next http.Handler) http.Handler {
 	})
 }
 
-// drain answers 503 to requests that arrive once the App refuses them (after
-// the Dispatcher drained).
-func (a *App) drain(next http.Handler) http.Handler {
+// refuseWhenStopping answers 503 to requests that arrive once the App
+// refuses them (after the Dispatcher drained its runs, for
+// ListenerCloseDelay and until the listener closed).
+func (a *App) refuseWhenStopping(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if a.phase.Load() == refusing {
 			w.Header().Set("Connection", "close")
@@ -409,11 +410,12 @@ func (a *App) Stop(ctx context.Context) error {
 }
 
 // Run starts the App, listens on Addr and serves until ctx is done or the
-// process gets SIGINT or SIGTERM; then it drains: the Dispatcher (if any)
-// stops taking runs and lets its node's running ones finish for its
-// DrainTimeout while the API still answers (submits get 503, /ready says
-// draining), then new requests get 503 for DrainDelay and in-flight ones
-// finish within ShutdownTimeout, and the OnStop hooks run.
+// process gets SIGINT or SIGTERM; then it shuts down. First the Dispatcher
+// (if any) drains its runs: it stops taking runs and lets its node's
+// running ones finish for its DrainTimeout while the API still answers
+// (submits get 503, /ready says draining). Then new requests get 503 for
+// ListenerCloseDelay, in-flight ones finish within ShutdownTimeout, and
+// the OnStop hooks run.
 func (a *App) Run(ctx context.Context) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -446,7 +448,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	// Requests live in base, which Shutdown cancels: long-lived responses
 	// (event streams, Prefer: wait) end at once instead of holding the
-	// drain until ShutdownTimeout.
+	// shutdown until ShutdownTimeout.
 	base, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelBase()
 	srv := &http.Server{
@@ -469,7 +471,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		return err
 	case <-ctx.Done():
 	}
-	a.Logger.Info("shutting down", "drain_delay", a.DrainDelay.String(), "timeout", a.ShutdownTimeout.String())
+	a.Logger.Info("shutting down", "listener_close_delay", a.ListenerCloseDelay.String(), "timeout", a.ShutdownTimeout.String())
 	if a.Dispatcher != nil {
 		// The node's runs finish (or go back to the queue) while the API
 		// still answers: callers waiting on them get their outcome.
@@ -478,8 +480,8 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		a.Logger.Info("runs drained")
 	}
 	a.phase.Store(refusing)
-	if a.DrainDelay > 0 {
-		time.Sleep(a.DrainDelay)
+	if a.ListenerCloseDelay > 0 {
+		time.Sleep(a.ListenerCloseDelay)
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.ShutdownTimeout)
 	defer cancel()
@@ -490,16 +492,16 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
 		shutdownErr = errors.Join(shutdownErr, err)
 	}
-	// The stop hooks get their own ShutdownTimeout: a drain that used up
-	// its time must not leave them an expired context.
+	// The stop hooks get their own ShutdownTimeout: a shutdown that used
+	// up its time must not leave them an expired context.
 	stopCtx, cancelStop := context.WithTimeout(context.WithoutCancel(ctx), a.ShutdownTimeout)
 	defer cancelStop()
 	stopErr := a.Stop(stopCtx)
 	return errors.Join(shutdownErr, stopErr)
 }
 
-// Draining reports whether shutdown has begun.
-func (a *App) Draining() bool { return a.phase.Load() != serving }
+// ShuttingDown reports whether shutdown has begun: a stop signal came.
+func (a *App) ShuttingDown() bool { return a.phase.Load() != serving }
 
 // parsePrefix accepts a CIDR or a single address (made a /32 or /128).
 func parsePrefix(s string) (string, error) {

@@ -27,8 +27,8 @@ type plainEnv struct {
 	h http.Handler
 }
 
-func (e *plainEnv) Settings() *environments.Settings                  { return &e.s }
-func (e *plainEnv) Build(*environments.Runtime) (http.Handler, error) { return e.h, nil }
+func (e *plainEnv) Settings() *environments.Settings               { return &e.s }
+func (e *plainEnv) Build(*environments.Deps) (http.Handler, error) { return e.h, nil }
 
 func openEnv(name, prefix string, h http.HandlerFunc) *plainEnv {
 	return &plainEnv{s: environments.Settings{Name: name, PathPrefix: prefix, Auth: environments.Auth{Disabled: true}}, h: h}
@@ -113,7 +113,7 @@ func TestGracefulShutdownFinishesInFlightAndRefusesNew(t *testing.T) {
 		}
 		fmt.Fprint(w, "done")
 	})
-	app := &framework.App{Environments: []environments.Environment{env}, DrainDelay: 300 * time.Millisecond}
+	app := &framework.App{Environments: []environments.Environment{env}, ListenerCloseDelay: 300 * time.Millisecond}
 	base, cancel, errc := serve(t, app)
 
 	slow := make(chan string, 1)
@@ -129,7 +129,7 @@ func TestGracefulShutdownFinishesInFlightAndRefusesNew(t *testing.T) {
 	}()
 	<-entered
 	cancel() // as SIGTERM would
-	require.Eventually(t, app.Draining, 2*time.Second, 5*time.Millisecond)
+	require.Eventually(t, app.ShuttingDown, 2*time.Second, 5*time.Millisecond)
 
 	// A new request during the drain gets 503 problem+json.
 	resp, err := http.Get(base + "/fast")

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/taskgate/taskgate/environments"
+	"github.com/taskgate/taskgate/environments/webhook"
 	"github.com/taskgate/taskgate/examples/quickstart/demo"
 	"github.com/taskgate/taskgate/framework"
 	"github.com/taskgate/taskgate/framework/frameworktest"
@@ -84,7 +85,7 @@ func TestFromEnvVerifiesOIDCAndStaticTokens(t *testing.T) {
 	}))
 	require.NoError(t, err)
 	svc, err := framework.FromEnv(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), demo.Registry(),
-		environments.MustWebhook(environments.WebhookConfig{Settings: environments.Settings{Name: "wh"}}))
+		webhook.MustNew(webhook.Config{Settings: environments.Settings{Name: "wh"}}))
 	require.NoError(t, err)
 	require.Empty(t, svc.DevToken, "no dev token when credentials are configured")
 	base := frameworktest.Serve(t, svc.App)

@@ -6,11 +6,12 @@
 // custom domain) and then by the longest path prefix, puts the passthrough
 // auth and the limits of each environment in front of it, and runs the
 // server with every timeout set. GET /ready (no credentials) is its
-// readiness probe. On SIGINT or SIGTERM it drains: first the Dispatcher's
-// node lets its running runs finish (DrainTimeout) while the API still
-// answers, refusing submits with 503 and Retry-After and /ready saying
-// draining; then new requests get 503, in-flight ones finish, and the
-// OnStop hooks run in reverse order, like an ASGI lifespan.
+// readiness probe. On SIGINT or SIGTERM it shuts down: first the
+// Dispatcher drains its runs, letting its node's running runs finish
+// (DrainTimeout) while the API still answers, refusing submits with 503 and
+// Retry-After and /ready saying draining; then new requests get 503 (for
+// ListenerCloseDelay), in-flight ones finish, and the OnStop hooks run in
+// reverse order, like an ASGI lifespan.
 //
 // Every request gets an X-Request-Id, one access log line, a server span
 // when TracerProvider is set (child of the caller's W3C traceparent), and
@@ -23,7 +24,7 @@
 //
 //	cfg, err := framework.LoadEnv()
 //	if err != nil { … }
-//	svc, err := framework.FromEnv(ctx, cfg, nil, registry, environments.MustWebhook(environments.WebhookConfig{
+//	svc, err := framework.FromEnv(ctx, cfg, nil, registry, webhook.MustNew(webhook.Config{
 //		Settings: environments.Settings{Name: "ml"},
 //		Groups:   []string{"all"},
 //	}))

@@ -21,6 +21,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/taskgate/taskgate/environments"
+	"github.com/taskgate/taskgate/environments/webhook"
 	"github.com/taskgate/taskgate/examples/quickstart/demo"
 	"github.com/taskgate/taskgate/framework"
 	"github.com/taskgate/taskgate/internal/freeport"
@@ -69,12 +70,12 @@ func serveObserved(t *testing.T, tp trace.TracerProvider) observed {
 	}))
 	require.NoError(t, err)
 	logs := &syncBuffer{}
-	ml := environments.MustWebhook(environments.WebhookConfig{
+	ml := webhook.MustNew(webhook.Config{
 		Settings:     environments.Settings{Name: "ml"},
-		Groups:       []string{environments.GroupAll},
+		Groups:       []string{webhook.GroupAll},
 		AllowedTasks: []string{"echo"},
 	})
-	tight := environments.MustWebhook(environments.WebhookConfig{
+	tight := webhook.MustNew(webhook.Config{
 		Settings: environments.Settings{Name: "tight", PathPrefix: "/tight",
 			Limits: environments.Limits{RateLimit: 1, RateWindow: time.Minute}},
 	})

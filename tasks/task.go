@@ -9,10 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"regexp"
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/taskgate/taskgate/internal/dnslabel"
 )
 
 // Options configure a task at definition. The zero value is valid.
@@ -93,11 +94,10 @@ type Definer interface{ Definition() *Definition }
 // ErrInvalidDefinition wraps every definition-time error.
 var ErrInvalidDefinition = errors.New("invalid task definition")
 
-var labelRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-
 // ValidName reports whether s is a lowercase DNS label (1 to 63 characters of
-// a-z, 0-9 and '-', not starting or ending with '-').
-func ValidName(s string) bool { return labelRE.MatchString(s) }
+// a-z, 0-9 and '-', not starting or ending with '-'): the rule of task,
+// environment and endpoint names, so that each can be part of a URL.
+func ValidName(s string) bool { return dnslabel.Valid(s) }
 
 // Define declares a typed task. Every error (a bad name, a malformed resource
 // spec, a bad policy) is reported here, never at run time.

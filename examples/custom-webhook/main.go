@@ -12,6 +12,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/taskgate/taskgate/environments"
+	"github.com/taskgate/taskgate/environments/webhook"
 	"github.com/taskgate/taskgate/examples/quickstart/demo"
 	"github.com/taskgate/taskgate/framework"
 	"github.com/taskgate/taskgate/tasks"
@@ -50,19 +51,19 @@ func newService(ctx context.Context, cfg framework.EnvConfig, logger *slog.Logge
 	if err != nil {
 		return nil, err
 	}
-	webhook, err := environments.NewWebhook(environments.WebhookConfig{
+	restricted, err := webhook.New(webhook.Config{
 		Settings: environments.Settings{
 			Name:       "restricted-webhook",
 			Title:      "Restricted webhook",
 			PathPrefix: webhookPrefix,
 		},
-		Groups:       []string{environments.GroupCore, environments.GroupTask, environments.GroupRun},
+		Groups:       []string{webhook.GroupCore, webhook.GroupTask, webhook.GroupRun},
 		AllowedTasks: []string{"demo/development/echo"},
 	})
 	if err != nil {
 		return nil, err
 	}
-	return framework.FromEnv(ctx, cfg, logger, demo.Registry(), custom, webhook)
+	return framework.FromEnv(ctx, cfg, logger, demo.Registry(), custom, restricted)
 }
 
 // customApp is the FastAPIAppEnvironment of the tutorial: a chi router for

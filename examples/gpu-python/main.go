@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/taskgate/taskgate/environments"
+	"github.com/taskgate/taskgate/environments/webhook"
 	"github.com/taskgate/taskgate/framework"
 	"github.com/taskgate/taskgate/middleware/identity"
 	"github.com/taskgate/taskgate/tasks"
@@ -126,9 +127,9 @@ func run(ctx context.Context, logger *slog.Logger, python, once string) error {
 	if err != nil {
 		return err
 	}
-	svc, err := framework.FromEnv(ctx, cfg, logger, reg, environments.MustWebhook(environments.WebhookConfig{
+	svc, err := framework.FromEnv(ctx, cfg, logger, reg, webhook.MustNew(webhook.Config{
 		Settings: environments.Settings{Name: "gpu-python", Title: "taskgate gpu-python"},
-		Groups:   []string{environments.GroupAll},
+		Groups:   []string{webhook.GroupAll},
 	}))
 	if err != nil {
 		return err

@@ -60,7 +60,9 @@ func Config(title, version string) huma.Config {
 // packages: huma panics when two types share a schema name, and users'
 // task inputs are often all called Input. A type whose short name is taken
 // by another type gets its package name in front ("BillingInput"); types of
-// taskgate's task subpackages always do ("DispatchQueueSummary").
+// taskgate's task subpackages and of its queue always do
+// ("DispatchQueueSummary", "QueueStatus"): their short names (Status, Log)
+// would say too little in a user's document.
 func newSchemaNamer() func(reflect.Type, string) string {
 	var mu sync.Mutex
 	owners := map[string]reflect.Type{}
@@ -74,7 +76,8 @@ func newSchemaNamer() func(reflect.Type, string) string {
 			return name
 		}
 		qualified := pkgTitle(base.PkgPath()) + name
-		if strings.HasPrefix(base.PkgPath(), "github.com/taskgate/taskgate/tasks/") {
+		if strings.HasPrefix(base.PkgPath(), "github.com/taskgate/taskgate/tasks/") ||
+			base.PkgPath() == "github.com/taskgate/taskgate/environments/queue" {
 			return qualified
 		}
 		mu.Lock()

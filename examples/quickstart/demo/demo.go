@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/taskgate/taskgate/environments"
+	"github.com/taskgate/taskgate/environments/webhook"
 	"github.com/taskgate/taskgate/tasks"
 	"github.com/taskgate/taskgate/tasks/taskexec"
 )
@@ -128,13 +129,13 @@ func Registry() *tasks.Registry {
 }
 
 // Webhook is the quickstart's webhook environment: every group, every task.
-func Webhook() *environments.Webhook {
-	return environments.MustWebhook(environments.WebhookConfig{
+func Webhook() *webhook.Environment {
+	return webhook.MustNew(webhook.Config{
 		Settings: environments.Settings{
 			Name:        "quickstart",
 			Title:       "taskgate quickstart",
 			Description: "Run the demo tasks over HTTP. Authenticate with `Authorization: Bearer <token>`.",
 		},
-		Groups: []string{environments.GroupAll},
+		Groups: []string{webhook.GroupAll},
 	})
 }

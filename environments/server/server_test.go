@@ -1,6 +1,6 @@
 //go:build unix
 
-package environments_test
+package server_test
 
 import (
 	"bufio"
@@ -24,6 +24,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/taskgate/taskgate/environments"
+	"github.com/taskgate/taskgate/environments/server"
 	"github.com/taskgate/taskgate/internal/freeport"
 	"github.com/taskgate/taskgate/internal/problem"
 )
@@ -33,13 +34,13 @@ func freePort(t *testing.T) int { return freeport.Port(t) }
 
 // startServer creates a server environment, starts it through the
 // OnStart hook an App would call, and stops it through OnStop at cleanup.
-func startServer(t *testing.T, cfg environments.ServerConfig) (*environments.ServerEnvironment, string) {
+func startServer(t *testing.T, cfg server.Config) (*server.Environment, string) {
 	t.Helper()
-	env, err := environments.NewServerEnvironment(cfg)
+	env, err := server.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := serveEnv(t, env, appRuntime(t))
+	srv := serveEnv(t, env, appDeps(t))
 	s := env.Settings()
 	if err := s.OnStart(t.Context()); err != nil {
 		t.Fatal(err)
@@ -60,8 +61,8 @@ func TestServerEnvironment(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build testdata/upstream: %v\n%s", err, out)
 	}
-	upstreamConfig := func(t *testing.T, name string) environments.ServerConfig {
-		return environments.ServerConfig{
+	upstreamConfig := func(t *testing.T, name string) server.Config {
+		return server.Config{
 			Settings: environments.Settings{Name: name},
 			Command:  []string{upstream},
 			Port:     freePort(t),
@@ -79,7 +80,7 @@ func TestServerEnvironment(t *testing.T) {
 			t.Fatal(err)
 		}
 		port := freePort(t)
-		env, url := startServer(t, environments.ServerConfig{
+		env, url := startServer(t, server.Config{
 			Settings: environments.Settings{Name: "python"},
 			Command:  []string{python, "-m", "http.server", strconv.Itoa(port), "--bind", "127.0.0.1", "--directory", dir},
 			Port:     port,
@@ -100,7 +101,7 @@ func TestServerEnvironment(t *testing.T) {
 		// A caller cannot pose as someone else through the header.
 		req, _ := http.NewRequestWithContext(t.Context(), "GET", url+"/whoami", nil)
 		req.Header.Set("Authorization", "Bearer "+appBob)
-		req.Header.Set(environments.SubjectHeader, "alice")
+		req.Header.Set(server.SubjectHeader, "alice")
 		// A CGI or WSGI server reads an underscored spelling as the same
 		// header (HTTP_X_TASKGATE_SUBJECT); Go forwards it as sent.
 		req.Header["X_taskgate_subject"] = []string{"alice"}
@@ -248,15 +249,15 @@ func TestServerEnvironment(t *testing.T) {
 		cfg := upstreamConfig(t, "stubborn")
 		cfg.Env = []string{"UPSTREAM_IGNORE_TERM=1"}
 		cfg.StopGracePeriod = 200 * time.Millisecond
-		env, err := environments.NewServerEnvironment(cfg)
+		env, err := server.New(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
-		srv := serveEnv(t, env, appRuntime(t))
+		srv := serveEnv(t, env, appDeps(t))
 		if err := env.Start(t.Context()); err != nil {
 			t.Fatal(err)
 		}
-		if err := env.Start(t.Context()); !errors.Is(err, environments.ErrServerStarted) {
+		if err := env.Start(t.Context()); !errors.Is(err, server.ErrStarted) {
 			t.Fatalf("second Start: %v", err)
 		}
 		pid, err := strconv.Atoi(send(t, "GET", srv.URL+"/pid", appAlice, "").body)
@@ -280,7 +281,7 @@ func TestServerEnvironment(t *testing.T) {
 		cfg := upstreamConfig(t, "impatient")
 		cfg.Env = []string{"UPSTREAM_IGNORE_TERM=1"}
 		cfg.StopGracePeriod = time.Hour
-		env, err := environments.NewServerEnvironment(cfg)
+		env, err := server.New(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -377,10 +378,10 @@ func TestServerEnvironmentStartFails(t *testing.T) {
 		port    int
 		want    error
 	}{
-		{"exits at once", []string{"sh", "-c", "exit 7"}, 0, environments.ErrServerStartup},
-		{"never listens", []string{"sleep", "30"}, 0, environments.ErrServerStartup},
-		{"no such program", []string{"/nonexistent/server"}, 0, environments.ErrServerStartup},
-		{"port taken", []string{"sleep", "30"}, busyPort, environments.ErrPortInUse},
+		{"exits at once", []string{"sh", "-c", "exit 7"}, 0, server.ErrStartup},
+		{"never listens", []string{"sleep", "30"}, 0, server.ErrStartup},
+		{"no such program", []string{"/nonexistent/server"}, 0, server.ErrStartup},
+		{"port taken", []string{"sleep", "30"}, busyPort, server.ErrPortInUse},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -389,7 +390,7 @@ func TestServerEnvironmentStartFails(t *testing.T) {
 			if port == 0 {
 				port = freePort(t)
 			}
-			env, err := environments.NewServerEnvironment(environments.ServerConfig{
+			env, err := server.New(server.Config{
 				Settings:       environments.Settings{Name: "failing"},
 				Command:        tt.command,
 				Port:           port,
@@ -398,7 +399,7 @@ func TestServerEnvironmentStartFails(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			srv := serveEnv(t, env, appRuntime(t))
+			srv := serveEnv(t, env, appDeps(t))
 			if err := env.Start(t.Context()); !errors.Is(err, tt.want) {
 				t.Fatalf("Start: %v, want %v", err, tt.want)
 			}
@@ -416,34 +417,34 @@ func TestServerEnvironmentStartFails(t *testing.T) {
 
 func TestNewServerEnvironmentRefuses(t *testing.T) {
 	t.Parallel()
-	ok := environments.ServerConfig{Settings: environments.Settings{Name: "s"}, Command: []string{"x"}, Port: 8000}
+	ok := server.Config{Settings: environments.Settings{Name: "s"}, Command: []string{"x"}, Port: 8000}
 	tests := []struct {
 		name   string
-		change func(c *environments.ServerConfig)
+		change func(c *server.Config)
 		want   string
 	}{
-		{"no command", func(c *environments.ServerConfig) { c.Command = nil }, "Command"},
-		{"empty program", func(c *environments.ServerConfig) { c.Command = []string{""} }, "Command"},
-		{"no port", func(c *environments.ServerConfig) { c.Port = 0 }, "Port"},
-		{"port too large", func(c *environments.ServerConfig) { c.Port = 70000 }, "Port"},
-		{"bad env entry", func(c *environments.ServerConfig) { c.Env = []string{"NOEQUALS"} }, "Env"},
-		{"negative timeout", func(c *environments.ServerConfig) { c.StartupTimeout = -time.Second }, "negative"},
-		{"bad name", func(c *environments.ServerConfig) { c.Name = "Not Valid" }, "DNS label"},
-		{"bad label", func(c *environments.ServerConfig) { c.Label = "a--b" }, "invalid URL label"},
+		{"no command", func(c *server.Config) { c.Command = nil }, "Command"},
+		{"empty program", func(c *server.Config) { c.Command = []string{""} }, "Command"},
+		{"no port", func(c *server.Config) { c.Port = 0 }, "Port"},
+		{"port too large", func(c *server.Config) { c.Port = 70000 }, "Port"},
+		{"bad env entry", func(c *server.Config) { c.Env = []string{"NOEQUALS"} }, "Env"},
+		{"negative timeout", func(c *server.Config) { c.StartupTimeout = -time.Second }, "negative"},
+		{"bad name", func(c *server.Config) { c.Name = "Not Valid" }, "DNS label"},
+		{"bad label", func(c *server.Config) { c.Label = "a--b" }, "invalid URL label"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			cfg := ok
 			tt.change(&cfg)
-			_, err := environments.NewServerEnvironment(cfg)
+			_, err := server.New(cfg)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("NewServerEnvironment: %v, want an error containing %q", err, tt.want)
 			}
 		})
 	}
 	// The defaults wire the lifecycle.
-	env := environments.MustServerEnvironment(ok)
+	env := server.MustNew(ok)
 	if env.Settings().OnStart == nil || env.Settings().OnStop == nil {
 		t.Fatal("OnStart/OnStop are not set to Start/Stop")
 	}
@@ -561,12 +562,12 @@ func BenchmarkServerProxy(b *testing.B) {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	env := environments.MustServerEnvironment(environments.ServerConfig{
+	env := server.MustNew(server.Config{
 		Settings: environments.Settings{Name: "bench"},
 		Command:  []string{upstream},
 		Port:     port,
 	})
-	h, err := env.Build(&environments.Runtime{Logger: slog.New(slog.DiscardHandler)})
+	h, err := env.Build(&environments.Deps{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package environments
+package queue
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/taskgate/taskgate/environments"
 	"github.com/taskgate/taskgate/middleware"
 	"github.com/taskgate/taskgate/tasks"
 	"github.com/taskgate/taskgate/tasks/dispatch"
@@ -118,8 +119,8 @@ func TestHeldCredentialsRecheckedAgainstTheStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = d.Close(context.Background()) })
-	q, err := newQueue(&Settings{Name: "app"}, QueueConfig{Enabled: true}, tasks.Resources{}, nil)
-	if err != nil {
+	q := MustNew(Config{})
+	if err := q.bind(&environments.Settings{Name: "app"}, tasks.Resources{}, nil); err != nil {
 		t.Fatal(err)
 	}
 	q.recheck = 10 * time.Millisecond
@@ -148,7 +149,7 @@ func TestHeldCredentialsRecheckedAgainstTheStore(t *testing.T) {
 }
 
 // heldCount is how many entries q holds for requests, in all its maps.
-func heldCount(q *queue) int {
+func heldCount(q *Queue) int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return len(q.creds) + len(q.refs) + len(q.checks)

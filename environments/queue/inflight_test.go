@@ -1,4 +1,4 @@
-package environments_test
+package queue_test
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/taskgate/taskgate/environments"
+	"github.com/taskgate/taskgate/environments/queue"
 )
 
 // gateApp is an app whose POST /gate route and "held" operation keep every
@@ -72,7 +73,7 @@ func (g *gateApp) env(n int, wait time.Duration) *environments.AppEnvironment {
 	env := environments.MustAppEnvironment(environments.AppConfig{
 		Settings: environments.Settings{Name: "gen", Limits: environments.Limits{MaxInFlight: n, QueueTimeout: wait}},
 		Handler:  mux,
-		Queue:    environments.QueueConfig{Enabled: true},
+		Queue:    queue.MustNew(queue.Config{}),
 	})
 	environments.Endpoint(env, "held", func(ctx context.Context, in *GateInput) (*GateOutput, error) {
 		g.hold(ctx, in.RequestID)

@@ -1,6 +1,6 @@
 //go:build windows
 
-package environments
+package server
 
 import (
 	"os/exec"

@@ -1,6 +1,6 @@
 //go:build unix
 
-package environments
+package server
 
 import (
 	"os/exec"

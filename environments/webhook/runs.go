@@ -1,17 +1,16 @@
-package environments
+package webhook
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"net/url"
 	"strconv"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 
+	"github.com/taskgate/taskgate/environments/internal/edge"
 	"github.com/taskgate/taskgate/tasks"
 	"github.com/taskgate/taskgate/tasks/dispatch"
 	"github.com/taskgate/taskgate/tasks/store"
@@ -48,10 +47,10 @@ type GetRunOutput struct{ Body RunStatus }
 
 // ownedRun loads a run the caller may see: its owner's or, for the admin
 // group, anyone's. Anything else is 404, so names of others' runs leak nothing.
-func (h *webhookHandlers) ownedRun(ctx context.Context, name string) (*tasks.Run, error) {
-	run, err := h.rt.Dispatcher.Get(ctx, name)
+func (h *handlers) ownedRun(ctx context.Context, name string) (*tasks.Run, error) {
+	run, err := h.deps.Dispatcher.Get(ctx, name)
 	if err != nil {
-		return nil, h.problemFor(ctx, err)
+		return nil, h.problem(err)
 	}
 	id := caller(ctx)
 	if run.Owner != id.Subject && !h.isAdmin(id) {
@@ -60,7 +59,7 @@ func (h *webhookHandlers) ownedRun(ctx context.Context, name string) (*tasks.Run
 	return run, nil
 }
 
-func (h *webhookHandlers) status(run *tasks.Run) RunStatus {
+func (h *handlers) status(run *tasks.Run) RunStatus {
 	s := RunStatus{
 		Name: run.Name, Task: run.Project + "/" + run.Domain + "/" + run.Task,
 		Phase: run.Phase, URL: h.w.runURL(run.Name), Done: run.Done(),
@@ -71,7 +70,7 @@ func (h *webhookHandlers) status(run *tasks.Run) RunStatus {
 		s.Attempts = []tasks.Attempt{}
 	}
 	if !run.Done() {
-		s.QueuePosition, s.Reason = h.rt.Dispatcher.QueuePosition(run.Name)
+		s.QueuePosition, s.Reason = h.deps.Dispatcher.QueuePosition(run.Name)
 	}
 	return s
 }
@@ -86,16 +85,16 @@ type Delivery struct {
 	Attempts []store.DeliveryAttempt `json:"attempts"`
 }
 
-func (h *webhookHandlers) getRun(ctx context.Context, in *RunPath) (*GetRunOutput, error) {
+func (h *handlers) getRun(ctx context.Context, in *RunPath) (*GetRunOutput, error) {
 	run, err := h.ownedRun(ctx, in.Name)
 	if err != nil {
 		return nil, err
 	}
 	out := &GetRunOutput{Body: h.status(run)}
 	if run.Webhook != "" {
-		ds, err := h.rt.Dispatcher.Deliveries(ctx, run.Name)
+		ds, err := h.deps.Dispatcher.Deliveries(ctx, run.Name)
 		if err != nil {
-			return nil, h.problemFor(ctx, err)
+			return nil, h.problem(err)
 		}
 		for _, d := range ds {
 			attempts := d.Attempts
@@ -129,7 +128,7 @@ type RunIO struct {
 // GetRunIOOutput is GET /run/{name}/io.
 type GetRunIOOutput struct{ Body RunIO }
 
-func (h *webhookHandlers) getRunIO(ctx context.Context, in *RunPath) (*GetRunIOOutput, error) {
+func (h *handlers) getRunIO(ctx context.Context, in *RunPath) (*GetRunIOOutput, error) {
 	run, err := h.ownedRun(ctx, in.Name)
 	if err != nil {
 		return nil, err
@@ -159,15 +158,15 @@ type AbortOutput struct {
 	}
 }
 
-func (h *webhookHandlers) abortRun(ctx context.Context, in *AbortInput) (*AbortOutput, error) {
-	if err := checkText("query.reason", in.Reason); err != nil {
+func (h *handlers) abortRun(ctx context.Context, in *AbortInput) (*AbortOutput, error) {
+	if err := edge.CheckText("query.reason", in.Reason); err != nil {
 		return nil, err
 	}
 	if _, err := h.ownedRun(ctx, in.Name); err != nil {
 		return nil, err
 	}
-	if _, err := h.rt.Dispatcher.Abort(ctx, in.Name, in.Reason); err != nil {
-		return nil, h.problemFor(ctx, err)
+	if _, err := h.deps.Dispatcher.Abort(ctx, in.Name, in.Reason); err != nil {
+		return nil, h.problem(err)
 	}
 	out := &AbortOutput{}
 	out.Body.Name, out.Body.Status, out.Body.Reason = in.Name, "abort_requested", in.Reason
@@ -191,7 +190,7 @@ type ListRunsOutput struct {
 	}
 }
 
-func (h *webhookHandlers) listRuns(ctx context.Context, in *ListRunsInput) (*ListRunsOutput, error) {
+func (h *handlers) listRuns(ctx context.Context, in *ListRunsInput) (*ListRunsOutput, error) {
 	id := caller(ctx)
 	opts := dispatch.ListOptions{Owner: id.Subject, Task: in.Task, Cursor: in.Cursor, Limit: in.Limit}
 	if in.All {
@@ -203,9 +202,9 @@ func (h *webhookHandlers) listRuns(ctx context.Context, in *ListRunsInput) (*Lis
 	for _, p := range in.Phase {
 		opts.Phases = append(opts.Phases, tasks.Phase(p))
 	}
-	runs, next, err := h.rt.Dispatcher.List(ctx, opts)
+	runs, next, err := h.deps.Dispatcher.List(ctx, opts)
 	if err != nil {
-		return nil, h.problemFor(ctx, err)
+		return nil, h.problem(err)
 	}
 	out := &ListRunsOutput{}
 	out.Body.Runs = make([]RunStatus, len(runs))
@@ -222,11 +221,7 @@ type RunEventsInput struct {
 	LastEventID string `header:"Last-Event-ID" doc:"Resume after this event id."`
 }
 
-// keepAlive is how often an idle event stream sends a comment, so proxies
-// and clients do not time it out.
-var keepAlive = 15 * time.Second
-
-func (h *webhookHandlers) runEvents(ctx context.Context, in *RunEventsInput) (*huma.StreamResponse, error) {
+func (h *handlers) runEvents(ctx context.Context, in *RunEventsInput) (*huma.StreamResponse, error) {
 	if _, err := h.ownedRun(ctx, in.Name); err != nil {
 		return nil, err
 	}
@@ -238,15 +233,15 @@ func (h *webhookHandlers) runEvents(ctx context.Context, in *RunEventsInput) (*h
 		}
 		after = n
 	}
-	events, err := h.rt.Dispatcher.Events(ctx, in.Name, after)
+	events, err := h.deps.Dispatcher.Events(ctx, in.Name, after)
 	if err != nil {
-		return nil, h.problemFor(ctx, err)
+		return nil, h.problem(err)
 	}
 	return &huma.StreamResponse{Body: func(hctx huma.Context) {
-		w, flush := openEventStream(hctx)
+		w, flush := edge.OpenEventStream(hctx)
 		fmt.Fprint(w, ": stream of run events\nretry: 2000\n\n")
 		flush()
-		tick := time.NewTicker(keepAlive)
+		tick := time.NewTicker(edge.KeepAlive)
 		defer tick.Stop()
 		for {
 			select {
@@ -270,21 +265,6 @@ func (h *webhookHandlers) runEvents(ctx context.Context, in *RunEventsInput) (*h
 	}}, nil
 }
 
-// openEventStream starts a Server-Sent Events response (no caching, no
-// proxy buffering) and returns its writer and a flush for each event.
-func openEventStream(hctx huma.Context) (io.Writer, func()) {
-	hctx.SetHeader("Content-Type", "text/event-stream")
-	hctx.SetHeader("Cache-Control", "no-cache")
-	hctx.SetHeader("X-Accel-Buffering", "no")
-	hctx.SetStatus(http.StatusOK)
-	w := hctx.BodyWriter()
-	return w, func() {
-		if f, ok := w.(http.Flusher); ok {
-			f.Flush()
-		}
-	}
-}
-
 // NodesOutput is GET /nodes.
 type NodesOutput struct {
 	Body struct {
@@ -292,20 +272,20 @@ type NodesOutput struct {
 	}
 }
 
-func (h *webhookHandlers) requireAdmin(ctx context.Context) error {
+func (h *handlers) requireAdmin(ctx context.Context) error {
 	if !h.isAdmin(caller(ctx)) {
 		return huma.Error403Forbidden("this endpoint is for the admin group")
 	}
 	return nil
 }
 
-func (h *webhookHandlers) listNodes(ctx context.Context, _ *struct{}) (*NodesOutput, error) {
+func (h *handlers) listNodes(ctx context.Context, _ *struct{}) (*NodesOutput, error) {
 	if err := h.requireAdmin(ctx); err != nil {
 		return nil, err
 	}
-	nodes, err := h.rt.Dispatcher.Nodes(ctx)
+	nodes, err := h.deps.Dispatcher.Nodes(ctx)
 	if err != nil {
-		return nil, h.problemFor(ctx, err)
+		return nil, h.problem(err)
 	}
 	out := &NodesOutput{}
 	out.Body.Nodes = nodes
@@ -318,13 +298,13 @@ func (h *webhookHandlers) listNodes(ctx context.Context, _ *struct{}) (*NodesOut
 // QueueOutput is GET /queue.
 type QueueOutput struct{ Body dispatch.QueueSummary }
 
-func (h *webhookHandlers) queueSummary(ctx context.Context, _ *struct{}) (*QueueOutput, error) {
+func (h *handlers) queueSummary(ctx context.Context, _ *struct{}) (*QueueOutput, error) {
 	if err := h.requireAdmin(ctx); err != nil {
 		return nil, err
 	}
-	q, err := h.rt.Dispatcher.Queue(ctx)
+	q, err := h.deps.Dispatcher.Queue(ctx)
 	if err != nil {
-		return nil, h.problemFor(ctx, err)
+		return nil, h.problem(err)
 	}
 	return &QueueOutput{Body: q}, nil
 }

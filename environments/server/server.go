@@ -1,4 +1,4 @@
-package environments
+package server
 
 import (
 	"bytes"
@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/taskgate/taskgate/environments"
 	"github.com/taskgate/taskgate/internal/problem"
 	"github.com/taskgate/taskgate/middleware"
 )
@@ -29,19 +30,19 @@ import (
 const SubjectHeader = "X-Taskgate-Subject"
 
 var (
-	// ErrServerStartup is the error when a server's process does not
+	// ErrStartup is the error when a server's process does not
 	// answer on its port within StartupTimeout, or exits before it does.
-	ErrServerStartup = errors.New("server did not start")
+	ErrStartup = errors.New("server did not start")
 	// ErrPortInUse is the error when something already answers on the
 	// server's port before its process starts.
 	ErrPortInUse = errors.New("server port already in use")
-	// ErrServerStarted is the error of Start on a running server.
-	ErrServerStarted = errors.New("server already started")
+	// ErrStarted is the error of Start on a running server.
+	ErrStarted = errors.New("server already started")
 )
 
-// ServerConfig configures a ServerEnvironment.
-type ServerConfig struct {
-	Settings
+// Config configures a server environment.
+type Config struct {
+	environments.Settings
 	// Command is the program and its arguments; Command[0] is looked up in
 	// PATH. Required.
 	Command []string
@@ -71,14 +72,14 @@ type ServerConfig struct {
 	MaxRestartBackoff time.Duration
 }
 
-// ServerEnvironment starts a program that serves HTTP on a port and
-// reverse-proxies the environment's requests to it, behind the
-// environment's auth and limits: Modal's @web_server. WebSocket upgrades
-// and streamed responses pass through; the caller's credentials are
-// forwarded as sent, and the verified subject in SubjectHeader.
+// Environment is a server environment: it starts a program that serves
+// HTTP on a port and reverse-proxies the environment's requests to it,
+// behind the environment's auth and limits: Modal's @web_server. WebSocket
+// upgrades and streamed responses pass through; the caller's credentials
+// are forwarded as sent, and the verified subject in SubjectHeader.
 //
 // Build starts nothing. Start launches the process in its own process
-// group (its output goes to the Runtime's logger, line by line), waits until
+// group (its output goes to the Deps' logger, line by line), waits until
 // the port answers, and keeps it running: a process that exits is started
 // again with exponential backoff. Its death is noticed at once, even when a
 // child of it still holds its output, and what is left of its process
@@ -86,7 +87,7 @@ type ServerConfig struct {
 // get 503 problem+json with Retry-After. Stop sends SIGTERM to the whole group,
 // then SIGKILL after StopGracePeriod.
 //
-// When ServerConfig leaves Settings.OnStart and OnStop nil they are set to
+// When Config leaves Settings.OnStart and OnStop nil they are set to
 // Start and Stop, so an App starts and stops the server with its
 // lifecycle; a user who sets their own hooks must call Start and Stop from
 // them.
@@ -95,8 +96,8 @@ type ServerConfig struct {
 // (which a Go server sees as os.Interrupt) and kills the process after
 // StopGracePeriod, or at once when the break cannot be sent; the children
 // it started are not reached.
-type ServerEnvironment struct {
-	cfg    ServerConfig
+type Environment struct {
+	cfg    Config
 	target *url.URL
 	proxy  *httputil.ReverseProxy
 	up     atomic.Bool // a process runs and its port answered
@@ -104,7 +105,7 @@ type ServerEnvironment struct {
 	logger atomic.Pointer[slog.Logger]
 
 	mu   sync.Mutex
-	urls URLSettings
+	urls environments.URLSettings
 
 	// life serializes Start and Stop; it is held while Start waits for the
 	// port, so a Stop during a Start waits for it.
@@ -114,15 +115,18 @@ type ServerEnvironment struct {
 	kill   chan struct{}      // closed by Stop to skip the grace period
 }
 
-var _ Environment = (*ServerEnvironment)(nil)
+var (
+	_ environments.Environment  = (*Environment)(nil)
+	_ environments.PublicPather = (*Environment)(nil)
+)
 
-// NewServerEnvironment checks cfg and applies its defaults.
-func NewServerEnvironment(cfg ServerConfig) (*ServerEnvironment, error) {
-	if err := cfg.Settings.validate(); err != nil {
+// New checks cfg and applies its defaults.
+func New(cfg Config) (*Environment, error) {
+	if err := cfg.Settings.Validate(); err != nil {
 		return nil, err
 	}
 	if cfg.Label != "" {
-		if err := ValidateLabel(cfg.Label); err != nil {
+		if err := environments.ValidateLabel(cfg.Label); err != nil {
 			return nil, fmt.Errorf("environment %s: %w", cfg.Name, err)
 		}
 	}
@@ -151,7 +155,7 @@ func NewServerEnvironment(cfg ServerConfig) (*ServerEnvironment, error) {
 		cfg.Title = cfg.Name
 	}
 
-	s := &ServerEnvironment{
+	s := &Environment{
 		cfg:    cfg,
 		target: &url.URL{Scheme: "http", Host: net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))},
 	}
@@ -173,9 +177,9 @@ func NewServerEnvironment(cfg ServerConfig) (*ServerEnvironment, error) {
 	return s, nil
 }
 
-// MustServerEnvironment is NewServerEnvironment that panics on error.
-func MustServerEnvironment(cfg ServerConfig) *ServerEnvironment {
-	s, err := NewServerEnvironment(cfg)
+// MustNew is New that panics on error.
+func MustNew(cfg Config) *Environment {
+	s, err := New(cfg)
 	if err != nil {
 		panic(err)
 	}
@@ -204,33 +208,37 @@ func loopbackTransport() *http.Transport {
 	}
 }
 
-// Settings implements Environment.
-func (s *ServerEnvironment) Settings() *Settings { return &s.cfg.Settings }
+// Settings implements environments.Environment.
+func (s *Environment) Settings() *environments.Settings { return &s.cfg.Settings }
 
-// Build implements Environment: the reverse proxy to the server. It starts
-// nothing; see Start.
-func (s *ServerEnvironment) Build(rt *Runtime) (http.Handler, error) {
-	if rt.Logger != nil {
-		s.logger.Store(rt.Logger)
+// Build implements environments.Environment: the reverse proxy to the
+// server. It starts nothing; see Start.
+func (s *Environment) Build(deps *environments.Deps) (http.Handler, error) {
+	if deps.Logger != nil {
+		s.logger.Store(deps.Logger)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.urls = rt.URLs
+	s.urls = deps.URLs
 	return http.HandlerFunc(s.serve), nil
 }
 
+// PublicPaths implements environments.PublicPather: /health is served
+// without credentials and outside the in-flight limit.
+func (s *Environment) PublicPaths() []string { return []string{"/health"} }
+
 // URL returns the environment's public URL under the App's URL settings,
 // or "" before the first Build or without a base domain.
-func (s *ServerEnvironment) URL() string {
+func (s *Environment) URL() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return URLFor(s.urls, &s.cfg.Settings)
+	return environments.URLFor(s.urls, &s.cfg.Settings)
 }
 
 // Running reports whether a server process runs and answered on its port.
-func (s *ServerEnvironment) Running() bool { return s.up.Load() }
+func (s *Environment) Running() bool { return s.up.Load() }
 
-func (s *ServerEnvironment) serve(w http.ResponseWriter, r *http.Request) {
+func (s *Environment) serve(w http.ResponseWriter, r *http.Request) {
 	if !s.up.Load() {
 		w.Header().Set("Retry-After", "1")
 		problem.Write(w, http.StatusServiceUnavailable, "the server is not running")
@@ -239,7 +247,7 @@ func (s *ServerEnvironment) serve(w http.ResponseWriter, r *http.Request) {
 	s.proxy.ServeHTTP(w, r)
 }
 
-func (s *ServerEnvironment) rewrite(pr *httputil.ProxyRequest) {
+func (s *Environment) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetURL(s.target)
 	// A CGI or WSGI server reads X_Taskgate_Subject as X-Taskgate-Subject
 	// (both become HTTP_X_TASKGATE_SUBJECT, values joined): drop every
@@ -262,7 +270,7 @@ func (s *ServerEnvironment) rewrite(pr *httputil.ProxyRequest) {
 	}
 }
 
-func (s *ServerEnvironment) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+func (s *Environment) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 		problem.Write(w, http.StatusRequestEntityTooLarge, err.Error())
 		return
@@ -276,17 +284,17 @@ func (s *ServerEnvironment) proxyError(w http.ResponseWriter, r *http.Request, e
 	problem.Write(w, http.StatusBadGateway, "the server did not answer")
 }
 
-func (s *ServerEnvironment) log() *slog.Logger { return s.logger.Load() }
+func (s *Environment) log() *slog.Logger { return s.logger.Load() }
 
 // Start launches the server and returns once its port answers. ctx bounds
 // only that wait: the process outlives it, until Stop. It fails with
 // ErrPortInUse when something already answers on the port, and with
-// ErrServerStartup when the process exits first or StartupTimeout passes.
-func (s *ServerEnvironment) Start(ctx context.Context) error {
+// ErrStartup when the process exits first or StartupTimeout passes.
+func (s *Environment) Start(ctx context.Context) error {
 	s.life.Lock()
 	defer s.life.Unlock()
 	if s.cancel != nil {
-		return fmt.Errorf("server %s: %w", s.cfg.Name, ErrServerStarted)
+		return fmt.Errorf("server %s: %w", s.cfg.Name, ErrStarted)
 	}
 	if s.dial(ctx) == nil {
 		return fmt.Errorf("server %s: %w: %s answers before the server started", s.cfg.Name, ErrPortInUse, s.target.Host)
@@ -309,7 +317,7 @@ func (s *ServerEnvironment) Start(ctx context.Context) error {
 // Stop stops the server: SIGTERM to its process group, SIGKILL after
 // StopGracePeriod or as soon as ctx ends. It returns once the process
 // exited; stopping a server that is not running does nothing.
-func (s *ServerEnvironment) Stop(ctx context.Context) error {
+func (s *Environment) Stop(ctx context.Context) error {
 	s.life.Lock()
 	defer s.life.Unlock()
 	cancel, done, kill := s.cancel, s.done, s.kill
@@ -338,7 +346,7 @@ type process struct {
 
 // launch starts the command in a process group of its own, so that Stop
 // reaches the children a shell or a reloader starts.
-func (s *ServerEnvironment) launch() (*process, error) {
+func (s *Environment) launch() (*process, error) {
 	logger := s.log().With(slog.String("environment", s.cfg.Name))
 	cmd := exec.Command(s.cfg.Command[0], s.cfg.Command[1:]...)
 	cmd.Dir = s.cfg.Dir
@@ -351,13 +359,13 @@ func (s *ServerEnvironment) launch() (*process, error) {
 	// group's leftovers are killed.
 	outR, outW, err := os.Pipe()
 	if err != nil {
-		return nil, fmt.Errorf("server %s: %w: %w", s.cfg.Name, ErrServerStartup, err)
+		return nil, fmt.Errorf("server %s: %w: %w", s.cfg.Name, ErrStartup, err)
 	}
 	errR, errW, err := os.Pipe()
 	if err != nil {
 		outR.Close()
 		outW.Close()
-		return nil, fmt.Errorf("server %s: %w: %w", s.cfg.Name, ErrServerStartup, err)
+		return nil, fmt.Errorf("server %s: %w: %w", s.cfg.Name, ErrStartup, err)
 	}
 	cmd.Stdout, cmd.Stderr = outW, errW
 	newProcessGroup(cmd)
@@ -369,7 +377,7 @@ func (s *ServerEnvironment) launch() (*process, error) {
 	if err != nil {
 		outR.Close()
 		errR.Close()
-		return nil, fmt.Errorf("server %s: %w: %w", s.cfg.Name, ErrServerStartup, err)
+		return nil, fmt.Errorf("server %s: %w: %w", s.cfg.Name, ErrStartup, err)
 	}
 	logger.Info("server process started", slog.Int("pid", cmd.Process.Pid), slog.String("command", cmd.Path))
 	var readers sync.WaitGroup
@@ -402,7 +410,7 @@ func logLines(r *os.File, l *lineLogger) {
 
 // environ is the process environment: ours without TASKGATE_* variables,
 // then PORT, then Env (a later entry wins).
-func (s *ServerEnvironment) environ() []string {
+func (s *Environment) environ() []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "TASKGATE_") {
@@ -414,7 +422,7 @@ func (s *ServerEnvironment) environ() []string {
 }
 
 // dial reports whether the server's port accepts a connection.
-func (s *ServerEnvironment) dial(ctx context.Context) error {
+func (s *Environment) dial(ctx context.Context) error {
 	d := net.Dialer{Timeout: time.Second}
 	c, err := d.DialContext(ctx, "tcp", s.target.Host)
 	if err != nil {
@@ -425,7 +433,7 @@ func (s *ServerEnvironment) dial(ctx context.Context) error {
 
 // waitReady polls the port until it answers, the process exits,
 // StartupTimeout passes or ctx ends.
-func (s *ServerEnvironment) waitReady(ctx context.Context, p *process) error {
+func (s *Environment) waitReady(ctx context.Context, p *process) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.StartupTimeout)
 	defer cancel()
 	wait := 10 * time.Millisecond
@@ -436,10 +444,10 @@ func (s *ServerEnvironment) waitReady(ctx context.Context, p *process) error {
 		select {
 		case <-p.exited:
 			return fmt.Errorf("server %s: %w: the process exited before port %d answered: %w",
-				s.cfg.Name, ErrServerStartup, s.cfg.Port, p.err)
+				s.cfg.Name, ErrStartup, s.cfg.Port, p.err)
 		case <-ctx.Done():
 			return fmt.Errorf("server %s: %w: port %d did not answer within %v: %w",
-				s.cfg.Name, ErrServerStartup, s.cfg.Port, s.cfg.StartupTimeout, ctx.Err())
+				s.cfg.Name, ErrStartup, s.cfg.Port, s.cfg.StartupTimeout, ctx.Err())
 		case <-time.After(wait):
 			wait = min(2*wait, 250*time.Millisecond)
 		}
@@ -448,7 +456,7 @@ func (s *ServerEnvironment) waitReady(ctx context.Context, p *process) error {
 
 // terminate stops p's process group: SIGTERM, then SIGKILL after the grace
 // period or when kill closes. It returns once p exited.
-func (s *ServerEnvironment) terminate(p *process, kill <-chan struct{}) {
+func (s *Environment) terminate(p *process, kill <-chan struct{}) {
 	signalGroup(p.cmd, true)
 	t := time.NewTimer(s.cfg.StopGracePeriod)
 	defer t.Stop()
@@ -463,7 +471,7 @@ func (s *ServerEnvironment) terminate(p *process, kill <-chan struct{}) {
 
 // supervise restarts the server whenever it exits, until ctx ends; then it
 // stops the current process.
-func (s *ServerEnvironment) supervise(ctx context.Context, p *process, done, kill chan struct{}) {
+func (s *Environment) supervise(ctx context.Context, p *process, done, kill chan struct{}) {
 	defer close(done)
 	defer s.up.Store(false)
 	logger := s.log().With(slog.String("environment", s.cfg.Name))

@@ -1,4 +1,4 @@
-package environments
+package webhook
 
 import (
 	"fmt"
@@ -12,7 +12,10 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/samber/lo"
 
+	"github.com/taskgate/taskgate/environments"
+	"github.com/taskgate/taskgate/environments/internal/edge"
 	"github.com/taskgate/taskgate/internal/apidocs"
+	"github.com/taskgate/taskgate/internal/dnslabel"
 	"github.com/taskgate/taskgate/tasks"
 )
 
@@ -33,10 +36,10 @@ var groupEndpoints = map[string][]string{
 	GroupNodes: {"list-nodes", "queue-summary"},
 }
 
-// WebhookConfig configures the prebuilt webhook environment, in the spirit of
+// Config configures the prebuilt webhook environment, in the spirit of
 // Flyte's FlyteWebhookAppEnvironment.
-type WebhookConfig struct {
-	Settings
+type Config struct {
+	environments.Settings
 	// Groups of endpoints to serve: core, task, run, nodes, or all. Empty
 	// means core, task and run.
 	Groups []string
@@ -51,14 +54,17 @@ type WebhookConfig struct {
 	MaxWait time.Duration
 }
 
-// Webhook is the prebuilt webhook environment. Create it with NewWebhook.
-type Webhook struct {
-	cfg       WebhookConfig
+// Environment is the prebuilt webhook environment. Create it with New.
+type Environment struct {
+	cfg       Config
 	endpoints map[string]bool
 	allow     []allowRule
 }
 
-var _ Environment = (*Webhook)(nil)
+var (
+	_ environments.Environment  = (*Environment)(nil)
+	_ environments.PublicPather = (*Environment)(nil)
+)
 
 // EndpointNames lists every endpoint name the webhook environment knows.
 func EndpointNames() []string {
@@ -69,10 +75,10 @@ func EndpointNames() []string {
 	return all
 }
 
-// NewWebhook checks cfg: an unknown group, endpoint or malformed allowlist
+// New checks cfg: an unknown group, endpoint or malformed allowlist
 // entry is an error here, not a warning later.
-func NewWebhook(cfg WebhookConfig) (*Webhook, error) {
-	if err := cfg.Settings.validate(); err != nil {
+func New(cfg Config) (*Environment, error) {
+	if err := cfg.Settings.Validate(); err != nil {
 		return nil, err
 	}
 	if cfg.MaxWait <= 0 || cfg.MaxWait > 60*time.Second {
@@ -81,7 +87,7 @@ func NewWebhook(cfg WebhookConfig) (*Webhook, error) {
 	if cfg.Title == "" {
 		cfg.Title = "taskgate webhook"
 	}
-	w := &Webhook{cfg: cfg, endpoints: map[string]bool{}}
+	w := &Environment{cfg: cfg, endpoints: map[string]bool{}}
 	groups := cfg.Groups
 	if len(groups) == 0 && len(cfg.Endpoints) == 0 {
 		groups = []string{GroupCore, GroupTask, GroupRun}
@@ -120,26 +126,26 @@ func NewWebhook(cfg WebhookConfig) (*Webhook, error) {
 	return w, nil
 }
 
-// MustWebhook is NewWebhook that panics on error.
-func MustWebhook(cfg WebhookConfig) *Webhook {
-	w, err := NewWebhook(cfg)
+// MustNew is New that panics on error.
+func MustNew(cfg Config) *Environment {
+	w, err := New(cfg)
 	if err != nil {
 		panic(err)
 	}
 	return w
 }
 
-// Settings implements Environment.
-func (w *Webhook) Settings() *Settings { return &w.cfg.Settings }
+// Settings implements environments.Environment.
+func (w *Environment) Settings() *environments.Settings { return &w.cfg.Settings }
 
 // Serves reports whether endpoint e is enabled.
-func (w *Webhook) Serves(e string) bool { return w.endpoints[e] }
+func (w *Environment) Serves(e string) bool { return w.endpoints[e] }
 
 // Allowed reports whether the allowlist lets task d through. The replay
 // tasks of app environments' queues are internal: no allowlist reaches them,
 // since their inputs would let a caller forge a replayed request.
-func (w *Webhook) Allowed(d *tasks.Definition) bool {
-	if d.Project == QueueProject {
+func (w *Environment) Allowed(d *tasks.Definition) bool {
+	if d.Project == environments.QueueProject {
 		return false
 	}
 	if w.cfg.AllowedTasks == nil {
@@ -177,18 +183,11 @@ func parseAllowRule(s string) (allowRule, error) {
 	return r, nil
 }
 
-// validPattern accepts a task name, "*", or a glob such as "train-*": only
-// lowercase letters, digits, '-' and '*', so no other glob syntax sneaks in.
+// validPattern accepts a task name, "*", or a glob such as "train-*": a
+// DNS label in which '*' stands for any run of label characters, so no
+// other glob syntax sneaks in, and no pattern that no task name can match.
 func validPattern(seg string) bool {
-	if seg == "" || len(seg) > 63 {
-		return false
-	}
-	for _, c := range seg {
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '*') {
-			return false
-		}
-	}
-	return true
+	return dnslabel.Valid(strings.ReplaceAll(seg, "*", "x"))
 }
 
 func (r allowRule) match(d *tasks.Definition) bool {
@@ -199,15 +198,15 @@ func (r allowRule) match(d *tasks.Definition) bool {
 	return ok(r.project, d.Project) && ok(r.domain, d.Domain) && ok(r.name, d.Name)
 }
 
-// Build implements Environment.
-func (w *Webhook) Build(rt *Runtime) (http.Handler, error) {
-	if rt.Dispatcher == nil && (w.endpoints["run-task"] || w.endpoints["get-run"]) {
+// Build implements environments.Environment.
+func (w *Environment) Build(deps *environments.Deps) (http.Handler, error) {
+	if deps.Dispatcher == nil && (w.endpoints["run-task"] || w.endpoints["get-run"]) {
 		return nil, fmt.Errorf("webhook %s: the task and run groups need App.Dispatcher", w.cfg.Name)
 	}
 	r := chi.NewRouter()
-	r.Use(jsonBodies)
-	cfg := apidocs.Config(w.cfg.Title, rt.Version)
-	cfg.Transformers = append(cfg.Transformers, errorBodies(rt.Logger))
+	r.Use(edge.JSONBodies)
+	cfg := apidocs.Config(w.cfg.Title, deps.Version)
+	cfg.Transformers = append(cfg.Transformers, edge.ErrorBodies(deps.Logger))
 	cfg.Info.Description = w.cfg.Description
 	if w.cfg.PathPrefix != "" {
 		cfg.Servers = []*huma.Server{{URL: w.cfg.PathPrefix}}
@@ -226,12 +225,17 @@ func (w *Webhook) Build(rt *Runtime) (http.Handler, error) {
 		"bearer": {Type: "http", Scheme: "bearer", Description: "An OIDC/JWT or static token."},
 	}
 	api := apidocs.New(r, cfg)
-	h := &webhookHandlers{w: w, rt: rt, api: api}
+	h := &handlers{w: w, deps: deps, api: api}
 	h.register(api)
 	return r, nil
 }
 
 // runURL is the path of a run, as the caller sees it (with the prefix).
-func (w *Webhook) runURL(name string) string {
+func (w *Environment) runURL(name string) string {
 	return path.Join("/", w.cfg.PathPrefix, "run", name)
+}
+
+// PublicPaths implements environments.PublicPather.
+func (w *Environment) PublicPaths() []string {
+	return slices.Concat([]string{"/health"}, apidocs.Paths)
 }

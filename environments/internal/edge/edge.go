@@ -1,7 +1,6 @@
-package environments
+package edge
 
 import (
-	"errors"
 	"mime"
 	"net/http"
 	"strings"
@@ -10,7 +9,6 @@ import (
 
 	"github.com/taskgate/taskgate/internal/problem"
 	"github.com/taskgate/taskgate/internal/storable"
-	"github.com/taskgate/taskgate/tasks/dispatch"
 )
 
 // What a request must be before a handler reads or stores it: a JSON body
@@ -36,14 +34,14 @@ func isJSONType(ct string) bool {
 	return !ok || strings.EqualFold(cs, "utf-8") || strings.EqualFold(cs, "utf8")
 }
 
-// jsonBodies answers 415 to a request with a body whose Content-Type is not
+// JSONBodies answers 415 to a request with a body whose Content-Type is not
 // JSON in UTF-8 (isJSONType): every body the webhook environment takes is
 // JSON, and an XML, form or UTF-16 body must not be read as JSON. A body
 // without a Content-Type is taken as JSON, which is what such clients send
 // (RFC 9110 lets the recipient assume a type); a browser's form or
 // cross-site post always names its type, so it is refused. An empty body
 // is never refused, whatever its type: there is nothing to parse.
-func jsonBodies(next http.Handler) http.Handler {
+func JSONBodies(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
 			ct := r.Header.Get("Content-Type")
@@ -59,10 +57,10 @@ func jsonBodies(next http.Handler) http.Handler {
 	})
 }
 
-// jsonOperations is jsonBodies for the huma operations of an app
+// JSONOperations is JSONBodies for the huma operations of an app
 // environment whose bodies are JSON only (a Body field); an operation that
 // takes other types (RawBody, multipart) reads what it declares.
-func jsonOperations(api huma.API) func(ctx huma.Context, next func(huma.Context)) {
+func JSONOperations(api huma.API) func(ctx huma.Context, next func(huma.Context)) {
 	return func(ctx huma.Context, next func(huma.Context)) {
 		if rb := ctx.Operation().RequestBody; rb != nil && jsonOnly(rb) {
 			ct := ctx.Header("Content-Type")
@@ -88,49 +86,37 @@ func jsonOnly(rb *huma.RequestBody) bool {
 	return true
 }
 
-// textProblem is the 422 of text that cannot be stored as it is, at
+// TextProblem is the 422 of text that cannot be stored as it is, at
 // location ("query.webhook", "header.Idempotency-Key", "body.message"). The
 // value is not echoed: it is what the client got wrong, bytes and all.
-func textProblem(location string) error {
-	return huma.Error422UnprocessableEntity("validation failed", textDetail(location))
+func TextProblem(location string) error {
+	return huma.Error422UnprocessableEntity("validation failed", TextDetail(location))
 }
 
-// textDetail is textProblem's detail, which a huma Resolver returns.
-func textDetail(location string) *huma.ErrorDetail {
+// TextDetail is TextProblem's detail, which a huma Resolver returns.
+func TextDetail(location string) *huma.ErrorDetail {
 	return &huma.ErrorDetail{
 		Message:  "expected valid UTF-8 text without NUL (U+0000) or lone surrogates",
 		Location: location,
 	}
 }
 
-// checkText refuses each of texts that cannot be stored as it is, naming
+// CheckText refuses each of texts that cannot be stored as it is, naming
 // location.
-func checkText(location string, texts ...string) error {
+func CheckText(location string, texts ...string) error {
 	for _, s := range texts {
 		if !storable.Text(s) {
-			return textProblem(location)
+			return TextProblem(location)
 		}
 	}
 	return nil
 }
 
-// checkJSONText refuses a JSON body whose strings cannot be stored as they
+// CheckJSONText refuses a JSON body whose strings cannot be stored as they
 // are (storable.JSON), naming the string under location ("body").
-func checkJSONText(location string, raw []byte) error {
+func CheckJSONText(location string, raw []byte) error {
 	if where, ok := storable.JSON(raw); !ok {
-		return textProblem(location + where)
+		return TextProblem(location + where)
 	}
 	return nil
-}
-
-// submitTextProblem is a *dispatch.TextError of environments.Submit as a
-// 422 naming the SubmitOptions field or the place in the inputs, so that
-// an endpoint that returns Submit's error answers the caller 422; the
-// TextError stays in the chain.
-func submitTextProblem(err error) error {
-	var te *dispatch.TextError
-	if !errors.As(err, &te) {
-		return err
-	}
-	return errors.Join(textProblem(te.Field+te.Where), err)
 }

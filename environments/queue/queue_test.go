@@ -1,4 +1,4 @@
-package environments_test
+package queue_test
 
 import (
 	"bufio"
@@ -18,6 +18,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/taskgate/taskgate/environments"
+	"github.com/taskgate/taskgate/environments/queue"
+	"github.com/taskgate/taskgate/environments/webhook"
 	"github.com/taskgate/taskgate/framework"
 	"github.com/taskgate/taskgate/middleware"
 	"github.com/taskgate/taskgate/tasks"
@@ -102,7 +104,7 @@ func queueEnv(app *queueApp, mod func(*environments.AppConfig)) *environments.Ap
 	cfg := environments.AppConfig{
 		Settings: environments.Settings{Name: "gen"},
 		Handler:  app.handler(),
-		Queue:    environments.QueueConfig{Enabled: true},
+		Queue:    queue.MustNew(queue.Config{}),
 	}
 	if mod != nil {
 		mod(&cfg)
@@ -444,7 +446,7 @@ func TestQueueStatusStreamEndsAtCompleted(t *testing.T) {
 		if !ok {
 			continue
 		}
-		var st environments.QueueStatus
+		var st queue.Status
 		require.NoError(t, json.Unmarshal([]byte(data), &st))
 		statuses = append(statuses, st.Status)
 		if len(statuses) == 1 {
@@ -508,7 +510,7 @@ func TestQueueSubmitRefusals(t *testing.T) {
 func TestQueueResponseTooLargeFails(t *testing.T) {
 	t.Parallel()
 	s := queueStart(t, t.TempDir(), "", queueEnv(newQueueApp(), func(c *environments.AppConfig) {
-		c.Queue.MaxResponseBytes = 1024
+		c.Queue = queue.MustNew(queue.Config{MaxResponseBytes: 1024})
 	}), nil)
 	id := s.submit("/big", queueAlice, "")
 	done := s.waitStatus(id, queueAlice, "COMPLETED")
@@ -651,7 +653,7 @@ func TestQueueReplaysHumaOperations(t *testing.T) {
 // RequiredGroup.
 func TestQueueReplayStartedElsewhereIsRefused(t *testing.T) {
 	t.Parallel()
-	hooks := environments.MustWebhook(environments.WebhookConfig{Settings: environments.Settings{Name: "hooks", PathPrefix: "/hooks"}})
+	hooks := webhook.MustNew(webhook.Config{Settings: environments.Settings{Name: "hooks", PathPrefix: "/hooks"}})
 	s := queueStart(t, t.TempDir(), "", queueEnv(newQueueApp(), func(c *environments.AppConfig) {
 		c.Auth.RequiredGroup = "ml"
 	}), nil, hooks)
@@ -670,7 +672,7 @@ func TestQueueReplayStartedElsewhereIsRefused(t *testing.T) {
 func TestQueueCredentialsGoOnlyToTheirOwner(t *testing.T) {
 	t.Parallel()
 	app := newQueueApp()
-	hooks := environments.MustWebhook(environments.WebhookConfig{Settings: environments.Settings{Name: "hooks", PathPrefix: "/hooks"}})
+	hooks := webhook.MustNew(webhook.Config{Settings: environments.Settings{Name: "hooks", PathPrefix: "/hooks"}})
 	s := queueStart(t, t.TempDir(), "H100:1", queueEnv(app, func(c *environments.AppConfig) {
 		c.Resources = tasks.Resources{GPU: "H100:1"}
 	}), nil, hooks)
@@ -696,4 +698,30 @@ func TestQueueCredentialsGoOnlyToTheirOwner(t *testing.T) {
 	mine := s.call(http.MethodGet, s.requests(waiting, ""), queueAlice, "")
 	require.Equal(t, "alice", mine.body["subject"])
 	require.Equal(t, true, mine.body["creds"], "the owner's replay still has them")
+}
+
+// A Queue holds the state of one environment's requests: a second
+// environment cannot share it, and a bad Config is refused at New.
+func TestQueueServesOneEnvironment(t *testing.T) {
+	t.Parallel()
+	q := queue.MustNew(queue.Config{})
+	a := environments.MustAppEnvironment(environments.AppConfig{Settings: environments.Settings{Name: "a", PathPrefix: "/a"}, Queue: q})
+	b := environments.MustAppEnvironment(environments.AppConfig{Settings: environments.Settings{Name: "b", PathPrefix: "/b"}, Queue: q})
+	cfg, err := framework.ParseEnv(func(k string) string {
+		if k == "TASKGATE_DATA_DIR" {
+			return t.TempDir()
+		}
+		return ""
+	})
+	require.NoError(t, err)
+	svc, err := framework.FromEnv(context.Background(), cfg, slog.New(slog.DiscardHandler), tasks.NewRegistry(), a, b)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = svc.App.Stop(context.Background()) })
+	_, err = svc.App.Handler()
+	require.ErrorContains(t, err, "the queue already serves environment a")
+
+	for _, cfg := range []queue.Config{{MaxResponseBytes: -1}, {MaxResponseBytes: queue.MaxResponseLimit + 1}, {Timeout: -time.Second}, {MaxStartTimeout: -time.Second}} {
+		_, err := queue.New(cfg)
+		require.Error(t, err, "%+v", cfg)
+	}
 }

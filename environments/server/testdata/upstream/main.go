@@ -1,4 +1,4 @@
-// Command upstream is the server the ServerEnvironment tests start and
+// Command upstream is the server the server environment tests start and
 // proxy to. It listens on 127.0.0.1:$PORT and serves:
 //
 //	GET  /pid      its process id

@@ -1,9 +1,8 @@
-package environments
+package queue
 
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,15 +16,16 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	chimw "github.com/go-chi/chi/v5/middleware"
 
+	"github.com/taskgate/taskgate/environments"
+	"github.com/taskgate/taskgate/environments/internal/edge"
 	"github.com/taskgate/taskgate/internal/storable"
 	"github.com/taskgate/taskgate/middleware"
 	"github.com/taskgate/taskgate/tasks"
 	"github.com/taskgate/taskgate/tasks/dispatch"
-	"github.com/taskgate/taskgate/tasks/store"
 )
 
-// GroupQueue tags the queue operations in an app environment's docs.
-const GroupQueue = "queue"
+// Tag tags the queue operations in an app environment's docs.
+const Tag = "queue"
 
 // submitRoute is the chi pattern of POST /queue/submit/{path...}: chi's
 // wildcard, the only pattern that spans slashes. The OpenAPI document shows
@@ -35,51 +35,55 @@ const (
 	submitDocPath = "/queue/submit/{path}"
 )
 
-// queueCodes name why a completed request has no response, or why an
+// The codes name why a completed request has no response, or why an
 // operation was refused, in the "code" member of the problem+json.
 const (
-	QueueCodeAlreadyCompleted = "ALREADY_COMPLETED"
-	QueueCodeInQueue          = QueueStatusInQueue
-	QueueCodeInProgress       = QueueStatusInProgress
-	QueueCodeCancelled        = "CANCELLED"
-	QueueCodeStartTimeout     = "START_TIMEOUT"
-	QueueCodeTimedOut         = "TIMED_OUT"
-	QueueCodeFailed           = "FAILED"
+	CodeAlreadyCompleted = "ALREADY_COMPLETED"
+	CodeInQueue          = StatusInQueue
+	CodeInProgress       = StatusInProgress
+	CodeCancelled        = "CANCELLED"
+	CodeStartTimeout     = "START_TIMEOUT"
+	CodeTimedOut         = "TIMED_OUT"
+	CodeFailed           = "FAILED"
 )
 
-// QueueProblem is a problem+json (RFC 9457) with the queue's
+// Problem is a problem+json (RFC 9457) with the queue's
 // machine-readable Code, such as ALREADY_COMPLETED.
-type QueueProblem struct {
+type Problem struct {
 	huma.ErrorModel
 	Code string `json:"code,omitempty" example:"ALREADY_COMPLETED" doc:"Machine-readable reason: ALREADY_COMPLETED, IN_QUEUE, IN_PROGRESS, CANCELLED, START_TIMEOUT, TIMED_OUT or FAILED."`
 }
 
-func queueProblem(status int, code, detail string) *QueueProblem {
-	return &QueueProblem{ErrorModel: huma.ErrorModel{Title: http.StatusText(status), Status: status, Detail: detail}, Code: code}
+// RecordedOutcome marks a Problem as the recorded outcome of a
+// queued request, which error bodies pass as it is (edge.Recorded).
+func (*Problem) RecordedOutcome() {}
+
+func newProblem(status int, code, detail string) *Problem {
+	return &Problem{ErrorModel: huma.ErrorModel{Title: http.StatusText(status), Status: status, Detail: detail}, Code: code}
 }
 
-// QueueSubmitInput is POST /queue/submit/{path...}.
+// SubmitInput is POST /queue/submit/{path...}.
 // The queued path (escaped as sent) and the body, which may be empty and of
 // any type, are read by Resolve: huma's RawBody would require a body.
-type QueueSubmitInput struct {
+type SubmitInput struct {
 	Priority      string   `header:"X-Queue-Priority" enum:"normal,low" default:"normal" doc:"low runs after every normal request waiting with it."`
 	StartTimeout  float64  `header:"X-Queue-Start-Timeout" minimum:"0" example:"30" doc:"Seconds the request may wait to start; past them it completes with error START_TIMEOUT. 0 or absent: no limit."`
 	Webhook       string   `query:"webhook" maxLength:"2048" doc:"URL that gets a signed callback (Standard Webhooks) when the request completes."`
 	WebhookEvents []string `query:"webhook_events_filter" enum:"start,completed" doc:"Events that trigger the callback; default completed."`
 
-	stored QueuedRequest
+	stored Request
 }
 
 // Resolve captures what the replay needs from the request itself. The
 // environment's body limit (Limits.MaxBodyBytes) bounds the read, and
 // answers 413 beyond it.
-func (in *QueueSubmitInput) Resolve(ctx huma.Context) []error {
+func (in *SubmitInput) Resolve(ctx huma.Context) []error {
 	body, err := io.ReadAll(ctx.BodyReader())
 	if err != nil {
 		return []error{huma.Error400BadRequest("reading the request body: " + err.Error())}
 	}
 	u := ctx.URL()
-	in.stored = QueuedRequest{
+	in.stored = Request{
 		Method:   http.MethodPost,
 		Host:     ctx.Host(),
 		Path:     strings.TrimPrefix(u.EscapedPath(), "/queue/submit"),
@@ -92,10 +96,10 @@ func (in *QueueSubmitInput) Resolve(ctx huma.Context) []error {
 	// values): the replay would not be the request submitted.
 	var errs []error
 	if !storable.Text(in.stored.RawQuery) {
-		errs = append(errs, textDetail("query"))
+		errs = append(errs, edge.TextDetail("query"))
 	}
 	if !storable.Text(in.stored.Host) {
-		errs = append(errs, textDetail("header.Host"))
+		errs = append(errs, edge.TextDetail("header.Host"))
 	}
 	var credHeader string
 	if c, ok := middleware.CredentialsFromContext(ctx.Context()); ok && c.Source == middleware.SourceHeader {
@@ -109,16 +113,16 @@ func (in *QueueSubmitInput) Resolve(ctx huma.Context) []error {
 			k := http.CanonicalHeaderKey(name)
 			in.stored.Header[k] = append(in.stored.Header[k], value)
 			if !storable.Text(value) {
-				errs = append(errs, textDetail("header."+k))
+				errs = append(errs, edge.TextDetail("header."+k))
 			}
 		}
 	})
 	return errs
 }
 
-// QueueSubmitted is the body of POST /queue/submit: where to follow the
+// Submitted is the body of POST /queue/submit: where to follow the
 // request. The URLs are paths on the environment's host.
-type QueueSubmitted struct {
+type Submitted struct {
 	RequestID   string `json:"request_id" example:"r7q2m4x9k3p8s1t6v5w0"`
 	Status      string `json:"status" example:"IN_QUEUE"`
 	StatusURL   string `json:"status_url" example:"/queue/requests/r7q2m4x9k3p8s1t6v5w0/status"`
@@ -126,34 +130,34 @@ type QueueSubmitted struct {
 	CancelURL   string `json:"cancel_url" example:"/queue/requests/r7q2m4x9k3p8s1t6v5w0/cancel"`
 }
 
-// QueueSubmitOutput is the response of POST /queue/submit.
-type QueueSubmitOutput struct {
+// SubmitOutput is the response of POST /queue/submit.
+type SubmitOutput struct {
 	Location string `header:"Location"`
-	Body     QueueSubmitted
+	Body     Submitted
 }
 
-// QueueRequestPath names a queued request.
-type QueueRequestPath struct {
+// RequestPath names a queued request.
+type RequestPath struct {
 	ID string `path:"id" maxLength:"64" example:"r7q2m4x9k3p8s1t6v5w0" doc:"The request_id of the submit."`
 }
 
-// QueueStatusInput is GET /queue/requests/{id}/status (and /status/stream).
-type QueueStatusInput struct {
-	QueueRequestPath
+// StatusInput is GET /queue/requests/{id}/status (and /status/stream).
+type StatusInput struct {
+	RequestPath
 	Logs bool `query:"logs" doc:"Include the lines the replay logged (1 or true)."`
 }
 
-// QueueLog is one line logged while the request was replayed, by the
+// Log is one line logged while the request was replayed, by the
 // queue or by the handler through tasks.Logger(r.Context()).
-type QueueLog struct {
+type Log struct {
 	Timestamp time.Time       `json:"timestamp"`
 	Level     string          `json:"level" example:"INFO"`
 	Message   string          `json:"message"`
 	Attrs     json.RawMessage `json:"attrs,omitempty"`
 }
 
-// QueueStatus is the status of a queued request.
-type QueueStatus struct {
+// Status is the status of a queued request.
+type Status struct {
 	RequestID string `json:"request_id"`
 	Status    string `json:"status" enum:"IN_QUEUE,IN_PROGRESS,COMPLETED"`
 	// QueuePosition counts the requests and runs ahead (fal's meaning):
@@ -161,31 +165,32 @@ type QueueStatus struct {
 	QueuePosition int    `json:"queue_position" doc:"Runs ahead of this request in the queue; 0 when next or started."`
 	ResponseURL   string `json:"response_url"`
 	// Error and ErrorType say why a COMPLETED request has no response.
-	Error     string     `json:"error,omitempty"`
-	ErrorType string     `json:"error_type,omitempty" enum:"CANCELLED,START_TIMEOUT,TIMED_OUT,FAILED"`
-	Logs      []QueueLog `json:"logs,omitempty"`
+	Error     string `json:"error,omitempty"`
+	ErrorType string `json:"error_type,omitempty" enum:"CANCELLED,START_TIMEOUT,TIMED_OUT,FAILED"`
+	Logs      []Log  `json:"logs,omitempty"`
 }
 
-// QueueStatusOutput is GET /queue/requests/{id}/status: 202 until the
+// StatusOutput is GET /queue/requests/{id}/status: 202 until the
 // request completed, then 200.
-type QueueStatusOutput struct {
+type StatusOutput struct {
 	Status int
-	Body   QueueStatus
+	Body   Status
 }
 
-// QueueCancelOutput is PUT /queue/requests/{id}/cancel.
-type QueueCancelOutput struct {
-	Body struct {
-		Status string `json:"status" example:"CANCELLATION_REQUESTED"`
-	}
+// CancelOutput is PUT /queue/requests/{id}/cancel.
+type CancelOutput struct{ Body Cancelled }
+
+// Cancelled is the body of PUT /queue/requests/{id}/cancel.
+type Cancelled struct {
+	Status string `json:"status" example:"CANCELLATION_REQUESTED"`
 }
 
-func (q *queue) register(api huma.API) {
+func (q *Queue) register(api huma.API) {
 	maxBody := q.settings.Limits.MaxBodyBytes
 	if maxBody == 0 {
-		maxBody = DefaultMaxBodyBytes
+		maxBody = environments.DefaultMaxBodyBytes
 	}
-	tags := []string{GroupQueue}
+	tags := []string{Tag}
 	huma.Register(api, huma.Operation{
 		OperationID: "queue-submit", Method: http.MethodPost, Path: submitRoute, Tags: tags,
 		Summary: "Queue a request",
@@ -221,7 +226,7 @@ func (q *queue) register(api huma.API) {
 		Description: "IN_QUEUE (with queue_position), IN_PROGRESS or COMPLETED. 202 until completed, then 200. `logs=1` adds the replay's log lines.",
 		Responses: map[string]*huma.Response{"202": {
 			Description: "Not completed yet.",
-			Content:     map[string]*huma.MediaType{"application/json": {Schema: api.OpenAPI().Components.Schemas.Schema(reflectQueueStatus, true, "QueueStatus")}},
+			Content:     map[string]*huma.MediaType{"application/json": {Schema: api.OpenAPI().Components.Schemas.Schema(reflectStatus, true, "QueueStatus")}},
 		}},
 	}, q.status)
 	huma.Register(api, huma.Operation{
@@ -229,7 +234,7 @@ func (q *queue) register(api huma.API) {
 		Summary:     "Stream a queued request's status",
 		Description: "Server-Sent Events: the status now, then each change (and queue position change), ending after COMPLETED.",
 		Responses: map[string]*huma.Response{"200": {
-			Description: "An event stream of QueueStatus objects.",
+			Description: "An event stream of Status objects.",
 			Content:     map[string]*huma.MediaType{"text/event-stream": {Schema: &huma.Schema{Type: huma.TypeString}}},
 		}},
 	}, q.statusStream)
@@ -250,7 +255,7 @@ func (q *queue) register(api huma.API) {
 	}, q.cancel)
 }
 
-var reflectQueueStatus = reflect.TypeFor[QueueStatus]()
+var reflectStatus = reflect.TypeFor[Status]()
 
 // withoutParams drops the queue's own parameters from a query string and
 // keeps the rest exactly: same order, same escaping.
@@ -270,7 +275,7 @@ func withoutParams(raw string, names ...string) string {
 }
 
 // urls of a request, as paths on the environment's host.
-func (q *queue) urls(id string) (status, response, cancel string) {
+func (q *Queue) urls(id string) (status, response, cancel string) {
 	base := path.Join("/", q.settings.PathPrefix, "queue", "requests", id)
 	return base + "/status", base, base + "/cancel"
 }
@@ -286,16 +291,16 @@ func verifiedCaller(ctx context.Context) (middleware.Identity, error) {
 	return id, nil
 }
 
-func (q *queue) submit(ctx context.Context, in *QueueSubmitInput) (*QueueSubmitOutput, error) {
+func (q *Queue) submit(ctx context.Context, in *SubmitInput) (*SubmitOutput, error) {
 	id, err := verifiedCaller(ctx)
 	if err != nil {
 		return nil, err
 	}
-	rt, _ := q.current()
+	deps, _ := q.current()
 	if isQueueRoute(in.stored.Path) {
 		return nil, huma.Error400BadRequest("the queue's own routes cannot be queued")
 	}
-	events, err := webhookParams(in.Webhook, in.WebhookEvents)
+	events, err := edge.WebhookParams(in.Webhook, in.WebhookEvents)
 	if err != nil {
 		return nil, err
 	}
@@ -314,72 +319,61 @@ func (q *queue) submit(ctx context.Context, in *QueueSubmitInput) (*QueueSubmitO
 	inputs, err := json.Marshal(stored)
 	if err != nil {
 		q.dropCredentials(stored.CredentialsRef)
-		return nil, q.problemFor(ctx, rt, err)
+		return nil, q.problem(err)
 	}
-	priority := QueuePriorityNormal
+	priority := PriorityNormal
 	if in.Priority == "low" {
-		priority = QueuePriorityLow
+		priority = PriorityLow
 	}
-	run, _, err := rt.Dispatcher.Submit(ctx, dispatch.SubmitRequest{
+	run, _, err := deps.Dispatcher.Submit(ctx, dispatch.SubmitRequest{
 		Task: q.def, Inputs: inputs, Caller: id, Priority: priority,
 		Webhook: in.Webhook, WebhookEvents: events,
 	})
 	if err != nil {
 		q.dropCredentials(stored.CredentialsRef)
-		return nil, q.problemFor(ctx, rt, err)
+		return nil, q.problem(err)
 	}
-	q.track(rt.Dispatcher, run.Name, stored.CredentialsRef, startTimeout)
+	q.track(deps.Dispatcher, run.Name, stored.CredentialsRef, startTimeout)
 	status, response, cancel := q.urls(run.Name)
-	return &QueueSubmitOutput{Location: status, Body: QueueSubmitted{
-		RequestID: run.Name, Status: QueueStatusInQueue, StatusURL: status, ResponseURL: response, CancelURL: cancel,
+	return &SubmitOutput{Location: status, Body: Submitted{
+		RequestID: run.Name, Status: StatusInQueue, StatusURL: status, ResponseURL: response, CancelURL: cancel,
 	}}, nil
 }
 
 // ownedRequest loads a request of this queue that the caller may see: its
 // own or, for the admin group, anyone's. Anything else is 404.
-func (q *queue) ownedRequest(ctx context.Context, id string) (*tasks.Run, *Runtime, error) {
+func (q *Queue) ownedRequest(ctx context.Context, id string) (*tasks.Run, *environments.Deps, error) {
 	who, err := verifiedCaller(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
-	rt, _ := q.current()
-	run, err := rt.Dispatcher.Get(ctx, id)
+	deps, _ := q.current()
+	run, err := deps.Dispatcher.Get(ctx, id)
 	if err != nil {
-		return nil, nil, q.problemFor(ctx, rt, err)
+		return nil, nil, q.problem(err)
 	}
-	if !q.owns(run) || (run.Owner != who.Subject && !who.InGroup(rt.AdminGroup)) {
+	if !q.owns(run) || (run.Owner != who.Subject && !who.InGroup(deps.AdminGroup)) {
 		return nil, nil, huma.Error404NotFound("request not found")
 	}
-	return run, rt, nil
+	return run, deps, nil
 }
 
-// problemFor maps domain errors to HTTP errors for the queue routes.
-func (q *queue) problemFor(ctx context.Context, rt *Runtime, err error) error {
-	switch {
-	case errors.Is(err, dispatch.ErrNotFound):
-		return huma.Error404NotFound("request not found")
-	case errors.Is(err, dispatch.ErrAlreadyDone):
-		return queueProblem(http.StatusBadRequest, QueueCodeAlreadyCompleted, "the request already completed")
-	case errors.Is(err, dispatch.ErrInvalidText):
-		return submitTextProblem(err)
-	case errors.Is(err, dispatch.ErrClosed):
-		return shuttingDown()
-	case errors.Is(err, store.ErrUnavailable):
-		return storeProblem(err)
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return huma.Error503ServiceUnavailable("request cancelled")
-	}
-	// errorBodies logs err with the request id and answers without it.
-	return huma.Error500InternalServerError("internal error", fmt.Errorf("queue of environment %s: %w", q.env, err))
+// problem answers err through the one table (edge.Problem), in the
+// queue's words.
+func (q *Queue) problem(err error) error {
+	return edge.Problem(fmt.Errorf("queue of environment %s: %w", q.env, err), edge.Routes{
+		Noun:        "request",
+		AlreadyDone: newProblem(http.StatusBadRequest, CodeAlreadyCompleted, "the request already completed"),
+	})
 }
 
 // enforceStart aborts a request still waiting past its start deadline,
 // for when the timer of the process that took the submit is gone.
-func (q *queue) enforceStart(ctx context.Context, rt *Runtime, run *tasks.Run) *tasks.Run {
+func (q *Queue) enforceStart(ctx context.Context, deps *environments.Deps, run *tasks.Run) *tasks.Run {
 	if !waiting(run.Phase) {
 		return run
 	}
-	var in QueuedRequest
+	var in Request
 	if json.Unmarshal(run.Inputs, &in) != nil {
 		return run
 	}
@@ -387,8 +381,8 @@ func (q *queue) enforceStart(ctx context.Context, rt *Runtime, run *tasks.Run) *
 	if dl.IsZero() || time.Now().Before(dl) {
 		return run
 	}
-	q.expire(ctx, rt.Dispatcher, run.Name, secondsDuration(in.StartTimeout))
-	if fresh, err := rt.Dispatcher.Get(ctx, run.Name); err == nil {
+	q.expire(ctx, deps.Dispatcher, run.Name, secondsDuration(in.StartTimeout))
+	if fresh, err := deps.Dispatcher.Get(ctx, run.Name); err == nil {
 		return fresh
 	}
 	return run
@@ -398,11 +392,11 @@ func (q *queue) enforceStart(ctx context.Context, rt *Runtime, run *tasks.Run) *
 func queueStatusOf(p tasks.Phase) string {
 	switch {
 	case p.Terminal():
-		return QueueStatusCompleted
+		return StatusCompleted
 	case waiting(p):
-		return QueueStatusInQueue
+		return StatusInQueue
 	}
-	return QueueStatusInProgress
+	return StatusInProgress
 }
 
 // queueErrorType says why a completed request has no response; "" when
@@ -411,23 +405,23 @@ func queueErrorType(run *tasks.Run) string {
 	switch {
 	case run.Phase == tasks.PhaseSucceeded:
 		return ""
-	case strings.HasPrefix(run.AbortReason, ErrQueueStartTimeout.Error()),
-		strings.HasPrefix(run.Error, ErrQueueStartTimeout.Error()),
-		strings.HasPrefix(run.Error, "aborted: "+ErrQueueStartTimeout.Error()):
-		return QueueCodeStartTimeout
+	case strings.HasPrefix(run.AbortReason, ErrStartTimeout.Error()),
+		strings.HasPrefix(run.Error, ErrStartTimeout.Error()),
+		strings.HasPrefix(run.Error, "aborted: "+ErrStartTimeout.Error()):
+		return CodeStartTimeout
 	case run.Phase == tasks.PhaseAborted:
-		return QueueCodeCancelled
+		return CodeCancelled
 	case run.Phase == tasks.PhaseTimedOut:
-		return QueueCodeTimedOut
+		return CodeTimedOut
 	}
-	return QueueCodeFailed
+	return CodeFailed
 }
 
-func (q *queue) statusOf(ctx context.Context, rt *Runtime, run *tasks.Run, logs bool) (QueueStatus, error) {
+func (q *Queue) statusOf(ctx context.Context, deps *environments.Deps, run *tasks.Run, logs bool) (Status, error) {
 	_, response, _ := q.urls(run.Name)
-	s := QueueStatus{RequestID: run.Name, Status: queueStatusOf(run.Phase), ResponseURL: response}
-	if s.Status == QueueStatusInQueue {
-		if pos, _ := rt.Dispatcher.QueuePosition(run.Name); pos > 0 {
+	s := Status{RequestID: run.Name, Status: queueStatusOf(run.Phase), ResponseURL: response}
+	if s.Status == StatusInQueue {
+		if pos, _ := deps.Dispatcher.QueuePosition(run.Name); pos > 0 {
 			s.QueuePosition = pos - 1
 		}
 	}
@@ -438,29 +432,29 @@ func (q *queue) statusOf(ctx context.Context, rt *Runtime, run *tasks.Run, logs 
 		}
 	}
 	if logs {
-		lines, err := rt.Dispatcher.Logs(ctx, run.Name)
+		lines, err := deps.Dispatcher.Logs(ctx, run.Name)
 		if err != nil {
-			return s, q.problemFor(ctx, rt, err)
+			return s, q.problem(err)
 		}
-		s.Logs = make([]QueueLog, len(lines))
+		s.Logs = make([]Log, len(lines))
 		for i, l := range lines {
-			s.Logs[i] = QueueLog{Timestamp: l.At, Level: l.Level, Message: l.Message, Attrs: l.Attrs}
+			s.Logs[i] = Log{Timestamp: l.At, Level: l.Level, Message: l.Message, Attrs: l.Attrs}
 		}
 	}
 	return s, nil
 }
 
-func (q *queue) status(ctx context.Context, in *QueueStatusInput) (*QueueStatusOutput, error) {
-	run, rt, err := q.ownedRequest(ctx, in.ID)
+func (q *Queue) status(ctx context.Context, in *StatusInput) (*StatusOutput, error) {
+	run, deps, err := q.ownedRequest(ctx, in.ID)
 	if err != nil {
 		return nil, err
 	}
-	run = q.enforceStart(ctx, rt, run)
-	s, err := q.statusOf(ctx, rt, run, in.Logs)
+	run = q.enforceStart(ctx, deps, run)
+	s, err := q.statusOf(ctx, deps, run, in.Logs)
 	if err != nil {
 		return nil, err
 	}
-	out := &QueueStatusOutput{Status: http.StatusAccepted, Body: s}
+	out := &StatusOutput{Status: http.StatusAccepted, Body: s}
 	if run.Done() {
 		out.Status = http.StatusOK
 	}
@@ -471,29 +465,29 @@ func (q *queue) status(ctx context.Context, in *QueueStatusInput) (*QueueStatusO
 // waiting request: positions move without events of the request itself.
 var queuePositionPoll = time.Second
 
-func (q *queue) statusStream(ctx context.Context, in *QueueStatusInput) (*huma.StreamResponse, error) {
-	run, rt, err := q.ownedRequest(ctx, in.ID)
+func (q *Queue) statusStream(ctx context.Context, in *StatusInput) (*huma.StreamResponse, error) {
+	run, deps, err := q.ownedRequest(ctx, in.ID)
 	if err != nil {
 		return nil, err
 	}
-	events, err := rt.Dispatcher.Events(ctx, run.Name, 0)
+	events, err := deps.Dispatcher.Events(ctx, run.Name, 0)
 	if err != nil {
-		return nil, q.problemFor(ctx, rt, err)
+		return nil, q.problem(err)
 	}
 	return &huma.StreamResponse{Body: func(hctx huma.Context) {
-		w, flush := openEventStream(hctx)
+		w, flush := edge.OpenEventStream(hctx)
 		sctx := hctx.Context()
-		var last QueueStatus
+		var last Status
 		seq := 0
 		// send writes the current status when it differs from the last one
 		// sent, and reports whether the stream is over.
 		send := func() bool {
-			cur, err := rt.Dispatcher.Get(sctx, run.Name)
+			cur, err := deps.Dispatcher.Get(sctx, run.Name)
 			if err != nil {
 				return true
 			}
-			cur = q.enforceStart(sctx, rt, cur)
-			s, err := q.statusOf(sctx, rt, cur, in.Logs)
+			cur = q.enforceStart(sctx, deps, cur)
+			s, err := q.statusOf(sctx, deps, cur, in.Logs)
 			if err != nil {
 				return true
 			}
@@ -504,7 +498,7 @@ func (q *queue) statusStream(ctx context.Context, in *QueueStatusInput) (*huma.S
 				flush()
 				last = s
 			}
-			return s.Status == QueueStatusCompleted
+			return s.Status == StatusCompleted
 		}
 		fmt.Fprint(w, ": queue status stream\nretry: 2000\n\n")
 		if send() {
@@ -512,7 +506,7 @@ func (q *queue) statusStream(ctx context.Context, in *QueueStatusInput) (*huma.S
 		}
 		poll := time.NewTicker(queuePositionPoll)
 		defer poll.Stop()
-		alive := time.NewTicker(keepAlive)
+		alive := time.NewTicker(edge.KeepAlive)
 		defer alive.Stop()
 		for {
 			select {
@@ -536,31 +530,31 @@ func (q *queue) statusStream(ctx context.Context, in *QueueStatusInput) (*huma.S
 	}}, nil
 }
 
-func (q *queue) response(ctx context.Context, in *QueueRequestPath) (*huma.StreamResponse, error) {
-	run, rt, err := q.ownedRequest(ctx, in.ID)
+func (q *Queue) response(ctx context.Context, in *RequestPath) (*huma.StreamResponse, error) {
+	run, deps, err := q.ownedRequest(ctx, in.ID)
 	if err != nil {
 		return nil, err
 	}
-	run = q.enforceStart(ctx, rt, run)
+	run = q.enforceStart(ctx, deps, run)
 	if !run.Done() {
 		st := queueStatusOf(run.Phase)
-		return nil, queueProblem(http.StatusBadRequest, st, "the request has not completed: "+st)
+		return nil, newProblem(http.StatusBadRequest, st, "the request has not completed: "+st)
 	}
 	switch typ := queueErrorType(run); typ {
 	case "":
-	case QueueCodeCancelled:
-		return nil, queueProblem(http.StatusConflict, typ, run.Error)
-	case QueueCodeStartTimeout, QueueCodeTimedOut:
-		return nil, queueProblem(http.StatusGatewayTimeout, typ, run.Error)
+	case CodeCancelled:
+		return nil, newProblem(http.StatusConflict, typ, run.Error)
+	case CodeStartTimeout, CodeTimedOut:
+		return nil, newProblem(http.StatusGatewayTimeout, typ, run.Error)
 	default:
-		return nil, queueProblem(http.StatusInternalServerError, typ, run.Error)
+		return nil, newProblem(http.StatusInternalServerError, typ, run.Error)
 	}
-	var out QueuedResponse
+	var out Response
 	if err := json.Unmarshal(run.Outputs, &out); err != nil || out.StatusCode < 100 || out.StatusCode > 999 {
 		if len(run.Outputs) == 0 {
 			return nil, huma.Error410Gone("the response is no longer kept")
 		}
-		return nil, q.problemFor(ctx, rt, fmt.Errorf("stored response of %s: %w", run.Name, err))
+		return nil, q.problem(fmt.Errorf("stored response of %s: %w", run.Name, err))
 	}
 	body := getBody(out.Body, out.BodyBase64)
 	return &huma.StreamResponse{Body: func(hctx huma.Context) {
@@ -579,18 +573,18 @@ func (q *queue) response(ctx context.Context, in *QueueRequestPath) (*huma.Strea
 	}}, nil
 }
 
-func (q *queue) cancel(ctx context.Context, in *QueueRequestPath) (*QueueCancelOutput, error) {
-	run, rt, err := q.ownedRequest(ctx, in.ID)
+func (q *Queue) cancel(ctx context.Context, in *RequestPath) (*CancelOutput, error) {
+	run, deps, err := q.ownedRequest(ctx, in.ID)
 	if err != nil {
 		return nil, err
 	}
 	if run.Done() {
-		return nil, queueProblem(http.StatusBadRequest, QueueCodeAlreadyCompleted, "the request already completed")
+		return nil, newProblem(http.StatusBadRequest, CodeAlreadyCompleted, "the request already completed")
 	}
-	if _, err := rt.Dispatcher.Abort(ctx, run.Name, "cancelled by the caller"); err != nil {
-		return nil, q.problemFor(ctx, rt, err)
+	if _, err := deps.Dispatcher.Abort(ctx, run.Name, "cancelled by the caller"); err != nil {
+		return nil, q.problem(err)
 	}
-	out := &QueueCancelOutput{}
+	out := &CancelOutput{}
 	out.Body.Status = "CANCELLATION_REQUESTED"
 	return out, nil
 }

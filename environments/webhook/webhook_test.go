@@ -1,4 +1,4 @@
-package environments_test
+package webhook_test
 
 import (
 	"bufio"
@@ -17,6 +17,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/taskgate/taskgate/environments"
+	"github.com/taskgate/taskgate/environments/queue"
+	"github.com/taskgate/taskgate/environments/webhook"
 	"github.com/taskgate/taskgate/examples/quickstart/demo"
 	"github.com/taskgate/taskgate/framework"
 	"github.com/taskgate/taskgate/framework/frameworktest"
@@ -298,15 +300,15 @@ func TestListRunsPaginatesAndFilters(t *testing.T) {
 
 func TestGroupsAndAllowlist(t *testing.T) {
 	t.Parallel()
-	coreOnly := environments.MustWebhook(environments.WebhookConfig{
+	coreOnly := webhook.MustNew(webhook.Config{
 		Settings: environments.Settings{Name: "core-only", PathPrefix: "/core"}, Groups: []string{"core"},
 	})
-	limited := environments.MustWebhook(environments.WebhookConfig{
+	limited := webhook.MustNew(webhook.Config{
 		Settings:     environments.Settings{Name: "limited", PathPrefix: "/limited"},
 		Groups:       []string{"task", "run"},
 		AllowedTasks: []string{"echo", "demo/sleep", "demo/development/fla*"},
 	})
-	s := newStack(t, coreOnly, limited, environments.MustWebhook(environments.WebhookConfig{
+	s := newStack(t, coreOnly, limited, webhook.MustNew(webhook.Config{
 		Settings: environments.Settings{Name: "star", PathPrefix: "/star"}, Groups: []string{"task"},
 		AllowedTasks: []string{"*/development/*"},
 	}))
@@ -326,12 +328,18 @@ func TestGroupsAndAllowlist(t *testing.T) {
 	require.Equal(t, 404, s.do("GET", "/limited/task/demo/development/nope", whAlice, "").status)
 	require.Len(t, s.do("GET", "/star/tasks", whAlice, "").body["tasks"], 4)
 
-	_, err := environments.NewWebhook(environments.WebhookConfig{Settings: environments.Settings{Name: "x"}, Groups: []string{"bogus"}})
+	_, err := webhook.New(webhook.Config{Settings: environments.Settings{Name: "x"}, Groups: []string{"bogus"}})
 	require.ErrorContains(t, err, "bogus")
-	_, err = environments.NewWebhook(environments.WebhookConfig{Settings: environments.Settings{Name: "x"}, Endpoints: []string{"run-everything"}})
+	_, err = webhook.New(webhook.Config{Settings: environments.Settings{Name: "x"}, Endpoints: []string{"run-everything"}})
 	require.ErrorContains(t, err, "run-everything")
-	_, err = environments.NewWebhook(environments.WebhookConfig{Settings: environments.Settings{Name: "x"}, AllowedTasks: []string{"a/b/c/d"}})
+	_, err = webhook.New(webhook.Config{Settings: environments.Settings{Name: "x"}, AllowedTasks: []string{"a/b/c/d"}})
 	require.Error(t, err)
+	// Patterns are DNS labels with '*' in them: one no task name can
+	// match is refused rather than matching nothing.
+	for _, bad := range []string{"-*", "train-", "demo/Echo", "a/b_c/*", "[a-z]*"} {
+		_, err = webhook.New(webhook.Config{Settings: environments.Settings{Name: "x"}, AllowedTasks: []string{bad}})
+		require.ErrorContains(t, err, "allowlist entry", bad)
+	}
 }
 
 func TestNodesAndQueueAreForAdmins(t *testing.T) {
@@ -431,11 +439,11 @@ func TestCallbackToLoopbackIsRefusedByTheSSRFGuard(t *testing.T) {
 
 func TestLimitsGiveExactStatusCodes(t *testing.T) {
 	t.Parallel()
-	small := environments.MustWebhook(environments.WebhookConfig{
+	small := webhook.MustNew(webhook.Config{
 		Settings: environments.Settings{Name: "small", PathPrefix: "/small", Limits: environments.Limits{MaxBodyBytes: 64}},
 		Groups:   []string{"task", "run"},
 	})
-	narrow := environments.MustWebhook(environments.WebhookConfig{
+	narrow := webhook.MustNew(webhook.Config{
 		Settings: environments.Settings{Name: "narrow", PathPrefix: "/narrow",
 			Limits: environments.Limits{MaxInFlight: 1, QueueTimeout: 50 * time.Millisecond}},
 		Groups: []string{"task", "run"},
@@ -473,11 +481,11 @@ func TestLimitsGiveExactStatusCodes(t *testing.T) {
 
 func TestSeveralWebhookEnvironmentsByHost(t *testing.T) {
 	t.Parallel()
-	a := environments.MustWebhook(environments.WebhookConfig{
+	a := webhook.MustNew(webhook.Config{
 		Settings:     environments.Settings{Name: "team-a", CustomDomains: []string{"a.example.com"}},
 		AllowedTasks: []string{"echo"},
 	})
-	b := environments.MustWebhook(environments.WebhookConfig{
+	b := webhook.MustNew(webhook.Config{
 		Settings:     environments.Settings{Name: "team-b", CustomDomains: []string{"*.b.example.com"}, Auth: environments.Auth{RequiredGroup: "ml"}},
 		AllowedTasks: []string{"sleep"},
 	})
@@ -511,7 +519,7 @@ func TestQueueReplayTasksAreNotReachableThroughRunTask(t *testing.T) {
 	app := environments.MustAppEnvironment(environments.AppConfig{
 		Settings: environments.Settings{Name: "myapp", PathPrefix: "/app"},
 		Handler:  http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") }),
-		Queue:    environments.QueueConfig{Enabled: true},
+		Queue:    queue.MustNew(queue.Config{}),
 	})
 	s := newStack(t, demo.Webhook(), app)
 	for _, tk := range s.do("GET", "/tasks", whAdmin, "").body["tasks"].([]any) {
@@ -524,7 +532,7 @@ func TestQueueReplayTasksAreNotReachableThroughRunTask(t *testing.T) {
 
 func TestDocsOfAnEnvironmentShowOnlyItsAllowedTasks(t *testing.T) {
 	t.Parallel()
-	limited := environments.MustWebhook(environments.WebhookConfig{
+	limited := webhook.MustNew(webhook.Config{
 		Settings: environments.Settings{Name: "limited", PathPrefix: "/limited"}, AllowedTasks: []string{"echo"},
 	})
 	s := newStack(t, limited)

@@ -1,4 +1,4 @@
-package environments
+package webhook
 
 import (
 	"bytes"
@@ -18,18 +18,18 @@ import (
 	"github.com/danielgtaylor/huma/v2/validation"
 	"github.com/samber/lo"
 
+	"github.com/taskgate/taskgate/environments"
+	"github.com/taskgate/taskgate/environments/internal/edge"
 	"github.com/taskgate/taskgate/middleware"
 	"github.com/taskgate/taskgate/tasks"
-	"github.com/taskgate/taskgate/tasks/callback"
 	"github.com/taskgate/taskgate/tasks/dispatch"
-	"github.com/taskgate/taskgate/tasks/store"
 )
 
-// webhookHandlers are the operations of one webhook environment.
-type webhookHandlers struct {
-	w   *Webhook
-	rt  *Runtime
-	api huma.API
+// handlers are the operations of one webhook environment.
+type handlers struct {
+	w    *Environment
+	deps *environments.Deps
+	api  huma.API
 
 	schemaMu sync.Mutex
 	schemas  map[string]taskSchemas
@@ -39,9 +39,9 @@ type taskSchemas struct{ in, out *huma.Schema }
 
 var bearer = []map[string][]string{{"bearer": {}}}
 
-func (h *webhookHandlers) register(api huma.API) {
+func (h *handlers) register(api huma.API) {
 	h.schemas = map[string]taskSchemas{}
-	for _, d := range h.rt.Registry.All() {
+	for _, d := range h.deps.Registry.All() {
 		if h.w.Allowed(d) {
 			h.schemasOf(d)
 		}
@@ -82,7 +82,7 @@ func (h *webhookHandlers) register(api huma.API) {
 			}},
 		}
 		// Only allowed tasks' schemas may reach the document: filter first.
-		allowed := lo.Filter(h.rt.Registry.All(), func(d *tasks.Definition, _ int) bool { return h.w.Allowed(d) })
+		allowed := lo.Filter(h.deps.Registry.All(), func(d *tasks.Definition, _ int) bool { return h.w.Allowed(d) })
 		inputs := lo.Map(allowed, func(d *tasks.Definition, _ int) *huma.Schema { return h.schemasOf(d).in })
 		o.RequestBody.Content["application/json"].Schema.AnyOf = inputs
 		// The anyOf above documents the tasks' inputs; the handler validates
@@ -126,7 +126,7 @@ func (h *webhookHandlers) register(api huma.API) {
 }
 
 // registerIf registers o when the environment serves the endpoint it names.
-func registerIf[I, O any](h *webhookHandlers, api huma.API, o huma.Operation, fn func(context.Context, *I) (*O, error)) {
+func registerIf[I, O any](h *handlers, api huma.API, o huma.Operation, fn func(context.Context, *I) (*O, error)) {
 	if h.w.Serves(o.OperationID) {
 		huma.Register(api, o, fn)
 	}
@@ -134,7 +134,7 @@ func registerIf[I, O any](h *webhookHandlers, api huma.API, o huma.Operation, fn
 
 // schemasOf registers the task's input and output types in the API's schema
 // registry (so /docs lists them) and returns the resolved schemas.
-func (h *webhookHandlers) schemasOf(d *tasks.Definition) taskSchemas {
+func (h *handlers) schemasOf(d *tasks.Definition) taskSchemas {
 	h.schemaMu.Lock()
 	defer h.schemaMu.Unlock()
 	if s, ok := h.schemas[d.ID()]; ok {
@@ -172,62 +172,13 @@ func caller(ctx context.Context) middleware.Identity {
 	return middleware.Identity{Subject: "anonymous"}
 }
 
-func (h *webhookHandlers) isAdmin(id middleware.Identity) bool { return id.InGroup(h.rt.AdminGroup) }
+func (h *handlers) isAdmin(id middleware.Identity) bool { return id.InGroup(h.deps.AdminGroup) }
 
-// problemFor is the one table from domain errors to HTTP errors.
-func (h *webhookHandlers) problemFor(ctx context.Context, err error) error {
-	switch {
-	case errors.Is(err, dispatch.ErrNotFound):
-		return huma.Error404NotFound("run not found")
-	case errors.Is(err, dispatch.ErrIdempotencyConflict):
-		return huma.Error409Conflict("Idempotency-Key was already used with a different request")
-	case errors.Is(err, dispatch.ErrAlreadyDone):
-		return huma.Error409Conflict("run already finished")
-	case errors.Is(err, dispatch.ErrBadCursor):
-		return huma.Error422UnprocessableEntity("invalid cursor", &huma.ErrorDetail{
-			Message: "not a next_cursor of GET /runs", Location: "query.cursor",
-		})
-	case errors.Is(err, dispatch.ErrInvalidText):
-		return submitTextProblem(err)
-	case errors.Is(err, dispatch.ErrClosed):
-		return shuttingDown()
-	case errors.Is(err, store.ErrUnavailable):
-		return storeProblem(err)
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return huma.Error503ServiceUnavailable("request cancelled")
-	}
-	// errorBodies logs err with the request id and answers without it.
-	return huma.Error500InternalServerError("internal error", err)
-}
+// problem answers err through the one table (edge.Problem).
+func (h *handlers) problem(err error) error { return edge.Problem(err, runRoutes) }
 
-// shuttingDown is the 503 of a state change the dispatcher refuses while
-// its process drains: the client may retry at once, and a load balancer
-// sends the retry to a process that takes work.
-func shuttingDown() error {
-	return huma.ErrorWithHeaders(huma.Error503ServiceUnavailable("server is shutting down"),
-		http.Header{"Retry-After": {"1"}})
-}
-
-// Retry-After of the answers to requests the store could not serve: a
-// full disk needs an operator, anything else (a lost connection) passes
-// sooner.
-const (
-	diskFullRetryAfter    = "30"
-	unavailableRetryAfter = "5"
-)
-
-// storeProblem answers a request that failed because the store did (err
-// matches store.ErrUnavailable): 507 Insufficient Storage for a full disk,
-// 503 otherwise, both with Retry-After, since the same request may succeed
-// later. The store's loops log the failure; the requests do not.
-func storeProblem(err error) error {
-	if errors.Is(err, store.ErrDiskFull) {
-		return huma.ErrorWithHeaders(huma.NewError(http.StatusInsufficientStorage, "the server's storage is full; try again later"),
-			http.Header{"Retry-After": {diskFullRetryAfter}})
-	}
-	return huma.ErrorWithHeaders(huma.Error503ServiceUnavailable("the server's database is unavailable; try again later"),
-		http.Header{"Retry-After": {unavailableRetryAfter}})
-}
+// runRoutes words the table's answers for runs.
+var runRoutes = edge.Routes{Noun: "run"}
 
 // --- core
 
@@ -238,7 +189,7 @@ type HealthOutput struct {
 	}
 }
 
-func (h *webhookHandlers) health(context.Context, *struct{}) (*HealthOutput, error) {
+func (h *handlers) health(context.Context, *struct{}) (*HealthOutput, error) {
 	out := &HealthOutput{}
 	out.Body.Status = "healthy"
 	return out, nil
@@ -255,7 +206,7 @@ type IdentityBody struct {
 // MeOutput is GET /me.
 type MeOutput struct{ Body IdentityBody }
 
-func (h *webhookHandlers) me(ctx context.Context, _ *struct{}) (*MeOutput, error) {
+func (h *handlers) me(ctx context.Context, _ *struct{}) (*MeOutput, error) {
 	id := caller(ctx)
 	groups := id.Groups
 	if groups == nil {
@@ -287,18 +238,18 @@ type ListTasksOutput struct {
 	}
 }
 
-func (h *webhookHandlers) summary(d *tasks.Definition) TaskSummary {
+func (h *handlers) summary(d *tasks.Definition) TaskSummary {
 	return TaskSummary{
 		Project: d.Project, Domain: d.Domain, Name: d.Name, Version: d.Version, Description: d.Description,
 		URL: h.w.prefixed("/task/" + d.ID()),
 	}
 }
 
-func (w *Webhook) prefixed(p string) string { return w.cfg.PathPrefix + p }
+func (w *Environment) prefixed(p string) string { return w.cfg.PathPrefix + p }
 
-func (h *webhookHandlers) listTasks(context.Context, *struct{}) (*ListTasksOutput, error) {
+func (h *handlers) listTasks(context.Context, *struct{}) (*ListTasksOutput, error) {
 	out := &ListTasksOutput{}
-	out.Body.Tasks = lo.FilterMap(h.rt.Registry.All(), func(d *tasks.Definition, _ int) (TaskSummary, bool) {
+	out.Body.Tasks = lo.FilterMap(h.deps.Registry.All(), func(d *tasks.Definition, _ int) (TaskSummary, bool) {
 		return h.summary(d), h.w.Allowed(d)
 	})
 	return out, nil
@@ -336,8 +287,8 @@ type RetryBody struct {
 type GetTaskOutput struct{ Body TaskDetail }
 
 // lookupTask finds an allowed task: unknown is 404, outside the allowlist 403.
-func (h *webhookHandlers) lookupTask(ctx context.Context, p TaskPath) (*tasks.Definition, error) {
-	d, ok := h.rt.Registry.Lookup(p.Project, p.Domain, p.Name)
+func (h *handlers) lookupTask(ctx context.Context, p TaskPath) (*tasks.Definition, error) {
+	d, ok := h.deps.Registry.Lookup(p.Project, p.Domain, p.Name)
 	if !ok {
 		return nil, huma.Error404NotFound(fmt.Sprintf("task %s/%s/%s not found", p.Project, p.Domain, p.Name))
 	}
@@ -348,7 +299,7 @@ func (h *webhookHandlers) lookupTask(ctx context.Context, p TaskPath) (*tasks.De
 	return d, nil
 }
 
-func (h *webhookHandlers) getTask(ctx context.Context, in *TaskPath) (*GetTaskOutput, error) {
+func (h *handlers) getTask(ctx context.Context, in *TaskPath) (*GetTaskOutput, error) {
 	d, err := h.lookupTask(ctx, *in)
 	if err != nil {
 		return nil, err
@@ -434,36 +385,36 @@ type RunTaskOutput struct {
 	Body              RunAccepted
 }
 
-func (h *webhookHandlers) runTask(ctx context.Context, in *RunTaskInput) (*RunTaskOutput, error) {
+func (h *handlers) runTask(ctx context.Context, in *RunTaskInput) (*RunTaskOutput, error) {
 	d, err := h.lookupTask(ctx, in.TaskPath)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkText("header.Idempotency-Key", in.IdempotencyKey); err != nil {
+	if err := edge.CheckText("header.Idempotency-Key", in.IdempotencyKey); err != nil {
 		return nil, err
 	}
 	inputs, err := h.validateInputs(d, in.RawBody)
 	if err != nil {
 		return nil, err
 	}
-	events, err := webhookParams(in.Webhook, in.WebhookEvents)
+	events, err := edge.WebhookParams(in.Webhook, in.WebhookEvents)
 	if err != nil {
 		return nil, err
 	}
 	wait := parsePreferWait(in.Prefer, h.w.cfg.MaxWait)
-	run, _, err := h.rt.Dispatcher.Submit(ctx, dispatch.SubmitRequest{
+	run, _, err := h.deps.Dispatcher.Submit(ctx, dispatch.SubmitRequest{
 		Task: d, Inputs: inputs, Caller: caller(ctx),
 		IdempotencyKey: in.IdempotencyKey, Priority: in.Priority,
 		Webhook: in.Webhook, WebhookEvents: events,
 	})
 	if err != nil {
-		return nil, h.problemFor(ctx, err)
+		return nil, h.problem(err)
 	}
 	out := &RunTaskOutput{Status: http.StatusAccepted, Location: h.w.runURL(run.Name)}
 	if wait > 0 {
 		out.PreferenceApplied = "wait=" + strconv.FormatFloat(wait.Seconds(), 'f', -1, 64)
 		wctx, cancel := context.WithTimeout(ctx, wait)
-		waited, werr := h.rt.Dispatcher.Wait(wctx, run.Name)
+		waited, werr := h.deps.Dispatcher.Wait(wctx, run.Name)
 		cancel()
 		if werr == nil && waited != nil {
 			run = waited
@@ -483,7 +434,7 @@ func (h *webhookHandlers) runTask(ctx context.Context, in *RunTaskInput) (*RunTa
 
 // validateInputs checks the body against the task's input schema before any
 // run exists: each bad field is named in the 422.
-func (h *webhookHandlers) validateInputs(d *tasks.Definition, raw []byte) (json.RawMessage, error) {
+func (h *handlers) validateInputs(d *tasks.Definition, raw []byte) (json.RawMessage, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 {
 		raw = []byte("{}")
@@ -496,7 +447,7 @@ func (h *webhookHandlers) validateInputs(d *tasks.Definition, raw []byte) (json.
 	}
 	// encoding/json has turned invalid UTF-8 and lone surrogates into
 	// U+FFFD in v; the stored inputs are raw, so they are checked raw.
-	if err := checkJSONText("body", raw); err != nil {
+	if err := edge.CheckJSONText("body", raw); err != nil {
 		return nil, err
 	}
 	if _, ok := v.(map[string]any); !ok && d.InputType.Kind() == reflect.Struct {
@@ -558,30 +509,4 @@ func parsePreferWait(prefer string, max time.Duration) time.Duration {
 		return time.Duration(n * float64(time.Second))
 	}
 	return 0
-}
-
-// webhookParams checks a callback URL and its event filter, as run-task,
-// queue submits and Submit all take them, and returns the filter's
-// normalized event names (nil without a URL: there is nothing to filter).
-// Errors are 422s naming the query parameter. Where the URL may point is
-// checked again at dial time by the delivery client's SSRF guard.
-func webhookParams(url string, events []string) ([]string, error) {
-	if url == "" {
-		return nil, nil
-	}
-	if err := checkText("query.webhook", url); err != nil {
-		return nil, err
-	}
-	if err := callback.ValidateURL(url); err != nil {
-		return nil, huma.Error422UnprocessableEntity("invalid webhook", &huma.ErrorDetail{
-			Message: err.Error(), Location: "query.webhook",
-		})
-	}
-	ev, err := callback.ParseEvents(events)
-	if err != nil {
-		return nil, huma.Error422UnprocessableEntity("invalid webhook_events_filter", &huma.ErrorDetail{
-			Message: err.Error(), Location: "query.webhook_events_filter",
-		})
-	}
-	return ev.Names(), nil
 }
