@@ -9,9 +9,8 @@ import (
 )
 
 // listen fans the store's notifications out to the leader, the agent, the
-// run watchers and (for other processes' changes) the subscribers. It is
-// the store route of "Hand-offs" in doc.go: the only one between
-// processes, and the one that makes up for a lost hand-off in this one.
+// run watchers and (for other processes' changes) the subscribers: the
+// store route of "Hand-offs" in doc.go, the only one between processes.
 func (d *Dispatcher) listen(notes <-chan store.Notification) {
 	for n := range notes {
 		switch n.Kind {
