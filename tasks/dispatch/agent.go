@@ -36,9 +36,50 @@ func (e *abortError) Error() string { return "aborted: " + e.reason }
 // in case a notification was lost.
 const agentRescan = 5 * time.Second
 
-// agent executes the runs bound to its node.
+// agentStore is what the node agent reads and writes in the store itself:
+// its node's record and the runs bound to it. Its phase changes go
+// through a recorder. store.Store satisfies it.
+type agentStore interface {
+	UpsertNode(ctx context.Context, n store.Node) error
+	Heartbeat(ctx context.Context, id string, at time.Time) error
+	ActiveRuns(ctx context.Context, node string) ([]*store.StoredRun, error)
+	GetRun(ctx context.Context, name string) (*store.StoredRun, error)
+}
+
+var _ agentStore = store.Store(nil)
+
+// agentDeps are what the node agent uses; the Dispatcher fills them in
+// from its Config.
+type agentDeps struct {
+	st    agentStore
+	trans recorder
+	// lines keeps what tasks log through tasks.Logger.
+	lines *logWriter
+	log   *slog.Logger
+	now   func() time.Time
+	// registry and caps say which function runs a task and how its
+	// attempts' ends count.
+	registry *tasks.Registry
+	caps     caps
+	nodeCfg  NodeConfig
+	// Config's durations of the same names.
+	heartbeatInterval, abortGrace time.Duration
+	// closed reports whether the dispatcher is closing: an outcome the
+	// store refuses then is left to the restart's recovery.
+	closed func() bool
+
+	// released tells this process's leader that an attempt here returned,
+	// so that what it held is free before its outcome is committed: the
+	// in-process route of "Hand-offs" in doc.go. Nil without a local
+	// leader.
+	released func(name string, attempt int)
+}
+
+// agent executes the runs bound to its node. Runs reach it by the two
+// routes of "Hand-offs" in doc.go: runStarted within this process, notify
+// (and its rescans) from the store.
 type agent struct {
-	d     *Dispatcher
+	agentDeps
 	id    string
 	node  scheduler.Node
 	byRef map[string]scheduler.Device
@@ -66,8 +107,8 @@ type execution struct {
 	cancel  context.CancelCauseFunc
 }
 
-func newAgent(d *Dispatcher) *agent {
-	nc := d.cfg.Node
+func newAgent(deps agentDeps) *agent {
+	nc := deps.nodeCfg
 	node := discovery.LocalNode(nc.ID, nc.GPUs)
 	if nc.MilliCPU > 0 {
 		node.MilliCPU = nc.MilliCPU
@@ -79,38 +120,38 @@ func newAgent(d *Dispatcher) *agent {
 		node.Labels[k] = v
 	}
 	a := &agent{
-		d: d, id: nc.ID, node: node, byRef: map[string]scheduler.Device{},
+		agentDeps: deps, id: nc.ID, node: node, byRef: map[string]scheduler.Device{},
 		execs: map[string]*execution{}, wake: make(chan struct{}, 1),
 		execCtx: context.Background(),
 	}
 	for _, dev := range node.Devices {
 		a.byRef[deviceRef(dev)] = dev
 	}
-	a.fails.heartbeat = d.failures("node heartbeat")
-	a.fails.reads = d.failures("read runs of this node")
-	a.fails.records = d.failures("record phase of a run")
+	a.fails.heartbeat = failures(deps.log, "node heartbeat")
+	a.fails.reads = failures(deps.log, "read runs of this node")
+	a.fails.records = failures(deps.log, "record phase of a run")
 	return a
 }
 
 // recover requeues the runs this node had in flight when its previous
 // process died, as interruptions (or fails those past MaxInterruptions).
 func (a *agent) recover(ctx context.Context) error {
-	d := a.d
-	runs, err := d.st.ActiveRuns(ctx, a.id)
+	runs, err := a.st.ActiveRuns(ctx, a.id)
 	if err != nil {
 		return fmt.Errorf("dispatch: recover runs of node %s: %w", a.id, err)
 	}
 	var ts []store.Transition
 	for _, r := range runs {
 		if r.Phase == tasks.PhaseInitializing || r.Phase == tasks.PhaseRunning {
-			ts = append(ts, d.interruptTransition(r, fmt.Sprintf("node %s restarted during attempt %d", a.id, r.Attempt)))
+			def, _ := a.registry.Lookup(r.Project, r.Domain, r.Task)
+			ts = append(ts, interruptTransition(r, a.caps.limits(def), a.now(), fmt.Sprintf("node %s restarted during attempt %d", a.id, r.Attempt)))
 		}
 	}
 	if len(ts) == 0 {
 		return nil
 	}
-	d.log.Warn("recovering runs interrupted by a restart", "runs", len(ts))
-	if _, err := d.commitTransitions(ctx, ts); err != nil {
+	a.log.Warn("recovering runs interrupted by a restart", "runs", len(ts))
+	if _, err := a.trans.commit(ctx, ts); err != nil {
 		return fmt.Errorf("dispatch: recover runs of node %s: %w", a.id, err)
 	}
 	return nil
@@ -121,14 +162,16 @@ func (a *agent) register(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	now := a.d.now()
-	if err := a.d.st.UpsertNode(ctx, store.Node{ID: a.id, Inventory: inv, Heartbeat: now, StartedAt: now}); err != nil {
+	now := a.now()
+	if err := a.st.UpsertNode(ctx, store.Node{ID: a.id, Inventory: inv, Heartbeat: now, StartedAt: now}); err != nil {
 		return fmt.Errorf("dispatch: register node %s: %w", a.id, err)
 	}
 	return nil
 }
 
-// notify takes the store notifications that concern this node.
+// notify takes the store notifications that concern this node: the store
+// route of "Hand-offs" in doc.go. An attempt already handed over by
+// runStarted is skipped (has).
 func (a *agent) notify(n store.Notification) {
 	switch n.Kind {
 	case store.NotifyEvent:
@@ -153,7 +196,6 @@ func (a *agent) notify(n store.Notification) {
 }
 
 func (a *agent) run(ctx context.Context) {
-	d := a.d
 	// Heartbeats have their own goroutine so that a busy agent loop never
 	// makes its node look dead.
 	var wg sync.WaitGroup
@@ -182,7 +224,7 @@ func (a *agent) run(ctx context.Context) {
 					if a.has(n.Run, n.Attempt) {
 						continue
 					}
-					r, err := d.st.GetRun(ctx, n.Run)
+					r, err := a.st.GetRun(ctx, n.Run)
 					if ctx.Err() == nil {
 						a.fails.reads.Report(ctx, err, slog.String("run", n.Run))
 					}
@@ -202,8 +244,7 @@ func (a *agent) run(ctx context.Context) {
 // whatever the errors: a node that reported less often would be declared
 // dead sooner; only the logs of its failures are spaced.
 func (a *agent) heartbeat(ctx context.Context) {
-	d := a.d
-	t := time.NewTicker(d.cfg.HeartbeatInterval)
+	t := time.NewTicker(a.heartbeatInterval)
 	defer t.Stop()
 	lost := false // declared dead, not registered again yet
 	for {
@@ -212,10 +253,10 @@ func (a *agent) heartbeat(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		err := d.st.Heartbeat(ctx, a.id, d.now())
+		err := a.st.Heartbeat(ctx, a.id, a.now())
 		if errors.Is(err, store.ErrNotFound) {
 			if !lost {
-				d.log.Warn("node was declared dead; dropping its attempts and registering again")
+				a.log.Warn("node was declared dead; dropping its attempts and registering again")
 			}
 			a.cancelAll(errNodeLost)
 			err = a.register(ctx)
@@ -233,7 +274,7 @@ func (a *agent) rescan(ctx context.Context) {
 	if a.fails.reads.Waiting() {
 		return
 	}
-	runs, err := a.d.st.ActiveRuns(ctx, a.id)
+	runs, err := a.st.ActiveRuns(ctx, a.id)
 	if ctx.Err() == nil {
 		a.fails.reads.Report(ctx, err)
 	}
@@ -309,6 +350,11 @@ func (a *agent) drain(ctx context.Context) {
 // assign starts executing a run bound to this node, unless it already runs.
 func (a *agent) assign(r *store.StoredRun, devs []scheduler.Device) { a.start(r, devs, false) }
 
+// runStarted executes a run this process's leader bound to this node and
+// recorded running: the in-process route of "Hand-offs" in doc.go. Its
+// notification, which comes after, finds the attempt running here.
+func (a *agent) runStarted(r *store.StoredRun, devs []scheduler.Device) { a.start(r, devs, true) }
+
 // start executes r; running says the run was already recorded as running.
 func (a *agent) start(r *store.StoredRun, devs []scheduler.Device, running bool) {
 	a.mu.Lock()
@@ -344,15 +390,14 @@ type outcome struct {
 }
 
 func (a *agent) execute(ctx context.Context, r *store.StoredRun, devs []scheduler.Device, running bool) {
-	d := a.d
-	def, ok := d.cfg.Registry.Lookup(r.Project, r.Domain, r.Task)
+	def, ok := a.registry.Lookup(r.Project, r.Domain, r.Task)
 	if !ok {
 		a.finish(r, nil, outcome{returned: true, err: tasks.Permanent(fmt.Errorf("task %s/%s/%s is not registered on node %s", r.Project, r.Domain, r.Task, a.id))}, nil)
 		return
 	}
 	if !running {
-		res, err := d.transition(store.Transition{Run: r.Name, Attempt: r.Attempt, From: []tasks.Phase{tasks.PhaseInitializing},
-			To: tasks.PhaseRunning, At: d.now()})
+		res, err := a.trans.record(store.Transition{Run: r.Name, Attempt: r.Attempt, From: []tasks.Phase{tasks.PhaseInitializing},
+			To: tasks.PhaseRunning, At: a.now()})
 		a.fails.records.Report(context.Background(), err, slog.String("run", r.Name))
 		if err != nil {
 			return // the rescan or a restart's recovery picks the run up again
@@ -372,7 +417,7 @@ func (a *agent) execute(ctx context.Context, r *store.StoredRun, devs []schedule
 
 	runCtx, cancel := context.WithTimeoutCause(ctx, def.Timeout, errTimedOut)
 	defer cancel()
-	logger := slog.New(&runLogHandler{w: d.logs, run: r.Name, attempt: r.Attempt, now: d.now})
+	logger := slog.New(&runLogHandler{w: a.lines, run: r.Name, attempt: r.Attempt, now: a.now})
 	info := tasks.RunInfo{
 		Name: r.Name, Attempt: r.Attempt, Node: a.id, Devices: scheduler.TaskDevices(devs),
 		Caller: r.Caller.Identity(),
@@ -382,7 +427,7 @@ func (a *agent) execute(ctx context.Context, r *store.StoredRun, devs []schedule
 	go func() {
 		defer func() {
 			if p := recover(); p != nil {
-				d.log.Error("task panicked", "run", r.Name, "panic", p, "stack", string(debug.Stack()))
+				a.log.Error("task panicked", "run", r.Name, "panic", p, "stack", string(debug.Stack()))
 				results <- outcome{returned: true, err: fmt.Errorf("task panicked: %v", p)}
 			}
 		}()
@@ -393,7 +438,7 @@ func (a *agent) execute(ctx context.Context, r *store.StoredRun, devs []schedule
 	select {
 	case o = <-results:
 	case <-runCtx.Done():
-		grace := d.cfg.AbortGrace
+		grace := a.abortGrace
 		if errors.Is(context.Cause(runCtx), errShutdown) {
 			grace = min(grace, time.Second)
 		}
@@ -414,12 +459,11 @@ func (a *agent) execute(ctx context.Context, r *store.StoredRun, devs []schedule
 // finish records the attempt's outcome, as decide says: the run's end, or
 // another attempt.
 func (a *agent) finish(r *store.StoredRun, def *tasks.Definition, o outcome, cause error) {
-	d := a.d
 	if errors.Is(cause, errNodeLost) {
 		return
 	}
-	if d.leader != nil {
-		d.leader.released(r.Name, r.Attempt)
+	if a.released != nil {
+		a.released(r.Name, r.Attempt)
 	}
 	e := ending{kind: endReturned, outputs: o.out, err: o.err}
 	var abort *abortError
@@ -427,7 +471,7 @@ func (a *agent) finish(r *store.StoredRun, def *tasks.Definition, o outcome, cau
 	case errors.As(cause, &abort):
 		e = ending{kind: endAborted, why: abort.reason}
 		if e.why == "" {
-			if cur, err := d.st.GetRun(context.Background(), r.Name); err == nil {
+			if cur, err := a.st.GetRun(context.Background(), r.Name); err == nil {
 				e.why = cur.AbortReason
 			}
 		}
@@ -436,8 +480,8 @@ func (a *agent) finish(r *store.StoredRun, def *tasks.Definition, o outcome, cau
 	case errors.Is(cause, errTimedOut):
 		e = ending{kind: endTimedOut}
 	}
-	now := d.now()
-	t := decide(r, e, d.limits(def), now, rand.Float64())
+	now := a.now()
+	t := decide(r, e, a.caps.limits(def), now, rand.Float64())
 	t.Run, t.Attempt, t.At = r.Name, r.Attempt, now
 	t.From = []tasks.Phase{tasks.PhaseInitializing, tasks.PhaseRunning}
 	// A store that fails now (a lost connection) may not fail in a
@@ -448,7 +492,7 @@ func (a *agent) finish(r *store.StoredRun, def *tasks.Definition, o outcome, cau
 	bg := context.Background()
 	others := 0 // refusals for another reason
 	for {
-		_, err := d.transition(t)
+		_, err := a.trans.record(t)
 		if err == nil {
 			a.fails.records.OK(bg)
 			return
@@ -456,8 +500,8 @@ func (a *agent) finish(r *store.StoredRun, def *tasks.Definition, o outcome, cau
 		wait := a.fails.records.Fail(bg, err, slog.String("run", r.Name), slog.String("phase", string(t.To)))
 		unavailable := errors.Is(err, store.ErrUnavailable)
 		// Closing: recovery after the restart requeues the run anyway.
-		if d.closed.Load() || (!unavailable && others == len(outcomePauses)) {
-			d.log.Error("record outcome; given up", "run", r.Name, "phase", t.To, "err", err)
+		if a.closed() || (!unavailable && others == len(outcomePauses)) {
+			a.log.Error("record outcome; given up", "run", r.Name, "phase", t.To, "err", err)
 			return
 		}
 		if !unavailable {
@@ -472,16 +516,3 @@ func (a *agent) finish(r *store.StoredRun, def *tasks.Definition, o outcome, cau
 // the store refused for another reason than unavailability: about 8 s in
 // all.
 var outcomePauses = []time.Duration{100 * time.Millisecond, 500 * time.Millisecond, 2 * time.Second, 5 * time.Second}
-
-// interruptTransition ends the current attempt of r, whose node restarted
-// or stopped heartbeating, as an interruption: back to the queue as a new
-// attempt without spending the retry policy, or failed past
-// MaxInterruptions, or aborted when asked to (decide).
-func (d *Dispatcher) interruptTransition(r *store.StoredRun, why string) store.Transition {
-	def, _ := d.cfg.Registry.Lookup(r.Project, r.Domain, r.Task)
-	now := d.now()
-	t := decide(r, ending{kind: endLost, why: why}, d.limits(def), now, rand.Float64())
-	t.Run, t.Attempt, t.Node, t.At = r.Name, r.Attempt, r.Node, now
-	t.From = []tasks.Phase{tasks.PhaseInitializing, tasks.PhaseRunning}
-	return t
-}

@@ -94,6 +94,66 @@
 // schedules at a time; notifications of committed changes cross processes
 // through LISTEN/NOTIFY, so Events, Wait and the agents react at once.
 //
+// # Parts
+//
+// The Dispatcher is the public API and the wiring. It builds the
+// long-lived parts, each given only what it uses (its store methods as a
+// small interface that store.Store satisfies, the logger, the clock, its
+// settings, the transition writer, callbacks for its hand-offs) and none
+// holding the Dispatcher: the submit writer (submit.go) and the
+// transition writer (transitions.go), which group commits; the log writer
+// (logs.go); the leader, the scheduler candidate (leader.go, its
+// placement in leader_place.go, its state rebuilt from the store in
+// leader_state.go); the node agent (agent.go). A part answers questions
+// about its state through a method (the leader's summary for Queue),
+// never through its lock taken from outside.
+//
+// # Hand-offs
+//
+// Work passes between the parts by two routes, each hand-off by both
+// where both exist:
+//
+//	in one process: direct calls      between processes: the store
+//	(latency)                         (correctness)
+//
+//	Submit -> submit writer           commit a run -> NotifySubmitted
+//	            | submitted                            | every leader
+//	            v                                      v
+//	          leader <-----+          leader reads QueuedRunsAfter, commits
+//	            |          |          a binding -> NotifyEvent initializing
+//	 runStarted |          | released                  | the run's node
+//	            v          |                           v
+//	          agent -------+          agent reads GetRun, runs, commits the
+//	                                  end -> NotifyEvent ended or requeued
+//	Abort ----> agent.abort                            | every leader
+//	            (run on this node)                     v
+//	                                  leader forgets it (re-reads a requeue)
+//	                                  RequestAbort -> NotifyAbort -> agent
+//
+//	lost notifications: NotifyOverflow rebuilds the leader's state and
+//	rescans the agent; every 5 s the leader re-reads queued runs, the
+//	agent its node's runs, Wait and Events their run.
+//
+// The direct calls exist for latency within one process (RoleAll, where
+// every hand-off is local): a run submitted here reaches the leader
+// without waiting for its notification and a read of the store; a run
+// bound to this process's node starts in the commit that binds it,
+// recorded initializing and running at once; the devices of an attempt
+// whose function returned are placed again while its outcome is being
+// committed.
+//
+// The store's notifications exist for correctness: they are the only
+// route between processes (a RoleAPI leader, RoleAgent agents). They are
+// hints to re-read the store, never the data, and may be lost (a slow
+// listener, a dropped connection): NotifyOverflow and the periodic
+// rescans, which read the store itself, make up for them, and for a
+// direct call its receiver could not take (a leader not leading yet).
+// A hand-off that arrives by both routes
+// is handled once: the leader skips its own process's NotifySubmitted,
+// the agent an attempt it already runs, the leader a release of an
+// attempt it no longer holds; and every phase change is a conditional
+// transition, so a stale hand-off changes nothing.
+//
 // # Place on the data path
 //
 // request → auth → environment → dispatcher → scheduler → node agent →
@@ -101,6 +161,6 @@
 // scheduler (tasks/scheduler) and the node agent runs what it places, on
 // the inventory tasks/discovery finds, both through the store
 // (tasks/store), whose outbox tasks/callback drains. It must not import
-// middleware (the caller is middleware/identity), environments or
-// framework.
+// framework, environments or middleware (the caller's identity comes from
+// middleware/identity, a leaf); depguard in .golangci.yml enforces it.
 package dispatch

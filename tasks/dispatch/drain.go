@@ -29,10 +29,7 @@ var (
 func (d *Dispatcher) Drain(ctx context.Context) {
 	d.drainOnce.Do(func() {
 		d.draining.Store(true)
-		d.mu.Lock()
-		d.closing = true
-		close(d.submitQ)
-		d.mu.Unlock()
+		d.submits.close()
 		if d.leader != nil {
 			d.leader.stop()
 		}

@@ -9,7 +9,8 @@ import (
 )
 
 // listen fans the store's notifications out to the leader, the agent, the
-// run watchers and (for other processes' changes) the subscribers.
+// run watchers and (for other processes' changes) the subscribers: the
+// store route of "Hand-offs" in doc.go, the only one between processes.
 func (d *Dispatcher) listen(notes <-chan store.Notification) {
 	for n := range notes {
 		switch n.Kind {
@@ -34,55 +35,56 @@ func (d *Dispatcher) listen(notes <-chan store.Notification) {
 	}
 }
 
-// watchers wakes the Events and Wait calls of a run.
-type watchers struct {
-	mu    sync.Mutex
-	byRun map[string]map[chan struct{}]struct{}
+// Subscribe calls fn with every phase change, in commit order per run: the
+// changes this process commits with the run as the change left it, and,
+// where the store is shared (PostgreSQL), other processes' changes with the
+// run as read just after. fn runs on one goroutine, behind a queue, so a
+// slow fn delays other callbacks but never a commit. Each change of
+// another process costs every process with a subscriber two reads of the
+// store; SubscribeLocal and OnDelivery need none. The returned func
+// unsubscribes.
+func (d *Dispatcher) Subscribe(fn func(tasks.Run, tasks.Event)) (unsubscribe func()) {
+	return d.subs.add(fn, false)
 }
 
-func (w *watchers) add(name string) (<-chan struct{}, func()) {
-	ch := make(chan struct{}, 1)
-	w.mu.Lock()
-	if w.byRun == nil {
-		w.byRun = map[string]map[chan struct{}]struct{}{}
-	}
-	if w.byRun[name] == nil {
-		w.byRun[name] = map[chan struct{}]struct{}{}
-	}
-	w.byRun[name][ch] = struct{}{}
-	w.mu.Unlock()
-	return ch, func() {
-		w.mu.Lock()
-		delete(w.byRun[name], ch)
-		if len(w.byRun[name]) == 0 {
-			delete(w.byRun, name)
-		}
-		w.mu.Unlock()
-	}
+// SubscribeLocal is Subscribe for the changes this process commits only,
+// which cost no read: where no subscriber wants other processes' changes,
+// this process reads none of them.
+func (d *Dispatcher) SubscribeLocal(fn func(tasks.Run, tasks.Event)) (unsubscribe func()) {
+	return d.subs.add(fn, true)
 }
 
-func (w *watchers) signal(name string) {
-	w.mu.Lock()
-	for ch := range w.byRun[name] {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
-	}
-	w.mu.Unlock()
+// OnDelivery calls fn each time a change enqueues a webhook delivery: a
+// change this process commits or, where the store is shared (PostgreSQL),
+// another process's. Unlike Subscribe it reads nothing from the store, so
+// a webhook worker in every API process can use it to look at the outbox
+// at once. fn runs on the goroutine that fans out the store's
+// notifications and must not block (wake a worker). The returned func
+// unsubscribes.
+func (d *Dispatcher) OnDelivery(fn func()) (unsubscribe func()) {
+	return d.deliveries.add(fn)
 }
 
-func (w *watchers) signalAll() {
-	w.mu.Lock()
-	for _, m := range w.byRun {
-		for ch := range m {
-			select {
-			case ch <- struct{}{}:
-			default:
-			}
-		}
+// readEvent fetches the run and event of another process's notification.
+func (d *Dispatcher) readEvent(n store.Notification) (tasks.Run, tasks.Event, bool) {
+	ctx := d.bg
+	sr, err := d.st.GetRun(ctx, n.Run)
+	if err != nil {
+		return tasks.Run{}, tasks.Event{}, false
 	}
-	w.mu.Unlock()
+	evs, err := d.st.Events(ctx, n.Run, n.Seq-1)
+	if err != nil || len(evs) == 0 {
+		return tasks.Run{}, tasks.Event{}, false
+	}
+	return sr.Run, evs[0], true
+}
+
+// publishLocal tells subscribers about a change committed by this process.
+func (d *Dispatcher) publishLocal(run tasks.Run, ev tasks.Event) {
+	if !d.subs.active() {
+		return
+	}
+	d.subs.publish(run, ev)
 }
 
 // subscribers queues phase changes for the Subscribe callbacks, which run

@@ -43,8 +43,9 @@ func LeadWithBrokenRunForTest(ctx context.Context, d *Dispatcher) (panicked any)
 
 // LeaderBacklogForTest is how many notifications and handed-over runs d's
 // scheduler candidate holds for its next step.
-func LeaderBacklogForTest(d *Dispatcher) int {
-	l := d.leader
+func LeaderBacklogForTest(d *Dispatcher) int { return d.leader.backlog() }
+
+func (l *leader) backlog() int {
 	l.inMu.Lock()
 	defer l.inMu.Unlock()
 	return len(l.inbox) + len(l.local)
@@ -53,10 +54,8 @@ func LeaderBacklogForTest(d *Dispatcher) int {
 // LeadingForTest reports whether d's scheduler candidate holds the lease
 // and leads.
 func LeadingForTest(d *Dispatcher) bool {
-	l := d.leader
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.active
+	_, leading := d.leader.summary()
+	return leading
 }
 
 // ReleasedForTest tells d's leader that the given attempt of a run on d's
@@ -68,5 +67,5 @@ func ReleasedForTest(d *Dispatcher, name string, attempt int) {
 // TransitionForTest commits t through d's transition writer, as the node
 // agent does.
 func TransitionForTest(d *Dispatcher, t store.Transition) (store.TransitionResult, error) {
-	return d.transition(t)
+	return d.trans.record(t)
 }

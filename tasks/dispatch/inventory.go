@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"encoding/json"
+	"strconv"
 
 	"github.com/taskgate/taskgate/tasks/scheduler"
 )
@@ -55,4 +56,16 @@ func decodeInventory(raw json.RawMessage) (scheduler.Node, error) {
 		})
 	}
 	return n, nil
+}
+
+// deviceRef names a device in a run's record: its UUID when known, else
+// its index, or parent:index for a MIG partition.
+func deviceRef(d scheduler.Device) string {
+	switch {
+	case d.UUID != "":
+		return d.UUID
+	case d.MIG != "":
+		return strconv.Itoa(d.Parent) + ":" + strconv.Itoa(d.Index)
+	}
+	return strconv.Itoa(d.Index)
 }

@@ -24,9 +24,16 @@ const maxBufferedLogLines = 100_000
 // flushes before it records outcomes, and must not wait on a hung write.
 const logWriteTimeout = 10 * time.Second
 
+// logAppender is what the log writer needs of the store; store.Store
+// satisfies it.
+type logAppender interface {
+	AppendLogs(ctx context.Context, lines []store.LogLine) error
+}
+
 // logWriter buffers the lines tasks log and stores them in batches.
 type logWriter struct {
-	d       *Dispatcher
+	st      logAppender
+	log     *slog.Logger
 	mu      sync.Mutex
 	buf     []store.LogLine
 	dropped int // lines refused since the last write, buffer full
@@ -34,8 +41,8 @@ type logWriter struct {
 	fails   *backoff.Failures
 }
 
-func newLogWriter(d *Dispatcher) *logWriter {
-	return &logWriter{d: d, fails: d.failures("store task logs")}
+func newLogWriter(st logAppender, log *slog.Logger) *logWriter {
+	return &logWriter{st: st, log: log, fails: failures(log, "store task logs")}
 }
 
 func (w *logWriter) add(l store.LogLine) {
@@ -60,14 +67,14 @@ func (w *logWriter) flush(ctx context.Context) {
 	w.buf, w.dropped = nil, 0
 	w.mu.Unlock()
 	if dropped > 0 {
-		w.d.log.Warn("task log lines dropped: too many waiting to be stored", "lines", dropped)
+		w.log.Warn("task log lines dropped: too many waiting to be stored", "lines", dropped)
 	}
 	if len(lines) == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, logWriteTimeout)
 	defer cancel()
-	err := w.d.st.AppendLogs(ctx, lines)
+	err := w.st.AppendLogs(ctx, lines)
 	w.fails.Report(ctx, err, slog.Int("lines", len(lines)))
 	if errors.Is(err, store.ErrUnavailable) {
 		w.putBack(lines)

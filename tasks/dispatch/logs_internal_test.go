@@ -14,7 +14,7 @@ import (
 // stop being held past maxBufferedLogLines; the rest are counted.
 func TestLogBufferIsBounded(t *testing.T) {
 	t.Parallel()
-	w := newLogWriter(&Dispatcher{log: slog.New(slog.DiscardHandler)})
+	w := newLogWriter(nil, slog.New(slog.DiscardHandler))
 	for range maxBufferedLogLines + 5 {
 		w.add(store.LogLine{Run: "r", Message: "x"})
 	}
@@ -47,7 +47,7 @@ func TestLogLinesWaitForAnUnavailableStore(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	st := &refusingLogs{err: fmt.Errorf("commit: %w: database or disk is full", store.ErrDiskFull)}
-	w := newLogWriter(&Dispatcher{st: st, log: slog.New(slog.DiscardHandler)})
+	w := newLogWriter(st, slog.New(slog.DiscardHandler))
 	w.add(store.LogLine{Run: "r", Message: "a"})
 	w.flush(ctx)
 	w.add(store.LogLine{Run: "r", Message: "b"})

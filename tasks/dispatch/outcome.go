@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/taskgate/taskgate/tasks"
@@ -54,10 +55,17 @@ type limits struct {
 	maxOutputBytes   int
 }
 
+// caps are the dispatcher's bounds on every run's attempts
+// (Config.MaxInterruptions, Config.MaxOutputBytes), which a task's own
+// options override.
+type caps struct {
+	maxInterruptions, maxOutputBytes int
+}
+
 // limits are the bounds of def's runs; def may be nil (a task this
 // process does not know).
-func (d *Dispatcher) limits(def *tasks.Definition) limits {
-	l := limits{retry: tasks.DefaultRetryPolicy, maxInterruptions: d.cfg.MaxInterruptions, maxOutputBytes: d.cfg.MaxOutputBytes}
+func (c caps) limits(def *tasks.Definition) limits {
+	l := limits{retry: tasks.DefaultRetryPolicy, maxInterruptions: c.maxInterruptions, maxOutputBytes: c.maxOutputBytes}
 	if def != nil {
 		l.retry, l.timeout = def.Retry, def.Timeout
 		if def.MaxInterruptions != 0 {
@@ -126,6 +134,18 @@ func decide(r *store.StoredRun, e ending, l limits, now time.Time, u float64) st
 	default:
 		return failure(tasks.PhaseFailed, e.err.Error())
 	}
+	return t
+}
+
+// interruptTransition ends the current attempt of r, whose node restarted
+// or stopped heartbeating, as an interruption: back to the queue as a new
+// attempt without spending the retry policy, or failed past
+// MaxInterruptions, or aborted when asked to (decide). lim are the bounds
+// of r's task.
+func interruptTransition(r *store.StoredRun, lim limits, now time.Time, why string) store.Transition {
+	t := decide(r, ending{kind: endLost, why: why}, lim, now, rand.Float64())
+	t.Run, t.Attempt, t.Node, t.At = r.Name, r.Attempt, r.Node, now
+	t.From = []tasks.Phase{tasks.PhaseInitializing, tasks.PhaseRunning}
 	return t
 }
 

@@ -91,15 +91,15 @@ func TestDecide(t *testing.T) {
 // default; negative means none.
 func TestLimits(t *testing.T) {
 	t.Parallel()
-	d := &Dispatcher{cfg: Config{MaxInterruptions: 10, MaxOutputBytes: 100}}
+	c := caps{maxInterruptions: 10, maxOutputBytes: 100}
 	def := func(n int) *tasks.Definition {
 		return &tasks.Definition{Retry: tasks.NoRetry, Timeout: time.Second, MaxInterruptions: n}
 	}
-	require.Equal(t, limits{retry: tasks.DefaultRetryPolicy, maxInterruptions: 10, maxOutputBytes: 100}, d.limits(nil))
-	require.Equal(t, 10, d.limits(def(0)).maxInterruptions)
-	require.Equal(t, 3, d.limits(def(3)).maxInterruptions)
-	require.Equal(t, 0, d.limits(def(-1)).maxInterruptions)
-	d.cfg.MaxInterruptions = -1
-	require.Equal(t, 0, d.limits(def(0)).maxInterruptions)
-	require.Equal(t, tasks.NoRetry, d.limits(def(0)).retry)
+	require.Equal(t, limits{retry: tasks.DefaultRetryPolicy, maxInterruptions: 10, maxOutputBytes: 100}, c.limits(nil))
+	require.Equal(t, 10, c.limits(def(0)).maxInterruptions)
+	require.Equal(t, 3, c.limits(def(3)).maxInterruptions)
+	require.Equal(t, 0, c.limits(def(-1)).maxInterruptions)
+	c.maxInterruptions = -1
+	require.Equal(t, 0, c.limits(def(0)).maxInterruptions)
+	require.Equal(t, tasks.NoRetry, c.limits(def(0)).retry)
 }

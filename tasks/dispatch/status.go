@@ -138,13 +138,10 @@ func (d *Dispatcher) Queue(ctx context.Context) (QueueSummary, error) {
 	for _, r := range runs {
 		q.Runs[r.Phase]++
 	}
-	if l := d.leader; l != nil {
-		l.mu.Lock()
-		if l.active {
-			s := l.sched.QueueSummary()
+	if d.leader != nil {
+		if s, leading := d.leader.summary(); leading {
 			q.Leader, q.Scheduler = true, &s
 		}
-		l.mu.Unlock()
 	}
 	return q, nil
 }
