@@ -101,7 +101,10 @@ func (s *soak) summary(v *verdict) string {
 	p("| runs ended/s | %.1f |", float64(v.succeeded+v.aborted+v.ended)/secs)
 	var requests int
 	l.rec.mu.Lock()
-	for _, m := range l.rec.counts {
+	for op, m := range l.rec.counts {
+		if op == finalOp {
+			continue // sent after the load
+		}
 		for _, n := range m {
 			requests += n
 		}
@@ -109,7 +112,7 @@ func (s *soak) summary(v *verdict) string {
 	lat := slices.Clone(l.rec.latency)
 	l.rec.mu.Unlock()
 	slices.Sort(lat)
-	p("| requests/s (all kinds) | %.1f |", float64(requests)/secs)
+	p("| requests/s during the load (all kinds) | %.1f |", float64(requests)/secs)
 	p("| submit latency p50 / p99 / max (no Prefer: wait) | %s / %s / %s |", ms(percentile(lat, 0.5)), ms(percentile(lat, 0.99)), ms(percentile(lat, 1)))
 	if !v.lastFinish.IsZero() {
 		p("| last run ended after the load | %s |", v.lastFinish.Sub(s.began.Add(cfg.duration)).Round(time.Millisecond))

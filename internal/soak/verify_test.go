@@ -156,11 +156,14 @@ func (s *soak) verify(t *testing.T) *verdict {
 	return v
 }
 
+// finalOp names the requests that check the runs after the load.
+const finalOp = "final get run (after the load)"
+
 // waitTerminal polls a run until it is terminal, 404, or ctx ends.
 func (l *load) waitTerminal(ctx context.Context, r *runRec) finalStatus {
 	var st finalStatus
 	for {
-		code, b, ok := l.do(ctx, exchange{op: "final get run", method: http.MethodGet, path: "/run/" + r.name, owner: r.owner,
+		code, b, ok := l.do(ctx, exchange{op: finalOp, method: http.MethodGet, path: "/run/" + r.name, owner: r.owner,
 			expect: func(c int) bool { return c == http.StatusOK }})
 		switch {
 		case !ok:
