@@ -3,10 +3,29 @@
 // ten minutes by default.
 //
 // The test builds examples/quickstart once, starts it as a subprocess
-// (SQLite, all-in-one), drives mixed load at it over loopback and SIGKILLs
-// and restarts it at a fixed period, then checks that no acknowledged run
-// was lost, that valid requests got no 5xx outside the restarts, and that
-// the process did not grow. It prints a summary table.
+// (SQLite, all-in-one) and drives mixed load at it over loopback: echo,
+// sleep and flaky submits with and without an Idempotency-Key, with signed
+// callbacks to a loopback receiver the test runs, with Prefer: wait;
+// followers of /run/{name}/events; GET /run/{name} and GET /runs; aborts;
+// and 1% bad requests (bad JSON, bad bytes in the body, the key or the
+// callback URL, an unknown task, no token, an oversize body). Meanwhile it
+// SIGKILLs and restarts the process at a fixed period. It prints a
+// Markdown summary and fails when:
+//
+//   - an acknowledged (2xx) run is 404, is not terminal SOAK_DRAIN after
+//     the load, or did not succeed (aborted is fine for a run the load
+//     asked to abort);
+//   - a valid request got a 5xx or no answer outside a restart window, or
+//     an answer the API does not promise for it at any time;
+//   - a callback never arrived, was about another run or was badly signed;
+//     an event stream's ids did not grow, or it ended with another phase
+//     than its run;
+//   - the process died on its own or did not start again;
+//   - RSS, goroutines or open file descriptors grew beyond 10% (below).
+//
+// Reported without failing: callbacks that arrived out of order, bad
+// requests accepted or answered with another 4xx than expected, the log's
+// ERROR and WARN lines, how long the final SIGTERM took.
 //
 //	make soak
 //	SOAK_DURATION=3m SOAK_RESTART_EVERY=1m make soak
