@@ -94,6 +94,7 @@ type load struct {
 	rcv    *receiver
 	rec    *recorder
 	book   *book
+	gate   *gate
 	subSeq atomic.Int64
 	badSeq atomic.Int64
 
@@ -114,10 +115,19 @@ func newLoad(base string, tokens [2]string, rcv *receiver, conns int) *load {
 	return &load{
 		base: base, tokens: tokens, rcv: rcv, rec: newRecorder(),
 		book:     &book{byName: map[string]*runRec{}},
+		gate:     newGate(),
 		hc:       &http.Client{Transport: tr, Timeout: 30 * time.Second},
 		stream:   &http.Client{Transport: str},
 		oversize: append(big, `"}`...),
 	}
+}
+
+// closeIdle closes the idle keep-alive connections on both sides of the
+// process: the load's to it, and its callback client's to the receiver.
+func (l *load) closeIdle() {
+	l.hc.CloseIdleConnections()
+	l.stream.CloseIdleConnections()
+	l.rcv.closeIdle()
 }
 
 // exchange is one request to send, possibly again.

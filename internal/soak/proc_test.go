@@ -116,6 +116,8 @@ func (p *proc) start(ctx context.Context) error {
 	cmd := exec.Command(p.bin)
 	cmd.Env = p.env
 	cmd.Stdout, cmd.Stderr = f, f
+	// A soak killed by its timeout or by hand leaves no server behind.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		return fmt.Errorf("start quickstart: %w", err)

@@ -4,6 +4,7 @@ package soak
 
 import (
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -28,7 +29,11 @@ type callback struct {
 type receiver struct {
 	srv *httptest.Server
 
+	connMu sync.Mutex
+	conns  map[net.Conn]http.ConnState
+
 	mu       sync.Mutex
+	last     time.Time // of the last request, whatever it was
 	bySub    map[string][]callback
 	seen     map[string]bool // webhook-ids: delivery is at least once
 	dups     int
@@ -38,9 +43,12 @@ type receiver struct {
 }
 
 func newReceiver(secret string) *receiver {
-	r := &receiver{bySub: map[string][]callback{}, seen: map[string]bool{}}
+	r := &receiver{bySub: map[string][]callback{}, seen: map[string]bool{}, conns: map[net.Conn]http.ConnState{}}
 	verified := middleware.VerifyWebhookWith(&middleware.WebhookOpts{Logger: discardLogger()}, secret)(http.HandlerFunc(r.take))
-	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	r.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		r.mu.Lock()
+		r.last = time.Now()
+		r.mu.Unlock()
 		rec := &statusRecorder{ResponseWriter: w}
 		verified.ServeHTTP(rec, req)
 		if rec.code == http.StatusUnauthorized {
@@ -49,7 +57,38 @@ func newReceiver(secret string) *receiver {
 			r.mu.Unlock()
 		}
 	}))
+	r.srv.Config.ConnState = r.track
+	r.srv.Start()
 	return r
+}
+
+func (r *receiver) track(c net.Conn, st http.ConnState) {
+	r.connMu.Lock()
+	defer r.connMu.Unlock()
+	if st == http.StateClosed || st == http.StateHijacked {
+		delete(r.conns, c)
+		return
+	}
+	r.conns[c] = st
+}
+
+// open counts the connections to the receiver.
+func (r *receiver) open() int {
+	r.connMu.Lock()
+	defer r.connMu.Unlock()
+	return len(r.conns)
+}
+
+// closeIdle closes the connections no delivery is using (httptest's
+// CloseClientConnections would cut those in use too).
+func (r *receiver) closeIdle() {
+	r.connMu.Lock()
+	defer r.connMu.Unlock()
+	for c, st := range r.conns {
+		if st == http.StateIdle {
+			c.Close()
+		}
+	}
 }
 
 // url is where the callbacks of submit sub go.
@@ -84,6 +123,13 @@ func (r *receiver) take(w http.ResponseWriter, req *http.Request) {
 		r.bySub[sub] = append(r.bySub[sub], callback{id: msg.ID, typ: p.Type, run: p.Data.Name, phase: p.Data.Phase, at: time.Now()})
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// since is how long ago the last request arrived.
+func (r *receiver) since() time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return time.Since(r.last)
 }
 
 // of returns the deliveries for submit sub, in order of arrival.

@@ -151,17 +151,34 @@ func (s *soak) summary(v *verdict) string {
 	}
 	p("")
 
-	p("Process, median of the samples in the last %s before a kill or the end (same age after a start):\n", cfg.sampleWindow())
-	p("| | %s | %s | change |", v.baseLabel, v.endLabel)
-	p("|---|---:|---:|---:|")
-	row := func(name string, base, end int64, scale float64) {
-		p("| %s | %s | %s | %s |", name, num(base, scale), num(end, scale), change(base, end))
+	p("Process, read quietly %s before each kill and at the end (same age after a start; see go doc ./internal/soak):\n", quietLead)
+	if n := len(v.quiets); n > 0 {
+		first, last := v.quiets[0].figure, v.quiets[n-1].figure
+		p("| | %s | %s | change |", v.baseLabel, v.endLabel)
+		p("|---|---:|---:|---:|")
+		row := func(name string, base, end int64, scale float64) {
+			p("| %s | %s | %s | %s |", name, num(base, scale), num(end, scale), change(base, end))
+		}
+		row("RSS (MiB)", first.rssKiB, last.rssKiB, 1024)
+		row("goroutines", first.goroutines, last.goroutines, 1)
+		row("threads (reported only)", first.threads, last.threads, 1)
+		row("open fds", first.fds, last.fds, 1)
+		p("")
+		p("| checkpoint | instance | age | RSS MiB | goroutines | threads | fds | pause to reading |")
+		p("|---:|---:|---:|---:|---:|---:|---:|---:|")
+		points := cfg.checkpoints()
+		for i, q := range v.quiets {
+			took := q.took.Round(100 * time.Millisecond).String()
+			if !q.drained {
+				took += " (not drained: " + q.detail + ")"
+			}
+			p("| %s | %d | %s | %s | %s | %s | %s | %s |", points[i], q.instance, q.age.Round(time.Second),
+				num(q.rssKiB, 1024), num(q.goroutines, 1), num(q.threads, 1), num(q.fds, 1), took)
+		}
+		p("")
 	}
-	row("RSS (MiB)", v.base.rssKiB, v.end.rssKiB, 1024)
-	row("goroutines", v.base.goroutines, v.end.goroutines, 1)
-	row("threads (reported only)", v.base.threads, v.end.threads, 1)
-	row("open fds", v.base.fds, v.end.fds, 1)
-	p("")
+	p("Under load (medians of the samples %s after the start and in the last %s; shown, not judged):\n",
+		fmt.Sprintf("%s–%s", cfg.sampleWindow(), 2*cfg.sampleWindow()), cfg.sampleWindow())
 	p("| instance | life | RSS MiB early → late | goroutines | threads | fds |")
 	p("|---:|---:|---|---|---|---|")
 	for _, f := range v.instances {

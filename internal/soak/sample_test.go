@@ -27,11 +27,14 @@ type sample struct {
 	fds      int64
 	// goroutines is -1 when the debug listener did not answer.
 	goroutines int64
+	// paused: taken while the load was paused for a quiet reading.
+	paused bool
 }
 
 // sampler reads the live process every period and keeps every reading.
 type sampler struct {
 	p      *proc
+	paused func() bool
 	period time.Duration
 	dir    string // goroutine profiles go here
 	hc     *http.Client
@@ -40,9 +43,9 @@ type sampler struct {
 	samples []sample
 }
 
-func newSampler(p *proc, period time.Duration, dir string) *sampler {
+func newSampler(p *proc, paused func() bool, period time.Duration, dir string) *sampler {
 	tr := &http.Transport{DisableKeepAlives: true}
-	return &sampler{p: p, period: period, dir: dir, hc: &http.Client{Transport: tr, Timeout: 2 * time.Second}}
+	return &sampler{p: p, paused: paused, period: period, dir: dir, hc: &http.Client{Transport: tr, Timeout: 2 * time.Second}}
 }
 
 func (s *sampler) run(ctx context.Context) {
@@ -69,7 +72,7 @@ func (s *sampler) read() (sample, bool) {
 	if pid == 0 {
 		return sample{}, false
 	}
-	sm := sample{instance: inst, at: time.Now(), age: time.Since(started), goroutines: -1}
+	sm := sample{instance: inst, at: time.Now(), age: time.Since(started), goroutines: -1, paused: s.paused()}
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return sample{}, false
@@ -143,8 +146,7 @@ type figure struct {
 	rssKiB, goroutines, threads, fds int64
 }
 
-// medianOf summarizes the samples of one instance taken in [from, to] of
-// its age, or in [from, to] of wall time when byTime.
+// medianOf is the medians of the samples keep selects, field by field.
 func medianOf(samples []sample, keep func(sample) bool) (figure, bool) {
 	var sel []sample
 	for _, s := range samples {
@@ -179,9 +181,9 @@ func medianOf(samples []sample, keep func(sample) bool) (figure, bool) {
 	}, true
 }
 
-// instanceFigures are an instance's early and late medians: the samples at
-// ages [w, 2w] and those of the last w before it ended (killed, or the load
-// stopped).
+// instanceFigures are an instance's medians under load: early, the
+// samples at ages [w, 2w]; late, those of the w before the quiet that
+// precedes its end (a kill, or the end of the load).
 type instanceFigures struct {
 	instance        int
 	life            time.Duration
@@ -205,10 +207,11 @@ func figuresByInstance(samples []sample, ends map[int]time.Time, w time.Duration
 		started := s.at.Add(-s.age)
 		f := instanceFigures{instance: inst, life: end.Sub(started)}
 		f.early, f.okEarly = medianOf(samples, func(x sample) bool {
-			return x.instance == inst && x.age >= w && x.age <= 2*w
+			return x.instance == inst && !x.paused && x.age >= w && x.age <= 2*w
 		})
+		lateEnd := end.Add(-quietLead)
 		f.late, f.okLate = medianOf(samples, func(x sample) bool {
-			return x.instance == inst && !x.at.After(end) && end.Sub(x.at) <= w
+			return x.instance == inst && !x.paused && !x.at.After(lateEnd) && lateEnd.Sub(x.at) <= w
 		})
 		out = append(out, f)
 	}

@@ -72,13 +72,13 @@ func loadConfig(t *testing.T) config {
 	return c
 }
 
-// sampleWindow is how much of an instance's end its figure is the median
-// of (see the package doc).
+// sampleWindow is the span of the under-load medians of an instance
+// (instanceFigures): two of them and the quiet fit in its life.
 func (c config) sampleWindow() time.Duration {
 	if c.restartEvery == 0 {
 		return 20 * time.Second
 	}
-	return min(20*time.Second, c.restartEvery/4)
+	return min(20*time.Second, (c.restartEvery-quietLead)/3)
 }
 
 func randomHex(n int) string {
@@ -118,7 +118,7 @@ func TestSoak(t *testing.T) {
 	}
 	defer srv.kill()
 	s.load = newLoad(srv.base(), tokens, rcv, cfg.workers+cfg.followers+4)
-	s.sampler = newSampler(srv, 2*time.Second, work)
+	s.sampler = newSampler(srv, s.load.gate.isPaused, 2*time.Second, work)
 
 	s.began = time.Now()
 	t.Logf("load for %s at %.0f op/s, %d workers, %d followers; SIGKILL every %s", cfg.duration, cfg.rate,
@@ -158,6 +158,8 @@ type soak struct {
 	ends     map[int]time.Time
 	restarts []restart
 	deaths   []string
+	// quiets are the quiet readings, one per checkpoint.
+	quiets []quietFigure
 }
 
 // restart is one SIGKILL and the start after it.
@@ -189,13 +191,14 @@ func (s *soak) died(instance int, err error) {
 	}()
 }
 
-// drive runs the load, the followers, the sampler and the restarts for the
-// configured duration.
+// drive runs the load, the followers, the sampler, the quiets and the
+// restarts for the configured duration.
 func (s *soak) drive() {
 	cfg := s.cfg
 	ctx, cancel := context.WithDeadline(context.Background(), s.began.Add(cfg.duration))
 	defer cancel()
 	var wg sync.WaitGroup
+	g := s.load.gate
 
 	sctx, stopSampler := context.WithCancel(context.Background())
 	var swg sync.WaitGroup
@@ -211,6 +214,9 @@ func (s *soak) drive() {
 			case <-ctx.Done():
 				return
 			case <-tick.C:
+				if g.isPaused() {
+					continue
+				}
 				select {
 				case tokens <- struct{}{}:
 				default:
@@ -232,6 +238,9 @@ func (s *soak) drive() {
 					return
 				case <-tokens:
 				}
+				if !g.enter(ctx) {
+					return
+				}
 				n := rng.IntN(total)
 				for _, o := range mix {
 					if n < o.weight {
@@ -240,6 +249,7 @@ func (s *soak) drive() {
 					}
 					n -= o.weight
 				}
+				g.leave()
 			}
 		})
 	}
@@ -248,15 +258,16 @@ func (s *soak) drive() {
 		wg.Go(func() {
 			// The newest run is most often still going; the pause keeps
 			// the followers from replaying finished streams back to back.
-			for ctx.Err() == nil {
+			for g.enter(ctx) {
 				if r := s.load.book.newest(); r != nil {
 					s.load.follow(ctx, r)
 				}
+				g.leave()
 				pause(ctx, time.Duration(50+rng.IntN(200))*time.Millisecond)
 			}
 		})
 	}
-	wg.Go(func() { s.restartLoop(ctx) })
+	wg.Go(func() { s.conduct(ctx) })
 
 	<-ctx.Done()
 	s.endInstance()
@@ -266,11 +277,9 @@ func (s *soak) drive() {
 	s.skipped = skipped
 }
 
-// endInstance marks the live instance's end of load and keeps its
-// goroutine profile.
+// endInstance marks the live instance's end of load.
 func (s *soak) endInstance() {
 	inst, _, _ := s.srv.current()
-	s.sampler.saveProfile(fmt.Sprintf("instance-%d-end", inst))
 	s.mu.Lock()
 	if _, ok := s.ends[inst]; !ok {
 		s.ends[inst] = time.Now()
@@ -278,36 +287,67 @@ func (s *soak) endInstance() {
 	s.mu.Unlock()
 }
 
-// restartLoop SIGKILLs the process every restartEvery and starts it again,
-// inside a restart window.
-func (s *soak) restartLoop(ctx context.Context) {
-	if s.cfg.restartEvery == 0 {
-		return
+// checkpoints are the moments, since the load began, at which the live
+// process is read quietly: before each kill and at the end; without
+// restarts, at minute 2 and at the end.
+func (c config) checkpoints() []time.Duration {
+	if c.restartEvery == 0 {
+		return []time.Duration{min(2*time.Minute, c.duration/2), c.duration}
 	}
-	for k := 1; time.Duration(k)*s.cfg.restartEvery < s.cfg.duration; k++ {
-		select {
-		case <-ctx.Done():
+	var out []time.Duration
+	for at := c.restartEvery; at <= c.duration; at += c.restartEvery {
+		out = append(out, at)
+	}
+	return out
+}
+
+// conduct reads the process quietly before each checkpoint and, at each
+// one but the end, SIGKILLs it and starts it again inside a restart
+// window.
+func (s *soak) conduct(ctx context.Context) {
+	for _, at := range s.cfg.checkpoints() {
+		if !sleepUntil(ctx, s.began.Add(at-quietLead)) {
 			return
-		case <-time.After(time.Until(s.began.Add(time.Duration(k) * s.cfg.restartEvery))):
 		}
-		inst, _, started := s.srv.current()
-		s.sampler.saveProfile(fmt.Sprintf("instance-%d", inst))
-		killed := time.Now()
-		w := s.win.open(killed)
+		q := s.quiet(ctx)
 		s.mu.Lock()
-		s.ends[inst] = killed
+		s.quiets = append(s.quiets, q)
 		s.mu.Unlock()
-		s.srv.kill()
-		// Stay down a moment: clients see refused connections too.
-		time.Sleep(200 * time.Millisecond)
-		sctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		err := s.srv.start(sctx)
-		cancel()
-		healthy := time.Now()
-		s.win.close(w, healthy.Add(s.cfg.grace))
-		s.mu.Lock()
-		s.restarts = append(s.restarts, restart{at: killed.Sub(s.began), instance: inst, age: killed.Sub(started),
-			down: healthy.Sub(killed), err: err})
-		s.mu.Unlock()
+		if s.cfg.restartEvery == 0 || at >= s.cfg.duration || !sleepUntil(ctx, s.began.Add(at)) {
+			continue
+		}
+		s.restart()
 	}
+}
+
+func sleepUntil(ctx context.Context, t time.Time) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(time.Until(t)):
+		return true
+	}
+}
+
+// restart SIGKILLs the process and starts it again, inside a restart
+// window.
+func (s *soak) restart() {
+	inst, _, started := s.srv.current()
+	killed := time.Now()
+	w := s.win.open(killed)
+	s.mu.Lock()
+	s.ends[inst] = killed
+	s.mu.Unlock()
+	s.srv.kill()
+	// Stay down a moment: clients see refused connections too.
+	time.Sleep(200 * time.Millisecond)
+	sctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	err := s.srv.start(sctx)
+	cancel()
+	healthy := time.Now()
+	s.win.close(w, healthy.Add(s.cfg.grace))
+	s.mu.Lock()
+	s.restarts = append(s.restarts, restart{at: killed.Sub(s.began), instance: inst, age: killed.Sub(started),
+		down: healthy.Sub(killed), err: err})
+	s.mu.Unlock()
 }

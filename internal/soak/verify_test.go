@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"regexp"
 	"slices"
@@ -45,7 +46,7 @@ type verdict struct {
 	callbacksMissing, outOfOrder, wrongRun   int
 	sseMismatch                              int
 	instances                                []instanceFigures
-	base, end                                figure
+	quiets                                   []quietFigure
 	baseLabel, endLabel                      string
 	stopTook                                 time.Duration
 	stopErr                                  error
@@ -307,54 +308,36 @@ func (s *soak) classifyTrouble(v *verdict) {
 	}
 }
 
-// checkGrowth compares the process's figures at the same age: see the
-// package doc.
+// checkGrowth compares the first and the last quiet readings: the same
+// age after a start, the load paused and drained (see the package doc).
 func (s *soak) checkGrowth(v *verdict) {
-	samples := s.sampler.all()
 	s.mu.Lock()
-	ends := map[int]time.Time{}
-	for k, e := range s.ends {
-		ends[k] = e
-	}
+	ends := maps.Clone(s.ends)
+	v.quiets = slices.Clone(s.quiets)
 	s.mu.Unlock()
-	w := s.cfg.sampleWindow()
-	v.instances = figuresByInstance(samples, ends, w)
-	if len(v.instances) == 0 || !v.instances[0].okLate {
-		v.failures = append(v.failures, "no samples of the process: growth not measured")
+	v.instances = figuresByInstance(s.sampler.all(), ends, s.cfg.sampleWindow())
+	points := s.cfg.checkpoints()
+	if len(v.quiets) != len(points) {
+		v.failures = append(v.failures, fmt.Sprintf("%d quiet readings of %d: growth not measured", len(v.quiets), len(points)))
 		return
 	}
-	if s.cfg.restartEvery == 0 {
-		at := s.began.Add(min(2*time.Minute, s.cfg.duration/2))
-		base, ok := medianOf(samples, func(x sample) bool { return !x.at.After(at) && at.Sub(x.at) <= w })
-		if !ok {
-			v.failures = append(v.failures, "no samples at the baseline: growth not measured")
-			return
-		}
-		v.base, v.baseLabel = base, fmt.Sprintf("minute %.0f", at.Sub(s.began).Minutes())
-		v.end, v.endLabel = v.instances[len(v.instances)-1].late, "end"
-	} else {
-		first := v.instances[0]
-		v.base, v.baseLabel = first.late, fmt.Sprintf("before kill 1 (instance %d)", first.instance)
-		for i := len(v.instances) - 1; i > 0; i-- {
-			if f := v.instances[i]; f.okLate && f.life >= first.life*9/10 {
-				v.end, v.endLabel = f.late, fmt.Sprintf("end of instance %d", f.instance)
-				break
-			}
-		}
-		if v.endLabel == "" {
-			v.failures = append(v.failures, "no later instance lived as long as the first: growth not measured")
-			return
+	for i, q := range v.quiets {
+		if !q.drained {
+			v.findings = append(v.findings, fmt.Sprintf("the quiet reading at %s did not drain (%s): it may count load", points[i], q.detail))
 		}
 	}
+	first, last := v.quiets[0], v.quiets[len(v.quiets)-1]
+	v.baseLabel = fmt.Sprintf("%s (instance %d)", points[0], first.instance)
+	v.endLabel = fmt.Sprintf("%s (instance %d)", points[len(points)-1], last.instance)
 	for _, m := range []struct {
 		name      string
 		base, end int64
-	}{{"RSS", v.base.rssKiB, v.end.rssKiB}, {"goroutines", v.base.goroutines, v.end.goroutines}, {"open fds", v.base.fds, v.end.fds}} {
+	}{{"RSS", first.rssKiB, last.rssKiB}, {"goroutines", first.goroutines, last.goroutines}, {"open fds", first.fds, last.fds}} {
 		switch {
 		case m.base <= 0 || m.end <= 0:
 			v.failures = append(v.failures, m.name+" not measured")
 		case float64(m.end) > float64(m.base)*1.10:
-			v.failures = append(v.failures, fmt.Sprintf("%s grew %.1f%% (%d → %d) from %s to %s", m.name,
+			v.failures = append(v.failures, fmt.Sprintf("%s grew %.1f%% (%d → %d) from %s to %s, read quietly", m.name,
 				100*float64(m.end-m.base)/float64(m.base), m.base, m.end, v.baseLabel, v.endLabel))
 		}
 	}
