@@ -178,7 +178,7 @@ func (s *soak) summary(v *verdict) string {
 		p("")
 	}
 	p("Under load (medians of the samples %s after the start and in the last %s; shown, not judged):\n",
-		fmt.Sprintf("%s–%s", cfg.sampleWindow(), 2*cfg.sampleWindow()), cfg.sampleWindow())
+		fmt.Sprintf("%s–%s", cfg.sampleWindow().Round(time.Second), (2*cfg.sampleWindow()).Round(time.Second)), cfg.sampleWindow().Round(time.Second))
 	p("| instance | life | RSS MiB early → late | goroutines | threads | fds |")
 	p("|---:|---:|---|---|---|---|")
 	for _, f := range v.instances {
