@@ -79,13 +79,15 @@ func (r *receiver) open() int {
 	return len(r.conns)
 }
 
-// closeIdle closes the connections no delivery is using (httptest's
-// CloseClientConnections would cut those in use too).
+// closeIdle closes the connections no delivery is using: idle ones, and
+// new ones that never carried a request (Go's transport keeps a connection
+// it dialed for a request that another connection served). httptest's
+// CloseClientConnections would cut those in use too.
 func (r *receiver) closeIdle() {
 	r.connMu.Lock()
 	defer r.connMu.Unlock()
 	for c, st := range r.conns {
-		if st == http.StateIdle {
+		if st == http.StateIdle || st == http.StateNew {
 			c.Close()
 		}
 	}
