@@ -34,7 +34,8 @@
 // Settings (environment variables; Go durations):
 //
 //	SOAK_DURATION       length of the load                        10m
-//	SOAK_RESTART_EVERY  SIGKILL and restart period (0: never)     2m
+//	SOAK_RESTART_EVERY  SIGKILL and restart period: 0 (never),    2m
+//	                    or 40s or more dividing SOAK_DURATION
 //	SOAK_RATE           operations started per second             100
 //	SOAK_WORKERS        operations in flight at most              16
 //	SOAK_FOLLOWERS      concurrent /run/{name}/events followers   4

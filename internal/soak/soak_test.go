@@ -63,7 +63,7 @@ func loadConfig(t *testing.T) config {
 		t.Fatalf("SOAK_DURATION must be 1m or more and SOAK_WORKERS 1 or more")
 	}
 	if c.restartEvery != 0 && c.restartEvery < 40*time.Second {
-		t.Fatalf("SOAK_RESTART_EVERY=%s: want 0 (never) or 40s or more, so that each process is sampled after a warm-up", c.restartEvery)
+		t.Fatalf("SOAK_RESTART_EVERY=%s: want 0 (never) or 40s or more, so that each process warms up before its quiet reading", c.restartEvery)
 	}
 	if c.restartEvery != 0 && c.duration%c.restartEvery != 0 {
 		t.Fatalf("SOAK_DURATION=%s is not a multiple of SOAK_RESTART_EVERY=%s: the last process must live as long as the first "+
@@ -122,7 +122,7 @@ func TestSoak(t *testing.T) {
 
 	s.began = time.Now()
 	t.Logf("load for %s at %.0f op/s, %d workers, %d followers; SIGKILL every %s", cfg.duration, cfg.rate,
-		cfg.workers, cfg.followers, cfg.restartEvery)
+		cfg.workers, cfg.followers, orNever(cfg.restartEvery))
 	s.drive()
 	v := s.verify(t)
 	stopTook, stopErr := srv.stop(70 * time.Second)
