@@ -157,7 +157,7 @@ func (p *proc) start(ctx context.Context) error {
 			}
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("instance %d not healthy after 30s: %v", n, err)
+			return fmt.Errorf("instance %d not healthy after 30s: %w", n, err)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -3,7 +3,6 @@
 package soak
 
 import (
-	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -101,12 +100,6 @@ func (w *windows) overlaps(a, b time.Time) bool {
 		}
 	}
 	return false
-}
-
-func (w *windows) all() []span {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return slices.Clone(w.spans)
 }
 
 // percentile of sorted durations; p in [0, 1].
