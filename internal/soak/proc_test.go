@@ -155,6 +155,7 @@ func (p *proc) start(ctx context.Context) error {
 			if resp.StatusCode == http.StatusOK {
 				return nil
 			}
+			err = fmt.Errorf("GET /health: status %d", resp.StatusCode)
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("instance %d not healthy after 30s: %w", n, err)
