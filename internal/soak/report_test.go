@@ -162,9 +162,10 @@ func (s *soak) summary(v *verdict) string {
 		row("RSS (MiB)", first.rssKiB, last.rssKiB, 1024)
 		row("goroutines", first.goroutines, last.goroutines, 1)
 		row("threads (reported only)", first.threads, last.threads, 1)
-		row("open fds", first.fds, last.fds, 1)
+		row("open fds outside the SQLite pools", first.otherFDs, last.otherFDs, 1)
+		row(fmt.Sprintf("SQLite pool fds (at most %d)", dbPoolBound()), first.poolFDs, last.poolFDs, 1)
 		p("")
-		p("| checkpoint | instance | age | RSS MiB | goroutines | threads | fds | pause to reading |")
+		p("| checkpoint | instance | age | RSS MiB | goroutines | threads | fds: all, sockets, SQLite pools | pause to reading |")
 		p("|---:|---:|---:|---:|---:|---:|---:|---:|")
 		points := cfg.checkpoints()
 		for i, q := range v.quiets {
@@ -172,8 +173,8 @@ func (s *soak) summary(v *verdict) string {
 			if !q.drained {
 				took += " (not drained: " + q.detail + ")"
 			}
-			p("| %s | %d | %s | %s | %s | %s | %s | %s |", points[i], q.instance, q.age.Round(time.Second),
-				num(q.rssKiB, 1024), num(q.goroutines, 1), num(q.threads, 1), num(q.fds, 1), took)
+			p("| %s | %d | %s | %s | %s | %s | %s, %d, %d | %s |", points[i], q.instance, q.age.Round(time.Second),
+				num(q.rssKiB, 1024), num(q.goroutines, 1), num(q.threads, 1), num(q.fds, 1), q.sockets, q.poolFDs, took)
 		}
 		p("")
 	}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,6 +26,10 @@ type sample struct {
 	rssKiB   int64
 	threads  int64
 	fds      int64
+	sockets  int64 // of fds
+	// poolFDs are the database's and its WAL's descriptors: two per
+	// connection of the SQLite store's pools (see dbPoolBound).
+	poolFDs int64
 	// goroutines is -1 when the debug listener did not answer.
 	goroutines int64
 	// paused: taken while the load was paused for a quiet reading.
@@ -34,6 +39,7 @@ type sample struct {
 // sampler reads the live process every period and keeps every reading.
 type sampler struct {
 	p      *proc
+	db     string // the SQLite database's path
 	paused func() bool
 	period time.Duration
 	dir    string // goroutine profiles go here
@@ -43,9 +49,9 @@ type sampler struct {
 	samples []sample
 }
 
-func newSampler(p *proc, paused func() bool, period time.Duration, dir string) *sampler {
+func newSampler(p *proc, db string, paused func() bool, period time.Duration, dir string) *sampler {
 	tr := &http.Transport{DisableKeepAlives: true}
-	return &sampler{p: p, paused: paused, period: period, dir: dir, hc: &http.Client{Transport: tr, Timeout: 2 * time.Second}}
+	return &sampler{p: p, db: db, paused: paused, period: period, dir: dir, hc: &http.Client{Transport: tr, Timeout: 2 * time.Second}}
 }
 
 func (s *sampler) run(ctx context.Context) {
@@ -84,6 +90,16 @@ func (s *sampler) read() (sample, bool) {
 		return sample{}, false
 	}
 	sm.fds = int64(len(fds))
+	for _, fd := range fds {
+		l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
+		switch {
+		case err != nil:
+		case strings.HasPrefix(l, "socket:"):
+			sm.sockets++
+		case l == s.db || l == s.db+"-wal":
+			sm.poolFDs++
+		}
+	}
 	if b, err := s.get("/goroutines"); err == nil {
 		if n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err == nil {
 			sm.goroutines = n
@@ -123,6 +139,15 @@ func (s *sampler) all() []sample {
 	return slices.Clone(s.samples)
 }
 
+// dbPoolBound is the most descriptors the SQLite store's pools may hold
+// open: one writer and max(4, GOMAXPROCS) readers, each with the database
+// and its WAL open. A pool opens a connection when concurrent reads first
+// need it and never closes it, so how many are open depends on the peak
+// concurrency a process has seen, not on leaks: they are checked against
+// this bound, apart from the other descriptors. GOMAXPROCS is at most the
+// number of CPUs.
+func dbPoolBound() int64 { return int64(2 * (1 + max(4, runtime.NumCPU()))) }
+
 // statusField reads a numeric field of /proc/PID/status ("VmRSS:   1234 kB").
 func statusField(status []byte, name string) int64 {
 	sc := bufio.NewScanner(strings.NewReader(string(status)))
@@ -144,6 +169,9 @@ type figure struct {
 	n                                int           // samples behind it
 	age                              time.Duration // median age
 	rssKiB, goroutines, threads, fds int64
+	sockets, poolFDs                 int64
+	// otherFDs are the descriptors outside the SQLite pools.
+	otherFDs int64
 }
 
 // medianOf is the medians of the samples keep selects, field by field.
@@ -178,6 +206,9 @@ func medianOf(samples []sample, keep func(sample) bool) (figure, bool) {
 		goroutines: med(func(s sample) int64 { return s.goroutines }),
 		threads:    med(func(s sample) int64 { return s.threads }),
 		fds:        med(func(s sample) int64 { return s.fds }),
+		sockets:    med(func(s sample) int64 { return s.sockets }),
+		poolFDs:    med(func(s sample) int64 { return s.poolFDs }),
+		otherFDs:   med(func(s sample) int64 { return s.fds - s.poolFDs }),
 	}, true
 }
 

@@ -118,7 +118,7 @@ func TestSoak(t *testing.T) {
 	}
 	defer srv.kill()
 	s.load = newLoad(srv.base(), tokens, rcv, cfg.workers+cfg.followers+4)
-	s.sampler = newSampler(srv, s.load.gate.isPaused, 2*time.Second, work)
+	s.sampler = newSampler(srv, filepath.Join(data, "taskgate.db"), s.load.gate.isPaused, 2*time.Second, work)
 
 	s.began = time.Now()
 	t.Logf("load for %s at %.0f op/s, %d workers, %d followers; SIGKILL every %s", cfg.duration, cfg.rate,

@@ -332,13 +332,20 @@ func (s *soak) checkGrowth(v *verdict) {
 	for _, m := range []struct {
 		name      string
 		base, end int64
-	}{{"RSS", first.rssKiB, last.rssKiB}, {"goroutines", first.goroutines, last.goroutines}, {"open fds", first.fds, last.fds}} {
+	}{{"RSS", first.rssKiB, last.rssKiB}, {"goroutines", first.goroutines, last.goroutines},
+		{"open fds outside the SQLite pools", first.otherFDs, last.otherFDs}} {
 		switch {
 		case m.base <= 0 || m.end <= 0:
 			v.failures = append(v.failures, m.name+" not measured")
 		case float64(m.end) > float64(m.base)*1.10:
 			v.failures = append(v.failures, fmt.Sprintf("%s grew %.1f%% (%d → %d) from %s to %s, read quietly", m.name,
 				100*float64(m.end-m.base)/float64(m.base), m.base, m.end, v.baseLabel, v.endLabel))
+		}
+	}
+	for i, q := range v.quiets {
+		if q.poolFDs > dbPoolBound() {
+			v.failures = append(v.failures, fmt.Sprintf("at %s the process held %d descriptors of the database and its WAL, more than its pools may (%d)",
+				points[i], q.poolFDs, dbPoolBound()))
 		}
 	}
 }
