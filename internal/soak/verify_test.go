@@ -40,10 +40,9 @@ type verdict struct {
 	attemptEnds                              map[string]int      // phase: error kind -> attempts that did not succeed
 	retried                                  int
 	lastFinish                               time.Time
-	drainTook                                time.Duration
 	troubleIn, troubleOut                    map[string]int // op -> count
 	callbackRuns, completedOK, startedOK     int
-	callbacksMissing, outOfOrder, wrongRun   int
+	callbacksMissing, outOfOrder             int
 	sseMismatch                              int
 	instances                                []instanceFigures
 	quiets                                   []quietFigure
@@ -63,7 +62,6 @@ func (s *soak) verify(t *testing.T) *verdict {
 	runs := l.book.runs()
 
 	// Every acknowledged run must exist and end.
-	drainStart := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.drain)
 	var mu sync.Mutex
 	feed := make(chan *runRec)
@@ -84,7 +82,6 @@ func (s *soak) verify(t *testing.T) *verdict {
 	close(feed)
 	wg.Wait()
 	cancel()
-	v.drainTook = time.Since(drainStart)
 
 	for _, r := range runs {
 		st := v.final[r.name]
@@ -228,7 +225,6 @@ func (s *soak) checkCallbacks(v *verdict, runs []*runRec) {
 		started := slices.IndexFunc(cbs, func(c callback) bool { return c.typ == "run.started" })
 		for _, c := range cbs {
 			if c.run != r.name {
-				v.wrongRun++
 				v.failures = append(v.failures, fmt.Sprintf("callback %s for run %s was about run %s", c.id, r.name, c.run))
 			}
 		}
