@@ -110,6 +110,9 @@ func TestSoak(t *testing.T) {
 		"TASKGATE_NODE_ID":               "soak-node",
 		"TASKGATE_WEBHOOK_SECRET":        secret,
 		"TASKGATE_WEBHOOK_ALLOW_PRIVATE": "1",
+		// Its own port per run, so a quickstart already running (make run,
+		// on the default 127.0.0.1:9464) cannot stop the soak's.
+		"TASKGATE_METRICS_ADDR": freeport.Addr(t),
 	})
 	s := &soak{cfg: cfg, srv: srv, win: &windows{}, ends: map[int]time.Time{}}
 	srv.onDeath = s.died
