@@ -386,7 +386,8 @@ func (a *agent) execute(ctx context.Context, r *store.StoredRun, devs []schedule
 				results <- outcome{returned: true, err: fmt.Errorf("task panicked: %v", p)}
 			}
 		}()
-		out, err := def.Invoke(tasks.WithRunInfo(runCtx, info), r.Inputs)
+		taskCtx := tasks.WithProgressReporter(tasks.WithRunInfo(runCtx, info), d.progress.reporter(r.Name, r.Attempt))
+		out, err := def.Invoke(taskCtx, r.Inputs)
 		results <- outcome{out: out, err: err, returned: true}
 	}()
 	var o outcome

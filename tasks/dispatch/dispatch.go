@@ -251,6 +251,7 @@ type Dispatcher struct {
 	submitFails *backoff.Failures
 
 	logs       *logWriter
+	progress   *progressWriter
 	deliveries hooks
 	watch      watchers
 	subs       subscribers
@@ -289,6 +290,7 @@ func New(cfg Config) (*Dispatcher, error) {
 	d.submitFails = d.failures("store submitted runs")
 	d.bg, d.stopBG = context.WithCancel(context.Background())
 	d.logs = newLogWriter(d)
+	d.progress = newProgressWriter(d)
 	d.subs.init()
 	d.subs.read = d.readEvent
 	if cfg.Role.runsLeader() {
@@ -310,6 +312,7 @@ func New(cfg Config) (*Dispatcher, error) {
 	notes := d.st.Listen(d.bg)
 	d.loops.Go(func() { d.listen(notes) })
 	d.loops.Go(func() { d.logs.run(d.bg) })
+	d.loops.Go(func() { d.progress.run(d.bg) })
 	d.loops.Go(func() { d.subs.run(d.bg) })
 	return d, nil
 }
@@ -354,6 +357,7 @@ func (d *Dispatcher) Close(ctx context.Context) error {
 	close(d.transQ)
 	d.writers.Wait()
 	d.logs.flush(context.WithoutCancel(ctx))
+	d.progress.flush(context.WithoutCancel(ctx))
 	d.stopBG()
 	d.loops.Wait()
 	if d.agent != nil {
@@ -620,6 +624,7 @@ func (d *Dispatcher) transitionWriter() {
 			// A finished attempt's log lines are stored before its
 			// outcome, so whoever sees the outcome sees every line.
 			d.logs.flush(context.Background())
+			d.progress.flush(context.Background())
 		}
 		res, err := d.commitTransitions(context.Background(), ts)
 		if err != nil && len(batch) > 1 {
