@@ -33,10 +33,20 @@
 // Retry-After (see RetryPolicy); each submit carries an Idempotency-Key
 // generated once per call, so a retried submit never starts a second run.
 //
+// Client.Logs iterates over a run's log lines (its logger's and its
+// subprocesses' stdout and stderr), and with Follow keeps yielding them
+// until the run ends, resuming a broken stream like Client.Events:
+//
+//	for line, err := range c.Logs(ctx, name, &client.LogsOptions{Follow: true}) {
+//		if err != nil {
+//			return err
+//		}
+//		fmt.Printf("%s %s\n", line.Stream, line.Message)
+//	}
+//
 // Every call follows one pattern (GET a path, decode typed JSON, a
 // problem+json as an *Error), so a route the API gains becomes one more
-// method: a run's log lines, once the server serves them, will be a
-// Client.Logs iterator beside Client.Events.
+// method.
 //
 // It stands in front of the data path (request → auth → environment →
 // dispatcher → scheduler → node agent → store → callbacks): it makes the

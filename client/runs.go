@@ -38,16 +38,19 @@ type RunStatus struct {
 	// QueuePosition is 1 for the next run to be placed, 0 once placed.
 	QueuePosition int `json:"queue_position"`
 	// Reason says why a waiting run waits.
-	Reason     string          `json:"reason,omitempty"`
-	Attempt    int             `json:"attempt"`
-	Attempts   []tasks.Attempt `json:"attempts"`
-	Node       string          `json:"node,omitempty"`
-	Devices    []string        `json:"devices,omitempty"`
-	Error      string          `json:"error,omitempty"`
-	Deliveries []Delivery      `json:"deliveries,omitempty"`
-	CreatedAt  time.Time       `json:"created_at"`
-	StartedAt  *time.Time      `json:"started_at,omitempty"`
-	FinishedAt *time.Time      `json:"finished_at,omitempty"`
+	Reason   string          `json:"reason,omitempty"`
+	Attempt  int             `json:"attempt"`
+	Attempts []tasks.Attempt `json:"attempts"`
+	Node     string          `json:"node,omitempty"`
+	Devices  []string        `json:"devices,omitempty"`
+	Error    string          `json:"error,omitempty"`
+	// Progress is the latest progress the task reported; nil until it
+	// reports.
+	Progress   *tasks.RunProgress `json:"progress,omitempty"`
+	Deliveries []Delivery         `json:"deliveries,omitempty"`
+	CreatedAt  time.Time          `json:"created_at"`
+	StartedAt  *time.Time         `json:"started_at,omitempty"`
+	FinishedAt *time.Time         `json:"finished_at,omitempty"`
 }
 
 // Delivery is one signed webhook callback of a run.

@@ -31,7 +31,7 @@ func TestDocumentsDescribeEveryOperation(t *testing.T) {
 	for _, name := range []string{"openapi.yaml", "openapi-3.0.yaml"} {
 		doc := string(docs[name])
 		for _, op := range []string{"health", "me", "list-tasks", "get-task", "run-task", "get-run", "get-run-io",
-			"abort-run", "list-runs", "run-events", "list-nodes", "queue-summary"} {
+			"abort-run", "list-runs", "run-events", "run-logs", "list-nodes", "queue-summary"} {
 			require.Contains(t, doc, "operationId: "+op, "%s lacks %s", name, op)
 		}
 		require.Equal(t, strings.Count(doc, "operationId:"), strings.Count(doc, "\n      summary:"), "%s: every operation has a summary", name)

@@ -34,6 +34,10 @@ type Run struct {
 
 	AbortReason string `json:"abort_reason,omitempty"`
 
+	// Progress is the latest progress the task reported with
+	// tasks.Progress; nil until it reports.
+	Progress *RunProgress `json:"progress,omitempty"`
+
 	CreatedAt  time.Time  `json:"created_at"`
 	StartedAt  *time.Time `json:"started_at,omitempty"`
 	FinishedAt *time.Time `json:"finished_at,omitempty"`
@@ -41,6 +45,12 @@ type Run struct {
 
 // Done reports whether the run reached a terminal phase.
 func (r *Run) Done() bool { return r.Phase.Terminal() }
+
+// RunProgress is a run's latest progress report and when it was made.
+type RunProgress struct {
+	ProgressReport
+	UpdatedAt time.Time `json:"updated_at"`
+}
 
 // Attempt records one try of a run on a node.
 type Attempt struct {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/taskgate/taskgate/client"
 	"github.com/taskgate/taskgate/examples/quickstart/demo"
 	"github.com/taskgate/taskgate/framework"
 	"github.com/taskgate/taskgate/framework/frameworktest"
@@ -349,4 +350,31 @@ func TestLoginStoresAPrivateToken(t *testing.T) {
 	none := empty.run("", "login")
 	require.Equal(t, exitUsage, none.code)
 	require.Contains(t, none.stderr, "no token")
+}
+
+func TestLogsPrintsAndFollowsARunsLines(t *testing.T) {
+	t.Parallel()
+	sh := newShell(t, serve(t), aliceToken)
+	sub := sh.run("", "run", "demo/development/train", "-d", `{"epochs":2,"seconds":0.4}`)
+	require.Equal(t, exitOK, sub.code, sub.stderr)
+	name := strings.Fields(sub.stdout)[0]
+
+	res := sh.run("", "logs", name, "-f")
+	require.Equal(t, exitOK, res.code, res.stderr)
+	require.Regexp(t, `(?s)^\d\d:\d\d:\d\d\.\d{3}  log     INFO   epoch done  \{"epoch":1,"of":2\}\n`+
+		`.*  stdout  INFO   epoch 1 on GPU \d\n.*  log     INFO   epoch done  \{"epoch":2,"of":2\}\n.*  stdout  INFO   epoch 2 on GPU \d\n$`, res.stdout)
+
+	got := sh.run("", "get", name)
+	require.Contains(t, got.stdout, "2/2 epoch 2")
+
+	jsonl := sh.run("", "logs", name, "-o", "json")
+	require.Equal(t, exitOK, jsonl.code, jsonl.stderr)
+	lines := strings.Split(strings.TrimSpace(jsonl.stdout), "\n")
+	require.Len(t, lines, 4)
+	var l client.LogLine
+	require.NoError(t, json.Unmarshal([]byte(lines[1]), &l))
+	require.Equal(t, "stdout", l.Stream)
+
+	missing := sh.run("", "logs", "nosuchrun")
+	require.Equal(t, exitAPI, missing.code)
 }

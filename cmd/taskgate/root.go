@@ -140,7 +140,7 @@ Exit codes: 0 success; 1 the run failed, was aborted or timed out;
 	flags.StringVar(&c.url, "url", "", "server URL (default $TASKGATE_URL, else "+defaultURL+")")
 	flags.StringVar(&c.token, "token", "", "bearer token (default $TASKGATE_TOKEN, else the one login stored)")
 	flags.StringVarP(&c.output, "output", "o", "table", "output format: table or json")
-	root.AddCommand(c.runCmd(), c.getCmd(), c.runsCmd(), c.abortCmd(),
+	root.AddCommand(c.runCmd(), c.getCmd(), c.runsCmd(), c.abortCmd(), c.logsCmd(),
 		c.tasksCmd(), c.nodesCmd(), c.queueCmd(), c.loginCmd(), c.versionCmd())
 	return root
 }

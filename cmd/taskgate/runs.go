@@ -249,7 +249,7 @@ func (c *cli) getCmd() *cobra.Command {
 				"NAME", st.Name, "TASK", st.Task, "PHASE", string(st.Phase),
 				"WAITING", waiting(st), "ATTEMPT", strconv.Itoa(st.Attempt), "NODE", st.Node,
 				"DEVICES", strings.Join(st.Devices, ","), "CREATED", when(&st.CreatedAt),
-				"STARTED", when(st.StartedAt), "FINISHED", when(st.FinishedAt),
+				"STARTED", when(st.StartedAt), "FINISHED", when(st.FinishedAt), "PROGRESS", progressText(st),
 				"ERROR", st.Error, "OUTPUTS", outputs)
 		},
 	}

@@ -111,13 +111,15 @@ func (h *handlers) register(api huma.API) {
 	registerIf(h, api, op("list-runs", http.MethodGet, "/runs", GroupRun, "List the caller's runs",
 		"Newest first, with cursor pagination and filters by phase and task."), h.listRuns)
 	events := op("run-events", http.MethodGet, "/run/{name}/events", GroupRun, "Stream a run's events",
-		"Server-Sent Events: one `phase` event per phase change, ending after the terminal one. "+
+		"Server-Sent Events: one `phase` event per phase change, ending after the terminal one, and a `progress` "+
+			"event (no id) each time the task's reported progress changed, at most about one a second. "+
 			"Each event's id is its sequence number; send `Last-Event-ID` to resume after it.")
 	events.Responses = map[string]*huma.Response{"200": {
 		Description: "An event stream.",
 		Content:     map[string]*huma.MediaType{"text/event-stream": {Schema: &huma.Schema{Type: huma.TypeString}}},
 	}}
 	registerIf(h, api, events, h.runEvents)
+	h.registerLogs(api)
 	registerIf(h, api, op("list-nodes", http.MethodGet, "/nodes", GroupNodes, "List nodes",
 		"Node inventories with their free devices. Admin group only."), h.listNodes)
 	registerIf(h, api, op("queue-summary", http.MethodGet, "/queue", GroupNodes, "Queue summary",

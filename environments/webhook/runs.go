@@ -35,6 +35,8 @@ type RunStatus struct {
 	Node          string          `json:"node,omitempty"`
 	Devices       []string        `json:"devices,omitempty"`
 	Error         string          `json:"error,omitempty"`
+	// Progress is the latest tasks.Progress report of the run's task.
+	Progress *tasks.RunProgress `json:"progress,omitempty"`
 	// Deliveries are the run's webhook callbacks; GET /run/{name} only.
 	Deliveries []Delivery `json:"deliveries,omitempty"`
 	CreatedAt  time.Time  `json:"created_at"`
@@ -64,7 +66,7 @@ func (h *handlers) status(run *tasks.Run) RunStatus {
 		Name: run.Name, Task: run.Project + "/" + run.Domain + "/" + run.Task,
 		Phase: run.Phase, URL: h.w.runURL(run.Name), Done: run.Done(),
 		Attempt: run.Attempt, Attempts: run.Attempts, Node: run.Node, Devices: run.Devices,
-		Error: run.Error, CreatedAt: run.CreatedAt, StartedAt: run.StartedAt, FinishedAt: run.FinishedAt,
+		Error: run.Error, Progress: run.Progress, CreatedAt: run.CreatedAt, StartedAt: run.StartedAt, FinishedAt: run.FinishedAt,
 	}
 	if s.Attempts == nil {
 		s.Attempts = []tasks.Attempt{}
@@ -243,11 +245,17 @@ func (h *handlers) runEvents(ctx context.Context, in *RunEventsInput) (*huma.Str
 		flush()
 		tick := time.NewTicker(edge.KeepAlive)
 		defer tick.Stop()
+		progress := &progressStream{h: h, name: in.Name}
+		progressTick := time.NewTicker(progressPoll)
+		defer progressTick.Stop()
 		for {
 			select {
 			case ev, ok := <-events:
 				if !ok {
 					return
+				}
+				if ev.Phase.Terminal() {
+					progress.write(hctx.Context(), w) // the last, stored before the outcome
 				}
 				b, _ := json.Marshal(ev)
 				fmt.Fprintf(w, "id: %d\nevent: phase\ndata: %s\n\n", ev.Seq, b)
@@ -258,6 +266,10 @@ func (h *handlers) runEvents(ctx context.Context, in *RunEventsInput) (*huma.Str
 			case <-tick.C:
 				fmt.Fprint(w, ": keep-alive\n\n")
 				flush()
+			case <-progressTick.C:
+				if progress.write(hctx.Context(), w) {
+					flush()
+				}
 			case <-hctx.Context().Done():
 				return
 			}

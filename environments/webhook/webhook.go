@@ -23,7 +23,7 @@ import (
 const (
 	GroupCore  = "core"  // GET /health, GET /me
 	GroupTask  = "task"  // GET /tasks, GET /task/…, POST /run-task/…
-	GroupRun   = "run"   // GET /run/…, /run/…/io, /run/…/events, POST /run/…/abort, GET /runs
+	GroupRun   = "run"   // GET /run/…, /run/…/io, /run/…/events, /run/…/logs, POST /run/…/abort, GET /runs
 	GroupNodes = "nodes" // GET /nodes, GET /queue (admins)
 	GroupAll   = "all"
 )
@@ -32,7 +32,7 @@ const (
 var groupEndpoints = map[string][]string{
 	GroupCore:  {"health", "me"},
 	GroupTask:  {"list-tasks", "get-task", "run-task"},
-	GroupRun:   {"get-run", "get-run-io", "abort-run", "list-runs", "run-events"},
+	GroupRun:   {"get-run", "get-run-io", "abort-run", "list-runs", "run-events", "run-logs"},
 	GroupNodes: {"list-nodes", "queue-summary"},
 }
 

@@ -55,8 +55,10 @@ type agentDeps struct {
 	trans recorder
 	// lines keeps what tasks log through tasks.Logger.
 	lines *logWriter
-	log   *slog.Logger
-	now   func() time.Time
+	// progress keeps what tasks report through tasks.Progress.
+	progress *progressWriter
+	log      *slog.Logger
+	now      func() time.Time
 	// registry and caps say which function runs a task and how its
 	// attempts' ends count.
 	registry *tasks.Registry
@@ -431,7 +433,8 @@ func (a *agent) execute(ctx context.Context, r *store.StoredRun, devs []schedule
 				results <- outcome{returned: true, err: fmt.Errorf("task panicked: %v", p)}
 			}
 		}()
-		out, err := def.Invoke(tasks.WithRunInfo(runCtx, info), r.Inputs)
+		taskCtx := tasks.WithProgressReporter(tasks.WithRunInfo(runCtx, info), a.progress.reporter(r.Name, r.Attempt))
+		out, err := def.Invoke(taskCtx, r.Inputs)
 		results <- outcome{out: out, err: err, returned: true}
 	}()
 	var o outcome

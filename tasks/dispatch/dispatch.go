@@ -47,6 +47,7 @@ type Dispatcher struct {
 	writers sync.WaitGroup
 
 	logs       *logWriter
+	progress   *progressWriter
 	deliveries hooks
 	watch      watchers
 	subs       subscribers
@@ -83,9 +84,10 @@ func New(cfg Config) (*Dispatcher, error) {
 	}
 	d.bg, d.stopBG = context.WithCancel(context.Background())
 	d.logs = newLogWriter(d.st, d.log)
+	d.progress = newProgressWriter(d.st, d.log, d.now)
 	d.subs.init()
 	d.subs.read = d.readEvent
-	d.trans = newTransitionWriter(d.st, d.logs, d.publishLocal)
+	d.trans = newTransitionWriter(d.st, d.logs, d.progress, d.publishLocal)
 	caps := caps{maxInterruptions: cfg.MaxInterruptions, maxOutputBytes: cfg.MaxOutputBytes}
 	if cfg.Role.runsLeader() {
 		l, err := newLeader(leaderDeps{
@@ -114,6 +116,7 @@ func New(cfg Config) (*Dispatcher, error) {
 			st:                d.st,
 			trans:             d.trans,
 			lines:             d.logs,
+			progress:          d.progress,
 			log:               d.log,
 			now:               d.now,
 			registry:          cfg.Registry,
@@ -143,6 +146,7 @@ func New(cfg Config) (*Dispatcher, error) {
 	notes := d.st.Listen(d.bg)
 	d.loops.Go(func() { d.listen(notes) })
 	d.loops.Go(func() { d.logs.run(d.bg) })
+	d.loops.Go(func() { d.progress.run(d.bg) })
 	d.loops.Go(func() { d.subs.run(d.bg) })
 	return d, nil
 }
@@ -186,6 +190,7 @@ func (d *Dispatcher) Close(ctx context.Context) error {
 	d.trans.close()
 	d.writers.Wait()
 	d.logs.flush(context.WithoutCancel(ctx))
+	d.progress.flush(context.WithoutCancel(ctx))
 	d.stopBG()
 	d.loops.Wait()
 	if d.agent != nil {

@@ -132,6 +132,13 @@ func (h *runLogHandler) Handle(_ context.Context, r slog.Record) error {
 		attrs[a.Key] = a.Value.Resolve().Any()
 	}
 	r.Attrs(func(a slog.Attr) bool { put(a); return true })
+	stream := store.StreamLog
+	if s, ok := attrs["stream"].(string); ok && (s == store.StreamStdout || s == store.StreamStderr) {
+		// A subprocess's line (taskexec): its stream is the line's own
+		// field, not an attribute.
+		stream = s
+		delete(attrs, "stream")
+	}
 	var raw json.RawMessage
 	if len(attrs) > 0 {
 		b, err := json.Marshal(attrs)
@@ -144,7 +151,7 @@ func (h *runLogHandler) Handle(_ context.Context, r slog.Record) error {
 	if at.IsZero() {
 		at = h.now()
 	}
-	h.w.add(store.LogLine{Run: h.run, Attempt: h.attempt, At: at, Level: r.Level.String(), Message: r.Message, Attrs: raw})
+	h.w.add(store.LogLine{Run: h.run, Attempt: h.attempt, At: at, Level: r.Level.String(), Stream: stream, Message: r.Message, Attrs: raw})
 	return nil
 }
 
@@ -168,4 +175,18 @@ func (h *runLogHandler) WithGroup(name string) slog.Handler {
 		c.group = name
 	}
 	return &c
+}
+
+// maxLogsPage bounds the lines one LogsAfter call returns.
+const maxLogsPage = 1000
+
+// LogsAfter returns at most limit (at most 1000; 0 means 1000) of the
+// lines the run's attempts logged with Seq > afterSeq, oldest first: a
+// page of GET /run/{name}/logs, or what a follower has not seen yet.
+func (d *Dispatcher) LogsAfter(ctx context.Context, name string, afterSeq int64, limit int) ([]LogLine, error) {
+	if limit <= 0 || limit > maxLogsPage {
+		limit = maxLogsPage
+	}
+	lines, err := d.st.LogsAfter(ctx, name, afterSeq, limit)
+	return lines, mapErr(err)
 }

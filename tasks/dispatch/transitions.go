@@ -37,9 +37,11 @@ type transitioner interface {
 type transitionWriter struct {
 	st transitioner
 	// logs is flushed before an attempt's outcome is written.
-	logs    *logWriter
-	publish func(tasks.Run, tasks.Event)
-	q       chan *transReq
+	logs *logWriter
+	// progress is flushed with logs, so an ended run shows its last report.
+	progress *progressWriter
+	publish  func(tasks.Run, tasks.Event)
+	q        chan *transReq
 }
 
 type transReq struct {
@@ -54,8 +56,8 @@ type transRes struct {
 
 const maxTransitionBatch = 512
 
-func newTransitionWriter(st transitioner, logs *logWriter, publish func(tasks.Run, tasks.Event)) *transitionWriter {
-	return &transitionWriter{st: st, logs: logs, publish: publish, q: make(chan *transReq, 4096)}
+func newTransitionWriter(st transitioner, logs *logWriter, progress *progressWriter, publish func(tasks.Run, tasks.Event)) *transitionWriter {
+	return &transitionWriter{st: st, logs: logs, progress: progress, publish: publish, q: make(chan *transReq, 4096)}
 }
 
 // record commits t through the writer, which groups the phase changes of
@@ -86,6 +88,7 @@ func (w *transitionWriter) run() {
 			// A finished attempt's log lines are stored before its
 			// outcome, so whoever sees the outcome sees every line.
 			w.logs.flush(context.Background())
+			w.progress.flush(context.Background())
 		}
 		res, err := w.commit(context.Background(), ts)
 		if err != nil && len(batch) > 1 {

@@ -152,12 +152,33 @@ type RunFilter struct {
 	Limit int
 }
 
-// LogLine is one line a task wrote with tasks.Logger.
+// LogLine is one line a task wrote with tasks.Logger, or a line of a
+// subprocess's output.
 type LogLine struct {
-	Run     string          `json:"run"`
-	Attempt int             `json:"attempt"`
-	At      time.Time       `json:"at"`
-	Level   string          `json:"level"`
+	// Seq numbers the store's lines in the order they were written (set
+	// by reads; ignored by AppendLogs). It grows across runs, not by one.
+	Seq     int64     `json:"seq"`
+	Run     string    `json:"run"`
+	Attempt int       `json:"attempt"`
+	At      time.Time `json:"at"`
+	Level   string    `json:"level"`
+	// Stream is StreamLog, StreamStdout or StreamStderr; empty means
+	// StreamLog.
+	Stream  string          `json:"stream"`
 	Message string          `json:"message"`
 	Attrs   json.RawMessage `json:"attrs,omitempty"`
+}
+
+// The streams of a log line.
+const (
+	StreamLog    = "log"    // tasks.Logger
+	StreamStdout = "stdout" // a subprocess's standard output
+	StreamStderr = "stderr" // a subprocess's standard error
+)
+
+// ProgressUpdate is the latest progress of a run's attempt.
+type ProgressUpdate struct {
+	Run      string
+	Attempt  int
+	Progress tasks.RunProgress
 }

@@ -88,6 +88,16 @@ type Store interface {
 	AppendLogs(ctx context.Context, lines []LogLine) error
 	// Logs returns a run's log lines in the order they were written.
 	Logs(ctx context.Context, run string) ([]LogLine, error)
+	// LogsAfter returns at most limit of a run's log lines with Seq >
+	// afterSeq, in the order they were written: what a follower of the
+	// run's logs polls.
+	LogsAfter(ctx context.Context, run string, afterSeq int64, limit int) ([]LogLine, error)
+
+	// SetProgress records the latest progress of runs, in one transaction.
+	// An update whose Attempt is no longer the run's current one is
+	// skipped: a late write of an ended attempt must not hide the next
+	// attempt's.
+	SetProgress(ctx context.Context, ps []ProgressUpdate) error
 
 	// UpsertNode records a node's inventory and sets its heartbeat.
 	UpsertNode(ctx context.Context, n Node) error

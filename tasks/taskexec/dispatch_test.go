@@ -74,18 +74,15 @@ func waitRun(t *testing.T, d *dispatch.Dispatcher, name string) *tasks.Run {
 	return run
 }
 
-// streamLines are the stored lines of a run that came from stream, in order.
+// streamLines are the stored lines of a run that came from stream (the
+// line's Stream, no longer among its attributes), in order.
 func streamLines(t *testing.T, d *dispatch.Dispatcher, run, stream string) []string {
 	t.Helper()
 	logs, err := d.Logs(context.Background(), run)
 	require.NoError(t, err)
 	var lines []string
 	for _, l := range logs {
-		var attrs map[string]any
-		if len(l.Attrs) > 0 {
-			require.NoError(t, json.Unmarshal(l.Attrs, &attrs))
-		}
-		if attrs["stream"] == stream {
+		if l.Stream == stream {
 			lines = append(lines, l.Message)
 		}
 	}

@@ -9,6 +9,12 @@
 //	cmd := taskexec.Command(ctx, "python", "train.py") // CUDA_VISIBLE_DEVICES=the run's GPUs
 //	out, err := cmd.Output()
 //
+// Run runs such a command with its stdout and stderr, where unset, kept in
+// the run's logs line by line (stream stdout and stderr in GET
+// /run/{name}/logs), cut like a command task's:
+//
+//	err := taskexec.Run(ctx, taskexec.Command(ctx, "python", "prepare.py"))
+//
 // DefineCommand declares a task whose body is a program, typically a
 // Python script:
 //

@@ -108,15 +108,33 @@ var Train = tasks.MustDefine("demo", "development", "train",
 			tasks.Logger(ctx).Warn("no shell to show CUDA_VISIBLE_DEVICES", "err", err)
 		}
 		out.CUDAVisibleDevices = strings.TrimSpace(string(b))
-		if in.Seconds > 0 {
-			select {
-			case <-time.After(time.Duration(in.Seconds * float64(time.Second))):
-			case <-ctx.Done():
-				return out, ctx.Err()
+		shell := err == nil
+		// The wait is spread over the epochs; each one logs a line, has a
+		// subprocess print one (stream stdout of GET /run/{name}/logs) and
+		// reports progress (on GET /run/{name} and /run/{name}/events).
+		wait := time.Duration(in.Seconds * float64(time.Second) / float64(max(in.Epochs, 1)))
+		for epoch := 1; epoch <= max(in.Epochs, 1); epoch++ {
+			if wait > 0 {
+				select {
+				case <-time.After(wait):
+				case <-ctx.Done():
+					return out, ctx.Err()
+				}
 			}
+			if epoch > in.Epochs {
+				break // no epochs: the wait alone
+			}
+			msg := fmt.Sprintf("epoch %d", epoch)
+			tasks.Logger(ctx).Info("epoch done", "epoch", epoch, "of", in.Epochs)
+			if shell {
+				if err := taskexec.Run(ctx, taskexec.Command(ctx, "sh", "-c", `echo "$1 on GPU $CUDA_VISIBLE_DEVICES"`, "sh", msg)); err != nil {
+					return out, err
+				}
+			}
+			tasks.Progress(ctx, float64(epoch), float64(in.Epochs), msg)
 		}
 		return out, nil
-	}, &tasks.Options{Description: "Pretends to train on one A100.", Resources: tasks.Resources{CPU: "1", Memory: "1Gi", GPU: "A100:1"}})
+	}, &tasks.Options{Description: "Pretends to train on one A100: per epoch a log line, a subprocess's line and progress.", Resources: tasks.Resources{CPU: "1", Memory: "1Gi", GPU: "A100:1"}})
 
 // Tasks are the quickstart's tasks.
 func Tasks() []tasks.Definer { return []tasks.Definer{Echo, Sleep, Flaky, Train} }

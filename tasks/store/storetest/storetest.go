@@ -34,6 +34,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ListRuns", testListRuns},
 		{"ActiveAndQueued", testActiveAndQueued},
 		{"Logs", testLogs},
+		{"Progress", testProgress},
 		{"Nodes", testNodes},
 		{"Lease", testLease},
 		{"WebhookOutbox", testWebhookOutbox},

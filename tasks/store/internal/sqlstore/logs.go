@@ -15,10 +15,10 @@ func (s *Store) AppendLogs(ctx context.Context, lines []store.LogLine) error {
 	}
 	rows := make([][]any, len(lines))
 	for i, l := range lines {
-		rows[i] = []any{l.Run, l.Attempt, nanos(l.At), cleanText(l.Level), cleanText(l.Message), cleanText(string(l.Attrs))}
+		rows[i] = []any{l.Run, l.Attempt, nanos(l.At), cleanText(l.Level), nonEmpty(cleanText(l.Stream), store.StreamLog), cleanText(l.Message), cleanText(string(l.Attrs))}
 	}
 	return s.withTx(ctx, func(tx Tx, _ *[]store.Notification) error {
-		if err := s.insertRows(ctx, tx, `INSERT INTO logs (run, attempt, at, level, message, attrs) VALUES `, rows); err != nil {
+		if err := s.insertRows(ctx, tx, `INSERT INTO logs (run, attempt, at, level, stream, message, attrs) VALUES `, rows); err != nil {
 			return fmt.Errorf("insert logs: %w", err)
 		}
 		return nil
@@ -27,7 +27,20 @@ func (s *Store) AppendLogs(ctx context.Context, lines []store.LogLine) error {
 
 // Logs implements store.Store.
 func (s *Store) Logs(ctx context.Context, run string) ([]store.LogLine, error) {
-	rows, err := s.db.Query(ctx, `SELECT attempt, at, level, message, attrs FROM logs WHERE run = $1 ORDER BY id`, run)
+	return s.readLogs(ctx, run, `SELECT id, attempt, at, level, stream, message, attrs FROM logs WHERE run = $1 ORDER BY id`, run)
+}
+
+// LogsAfter implements store.Store.
+func (s *Store) LogsAfter(ctx context.Context, run string, afterSeq int64, limit int) ([]store.LogLine, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	return s.readLogs(ctx, run, `SELECT id, attempt, at, level, stream, message, attrs FROM logs
+		WHERE run = $1 AND id > $2 ORDER BY id LIMIT $3`, run, afterSeq, limit)
+}
+
+func (s *Store) readLogs(ctx context.Context, run, sql string, args ...any) ([]store.LogLine, error) {
+	rows, err := s.db.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read logs: %w", err)
 	}
@@ -37,7 +50,7 @@ func (s *Store) Logs(ctx context.Context, run string) ([]store.LogLine, error) {
 		l := store.LogLine{Run: run}
 		var at int64
 		var attrs string
-		if err := rows.Scan(&l.Attempt, &at, &l.Level, &l.Message, &attrs); err != nil {
+		if err := rows.Scan(&l.Seq, &l.Attempt, &at, &l.Level, &l.Stream, &l.Message, &attrs); err != nil {
 			return nil, fmt.Errorf("read logs: %w", err)
 		}
 		l.At = fromNanos(at)
@@ -47,4 +60,21 @@ func (s *Store) Logs(ctx context.Context, run string) ([]store.LogLine, error) {
 		out = append(out, l)
 	}
 	return out, rows.Err()
+}
+
+// SetProgress implements store.Store.
+func (s *Store) SetProgress(ctx context.Context, ps []store.ProgressUpdate) error {
+	if len(ps) == 0 {
+		return nil
+	}
+	return s.withTx(ctx, func(tx Tx, _ *[]store.Notification) error {
+		for _, p := range ps {
+			p.Progress.Message = cleanText(p.Progress.Message)
+			if _, err := tx.Exec(ctx, `UPDATE runs SET progress = $1 WHERE name = $2 AND attempt = $3`,
+				jsonText(p.Progress), p.Run, p.Attempt); err != nil {
+				return fmt.Errorf("set progress: %w", err)
+			}
+		}
+		return nil
+	})
 }

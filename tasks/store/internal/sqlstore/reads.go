@@ -15,7 +15,7 @@ import (
 const runCols = `seq, name, project, domain, task, version, owner, caller, phase, priority,
 	inputs, outputs, error, attempt, failures, node, devices, webhook, webhook_events,
 	abort_reason, abort_requested, wait_reason, not_before, event_seq, created_at,
-	started_at, finished_at, purged, interruptions`
+	started_at, finished_at, purged, interruptions, progress`
 
 var activePhases = []tasks.Phase{tasks.PhaseQueued, tasks.PhaseWaitingForResources, tasks.PhaseInitializing, tasks.PhaseRunning}
 
@@ -168,14 +168,14 @@ func (s *Store) queryRuns(ctx context.Context, q Querier, sql string, args ...an
 	var out []*store.StoredRun
 	for rows.Next() {
 		var r store.StoredRun
-		var caller, phase, devices, events string
+		var caller, phase, devices, events, progress string
 		var inputs, outputs []byte
 		var abortReq, purged int64
 		var notBefore, created, started, finished int64
 		if err := rows.Scan(&r.Seq, &r.Name, &r.Project, &r.Domain, &r.Task, &r.Version, &r.Owner, &caller,
 			&phase, &r.Priority, &inputs, &outputs, &r.Error, &r.Attempt, &r.Failures, &r.Node, &devices,
 			&r.Webhook, &events, &r.AbortReason, &abortReq, &r.WaitReason, &notBefore, &r.EventSeq,
-			&created, &started, &finished, &purged, &r.Interruptions); err != nil {
+			&created, &started, &finished, &purged, &r.Interruptions, &progress); err != nil {
 			return nil, fmt.Errorf("read runs: %w", err)
 		}
 		r.Phase = tasks.Phase(phase)
@@ -189,6 +189,12 @@ func (s *Store) queryRuns(ctx context.Context, q Querier, sql string, args ...an
 		}
 		if len(outputs) > 0 {
 			r.Outputs = json.RawMessage(outputs)
+		}
+		if progress != "" {
+			r.Progress = new(tasks.RunProgress)
+			if err := json.Unmarshal([]byte(progress), r.Progress); err != nil {
+				return nil, fmt.Errorf("run %s: progress: %w", r.Name, err)
+			}
 		}
 		r.Devices = parseList(devices)
 		r.WebhookEvents = parseList(events)
