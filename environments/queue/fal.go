@@ -173,8 +173,9 @@ func (q *Queue) registerFal(api huma.API) {
 	for _, route := range []string{falAppRoute, falAppRoute + "/*"} {
 		op := huma.Operation{
 			OperationID: "fal-submit", Method: http.MethodPost, Path: route, Tags: tags, Middlewares: mw,
-			Summary:     "Queue a request (fal's layout)",
-			Description: "POST /queue/submit in fal's layout: the path after {owner}/{app} is the app's route.",
+			DefaultStatus: http.StatusAccepted,
+			Summary:       "Queue a request (fal's layout)",
+			Description:   "POST /queue/submit in fal's layout: the path after {owner}/{app} is the app's route.",
 		}
 		if route != falAppRoute {
 			op.OperationID, op.Hidden = "fal-submit-path", true
