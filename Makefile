@@ -58,6 +58,10 @@ e2e: ## Browser test of /docs in headless Chromium (installs Debian's chromium i
 	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 	TASKGATE_E2E_CHROMIUM=$$(command -v chromium) $(GO) test -count=1 -tags e2e -v ./internal/e2e/
 
+.PHONY: flyte-client
+flyte-client: ## Run the Flyte tutorial's Python client against examples/custom-webhook (installs Debian's python3-httpx if missing)
+	./examples/custom-webhook/testdata/flyte-client.sh
+
 .PHONY: fuzz
 fuzz: ## Run each fuzzer for FUZZTIME (default 10s)
 	@for spec in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
