@@ -62,6 +62,10 @@ e2e: ## Browser test of /docs in headless Chromium (installs Debian's chromium i
 soak: ## Soak the quickstart: SOAK_DURATION (10m) of mixed load, SIGKILL every SOAK_RESTART_EVERY (2m)
 	$(GO) test -count=1 -tags soak -timeout $${SOAK_TIMEOUT:-30m} -v -run '^TestSoak$$' ./internal/soak/
 
+.PHONY: flyte-client
+flyte-client: ## Run the Flyte tutorial's Python client against examples/custom-webhook (installs Debian's python3-httpx if missing)
+	./examples/custom-webhook/testdata/flyte-client.sh
+
 .PHONY: fuzz
 fuzz: ## Run each fuzzer for FUZZTIME (default 10s)
 	@for spec in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \

@@ -116,7 +116,8 @@ type Deps struct {
 	Dispatcher *dispatch.Dispatcher
 	// Authenticator verifies credentials; nil refuses every credential.
 	Authenticator middleware.Authenticator
-	// Extractors find credentials; nil means Bearer then the session cookie.
+	// Extractors find credentials; nil means Bearer, fal's Key, then the
+	// session cookie.
 	Extractors []middleware.Extractor
 	// AdminGroup members see every run, /nodes and /queue.
 	AdminGroup string

@@ -64,7 +64,8 @@ type App struct {
 	Dispatcher *dispatch.Dispatcher
 	// Authenticator verifies credentials for every environment.
 	Authenticator middleware.Authenticator
-	// Extractors find credentials; default Bearer then the session cookie.
+	// Extractors find credentials; default Bearer, fal's Key, then the
+	// session cookie.
 	Extractors []middleware.Extractor
 	// AdminGroup members see every run, /nodes and /queue; default "admins".
 	AdminGroup string

@@ -254,7 +254,7 @@ func FromEnv(ctx context.Context, cfg EnvConfig, logger *slog.Logger, reg *tasks
 		Registry:      reg,
 		Dispatcher:    d,
 		Authenticator: auth,
-		Extractors:    []middleware.Extractor{middleware.BearerExtractor(), middleware.CookieExtractor(cfg.AuthCookie)},
+		Extractors:    []middleware.Extractor{middleware.BearerExtractor(), middleware.KeyExtractor(), middleware.CookieExtractor(cfg.AuthCookie)},
 		AdminGroup:    cfg.AdminGroup,
 		BodyTimeout:   cfg.BodyTimeout,
 

@@ -12,7 +12,8 @@ type Source uint8
 const (
 	// SourceNone is the zero Source: no credential.
 	SourceNone Source = iota
-	// SourceBearer is an "Authorization: Bearer" header (RFC 6750).
+	// SourceBearer is an "Authorization: Bearer" header (RFC 6750), or
+	// fal's "Authorization: Key" (KeyExtractor), verified alike.
 	SourceBearer
 	// SourceCookie is a named cookie, as a browser session sends it.
 	SourceCookie
@@ -47,8 +48,8 @@ func (s Source) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 // [Credentials.GoString], [Credentials.LogValue] and JSON encoding never show
 // them, so a Credentials can be logged or printed by mistake without leaking.
 type Credentials struct {
-	// Scheme is the authorization scheme, "Bearer" for SourceBearer and empty
-	// for the other sources.
+	// Scheme is the authorization scheme, "Bearer" or "Key" for SourceBearer
+	// and empty for the other sources.
 	Scheme string `json:"scheme,omitempty"`
 	// Value is the raw credential: the bearer token, the cookie value, the
 	// custom header's value, or the key id of a key+secret pair.

@@ -8,7 +8,8 @@
 // excluded path (/health, /docs, the OpenAPI documents, /schemas/...):
 //
 //  1. Extractors find the caller's credential: an "Authorization: Bearer"
-//     header ([BearerExtractor]), a session cookie ([CookieExtractor]), a
+//     header ([BearerExtractor]) or fal's "Authorization: Key" verified
+//     alike ([KeyExtractor]), a session cookie ([CookieExtractor]), a
 //     custom header ([HeaderExtractor]) or a Modal-style key+secret pair
 //     ([KeySecretExtractor]). Malformed credentials (two Authorization
 //     headers, an empty bearer, control or non-ASCII bytes, more than

@@ -143,6 +143,40 @@ func (bearerExtractor) Extract(r *http.Request) (Credentials, bool, error) {
 	return Credentials{Scheme: "Bearer", Value: token, Source: SourceBearer, Name: "Authorization"}, true, nil
 }
 
+type keyExtractor struct{}
+
+// KeyExtractor finds "Authorization: Key <token>", the form fal's clients
+// send (fal-js libs/client/src/request.ts: `Key ${credentials}`). The token
+// is verified as a bearer token is: the credential is SourceBearer with
+// Scheme "Key", so every authenticator that takes bearer tokens takes it,
+// and a handler forwarding it downstream sends it as a bearer token. The
+// scheme is matched case-insensitively; other schemes are left for other
+// extractors. fal's keys are "<id>:<secret>", not token68, so any visible
+// ASCII is allowed. Malformed: two Authorization headers, an empty token,
+// bytes outside visible ASCII, a token over MaxCredentialSize.
+func KeyExtractor() Extractor { return keyExtractor{} }
+
+func (keyExtractor) Extract(r *http.Request) (Credentials, bool, error) {
+	v, ok, err := singleHeader(r, "Authorization")
+	if !ok || err != nil {
+		return Credentials{}, false, err
+	}
+	scheme, token, _ := strings.Cut(v, " ")
+	if !strings.EqualFold(scheme, "Key") {
+		return Credentials{}, false, nil
+	}
+	token = strings.TrimLeft(token, " ")
+	switch {
+	case token == "":
+		return Credentials{}, false, malformed("empty key")
+	case len(token) > MaxCredentialSize:
+		return Credentials{}, false, malformed("key over %d bytes", MaxCredentialSize)
+	case !visibleASCII(token):
+		return Credentials{}, false, malformed("key has bytes outside visible ASCII")
+	}
+	return Credentials{Scheme: "Key", Value: token, Source: SourceBearer, Name: "Authorization"}, true, nil
+}
+
 type cookieExtractor struct{ name string }
 
 // CookieExtractor finds the cookie called name (DefaultCookieName when

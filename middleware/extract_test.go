@@ -73,6 +73,29 @@ func TestBearerExtractor(t *testing.T) {
 	})
 }
 
+func TestKeyExtractor(t *testing.T) {
+	t.Parallel()
+	key := func(v string) middleware.Credentials {
+		return middleware.Credentials{Scheme: "Key", Value: v, Source: middleware.SourceBearer, Name: "Authorization"}
+	}
+	auth := func(vs ...string) http.Header { return http.Header{"Authorization": vs} }
+	max := strings.Repeat("a", middleware.MaxCredentialSize)
+	runExtractCases(t, middleware.KeyExtractor(), []extractCase{
+		{name: "none", header: http.Header{}},
+		{name: "token", header: auth("Key abc.def"), want: key("abc.def"), found: true},
+		{name: "fal's id:secret", header: auth("Key 1a2b:c3d4"), want: key("1a2b:c3d4"), found: true},
+		{name: "lower-case scheme", header: auth("key abc"), want: key("abc"), found: true},
+		{name: "exactly the size limit", header: auth("Key " + max), want: key(max), found: true},
+		{name: "bearer is not ours", header: auth("Bearer abc")},
+		{name: "key prefix of another scheme", header: auth("Keyabc")},
+		{name: "empty", header: auth("Key "), wantErr: true},
+		{name: "two headers", header: auth("Key abc", "Key abc"), wantErr: true},
+		{name: "space inside", header: auth("Key a b"), wantErr: true},
+		{name: "over the size limit", header: auth("Key " + max + "a"), wantErr: true},
+		{name: "non-ASCII", header: auth("Key ab\u00e9"), wantErr: true},
+	})
+}
+
 func TestCookieExtractor(t *testing.T) {
 	t.Parallel()
 	c := func(v string) middleware.Credentials {

@@ -54,6 +54,7 @@ func FuzzBearerExtractor(f *testing.F) {
 func FuzzExtractors(f *testing.F) {
 	extractors := []middleware.Extractor{
 		middleware.BearerExtractor(),
+		middleware.KeyExtractor(),
 		middleware.CookieExtractor(""),
 		middleware.HeaderExtractor("X-Api-Key"),
 		middleware.KeySecretExtractor("", ""),

@@ -34,7 +34,8 @@ func DefaultExclude() []string {
 // PassthroughConfig configures Passthrough. Only Authenticator is required.
 type PassthroughConfig struct {
 	// Extractors are tried in order; the first that finds a credential
-	// wins. Default: BearerExtractor, then CookieExtractor(DefaultCookieName).
+	// wins. Default: BearerExtractor, KeyExtractor, then
+	// CookieExtractor(DefaultCookieName).
 	Extractors []Extractor
 	// Authenticator verifies what the extractors found. Required.
 	Authenticator Authenticator
@@ -125,7 +126,7 @@ func (c *PassthroughConfig) validate() error {
 		return errors.New("middleware: PassthroughConfig.Authenticator is required")
 	}
 	if c.Extractors == nil {
-		c.Extractors = []Extractor{BearerExtractor(), CookieExtractor(DefaultCookieName)}
+		c.Extractors = []Extractor{BearerExtractor(), KeyExtractor(), CookieExtractor(DefaultCookieName)}
 	}
 	if len(c.Extractors) == 0 || slices.Contains(c.Extractors, nil) {
 		return errors.New("middleware: PassthroughConfig.Extractors is empty or holds nil")

@@ -154,6 +154,8 @@ func TestPassthroughStatuses(t *testing.T) {
 	}{
 		{"valid token", nil, bearer(aliceToken), http.StatusOK, "alice"},
 		{"lower-case scheme", nil, http.Header{"Authorization": {"bearer " + aliceToken}}, http.StatusOK, "alice"},
+		{"fal's key scheme by default", nil, http.Header{"Authorization": {"Key " + aliceToken}}, http.StatusOK, "alice"},
+		{"unknown fal key", nil, http.Header{"Authorization": {"Key nobody-0123456789abcdef"}}, http.StatusUnauthorized, ""},
 		{"unknown token", nil, bearer("nobody-0123456789abcdef"), http.StatusUnauthorized, ""},
 		{"no credentials", nil, nil, http.StatusUnauthorized, ""},
 		{"optional, no credentials", func(c *middleware.PassthroughConfig) { c.Optional = true }, nil, http.StatusInternalServerError, ""},

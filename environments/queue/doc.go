@@ -7,6 +7,11 @@
 // app's resources, and replayed in process through the app's own handler
 // as the caller who submitted it (see Config).
 //
+// The same routes answer in fal's own layout under /fal, and /fal is the
+// proxy of fal's JS client, so that fal's clients work unchanged (fal.go):
+// fal.config({credentials, proxyUrl: {url: "https://host/gen/fal", when:
+// "always"}}).
+//
 //	env := environments.MustAppEnvironment(environments.AppConfig{
 //		Settings:  environments.Settings{Name: "gen", PathPrefix: "/gen"},
 //		Handler:   router,

@@ -264,6 +264,7 @@ func (q *Queue) Mount(m *environments.QueueMount) (err error) {
 		}
 	}()
 	q.register(m.API)
+	q.registerFal(m.API)
 	return nil
 }
 

@@ -86,7 +86,8 @@ func isQueueRoute(p string) bool {
 		p = u
 	}
 	p = path.Clean("/" + p)
-	return p == "/queue/submit" || strings.HasPrefix(p, "/queue/submit/") || strings.HasPrefix(p, "/queue/requests/")
+	return p == "/queue/submit" || strings.HasPrefix(p, "/queue/submit/") || strings.HasPrefix(p, "/queue/requests/") ||
+		p == falRoot || strings.HasPrefix(p, falRoot+"/")
 }
 
 // serveRecovered serves req, turning a panic of the handler into an error.
@@ -235,7 +236,7 @@ func queueHeaderAllowed(name, credHeader string) bool {
 	}
 	lower := strings.ToLower(k)
 	if !strings.HasPrefix(lower, "x-") ||
-		strings.HasPrefix(lower, "x-forwarded-") || lower == "x-real-ip" || strings.HasPrefix(lower, "x-queue-") {
+		strings.HasPrefix(lower, "x-forwarded-") || lower == "x-real-ip" || strings.HasPrefix(lower, "x-queue-") || strings.HasPrefix(lower, "x-fal-") {
 		return false
 	}
 	for _, bad := range []string{"auth", "token", "cookie", "secret", "key", "session", "passw", "credential", "signature", "csrf", "xsrf"} {

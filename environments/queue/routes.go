@@ -78,27 +78,36 @@ type SubmitInput struct {
 // environment's body limit (Limits.MaxBodyBytes) bounds the read, and
 // answers 413 beyond it.
 func (in *SubmitInput) Resolve(ctx huma.Context) []error {
+	u := ctx.URL()
+	var errs []error
+	in.stored, errs = capture(ctx, strings.TrimPrefix(u.EscapedPath(), "/queue/submit"), "webhook", "webhook_events_filter")
+	return errs
+}
+
+// capture is the request to queue: the body, the query without the
+// queue's own params, the host, the client IP and the headers a replay may
+// see; path is the escaped path to queue.
+func capture(ctx huma.Context, path string, params ...string) (Request, []error) {
 	body, err := io.ReadAll(ctx.BodyReader())
 	if err != nil {
-		return []error{huma.Error400BadRequest("reading the request body: " + err.Error())}
+		return Request{}, []error{huma.Error400BadRequest("reading the request body: " + err.Error())}
 	}
-	u := ctx.URL()
-	in.stored = Request{
+	stored := Request{
 		Method:   http.MethodPost,
 		Host:     ctx.Host(),
-		Path:     strings.TrimPrefix(u.EscapedPath(), "/queue/submit"),
-		RawQuery: withoutParams(u.RawQuery, "webhook", "webhook_events_filter"),
+		Path:     path,
+		RawQuery: withoutParams(ctx.URL().RawQuery, params...),
 		ClientIP: chimw.GetClientIP(ctx.Context()),
 	}
-	setBody(body, &in.stored.Body, &in.stored.BodyBase64)
+	setBody(body, &stored.Body, &stored.BodyBase64)
 	// The stored request is JSON, whose encoder would quietly change bytes
 	// that are not UTF-8 (Go's server takes them in a query and in header
 	// values): the replay would not be the request submitted.
 	var errs []error
-	if !storable.Text(in.stored.RawQuery) {
+	if !storable.Text(stored.RawQuery) {
 		errs = append(errs, edge.TextDetail("query"))
 	}
-	if !storable.Text(in.stored.Host) {
+	if !storable.Text(stored.Host) {
 		errs = append(errs, edge.TextDetail("header.Host"))
 	}
 	var credHeader string
@@ -107,17 +116,17 @@ func (in *SubmitInput) Resolve(ctx huma.Context) []error {
 	}
 	ctx.EachHeader(func(name, value string) {
 		if queueHeaderAllowed(name, credHeader) {
-			if in.stored.Header == nil {
-				in.stored.Header = map[string][]string{}
+			if stored.Header == nil {
+				stored.Header = map[string][]string{}
 			}
 			k := http.CanonicalHeaderKey(name)
-			in.stored.Header[k] = append(in.stored.Header[k], value)
+			stored.Header[k] = append(stored.Header[k], value)
 			if !storable.Text(value) {
 				errs = append(errs, edge.TextDetail("header."+k))
 			}
 		}
 	})
-	return errs
+	return stored, errs
 }
 
 // Submitted is the body of POST /queue/submit: where to follow the

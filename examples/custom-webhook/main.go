@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"strings"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/go-chi/chi/v5"
@@ -58,13 +59,34 @@ func newService(ctx context.Context, cfg framework.EnvConfig, logger *slog.Logge
 			PathPrefix: webhookPrefix,
 		},
 		Groups:       []string{webhook.GroupCore, webhook.GroupTask, webhook.GroupRun},
-		AllowedTasks: []string{"demo/development/echo"},
+		AllowedTasks: []string{"demo/development/echo", MyTask.Definition().ID()},
 	})
 	if err != nil {
 		return nil, err
 	}
-	return framework.FromEnv(ctx, cfg, logger, demo.Registry(), custom, restricted)
+	reg := demo.Registry()
+	reg.MustRegister(MyTask)
+	return framework.FromEnv(ctx, cfg, logger, reg, custom, restricted)
 }
+
+// MyTaskInput is the payload of the Flyte tutorial's client (step 4).
+type MyTaskInput struct {
+	X int    `json:"x" doc:"A number."`
+	Y string `json:"y" maxLength:"1024" doc:"A string."`
+}
+
+// MyTaskOutput repeats Y X times.
+type MyTaskOutput struct {
+	Result string `json:"result"`
+}
+
+// MyTask is my-project/development/my-task, the task that the Flyte
+// tutorial's client starts; its client runs unchanged against this
+// example's webhook environment (see testdata/flyte_client.py).
+var MyTask = tasks.MustDefine("my-project", "development", "my-task",
+	func(_ context.Context, in MyTaskInput) (MyTaskOutput, error) {
+		return MyTaskOutput{Result: strings.Repeat(in.Y, min(max(in.X, 0), 100))}, nil
+	}, &tasks.Options{Description: "Repeats y x times (at most 100).", Resources: tasks.Resources{CPU: "100m", Memory: "16Mi"}})
 
 // customApp is the FastAPIAppEnvironment of the tutorial: a chi router for
 // the plain routes, and a typed function endpoint that shows in /docs.
