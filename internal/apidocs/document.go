@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -44,8 +45,11 @@ type Policy struct {
 	// rate and in-flight limits, 500.
 	Every []int
 	// Body are the statuses of an operation that takes a body: 413 past
-	// the size limit, 415 for a body that is not JSON.
+	// the size limit.
 	Body []int
+	// JSONBody are those of an operation that takes JSON only: 415 for a
+	// body of another type.
+	JSONBody []int
 }
 
 // Finish completes an environment's document once every operation is
@@ -82,6 +86,9 @@ func Finish(api huma.API, p Policy) {
 			}
 			if op.RequestBody != nil {
 				statuses = append(statuses, p.Body...)
+				if jsonOnly(op.RequestBody) {
+					statuses = append(statuses, p.JSONBody...)
+				}
 			}
 			if op.Responses == nil {
 				op.Responses = map[string]*huma.Response{}
@@ -111,6 +118,15 @@ const (
 )
 
 var reflectErrorModel = reflect.TypeFor[huma.ErrorModel]()
+
+func jsonOnly(rb *huma.RequestBody) bool {
+	for ct := range rb.Content {
+		if ct != jsonType && !strings.HasSuffix(ct, "+json") {
+			return false
+		}
+	}
+	return len(rb.Content) > 0
+}
 
 func hasErrors(op *huma.Operation) bool {
 	for code := range op.Responses {
