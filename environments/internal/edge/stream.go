@@ -52,10 +52,14 @@ func EventStreamSchema(api huma.API, events map[string]any) *huma.Schema {
 			Required: []string{"data", "event"},
 		})
 	}
+	items := &huma.Schema{OneOf: variants}
+	if len(variants) == 1 {
+		items = variants[0]
+	}
 	return &huma.Schema{
 		Title:       "Server-Sent Events",
 		Description: "Each item is one possible event, serialized as UTF-8 text by the SSE specification.",
 		Type:        huma.TypeArray,
-		Items:       &huma.Schema{OneOf: variants},
+		Items:       items,
 	}
 }
