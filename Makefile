@@ -64,6 +64,12 @@ bench-wrk: ## POST /run-task under wrk beside bare chi (installs Debian's wrk if
 generate: ## Rewrite the committed OpenAPI documents in openapi/
 	$(GO) run ./openapi/cmd/gen -dir openapi
 
+.PHONY: clients
+clients: ## Generate a Go (oapi-codegen) and a TypeScript (openapi-typescript) client from openapi/ and run echo through each against the quickstart
+	cd internal/genclients && $(GO) tool oapi-codegen -config oapi-codegen.yaml ../../openapi/openapi-3.0.yaml
+	cd internal/genclients/ts && npm ci --no-audit --no-fund --loglevel=error && npm run -s generate && npm run -s build
+	cd internal/genclients && $(GO) vet ./... && $(GO) test -count=1 ./...
+
 .PHONY: e2e
 e2e: ## Browser test of /docs in headless Chromium (installs Debian's chromium if missing)
 	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
