@@ -45,7 +45,7 @@ func negotiateError(ctx huma.Context) {
 	if accept == "" {
 		return
 	}
-	if negotiation.SelectQValueFast(accept, []string{problemJSON, plainJSON}) == plainJSON {
+	if negotiation.SelectQValue(accept, []string{problemJSON, plainJSON}) == plainJSON {
 		ctx.SetHeader("Content-Type", plainJSON)
 	}
 }
