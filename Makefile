@@ -35,9 +35,20 @@ test/race: ## Run the tests under the race detector (short mode)
 $(GOLANGCI_LINT):
 	GOBIN=$(TOOLS) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 
+# Redocly CLI at the version internal/tools/redocly/package-lock.json pins.
+REDOCLY_DIR := $(CURDIR)/.tools/redocly
+REDOCLY := $(REDOCLY_DIR)/node_modules/.bin/redocly
+
+$(REDOCLY): internal/tools/redocly/package.json internal/tools/redocly/package-lock.json
+	mkdir -p $(REDOCLY_DIR)
+	cp internal/tools/redocly/package.json internal/tools/redocly/package-lock.json $(REDOCLY_DIR)/
+	cd $(REDOCLY_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 .PHONY: lint
-lint: $(GOLANGCI_LINT) ## Run golangci-lint (installed at a pinned version)
+lint: $(GOLANGCI_LINT) $(REDOCLY) ## Run golangci-lint and Redocly's recommended OpenAPI rules (tools at pinned versions)
 	$(GOLANGCI_LINT) run ./...
+	REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true $(REDOCLY) lint --format=summary openapi/*.yaml
 
 .PHONY: bench
 bench: ## Run the benchmarks with their bare baselines in the same run
@@ -52,6 +63,12 @@ bench-wrk: ## POST /run-task under wrk beside bare chi (installs Debian's wrk if
 .PHONY: generate
 generate: ## Rewrite the committed OpenAPI documents in openapi/
 	$(GO) run ./openapi/cmd/gen -dir openapi
+
+.PHONY: clients
+clients: ## Generate a Go (oapi-codegen) and a TypeScript (openapi-typescript) client from openapi/ and run echo through each against the quickstart
+	cd internal/genclients && $(GO) tool oapi-codegen -config oapi-codegen.yaml ../../openapi/openapi-3.0.yaml
+	cd internal/genclients/ts && npm ci --no-audit --no-fund --loglevel=error && npm run -s generate && npm run -s build
+	cd internal/genclients && $(GO) vet ./... && $(GO) test -count=1 ./...
 
 .PHONY: e2e
 e2e: ## Browser test of /docs in headless Chromium (installs Debian's chromium if missing)

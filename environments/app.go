@@ -144,6 +144,7 @@ func (a *AppEnvironment) Build(deps *Deps) (h http.Handler, err error) {
 		cfg.Servers = []*huma.Server{{URL: a.cfg.PathPrefix}}
 	}
 	api := apidocs.New(r, cfg)
+	edge.DescribePhases(api)
 	// The app's own operations go through a group that holds them to
 	// max_inputs; the docs and the queue routes, registered on api, do not.
 	app := huma.NewGroup(api)
@@ -181,6 +182,8 @@ func (a *AppEnvironment) Build(deps *Deps) (h http.Handler, err error) {
 			return nil, err
 		}
 	}
+
+	apidocs.Finish(api, DocPolicy(&a.cfg.Settings, a.PublicPaths()))
 
 	if a.cfg.Handler != nil {
 		// Like chi's Mount("/", Handler), but the operations stay free to

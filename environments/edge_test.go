@@ -252,3 +252,32 @@ func TestInternalErrorsStayInternal(t *testing.T) {
 		require.True(t, logged, "%s: the error is not logged with request id %s:\n%s", path, id, log.String())
 	}
 }
+
+// TestErrorsFollowContentNegotiation: an error is application/problem+json
+// when the client accepts it or says nothing, else the same body as the
+// application/json it asked for (fal's client asks for that alone).
+func TestErrorsFollowContentNegotiation(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	tests := []struct{ accept, want string }{
+		{"", "application/problem+json"},
+		{"*/*", "application/problem+json"},
+		{"application/problem+json", "application/problem+json"},
+		{"application/json, application/problem+json", "application/problem+json"},
+		{"application/json", "application/json"},
+		{"application/json;q=1, application/problem+json;q=0.5", "application/json"},
+	}
+	for _, tt := range tests {
+		var headers []string
+		if tt.accept != "" {
+			headers = []string{"Accept", tt.accept}
+		}
+		r := s.do("POST", "/run-task/demo/development/nope", whAlice, `{}`, headers...)
+		require.Equal(t, http.StatusNotFound, r.status, r.raw)
+		require.Equal(t, tt.want, r.header.Get("Content-Type"), "Accept: %s", tt.accept)
+		require.Equal(t, float64(http.StatusNotFound), r.body["status"], "the same body: %s", r.raw)
+		r = s.do("POST", "/run-task/demo/development/echo", whAlice, `{"message":1}`, headers...)
+		require.Equal(t, http.StatusUnprocessableEntity, r.status, r.raw)
+		require.Equal(t, tt.want, r.header.Get("Content-Type"), "Accept: %s", tt.accept)
+	}
+}

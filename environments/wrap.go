@@ -3,6 +3,7 @@ package environments
 import (
 	"net/http"
 	"slices"
+	"strings"
 
 	"github.com/taskgate/taskgate/internal/apidocs"
 	"github.com/taskgate/taskgate/middleware"
@@ -71,4 +72,34 @@ func Wrap(env Environment, deps *Deps, h http.Handler) (http.Handler, error) {
 		h = apidocs.ServeSlash(h)
 	}
 	return h, nil
+}
+
+// DocPolicy is what an environment's OpenAPI document declares of the
+// auth and limits Wrap puts in front of it (apidocs.Finish): public are the
+// environment's public paths (PublicPather), beside Auth.Exclude.
+func DocPolicy(s *Settings, public []string) apidocs.Policy {
+	exclude := slices.Concat(public, s.Auth.Exclude)
+	p := apidocs.Policy{
+		Public: func(path string) bool {
+			if s.Auth.Disabled {
+				return true
+			}
+			for _, e := range exclude {
+				if e == path || strings.HasSuffix(e, "/*") && strings.HasPrefix(path, strings.TrimSuffix(e, "*")) {
+					return true
+				}
+			}
+			return false
+		},
+		Secured:  []int{http.StatusUnauthorized},
+		Body:     []int{http.StatusRequestEntityTooLarge},
+		JSONBody: []int{http.StatusUnsupportedMediaType},
+	}
+	if s.Auth.RequiredGroup != "" {
+		p.Secured = append(p.Secured, http.StatusForbidden)
+	}
+	if s.Limits.RateLimit > 0 || s.Limits.MaxInFlight > 0 {
+		p.Secured = append(p.Secured, http.StatusTooManyRequests)
+	}
+	return p
 }

@@ -22,6 +22,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/taskgate/taskgate/environments"
+	"github.com/taskgate/taskgate/internal/apidocs"
 	"github.com/taskgate/taskgate/internal/problem"
 	"github.com/taskgate/taskgate/internal/telemetry"
 	"github.com/taskgate/taskgate/middleware"
@@ -35,7 +36,8 @@ import (
 type App struct {
 	// Addr is the listen address; default "127.0.0.1:8080".
 	Addr string
-	// Title and Version head the OpenAPI documents; defaults "taskgate", "dev".
+	// Title and Version head the OpenAPI documents; defaults "taskgate" and
+	// the main module's build version ("dev" when the build stamped none).
 	Title   string
 	Version string
 	// Logger receives structured logs, with one access log line per
@@ -123,7 +125,7 @@ func (a *App) validate() error {
 		a.Title = "taskgate"
 	}
 	if a.Version == "" {
-		a.Version = "dev"
+		a.Version = apidocs.BuildVersion()
 	}
 	if a.Logger == nil {
 		a.Logger = slog.Default()

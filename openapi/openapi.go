@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 
+	"github.com/taskgate/taskgate/environments"
 	"github.com/taskgate/taskgate/examples/quickstart/demo"
 	"github.com/taskgate/taskgate/framework"
 )
@@ -22,6 +23,17 @@ var Files = map[string]string{
 // Generate builds the quickstart App over a throwaway SQLite folder and
 // returns the documents it serves, keyed by file name.
 func Generate(ctx context.Context) (map[string][]byte, error) {
+	docs, err := Documents(ctx, demo.Webhook())
+	if err != nil {
+		return nil, err
+	}
+	return docs[0], nil
+}
+
+// Documents builds an App of the quickstart's tasks that serves envs, over
+// a throwaway SQLite folder, and returns the documents each environment
+// serves (under its PathPrefix), keyed by file name.
+func Documents(ctx context.Context, envs ...environments.Environment) ([]map[string][]byte, error) {
 	dir, err := os.MkdirTemp("", "taskgate-openapi-")
 	if err != nil {
 		return nil, err
@@ -41,7 +53,7 @@ func Generate(ctx context.Context) (map[string][]byte, error) {
 	}
 	cfg.NodeGPUs = "T4:1" // no nvidia-smi probing while generating
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc, err := framework.FromEnv(ctx, cfg, logger, demo.Registry(), demo.Webhook())
+	svc, err := framework.FromEnv(ctx, cfg, logger, demo.Registry(), envs...)
 	if err != nil {
 		return nil, err
 	}
@@ -52,14 +64,19 @@ func Generate(ctx context.Context) (map[string][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := map[string][]byte{}
-	for file, path := range Files {
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
-		if rec.Code != http.StatusOK {
-			return nil, fmt.Errorf("GET %s: %d", path, rec.Code)
+	var all []map[string][]byte
+	for _, env := range envs {
+		out := map[string][]byte{}
+		for file, path := range Files {
+			path = env.Settings().PathPrefix + path
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+			if rec.Code != http.StatusOK {
+				return nil, fmt.Errorf("GET %s: %d", path, rec.Code)
+			}
+			out[file] = rec.Body.Bytes()
 		}
-		out[file] = rec.Body.Bytes()
+		all = append(all, out)
 	}
-	return out, nil
+	return all, nil
 }

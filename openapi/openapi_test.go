@@ -37,6 +37,14 @@ func TestDocumentsDescribeEveryOperation(t *testing.T) {
 		require.Equal(t, strings.Count(doc, "operationId:"), strings.Count(doc, "\n      summary:"), "%s: every operation has a summary", name)
 		require.Contains(t, doc, "EchoInput:", "task input schemas are in the document")
 		require.Contains(t, doc, "SleepInput:", "task input schemas are in the document")
+		// Generated clients get one typed method per task, phases as an
+		// enum and the event stream's events.
+		require.Contains(t, doc, "operationId: runDemoDevelopmentEcho")
+		require.Contains(t, doc, "/run-task/demo/development/echo:")
+		require.Contains(t, doc, "DemoDevelopmentEchoRun:")
+		require.Contains(t, doc, "- waiting_for_resources")
+		require.Contains(t, doc, "title: Server-Sent Events")
+		require.NotContains(t, doc, "anyOf", "run-task's body is no union of the tasks' inputs")
 	}
 	require.Contains(t, string(docs["openapi.yaml"]), "openapi: 3.1.0")
 	require.Contains(t, string(docs["openapi-3.0.yaml"]), "openapi: 3.0.3")

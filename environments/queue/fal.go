@@ -10,8 +10,6 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humachi"
 	"github.com/go-chi/chi/v5"
-
-	"github.com/taskgate/taskgate/environments/internal/edge"
 )
 
 // fal's own URL layout, so that fal's clients work unchanged. fal serves
@@ -39,7 +37,7 @@ import (
 // x-fal-request-timeout are X-Queue-Priority and X-Queue-Start-Timeout;
 // ?fal_webhook= is ?webhook=. Answers carry x-fal-request-id, and errors
 // come as application/json when problem+json is not accepted
-// (edge.JSONProblems), as fal's client reads no other type.
+// (the one error negotiation of internal/edge), as fal's client reads no other type.
 const (
 	falRoot      = "/fal"
 	falAppRoute  = falRoot + "/{owner}/{app}"
@@ -169,10 +167,9 @@ type FalProxyInput struct {
 
 func (q *Queue) registerFal(api huma.API) {
 	tags := []string{Tag}
-	mw := huma.Middlewares{edge.JSONProblems}
 	for _, route := range []string{falAppRoute, falAppRoute + "/*"} {
 		op := huma.Operation{
-			OperationID: "fal-submit", Method: http.MethodPost, Path: route, Tags: tags, Middlewares: mw,
+			OperationID: "fal-submit", Method: http.MethodPost, Path: route, Tags: tags,
 			DefaultStatus: http.StatusAccepted,
 			Summary:       "Queue a request (fal's layout)",
 			Description:   "POST /queue/submit in fal's layout: the path after {owner}/{app} is the app's route.",
@@ -183,11 +180,11 @@ func (q *Queue) registerFal(api huma.API) {
 		huma.Register(api, op, q.falSubmit)
 	}
 	huma.Register(api, huma.Operation{
-		OperationID: "fal-status", Method: http.MethodGet, Path: falAppRoute + "/requests/{id}/status", Tags: tags, Middlewares: mw,
+		OperationID: "fal-status", Method: http.MethodGet, Path: falAppRoute + "/requests/{id}/status", Tags: tags,
 		Summary: "Get a queued request's status (fal's layout)",
 	}, q.falStatus)
 	huma.Register(api, huma.Operation{
-		OperationID: "fal-status-stream", Method: http.MethodGet, Path: falAppRoute + "/requests/{id}/status/stream", Tags: tags, Middlewares: mw,
+		OperationID: "fal-status-stream", Method: http.MethodGet, Path: falAppRoute + "/requests/{id}/status/stream", Tags: tags,
 		Summary: "Stream a queued request's status (fal's layout)",
 		Responses: map[string]*huma.Response{"200": {
 			Description: "An event stream of Status objects.",
@@ -195,17 +192,17 @@ func (q *Queue) registerFal(api huma.API) {
 		}},
 	}, q.falStatusStream)
 	huma.Register(api, huma.Operation{
-		OperationID: "fal-response", Method: http.MethodGet, Path: falAppRoute + "/requests/{id}", Tags: tags, Middlewares: mw,
+		OperationID: "fal-response", Method: http.MethodGet, Path: falAppRoute + "/requests/{id}", Tags: tags,
 		Summary:   "Get a queued request's response (fal's layout)",
 		Responses: map[string]*huma.Response{"200": {Description: "The recorded response, as the handler wrote it."}},
 	}, q.falResponse)
 	huma.Register(api, huma.Operation{
-		OperationID: "fal-cancel", Method: http.MethodPut, Path: falAppRoute + "/requests/{id}/cancel", Tags: tags, Middlewares: mw,
+		OperationID: "fal-cancel", Method: http.MethodPut, Path: falAppRoute + "/requests/{id}/cancel", Tags: tags,
 		Summary: "Cancel a queued request (fal's layout)", DefaultStatus: http.StatusAccepted,
 	}, q.falCancel)
 	for _, method := range []string{http.MethodGet, http.MethodPost, http.MethodPut} {
 		huma.Register(api, huma.Operation{
-			OperationID: "fal-proxy-" + strings.ToLower(method), Method: method, Path: falRoot, Tags: tags, Middlewares: mw,
+			OperationID: "fal-proxy-" + strings.ToLower(method), Method: method, Path: falRoot, Tags: tags,
 			Summary: "fal's client proxy",
 			Description: "The proxy of fal's client (config({proxyUrl})): serves the request named by X-Fal-Target-Url, " +
 				"a URL on " + falQueueHost + ", as the same request to that path under /fal.",

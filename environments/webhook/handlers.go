@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net/http"
 	"reflect"
@@ -46,16 +47,21 @@ func (h *handlers) register(api huma.API) {
 			h.schemasOf(d)
 		}
 	}
-	op := func(id, method, p, group, summary, desc string) huma.Operation {
+	// Each operation lists the errors its handler answers; huma adds 422
+	// (parameters, bodies) and 500, and apidocs.Finish those of the auth
+	// and limits in front.
+	op := func(id, method, p, group, summary, desc string, errs ...int) huma.Operation {
 		o := huma.Operation{
 			OperationID: id, Method: method, Path: p, Tags: []string{group},
-			Summary: summary, Description: desc, Security: bearer,
+			Summary: summary, Description: desc, Security: bearer, Errors: errs,
 		}
 		if id == "health" {
 			o.Security = nil
 		}
 		return o
 	}
+	// Answers of a store that cannot serve (edge.Problem).
+	const unavailable, full = http.StatusServiceUnavailable, http.StatusInsufficientStorage
 	registerIf(h, api, op("health", http.MethodGet, "/health", GroupCore, "Health check",
 		"Answers while the server is up. Never needs credentials."), h.health)
 	registerIf(h, api, op("me", http.MethodGet, "/me", GroupCore, "The caller's identity",
@@ -63,8 +69,10 @@ func (h *handlers) register(api huma.API) {
 	registerIf(h, api, op("list-tasks", http.MethodGet, "/tasks", GroupTask, "List tasks",
 		"The registered tasks this environment's allowlist lets through."), h.listTasks)
 	registerIf(h, api, op("get-task", http.MethodGet, "/task/{project}/{domain}/{name}", GroupTask, "Describe a task",
-		"Version, input and output JSON Schemas, resources, retry policy and timeout of a task."), h.getTask)
+		"Version, input and output JSON Schemas, resources, retry policy and timeout of a task.",
+		http.StatusForbidden, http.StatusNotFound), h.getTask)
 	if h.w.Serves("run-task") {
+		runErrs := []int{http.StatusBadRequest, http.StatusForbidden, http.StatusNotFound, http.StatusConflict, unavailable, full}
 		o := op("run-task", http.MethodPost, "/run-task/{project}/{domain}/{name}", GroupTask, "Run a task",
 			"Starts a run of the task with the JSON object of inputs in the body, validated against the task's input "+
 				"schema (422 names each bad field; no run is created). Answers 202 with the run's name and URL. "+
@@ -72,59 +80,128 @@ func (h *handlers) register(api huma.API) {
 				"An `Idempotency-Key` makes retries return the same run; reusing it with another body, callback or "+
 				"priority is 409. The body is JSON in UTF-8 (415 otherwise); text that is not valid UTF-8, or holds "+
 				"NUL or lone surrogates, is 422. "+
-				"`webhook` gets a signed callback when the run completes.")
-		o.DefaultStatus = http.StatusAccepted
-		o.RequestBody = &huma.RequestBody{
-			Description: "The task's inputs: a JSON object matching the task's input schema (see GET /task/…).",
-			Content: map[string]*huma.MediaType{"application/json": {
-				Schema:  &huma.Schema{Type: huma.TypeObject, AdditionalProperties: true},
-				Example: map[string]any{"message": "hi"},
-			}},
-		}
-		// Only allowed tasks' schemas may reach the document: filter first.
-		allowed := lo.Filter(h.deps.Registry.All(), func(d *tasks.Definition, _ int) bool { return h.w.Allowed(d) })
-		inputs := lo.Map(allowed, func(d *tasks.Definition, _ int) *huma.Schema { return h.schemasOf(d).in })
-		o.RequestBody.Content["application/json"].Schema.AnyOf = inputs
-		// The anyOf above documents the tasks' inputs; the handler validates
-		// the body against the one task named in the path instead.
-		o.SkipValidateBody = true
+				"`webhook` gets a signed callback when the run completes. "+
+				"Each allowed task also has an operation of its own at its concrete path, with typed inputs and outputs.",
+			runErrs...)
 		accepted := h.api.OpenAPI().Components.Schemas.Schema(reflect.TypeFor[RunAccepted](), true, "RunAccepted")
-		o.Responses = map[string]*huma.Response{"200": {
-			Description: "The run ended within Prefer: wait; outputs included.",
-			Content:     map[string]*huma.MediaType{"application/json": {Schema: accepted}},
-		}}
-		huma.Register(api, o, h.runTask)
-		// RawBody makes huma document an octet-stream body too; the body is
-		// JSON only, validated against the task's schema by the handler.
-		if pi := api.OpenAPI().Paths["/run-task/{project}/{domain}/{name}"]; pi != nil && pi.Post != nil {
-			delete(pi.Post.RequestBody.Content, "application/octet-stream")
+		// The handler validates the body against the one task named in
+		// the path; the document says only that it is an object.
+		registerRun(h, api, o, &huma.Schema{Type: huma.TypeObject, AdditionalProperties: true}, accepted, h.runTask)
+		// Only allowed tasks reach the document: one operation each. The
+		// router sends a task's concrete path to run-task's route, whose
+		// pattern it matches: the same handler, route label and limits,
+		// so the operation is documented only.
+		for _, d := range h.deps.Registry.All() {
+			if !h.w.Allowed(d) {
+				continue
+			}
+			s := h.schemasOf(d)
+			hint := schemaHint(d)
+			o := op("run"+hint, http.MethodPost, "/run-task/"+d.ID(), GroupTask, "Run "+d.ID(),
+				lo.CoalesceOrEmpty(d.Description, "Runs task "+d.ID()+".")+
+					" As run-task (POST /run-task/{project}/{domain}/{name}), with this task's inputs and outputs typed.",
+				runErrs...)
+			registerRun(h, documentedOnly{api}, o, s.in, h.acceptedSchema(hint, accepted, s.out), servedByRunTask)
 		}
 	}
 	registerIf(h, api, op("get-run", http.MethodGet, "/run/{name}", GroupRun, "Get a run",
-		"Phase, queue position, attempts, node and timings of a run. Someone else's run is 404."), h.getRun)
+		"Phase, queue position, attempts, node and timings of a run. Someone else's run is 404.",
+		http.StatusNotFound, unavailable), h.getRun)
 	registerIf(h, api, op("get-run-io", http.MethodGet, "/run/{name}/io", GroupRun, "Get a run's inputs and outputs",
-		"Outputs are null until the run has succeeded."), h.getRunIO)
+		"Outputs are null until the run has succeeded.", http.StatusNotFound, unavailable), h.getRunIO)
 	abort := op("abort-run", http.MethodPost, "/run/{name}/abort", GroupRun, "Abort a run",
-		"A queued run is aborted at once; a running run has its context cancelled. A finished run is 409.")
+		"A queued run is aborted at once; a running run has its context cancelled. A finished run is 409.",
+		http.StatusNotFound, http.StatusConflict, unavailable, full)
 	abort.DefaultStatus = http.StatusAccepted
 	registerIf(h, api, abort, h.abortRun)
 	registerIf(h, api, op("list-runs", http.MethodGet, "/runs", GroupRun, "List the caller's runs",
-		"Newest first, with cursor pagination and filters by phase and task."), h.listRuns)
+		"Newest first, with cursor pagination and filters by phase and task.", http.StatusForbidden, unavailable), h.listRuns)
 	events := op("run-events", http.MethodGet, "/run/{name}/events", GroupRun, "Stream a run's events",
 		"Server-Sent Events: one `phase` event per phase change, ending after the terminal one, and a `progress` "+
 			"event (no id) each time the task's reported progress changed, at most about one a second. "+
-			"Each event's id is its sequence number; send `Last-Event-ID` to resume after it.")
+			"Each event's id is its sequence number; send `Last-Event-ID` to resume after it.",
+		http.StatusBadRequest, http.StatusNotFound, unavailable)
 	events.Responses = map[string]*huma.Response{"200": {
 		Description: "An event stream.",
-		Content:     map[string]*huma.MediaType{"text/event-stream": {Schema: &huma.Schema{Type: huma.TypeString}}},
+		Content: map[string]*huma.MediaType{"text/event-stream": {
+			Schema: edge.EventStreamSchema(api, map[string]any{"phase": tasks.Event{}, "progress": tasks.RunProgress{}}),
+		}},
 	}}
 	registerIf(h, api, events, h.runEvents)
 	h.registerLogs(api)
 	registerIf(h, api, op("list-nodes", http.MethodGet, "/nodes", GroupNodes, "List nodes",
-		"Node inventories with their free devices. Admin group only."), h.listNodes)
+		"Node inventories with their free devices. Admin group only.", http.StatusForbidden, unavailable), h.listNodes)
 	registerIf(h, api, op("queue-summary", http.MethodGet, "/queue", GroupNodes, "Queue summary",
 		"Non-terminal runs per phase and, from the process holding the scheduler lease, waiting runs by "+
-			"project and reason and the nodes reserved for big runs. Admin group only."), h.queueSummary)
+			"project and reason and the nodes reserved for big runs. Admin group only.",
+		http.StatusForbidden, unavailable), h.queueSummary)
+}
+
+// registerRun registers a run-task operation whose JSON body has schema
+// in, answered 200 (Prefer: wait) or 202 with schema accepted.
+func registerRun[I any](h *handlers, api huma.API, o huma.Operation, in, accepted *huma.Schema,
+	fn func(context.Context, *I) (*RunTaskOutput, error)) {
+	o.DefaultStatus = http.StatusAccepted
+	o.RequestBody = &huma.RequestBody{
+		Description: "The task's inputs: a JSON object matching the task's input schema (see GET /task/…).",
+		Content: map[string]*huma.MediaType{"application/json": {
+			Schema: in, Example: map[string]any{"message": "hi"},
+		}},
+	}
+	if in.Ref != "" {
+		o.RequestBody.Content["application/json"].Example = nil
+	}
+	// The handler validates the body against the task's schema itself,
+	// where it can name each bad field.
+	o.SkipValidateBody = true
+	o.Responses = map[string]*huma.Response{
+		"200": {
+			Description: "The run ended within Prefer: wait; outputs included.",
+			Content:     map[string]*huma.MediaType{"application/json": {Schema: accepted}},
+		},
+		"202": {
+			Description: "The run was started (or found by its Idempotency-Key).",
+			Content:     map[string]*huma.MediaType{"application/json": {Schema: accepted}},
+		},
+	}
+	huma.Register(api, o, fn)
+	// RawBody makes huma document an octet-stream body too; the body is
+	// JSON only, validated against the task's schema by the handler.
+	if pi := api.OpenAPI().Paths[o.Path]; pi != nil && pi.Post != nil {
+		delete(pi.Post.RequestBody.Content, "application/octet-stream")
+	}
+}
+
+// documentedOnly is an API whose operations go in its document and never
+// reach its router.
+type documentedOnly struct{ huma.API }
+
+func (documentedOnly) Adapter() huma.Adapter { return unrouted{} }
+
+type unrouted struct{}
+
+func (unrouted) Handle(*huma.Operation, func(huma.Context))       {}
+func (unrouted) ServeHTTP(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNotFound) }
+
+// servedByRunTask stands for the handler of a task's own operation, which
+// run-task's route serves (see register).
+func servedByRunTask(context.Context, *RunOptions) (*RunTaskOutput, error) {
+	return nil, huma.Error500InternalServerError("a task's operation is served by run-task")
+}
+
+// acceptedSchema is RunAccepted with the outputs of one task typed,
+// registered as "<Hint>Run" so generated clients name it.
+func (h *handlers) acceptedSchema(hint string, accepted, out *huma.Schema) *huma.Schema {
+	reg := h.api.OpenAPI().Components.Schemas
+	base := deref(reg, accepted)
+	s := *base
+	s.Properties = maps.Clone(base.Properties)
+	// A bare $ref, which generators turn into the output type itself.
+	s.Properties["outputs"] = out
+	s.Title = ""
+	name := hint + "Run"
+	reg.Map()[name] = &s
+	return &huma.Schema{Ref: "#/components/schemas/" + name}
 }
 
 // registerIf registers o when the environment serves the endpoint it names.
@@ -335,6 +412,13 @@ func deref(reg huma.Registry, s *huma.Schema) *huma.Schema {
 // RunTaskInput is POST /run-task/{project}/{domain}/{name}.
 type RunTaskInput struct {
 	TaskPath
+	RunOptions
+}
+
+// RunOptions are what a run-task request says besides the task: its
+// headers, query and body. They are the whole input of a task's own
+// operation (POST /run-task/demo/development/echo).
+type RunOptions struct {
 	IdempotencyKey string   `header:"Idempotency-Key" maxLength:"255" doc:"Retries with the same key return the same run; sent at most once."`
 	Prefer         string   `header:"Prefer" example:"wait=10" doc:"wait=N: wait up to N seconds (at most 60) for the result."`
 	Webhook        string   `query:"webhook" maxLength:"2048" doc:"URL that gets a signed callback (Standard Webhooks) when the run completes."`
@@ -345,7 +429,7 @@ type RunTaskInput struct {
 
 // Resolve refuses a request with more than one Idempotency-Key: huma
 // would read the first, and a proxy or the run's owner the other.
-func (in *RunTaskInput) Resolve(ctx huma.Context) []error {
+func (in *RunOptions) Resolve(ctx huma.Context) []error {
 	n := 0
 	ctx.EachHeader(func(name, _ string) {
 		if strings.EqualFold(name, "Idempotency-Key") {
@@ -392,6 +476,11 @@ func (h *handlers) runTask(ctx context.Context, in *RunTaskInput) (*RunTaskOutpu
 	if err != nil {
 		return nil, err
 	}
+	return h.start(ctx, d, &in.RunOptions)
+}
+
+// start starts a run of the allowed task d.
+func (h *handlers) start(ctx context.Context, d *tasks.Definition, in *RunOptions) (*RunTaskOutput, error) {
 	if err := edge.CheckText("header.Idempotency-Key", in.IdempotencyKey); err != nil {
 		return nil, err
 	}

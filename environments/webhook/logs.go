@@ -29,6 +29,11 @@ type RunLogLine struct {
 	Attrs   json.RawMessage `json:"attrs,omitempty" doc:"The line's attributes, a JSON object."`
 }
 
+// RunLogEnd is the last event of a followed GET /run/{name}/logs.
+type RunLogEnd struct {
+	Phase tasks.Phase `json:"phase" doc:"The run's terminal phase."`
+}
+
 // RunLogsInput is GET /run/{name}/logs.
 type RunLogsInput struct {
 	RunPath
@@ -70,13 +75,14 @@ func (h *handlers) registerLogs(api huma.API) {
 			"(send `Last-Event-ID` to resume), then one `end` event with the run's phase once it has ended. " +
 			"Someone else's run is 404.",
 		Security: bearer,
+		Errors:   []int{http.StatusBadRequest, http.StatusNotFound, http.StatusServiceUnavailable},
 	}
 	lines := api.OpenAPI().Components.Schemas.Schema(reflect.TypeFor[RunLogs](), true, "RunLogs")
 	o.Responses = map[string]*huma.Response{"200": {
 		Description: "The lines, or an event stream when following.",
 		Content: map[string]*huma.MediaType{
 			"application/json":  {Schema: lines},
-			"text/event-stream": {Schema: &huma.Schema{Type: huma.TypeString}},
+			"text/event-stream": {Schema: edge.EventStreamSchema(api, map[string]any{"log": RunLogLine{}, "end": RunLogEnd{}})},
 		},
 	}}
 	registerIf(h, api, o, h.runLogs)
@@ -155,7 +161,8 @@ func (h *handlers) followLogs(ctx context.Context, w io.Writer, flush func(), na
 			continue // there may be more than one page
 		}
 		if run.Done() {
-			fmt.Fprintf(w, "event: end\ndata: {\"phase\":%q}\n\n", run.Phase)
+			end, _ := json.Marshal(RunLogEnd{Phase: run.Phase})
+			fmt.Fprintf(w, "event: end\ndata: %s\n\n", end)
 			flush()
 			return
 		}

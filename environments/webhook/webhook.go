@@ -221,12 +221,11 @@ func (w *Environment) Build(deps *environments.Deps) (http.Handler, error) {
 	cfg.Tags = lo.Filter(tags, func(t *huma.Tag, _ int) bool {
 		return lo.SomeBy(groupEndpoints[t.Name], w.Serves)
 	})
-	cfg.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
-		"bearer": {Type: "http", Scheme: "bearer", Description: "An OIDC/JWT or static token."},
-	}
 	api := apidocs.New(r, cfg)
+	edge.DescribePhases(api)
 	h := &handlers{w: w, deps: deps, api: api}
 	h.register(api)
+	apidocs.Finish(api, environments.DocPolicy(&w.cfg.Settings, w.PublicPaths()))
 	return r, nil
 }
 

@@ -44,13 +44,22 @@ const CSP = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inl
 	"base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 // Config returns the huma configuration every environment uses: OpenAPI 3.1
-// at /openapi.{json,yaml} with the 3.0 downgrades beside, schemas under
+// at /openapi.{json,yaml} with the 3.0 downgrades beside (served by New), a
+// version of "" read from the build (BuildVersion), schemas under
 // /schemas, no huma docs page (Handler serves ours), and no "$schema" links
 // injected into response bodies, so responses stay exactly the documented
 // shapes.
 func Config(title, version string) huma.Config {
+	if version == "" {
+		version = BuildVersion()
+	}
 	cfg := huma.DefaultConfig(title, version)
 	cfg.DocsPath = ""
+	// New serves the documents itself, with a complete 3.0 downgrade.
+	cfg.OpenAPIPath = ""
+	// Redocly's recommended rules want servers; the documents' own origin
+	// ("/": the host that served them) is right wherever they are served.
+	cfg.Servers = []*huma.Server{{URL: "/", Description: "The host serving this document."}}
 	cfg.CreateHooks = nil
 	cfg.Components.Schemas = huma.NewMapRegistry("#/components/schemas/", newSchemaNamer())
 	return cfg
@@ -111,6 +120,7 @@ func New(r chi.Router, cfg huma.Config) huma.API {
 	r.Use(headAsGet(r))
 	api := humachi.New(r, cfg)
 	Mount(r)
+	serveDocuments(r, api)
 	return api
 }
 

@@ -135,18 +135,23 @@ const (
 // message cut to a short prefix, and at most maxErrorDetails details.
 //
 // A Recorded body passes unchanged.
+//
+// Every error body, Recorded or not, is application/problem+json when
+// the request accepts it, else the same body as application/json.
 func ErrorBodies(logger *slog.Logger) huma.Transformer {
 	if logger == nil {
 		logger = slog.Default()
 	}
 	return func(ctx huma.Context, status string, v any) (any, error) {
 		if _, ok := v.(Recorded); ok {
+			negotiateError(ctx)
 			return v, nil
 		}
 		err, ok := v.(error)
 		if !ok {
 			return v, nil
 		}
+		negotiateError(ctx)
 		if status == strconv.Itoa(http.StatusInternalServerError) {
 			return internalError(ctx, logger, err), nil
 		}

@@ -2,7 +2,10 @@ package edge
 
 import (
 	"io"
+	"maps"
 	"net/http"
+	"reflect"
+	"slices"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -24,5 +27,39 @@ func OpenEventStream(hctx huma.Context) (io.Writer, func()) {
 		if f, ok := w.(http.Flusher); ok {
 			f.Flush()
 		}
+	}
+}
+
+// EventStreamSchema documents a text/event-stream response whose events
+// are named by the keys of events and carry the JSON of their values'
+// types, as huma's sse package would (sse.Register): an array of oneOf
+// event objects. Routes that answer errors before the stream starts
+// register themselves and use this for the schema alone.
+func EventStreamSchema(api huma.API, events map[string]any) *huma.Schema {
+	reg := api.OpenAPI().Components.Schemas
+	names := slices.Sorted(maps.Keys(events))
+	variants := make([]*huma.Schema, 0, len(names))
+	for _, name := range names {
+		variants = append(variants, &huma.Schema{
+			Title: "Event " + name,
+			Type:  huma.TypeObject,
+			Properties: map[string]*huma.Schema{
+				"id":    {Type: huma.TypeInteger, Description: "The event id; send it as Last-Event-ID to resume after it."},
+				"event": {Type: huma.TypeString, Description: "The event name.", Enum: []any{name}},
+				"data":  reg.Schema(reflect.TypeOf(events[name]), true, name),
+				"retry": {Type: huma.TypeInteger, Description: "The reconnection time in milliseconds."},
+			},
+			Required: []string{"data", "event"},
+		})
+	}
+	items := &huma.Schema{OneOf: variants}
+	if len(variants) == 1 {
+		items = variants[0]
+	}
+	return &huma.Schema{
+		Title:       "Server-Sent Events",
+		Description: "Each item is one possible event, serialized as UTF-8 text by the SSE specification.",
+		Type:        huma.TypeArray,
+		Items:       items,
 	}
 }
