@@ -90,15 +90,19 @@ await check("queue.result", async () => {
   expect(r.data?.subject === subject, "the app saw the caller of Authorization: Key", r.data);
 });
 
+// A request that takes a while, so that the stream carries its changes.
 await check("queue.subscribeToStatus (streaming)", async () => {
-  const { request_id: requestId } = await fal.queue.submit(echo, { input: { prompt: "streamed" } });
+  const { request_id: requestId } = await fal.queue.submit(slow, { input: { seconds: 0.5 } });
   const updates = [];
-  const done = await fal.queue.subscribeToStatus(echo, {
+  const done = await fal.queue.subscribeToStatus(slow, {
     requestId, mode: "streaming", logs: true, onQueueUpdate: (u) => updates.push(u.status),
   });
-  expect(done?.status === "COMPLETED", "COMPLETED", done);
-  expect(updates.at(-1) === "COMPLETED", "onQueueUpdate saw COMPLETED", updates);
-  return { updates };
+  expect(done?.status === "COMPLETED" && !done.error, "COMPLETED without error", done);
+  expect(updates.includes("IN_PROGRESS") && updates.at(-1) === "COMPLETED",
+    "onQueueUpdate saw IN_PROGRESS, then COMPLETED", updates);
+  const r = await fal.queue.result(slow, { requestId });
+  expect(r.data?.waited === 0.5, "the app's answer", r.data);
+  return { updates: [...new Set(updates)] };
 });
 
 for (const mode of ["polling", "streaming"]) {
