@@ -83,6 +83,10 @@ soak: ## Soak the quickstart: SOAK_DURATION (10m) of mixed load, SIGKILL every S
 flyte-client: ## Run the Flyte tutorial's Python client against examples/custom-webhook (installs Debian's python3-httpx if missing)
 	./examples/custom-webhook/testdata/flyte-client.sh
 
+.PHONY: fal-client
+fal-client: ## Run fal's own JS client (@fal-ai/client, npm ci) against examples/fal-queue; needs node and npm
+	./internal/falclient/run.sh
+
 .PHONY: fuzz
 fuzz: ## Run each fuzzer for FUZZTIME (default 10s)
 	@for spec in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \

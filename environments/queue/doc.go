@@ -10,7 +10,8 @@
 // The same routes answer in fal's own layout under /fal, and /fal is the
 // proxy of fal's JS client, so that fal's clients work unchanged (fal.go):
 // fal.config({credentials, proxyUrl: {url: "https://host/gen/fal", when:
-// "always"}}).
+// "always"}}). make fal-client runs that client, unmodified, against
+// examples/fal-queue (internal/falclient).
 //
 //	env := environments.MustAppEnvironment(environments.AppConfig{
 //		Settings:  environments.Settings{Name: "gen", PathPrefix: "/gen"},
