@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/taskgate/taskgate/environments"
 	"github.com/taskgate/taskgate/internal/stdwebhook"
 	"github.com/taskgate/taskgate/middleware"
@@ -226,6 +228,17 @@ func FromEnv(ctx context.Context, cfg EnvConfig, logger *slog.Logger, reg *tasks
 		st.Close()
 		return nil, errors.Join(err, stopTracing(ctx))
 	}
+	// The registry is made here rather than by the App, so that the
+	// dispatcher and the delivery worker count into it from the start.
+	var metrics *prometheus.Registry
+	var observer RunObserver
+	if cfg.MetricsAddr != "" {
+		metrics = prometheus.NewRegistry()
+		if observer, err = NewRunMetrics(metrics); err != nil {
+			st.Close()
+			return nil, errors.Join(err, stopTracing(ctx))
+		}
+	}
 	role := map[string]dispatch.Role{"all": dispatch.RoleAll, "api": dispatch.RoleAPI, "agent": dispatch.RoleAgent}[cfg.Role]
 	d, err := dispatch.New(dispatch.Config{
 		Store:    st,
@@ -237,12 +250,13 @@ func FromEnv(ctx context.Context, cfg EnvConfig, logger *slog.Logger, reg *tasks
 		DeleteAfter:      cfg.DeleteRunsAfter,
 		MaxInterruptions: cfg.MaxInterruptions,
 		DrainTimeout:     cfg.DrainTimeout,
+		Observer:         observer,
 	})
 	if err != nil {
 		st.Close()
 		return nil, errors.Join(err, stopTracing(ctx))
 	}
-	hooks, err := webhookWorker(cfg, st, d, logger)
+	hooks, err := webhookWorker(cfg, st, d, logger, observer)
 	if err != nil {
 		st.Close()
 		return nil, errors.Join(err, stopTracing(ctx))
@@ -258,6 +272,7 @@ func FromEnv(ctx context.Context, cfg EnvConfig, logger *slog.Logger, reg *tasks
 		AdminGroup:    cfg.AdminGroup,
 		BodyTimeout:   cfg.BodyTimeout,
 
+		Metrics:        metrics,
 		MetricsAddr:    cfg.MetricsAddr,
 		TracerProvider: tp,
 		// The tracing pair comes first, so that its stop, flushing the
@@ -401,7 +416,7 @@ type workerHooks struct {
 // rotates, newest first), else from a secret generated once and kept in
 // DataDir/webhook.secret (mode 0600). Processes on several machines must
 // share TASKGATE_WEBHOOK_SECRET. A node agent delivers nothing.
-func webhookWorker(cfg EnvConfig, st store.Store, d *dispatch.Dispatcher, logger *slog.Logger) (workerHooks, error) {
+func webhookWorker(cfg EnvConfig, st store.Store, d *dispatch.Dispatcher, logger *slog.Logger, obs callback.Observer) (workerHooks, error) {
 	nop := func(context.Context) error { return nil }
 	if cfg.Role == "agent" {
 		return workerHooks{nop, nop}, nil
@@ -432,7 +447,7 @@ func webhookWorker(cfg EnvConfig, st store.Store, d *dispatch.Dispatcher, logger
 	if err != nil {
 		return workerHooks{}, err
 	}
-	w, err := callback.NewWorker(del, st, callback.WorkerConfig{Logger: logger.With("component", "webhooks")})
+	w, err := callback.NewWorker(del, st, callback.WorkerConfig{Logger: logger.With("component", "webhooks"), Observer: obs})
 	if err != nil {
 		return workerHooks{}, err
 	}

@@ -65,6 +65,9 @@ type WorkerConfig struct {
 	Now func() time.Time
 	// Rand returns numbers in [0, 1) for jitter; nil means math/rand/v2.
 	Rand func() float64
+	// Observer hears of each attempt and its record, for metrics; nil
+	// hears nothing.
+	Observer Observer
 }
 
 func (c *WorkerConfig) validate() (plan, error) {
@@ -97,6 +100,9 @@ func (c *WorkerConfig) validate() (plan, error) {
 	}
 	if c.Rand == nil {
 		c.Rand = rand.Float64
+	}
+	if c.Observer == nil {
+		c.Observer = nopObserver{}
 	}
 	p := plan{schedule: append([]time.Duration(nil), c.Schedule...), jitter: c.Jitter, maxRetryAfter: c.MaxRetryAfter, rand: c.Rand}
 	return p, p.validate()
@@ -242,10 +248,15 @@ const recordTimeout = 10 * time.Second
 
 // attempt makes one delivery attempt of dl and records it.
 func (w *Worker) attempt(ctx context.Context, dl store.Delivery) {
-	rec := w.outcome(ctx, dl)
+	rec, took := w.outcome(ctx, dl)
+	w.cfg.Observer.Delivered(deliveryOutcome(rec), took)
 	rctx, cancel := context.WithTimeout(ctx, recordTimeout)
 	defer cancel()
+	start := time.Now()
 	err := w.outbox.RecordDeliveryAttempt(rctx, dl.ID, rec)
+	if err == nil {
+		w.cfg.Observer.Committed("outbox", 1, time.Since(start))
+	}
 	// On error the claim expires and the callback is sent again: at least
 	// once.
 	w.fails.record.Report(ctx, err, slog.String("webhook_id", dl.ID))
@@ -254,24 +265,25 @@ func (w *Worker) attempt(ctx context.Context, dl store.Delivery) {
 	}
 }
 
-// outcome sends dl once and decides what happens next.
-func (w *Worker) outcome(ctx context.Context, dl store.Delivery) store.DeliveryAttempt {
+// outcome sends dl once and decides what happens next; took is the
+// POST's time.
+func (w *Worker) outcome(ctx context.Context, dl store.Delivery) (store.DeliveryAttempt, time.Duration) {
 	body, err := EncodeSequencedPayload(PayloadType(dl.Event), dl.Seq, dl.CreatedAt, dl.Payload)
 	if err != nil {
 		w.log(ctx, slog.LevelError, "webhook given up", dl, 0, err)
-		return store.DeliveryAttempt{At: w.cfg.Now(), Error: err.Error(), Done: true}
+		return store.DeliveryAttempt{At: w.cfg.Now(), Error: err.Error(), Done: true}, 0
 	}
 	res := w.d.Deliver(ctx, Message{ID: dl.ID, URL: dl.URL, Body: body})
 	a := store.DeliveryAttempt{At: res.At, StatusCode: res.StatusCode}
 	if res.Delivered() {
 		a.Done = true
-		return a
+		return a, res.Duration
 	}
 	a.Error = res.Err.Error()
 	if res.Permanent {
 		a.Done = true
 		w.log(ctx, slog.LevelWarn, "webhook given up", dl, res.StatusCode, res.Err)
-		return a
+		return a, res.Duration
 	}
 	n := w.attemptNumber(ctx, dl)
 	next, ok := w.plan.next(n, w.cfg.Now(), res.RetryAfter)
@@ -279,11 +291,11 @@ func (w *Worker) outcome(ctx context.Context, dl store.Delivery) store.DeliveryA
 		a.Done = true
 		a.Error = fmt.Sprintf("%s; giving up after %d attempts", a.Error, n)
 		w.log(ctx, slog.LevelWarn, "webhook given up", dl, res.StatusCode, res.Err)
-		return a
+		return a, res.Duration
 	}
 	a.NextAttemptAt = next
 	w.log(ctx, slog.LevelInfo, "webhook attempt failed", dl, res.StatusCode, res.Err, slog.Time("next_attempt_at", next))
-	return a
+	return a, res.Duration
 }
 
 // attemptNumber is the number of the attempt just made: one more than the

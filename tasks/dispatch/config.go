@@ -119,6 +119,10 @@ type Config struct {
 	// before cancelling them and requeueing them as interruptions (default
 	// 30s; negative: cancel them at once).
 	DrainTimeout time.Duration
+
+	// Observer hears of submits, attempts, ends, placements and commits,
+	// for metrics; nil hears nothing.
+	Observer Observer
 }
 
 // Defaults of Config.
@@ -148,6 +152,9 @@ func (c *Config) validate() error {
 	}
 	if c.Clock == nil {
 		c.Clock = time.Now
+	}
+	if c.Observer == nil {
+		c.Observer = nopObserver{}
 	}
 	if c.Node.ID == "" {
 		h, err := os.Hostname()

@@ -85,7 +85,7 @@ func New(cfg Config) (*Dispatcher, error) {
 	d.logs = newLogWriter(d.st, d.log)
 	d.subs.init()
 	d.subs.read = d.readEvent
-	d.trans = newTransitionWriter(d.st, d.logs, d.publishLocal)
+	d.trans = newTransitionWriter(d.st, d.logs, d.publishLocal, cfg.Observer)
 	caps := caps{maxInterruptions: cfg.MaxInterruptions, maxOutputBytes: cfg.MaxOutputBytes}
 	if cfg.Role.runsLeader() {
 		l, err := newLeader(leaderDeps{
@@ -103,6 +103,7 @@ func New(cfg Config) (*Dispatcher, error) {
 			heartbeatTimeout:  cfg.HeartbeatTimeout,
 			retention:         cfg.Retention,
 			deleteAfter:       cfg.DeleteAfter,
+			obs:               cfg.Observer,
 		})
 		if err != nil {
 			return nil, err
@@ -130,7 +131,7 @@ func New(cfg Config) (*Dispatcher, error) {
 		d.leader.runStarted = d.agent.runStarted
 		d.agent.released = d.leader.released
 	}
-	d.submits = newSubmitWriter(d.st, d.log, &d.subs)
+	d.submits = newSubmitWriter(d.st, d.log, &d.subs, cfg.Observer)
 	if d.leader != nil {
 		d.submits.submitted = d.leader.submitted
 	}
@@ -299,6 +300,7 @@ func (d *Dispatcher) Abort(ctx context.Context, name, reason string) (*tasks.Run
 		return nil, mapErr(err)
 	}
 	if res.Terminal {
+		d.cfg.Observer.RunFinished(taskID(&res.Run.Run), res.Run.Phase, res.Event.At.Sub(res.Run.CreatedAt))
 		d.publishLocal(res.Run.Run, res.Event)
 	} else if d.agent != nil && res.Run.Node == d.cfg.Node.ID {
 		// The in-process route to this node's agent; another node's

@@ -57,6 +57,8 @@ type leaderDeps struct {
 	// Config's durations of the same names.
 	leaseTTL, heartbeatInterval, heartbeatTimeout time.Duration
 	retention, deleteAfter                        time.Duration
+	// obs hears of each placement round.
+	obs Observer
 
 	// runStarted executes at once a run bound to this process's node and
 	// recorded running in the commit that bound it: the in-process route

@@ -159,6 +159,7 @@ type submitWriter struct {
 	// the in-process route of "Hand-offs" in doc.go. Nil without a
 	// leader here.
 	submitted func([]*store.StoredRun)
+	obs       Observer
 
 	// mu guards closing against submit sending on q.
 	mu      sync.RWMutex
@@ -166,9 +167,9 @@ type submitWriter struct {
 	q       chan *submitReq
 }
 
-func newSubmitWriter(st runCreator, log *slog.Logger, subs *subscribers) *submitWriter {
+func newSubmitWriter(st runCreator, log *slog.Logger, subs *subscribers, obs Observer) *submitWriter {
 	return &submitWriter{
-		st: st, fails: failures(log, "store submitted runs"), subs: subs,
+		st: st, fails: failures(log, "store submitted runs"), subs: subs, obs: obs,
 		q: make(chan *submitReq, 4096),
 	}
 }
@@ -213,7 +214,9 @@ func (w *submitWriter) run() {
 		for _, sr := range batch {
 			runs = append(runs, sr.run)
 		}
+		start := time.Now()
 		res, errs := w.createRuns(context.Background(), runs)
+		w.obs.Committed("submit", len(runs), time.Since(start))
 		// Only a leader or a subscriber in this process wants the runs.
 		want := w.submitted != nil || w.subs.active()
 		var created []*store.StoredRun
@@ -223,6 +226,9 @@ func (w *submitWriter) run() {
 				continue
 			}
 			sr.done <- submitRes{res: res[i]}
+			if res[i].Created {
+				w.obs.RunSubmitted(runs[i].Project + "/" + runs[i].Domain + "/" + runs[i].Task)
+			}
 			if want && res[i].Created {
 				created = append(created, storedFromNew(&runs[i], res[i].Seq))
 			}
