@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/taskgate/taskgate/environments"
 	"github.com/taskgate/taskgate/internal/stdwebhook"
@@ -78,6 +79,10 @@ type EnvConfig struct {
 	// and OTEL_SDK_DISABLED is not true. The exporter itself reads the
 	// variables (see README.md, "Operating taskgate").
 	Traces bool
+	// TracerProvider, when set, is used instead of the one the OTEL_*
+	// variables describe (and is not shut down by the service): a service
+	// with a provider of its own, a test's in-memory exporter.
+	TracerProvider trace.TracerProvider
 }
 
 // LoadEnv reads EnvConfig from the process environment.
@@ -251,12 +256,13 @@ func FromEnv(ctx context.Context, cfg EnvConfig, logger *slog.Logger, reg *tasks
 		MaxInterruptions: cfg.MaxInterruptions,
 		DrainTimeout:     cfg.DrainTimeout,
 		Observer:         observer,
+		TracerProvider:   tp,
 	})
 	if err != nil {
 		st.Close()
 		return nil, errors.Join(err, stopTracing(ctx))
 	}
-	hooks, err := webhookWorker(cfg, st, d, logger, observer)
+	hooks, err := webhookWorker(cfg, st, d, logger, observer, tp)
 	if err != nil {
 		st.Close()
 		return nil, errors.Join(err, stopTracing(ctx))
@@ -416,7 +422,7 @@ type workerHooks struct {
 // rotates, newest first), else from a secret generated once and kept in
 // DataDir/webhook.secret (mode 0600). Processes on several machines must
 // share TASKGATE_WEBHOOK_SECRET. A node agent delivers nothing.
-func webhookWorker(cfg EnvConfig, st store.Store, d *dispatch.Dispatcher, logger *slog.Logger, obs callback.Observer) (workerHooks, error) {
+func webhookWorker(cfg EnvConfig, st store.Store, d *dispatch.Dispatcher, logger *slog.Logger, obs callback.Observer, tp trace.TracerProvider) (workerHooks, error) {
 	nop := func(context.Context) error { return nil }
 	if cfg.Role == "agent" {
 		return workerHooks{nop, nop}, nil
@@ -447,7 +453,7 @@ func webhookWorker(cfg EnvConfig, st store.Store, d *dispatch.Dispatcher, logger
 	if err != nil {
 		return workerHooks{}, err
 	}
-	w, err := callback.NewWorker(del, st, callback.WorkerConfig{Logger: logger.With("component", "webhooks"), Observer: obs})
+	w, err := callback.NewWorker(del, st, callback.WorkerConfig{Logger: logger.With("component", "webhooks"), Observer: obs, TracerProvider: tp})
 	if err != nil {
 		return workerHooks{}, err
 	}

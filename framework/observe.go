@@ -147,6 +147,9 @@ func (c EnvConfig) NewLogger(w io.Writer) *slog.Logger {
 // tracing makes the tracer provider the OTEL_* variables ask for, with
 // the hooks that flush and stop it; no provider when they ask for none.
 func tracing(ctx context.Context, cfg EnvConfig) (trace.TracerProvider, func(context.Context) error, error) {
+	if cfg.TracerProvider != nil {
+		return cfg.TracerProvider, func(context.Context) error { return nil }, nil
+	}
 	if !cfg.Traces {
 		return nil, func(context.Context) error { return nil }, nil
 	}

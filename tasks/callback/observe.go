@@ -1,7 +1,12 @@
 package callback
 
 import (
+	"context"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/taskgate/taskgate/tasks/store"
 )
@@ -39,4 +44,25 @@ func deliveryOutcome(a store.DeliveryAttempt) string {
 		return DeliveryOK
 	}
 	return DeliveryGivenUp
+}
+
+// startSpan starts the span of one attempt of dl, a child of the span its
+// run was submitted in.
+func (w *Worker) startSpan(ctx context.Context, dl store.Delivery) (context.Context, trace.Span) {
+	if dl.TraceParent != "" {
+		ctx = propagation.TraceContext{}.Extract(ctx, propagation.MapCarrier{"traceparent": dl.TraceParent})
+	}
+	return w.tracer.Start(ctx, "webhook "+dl.Event, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.String("taskgate.run", dl.Run), attribute.String("taskgate.webhook_id", dl.ID)))
+}
+
+// traceParent is the traceparent header of a delivery made in ctx: its
+// span's when there is one, else the run's (stored) one.
+func traceParent(ctx context.Context, stored string) string {
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		return stored
+	}
+	c := propagation.MapCarrier{}
+	propagation.TraceContext{}.Inject(ctx, c)
+	return c.Get("traceparent")
 }

@@ -10,6 +10,11 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
 	"github.com/taskgate/taskgate/internal/backoff"
 	"github.com/taskgate/taskgate/tasks/store"
 )
@@ -68,6 +73,10 @@ type WorkerConfig struct {
 	// Observer hears of each attempt and its record, for metrics; nil
 	// hears nothing.
 	Observer Observer
+	// TracerProvider makes a span per attempt, a child of the span the
+	// run was submitted in, whose traceparent the receiver gets; nil
+	// makes none (the receiver still gets the run's traceparent).
+	TracerProvider trace.TracerProvider
 }
 
 func (c *WorkerConfig) validate() (plan, error) {
@@ -104,6 +113,9 @@ func (c *WorkerConfig) validate() (plan, error) {
 	if c.Observer == nil {
 		c.Observer = nopObserver{}
 	}
+	if c.TracerProvider == nil {
+		c.TracerProvider = noop.NewTracerProvider()
+	}
 	p := plan{schedule: append([]time.Duration(nil), c.Schedule...), jitter: c.Jitter, maxRetryAfter: c.MaxRetryAfter, rand: c.Rand}
 	return p, p.validate()
 }
@@ -119,6 +131,7 @@ type Worker struct {
 	cfg    WorkerConfig
 	plan   plan
 	wake   chan struct{}
+	tracer trace.Tracer
 	// fails pace and log the store's refusals of the worker's claims,
 	// records of attempts, and reads of attempt counts.
 	fails struct{ claim, record, count *backoff.Failures }
@@ -137,7 +150,8 @@ func NewWorker(d *Deliverer, outbox Outbox, cfg WorkerConfig) (*Worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &Worker{d: d, outbox: outbox, cfg: cfg, plan: p, wake: make(chan struct{}, 1)}
+	w := &Worker{d: d, outbox: outbox, cfg: cfg, plan: p, wake: make(chan struct{}, 1),
+		tracer: cfg.TracerProvider.Tracer("github.com/taskgate/taskgate/tasks/callback")}
 	w.fails.claim = backoff.New(backoff.Config{Logger: cfg.Logger, Msg: "webhook outbox claim",
 		Min: cfg.PollInterval, Max: max(MaxStoreBackoff, cfg.PollInterval), Rand: cfg.Rand})
 	w.fails.record = backoff.New(backoff.Config{Logger: cfg.Logger, Msg: "webhook record attempt"})
@@ -273,7 +287,13 @@ func (w *Worker) outcome(ctx context.Context, dl store.Delivery) (store.Delivery
 		w.log(ctx, slog.LevelError, "webhook given up", dl, 0, err)
 		return store.DeliveryAttempt{At: w.cfg.Now(), Error: err.Error(), Done: true}, 0
 	}
-	res := w.d.Deliver(ctx, Message{ID: dl.ID, URL: dl.URL, Body: body})
+	ctx, span := w.startSpan(ctx, dl)
+	defer span.End()
+	res := w.d.Deliver(ctx, Message{ID: dl.ID, URL: dl.URL, Body: body, TraceParent: traceParent(ctx, dl.TraceParent)})
+	if res.Err != nil {
+		span.SetStatus(codes.Error, "not delivered")
+	}
+	span.SetAttributes(attribute.Int("http.response.status_code", res.StatusCode))
 	a := store.DeliveryAttempt{At: res.At, StatusCode: res.StatusCode}
 	if res.Delivered() {
 		a.Done = true

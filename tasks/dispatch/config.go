@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/taskgate/taskgate/tasks"
 	"github.com/taskgate/taskgate/tasks/scheduler"
 	"github.com/taskgate/taskgate/tasks/store"
@@ -123,6 +125,11 @@ type Config struct {
 	// Observer hears of submits, attempts, ends, placements and commits,
 	// for metrics; nil hears nothing.
 	Observer Observer
+	// TracerProvider makes the span of each attempt, a child of the span
+	// its run was submitted in (kept with the run, so across processes and
+	// restarts), and of each scheduling round that binds runs; nil makes
+	// none.
+	TracerProvider trace.TracerProvider
 }
 
 // Defaults of Config.

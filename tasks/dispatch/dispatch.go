@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/taskgate/taskgate/internal/backoff"
 	"github.com/taskgate/taskgate/tasks"
 	"github.com/taskgate/taskgate/tasks/store"
@@ -41,6 +43,8 @@ type Dispatcher struct {
 	st  store.Store
 	log *slog.Logger
 	now func() time.Time
+	// tracer makes the submit's and the attempts' spans.
+	tracer trace.Tracer
 
 	submits *submitWriter
 	trans   *transitionWriter
@@ -76,10 +80,11 @@ func New(cfg Config) (*Dispatcher, error) {
 	// holder names this process in the scheduler lease.
 	holder := cfg.Node.ID + "/" + randomString(8)
 	d := &Dispatcher{
-		cfg: cfg,
-		st:  cfg.Store,
-		now: cfg.Clock,
-		log: cfg.Logger.With("component", "dispatch", "instance", holder),
+		cfg:    cfg,
+		st:     cfg.Store,
+		now:    cfg.Clock,
+		log:    cfg.Logger.With("component", "dispatch", "instance", holder),
+		tracer: newTracer(cfg.TracerProvider),
 	}
 	d.bg, d.stopBG = context.WithCancel(context.Background())
 	d.logs = newLogWriter(d.st, d.log)
@@ -104,6 +109,7 @@ func New(cfg Config) (*Dispatcher, error) {
 			retention:         cfg.Retention,
 			deleteAfter:       cfg.DeleteAfter,
 			obs:               cfg.Observer,
+			tracer:            d.tracer,
 		})
 		if err != nil {
 			return nil, err
@@ -123,6 +129,7 @@ func New(cfg Config) (*Dispatcher, error) {
 			heartbeatInterval: cfg.HeartbeatInterval,
 			abortGrace:        cfg.AbortGrace,
 			closed:            d.closed.Load,
+			tracer:            d.tracer,
 		})
 	}
 	if d.leader != nil && d.agent != nil {

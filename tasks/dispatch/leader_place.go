@@ -298,6 +298,7 @@ func (l *leader) schedule(ctx context.Context) error {
 		}
 	}
 	l.obs.Placed(time.Since(start), len(ts))
+	roundSpan(l.tracer, start, len(ts))
 	if len(waits) > 0 {
 		if _, err := l.trans.commit(ctx, waits); err != nil {
 			return fmt.Errorf("record %d waiting runs: %w", len(waits), err)

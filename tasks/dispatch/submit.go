@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/taskgate/taskgate/internal/backoff"
 	"github.com/taskgate/taskgate/middleware/identity"
 	"github.com/taskgate/taskgate/tasks"
@@ -81,6 +83,14 @@ func (d *Dispatcher) Submit(ctx context.Context, req SubmitRequest) (*tasks.Run,
 		WebhookEvents:  req.WebhookEvents,
 		CreatedAt:      now,
 	}
+	if trace.SpanFromContext(ctx).IsRecording() {
+		// The span of the submit, its group commit included: the run's
+		// attempts and callbacks are its children (TraceParent).
+		var span trace.Span
+		ctx, span = d.tracer.Start(ctx, "submit "+req.Task.ID())
+		defer span.End()
+	}
+	nr.TraceParent = traceParent(ctx)
 	if req.IdempotencyKey != "" {
 		nr.RequestHash = requestHash(req.Task.ID(), inputs, req.Priority, req.Webhook, req.WebhookEvents)
 	}
@@ -289,7 +299,7 @@ func storedFromNew(nr *store.NewRun, seq int64) *store.StoredRun {
 			Owner: nr.Caller.Subject, Phase: tasks.PhaseQueued, Priority: nr.Priority, Inputs: nr.Inputs,
 			Webhook: nr.Webhook, WebhookEvents: nr.WebhookEvents, CreatedAt: nr.CreatedAt,
 		},
-		Seq: seq, Caller: nr.Caller, EventSeq: 1,
+		Seq: seq, Caller: nr.Caller, EventSeq: 1, TraceParent: nr.TraceParent,
 	}
 }
 
