@@ -16,15 +16,23 @@ import (
 func Command(ctx context.Context, name string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Env = append(cmd.Environ(), tasks.DeviceEnv(tasks.Devices(ctx))...)
-	// The attempt's trace continues in the subprocess, as the
-	// OpenTelemetry environment-variable carriers name it.
+	cmd.Env = append(cmd.Env, traceEnv(ctx)...)
+	return cmd
+}
+
+// traceEnv is TRACEPARENT (and TRACESTATE) of ctx's span, as the
+// OpenTelemetry environment-variable carriers name them, so that the
+// attempt's trace continues in a subprocess; none without a span.
+func traceEnv(ctx context.Context) []string {
 	c := propagation.MapCarrier{}
 	propagation.TraceContext{}.Inject(ctx, c)
-	if tp := c.Get("traceparent"); tp != "" {
-		cmd.Env = append(cmd.Env, "TRACEPARENT="+tp)
-		if ts := c.Get("tracestate"); ts != "" {
-			cmd.Env = append(cmd.Env, "TRACESTATE="+ts)
-		}
+	tp := c.Get("traceparent")
+	if tp == "" {
+		return nil
 	}
-	return cmd
+	env := []string{"TRACEPARENT=" + tp}
+	if ts := c.Get("tracestate"); ts != "" {
+		env = append(env, "TRACESTATE="+ts)
+	}
+	return env
 }
