@@ -79,6 +79,9 @@ type EnvConfig struct {
 	// and OTEL_SDK_DISABLED is not true. The exporter itself reads the
 	// variables (see README.md, "Operating taskgate").
 	Traces bool
+	// Metrics, when set, is the service's registry (App.Metrics), with or
+	// without MetricsAddr; nil makes one when MetricsAddr is set.
+	Metrics *prometheus.Registry
 	// TracerProvider, when set, is used instead of the one the OTEL_*
 	// variables describe (and is not shut down by the service): a service
 	// with a provider of its own, a test's in-memory exporter.
@@ -235,10 +238,12 @@ func FromEnv(ctx context.Context, cfg EnvConfig, logger *slog.Logger, reg *tasks
 	}
 	// The registry is made here rather than by the App, so that the
 	// dispatcher and the delivery worker count into it from the start.
-	var metrics *prometheus.Registry
-	var observer RunObserver
-	if cfg.MetricsAddr != "" {
+	metrics := cfg.Metrics
+	if metrics == nil && cfg.MetricsAddr != "" {
 		metrics = prometheus.NewRegistry()
+	}
+	var observer RunObserver
+	if metrics != nil {
 		if observer, err = NewRunMetrics(metrics); err != nil {
 			st.Close()
 			return nil, errors.Join(err, stopTracing(ctx))
