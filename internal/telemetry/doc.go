@@ -23,6 +23,8 @@
 //
 // telemetry watches the request → auth → environment step for framework,
 // which wires it. Below that step (dispatch, store, callbacks) nothing
-// imports it: their metrics will reach it through small observer
-// interfaces those packages define, as middleware's Report does here.
+// imports it: their metrics reach it through the observer interfaces
+// those packages define (dispatch.Observer, callback.Observer), which Runs
+// implements, as middleware's Report does here; StateCollector reads the
+// queue and the nodes from the dispatcher at each scrape.
 package telemetry
