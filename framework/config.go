@@ -14,6 +14,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/taskgate/taskgate/environments"
 	"github.com/taskgate/taskgate/internal/stdwebhook"
 	"github.com/taskgate/taskgate/middleware"
@@ -76,6 +79,13 @@ type EnvConfig struct {
 	// and OTEL_SDK_DISABLED is not true. The exporter itself reads the
 	// variables (see README.md, "Operating taskgate").
 	Traces bool
+	// Metrics, when set, is the service's registry (App.Metrics), with or
+	// without MetricsAddr; nil makes one when MetricsAddr is set.
+	Metrics *prometheus.Registry
+	// TracerProvider, when set, is used instead of the one the OTEL_*
+	// variables describe (and is not shut down by the service): a service
+	// with a provider of its own, a test's in-memory exporter.
+	TracerProvider trace.TracerProvider
 }
 
 // LoadEnv reads EnvConfig from the process environment.
@@ -226,6 +236,19 @@ func FromEnv(ctx context.Context, cfg EnvConfig, logger *slog.Logger, reg *tasks
 		st.Close()
 		return nil, errors.Join(err, stopTracing(ctx))
 	}
+	// The registry is made here rather than by the App, so that the
+	// dispatcher and the delivery worker count into it from the start.
+	metrics := cfg.Metrics
+	if metrics == nil && cfg.MetricsAddr != "" {
+		metrics = prometheus.NewRegistry()
+	}
+	var observer RunObserver
+	if metrics != nil {
+		if observer, err = NewRunMetrics(metrics); err != nil {
+			st.Close()
+			return nil, errors.Join(err, stopTracing(ctx))
+		}
+	}
 	role := map[string]dispatch.Role{"all": dispatch.RoleAll, "api": dispatch.RoleAPI, "agent": dispatch.RoleAgent}[cfg.Role]
 	d, err := dispatch.New(dispatch.Config{
 		Store:    st,
@@ -237,12 +260,14 @@ func FromEnv(ctx context.Context, cfg EnvConfig, logger *slog.Logger, reg *tasks
 		DeleteAfter:      cfg.DeleteRunsAfter,
 		MaxInterruptions: cfg.MaxInterruptions,
 		DrainTimeout:     cfg.DrainTimeout,
+		Observer:         observer,
+		TracerProvider:   tp,
 	})
 	if err != nil {
 		st.Close()
 		return nil, errors.Join(err, stopTracing(ctx))
 	}
-	hooks, err := webhookWorker(cfg, st, d, logger)
+	hooks, err := webhookWorker(cfg, st, d, logger, observer, tp)
 	if err != nil {
 		st.Close()
 		return nil, errors.Join(err, stopTracing(ctx))
@@ -258,6 +283,7 @@ func FromEnv(ctx context.Context, cfg EnvConfig, logger *slog.Logger, reg *tasks
 		AdminGroup:    cfg.AdminGroup,
 		BodyTimeout:   cfg.BodyTimeout,
 
+		Metrics:        metrics,
 		MetricsAddr:    cfg.MetricsAddr,
 		TracerProvider: tp,
 		// The tracing pair comes first, so that its stop, flushing the
@@ -401,7 +427,7 @@ type workerHooks struct {
 // rotates, newest first), else from a secret generated once and kept in
 // DataDir/webhook.secret (mode 0600). Processes on several machines must
 // share TASKGATE_WEBHOOK_SECRET. A node agent delivers nothing.
-func webhookWorker(cfg EnvConfig, st store.Store, d *dispatch.Dispatcher, logger *slog.Logger) (workerHooks, error) {
+func webhookWorker(cfg EnvConfig, st store.Store, d *dispatch.Dispatcher, logger *slog.Logger, obs callback.Observer, tp trace.TracerProvider) (workerHooks, error) {
 	nop := func(context.Context) error { return nil }
 	if cfg.Role == "agent" {
 		return workerHooks{nop, nop}, nil
@@ -432,7 +458,7 @@ func webhookWorker(cfg EnvConfig, st store.Store, d *dispatch.Dispatcher, logger
 	if err != nil {
 		return workerHooks{}, err
 	}
-	w, err := callback.NewWorker(del, st, callback.WorkerConfig{Logger: logger.With("component", "webhooks")})
+	w, err := callback.NewWorker(del, st, callback.WorkerConfig{Logger: logger.With("component", "webhooks"), Observer: obs, TracerProvider: tp})
 	if err != nil {
 		return workerHooks{}, err
 	}

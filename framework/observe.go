@@ -12,9 +12,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/taskgate/taskgate/internal/telemetry"
+	"github.com/taskgate/taskgate/tasks/callback"
+	"github.com/taskgate/taskgate/tasks/dispatch"
 )
 
 // observer builds the middleware that gives each request its id, server
@@ -32,7 +35,33 @@ func (a *App) observer() (*telemetry.HTTP, error) {
 	if err != nil {
 		return nil, fmt.Errorf("framework: App.Metrics: %w", err)
 	}
+	if a.Metrics != nil && a.Dispatcher != nil {
+		if err := telemetry.RegisterState(a.Metrics, a.Dispatcher); err != nil {
+			return nil, fmt.Errorf("framework: App.Metrics: %w", err)
+		}
+	}
 	return obs, nil
+}
+
+// RunObserver hears of runs, attempts, placements, store commits and
+// webhook deliveries: give it to dispatch.Config.Observer and
+// callback.WorkerConfig.Observer.
+type RunObserver interface {
+	dispatch.Observer
+	callback.Observer
+}
+
+// NewRunMetrics registers on reg the metrics of runs, attempts, scheduling
+// rounds, store commits and webhook deliveries (see README "Operating
+// taskgate"), and returns the observer that counts them. Give reg to
+// App.Metrics too: the App adds the queue and node gauges, read from its
+// Dispatcher at each scrape. FromEnv does all of it.
+func NewRunMetrics(reg prometheus.Registerer) (RunObserver, error) {
+	m, err := telemetry.NewRuns(reg)
+	if err != nil {
+		return nil, fmt.Errorf("framework: run metrics: %w", err)
+	}
+	return m, nil
 }
 
 // serveOperator listens on MetricsAddr and serves /metrics and pprof
@@ -118,6 +147,9 @@ func (c EnvConfig) NewLogger(w io.Writer) *slog.Logger {
 // tracing makes the tracer provider the OTEL_* variables ask for, with
 // the hooks that flush and stop it; no provider when they ask for none.
 func tracing(ctx context.Context, cfg EnvConfig) (trace.TracerProvider, func(context.Context) error, error) {
+	if cfg.TracerProvider != nil {
+		return cfg.TracerProvider, func(context.Context) error { return nil }, nil
+	}
 	if !cfg.Traces {
 		return nil, func(context.Context) error { return nil }, nil
 	}

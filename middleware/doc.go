@@ -64,9 +64,9 @@
 //		downstream.Do(req)
 //	})
 //
-// Each refusal is also noted, with its reason ([Refusal]), in the request's
-// [Report] when whoever serves the middleware put one in the context
-// ([WithReport]), with the verified caller's subject: the App counts
+// Each refusal is also noted, with its reason, in the request's
+// report (package middleware/report) when whoever serves the middleware put
+// one in the context, with the verified caller's subject: the App counts
 // refusals by reason and logs the subject without middleware knowing of
 // metrics.
 //

@@ -15,6 +15,7 @@ import (
 	"github.com/go-chi/httprate"
 
 	"github.com/taskgate/taskgate/internal/problem"
+	"github.com/taskgate/taskgate/middleware/report"
 )
 
 // ConcurrencyLimit lets at most n requests through at once: Modal's
@@ -85,7 +86,7 @@ func (l *Limiter) Middleware() func(http.Handler) http.Handler {
 			default:
 				if !l.wait(r) {
 					if r.Context().Err() == nil {
-						RecordRefusal(r.Context(), RefusalMaxInFlight)
+						report.Refuse(r.Context(), report.MaxInFlight)
 						problem.TooManyRequests(w, l.queueTimeout, l.refused)
 					}
 					return
@@ -180,7 +181,7 @@ func RateLimitByIdentity(limit int, window time.Duration) func(http.Handler) htt
 		httprate.WithLimitHandler(func(w http.ResponseWriter, r *http.Request) {
 			// httprate already set Retry-After to the window; problem
 			// writes the same figure with the problem+json body.
-			RecordRefusal(r.Context(), RefusalRateLimit)
+			report.Refuse(r.Context(), report.RateLimit)
 			problem.TooManyRequests(w, window, detail)
 		}),
 		httprate.WithErrorHandler(func(w http.ResponseWriter, _ *http.Request, _ error) {

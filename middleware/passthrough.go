@@ -14,6 +14,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/taskgate/taskgate/internal/problem"
+	"github.com/taskgate/taskgate/middleware/report"
 )
 
 // DefaultCSRFHeader is the header that marks a cookie-authenticated request
@@ -177,7 +178,7 @@ func (p *passthrough) serve(w http.ResponseWriter, r *http.Request, next http.Ha
 	creds, found, err := p.extract(r)
 	if err != nil {
 		p.refused(ctx, r, creds, err)
-		RecordRefusal(ctx, RefusalInvalidToken)
+		report.Refuse(ctx, report.InvalidToken)
 		problem.Unauthorized(w, true)
 		return
 	}
@@ -186,7 +187,7 @@ func (p *passthrough) serve(w http.ResponseWriter, r *http.Request, next http.Ha
 			next.ServeHTTP(w, r)
 			return
 		}
-		RecordRefusal(ctx, RefusalMissingCredentials)
+		report.Refuse(ctx, report.MissingCredentials)
 		problem.Unauthorized(w, false)
 		return
 	}
@@ -198,20 +199,20 @@ func (p *passthrough) serve(w http.ResponseWriter, r *http.Request, next http.Ha
 	}
 	if err != nil {
 		p.refused(ctx, r, creds, err)
-		RecordRefusal(ctx, RefusalInvalidToken)
+		report.Refuse(ctx, report.InvalidToken)
 		problem.Unauthorized(w, true)
 		return
 	}
-	recordSubject(ctx, id.Subject)
+	report.SetSubject(ctx, id.Subject)
 	if creds.Source == SourceCookie && !p.csrfAllowed(r) {
 		p.logger.LogAttrs(ctx, slog.LevelDebug, "cross-site request refused",
 			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("subject", id.Subject))
-		RecordRefusal(ctx, RefusalCSRF)
+		report.Refuse(ctx, report.CSRF)
 		problem.Write(w, http.StatusForbidden, "cross-site request refused")
 		return
 	}
 	if p.required != "" && !id.InGroup(p.required) {
-		RecordRefusal(ctx, RefusalForbiddenGroup)
+		report.Refuse(ctx, report.ForbiddenGroup)
 		problem.Write(w, http.StatusForbidden, "caller is not in the group this endpoint requires")
 		return
 	}

@@ -11,23 +11,24 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/taskgate/taskgate/middleware"
+	"github.com/taskgate/taskgate/middleware/report"
 )
 
 // reporting serves h behind a layer that gives each request a Report and
 // keeps the last one, as the App does for its metrics and access log.
-func reporting(t *testing.T, h http.Handler) (url string, last func() middleware.Report) {
+func reporting(t *testing.T, h http.Handler) (url string, last func() report.Report) {
 	t.Helper()
 	var mu sync.Mutex
-	var rep middleware.Report
+	var rep report.Report
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var mine middleware.Report
-		h.ServeHTTP(w, r.WithContext(middleware.WithReport(r.Context(), &mine)))
+		var mine report.Report
+		h.ServeHTTP(w, r.WithContext(report.NewContext(r.Context(), &mine)))
 		mu.Lock()
 		rep = mine
 		mu.Unlock()
 	}))
 	t.Cleanup(srv.Close)
-	return srv.URL, func() middleware.Report {
+	return srv.URL, func() report.Report {
 		mu.Lock()
 		defer mu.Unlock()
 		return rep
@@ -53,17 +54,17 @@ func TestRefusalsAreReported(t *testing.T) {
 		method  string
 		header  http.Header
 		status  int
-		refusal middleware.Refusal
+		refusal report.Refusal
 		subject string
 	}{
-		{"no credentials", auth(ok200), http.MethodGet, nil, 401, middleware.RefusalMissingCredentials, ""},
-		{"unknown token", auth(ok200), http.MethodGet, bearer("not-a-token-0123456789"), 401, middleware.RefusalInvalidToken, ""},
-		{"malformed credential", auth(ok200), http.MethodGet, http.Header{"Authorization": {"Bearer "}}, 401, middleware.RefusalInvalidToken, ""},
-		{"outside the group", auth(ok200), http.MethodGet, bearer(bobToken), 403, middleware.RefusalForbiddenGroup, "bob"},
+		{"no credentials", auth(ok200), http.MethodGet, nil, 401, report.MissingCredentials, ""},
+		{"unknown token", auth(ok200), http.MethodGet, bearer("not-a-token-0123456789"), 401, report.InvalidToken, ""},
+		{"malformed credential", auth(ok200), http.MethodGet, http.Header{"Authorization": {"Bearer "}}, 401, report.InvalidToken, ""},
+		{"outside the group", auth(ok200), http.MethodGet, bearer(bobToken), 403, report.ForbiddenGroup, "bob"},
 		{"cross-site cookie POST", auth(ok200), http.MethodPost,
 			http.Header{"Cookie": {middleware.DefaultCookieName + "=" + aliceToken}, "Origin": {"https://evil.example"}},
-			403, middleware.RefusalCSRF, "alice"},
-		{"no free slot", busy.Middleware()(ok200), http.MethodGet, nil, 429, middleware.RefusalMaxInFlight, ""},
+			403, report.CSRF, "alice"},
+		{"no free slot", busy.Middleware()(ok200), http.MethodGet, nil, 429, report.MaxInFlight, ""},
 		{"verified", auth(ok200), http.MethodGet, bearer(aliceToken), 200, "", "alice"},
 	}
 	for _, tc := range cases {
@@ -78,7 +79,7 @@ func TestRefusalsAreReported(t *testing.T) {
 			require.NoError(t, err)
 			resp.Body.Close()
 			require.Equal(t, tc.status, resp.StatusCode)
-			require.Equal(t, middleware.Report{Subject: tc.subject, Refusal: tc.refusal}, last())
+			require.Equal(t, report.Report{Subject: tc.subject, Refusal: tc.refusal}, last())
 		})
 	}
 }
@@ -88,8 +89,8 @@ func TestRateLimitRefusalIsReported(t *testing.T) {
 	url, last := reporting(t, middleware.RateLimitByIdentity(1, time.Minute)(http.HandlerFunc(okHandler)))
 	for _, want := range []struct {
 		status  int
-		refusal middleware.Refusal
-	}{{200, ""}, {429, middleware.RefusalRateLimit}} {
+		refusal report.Refusal
+	}{{200, ""}, {429, report.RateLimit}} {
 		resp, err := http.Get(url)
 		require.NoError(t, err)
 		resp.Body.Close()

@@ -22,6 +22,7 @@ import (
 	"github.com/taskgate/taskgate/environments"
 	"github.com/taskgate/taskgate/environments/internal/edge"
 	"github.com/taskgate/taskgate/middleware"
+	"github.com/taskgate/taskgate/middleware/report"
 	"github.com/taskgate/taskgate/tasks"
 	"github.com/taskgate/taskgate/tasks/dispatch"
 )
@@ -372,7 +373,7 @@ func (h *handlers) lookupTask(ctx context.Context, p TaskPath) (*tasks.Definitio
 		return nil, huma.Error404NotFound(fmt.Sprintf("task %s/%s/%s not found", p.Project, p.Domain, p.Name))
 	}
 	if !h.w.Allowed(d) {
-		middleware.RecordRefusal(ctx, middleware.RefusalForbiddenTask)
+		report.Refuse(ctx, report.ForbiddenTask)
 		return nil, huma.Error403Forbidden(fmt.Sprintf("task %s is not allowed in this environment", d.ID()))
 	}
 	return d, nil

@@ -97,6 +97,9 @@ func StartObserved(ctx context.Context, dir, dbURL, role string, obs Observabili
 	if err != nil {
 		return nil, err
 	}
+	// The run metrics and the run's spans count as much as the App's:
+	// the dispatcher is given them too.
+	cfg.MetricsAddr, cfg.Metrics, cfg.TracerProvider = "", obs.Metrics, obs.TracerProvider
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	svc, err := framework.FromEnv(ctx, cfg, logger, demo.Registry(), demo.Webhook())
 	if err != nil {

@@ -15,7 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/taskgate/taskgate/middleware"
+	"github.com/taskgate/taskgate/middleware/report"
 )
 
 // RequestIDHeader carries the request id both ways.
@@ -79,7 +79,7 @@ func (h *HTTP) Middleware(next http.Handler) http.Handler {
 // exchange is what the layers after Middleware tell it about a request.
 type exchange struct {
 	env    string
-	report middleware.Report
+	report report.Report
 }
 
 type exchangeKey struct{}
@@ -108,7 +108,7 @@ func (h *HTTP) serve(w http.ResponseWriter, r *http.Request, next http.Handler) 
 	x := &exchange{}
 	ctx := context.WithValue(r.Context(), chimw.RequestIDKey, id)
 	ctx = context.WithValue(ctx, exchangeKey{}, x)
-	ctx = middleware.WithReport(ctx, &x.report)
+	ctx = report.NewContext(ctx, &x.report)
 	span := trace.SpanFromContext(ctx)
 	if h.tracer != nil {
 		ctx, span = h.startSpan(ctx, r)
@@ -149,7 +149,7 @@ type answer struct {
 	id, env, route, method string
 	status, bytes          int
 	elapsed                time.Duration
-	report                 middleware.Report
+	report                 report.Report
 }
 
 // logRequest writes the request's access log line: the route, never the
@@ -217,11 +217,11 @@ func statusClass(code int) string {
 
 // refusalLabel keeps the reason label to the refusals middleware defines:
 // a handler may record any string.
-func refusalLabel(r middleware.Refusal) string {
+func refusalLabel(r report.Refusal) string {
 	switch r {
-	case middleware.RefusalMissingCredentials, middleware.RefusalInvalidToken, middleware.RefusalCSRF,
-		middleware.RefusalForbiddenGroup, middleware.RefusalForbiddenTask,
-		middleware.RefusalRateLimit, middleware.RefusalMaxInFlight:
+	case report.MissingCredentials, report.InvalidToken, report.CSRF,
+		report.ForbiddenGroup, report.ForbiddenTask,
+		report.RateLimit, report.MaxInFlight:
 		return string(r)
 	}
 	return "other"

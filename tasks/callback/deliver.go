@@ -45,6 +45,9 @@ type Message struct {
 	// Body is the JSON payload (see EncodePayload); identical across
 	// attempts.
 	Body []byte
+	// TraceParent, when set, is sent as the W3C traceparent header: the
+	// delivery's span, in the trace of the run's submit.
+	TraceParent string
 }
 
 // Result is the outcome of one attempt.
@@ -169,6 +172,9 @@ func (d *Deliverer) deliver(ctx context.Context, msg Message, now time.Time) Res
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", d.cfg.UserAgent)
 	stdwebhook.SetHeaders(req.Header, d.cfg.Secrets, msg.ID, now, msg.Body)
+	if msg.TraceParent != "" {
+		req.Header.Set("Traceparent", msg.TraceParent)
+	}
 
 	resp, err := d.cfg.Client.Do(req)
 	if err != nil {

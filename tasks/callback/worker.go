@@ -10,6 +10,11 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
 	"github.com/taskgate/taskgate/internal/backoff"
 	"github.com/taskgate/taskgate/tasks/store"
 )
@@ -65,6 +70,13 @@ type WorkerConfig struct {
 	Now func() time.Time
 	// Rand returns numbers in [0, 1) for jitter; nil means math/rand/v2.
 	Rand func() float64
+	// Observer hears of each attempt and its record, for metrics; nil
+	// hears nothing.
+	Observer Observer
+	// TracerProvider makes a span per attempt, a child of the span the
+	// run was submitted in, whose traceparent the receiver gets; nil
+	// makes none (the receiver still gets the run's traceparent).
+	TracerProvider trace.TracerProvider
 }
 
 func (c *WorkerConfig) validate() (plan, error) {
@@ -98,6 +110,12 @@ func (c *WorkerConfig) validate() (plan, error) {
 	if c.Rand == nil {
 		c.Rand = rand.Float64
 	}
+	if c.Observer == nil {
+		c.Observer = nopObserver{}
+	}
+	if c.TracerProvider == nil {
+		c.TracerProvider = noop.NewTracerProvider()
+	}
 	p := plan{schedule: append([]time.Duration(nil), c.Schedule...), jitter: c.Jitter, maxRetryAfter: c.MaxRetryAfter, rand: c.Rand}
 	return p, p.validate()
 }
@@ -113,6 +131,7 @@ type Worker struct {
 	cfg    WorkerConfig
 	plan   plan
 	wake   chan struct{}
+	tracer trace.Tracer
 	// fails pace and log the store's refusals of the worker's claims,
 	// records of attempts, and reads of attempt counts.
 	fails struct{ claim, record, count *backoff.Failures }
@@ -131,7 +150,8 @@ func NewWorker(d *Deliverer, outbox Outbox, cfg WorkerConfig) (*Worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &Worker{d: d, outbox: outbox, cfg: cfg, plan: p, wake: make(chan struct{}, 1)}
+	w := &Worker{d: d, outbox: outbox, cfg: cfg, plan: p, wake: make(chan struct{}, 1),
+		tracer: cfg.TracerProvider.Tracer("github.com/taskgate/taskgate/tasks/callback")}
 	w.fails.claim = backoff.New(backoff.Config{Logger: cfg.Logger, Msg: "webhook outbox claim",
 		Min: cfg.PollInterval, Max: max(MaxStoreBackoff, cfg.PollInterval), Rand: cfg.Rand})
 	w.fails.record = backoff.New(backoff.Config{Logger: cfg.Logger, Msg: "webhook record attempt"})
@@ -242,10 +262,15 @@ const recordTimeout = 10 * time.Second
 
 // attempt makes one delivery attempt of dl and records it.
 func (w *Worker) attempt(ctx context.Context, dl store.Delivery) {
-	rec := w.outcome(ctx, dl)
+	rec, took := w.outcome(ctx, dl)
+	w.cfg.Observer.Delivered(deliveryOutcome(rec), took)
 	rctx, cancel := context.WithTimeout(ctx, recordTimeout)
 	defer cancel()
+	start := time.Now()
 	err := w.outbox.RecordDeliveryAttempt(rctx, dl.ID, rec)
+	if err == nil {
+		w.cfg.Observer.Committed("outbox", 1, time.Since(start))
+	}
 	// On error the claim expires and the callback is sent again: at least
 	// once.
 	w.fails.record.Report(ctx, err, slog.String("webhook_id", dl.ID))
@@ -254,24 +279,31 @@ func (w *Worker) attempt(ctx context.Context, dl store.Delivery) {
 	}
 }
 
-// outcome sends dl once and decides what happens next.
-func (w *Worker) outcome(ctx context.Context, dl store.Delivery) store.DeliveryAttempt {
+// outcome sends dl once and decides what happens next; took is the
+// POST's time.
+func (w *Worker) outcome(ctx context.Context, dl store.Delivery) (store.DeliveryAttempt, time.Duration) {
 	body, err := EncodeSequencedPayload(PayloadType(dl.Event), dl.Seq, dl.CreatedAt, dl.Payload)
 	if err != nil {
 		w.log(ctx, slog.LevelError, "webhook given up", dl, 0, err)
-		return store.DeliveryAttempt{At: w.cfg.Now(), Error: err.Error(), Done: true}
+		return store.DeliveryAttempt{At: w.cfg.Now(), Error: err.Error(), Done: true}, 0
 	}
-	res := w.d.Deliver(ctx, Message{ID: dl.ID, URL: dl.URL, Body: body})
+	ctx, span := w.startSpan(ctx, dl)
+	defer span.End()
+	res := w.d.Deliver(ctx, Message{ID: dl.ID, URL: dl.URL, Body: body, TraceParent: traceParent(ctx, dl.TraceParent)})
+	if res.Err != nil {
+		span.SetStatus(codes.Error, "not delivered")
+	}
+	span.SetAttributes(attribute.Int("http.response.status_code", res.StatusCode))
 	a := store.DeliveryAttempt{At: res.At, StatusCode: res.StatusCode}
 	if res.Delivered() {
 		a.Done = true
-		return a
+		return a, res.Duration
 	}
 	a.Error = res.Err.Error()
 	if res.Permanent {
 		a.Done = true
 		w.log(ctx, slog.LevelWarn, "webhook given up", dl, res.StatusCode, res.Err)
-		return a
+		return a, res.Duration
 	}
 	n := w.attemptNumber(ctx, dl)
 	next, ok := w.plan.next(n, w.cfg.Now(), res.RetryAfter)
@@ -279,11 +311,11 @@ func (w *Worker) outcome(ctx context.Context, dl store.Delivery) store.DeliveryA
 		a.Done = true
 		a.Error = fmt.Sprintf("%s; giving up after %d attempts", a.Error, n)
 		w.log(ctx, slog.LevelWarn, "webhook given up", dl, res.StatusCode, res.Err)
-		return a
+		return a, res.Duration
 	}
 	a.NextAttemptAt = next
 	w.log(ctx, slog.LevelInfo, "webhook attempt failed", dl, res.StatusCode, res.Err, slog.Time("next_attempt_at", next))
-	return a
+	return a, res.Duration
 }
 
 // attemptNumber is the number of the attempt just made: one more than the

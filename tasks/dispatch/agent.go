@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/taskgate/taskgate/internal/backoff"
 	"github.com/taskgate/taskgate/tasks"
 	"github.com/taskgate/taskgate/tasks/discovery"
@@ -69,6 +71,8 @@ type agentDeps struct {
 	// closed reports whether the dispatcher is closing: an outcome the
 	// store refuses then is left to the restart's recovery.
 	closed func() bool
+	// tracer makes each attempt's span.
+	tracer trace.Tracer
 
 	// released tells this process's leader that an attempt here returned,
 	// so that what it held is free before its outcome is committed: the
@@ -417,6 +421,7 @@ func (a *agent) execute(ctx context.Context, r *store.StoredRun, devs []schedule
 		return
 	}
 
+	ctx, span := startAttempt(ctx, a.tracer, r, a.id)
 	runCtx, cancel := context.WithTimeoutCause(ctx, def.Timeout, errTimedOut)
 	defer cancel()
 	logger := slog.New(&runLogHandler{w: a.lines, run: r.Name, attempt: r.Attempt, now: a.now})
@@ -456,14 +461,15 @@ func (a *agent) execute(ctx context.Context, r *store.StoredRun, devs []schedule
 	if runCtx.Err() != nil {
 		cause = context.Cause(runCtx)
 	}
-	a.finish(r, def, o, cause)
+	endAttempt(span, a.finish(r, def, o, cause), o.err)
 }
 
 // finish records the attempt's outcome, as decide says: the run's end, or
-// another attempt.
-func (a *agent) finish(r *store.StoredRun, def *tasks.Definition, o outcome, cause error) {
+// another attempt; it returns the run's phase after it ("" when the node
+// was lost, which leaves the outcome to the leader).
+func (a *agent) finish(r *store.StoredRun, def *tasks.Definition, o outcome, cause error) tasks.Phase {
 	if errors.Is(cause, errNodeLost) {
-		return
+		return ""
 	}
 	if a.released != nil {
 		a.released(r.Name, r.Attempt)
@@ -498,14 +504,14 @@ func (a *agent) finish(r *store.StoredRun, def *tasks.Definition, o outcome, cau
 		_, err := a.trans.record(t)
 		if err == nil {
 			a.fails.records.OK(bg)
-			return
+			return t.To
 		}
 		wait := a.fails.records.Fail(bg, err, slog.String("run", r.Name), slog.String("phase", string(t.To)))
 		unavailable := errors.Is(err, store.ErrUnavailable)
 		// Closing: recovery after the restart requeues the run anyway.
 		if a.closed() || (!unavailable && others == len(outcomePauses)) {
 			a.log.Error("record outcome; given up", "run", r.Name, "phase", t.To, "err", err)
-			return
+			return t.To
 		}
 		if !unavailable {
 			wait = outcomePauses[others]

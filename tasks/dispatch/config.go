@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/taskgate/taskgate/tasks"
 	"github.com/taskgate/taskgate/tasks/scheduler"
 	"github.com/taskgate/taskgate/tasks/store"
@@ -119,6 +121,15 @@ type Config struct {
 	// before cancelling them and requeueing them as interruptions (default
 	// 30s; negative: cancel them at once).
 	DrainTimeout time.Duration
+
+	// Observer hears of submits, attempts, ends, placements and commits,
+	// for metrics; nil hears nothing.
+	Observer Observer
+	// TracerProvider makes the span of each attempt, a child of the span
+	// its run was submitted in (kept with the run, so across processes and
+	// restarts), and of each scheduling round that binds runs; nil makes
+	// none.
+	TracerProvider trace.TracerProvider
 }
 
 // Defaults of Config.
@@ -148,6 +159,9 @@ func (c *Config) validate() error {
 	}
 	if c.Clock == nil {
 		c.Clock = time.Now
+	}
+	if c.Observer == nil {
+		c.Observer = nopObserver{}
 	}
 	if c.Node.ID == "" {
 		h, err := os.Hostname()

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/taskgate/taskgate/internal/backoff"
 	"github.com/taskgate/taskgate/tasks"
 	"github.com/taskgate/taskgate/tasks/store"
@@ -41,6 +43,8 @@ type Dispatcher struct {
 	st  store.Store
 	log *slog.Logger
 	now func() time.Time
+	// tracer makes the submit's and the attempts' spans.
+	tracer trace.Tracer
 
 	submits *submitWriter
 	trans   *transitionWriter
@@ -77,17 +81,18 @@ func New(cfg Config) (*Dispatcher, error) {
 	// holder names this process in the scheduler lease.
 	holder := cfg.Node.ID + "/" + randomString(8)
 	d := &Dispatcher{
-		cfg: cfg,
-		st:  cfg.Store,
-		now: cfg.Clock,
-		log: cfg.Logger.With("component", "dispatch", "instance", holder),
+		cfg:    cfg,
+		st:     cfg.Store,
+		now:    cfg.Clock,
+		log:    cfg.Logger.With("component", "dispatch", "instance", holder),
+		tracer: newTracer(cfg.TracerProvider),
 	}
 	d.bg, d.stopBG = context.WithCancel(context.Background())
 	d.logs = newLogWriter(d.st, d.log)
 	d.progress = newProgressWriter(d.st, d.log, d.now)
 	d.subs.init()
 	d.subs.read = d.readEvent
-	d.trans = newTransitionWriter(d.st, d.logs, d.progress, d.publishLocal)
+	d.trans = newTransitionWriter(d.st, d.logs, d.progress, d.publishLocal, cfg.Observer)
 	caps := caps{maxInterruptions: cfg.MaxInterruptions, maxOutputBytes: cfg.MaxOutputBytes}
 	if cfg.Role.runsLeader() {
 		l, err := newLeader(leaderDeps{
@@ -105,6 +110,8 @@ func New(cfg Config) (*Dispatcher, error) {
 			heartbeatTimeout:  cfg.HeartbeatTimeout,
 			retention:         cfg.Retention,
 			deleteAfter:       cfg.DeleteAfter,
+			obs:               cfg.Observer,
+			tracer:            d.tracer,
 		})
 		if err != nil {
 			return nil, err
@@ -125,6 +132,7 @@ func New(cfg Config) (*Dispatcher, error) {
 			heartbeatInterval: cfg.HeartbeatInterval,
 			abortGrace:        cfg.AbortGrace,
 			closed:            d.closed.Load,
+			tracer:            d.tracer,
 		})
 	}
 	if d.leader != nil && d.agent != nil {
@@ -133,7 +141,7 @@ func New(cfg Config) (*Dispatcher, error) {
 		d.leader.runStarted = d.agent.runStarted
 		d.agent.released = d.leader.released
 	}
-	d.submits = newSubmitWriter(d.st, d.log, &d.subs)
+	d.submits = newSubmitWriter(d.st, d.log, &d.subs, cfg.Observer)
 	if d.leader != nil {
 		d.submits.submitted = d.leader.submitted
 	}
@@ -304,6 +312,7 @@ func (d *Dispatcher) Abort(ctx context.Context, name, reason string) (*tasks.Run
 		return nil, mapErr(err)
 	}
 	if res.Terminal {
+		d.cfg.Observer.RunFinished(taskID(&res.Run.Run), res.Run.Phase, res.Event.At.Sub(res.Run.CreatedAt))
 		d.publishLocal(res.Run.Run, res.Event)
 	} else if d.agent != nil && res.Run.Node == d.cfg.Node.ID {
 		// The in-process route to this node's agent; another node's

@@ -154,6 +154,16 @@
 // attempt it no longer holds; and every phase change is a conditional
 // transition, so a stale hand-off changes nothing.
 //
+// # Observing
+//
+// Config.Observer hears of every submit, attempt end, run end, scheduling
+// round and group commit, for metrics (framework wires it to Prometheus;
+// this package never imports it); Queue and Nodes answer the rest when
+// asked. With Config.TracerProvider, Submit keeps the W3C traceparent of
+// its caller's span with the run, and each attempt's span, in whichever
+// process runs it and after restarts, is a child of it; the task
+// function's ctx carries that span.
+//
 // # Place on the data path
 //
 // request → auth → environment → dispatcher → scheduler → node agent →

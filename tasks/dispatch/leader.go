@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/taskgate/taskgate/internal/backoff"
 	"github.com/taskgate/taskgate/tasks"
 	"github.com/taskgate/taskgate/tasks/scheduler"
@@ -57,6 +59,10 @@ type leaderDeps struct {
 	// Config's durations of the same names.
 	leaseTTL, heartbeatInterval, heartbeatTimeout time.Duration
 	retention, deleteAfter                        time.Duration
+	// obs hears of each placement round; tracer records the rounds that
+	// bind runs.
+	obs    Observer
+	tracer trace.Tracer
 
 	// runStarted executes at once a run bound to this process's node and
 	// recorded running in the commit that bound it: the in-process route

@@ -230,6 +230,7 @@ func (l *leader) forget(name string) {
 // schedule runs one placement round and records its decisions. After an
 // error the scheduler's state no longer matches the store's.
 func (l *leader) schedule(ctx context.Context) error {
+	start := time.Now()
 	l.mu.Lock()
 	bs := l.sched.Schedule()
 	now := l.now()
@@ -296,6 +297,8 @@ func (l *leader) schedule(ctx context.Context) error {
 			l.runStarted(res[i].Run, bs[i].Devices)
 		}
 	}
+	l.obs.Placed(time.Since(start), len(ts))
+	roundSpan(l.tracer, start, len(ts))
 	if len(waits) > 0 {
 		if _, err := l.trans.commit(ctx, waits); err != nil {
 			return fmt.Errorf("record %d waiting runs: %w", len(waits), err)

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/taskgate/taskgate/internal/backoff"
 	"github.com/taskgate/taskgate/middleware/identity"
 	"github.com/taskgate/taskgate/tasks"
@@ -81,6 +83,14 @@ func (d *Dispatcher) Submit(ctx context.Context, req SubmitRequest) (*tasks.Run,
 		WebhookEvents:  req.WebhookEvents,
 		CreatedAt:      now,
 	}
+	if trace.SpanFromContext(ctx).IsRecording() {
+		// The span of the submit, its group commit included: the run's
+		// attempts and callbacks are its children (TraceParent).
+		var span trace.Span
+		ctx, span = d.tracer.Start(ctx, "submit "+req.Task.ID())
+		defer span.End()
+	}
+	nr.TraceParent = traceParent(ctx)
 	if req.IdempotencyKey != "" {
 		nr.RequestHash = requestHash(req.Task.ID(), inputs, req.Priority, req.Webhook, req.WebhookEvents)
 	}
@@ -159,6 +169,7 @@ type submitWriter struct {
 	// the in-process route of "Hand-offs" in doc.go. Nil without a
 	// leader here.
 	submitted func([]*store.StoredRun)
+	obs       Observer
 
 	// mu guards closing against submit sending on q.
 	mu      sync.RWMutex
@@ -166,9 +177,9 @@ type submitWriter struct {
 	q       chan *submitReq
 }
 
-func newSubmitWriter(st runCreator, log *slog.Logger, subs *subscribers) *submitWriter {
+func newSubmitWriter(st runCreator, log *slog.Logger, subs *subscribers, obs Observer) *submitWriter {
 	return &submitWriter{
-		st: st, fails: failures(log, "store submitted runs"), subs: subs,
+		st: st, fails: failures(log, "store submitted runs"), subs: subs, obs: obs,
 		q: make(chan *submitReq, 4096),
 	}
 }
@@ -213,7 +224,9 @@ func (w *submitWriter) run() {
 		for _, sr := range batch {
 			runs = append(runs, sr.run)
 		}
+		start := time.Now()
 		res, errs := w.createRuns(context.Background(), runs)
+		w.obs.Committed("submit", len(runs), time.Since(start))
 		// Only a leader or a subscriber in this process wants the runs.
 		want := w.submitted != nil || w.subs.active()
 		var created []*store.StoredRun
@@ -223,6 +236,9 @@ func (w *submitWriter) run() {
 				continue
 			}
 			sr.done <- submitRes{res: res[i]}
+			if res[i].Created {
+				w.obs.RunSubmitted(runs[i].Project + "/" + runs[i].Domain + "/" + runs[i].Task)
+			}
 			if want && res[i].Created {
 				created = append(created, storedFromNew(&runs[i], res[i].Seq))
 			}
@@ -283,7 +299,7 @@ func storedFromNew(nr *store.NewRun, seq int64) *store.StoredRun {
 			Owner: nr.Caller.Subject, Phase: tasks.PhaseQueued, Priority: nr.Priority, Inputs: nr.Inputs,
 			Webhook: nr.Webhook, WebhookEvents: nr.WebhookEvents, CreatedAt: nr.CreatedAt,
 		},
-		Seq: seq, Caller: nr.Caller, EventSeq: 1,
+		Seq: seq, Caller: nr.Caller, EventSeq: 1, TraceParent: nr.TraceParent,
 	}
 }
 

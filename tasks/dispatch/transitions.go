@@ -3,6 +3,7 @@ package dispatch
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/taskgate/taskgate/tasks"
 	"github.com/taskgate/taskgate/tasks/store"
@@ -41,6 +42,7 @@ type transitionWriter struct {
 	// progress is flushed with logs, so an ended run shows its last report.
 	progress *progressWriter
 	publish  func(tasks.Run, tasks.Event)
+	obs      Observer
 	q        chan *transReq
 }
 
@@ -56,8 +58,8 @@ type transRes struct {
 
 const maxTransitionBatch = 512
 
-func newTransitionWriter(st transitioner, logs *logWriter, progress *progressWriter, publish func(tasks.Run, tasks.Event)) *transitionWriter {
-	return &transitionWriter{st: st, logs: logs, progress: progress, publish: publish, q: make(chan *transReq, 4096)}
+func newTransitionWriter(st transitioner, logs *logWriter, progress *progressWriter, publish func(tasks.Run, tasks.Event), obs Observer) *transitionWriter {
+	return &transitionWriter{st: st, logs: logs, progress: progress, publish: publish, obs: obs, q: make(chan *transReq, 4096)}
 }
 
 // record commits t through the writer, which groups the phase changes of
@@ -116,10 +118,13 @@ func (w *transitionWriter) run() {
 
 // commit writes ts and tells local subscribers.
 func (w *transitionWriter) commit(ctx context.Context, ts []store.Transition) ([]store.TransitionResult, error) {
+	start := time.Now()
 	res, err := w.st.Transition(ctx, ts)
 	if err != nil {
 		return nil, fmt.Errorf("dispatch: record phase: %w", err)
 	}
+	w.obs.Committed("transitions", len(ts), time.Since(start))
+	observeTransitions(w.obs, ts, res)
 	for _, r := range res {
 		for _, ev := range r.Events {
 			w.publish(r.Run.Run, ev)

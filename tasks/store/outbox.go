@@ -40,8 +40,11 @@ type Delivery struct {
 	NewDelivery
 	// Seq numbers the run's deliveries from 1, in the order they were
 	// enqueued, which is the order they are delivered in.
-	Seq           int64
-	State         string
+	Seq   int64
+	State string
+	// TraceParent is the W3C traceparent of the run's submit, which the
+	// callback carries; empty when it was not traced.
+	TraceParent   string
 	NextAttemptAt time.Time
 	Attempts      []DeliveryAttempt
 }

@@ -25,6 +25,9 @@ type NewRun struct {
 	Webhook       string
 	WebhookEvents []string
 	CreatedAt     time.Time
+	// TraceParent is the W3C traceparent of the submit's span, kept
+	// with the run (StoredRun.TraceParent); empty when not traced.
+	TraceParent string
 }
 
 // CreateResult is the outcome of one NewRun.
@@ -62,6 +65,9 @@ type StoredRun struct {
 	EventSeq int64
 	// Purged is set once inputs and outputs were removed after retention.
 	Purged bool
+	// TraceParent is the W3C traceparent the run was submitted in; empty
+	// when the submit was not traced.
+	TraceParent string
 }
 
 // Binding starts a new attempt of a run on a node.

@@ -170,7 +170,7 @@ func (c *command) run(ctx context.Context, inputs []byte, read func(path string)
 		return err
 	}
 	ri, _ := tasks.RunInfoFromContext(ctx)
-	cmd.Env = c.environ(ri, inPath, outPath, pipes.progress != nil)
+	cmd.Env = append(c.environ(ri, inPath, outPath, pipes.progress != nil), traceEnv(ctx)...)
 	newProcessGroup(cmd)
 	err = cmd.Start()
 	pipes.closeChildEnds()

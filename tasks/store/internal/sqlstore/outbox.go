@@ -67,9 +67,11 @@ func (s *Store) insertDelivery(ctx context.Context, tx Tx, d store.NewDelivery) 
 	}
 	// The run's deliveries are enqueued by changes of the run, which hold
 	// its row: the next seq is read without a race.
-	rows, err := tx.Query(ctx, `INSERT INTO deliveries (id, run, url, event, payload, state, next_attempt_at, created_at, seq)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, (SELECT COALESCE(MAX(seq), 0) + 1 FROM deliveries WHERE run = $2))
-		RETURNING seq`,
+	// The delivery continues the trace its run was submitted in.
+	rows, err := tx.Query(ctx, `INSERT INTO deliveries (id, run, url, event, payload, state, next_attempt_at, created_at, seq, trace_parent)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, (SELECT COALESCE(MAX(seq), 0) + 1 FROM deliveries WHERE run = $2),
+			COALESCE((SELECT trace_parent FROM runs WHERE name = $2), ''))
+		RETURNING seq, trace_parent`,
 		d.ID, d.Run, d.URL, d.Event, bytesOrNil(d.Payload), store.DeliveryPending, nanos(d.CreatedAt), nanos(d.CreatedAt))
 	if err != nil {
 		return store.Delivery{}, fmt.Errorf("insert delivery: %w", err)
@@ -77,7 +79,7 @@ func (s *Store) insertDelivery(ctx context.Context, tx Tx, d store.NewDelivery) 
 	defer rows.Close()
 	out := store.Delivery{NewDelivery: d, State: store.DeliveryPending, NextAttemptAt: d.CreatedAt}
 	if rows.Next() {
-		err = rows.Scan(&out.Seq)
+		err = rows.Scan(&out.Seq, &out.TraceParent)
 	}
 	if err == nil {
 		err = rows.Err()
@@ -88,7 +90,7 @@ func (s *Store) insertDelivery(ctx context.Context, tx Tx, d store.NewDelivery) 
 	return out, nil
 }
 
-const deliveryCols = `id, run, url, event, payload, state, next_attempt_at, created_at, seq`
+const deliveryCols = `id, run, url, event, payload, state, next_attempt_at, created_at, seq, trace_parent`
 
 func scanDeliveries(rows Rows) ([]store.Delivery, error) {
 	defer rows.Close()
@@ -97,7 +99,7 @@ func scanDeliveries(rows Rows) ([]store.Delivery, error) {
 		var d store.Delivery
 		var payload []byte
 		var next, created int64
-		if err := rows.Scan(&d.ID, &d.Run, &d.URL, &d.Event, &payload, &d.State, &next, &created, &d.Seq); err != nil {
+		if err := rows.Scan(&d.ID, &d.Run, &d.URL, &d.Event, &payload, &d.State, &next, &created, &d.Seq, &d.TraceParent); err != nil {
 			return nil, fmt.Errorf("read deliveries: %w", err)
 		}
 		d.Payload = json.RawMessage(payload)

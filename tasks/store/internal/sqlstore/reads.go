@@ -15,7 +15,7 @@ import (
 const runCols = `seq, name, project, domain, task, version, owner, caller, phase, priority,
 	inputs, outputs, error, attempt, failures, node, devices, webhook, webhook_events,
 	abort_reason, abort_requested, wait_reason, not_before, event_seq, created_at,
-	started_at, finished_at, purged, interruptions, progress`
+	started_at, finished_at, purged, interruptions, progress, trace_parent`
 
 var activePhases = []tasks.Phase{tasks.PhaseQueued, tasks.PhaseWaitingForResources, tasks.PhaseInitializing, tasks.PhaseRunning}
 
@@ -175,7 +175,7 @@ func (s *Store) queryRuns(ctx context.Context, q Querier, sql string, args ...an
 		if err := rows.Scan(&r.Seq, &r.Name, &r.Project, &r.Domain, &r.Task, &r.Version, &r.Owner, &caller,
 			&phase, &r.Priority, &inputs, &outputs, &r.Error, &r.Attempt, &r.Failures, &r.Node, &devices,
 			&r.Webhook, &events, &r.AbortReason, &abortReq, &r.WaitReason, &notBefore, &r.EventSeq,
-			&created, &started, &finished, &purged, &r.Interruptions, &progress); err != nil {
+			&created, &started, &finished, &purged, &r.Interruptions, &progress, &r.TraceParent); err != nil {
 			return nil, fmt.Errorf("read runs: %w", err)
 		}
 		r.Phase = tasks.Phase(phase)

@@ -122,13 +122,13 @@ func (s *Store) insertRuns(ctx context.Context, tx Tx, runs []store.NewRun, idx 
 	if s.d.LastInsertSeq != "" {
 		suffix = ""
 	}
-	err := s.valuesChunks(idx, 15, `INSERT INTO runs (name, project, domain, task, version, owner, caller, phase,
-			priority, inputs, webhook, webhook_events, created_at, event_seq, attempt) VALUES `, suffix,
+	err := s.valuesChunks(idx, 16, `INSERT INTO runs (name, project, domain, task, version, owner, caller, phase,
+			priority, inputs, webhook, webhook_events, created_at, event_seq, attempt, trace_parent) VALUES `, suffix,
 		func(args []any, i int) []any {
 			r := &runs[i]
 			return append(args, r.Name, r.Project, r.Domain, r.Task, r.Version, r.Caller.Subject,
 				jsonText(r.Caller), string(tasks.PhaseQueued), r.Priority, bytesOrNil(r.Inputs),
-				r.Webhook, jsonList(r.WebhookEvents), nanos(r.CreatedAt), 1, 0)
+				r.Webhook, jsonList(r.WebhookEvents), nanos(r.CreatedAt), 1, 0, r.TraceParent)
 		},
 		func(q string, args []any, chunk []int) error {
 			if s.d.LastInsertSeq == "" {
@@ -199,6 +199,7 @@ func (s *Store) insertRunsArrays(ctx context.Context, tx Tx, runs []store.NewRun
 	var (
 		names, projects, domains, taskNames, versions = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		owners, callers, webhooks, events             = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		traces                                        = make([]string, n)
 		priorities, created                           = make([]int64, n), make([]int64, n)
 		inputs                                        = make([][]byte, n)
 	)
@@ -206,19 +207,19 @@ func (s *Store) insertRunsArrays(ctx context.Context, tx Tx, runs []store.NewRun
 		r := &runs[i]
 		names[j], projects[j], domains[j], taskNames[j], versions[j] = r.Name, r.Project, r.Domain, r.Task, r.Version
 		owners[j], callers[j], webhooks[j], events[j] = r.Caller.Subject, jsonText(r.Caller), r.Webhook, jsonList(r.WebhookEvents)
-		priorities[j], created[j] = int64(r.Priority), nanos(r.CreatedAt)
+		priorities[j], created[j], traces[j] = int64(r.Priority), nanos(r.CreatedAt), r.TraceParent
 		if len(r.Inputs) > 0 {
 			inputs[j] = r.Inputs
 		}
 	}
 	rows, err := tx.Query(ctx, `INSERT INTO runs (name, project, domain, task, version, owner, caller, phase,
-			priority, inputs, webhook, webhook_events, created_at, event_seq, attempt)
-		SELECT n, p, d, t, v, o, c, $13, pr, i, w, we, ca, 1, 0
+			priority, inputs, webhook, webhook_events, created_at, event_seq, attempt, trace_parent)
+		SELECT n, p, d, t, v, o, c, $13, pr, i, w, we, ca, 1, 0, tp
 		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-			$8::bigint[], $9::bytea[], $10::text[], $11::text[], $12::bigint[]) AS u(n, p, d, t, v, o, c, pr, i, w, we, ca)
+			$8::bigint[], $9::bytea[], $10::text[], $11::text[], $12::bigint[], $14::text[]) AS u(n, p, d, t, v, o, c, pr, i, w, we, ca, tp)
 		RETURNING name, seq`,
 		names, projects, domains, taskNames, versions, owners, callers, priorities, inputs, webhooks, events, created,
-		string(tasks.PhaseQueued))
+		string(tasks.PhaseQueued), traces)
 	seqs := make(map[string]int64, n)
 	if err := readSeqs(rows, err, seqs); err != nil {
 		return err
