@@ -248,6 +248,10 @@ func FromEnv(ctx context.Context, cfg EnvConfig, logger *slog.Logger, reg *tasks
 			st.Close()
 			return nil, errors.Join(err, stopTracing(ctx))
 		}
+		if err := registerPools(metrics, st); err != nil {
+			st.Close()
+			return nil, errors.Join(err, stopTracing(ctx))
+		}
 	}
 	role := map[string]dispatch.Role{"all": dispatch.RoleAll, "api": dispatch.RoleAPI, "agent": dispatch.RoleAgent}[cfg.Role]
 	d, err := dispatch.New(dispatch.Config{

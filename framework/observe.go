@@ -18,6 +18,7 @@ import (
 	"github.com/taskgate/taskgate/internal/telemetry"
 	"github.com/taskgate/taskgate/tasks/callback"
 	"github.com/taskgate/taskgate/tasks/dispatch"
+	"github.com/taskgate/taskgate/tasks/store"
 )
 
 // observer builds the middleware that gives each request its id, server
@@ -40,7 +41,26 @@ func (a *App) observer() (*telemetry.HTTP, error) {
 			return nil, fmt.Errorf("framework: App.Metrics: %w", err)
 		}
 	}
+	if c, ok := a.Authenticator.(telemetry.IdentityCache); ok && a.Metrics != nil {
+		if err := telemetry.RegisterIdentityCache(a.Metrics, c); err != nil {
+			return nil, fmt.Errorf("framework: App.Metrics: %w", err)
+		}
+	}
 	return obs, nil
+}
+
+// registerPools registers the connection pool metrics of st, where it
+// has pools (both taskgate stores do). The App knows only the dispatcher,
+// so FromEnv, which opens the store, does it.
+func registerPools(reg prometheus.Registerer, st store.Store) error {
+	p, ok := st.(store.PoolReporter)
+	if !ok {
+		return nil
+	}
+	if err := telemetry.RegisterPools(reg, p); err != nil {
+		return fmt.Errorf("framework: store pool metrics: %w", err)
+	}
+	return nil
 }
 
 // RunObserver hears of runs, attempts, placements, store commits and

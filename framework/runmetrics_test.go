@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"runtime"
 	"testing"
 	"time"
 
@@ -178,4 +179,35 @@ series:
 		sum += m.GetHistogram().GetSampleSum()
 	}
 	return sum
+}
+
+// TestStoreAndIdentityCacheMetrics scrapes a running service after n
+// requests with one token: the token is verified once, then served from
+// the identity cache; SQLite's write connection and read pool report
+// their connections.
+func TestStoreAndIdentityCacheMetrics(t *testing.T) {
+	t.Parallel()
+	o := serveRuns(t)
+	const n = 5
+	for range n {
+		resp, out := call(t, http.MethodGet, o.base+"/runs", obsToken, "", nil)
+		require.Equal(t, http.StatusOK, resp.StatusCode, out)
+	}
+	fams, _ := scrape(t, o.ops)
+	require.Equal(t, float64(n-1), sample(fams, "taskgate_identity_cache_hits_total", nil))
+	require.Equal(t, 1.0, sample(fams, "taskgate_identity_cache_misses_total", nil))
+
+	writer, reader := map[string]string{"pool": "writer"}, map[string]string{"pool": "reader"}
+	require.Equal(t, 1.0, sample(fams, "taskgate_store_pool_max_connections", writer))
+	require.Equal(t, 1.0, sample(fams, "taskgate_store_pool_open_connections", writer), "the write connection stays open")
+	require.Equal(t, float64(max(4, runtime.GOMAXPROCS(0))), sample(fams, "taskgate_store_pool_max_connections", reader))
+	open := sample(fams, "taskgate_store_pool_open_connections", reader)
+	require.GreaterOrEqual(t, open, 1.0, "GET /runs read through the pool")
+	require.LessOrEqual(t, open, sample(fams, "taskgate_store_pool_max_connections", reader))
+	for _, pool := range []map[string]string{writer, reader} {
+		require.Equal(t, sample(fams, "taskgate_store_pool_open_connections", pool),
+			sample(fams, "taskgate_store_pool_in_use_connections", pool)+sample(fams, "taskgate_store_pool_idle_connections", pool))
+		require.GreaterOrEqual(t, sample(fams, "taskgate_store_pool_waits_total", pool), 0.0)
+		require.GreaterOrEqual(t, sample(fams, "taskgate_store_pool_wait_seconds_total", pool), 0.0)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -58,6 +59,17 @@ type Cache struct {
 	maxTTL time.Duration
 	now    func() time.Time
 	shards [cacheShards]cacheShard
+
+	hits, misses atomic.Uint64
+}
+
+// CacheStats counts a Cache's lookups since it was made.
+type CacheStats struct {
+	// Hits counts the credentials answered from the cache.
+	Hits uint64
+	// Misses counts the credentials passed to the wrapped Authenticator:
+	// new, expired, evicted, or refused before (refusals are not cached).
+	Misses uint64
 }
 
 var _ Authenticator = (*Cache)(nil)
@@ -126,8 +138,10 @@ func (c *Cache) Authenticate(ctx context.Context, cred Credentials) (Identity, e
 	s := &c.shards[key.hash[0]%cacheShards]
 	now := c.now()
 	if id, ok := s.get(key, now); ok {
+		c.hits.Add(1)
 		return id, nil
 	}
+	c.misses.Add(1)
 	id, err := c.next.Authenticate(ctx, cred)
 	if err != nil {
 		return id, err
@@ -140,6 +154,11 @@ func (c *Cache) Authenticate(ctx context.Context, cred Credentials) (Identity, e
 		s.put(key, id, expires)
 	}
 	return id, nil
+}
+
+// Stats returns the lookups counted so far.
+func (c *Cache) Stats() CacheStats {
+	return CacheStats{Hits: c.hits.Load(), Misses: c.misses.Load()}
 }
 
 // Len returns the number of cached identities, expired ones included until

@@ -47,6 +47,24 @@ func TestCacheVerifiesOnce(t *testing.T) {
 	require.EqualValues(t, 1, cnt.calls.Load())
 }
 
+// TestCacheStats counts a first lookup, repeats, and refusals (never
+// cached, so each one misses).
+func TestCacheStats(t *testing.T) {
+	t.Parallel()
+	cache := middleware.NewCache(expiring(time.Time{}), middleware.CacheConfig{})
+	good := middleware.Credentials{Value: "tok", Source: middleware.SourceBearer}
+	bad := middleware.Credentials{Value: "bad", Source: middleware.SourceBearer}
+	for range 4 {
+		_, err := cache.Authenticate(t.Context(), good)
+		require.NoError(t, err)
+	}
+	for range 2 {
+		_, err := cache.Authenticate(t.Context(), bad)
+		require.ErrorIs(t, err, middleware.ErrInvalidCredentials)
+	}
+	require.Equal(t, middleware.CacheStats{Hits: 3, Misses: 3}, cache.Stats())
+}
+
 func TestCacheExpiry(t *testing.T) {
 	t.Parallel()
 	clk := newClock()

@@ -26,5 +26,7 @@
 // imports it: their metrics reach it through the observer interfaces
 // those packages define (dispatch.Observer, callback.Observer), which Runs
 // implements, as middleware/report's Report does here; StateCollector reads the
-// queue and the nodes from the dispatcher at each scrape.
+// queue and the nodes from the dispatcher at each scrape, RegisterPools a
+// store's connection pools (store.PoolReporter) and RegisterIdentityCache
+// middleware.Cache's hit and miss counts, both plain values.
 package telemetry

@@ -143,6 +143,18 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 // Pool is the connection pool, for callers that share it.
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
+var _ store.PoolReporter = (*Store)(nil)
+
+// PoolStats reports the pool as "main". Its waits are the acquires that
+// found no idle connection; the LISTEN connection is outside the pool.
+func (s *Store) PoolStats() []store.PoolStat {
+	st := s.pool.Stat()
+	return []store.PoolStat{{
+		Name: "main", MaxOpen: int(st.MaxConns()), Open: int(st.TotalConns()), InUse: int(st.AcquiredConns()), Idle: int(st.IdleConns()),
+		WaitCount: st.EmptyAcquireCount(), WaitDuration: st.EmptyAcquireWaitTime(),
+	}}
+}
+
 // Close stops listening and closes the pool.
 func (s *Store) Close() error {
 	s.cancel()

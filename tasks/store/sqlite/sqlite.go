@@ -136,6 +136,20 @@ func privateFiles(path string) error {
 // Path is the database file.
 func (s *Store) Path() string { return s.path }
 
+var _ store.PoolReporter = (*Store)(nil)
+
+// PoolStats reports the write connection and the read pool.
+func (s *Store) PoolStats() []store.PoolStat {
+	return []store.PoolStat{poolStat("writer", s.db.w.Stats()), poolStat("reader", s.db.r.Stats())}
+}
+
+func poolStat(name string, st sql.DBStats) store.PoolStat {
+	return store.PoolStat{
+		Name: name, MaxOpen: st.MaxOpenConnections, Open: st.OpenConnections, InUse: st.InUse, Idle: st.Idle,
+		WaitCount: st.WaitCount, WaitDuration: st.WaitDuration,
+	}
+}
+
 // sqlDB adapts database/sql to sqlstore.DB.
 //
 // It keeps the write statements prepared: modernc.org/sqlite parses every
