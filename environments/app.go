@@ -195,7 +195,7 @@ func (a *AppEnvironment) Build(deps *Deps) (h http.Handler, err error) {
 		handler := limit.handler(a.cfg.Handler)
 		fallback := func(w http.ResponseWriter, req *http.Request) {
 			if apidocs.Owns(chi.RouteContext(req.Context()).RoutePath) || apidocs.Owns(req.URL.Path) {
-				problem.Write(w, http.StatusNotFound, "")
+				problem.Write(w, req, http.StatusNotFound, "")
 				return
 			}
 			handler.ServeHTTP(w, req)

@@ -309,7 +309,7 @@ func (a *App) route(hosts *environments.HostRouter, envs []mountedEnv) http.Hand
 				return
 			}
 		}
-		problem.Write(w, http.StatusNotFound, "no environment serves this path")
+		problem.Write(w, r, http.StatusNotFound, "no environment serves this path")
 	})
 }
 
@@ -341,7 +341,7 @@ func (a *App) recoverer(next http.Handler) http.Handler {
 				id := chimw.GetReqID(r.Context())
 				a.Logger.ErrorContext(r.Context(), "panic serving request",
 					"panic", fmt.Sprint(v), "method", r.Method, "path", r.URL.Path, "request_id", id)
-				problem.Write(w, http.StatusInternalServerError, problem.InternalDetail(id))
+				problem.Write(w, r, http.StatusInternalServerError, problem.InternalDetail(id))
 			}
 		}()
 		next.ServeHTTP(w, r)
@@ -356,7 +356,7 @@ func (a *App) refuseWhenStopping(next http.Handler) http.Handler {
 		if a.phase.Load() == refusing {
 			w.Header().Set("Connection", "close")
 			w.Header().Set("Retry-After", "1")
-			problem.Write(w, http.StatusServiceUnavailable, "server is shutting down")
+			problem.Write(w, r, http.StatusServiceUnavailable, "server is shutting down")
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -27,7 +27,7 @@ func (a *App) ready(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	if reason := a.notReady(r); reason != "" {
 		w.Header().Set("Retry-After", "1")
-		problem.Write(w, http.StatusServiceUnavailable, reason)
+		problem.Write(w, r, http.StatusServiceUnavailable, reason)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")

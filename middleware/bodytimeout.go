@@ -59,7 +59,7 @@ func BodyTimeout(d time.Duration) func(http.Handler) http.Handler {
 				return
 			}
 			body := &watchedBody{ReadCloser: r.Body}
-			bw := &bodyTimeoutWriter{ResponseWriter: w, body: body, rc: rc, deadline: deadline, detail: detail}
+			bw := &bodyTimeoutWriter{ResponseWriter: w, req: r, body: body, rc: rc, deadline: deadline, detail: detail}
 			r.Body = body
 			next.ServeHTTP(bw, r)
 			bw.finish()
@@ -96,6 +96,7 @@ func (b *watchedBody) Read(p []byte) (int, error) {
 // goroutine writes.
 type bodyTimeoutWriter struct {
 	http.ResponseWriter
+	req      *http.Request // whose Accept the 408 answers
 	body     *watchedBody
 	rc       *http.ResponseController
 	deadline time.Time
@@ -122,7 +123,7 @@ func (w *bodyTimeoutWriter) claim(code int) bool {
 		w.refused, w.closing = true, true
 		h.Del("Content-Length") // the handler may have sized its own body
 		h.Set("Connection", "close")
-		problem.Write(w.ResponseWriter, http.StatusRequestTimeout, w.detail)
+		problem.Write(w.ResponseWriter, w.req, http.StatusRequestTimeout, w.detail)
 		return false
 	}
 	if code >= 400 && !w.body.ended.Load() {

@@ -87,7 +87,7 @@ func (l *Limiter) Middleware() func(http.Handler) http.Handler {
 				if !l.wait(r) {
 					if r.Context().Err() == nil {
 						report.Refuse(r.Context(), report.MaxInFlight)
-						problem.TooManyRequests(w, l.queueTimeout, l.refused)
+						problem.TooManyRequests(w, r, l.queueTimeout, l.refused)
 					}
 					return
 				}
@@ -182,12 +182,12 @@ func RateLimitByIdentity(limit int, window time.Duration) func(http.Handler) htt
 			// httprate already set Retry-After to the window; problem
 			// writes the same figure with the problem+json body.
 			report.Refuse(r.Context(), report.RateLimit)
-			problem.TooManyRequests(w, window, detail)
+			problem.TooManyRequests(w, r, window, detail)
 		}),
-		httprate.WithErrorHandler(func(w http.ResponseWriter, _ *http.Request, _ error) {
+		httprate.WithErrorHandler(func(w http.ResponseWriter, r *http.Request, _ error) {
 			// The in-process counter never fails; a custom one might, and
 			// then refusing is safer than letting everything through.
-			problem.Write(w, http.StatusServiceUnavailable, "rate limiter unavailable")
+			problem.Write(w, r, http.StatusServiceUnavailable, "rate limiter unavailable")
 		}),
 	)
 }
@@ -228,14 +228,14 @@ func BodyLimit(n int64) func(http.Handler) http.Handler {
 			if r.ContentLength > n {
 				// Tell net/http not to drain an upload we will not read.
 				w.Header().Set("Connection", "close")
-				problem.Write(w, http.StatusRequestEntityTooLarge, detail)
+				problem.Write(w, r, http.StatusRequestEntityTooLarge, detail)
 				return
 			}
 			if r.Body == nil || r.Body == http.NoBody {
 				next.ServeHTTP(w, r)
 				return
 			}
-			lw := &limitWriter{ResponseWriter: w, detail: detail}
+			lw := &limitWriter{ResponseWriter: w, req: r, detail: detail}
 			r.Body = &limitBody{ReadCloser: http.MaxBytesReader(w, r.Body, n), w: lw}
 			next.ServeHTTP(lw, r)
 			lw.finish()
@@ -269,6 +269,7 @@ func (b *limitBody) Read(p []byte) (int, error) {
 // deadlines) keeps working through it.
 type limitWriter struct {
 	http.ResponseWriter
+	req    *http.Request // whose Accept the 413 answers
 	detail string
 
 	mu       sync.Mutex
@@ -305,7 +306,7 @@ func (lw *limitWriter) claim() bool {
 	// MaxBytesReader cannot reach the server's writer through wrappers to
 	// stop it reading the rest of the upload; closing the connection does.
 	h.Set("Connection", "close")
-	problem.Write(lw.ResponseWriter, http.StatusRequestEntityTooLarge, lw.detail)
+	problem.Write(lw.ResponseWriter, lw.req, http.StatusRequestEntityTooLarge, lw.detail)
 	return false
 }
 

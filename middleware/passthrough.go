@@ -179,7 +179,7 @@ func (p *passthrough) serve(w http.ResponseWriter, r *http.Request, next http.Ha
 	if err != nil {
 		p.refused(ctx, r, creds, err)
 		report.Refuse(ctx, report.InvalidToken)
-		problem.Unauthorized(w, true)
+		problem.Unauthorized(w, r, true)
 		return
 	}
 	if !found {
@@ -188,7 +188,7 @@ func (p *passthrough) serve(w http.ResponseWriter, r *http.Request, next http.Ha
 			return
 		}
 		report.Refuse(ctx, report.MissingCredentials)
-		problem.Unauthorized(w, false)
+		problem.Unauthorized(w, r, false)
 		return
 	}
 	id, err := p.auth.Authenticate(ctx, creds)
@@ -200,7 +200,7 @@ func (p *passthrough) serve(w http.ResponseWriter, r *http.Request, next http.Ha
 	if err != nil {
 		p.refused(ctx, r, creds, err)
 		report.Refuse(ctx, report.InvalidToken)
-		problem.Unauthorized(w, true)
+		problem.Unauthorized(w, r, true)
 		return
 	}
 	report.SetSubject(ctx, id.Subject)
@@ -208,12 +208,12 @@ func (p *passthrough) serve(w http.ResponseWriter, r *http.Request, next http.Ha
 		p.logger.LogAttrs(ctx, slog.LevelDebug, "cross-site request refused",
 			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("subject", id.Subject))
 		report.Refuse(ctx, report.CSRF)
-		problem.Write(w, http.StatusForbidden, "cross-site request refused")
+		problem.Write(w, r, http.StatusForbidden, "cross-site request refused")
 		return
 	}
 	if p.required != "" && !id.InGroup(p.required) {
 		report.Refuse(ctx, report.ForbiddenGroup)
-		problem.Write(w, http.StatusForbidden, "caller is not in the group this endpoint requires")
+		problem.Write(w, r, http.StatusForbidden, "caller is not in the group this endpoint requires")
 		return
 	}
 	ctx = WithIdentity(ctx, id)

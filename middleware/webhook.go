@@ -91,16 +91,16 @@ func VerifyWebhookWith(opts *WebhookOpts, secrets ...string) func(http.Handler) 
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.ContentLength > o.MaxBodyBytes {
-				problem.Write(w, http.StatusRequestEntityTooLarge, "webhook body too large")
+				problem.Write(w, r, http.StatusRequestEntityTooLarge, "webhook body too large")
 				return
 			}
 			body, err := io.ReadAll(io.LimitReader(r.Body, o.MaxBodyBytes+1))
 			if err != nil {
-				problem.Write(w, http.StatusBadRequest, "unreadable webhook body")
+				problem.Write(w, r, http.StatusBadRequest, "unreadable webhook body")
 				return
 			}
 			if int64(len(body)) > o.MaxBodyBytes {
-				problem.Write(w, http.StatusRequestEntityTooLarge, "webhook body too large")
+				problem.Write(w, r, http.StatusRequestEntityTooLarge, "webhook body too large")
 				return
 			}
 			if err := stdwebhook.Verify(keys, r.Header, body, o.Now(), o.Tolerance); err != nil {
@@ -109,7 +109,7 @@ func VerifyWebhookWith(opts *WebhookOpts, secrets ...string) func(http.Handler) 
 					slog.String("webhook_id", webhookLogID(r.Header.Get(stdwebhook.HeaderID))),
 					slog.String("remote_addr", r.RemoteAddr))
 				// The body says nothing about why: a forger learns nothing.
-				problem.Write(w, http.StatusUnauthorized, "invalid webhook signature")
+				problem.Write(w, r, http.StatusUnauthorized, "invalid webhook signature")
 				return
 			}
 			// Verify accepted the timestamp, so it is a plain integer.

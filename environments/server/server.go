@@ -241,7 +241,7 @@ func (s *Environment) Running() bool { return s.up.Load() }
 func (s *Environment) serve(w http.ResponseWriter, r *http.Request) {
 	if !s.up.Load() {
 		w.Header().Set("Retry-After", "1")
-		problem.Write(w, http.StatusServiceUnavailable, "the server is not running")
+		problem.Write(w, r, http.StatusServiceUnavailable, "the server is not running")
 		return
 	}
 	s.proxy.ServeHTTP(w, r)
@@ -272,7 +272,7 @@ func (s *Environment) rewrite(pr *httputil.ProxyRequest) {
 
 func (s *Environment) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-		problem.Write(w, http.StatusRequestEntityTooLarge, err.Error())
+		problem.Write(w, r, http.StatusRequestEntityTooLarge, err.Error())
 		return
 	}
 	if r.Context().Err() != nil {
@@ -281,7 +281,7 @@ func (s *Environment) proxyError(w http.ResponseWriter, r *http.Request, err err
 	s.log().LogAttrs(r.Context(), slog.LevelWarn, "proxied server did not answer",
 		slog.String("environment", s.cfg.Name), slog.String("method", r.Method),
 		slog.String("path", r.URL.Path), slog.String("error", err.Error()))
-	problem.Write(w, http.StatusBadGateway, "the server did not answer")
+	problem.Write(w, r, http.StatusBadGateway, "the server did not answer")
 }
 
 func (s *Environment) log() *slog.Logger { return s.logger.Load() }

@@ -155,12 +155,14 @@ await check("ValidationError from the queue (422)", async () => {
   expect(err.body?.status === 422 && err.fieldErrors.length === 1, "the JSON body parsed", err.body);
 });
 
-// The refusal comes from the App's auth, before the queue's routes, as
-// application/problem+json: fal's client reads its status, not its body.
+// The refusal comes from the App's auth, before the queue's routes; it
+// negotiates its type as huma's errors do, so fal's client, which asked
+// for application/json, reads the problem body too.
 await check("ApiError for a wrong key (401)", async () => {
   const other = createFalClient({ credentials: "not-a-token", proxyUrl: { url: proxy, when: "always" } });
   const err = await rejection(() => other.queue.status(echo, { requestId: submitted.request_id }));
   expect(err instanceof ApiError && err.status === 401, "ApiError 401", { name: err?.name, status: err?.status });
+  expect(err.body?.status === 401 && err.body?.title === "Unauthorized", "the JSON body parsed", err.body);
 });
 
 const failed = results.filter((r) => !r.ok);

@@ -49,7 +49,7 @@ func JSONBodies(next http.Handler) http.Handler {
 			case ct == "":
 				r.Header.Set("Content-Type", "application/json")
 			case !isJSONType(ct):
-				problem.Write(w, http.StatusUnsupportedMediaType, errNotJSON)
+				problem.Write(w, r, http.StatusUnsupportedMediaType, errNotJSON)
 				return
 			}
 		}

@@ -4,8 +4,8 @@ import (
 	"reflect"
 
 	"github.com/danielgtaylor/huma/v2"
-	"github.com/danielgtaylor/huma/v2/negotiation"
 
+	"github.com/taskgate/taskgate/internal/problem"
 	"github.com/taskgate/taskgate/tasks"
 )
 
@@ -28,24 +28,14 @@ func (phaseSchema) Schema(huma.Registry) *huma.Schema {
 	return &huma.Schema{Type: huma.TypeString, Enum: enum}
 }
 
-// Media types an error body is negotiated between.
-const (
-	problemJSON = "application/problem+json"
-	plainJSON   = "application/json"
-)
-
-// negotiateError sets an error's Content-Type from the request's Accept:
-// application/problem+json when the client accepts it (or says nothing),
-// else application/json, the same body under the type a client such as
-// fal's asked for. huma has already set problem+json (ErrorModel's
+// negotiateError sets an error's Content-Type from the request's Accept by
+// problem.ContentTypeFor, the rule of every error writer, and says that
+// it did in Vary. huma has already set problem+json (ErrorModel's
 // ContentTypeFilter) by the time a transformer runs, before the body is
 // written.
 func negotiateError(ctx huma.Context) {
-	accept := ctx.Header("Accept")
-	if accept == "" {
-		return
-	}
-	if negotiation.SelectQValue(accept, []string{problemJSON, plainJSON}) == plainJSON {
-		ctx.SetHeader("Content-Type", plainJSON)
+	ctx.AppendHeader("Vary", "Accept")
+	if ct := problem.ContentTypeFor(ctx.Header("Accept")); ct != problem.ContentType {
+		ctx.SetHeader("Content-Type", ct)
 	}
 }
