@@ -43,7 +43,9 @@
 //
 // # Lifecycle
 //
-// queued → waiting_for_resources (the scheduler cannot place it now) →
+// queued → waiting_for_resources (the scheduler cannot place it now, and
+// the queue has placed nothing for a second: while it moves, a backlog's
+// runs stay queued rather than cost a write each) →
 // initializing (bound to a node and devices: a new attempt; a run bound to
 // the scheduler's own process records initializing and running in one
 // commit) → running →
@@ -84,7 +86,9 @@
 // BenchmarkSubmit and BenchmarkSubmitToRunning (go test -bench . with
 // TASKGATE_TEST_POSTGRES_URL set for PostgreSQL) report accepted runs per
 // second beside a one-run-per-transaction baseline on the same database,
-// and submit-to-running p50/p99 on an idle node.
+// and submit-to-running p50/p99 on an idle node. BenchmarkBacklogDrain
+// (-benchtime=1x) reports how fast an all-in-one process drains 2k, 10k
+// and 50k queued runs, as runs/s per size.
 //
 // # Processes
 //

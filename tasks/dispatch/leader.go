@@ -24,6 +24,10 @@ const leaseName = "scheduler"
 // out of sequence order.
 const rescanInterval = 5 * time.Second
 
+// settleDelay is how long the queue must go without a binding before
+// the runs left waiting are recorded waiting_for_resources.
+const settleDelay = time.Second
+
 // leaderStore is what the leader reads and writes in the store itself:
 // the lease, the nodes, the runs to place and the old runs to purge. Its
 // phase changes go through a committer. store.Store satisfies it.
@@ -103,6 +107,12 @@ type leader struct {
 	fresh   map[string]*entry
 	nodes   map[string]*nodeEntry
 	delayed delayHeap
+
+	// lastBind is when a round last bound runs; unsettled is set by a
+	// round that left fresh runs unrecorded because of it: another round
+	// follows settleDelay after lastBind.
+	lastBind  time.Time
+	unsettled bool
 
 	// remoteSeq is the highest Seq read from the store; rescanFrom and
 	// prevSeq step behind it for the rescans.
@@ -323,6 +333,8 @@ func (l *leader) lead(ctx context.Context) {
 	defer purgeT.Stop()
 	delay := time.NewTimer(time.Hour)
 	defer delay.Stop()
+	settle := time.NewTimer(time.Hour)
+	defer settle.Stop()
 	// After a round that met a store error, the next one waits for retry
 	// (a backoff, so that a full disk does not make the leader spin) and
 	// starts from the store's state: stale is set until a rebuild
@@ -344,9 +356,13 @@ func (l *leader) lead(ctx context.Context) {
 				}
 				l.mu.Lock()
 				next, ok := l.delayed.next()
+				unsettled, settled := l.unsettled, l.lastBind.Add(settleDelay)
 				l.mu.Unlock()
 				if ok {
 					delay.Reset(max(time.Until(next), time.Millisecond))
+				}
+				if unsettled {
+					settle.Reset(max(time.Until(settled), time.Millisecond))
 				}
 			}
 		}
@@ -355,6 +371,7 @@ func (l *leader) lead(ctx context.Context) {
 			retrying = false
 		case <-l.wake:
 		case <-delay.C:
+		case <-settle.C:
 		case <-renew.C:
 			ok, err := l.st.AcquireLease(ctx, leaseName, l.holder, l.leaseTTL)
 			if err != nil || !ok {

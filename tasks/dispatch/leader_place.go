@@ -247,8 +247,21 @@ func (l *leader) schedule(ctx context.Context) error {
 		}
 		delete(l.fresh, b.RunID)
 	}
+	// While rounds bind runs the queue is moving, and the runs they leave
+	// waiting are mostly bound by the next few: recording each of them
+	// waiting_for_resources would cost a write per waiting run (most of
+	// a large backlog's drain, issue 19). They are recorded once the
+	// queue has gone settleDelay without a binding; lead runs a round
+	// then.
+	if len(bs) > 0 {
+		l.lastBind = time.Now()
+	}
 	var waits []store.Transition
+	l.unsettled = len(l.fresh) > 0 && time.Since(l.lastBind) < settleDelay
 	for name, e := range l.fresh {
+		if l.unsettled {
+			break
+		}
 		_, reason, ok := l.sched.Position(name)
 		if !ok {
 			continue

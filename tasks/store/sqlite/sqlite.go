@@ -67,8 +67,12 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err := privateFiles(path); err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
+	// The writer's page cache holds up to 64 MiB (SQLite's default is
+	// 2 MiB): past a few thousand runs the default makes each commit read
+	// back the pages of the runs it updates, a cost per run that grows with
+	// the database (issue 19).
 	pragmas := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(on)"} {
+	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(on)", "cache_size(-65536)"} {
 		pragmas.Add("_pragma", p)
 	}
 	w := pragmas
