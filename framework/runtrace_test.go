@@ -90,9 +90,12 @@ func TestRunTraceSpansSubmitAttemptsAndWebhook(t *testing.T) {
 	var submit trace.SpanContext
 	attempts := map[int64]sdktrace.ReadOnlySpan{}
 	var hook sdktrace.ReadOnlySpan
+	commits := map[string]bool{}
 	require.Eventually(t, func() bool {
 		for _, s := range exp.GetSpans().Snapshots() {
 			switch s.Name() {
+			case "store commit submit", "store commit transitions":
+				commits[s.Name()] = true
 			case "submit demo/development/sleep":
 				submit = s.SpanContext()
 			case "attempt demo/development/sleep":
@@ -105,8 +108,8 @@ func TestRunTraceSpansSubmitAttemptsAndWebhook(t *testing.T) {
 				hook = s
 			}
 		}
-		return submit.IsValid() && len(attempts) == 2 && hook != nil
-	}, 10*time.Second, 20*time.Millisecond)
+		return submit.IsValid() && len(attempts) == 2 && hook != nil && len(commits) == 2
+	}, 10*time.Second, 20*time.Millisecond, "store commits have spans too: %v", commits)
 	require.Equal(t, traceID, submit.TraceID().String())
 	for n, a := range attempts {
 		require.Equal(t, submit.TraceID(), a.SpanContext().TraceID(), "attempt %d", n)

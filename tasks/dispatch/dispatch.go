@@ -92,7 +92,7 @@ func New(cfg Config) (*Dispatcher, error) {
 	d.progress = newProgressWriter(d.st, d.log, d.now)
 	d.subs.init()
 	d.subs.read = d.readEvent
-	d.trans = newTransitionWriter(d.st, d.logs, d.progress, d.publishLocal, cfg.Observer)
+	d.trans = newTransitionWriter(d.st, d.logs, d.progress, d.publishLocal, cfg.Observer, d.tracer)
 	caps := caps{maxInterruptions: cfg.MaxInterruptions, maxOutputBytes: cfg.MaxOutputBytes}
 	if cfg.Role.runsLeader() {
 		l, err := newLeader(leaderDeps{
@@ -141,7 +141,7 @@ func New(cfg Config) (*Dispatcher, error) {
 		d.leader.runStarted = d.agent.runStarted
 		d.agent.released = d.leader.released
 	}
-	d.submits = newSubmitWriter(d.st, d.log, &d.subs, cfg.Observer)
+	d.submits = newSubmitWriter(d.st, d.log, &d.subs, cfg.Observer, d.tracer)
 	if d.leader != nil {
 		d.submits.submitted = d.leader.submitted
 	}

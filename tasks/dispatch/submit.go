@@ -170,6 +170,8 @@ type submitWriter struct {
 	// leader here.
 	submitted func([]*store.StoredRun)
 	obs       Observer
+	// tracer records each grouped commit as a span.
+	tracer trace.Tracer
 
 	// mu guards closing against submit sending on q.
 	mu      sync.RWMutex
@@ -177,9 +179,9 @@ type submitWriter struct {
 	q       chan *submitReq
 }
 
-func newSubmitWriter(st runCreator, log *slog.Logger, subs *subscribers, obs Observer) *submitWriter {
+func newSubmitWriter(st runCreator, log *slog.Logger, subs *subscribers, obs Observer, tracer trace.Tracer) *submitWriter {
 	return &submitWriter{
-		st: st, fails: failures(log, "store submitted runs"), subs: subs, obs: obs,
+		st: st, fails: failures(log, "store submitted runs"), subs: subs, obs: obs, tracer: tracer,
 		q: make(chan *submitReq, 4096),
 	}
 }
@@ -227,6 +229,7 @@ func (w *submitWriter) run() {
 		start := time.Now()
 		res, errs := w.createRuns(context.Background(), runs)
 		w.obs.Committed("submit", len(runs), time.Since(start))
+		commitSpan(w.tracer, "submit", start, len(runs), errors.Join(errs...))
 		// Only a leader or a subscriber in this process wants the runs.
 		want := w.submitted != nil || w.subs.active()
 		var created []*store.StoredRun

@@ -90,3 +90,16 @@ func roundSpan(tr trace.Tracer, start time.Time, n int) {
 		trace.WithAttributes(attribute.Int("taskgate.bound", n)))
 	span.End()
 }
+
+// commitSpan records one grouped commit of writer (submit, transitions),
+// begun at start, that wrote n changes, as a span of its own: a batch
+// holds the changes of many requests, so it is no request's child.
+func commitSpan(tr trace.Tracer, writer string, start time.Time, n int, err error) {
+	_, span := tr.Start(context.Background(), "store commit "+writer, trace.WithTimestamp(start),
+		trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attribute.Int("taskgate.batch", n)))
+	if err != nil && span.IsRecording() {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "commit refused")
+	}
+	span.End()
+}

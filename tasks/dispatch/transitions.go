@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/taskgate/taskgate/tasks"
 	"github.com/taskgate/taskgate/tasks/store"
 )
@@ -43,6 +45,7 @@ type transitionWriter struct {
 	progress *progressWriter
 	publish  func(tasks.Run, tasks.Event)
 	obs      Observer
+	tracer   trace.Tracer
 	q        chan *transReq
 }
 
@@ -58,8 +61,8 @@ type transRes struct {
 
 const maxTransitionBatch = 512
 
-func newTransitionWriter(st transitioner, logs *logWriter, progress *progressWriter, publish func(tasks.Run, tasks.Event), obs Observer) *transitionWriter {
-	return &transitionWriter{st: st, logs: logs, progress: progress, publish: publish, obs: obs, q: make(chan *transReq, 4096)}
+func newTransitionWriter(st transitioner, logs *logWriter, progress *progressWriter, publish func(tasks.Run, tasks.Event), obs Observer, tracer trace.Tracer) *transitionWriter {
+	return &transitionWriter{st: st, logs: logs, progress: progress, publish: publish, obs: obs, tracer: tracer, q: make(chan *transReq, 4096)}
 }
 
 // record commits t through the writer, which groups the phase changes of
@@ -120,6 +123,7 @@ func (w *transitionWriter) run() {
 func (w *transitionWriter) commit(ctx context.Context, ts []store.Transition) ([]store.TransitionResult, error) {
 	start := time.Now()
 	res, err := w.st.Transition(ctx, ts)
+	commitSpan(w.tracer, "transitions", start, len(ts), err)
 	if err != nil {
 		return nil, fmt.Errorf("dispatch: record phase: %w", err)
 	}
