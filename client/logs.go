@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"iter"
-	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -55,37 +54,19 @@ func (c *Client) Logs(ctx context.Context, name string, opts *LogsOptions) iter.
 		return c.logPages(ctx, name, opts.After)
 	}
 	return func(yield func(LogLine, error) bool) {
-		last := opts.After
-		fruitless := 0 // streams in a row that ended with no line and no end
-		for {
-			got, done, err := c.streamLogs(ctx, name, last, yield)
-			switch {
-			case done:
-				return
-			case err != nil:
-				yield(LogLine{}, err)
-				return
-			case ctx.Err() != nil:
-				yield(LogLine{}, ctx.Err())
-				return
+		cl := call{method: http.MethodGet, path: "/run/" + url.PathEscape(name) + "/logs", query: url.Values{"follow": {"1"}}, idempotent: true}
+		err := c.follow(ctx, cl, opts.After, "the log stream of run "+name, func(ev sse.Event) (int64, bool, error) {
+			if ev.Type != "log" {
+				return 0, ev.Type == "end", nil
 			}
-			if got > last {
-				last, fruitless = got, 0
-				continue
+			var l LogLine
+			if err := json.Unmarshal([]byte(ev.Data), &l); err != nil {
+				return 0, false, fmt.Errorf("client: log line of run %s: %w", name, err)
 			}
-			fruitless++
-			if fruitless >= c.retry.MaxAttempts {
-				yield(LogLine{}, fmt.Errorf("client: the log stream of run %s ended %d times without a line", name, fruitless))
-				return
-			}
-			t := time.NewTimer(c.retry.backoff(fruitless))
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-				yield(LogLine{}, ctx.Err())
-				return
-			}
+			return l.Seq, !yield(l, nil), nil
+		})
+		if err != nil {
+			yield(LogLine{}, err)
 		}
 	}
 }
@@ -111,46 +92,4 @@ func (c *Client) logPages(ctx context.Context, name string, after int64) iter.Se
 			after = page.NextAfter
 		}
 	}
-}
-
-// streamLogs reads one log stream after line seq after, yielding its
-// lines. It returns the last seq seen and whether the iteration is over
-// (the end event, or the caller stopped).
-func (c *Client) streamLogs(ctx context.Context, name string, after int64, yield func(LogLine, error) bool) (int64, bool, error) {
-	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	cl := &call{method: http.MethodGet, path: "/run/" + url.PathEscape(name) + "/logs", query: url.Values{"follow": {"1"}}, idempotent: true}
-	if after > 0 {
-		cl.header = http.Header{"Last-Event-Id": {strconv.FormatInt(after, 10)}}
-	}
-	resp, err := c.open(sctx, cl, "text/event-stream")
-	if err != nil {
-		return after, false, err
-	}
-	defer resp.Body.Close()
-	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != "text/event-stream" {
-		return after, false, fmt.Errorf("client: GET %s answered %q, not an event stream", cl.path, mt)
-	}
-	idle := time.AfterFunc(streamIdleTimeout, cancel)
-	defer idle.Stop()
-	body := &activityReader{r: resp.Body, touch: func() { idle.Reset(streamIdleTimeout) }}
-	for ev, err := range sse.Read(body, nil) {
-		switch {
-		case err != nil:
-			return after, false, nil // a broken stream is resumed by the caller
-		case ev.Type == "end":
-			return after, true, nil
-		case ev.Type != "log":
-			continue
-		}
-		var l LogLine
-		if err := json.Unmarshal([]byte(ev.Data), &l); err != nil {
-			return after, false, fmt.Errorf("client: log line of run %s: %w", name, err)
-		}
-		after = l.Seq
-		if !yield(l, nil) {
-			return after, true, nil
-		}
-	}
-	return after, false, nil
 }

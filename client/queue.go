@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -222,32 +221,15 @@ func (c *Client) QueueWait(ctx context.Context, id string, onStatus func(*QueueS
 // queueStream reads a request's status stream and returns the last status
 // it sent.
 func (c *Client) queueStream(ctx context.Context, id string, onStatus func(*QueueStatus)) (*QueueStatus, error) {
-	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	resp, err := c.open(sctx, &call{method: http.MethodGet, path: queuePath(id) + "/status/stream", idempotent: true}, "text/event-stream")
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != "text/event-stream" {
-		return nil, &Error{Status: resp.StatusCode, Title: "not an event stream", Detail: "answered " + mt}
-	}
-	idle := time.AfterFunc(streamIdleTimeout, cancel)
-	defer idle.Stop()
 	var last *QueueStatus
-	for ev, err := range sse.Read(&activityReader{r: resp.Body, touch: func() { idle.Reset(streamIdleTimeout) }}, nil) {
-		if err != nil {
-			return last, err
-		}
+	_, err := c.readStream(ctx, &call{method: http.MethodGet, path: queuePath(id) + "/status/stream", idempotent: true}, func(ev sse.Event) (bool, error) {
 		var st QueueStatus
 		if err := json.Unmarshal([]byte(ev.Data), &st); err != nil {
-			return last, fmt.Errorf("client: status of queued request %s: %w", id, err)
+			return false, fmt.Errorf("client: status of queued request %s: %w", id, err)
 		}
 		last = &st
 		onStatus(last)
-		if st.Status == QueueCompleted {
-			break
-		}
-	}
-	return last, nil
+		return st.Status == QueueCompleted, nil
+	})
+	return last, err
 }

@@ -4,12 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"iter"
-	"mime"
 	"net/http"
 	"net/url"
-	"strconv"
 	"time"
 
 	sse "github.com/tmaxmax/go-sse"
@@ -160,11 +157,6 @@ func waitingToBePlaced(p tasks.Phase) bool {
 	return p == tasks.PhaseQueued || p == tasks.PhaseWaitingForResources
 }
 
-// streamIdleTimeout ends a stream that sent nothing, not even the
-// server's keep-alive comment (every 15 s), for this long: the connection
-// is dead without having been closed. The stream is then resumed.
-const streamIdleTimeout = time.Minute
-
 // Events yields the phase changes of run name, from its first, as the
 // server streams them (GET /run/{name}/events), and ends after the
 // terminal one. A stream that breaks (a dropped connection, a restarted
@@ -173,93 +165,19 @@ const streamIdleTimeout = time.Minute
 // an environment without the stream), or the context's.
 func (c *Client) Events(ctx context.Context, name string) iter.Seq2[tasks.Event, error] {
 	return func(yield func(tasks.Event, error) bool) {
-		var last int64
-		fruitless := 0 // streams in a row that ended with no event
-		for {
-			got, done, err := c.streamEvents(ctx, name, last, yield)
-			switch {
-			case done:
-				return
-			case err != nil:
-				yield(tasks.Event{}, err)
-				return
-			case ctx.Err() != nil:
-				yield(tasks.Event{}, ctx.Err())
-				return
+		cl := call{method: http.MethodGet, path: "/run/" + url.PathEscape(name) + "/events", idempotent: true}
+		err := c.follow(ctx, cl, 0, "the event stream of run "+name, func(ev sse.Event) (int64, bool, error) {
+			if ev.Type != "phase" {
+				return 0, false, nil
 			}
-			if got > last {
-				last, fruitless = got, 0
-				continue
+			var e tasks.Event
+			if err := json.Unmarshal([]byte(ev.Data), &e); err != nil {
+				return 0, false, fmt.Errorf("client: event of run %s: %w", name, err)
 			}
-			fruitless++
-			if fruitless >= c.retry.MaxAttempts {
-				yield(tasks.Event{}, fmt.Errorf("client: the event stream of run %s ended %d times without an event", name, fruitless))
-				return
-			}
-			t := time.NewTimer(c.retry.backoff(fruitless))
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-				yield(tasks.Event{}, ctx.Err())
-				return
-			}
-		}
-	}
-}
-
-// streamEvents reads one event stream after event seq after, yielding its
-// events. It returns the last seq seen and whether the iteration is over
-// (the terminal event, or the caller stopped); a stream that just ended is
-// neither, nor an error.
-func (c *Client) streamEvents(ctx context.Context, name string, after int64, yield func(tasks.Event, error) bool) (int64, bool, error) {
-	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	cl := &call{method: http.MethodGet, path: "/run/" + url.PathEscape(name) + "/events", idempotent: true}
-	if after > 0 {
-		cl.header = http.Header{"Last-Event-Id": {strconv.FormatInt(after, 10)}}
-	}
-	resp, err := c.open(sctx, cl, "text/event-stream")
-	if err != nil {
-		return after, false, err
-	}
-	defer resp.Body.Close()
-	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != "text/event-stream" {
-		return after, false, fmt.Errorf("client: GET %s answered %q, not an event stream", cl.path, mt)
-	}
-	idle := time.AfterFunc(streamIdleTimeout, cancel)
-	defer idle.Stop()
-	body := &activityReader{r: resp.Body, touch: func() { idle.Reset(streamIdleTimeout) }}
-	for ev, err := range sse.Read(body, nil) {
+			return e.Seq, !yield(e, nil) || e.Phase.Terminal(), nil
+		})
 		if err != nil {
-			// A broken stream is resumed by the caller.
-			return after, false, nil
-		}
-		if ev.Type != "phase" {
-			continue
-		}
-		var e tasks.Event
-		if err := json.Unmarshal([]byte(ev.Data), &e); err != nil {
-			return after, false, fmt.Errorf("client: event of run %s: %w", name, err)
-		}
-		after = e.Seq
-		if !yield(e, nil) || e.Phase.Terminal() {
-			return after, true, nil
+			yield(tasks.Event{}, err)
 		}
 	}
-	return after, false, nil
-}
-
-// activityReader calls touch on every read that got bytes.
-type activityReader struct {
-	r     io.Reader
-	touch func()
-}
-
-func (a *activityReader) Read(p []byte) (int, error) {
-	n, err := a.r.Read(p)
-	if n > 0 {
-		a.touch()
-	}
-	return n, err
 }
