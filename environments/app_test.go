@@ -17,6 +17,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/taskgate/taskgate/environments"
+	"github.com/taskgate/taskgate/environments/internal/envtest"
 	"github.com/taskgate/taskgate/examples/quickstart/demo"
 	"github.com/taskgate/taskgate/framework"
 	"github.com/taskgate/taskgate/framework/frameworktest"
@@ -24,94 +25,6 @@ import (
 	"github.com/taskgate/taskgate/middleware"
 	"github.com/taskgate/taskgate/tasks"
 )
-
-const (
-	appAlice = "alice-token-0123456789abcdef0123456789"
-	appBob   = "bob-token-0123456789abcdef0123456789ab"
-)
-
-// appDeps is what an App would hand environments: static bearer tokens
-// for alice and bob, a logger that writes into the test's output.
-func appDeps(t *testing.T) *environments.Deps {
-	t.Helper()
-	auth, err := middleware.NewStaticTokens(
-		middleware.StaticToken{Token: appAlice, Subject: "alice"},
-		middleware.StaticToken{Token: appBob, Subject: "bob"},
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &environments.Deps{
-		Logger:        slog.New(slog.NewTextHandler(t.Output(), nil)),
-		Authenticator: auth,
-		Version:       "test",
-		URLs:          environments.URLSettings{Workspace: "acme", BaseDomain: "apps.test", App: "shop"},
-	}
-}
-
-// serve builds env, wraps it with auth and limits as the App does, and
-// serves it on loopback.
-func serveEnv(t *testing.T, env environments.Environment, deps *environments.Deps) *httptest.Server {
-	t.Helper()
-	h, err := env.Build(deps)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err = environments.Wrap(env, deps, h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	return srv
-}
-
-type result struct {
-	status int
-	header http.Header
-	body   string
-}
-
-// do sends one request; token "" sends none.
-func send(t *testing.T, method, url, token, body string) result {
-	t.Helper()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(t.Context(), method, url, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return result{status: resp.StatusCode, header: resp.Header, body: string(b)}
-}
-
-func (r result) expect(t *testing.T, status int, contains ...string) {
-	t.Helper()
-	if r.status != status {
-		t.Fatalf("status %d, want %d; body %s", r.status, status, r.body)
-	}
-	for _, s := range contains {
-		if !strings.Contains(r.body, s) {
-			t.Fatalf("body %s does not contain %q", r.body, s)
-		}
-	}
-}
 
 type greetInput struct {
 	Name string `path:"name" maxLength:"20"`
@@ -166,7 +79,7 @@ func userApp(t *testing.T) *environments.AppEnvironment {
 func TestAppEnvironmentBehindAuth(t *testing.T) {
 	t.Parallel()
 	env := userApp(t)
-	srv := serveEnv(t, env, appDeps(t))
+	srv := envtest.ServeEnv(t, env, envtest.AppDeps(t))
 
 	tests := []struct {
 		name, method, path, token string
@@ -175,35 +88,35 @@ func TestAppEnvironmentBehindAuth(t *testing.T) {
 	}{
 		{"router, no credential", "GET", "/hello", "", http.StatusUnauthorized, nil},
 		{"router, bad credential", "GET", "/hello", "not-a-valid-token-at-all-0123456789", http.StatusUnauthorized, nil},
-		{"router sees the caller", "GET", "/hello", appAlice, http.StatusOK, []string{"hello alice"}},
-		{"router sees another caller", "GET", "/hello", appBob, http.StatusOK, []string{"hello bob"}},
-		{"router URL parameters", "GET", "/items/42", appAlice, http.StatusOK, []string{"item 42"}},
-		{"huma operation sees the caller", "GET", "/greet/ann", appAlice, http.StatusOK, []string{`"greeting":"hi ann from alice"`}},
-		{"huma validation", "GET", "/greet/" + strings.Repeat("n", 21), appAlice, http.StatusUnprocessableEntity, []string{"path.name"}},
-		{"other method of an operation's path", "POST", "/greet/ann", appAlice, http.StatusOK, []string{"posted ann"}},
+		{"router sees the caller", "GET", "/hello", envtest.AppAlice, http.StatusOK, []string{"hello alice"}},
+		{"router sees another caller", "GET", "/hello", envtest.AppBob, http.StatusOK, []string{"hello bob"}},
+		{"router URL parameters", "GET", "/items/42", envtest.AppAlice, http.StatusOK, []string{"item 42"}},
+		{"huma operation sees the caller", "GET", "/greet/ann", envtest.AppAlice, http.StatusOK, []string{`"greeting":"hi ann from alice"`}},
+		{"huma validation", "GET", "/greet/" + strings.Repeat("n", 21), envtest.AppAlice, http.StatusUnprocessableEntity, []string{"path.name"}},
+		{"other method of an operation's path", "POST", "/greet/ann", envtest.AppAlice, http.StatusOK, []string{"posted ann"}},
 		{"excluded subtree", "GET", "/public/ping", "", http.StatusOK, []string{"pong"}},
-		{"unknown path", "GET", "/nope", appAlice, http.StatusNotFound, nil},
+		{"unknown path", "GET", "/nope", envtest.AppAlice, http.StatusNotFound, nil},
 		{"docs are open", "GET", "/docs", "", http.StatusOK, []string{"<html"}},
 		{"openapi lists the operation", "GET", "/openapi.json", "", http.StatusOK, []string{`"/greet/{name}"`, `"title":"Orders"`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			r := send(t, tt.method, srv.URL+tt.path, tt.token, "")
-			r.expect(t, tt.status, tt.contains...)
+			r := envtest.Send(t, tt.method, srv.URL+tt.path, tt.token, "")
+			r.Expect(t, tt.status, tt.contains...)
 			if tt.status == http.StatusUnauthorized {
-				if !strings.HasPrefix(r.header.Get("WWW-Authenticate"), "Bearer") {
-					t.Errorf("401 without a Bearer challenge: %v", r.header)
+				if !strings.HasPrefix(r.Header.Get("WWW-Authenticate"), "Bearer") {
+					t.Errorf("401 without a Bearer challenge: %v", r.Header)
 				}
-				if r.header.Get("Content-Type") != problem.ContentType {
-					t.Errorf("401 is not problem+json: %v", r.header)
+				if r.Header.Get("Content-Type") != problem.ContentType {
+					t.Errorf("401 is not problem+json: %v", r.Header)
 				}
 			}
 		})
 	}
 
 	// The router's own paths are not operations: they stay out of the docs.
-	if doc := send(t, "GET", srv.URL+"/openapi.json", "", "").body; strings.Contains(doc, `"/hello"`) {
+	if doc := envtest.Send(t, "GET", srv.URL+"/openapi.json", "", "").Body; strings.Contains(doc, `"/hello"`) {
 		t.Errorf("openapi.json documents the router's /hello: %s", doc)
 	}
 	if got, want := env.URL(), "https://acme--shop-orders.apps.test"; got != want {
@@ -220,7 +133,7 @@ func TestAppEnvironmentBehindAuth(t *testing.T) {
 func TestAppEnvironmentMountedUnderPrefix(t *testing.T) {
 	t.Parallel()
 	env := userApp(t)
-	h, err := env.Build(appDeps(t))
+	h, err := env.Build(envtest.AppDeps(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,10 +142,10 @@ func TestAppEnvironmentMountedUnderPrefix(t *testing.T) {
 	srv := httptest.NewServer(root)
 	defer srv.Close()
 
-	send(t, "GET", srv.URL+"/team-a/items/7", "", "").expect(t, http.StatusOK, "item 7")
-	send(t, "GET", srv.URL+"/team-a/greet/zoe", "", "").expect(t, http.StatusOK, `"greeting":"hi zoe from "`)
-	send(t, "POST", srv.URL+"/team-a/greet/zoe", "", "").expect(t, http.StatusOK, "posted zoe")
-	send(t, "GET", srv.URL+"/items/7", "", "").expect(t, http.StatusNotFound)
+	envtest.Send(t, "GET", srv.URL+"/team-a/items/7", "", "").Expect(t, http.StatusOK, "item 7")
+	envtest.Send(t, "GET", srv.URL+"/team-a/greet/zoe", "", "").Expect(t, http.StatusOK, `"greeting":"hi zoe from "`)
+	envtest.Send(t, "POST", srv.URL+"/team-a/greet/zoe", "", "").Expect(t, http.StatusOK, "posted zoe")
+	envtest.Send(t, "GET", srv.URL+"/items/7", "", "").Expect(t, http.StatusNotFound)
 }
 
 func TestAppEnvironmentOperationsOnly(t *testing.T) {
@@ -240,10 +153,10 @@ func TestAppEnvironmentOperationsOnly(t *testing.T) {
 	env := environments.MustAppEnvironment(environments.AppConfig{
 		Settings: environments.Settings{Name: "bare", Auth: environments.Auth{Disabled: true}},
 	})
-	srv := serveEnv(t, env, appDeps(t))
-	r := send(t, "GET", srv.URL+"/anything", "", "")
-	r.expect(t, http.StatusNotFound)
-	send(t, "GET", srv.URL+"/openapi.json", "", "").expect(t, http.StatusOK, `"openapi":"3.1`)
+	srv := envtest.ServeEnv(t, env, envtest.AppDeps(t))
+	r := envtest.Send(t, "GET", srv.URL+"/anything", "", "")
+	r.Expect(t, http.StatusNotFound)
+	envtest.Send(t, "GET", srv.URL+"/openapi.json", "", "").Expect(t, http.StatusOK, `"openapi":"3.1`)
 }
 
 func TestNewAppEnvironmentRefuses(t *testing.T) {
@@ -283,7 +196,7 @@ func TestAppEnvironmentBuildReportsRegistrationPanics(t *testing.T) {
 			})
 		},
 	})
-	_, err := env.Build(appDeps(t))
+	_, err := env.Build(envtest.AppDeps(t))
 	if err == nil || !strings.Contains(err.Error(), "environment broken: Register") {
 		t.Fatalf("Build: %v, want the registration panic as an error", err)
 	}
@@ -311,18 +224,18 @@ func TestAppEnvironmentLimits(t *testing.T) {
 		}},
 		Handler: r,
 	})
-	srv := serveEnv(t, inflight, appDeps(t))
-	first := make(chan result, 1)
-	go func() { first <- send(t, "GET", srv.URL+"/slow", appAlice, "") }()
+	srv := envtest.ServeEnv(t, inflight, envtest.AppDeps(t))
+	first := make(chan envtest.Result, 1)
+	go func() { first <- envtest.Send(t, "GET", srv.URL+"/slow", envtest.AppAlice, "") }()
 	<-entered
-	refused := send(t, "GET", srv.URL+"/fast", appBob, "")
-	refused.expect(t, http.StatusTooManyRequests)
-	if refused.header.Get("Retry-After") == "" || refused.header.Get("Content-Type") != problem.ContentType {
-		t.Errorf("429 without Retry-After or problem+json: %v", refused.header)
+	refused := envtest.Send(t, "GET", srv.URL+"/fast", envtest.AppBob, "")
+	refused.Expect(t, http.StatusTooManyRequests)
+	if refused.Header.Get("Retry-After") == "" || refused.Header.Get("Content-Type") != problem.ContentType {
+		t.Errorf("429 without Retry-After or problem+json: %v", refused.Header)
 	}
 	close(release)
-	(<-first).expect(t, http.StatusOK, "slow")
-	send(t, "GET", srv.URL+"/fast", appBob, "").expect(t, http.StatusOK, "fast")
+	(<-first).Expect(t, http.StatusOK, "slow")
+	envtest.Send(t, "GET", srv.URL+"/fast", envtest.AppBob, "").Expect(t, http.StatusOK, "fast")
 
 	rated := environments.MustAppEnvironment(environments.AppConfig{
 		Settings: environments.Settings{Name: "rated", Limits: environments.Limits{
@@ -330,16 +243,16 @@ func TestAppEnvironmentLimits(t *testing.T) {
 		}},
 		Handler: r,
 	})
-	srv = serveEnv(t, rated, appDeps(t))
+	srv = envtest.ServeEnv(t, rated, envtest.AppDeps(t))
 	for range 2 {
-		send(t, "GET", srv.URL+"/fast", appAlice, "").expect(t, http.StatusOK)
+		envtest.Send(t, "GET", srv.URL+"/fast", envtest.AppAlice, "").Expect(t, http.StatusOK)
 	}
-	limited := send(t, "GET", srv.URL+"/fast", appAlice, "")
-	limited.expect(t, http.StatusTooManyRequests)
-	if limited.header.Get("X-RateLimit-Limit") != "2" || limited.header.Get("X-RateLimit-Remaining") != "0" {
-		t.Errorf("429 without X-RateLimit-* headers: %v", limited.header)
+	limited := envtest.Send(t, "GET", srv.URL+"/fast", envtest.AppAlice, "")
+	limited.Expect(t, http.StatusTooManyRequests)
+	if limited.Header.Get("X-RateLimit-Limit") != "2" || limited.Header.Get("X-RateLimit-Remaining") != "0" {
+		t.Errorf("429 without X-RateLimit-* headers: %v", limited.Header)
 	}
-	send(t, "GET", srv.URL+"/fast", appBob, "").expect(t, http.StatusOK)
+	envtest.Send(t, "GET", srv.URL+"/fast", envtest.AppBob, "").Expect(t, http.StatusOK)
 }
 
 // unregistered is a task no App in these tests registers.
@@ -382,7 +295,7 @@ func serveApp(t *testing.T, envs ...environments.Environment) string {
 		case "TASKGATE_DATA_DIR":
 			return t.TempDir()
 		case "TASKGATE_AUTH_TOKENS":
-			return appAlice + "=alice," + appBob + "=bob"
+			return envtest.AppAlice + "=alice," + envtest.AppBob + "=bob"
 		case "TASKGATE_NODE_GPUS":
 			return "A100:1"
 		}
@@ -405,31 +318,31 @@ func TestSubmitRunsAsCaller(t *testing.T) {
 		customApp(t, "custom", "/custom", environments.Auth{}),
 		customApp(t, "open", "/open", environments.Auth{Disabled: true}))
 
-	send(t, "GET", base+"/custom/health", "", "").expect(t, http.StatusOK, "healthy")
-	send(t, "POST", base+"/custom/run-my-task", "", "").expect(t, http.StatusUnauthorized)
+	envtest.Send(t, "GET", base+"/custom/health", "", "").Expect(t, http.StatusOK, "healthy")
+	envtest.Send(t, "POST", base+"/custom/run-my-task", "", "").Expect(t, http.StatusUnauthorized)
 
-	r := send(t, "POST", base+"/custom/run-my-task", appAlice, "")
-	r.expect(t, http.StatusOK, `"run_id"`)
+	r := envtest.Send(t, "POST", base+"/custom/run-my-task", envtest.AppAlice, "")
+	r.Expect(t, http.StatusOK, `"run_id"`)
 	var started struct {
 		RunID string `json:"run_id"`
 		URL   string `json:"url"`
 	}
-	if err := json.Unmarshal([]byte(r.body), &started); err != nil {
+	if err := json.Unmarshal([]byte(r.Body), &started); err != nil {
 		t.Fatal(err)
 	}
 
 	// The run is alice's: she sees it, bob gets 404, as for POST /run-task.
-	send(t, "GET", base+started.URL, appAlice, "").expect(t, http.StatusOK, `"name":"`+started.RunID+`"`)
-	send(t, "GET", base+started.URL, appBob, "").expect(t, http.StatusNotFound)
-	send(t, "GET", base+"/runs", appAlice, "").expect(t, http.StatusOK, started.RunID)
-	if body := send(t, "GET", base+"/runs", appBob, "").body; strings.Contains(body, started.RunID) {
+	envtest.Send(t, "GET", base+started.URL, envtest.AppAlice, "").Expect(t, http.StatusOK, `"name":"`+started.RunID+`"`)
+	envtest.Send(t, "GET", base+started.URL, envtest.AppBob, "").Expect(t, http.StatusNotFound)
+	envtest.Send(t, "GET", base+"/runs", envtest.AppAlice, "").Expect(t, http.StatusOK, started.RunID)
+	if body := envtest.Send(t, "GET", base+"/runs", envtest.AppBob, "").Body; strings.Contains(body, started.RunID) {
 		t.Errorf("bob's runs list alice's run: %s", body)
 	}
 
 	// Without a verified caller there is nobody to run as.
-	send(t, "POST", base+"/open/run-my-task", "", "").expect(t, http.StatusInternalServerError, "no verified caller")
+	envtest.Send(t, "POST", base+"/open/run-my-task", "", "").Expect(t, http.StatusInternalServerError, "no verified caller")
 	// A task the App cannot run is refused before anything is stored.
-	send(t, "POST", base+"/custom/run-unregistered", appAlice, "").expect(t, http.StatusInternalServerError, "not registered")
+	envtest.Send(t, "POST", base+"/custom/run-unregistered", envtest.AppAlice, "").Expect(t, http.StatusInternalServerError, "not registered")
 }
 
 func TestSubmitOutsideAnAppEnvironment(t *testing.T) {

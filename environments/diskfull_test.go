@@ -23,6 +23,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/taskgate/taskgate/environments"
+	"github.com/taskgate/taskgate/environments/internal/envtest"
 	"github.com/taskgate/taskgate/environments/queue"
 	"github.com/taskgate/taskgate/environments/webhook"
 	"github.com/taskgate/taskgate/examples/quickstart/demo"
@@ -133,10 +134,10 @@ func TestFullDiskAnswers507AndBacksOff(t *testing.T) {
 
 	c := &diskClient{t: t, base: base, token: token}
 	var acked []string // every run answered 202
-	submit := func(in diskInput, webhook bool) reply {
+	submit := func(in diskInput, webhook bool) envtest.Reply {
 		r := c.submit(in, webhook, hooks.url)
-		if r.status == http.StatusAccepted {
-			acked = append(acked, r.body["name"].(string))
+		if r.Status == http.StatusAccepted {
+			acked = append(acked, r.Body["name"].(string))
 		}
 		return r
 	}
@@ -145,8 +146,8 @@ func TestFullDiskAnswers507AndBacksOff(t *testing.T) {
 	var held []string
 	for range 2 {
 		r := submit(diskInput{Hold: true}, true)
-		require.Equal(t, http.StatusAccepted, r.status, r.raw)
-		held = append(held, r.body["name"].(string))
+		require.Equal(t, http.StatusAccepted, r.Status, r.Raw)
+		held = append(held, r.Body["name"].(string))
 	}
 	for _, name := range held {
 		c.waitPhase(name, func(s map[string]any) bool { return s["phase"] == string(tasks.PhaseRunning) })
@@ -156,8 +157,8 @@ func TestFullDiskAnswers507AndBacksOff(t *testing.T) {
 	var retried []string
 	for range 3 {
 		r := submit(diskInput{RetryMS: 3000}, false)
-		require.Equal(t, http.StatusAccepted, r.status, r.raw)
-		retried = append(retried, r.body["name"].(string))
+		require.Equal(t, http.StatusAccepted, r.Status, r.Raw)
+		retried = append(retried, r.Body["name"].(string))
 	}
 	for _, name := range retried {
 		c.waitPhase(name, func(s map[string]any) bool {
@@ -168,13 +169,13 @@ func TestFullDiskAnswers507AndBacksOff(t *testing.T) {
 	// Fill the disk: a file takes all but 160 KiB, submits take the rest.
 	filler := tmpfs.Fill(t, dir, 160<<10)
 	pad := strings.Repeat("x", 16<<10)
-	var full reply
+	var full envtest.Reply
 	for range 200 {
-		if full = submit(diskInput{Pad: pad}, false); full.status != http.StatusAccepted {
+		if full = submit(diskInput{Pad: pad}, false); full.Status != http.StatusAccepted {
 			break
 		}
 	}
-	require.NotEqual(t, http.StatusAccepted, full.status, "200 submits did not fill the disk")
+	require.NotEqual(t, http.StatusAccepted, full.Status, "200 submits did not fill the disk")
 	assertStoreFull(t, full)
 
 	// The held runs return now: outcomes, bindings and callbacks all meet
@@ -184,7 +185,7 @@ func TestFullDiskAnswers507AndBacksOff(t *testing.T) {
 	start := time.Now()
 	for time.Since(start) < 10*time.Second {
 		time.Sleep(time.Second)
-		if r := submit(diskInput{Pad: pad}, false); r.status != http.StatusAccepted {
+		if r := submit(diskInput{Pad: pad}, false); r.Status != http.StatusAccepted {
 			assertStoreFull(t, r)
 		}
 	}
@@ -197,7 +198,7 @@ func TestFullDiskAnswers507AndBacksOff(t *testing.T) {
 	// callbacks arrive, and new submits are accepted.
 	require.NoError(t, os.Remove(filler))
 	r := submit(diskInput{}, false)
-	require.Equal(t, http.StatusAccepted, r.status, r.raw)
+	require.Equal(t, http.StatusAccepted, r.Status, r.Raw)
 	for _, name := range acked {
 		s := c.waitPhase(name, func(s map[string]any) bool { return s["done"] == true })
 		assert.Equal(t, string(tasks.PhaseSucceeded), s["phase"], "run %s: %v", name, s["error"])
@@ -208,11 +209,11 @@ func TestFullDiskAnswers507AndBacksOff(t *testing.T) {
 }
 
 // assertStoreFull checks the answer to a submit the full disk refused.
-func assertStoreFull(t *testing.T, r reply) {
+func assertStoreFull(t *testing.T, r envtest.Reply) {
 	t.Helper()
-	assert.Contains(t, []int{http.StatusInsufficientStorage, http.StatusServiceUnavailable}, r.status, r.raw)
-	assert.NotEmpty(t, r.header.Get("Retry-After"), "Retry-After of a %d", r.status)
-	assert.Equal(t, "application/problem+json", r.header.Get("Content-Type"))
+	assert.Contains(t, []int{http.StatusInsufficientStorage, http.StatusServiceUnavailable}, r.Status, r.Raw)
+	assert.NotEmpty(t, r.Header.Get("Retry-After"), "Retry-After of a %d", r.Status)
+	assert.Equal(t, "application/problem+json", r.Header.Get("Content-Type"))
 }
 
 type diskClient struct {
@@ -221,7 +222,7 @@ type diskClient struct {
 	token string
 }
 
-func (c *diskClient) submit(in diskInput, webhook bool, hookURL string) reply {
+func (c *diskClient) submit(in diskInput, webhook bool, hookURL string) envtest.Reply {
 	c.t.Helper()
 	body, err := json.Marshal(in)
 	require.NoError(c.t, err)
@@ -233,25 +234,25 @@ func (c *diskClient) submit(in diskInput, webhook bool, hookURL string) reply {
 	require.NoError(c.t, err)
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	req.Header.Set("Content-Type", "application/json")
-	return roundTrip(c.t, req)
+	return envtest.RoundTrip(c.t, req)
 }
 
 // waitPhase polls GET /run/{name} until ok holds for its body (45 s).
 func (c *diskClient) waitPhase(name string, ok func(map[string]any) bool) map[string]any {
 	c.t.Helper()
-	var last reply
+	var last envtest.Reply
 	deadline := time.Now().Add(45 * time.Second)
 	for time.Now().Before(deadline) {
 		req, err := http.NewRequest(http.MethodGet, c.base+"/run/"+name, nil)
 		require.NoError(c.t, err)
 		req.Header.Set("Authorization", "Bearer "+c.token)
-		last = roundTrip(c.t, req)
-		if last.status == http.StatusOK && ok(last.body) {
-			return last.body
+		last = envtest.RoundTrip(c.t, req)
+		if last.Status == http.StatusOK && ok(last.Body) {
+			return last.Body
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	c.t.Fatalf("run %s: still %d %s", name, last.status, last.raw)
+	c.t.Fatalf("run %s: still %d %s", name, last.Status, last.Raw)
 	return nil
 }
 
@@ -542,10 +543,10 @@ func TestStoreFailuresAnswer503Or507(t *testing.T) {
 				require.NoError(t, err)
 				req.Header.Set("Authorization", "Bearer "+token)
 				req.Header.Set("Content-Type", "application/json")
-				r := roundTrip(t, req)
-				require.Equal(t, tc.status, r.status, "%s: %s", path, r.raw)
-				require.Equal(t, tc.retryAfter, r.header.Get("Retry-After"), path)
-				require.Equal(t, "application/problem+json", r.header.Get("Content-Type"), path)
+				r := envtest.RoundTrip(t, req)
+				require.Equal(t, tc.status, r.Status, "%s: %s", path, r.Raw)
+				require.Equal(t, tc.retryAfter, r.Header.Get("Retry-After"), path)
+				require.Equal(t, "application/problem+json", r.Header.Get("Content-Type"), path)
 			}
 		})
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/taskgate/taskgate/environments"
+	"github.com/taskgate/taskgate/environments/internal/envtest"
 	"github.com/taskgate/taskgate/environments/webhook"
 	"github.com/taskgate/taskgate/examples/quickstart/demo"
 	"github.com/taskgate/taskgate/framework"
@@ -25,7 +26,7 @@ import (
 
 // post sends body with exactly the given Content-Type ("" sends none) and
 // extra headers (added, so a name may repeat).
-func post(t *testing.T, u, token, ct, body string, header ...string) reply {
+func post(t *testing.T, u, token, ct, body string, header ...string) envtest.Reply {
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, u, strings.NewReader(body))
 	require.NoError(t, err)
@@ -36,7 +37,7 @@ func post(t *testing.T, u, token, ct, body string, header ...string) reply {
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Add(header[i], header[i+1])
 	}
-	return roundTrip(t, req)
+	return envtest.RoundTrip(t, req)
 }
 
 // utf16 is s in UTF-16LE, which is not JSON between systems (RFC 8259).
@@ -77,8 +78,8 @@ func TestBodyMustBeJSONInUTF8(t *testing.T) {
 	t.Parallel()
 	app := environments.MustAppEnvironment(environments.AppConfig{Settings: environments.Settings{Name: "app", PathPrefix: "/app"}})
 	environments.Endpoint(app, "echo-body", echoBody, nil)
-	s := newStack(t, demo.Webhook(), app)
-	runTask := s.base + "/run-task/demo/development/echo"
+	s := envtest.NewStack(t, demo.Webhook(), app)
+	runTask := s.Base + "/run-task/demo/development/echo"
 	tests := []struct {
 		name, ct, body string
 		status         int
@@ -95,22 +96,22 @@ func TestBodyMustBeJSONInUTF8(t *testing.T) {
 		{"malformed", "application/json; charset", `{"message":"hi"}`, http.StatusUnsupportedMediaType},
 	}
 	for _, tt := range tests {
-		for _, u := range []string{runTask, s.base + "/app/echo-body"} {
+		for _, u := range []string{runTask, s.Base + "/app/echo-body"} {
 			want := tt.status
 			if want == http.StatusAccepted && strings.HasSuffix(u, "echo-body") {
 				want = http.StatusOK
 			}
-			r := post(t, u, whAlice, tt.ct, tt.body)
-			require.Equal(t, want, r.status, "%s %s: %s", tt.name, u, r.raw)
+			r := post(t, u, envtest.WhAlice, tt.ct, tt.body)
+			require.Equal(t, want, r.Status, "%s %s: %s", tt.name, u, r.Raw)
 			if want == http.StatusUnsupportedMediaType {
-				require.Equal(t, "application/problem+json", r.header.Get("Content-Type"), tt.name)
+				require.Equal(t, "application/problem+json", r.Header.Get("Content-Type"), tt.name)
 			}
 		}
 	}
 	// Abort takes no body: curl -X POST -d '' sends a form type with none.
-	name := post(t, runTask, whAlice, "", `{"message":"hi"}`).body["name"].(string)
-	ab := post(t, s.base+"/run/"+name+"/abort", whAlice, "application/x-www-form-urlencoded", "")
-	require.Contains(t, []int{http.StatusAccepted, http.StatusConflict}, ab.status, ab.raw)
+	name := post(t, runTask, envtest.WhAlice, "", `{"message":"hi"}`).Body["name"].(string)
+	ab := post(t, s.Base+"/run/"+name+"/abort", envtest.WhAlice, "application/x-www-form-urlencoded", "")
+	require.Contains(t, []int{http.StatusAccepted, http.StatusConflict}, ab.Status, ab.Raw)
 }
 
 // TestPreferWaitClampsToTheMaximum: a wait too long to hold (an exponent,
@@ -124,16 +125,16 @@ func TestPreferWaitClampsToTheMaximum(t *testing.T) {
 		Groups:   []string{webhook.GroupAll},
 		MaxWait:  time.Second,
 	})
-	s := newStack(t, wh)
+	s := envtest.NewStack(t, wh)
 	for _, prefer := range []string{"wait=1e10", "wait=Inf", "wait=+Infinity", "wait=" + strings.Repeat("9", 400), `wait="3600"`, "respond-async, wait=99999999999999999999"} {
-		r := s.do("POST", "/run-task/demo/development/sleep", whAlice, `{"seconds":30}`, "Prefer", prefer)
-		require.Equal(t, http.StatusAccepted, r.status, "%s: %s", prefer, r.raw)
-		require.Equal(t, "wait=1", r.header.Get("Preference-Applied"), prefer)
+		r := s.Do("POST", "/run-task/demo/development/sleep", envtest.WhAlice, `{"seconds":30}`, "Prefer", prefer)
+		require.Equal(t, http.StatusAccepted, r.Status, "%s: %s", prefer, r.Raw)
+		require.Equal(t, "wait=1", r.Header.Get("Preference-Applied"), prefer)
 	}
 	for _, prefer := range []string{"wait=NaN", "wait=-5", "wait=-Inf", "wait=soon", "wait=", "wait=0"} {
-		r := s.do("POST", "/run-task/demo/development/sleep", whAlice, `{"seconds":30}`, "Prefer", prefer)
-		require.Equal(t, http.StatusAccepted, r.status, "%s: %s", prefer, r.raw)
-		require.Empty(t, r.header.Get("Preference-Applied"), prefer)
+		r := s.Do("POST", "/run-task/demo/development/sleep", envtest.WhAlice, `{"seconds":30}`, "Prefer", prefer)
+		require.Equal(t, http.StatusAccepted, r.Status, "%s: %s", prefer, r.Raw)
+		require.Empty(t, r.Header.Get("Preference-Applied"), prefer)
 	}
 }
 
@@ -142,25 +143,25 @@ func TestPreferWaitClampsToTheMaximum(t *testing.T) {
 // key may be sent once.
 func TestIdempotencyKeyCoversTheWholeRequest(t *testing.T) {
 	t.Parallel()
-	s := newStack(t)
+	s := envtest.NewStack(t)
 	hook := func(p string) string { return "&webhook=" + url.QueryEscape("https://127.0.0.1:9/"+p) }
-	first := s.do("POST", "/run-task/demo/development/echo?priority=1"+hook("a"), whAlice, `{"message":"a"}`, "Idempotency-Key", "k1")
-	require.Equal(t, http.StatusAccepted, first.status, first.raw)
-	again := s.do("POST", "/run-task/demo/development/echo?priority=1"+hook("a"), whAlice, `{"message":"a"}`, "Idempotency-Key", "k1")
-	require.Equal(t, first.body["name"], again.body["name"])
+	first := s.Do("POST", "/run-task/demo/development/echo?priority=1"+hook("a"), envtest.WhAlice, `{"message":"a"}`, "Idempotency-Key", "k1")
+	require.Equal(t, http.StatusAccepted, first.Status, first.Raw)
+	again := s.Do("POST", "/run-task/demo/development/echo?priority=1"+hook("a"), envtest.WhAlice, `{"message":"a"}`, "Idempotency-Key", "k1")
+	require.Equal(t, first.Body["name"], again.Body["name"])
 	for name, query := range map[string]string{
 		"other webhook":  "?priority=1" + hook("b"),
 		"no webhook":     "?priority=1",
 		"other priority": "?priority=2" + hook("a"),
 		"other events":   "?priority=1" + hook("a") + "&webhook_events_filter=start",
 	} {
-		r := s.do("POST", "/run-task/demo/development/echo"+query, whAlice, `{"message":"a"}`, "Idempotency-Key", "k1")
-		require.Equal(t, http.StatusConflict, r.status, "%s: %s", name, r.raw)
+		r := s.Do("POST", "/run-task/demo/development/echo"+query, envtest.WhAlice, `{"message":"a"}`, "Idempotency-Key", "k1")
+		require.Equal(t, http.StatusConflict, r.Status, "%s: %s", name, r.Raw)
 	}
-	twice := post(t, s.base+"/run-task/demo/development/echo", whAlice, "application/json", `{"message":"a"}`,
+	twice := post(t, s.Base+"/run-task/demo/development/echo", envtest.WhAlice, "application/json", `{"message":"a"}`,
 		"Idempotency-Key", "k2", "Idempotency-Key", "k3")
-	require.Equal(t, http.StatusBadRequest, twice.status, twice.raw)
-	require.Contains(t, twice.raw, `"location":"header.Idempotency-Key"`)
+	require.Equal(t, http.StatusBadRequest, twice.Status, twice.Raw)
+	require.Contains(t, twice.Raw, `"location":"header.Idempotency-Key"`)
 }
 
 // TestErrorBodiesQuoteShortPrefixes: a 422 names what was wrong without
@@ -169,7 +170,7 @@ func TestErrorBodiesQuoteShortPrefixes(t *testing.T) {
 	t.Parallel()
 	app := environments.MustAppEnvironment(environments.AppConfig{Settings: environments.Settings{Name: "app", PathPrefix: "/app"}})
 	environments.Endpoint(app, "echo-body", echoBody, nil)
-	s := newStack(t, demo.Webhook(), app)
+	s := envtest.NewStack(t, demo.Webhook(), app)
 	huge := strings.Repeat("x", 9<<20)
 	big := huge[:900<<10] // under an endpoint's default body limit (1 MiB)
 	for _, tt := range []struct{ path, body string }{
@@ -180,10 +181,10 @@ func TestErrorBodiesQuoteShortPrefixes(t *testing.T) {
 		{"/app/echo-body", `{"message":"` + big + `"}`},                                      // too long
 		{"/run-task/demo/development/echo?webhook=https://127.0.0.1/" + huge[:50<<10], "{}"}, // too long a query
 	} {
-		r := post(t, s.base+tt.path, whAlice, "application/json", tt.body)
-		require.Equal(t, http.StatusUnprocessableEntity, r.status, "%s: %.300s", tt.path, r.raw)
-		require.Less(t, len(r.raw), 4096, "%s: %.300s", tt.path, r.raw)
-		require.Contains(t, r.raw, "bytes)", "%s: the cut is not marked: %s", tt.path, r.raw)
+		r := post(t, s.Base+tt.path, envtest.WhAlice, "application/json", tt.body)
+		require.Equal(t, http.StatusUnprocessableEntity, r.Status, "%s: %.300s", tt.path, r.Raw)
+		require.Less(t, len(r.Raw), 4096, "%s: %.300s", tt.path, r.Raw)
+		require.Contains(t, r.Raw, "bytes)", "%s: the cut is not marked: %s", tt.path, r.Raw)
 	}
 }
 
@@ -225,7 +226,7 @@ func TestInternalErrorsStayInternal(t *testing.T) {
 	environments.Endpoint(app, "endpoint", func(context.Context, *struct{}) (*SecretOutput, error) {
 		return nil, secret
 	}, nil)
-	auth, err := middleware.NewStaticTokens(middleware.StaticToken{Token: appAlice, Subject: "alice"})
+	auth, err := middleware.NewStaticTokens(middleware.StaticToken{Token: envtest.AppAlice, Subject: "alice"})
 	require.NoError(t, err)
 	var log syncBuffer
 	base := frameworktest.Serve(t, &framework.App{
@@ -234,15 +235,15 @@ func TestInternalErrorsStayInternal(t *testing.T) {
 		Logger:        slog.New(slog.NewJSONHandler(&log, nil)),
 	})
 	for _, path := range []string{"/endpoint", "/operation"} {
-		r := send(t, http.MethodGet, base+path, appAlice, "")
-		r.expect(t, http.StatusInternalServerError)
-		require.NotContains(t, r.body, "hunter2", path)
-		require.NotContains(t, r.body, "secret-internal-detail", path)
+		r := envtest.Send(t, http.MethodGet, base+path, envtest.AppAlice, "")
+		r.Expect(t, http.StatusInternalServerError)
+		require.NotContains(t, r.Body, "hunter2", path)
+		require.NotContains(t, r.Body, "secret-internal-detail", path)
 		var p huma.ErrorModel
-		require.NoError(t, json.Unmarshal([]byte(r.body), &p))
+		require.NoError(t, json.Unmarshal([]byte(r.Body), &p))
 		require.Empty(t, p.Errors, path)
 		_, id, ok := strings.Cut(p.Detail, "request id ")
-		require.True(t, ok, "%s: no request id in %s", path, r.body)
+		require.True(t, ok, "%s: no request id in %s", path, r.Body)
 		var logged bool
 		for line := range strings.Lines(log.String()) {
 			if strings.Contains(line, `"request_id":"`+id+`"`) && strings.Contains(line, "secret-internal-detail: db password is hunter2") {
@@ -258,7 +259,7 @@ func TestInternalErrorsStayInternal(t *testing.T) {
 // application/json it asked for (fal's client asks for that alone).
 func TestErrorsFollowContentNegotiation(t *testing.T) {
 	t.Parallel()
-	s := newStack(t)
+	s := envtest.NewStack(t)
 	tests := []struct{ accept, want string }{
 		{"", "application/problem+json"},
 		{"*/*", "application/problem+json"},
@@ -272,12 +273,12 @@ func TestErrorsFollowContentNegotiation(t *testing.T) {
 		if tt.accept != "" {
 			headers = []string{"Accept", tt.accept}
 		}
-		r := s.do("POST", "/run-task/demo/development/nope", whAlice, `{}`, headers...)
-		require.Equal(t, http.StatusNotFound, r.status, r.raw)
-		require.Equal(t, tt.want, r.header.Get("Content-Type"), "Accept: %s", tt.accept)
-		require.Equal(t, float64(http.StatusNotFound), r.body["status"], "the same body: %s", r.raw)
-		r = s.do("POST", "/run-task/demo/development/echo", whAlice, `{"message":1}`, headers...)
-		require.Equal(t, http.StatusUnprocessableEntity, r.status, r.raw)
-		require.Equal(t, tt.want, r.header.Get("Content-Type"), "Accept: %s", tt.accept)
+		r := s.Do("POST", "/run-task/demo/development/nope", envtest.WhAlice, `{}`, headers...)
+		require.Equal(t, http.StatusNotFound, r.Status, r.Raw)
+		require.Equal(t, tt.want, r.Header.Get("Content-Type"), "Accept: %s", tt.accept)
+		require.Equal(t, float64(http.StatusNotFound), r.Body["status"], "the same body: %s", r.Raw)
+		r = s.Do("POST", "/run-task/demo/development/echo", envtest.WhAlice, `{"message":1}`, headers...)
+		require.Equal(t, http.StatusUnprocessableEntity, r.Status, r.Raw)
+		require.Equal(t, tt.want, r.Header.Get("Content-Type"), "Accept: %s", tt.accept)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/taskgate/taskgate/environments"
+	"github.com/taskgate/taskgate/environments/internal/envtest"
 	"github.com/taskgate/taskgate/middleware"
 )
 
@@ -68,7 +69,7 @@ func TestEndpoint(t *testing.T) {
 	environments.Endpoint(env, "replace-greeting", greeting, &environments.EndpointOptions{
 		Method: "put", Path: "/greetings/current",
 	})
-	srv := serveEnv(t, env, appDeps(t))
+	srv := envtest.ServeEnv(t, env, envtest.AppDeps(t))
 
 	tests := []struct {
 		name, method, path, body string
@@ -98,10 +99,10 @@ func TestEndpoint(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			r := send(t, tt.method, srv.URL+tt.path, appAlice, tt.body)
-			r.expect(t, tt.status, tt.contains...)
-			if tt.status == http.StatusUnprocessableEntity && !strings.HasPrefix(r.header.Get("Content-Type"), "application/problem+json") {
-				t.Errorf("422 is not problem+json: %v", r.header)
+			r := envtest.Send(t, tt.method, srv.URL+tt.path, envtest.AppAlice, tt.body)
+			r.Expect(t, tt.status, tt.contains...)
+			if tt.status == http.StatusUnprocessableEntity && !strings.HasPrefix(r.Header.Get("Content-Type"), "application/problem+json") {
+				t.Errorf("422 is not problem+json: %v", r.Header)
 			}
 		})
 	}
@@ -115,10 +116,10 @@ func TestEndpointIsLimitedByTheEnvironment(t *testing.T) {
 		Settings: environments.Settings{Name: "small", Limits: environments.Limits{MaxBodyBytes: 64}},
 	})
 	environments.Endpoint(env, "greeting", greeting, &environments.EndpointOptions{MaxBodyBytes: 1 << 20})
-	srv := serveEnv(t, env, appDeps(t))
-	send(t, "POST", srv.URL+"/greeting", appAlice, `{"name":"Ann"}`).expect(t, http.StatusOK)
+	srv := envtest.ServeEnv(t, env, envtest.AppDeps(t))
+	envtest.Send(t, "POST", srv.URL+"/greeting", envtest.AppAlice, `{"name":"Ann"}`).Expect(t, http.StatusOK)
 	long := fmt.Sprintf(`{"name":"Ann","pad":"%s"}`, strings.Repeat("x", 100))
-	send(t, "POST", srv.URL+"/greeting", appAlice, long).expect(t, http.StatusRequestEntityTooLarge)
+	envtest.Send(t, "POST", srv.URL+"/greeting", envtest.AppAlice, long).Expect(t, http.StatusRequestEntityTooLarge)
 }
 
 func TestEndpointPanicsOnBadConfiguration(t *testing.T) {
@@ -172,10 +173,10 @@ func TestEndpointBesideRegister(t *testing.T) {
 		},
 	})
 	environments.Endpoint(env, "square", square, nil)
-	srv := serveEnv(t, env, appDeps(t))
-	send(t, "GET", srv.URL+"/version", appBob, "").expect(t, http.StatusOK, "v1")
-	send(t, "GET", srv.URL+"/square?x=5", appBob, "").expect(t, http.StatusOK, `"square":25`)
-	send(t, "GET", srv.URL+"/openapi.json", "", "").expect(t, http.StatusOK, `"/version"`, `"/square"`)
+	srv := envtest.ServeEnv(t, env, envtest.AppDeps(t))
+	envtest.Send(t, "GET", srv.URL+"/version", envtest.AppBob, "").Expect(t, http.StatusOK, "v1")
+	envtest.Send(t, "GET", srv.URL+"/square?x=5", envtest.AppBob, "").Expect(t, http.StatusOK, `"square":25`)
+	envtest.Send(t, "GET", srv.URL+"/openapi.json", "", "").Expect(t, http.StatusOK, `"/version"`, `"/square"`)
 }
 
 func ExampleEndpoint() {

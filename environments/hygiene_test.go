@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/taskgate/taskgate/environments"
+	"github.com/taskgate/taskgate/environments/internal/envtest"
 	"github.com/taskgate/taskgate/environments/queue"
 	"github.com/taskgate/taskgate/examples/quickstart/demo"
 	"github.com/taskgate/taskgate/framework"
@@ -76,8 +77,8 @@ func hygieneApp(t *testing.T, st store.Store) string {
 	d, err := dispatch.New(dispatch.Config{Store: st, Registry: reg, Logger: logger, Node: dispatch.NodeConfig{ID: "node-1"}})
 	require.NoError(t, err)
 	auth, err := middleware.NewStaticTokens(
-		middleware.StaticToken{Token: appAlice, Subject: "alice"},
-		middleware.StaticToken{Token: appBob, Subject: "bob"},
+		middleware.StaticToken{Token: envtest.AppAlice, Subject: "alice"},
+		middleware.StaticToken{Token: envtest.AppBob, Subject: "bob"},
 	)
 	require.NoError(t, err)
 	return frameworktest.Serve(t, &framework.App{
@@ -142,7 +143,7 @@ func call(ctx context.Context, base, token, method, path, body string, header ht
 
 // expect422 sends bad and checks that it was refused naming its place.
 func expect422(ctx context.Context, base string, bad badRequest) error {
-	status, body, err := call(ctx, base, appAlice, bad.method, bad.path, bad.body, bad.header)
+	status, body, err := call(ctx, base, envtest.AppAlice, bad.method, bad.path, bad.body, bad.header)
 	if err != nil {
 		return fmt.Errorf("%s: %w", bad.name, err)
 	}
@@ -176,11 +177,11 @@ func TestUnstorableTextIs422(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = st.Close() })
 	base := hygieneApp(t, st)
-	mine := startRun(t, base, appAlice)
+	mine := startRun(t, base, envtest.AppAlice)
 	for _, bad := range badRequests(mine) {
 		require.NoError(t, expect422(t.Context(), base, bad))
 	}
-	status, body, err := call(t.Context(), base, appAlice, "GET", "/runs", "", nil)
+	status, body, err := call(t.Context(), base, envtest.AppAlice, "GET", "/runs", "", nil)
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, status)
 	var list struct{ Runs []struct{ Name string } }
@@ -197,7 +198,7 @@ func TestBadBytesNeverFailOthersOnPostgres(t *testing.T) {
 	st := pgStore(t)
 	t.Parallel()
 	base := hygieneApp(t, st)
-	mine := startRun(t, base, appAlice)
+	mine := startRun(t, base, envtest.AppAlice)
 
 	ctx, stop := context.WithCancel(t.Context())
 	defer stop()
@@ -232,7 +233,7 @@ func TestBadBytesNeverFailOthersOnPostgres(t *testing.T) {
 				if i%2 == 1 {
 					path = "/app/queue/submit/echo?webhook=" + url.QueryEscape("https://127.0.0.1:9/hook")
 				}
-				status, body, err := call(t.Context(), base, appBob, "POST", path, `{"message":"good"}`,
+				status, body, err := call(t.Context(), base, envtest.AppBob, "POST", path, `{"message":"good"}`,
 					http.Header{"Idempotency-Key": {fmt.Sprintf("good-%d-%d", w, i)}})
 				if err == nil && status != http.StatusAccepted {
 					err = fmt.Errorf("%s: %d %s", path, status, body)

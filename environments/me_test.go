@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/taskgate/taskgate/environments"
+	"github.com/taskgate/taskgate/environments/internal/envtest"
 	"github.com/taskgate/taskgate/examples/quickstart/demo"
 	"github.com/taskgate/taskgate/framework"
 	"github.com/taskgate/taskgate/framework/frameworktest"
@@ -19,23 +20,23 @@ import (
 // display name).
 func TestMeAlwaysHasAName(t *testing.T) {
 	t.Parallel()
-	s := newStack(t)
-	me := s.do(http.MethodGet, "/me", whAlice, "")
-	require.Equal(t, http.StatusOK, me.status, me.raw)
-	require.Equal(t, "alice", me.body["subject"])
-	require.Equal(t, "alice", me.body["name"], "no display name: the subject")
+	s := envtest.NewStack(t)
+	me := s.Do(http.MethodGet, "/me", envtest.WhAlice, "")
+	require.Equal(t, http.StatusOK, me.Status, me.Raw)
+	require.Equal(t, "alice", me.Body["subject"])
+	require.Equal(t, "alice", me.Body["name"], "no display name: the subject")
 
 	auth := middleware.AuthenticatorFunc(func(_ context.Context, c middleware.Credentials) (middleware.Identity, error) {
-		if c.Value != whAlice {
+		if c.Value != envtest.WhAlice {
 			return middleware.Identity{}, middleware.ErrInvalidCredentials
 		}
 		return middleware.Identity{Subject: "alice", Name: "Alice Liddell"}, nil
 	})
 	base := frameworktest.Serve(t, &framework.App{
 		Environments: []environments.Environment{demo.Webhook()}, Registry: demo.Registry(), Authenticator: auth,
-		Dispatcher: s.svc.Dispatcher,
+		Dispatcher: s.Svc.Dispatcher,
 	})
-	named := (&stack{t: t, base: base}).do(http.MethodGet, "/me", whAlice, "")
-	require.Equal(t, http.StatusOK, named.status, named.raw)
-	require.Equal(t, "Alice Liddell", named.body["name"])
+	named := (&envtest.Stack{T: t, Base: base}).Do(http.MethodGet, "/me", envtest.WhAlice, "")
+	require.Equal(t, http.StatusOK, named.Status, named.Raw)
+	require.Equal(t, "Alice Liddell", named.Body["name"])
 }

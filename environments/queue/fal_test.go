@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/taskgate/taskgate/environments"
+	"github.com/taskgate/taskgate/environments/internal/envtest"
 )
 
 // The requests below are the ones fal's JS client (@fal-ai/client 1.10.1,
@@ -44,13 +45,13 @@ const (
 
 // falRequest is one request of fal's client through the proxy at
 // base+"/gen/fal" for the fal URL target.
-func falRequest(t *testing.T, s *queueStack, method, target, key, body string, headers ...string) reply {
+func falRequest(t *testing.T, s *queueStack, method, target, key, body string, headers ...string) envtest.Reply {
 	t.Helper()
 	resp := falDo(t, s, method, target, key, body, headers...)
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	r := reply{status: resp.StatusCode, header: resp.Header, raw: string(b)}
-	_ = json.Unmarshal(b, &r.body)
+	r := envtest.Reply{Status: resp.StatusCode, Header: resp.Header, Raw: string(b)}
+	_ = json.Unmarshal(b, &r.Body)
 	return r
 }
 
@@ -91,15 +92,15 @@ func TestFalClientSequence(t *testing.T) {
 	const hook = "http://127.0.0.1:9/hook"
 	r := falRequest(t, s, http.MethodPost, app2+"/echo/run?fal_webhook="+url.QueryEscape(hook), queueAlice, `{"prompt":"a cat"}`,
 		"x-fal-queue-priority", "low", "x-fal-request-timeout", "30")
-	require.Equal(t, http.StatusAccepted, r.status, r.raw)
-	id, _ := r.body["request_id"].(string)
+	require.Equal(t, http.StatusAccepted, r.Status, r.Raw)
+	id, _ := r.Body["request_id"].(string)
 	require.NotEmpty(t, id)
-	require.Equal(t, id, r.header.Get("X-Fal-Request-Id"))
+	require.Equal(t, id, r.Header.Get("X-Fal-Request-Id"))
 	base := s.base + "/gen/fal/my-team/gen/requests/" + id
 	require.Equal(t, map[string]any{
 		"request_id": id, "status": "IN_QUEUE", "queue_position": float64(0),
 		"status_url": base + "/status", "response_url": base, "cancel_url": base + "/cancel",
-	}, r.body)
+	}, r.Body)
 	run, err := s.svc.Dispatcher.Get(t.Context(), id)
 	require.NoError(t, err)
 	require.Equal(t, -10, run.Priority, "x-fal-queue-priority: low")
@@ -124,20 +125,20 @@ func TestFalClientSequence(t *testing.T) {
 
 	// Status (polling mode).
 	st := falRequest(t, s, http.MethodGet, app2+"/requests/"+id+"/status?logs=0", queueAlice, "")
-	require.Equal(t, http.StatusOK, st.status, st.raw)
-	require.Equal(t, "COMPLETED", st.body["status"])
-	require.Equal(t, base, st.body["response_url"])
-	require.Equal(t, id, st.header.Get("X-Fal-Request-Id"))
+	require.Equal(t, http.StatusOK, st.Status, st.Raw)
+	require.Equal(t, "COMPLETED", st.Body["status"])
+	require.Equal(t, base, st.Body["response_url"])
+	require.Equal(t, id, st.Header.Get("X-Fal-Request-Id"))
 
 	// Result.
 	res := falRequest(t, s, http.MethodGet, app2+"/requests/"+id, queueAlice, "")
-	require.Equal(t, http.StatusCreated, res.status, res.raw)
-	require.Equal(t, id, res.header.Get("X-Fal-Request-Id"))
-	require.Equal(t, "alice", res.body["subject"], "Authorization: Key is verified as the bearer token is")
-	require.Equal(t, "/echo/run", res.body["path"])
-	require.Empty(t, res.body["query"], "fal_webhook is the queue's, not the app's")
-	require.Equal(t, `{"prompt":"a cat"}`, res.body["body"])
-	headers := res.body["headers"].(map[string]any)
+	require.Equal(t, http.StatusCreated, res.Status, res.Raw)
+	require.Equal(t, id, res.Header.Get("X-Fal-Request-Id"))
+	require.Equal(t, "alice", res.Body["subject"], "Authorization: Key is verified as the bearer token is")
+	require.Equal(t, "/echo/run", res.Body["path"])
+	require.Empty(t, res.Body["query"], "fal_webhook is the queue's, not the app's")
+	require.Equal(t, `{"prompt":"a cat"}`, res.Body["body"])
+	headers := res.Body["headers"].(map[string]any)
 	for _, h := range []string{"Authorization", "X-Fal-Target-Url", "X-Fal-Queue-Priority", "X-Fal-Request-Timeout"} {
 		require.NotContains(t, headers, h)
 	}
@@ -146,18 +147,18 @@ func TestFalClientSequence(t *testing.T) {
 	direct, err := http.NewRequestWithContext(t.Context(), http.MethodGet, base+"/status", nil)
 	require.NoError(t, err)
 	direct.Header.Set("Authorization", "Key "+queueAlice)
-	require.Equal(t, "COMPLETED", roundTrip(t, direct).body["status"])
+	require.Equal(t, "COMPLETED", envtest.RoundTrip(t, direct).Body["status"])
 
 	// Cancel of a completed request: fal's client reads the error body.
 	c := falRequest(t, s, http.MethodPut, app2+"/requests/"+id+"/cancel", queueAlice, "")
-	require.Equal(t, http.StatusBadRequest, c.status, c.raw)
-	require.Equal(t, "application/json", c.header.Get("Content-Type"), "fal's client asked for application/json")
-	require.Equal(t, "ALREADY_COMPLETED", c.body["code"])
+	require.Equal(t, http.StatusBadRequest, c.Status, c.Raw)
+	require.Equal(t, "application/json", c.Header.Get("Content-Type"), "fal's client asked for application/json")
+	require.Equal(t, "ALREADY_COMPLETED", c.Body["code"])
 
 	// Another caller's request is not found.
 	nf := falRequest(t, s, http.MethodGet, app2+"/requests/"+id, queueBob, "")
-	require.Equal(t, http.StatusNotFound, nf.status, nf.raw)
-	require.Equal(t, "application/json", nf.header.Get("Content-Type"))
+	require.Equal(t, http.StatusNotFound, nf.Status, nf.Raw)
+	require.Equal(t, "application/json", nf.Header.Get("Content-Type"))
 }
 
 func TestFalClientCancelAndErrors(t *testing.T) {
@@ -168,19 +169,19 @@ func TestFalClientCancelAndErrors(t *testing.T) {
 	app2 := falHost + "/my-team/gen"
 
 	r := falRequest(t, s, http.MethodPost, app2+"/block", queueAlice, `{}`, "x-fal-queue-priority", "normal")
-	require.Equal(t, http.StatusAccepted, r.status, r.raw)
-	id := r.body["request_id"].(string)
+	require.Equal(t, http.StatusAccepted, r.Status, r.Raw)
+	id := r.Body["request_id"].(string)
 	queueReceive(t, app.entered)
 	c := falRequest(t, s, http.MethodPut, app2+"/requests/"+id+"/cancel", queueAlice, "")
-	require.Equal(t, http.StatusAccepted, c.status, c.raw)
-	require.Equal(t, "CANCELLATION_REQUESTED", c.body["status"])
-	require.Equal(t, id, c.header.Get("X-Fal-Request-Id"))
+	require.Equal(t, http.StatusAccepted, c.Status, c.Raw)
+	require.Equal(t, "CANCELLATION_REQUESTED", c.Body["status"])
+	require.Equal(t, id, c.Header.Get("X-Fal-Request-Id"))
 	queueReceive(t, app.cancelled)
 	s.waitStatus(id, queueAlice, "COMPLETED")
 	res := falRequest(t, s, http.MethodGet, app2+"/requests/"+id, queueAlice, "")
-	require.Equal(t, http.StatusConflict, res.status, res.raw)
-	require.Equal(t, "CANCELLED", res.body["code"])
-	require.Equal(t, "application/json", res.header.Get("Content-Type"))
+	require.Equal(t, http.StatusConflict, res.Status, res.Raw)
+	require.Equal(t, "CANCELLED", res.Body["code"])
+	require.Equal(t, "application/json", res.Header.Get("Content-Type"))
 
 	tests := []struct {
 		name, target string
@@ -196,14 +197,14 @@ func TestFalClientCancelAndErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := falRequest(t, s, http.MethodPost, tt.target, queueAlice, `{}`, tt.headers...)
-			require.Equal(t, tt.want, e.status, e.raw)
-			require.Equal(t, "application/json", e.header.Get("Content-Type"))
-			require.NotEmpty(t, e.body["detail"], e.raw)
+			require.Equal(t, tt.want, e.Status, e.Raw)
+			require.Equal(t, "application/json", e.Header.Get("Content-Type"))
+			require.NotEmpty(t, e.Body["detail"], e.Raw)
 		})
 	}
 
 	// A caller that accepts problem+json gets it.
 	p := s.call(http.MethodGet, "/gen/fal/my-team/gen/requests/nope", queueAlice, "", "Accept", "application/problem+json")
-	require.Equal(t, http.StatusNotFound, p.status)
-	require.Equal(t, "application/problem+json", p.header.Get("Content-Type"))
+	require.Equal(t, http.StatusNotFound, p.Status)
+	require.Equal(t, "application/problem+json", p.Header.Get("Content-Type"))
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/taskgate/taskgate/environments"
+	"github.com/taskgate/taskgate/environments/internal/envtest"
 	"github.com/taskgate/taskgate/environments/queue"
 )
 
@@ -84,23 +85,23 @@ func (g *gateApp) env(n int, wait time.Duration) *environments.AppEnvironment {
 
 // direct sends a request in the background; its reply arrives on the
 // channel.
-func (s *queueStack) direct(method, path, token string) <-chan reply {
-	ch := make(chan reply, 1)
+func (s *queueStack) direct(method, path, token string) <-chan envtest.Reply {
+	ch := make(chan envtest.Reply, 1)
 	go func() {
 		req, err := http.NewRequest(method, s.base+path, nil)
 		if err != nil {
-			ch <- reply{raw: err.Error()}
+			ch <- envtest.Reply{Raw: err.Error()}
 			return
 		}
 		req.Header.Set("Authorization", "Bearer "+token)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
-			ch <- reply{raw: err.Error()}
+			ch <- envtest.Reply{Raw: err.Error()}
 			return
 		}
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
-		ch <- reply{status: resp.StatusCode, header: resp.Header, raw: string(b)}
+		ch <- envtest.Reply{Status: resp.StatusCode, Header: resp.Header, Raw: string(b)}
 	}()
 	return ch
 }
@@ -160,10 +161,10 @@ func TestMaxInFlightCountsDirectRequestsAndReplaysTogether(t *testing.T) {
 	id := s.submit("/gate", queueAlice, "")
 	require.Eventually(t, func() bool {
 		st := s.call(http.MethodGet, s.requests(id, "/status?logs=true"), queueAlice, "")
-		logs, _ := st.body["logs"].([]any)
+		logs, _ := st.Body["logs"].([]any)
 		for _, l := range logs {
 			if l.(map[string]any)["message"] == "waiting for an in-flight slot" {
-				require.Equal(t, "IN_PROGRESS", st.body["status"], "the replay started and waits for a slot")
+				require.Equal(t, "IN_PROGRESS", st.Body["status"], "the replay started and waits for a slot")
 				return true
 			}
 		}
@@ -176,9 +177,9 @@ func TestMaxInFlightCountsDirectRequestsAndReplaysTogether(t *testing.T) {
 	require.Equal(t, id, queueReceive(t, app.entered), "the replay takes the freed slot")
 	app.release <- struct{}{}
 	app.release <- struct{}{}
-	for _, ch := range []<-chan reply{first, second} {
+	for _, ch := range []<-chan envtest.Reply{first, second} {
 		r := <-ch
-		require.Equal(t, http.StatusNoContent, r.status, r.raw)
+		require.Equal(t, http.StatusNoContent, r.Status, r.Raw)
 	}
 	s.waitStatus(id, queueAlice, "COMPLETED")
 	require.Equal(t, int32(2), app.peak.Load(), "never more than MaxInFlight inside the app")
@@ -199,11 +200,11 @@ func TestMaxInFlightReplaysHoldSlotsAgainstDirectRequests(t *testing.T) {
 	for _, path := range []string{"/gate", "/held"} {
 		start := time.Now()
 		r := <-s.direct(http.MethodPost, path, queueAlice)
-		require.Equal(t, http.StatusTooManyRequests, r.status, "%s: %s", path, r.raw)
+		require.Equal(t, http.StatusTooManyRequests, r.Status, "%s: %s", path, r.Raw)
 		require.GreaterOrEqual(t, time.Since(start), wait, "%s was refused before QueueTimeout", path)
-		require.Equal(t, "1", r.header.Get("Retry-After"))
-		require.Equal(t, "application/problem+json", r.header.Get("Content-Type"))
-		require.True(t, strings.Contains(r.raw, "in flight"), r.raw)
+		require.Equal(t, "1", r.Header.Get("Retry-After"))
+		require.Equal(t, "application/problem+json", r.Header.Get("Content-Type"))
+		require.True(t, strings.Contains(r.Raw, "in flight"), r.Raw)
 	}
 	receiveNone(t, app.entered, "a refused request reached the app")
 
@@ -213,7 +214,7 @@ func TestMaxInFlightReplaysHoldSlotsAgainstDirectRequests(t *testing.T) {
 	require.Empty(t, queueReceive(t, app.entered))
 	app.release <- struct{}{}
 	app.release <- struct{}{}
-	require.Equal(t, http.StatusNoContent, (<-next).status)
+	require.Equal(t, http.StatusNoContent, (<-next).Status)
 	for _, id := range ids {
 		s.waitStatus(id, queueAlice, "COMPLETED")
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/taskgate/taskgate/environments"
+	"github.com/taskgate/taskgate/environments/internal/envtest"
 	"github.com/taskgate/taskgate/environments/queue"
 	"github.com/taskgate/taskgate/environments/webhook"
 	"github.com/taskgate/taskgate/framework"
@@ -158,7 +159,7 @@ func (s *queueStack) stop() {
 	_ = s.svc.App.Stop(ctx)
 }
 
-func (s *queueStack) call(method, path, token, body string, headers ...string) reply {
+func (s *queueStack) call(method, path, token, body string, headers ...string) envtest.Reply {
 	s.t.Helper()
 	req, err := http.NewRequest(method, s.base+path, strings.NewReader(body))
 	require.NoError(s.t, err)
@@ -168,26 +169,26 @@ func (s *queueStack) call(method, path, token, body string, headers ...string) r
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Add(headers[i], headers[i+1])
 	}
-	return roundTrip(s.t, req)
+	return envtest.RoundTrip(s.t, req)
 }
 
 // submit queues POST path as token and returns the request id.
 func (s *queueStack) submit(path, token, body string, headers ...string) string {
 	s.t.Helper()
 	r := s.call(http.MethodPost, s.prefix+"/queue/submit"+path, token, body, headers...)
-	require.Equal(s.t, http.StatusAccepted, r.status, r.raw)
-	id, _ := r.body["request_id"].(string)
-	require.NotEmpty(s.t, id, r.raw)
+	require.Equal(s.t, http.StatusAccepted, r.Status, r.Raw)
+	id, _ := r.Body["request_id"].(string)
+	require.NotEmpty(s.t, id, r.Raw)
 	return id
 }
 
 // waitStatus polls the status until it is want and returns it.
-func (s *queueStack) waitStatus(id, token, want string) reply {
+func (s *queueStack) waitStatus(id, token, want string) envtest.Reply {
 	s.t.Helper()
-	var r reply
+	var r envtest.Reply
 	require.Eventually(s.t, func() bool {
 		r = s.call(http.MethodGet, s.requests(id, "/status"), token, "")
-		return r.body["status"] == want
+		return r.Body["status"] == want
 	}, 20*time.Second, 10*time.Millisecond, "want %s", want)
 	return r
 }
@@ -220,36 +221,36 @@ func TestQueueSubmitReplaysAsCallerAndStoresResponse(t *testing.T) {
 		`{"prompt": "a cat"}`,
 		"Content-Type", "application/json", "X-Custom", "kept", "X-Api-Key", "dropped", "Cookie", "c=dropped",
 		"X-Forwarded-For", "203.0.113.9", "X-Queue-Request-Id", "forged", "X-Session-Id", "dropped")
-	require.Equal(t, http.StatusAccepted, r.status, r.raw)
-	id := r.body["request_id"].(string)
+	require.Equal(t, http.StatusAccepted, r.Status, r.Raw)
+	id := r.Body["request_id"].(string)
 	require.Equal(t, map[string]any{
 		"request_id": id, "status": "IN_QUEUE",
 		"status_url":   "/team/queue/requests/" + id + "/status",
 		"response_url": "/team/queue/requests/" + id,
 		"cancel_url":   "/team/queue/requests/" + id + "/cancel",
-	}, r.body)
-	require.Equal(t, "/team/queue/requests/"+id+"/status", r.header.Get("Location"))
+	}, r.Body)
+	require.Equal(t, "/team/queue/requests/"+id+"/status", r.Header.Get("Location"))
 
 	done := s.waitStatus(id, queueAlice, "COMPLETED")
-	require.Equal(t, http.StatusOK, done.status)
-	require.Equal(t, "/team/queue/requests/"+id, done.body["response_url"])
-	require.NotContains(t, done.body, "error")
+	require.Equal(t, http.StatusOK, done.Status)
+	require.Equal(t, "/team/queue/requests/"+id, done.Body["response_url"])
+	require.NotContains(t, done.Body, "error")
 
 	resp := s.call(http.MethodGet, s.requests(id, ""), queueAlice, "")
-	require.Equal(t, http.StatusCreated, resp.status, resp.raw)
-	require.Equal(t, "yes", resp.header.Get("X-Out"))
-	require.Equal(t, "application/json", resp.header.Get("Content-Type"))
-	require.Empty(t, resp.header.Get("Set-Cookie"), "cookies are not stored")
-	require.Equal(t, id, resp.header.Get("X-Queue-Request-Id"))
-	require.Equal(t, "alice", resp.body["subject"])
-	require.Equal(t, []any{"ml"}, resp.body["groups"])
-	require.Equal(t, true, resp.body["creds"], "the submitting process keeps the credentials in memory")
-	require.Equal(t, "POST", resp.body["method"])
-	require.Equal(t, "/echo/a/b/c", resp.body["path"])
-	require.Equal(t, "x=1&y=%20z", resp.body["query"], "the queue's own parameters are removed, the rest kept as sent")
-	require.Equal(t, `{"prompt": "a cat"}`, resp.body["body"], "the body is replayed byte for byte")
-	require.Equal(t, "127.0.0.1", resp.body["client_ip"])
-	headers := resp.body["headers"].(map[string]any)
+	require.Equal(t, http.StatusCreated, resp.Status, resp.Raw)
+	require.Equal(t, "yes", resp.Header.Get("X-Out"))
+	require.Equal(t, "application/json", resp.Header.Get("Content-Type"))
+	require.Empty(t, resp.Header.Get("Set-Cookie"), "cookies are not stored")
+	require.Equal(t, id, resp.Header.Get("X-Queue-Request-Id"))
+	require.Equal(t, "alice", resp.Body["subject"])
+	require.Equal(t, []any{"ml"}, resp.Body["groups"])
+	require.Equal(t, true, resp.Body["creds"], "the submitting process keeps the credentials in memory")
+	require.Equal(t, "POST", resp.Body["method"])
+	require.Equal(t, "/echo/a/b/c", resp.Body["path"])
+	require.Equal(t, "x=1&y=%20z", resp.Body["query"], "the queue's own parameters are removed, the rest kept as sent")
+	require.Equal(t, `{"prompt": "a cat"}`, resp.Body["body"], "the body is replayed byte for byte")
+	require.Equal(t, "127.0.0.1", resp.Body["client_ip"])
+	headers := resp.Body["headers"].(map[string]any)
 	require.Equal(t, []any{"kept"}, headers["X-Custom"])
 	require.Equal(t, []any{"application/json"}, headers["Content-Type"])
 	require.Equal(t, []any{id}, headers["X-Queue-Request-Id"], "the queue sets it; the caller's is dropped")
@@ -264,9 +265,9 @@ func TestQueueBinaryResponseRoundTrips(t *testing.T) {
 	id := s.submit("/bytes", queueAlice, "")
 	s.waitStatus(id, queueAlice, "COMPLETED")
 	resp := s.call(http.MethodGet, s.requests(id, ""), queueAlice, "")
-	require.Equal(t, http.StatusOK, resp.status)
-	require.Equal(t, string([]byte{0xff, 0x00, 0xfe, 'x'}), resp.raw)
-	require.Equal(t, "application/octet-stream", resp.header.Get("Content-Type"))
+	require.Equal(t, http.StatusOK, resp.Status)
+	require.Equal(t, string([]byte{0xff, 0x00, 0xfe, 'x'}), resp.Raw)
+	require.Equal(t, "application/octet-stream", resp.Header.Get("Content-Type"))
 }
 
 func TestQueueQueuedRequest(t *testing.T) {
@@ -278,45 +279,45 @@ func TestQueueQueuedRequest(t *testing.T) {
 	first := s.submit("/echo/1", queueAlice, "")
 	second := s.submit("/echo/2", queueAlice, "")
 
-	var st reply
+	var st envtest.Reply
 	require.Eventually(t, func() bool {
 		st = s.call(http.MethodGet, s.requests(second, "/status"), queueAlice, "")
-		return st.body["queue_position"] == float64(1)
+		return st.Body["queue_position"] == float64(1)
 	}, 10*time.Second, 10*time.Millisecond, "the second request has one ahead")
-	require.Equal(t, http.StatusAccepted, st.status)
-	require.Equal(t, "IN_QUEUE", st.body["status"])
+	require.Equal(t, http.StatusAccepted, st.Status)
+	require.Equal(t, "IN_QUEUE", st.Body["status"])
 	st = s.call(http.MethodGet, s.requests(first, "/status"), queueAlice, "")
-	require.Equal(t, http.StatusAccepted, st.status)
-	require.Equal(t, "IN_QUEUE", st.body["status"])
-	require.Equal(t, float64(0), st.body["queue_position"])
+	require.Equal(t, http.StatusAccepted, st.Status)
+	require.Equal(t, "IN_QUEUE", st.Body["status"])
+	require.Equal(t, float64(0), st.Body["queue_position"])
 
 	early := s.call(http.MethodGet, s.requests(first, ""), queueAlice, "")
-	require.Equal(t, http.StatusBadRequest, early.status)
-	require.Equal(t, "IN_QUEUE", early.body["code"])
-	require.Equal(t, "application/problem+json", early.header.Get("Content-Type"))
+	require.Equal(t, http.StatusBadRequest, early.Status)
+	require.Equal(t, "IN_QUEUE", early.Body["code"])
+	require.Equal(t, "application/problem+json", early.Header.Get("Content-Type"))
 
 	c := s.call(http.MethodPut, s.requests(first, "/cancel"), queueAlice, "")
-	require.Equal(t, http.StatusAccepted, c.status, c.raw)
-	require.Equal(t, map[string]any{"status": "CANCELLATION_REQUESTED"}, c.body)
+	require.Equal(t, http.StatusAccepted, c.Status, c.Raw)
+	require.Equal(t, map[string]any{"status": "CANCELLATION_REQUESTED"}, c.Body)
 
 	// Removed from the queue at once.
 	st = s.call(http.MethodGet, s.requests(first, "/status"), queueAlice, "")
-	require.Equal(t, http.StatusOK, st.status)
-	require.Equal(t, "COMPLETED", st.body["status"])
-	require.Equal(t, "CANCELLED", st.body["error_type"])
+	require.Equal(t, http.StatusOK, st.Status)
+	require.Equal(t, "COMPLETED", st.Body["status"])
+	require.Equal(t, "CANCELLED", st.Body["error_type"])
 	require.Eventually(t, func() bool {
 		st = s.call(http.MethodGet, s.requests(second, "/status"), queueAlice, "")
-		return st.body["queue_position"] == float64(0)
+		return st.Body["queue_position"] == float64(0)
 	}, 10*time.Second, 10*time.Millisecond, "the second request moves up")
 
 	gone := s.call(http.MethodGet, s.requests(first, ""), queueAlice, "")
-	require.Equal(t, http.StatusConflict, gone.status)
-	require.Equal(t, "CANCELLED", gone.body["code"])
+	require.Equal(t, http.StatusConflict, gone.Status)
+	require.Equal(t, "CANCELLED", gone.Body["code"])
 
 	again := s.call(http.MethodPut, s.requests(first, "/cancel"), queueAlice, "")
-	require.Equal(t, http.StatusBadRequest, again.status)
-	require.Equal(t, "ALREADY_COMPLETED", again.body["code"])
-	require.Equal(t, "application/problem+json", again.header.Get("Content-Type"))
+	require.Equal(t, http.StatusBadRequest, again.Status)
+	require.Equal(t, "ALREADY_COMPLETED", again.Body["code"])
+	require.Equal(t, "application/problem+json", again.Header.Get("Content-Type"))
 }
 
 func TestQueueCancelRunningRequest(t *testing.T) {
@@ -327,21 +328,21 @@ func TestQueueCancelRunningRequest(t *testing.T) {
 	require.Equal(t, id, queueReceive(t, app.entered))
 
 	st := s.call(http.MethodGet, s.requests(id, "/status"), queueAlice, "")
-	require.Equal(t, http.StatusAccepted, st.status)
-	require.Equal(t, "IN_PROGRESS", st.body["status"])
-	require.Equal(t, float64(0), st.body["queue_position"])
+	require.Equal(t, http.StatusAccepted, st.Status)
+	require.Equal(t, "IN_PROGRESS", st.Body["status"])
+	require.Equal(t, float64(0), st.Body["queue_position"])
 	early := s.call(http.MethodGet, s.requests(id, ""), queueAlice, "")
-	require.Equal(t, http.StatusBadRequest, early.status)
-	require.Equal(t, "IN_PROGRESS", early.body["code"])
+	require.Equal(t, http.StatusBadRequest, early.Status)
+	require.Equal(t, "IN_PROGRESS", early.Body["code"])
 
 	c := s.call(http.MethodPut, s.requests(id, "/cancel"), queueAlice, "")
-	require.Equal(t, http.StatusAccepted, c.status, c.raw)
-	require.Equal(t, "CANCELLATION_REQUESTED", c.body["status"])
+	require.Equal(t, http.StatusAccepted, c.Status, c.Raw)
+	require.Equal(t, "CANCELLATION_REQUESTED", c.Body["status"])
 	require.Equal(t, id, queueReceive(t, app.cancelled), "the handler's context is cancelled")
 
 	done := s.waitStatus(id, queueAlice, "COMPLETED")
-	require.Equal(t, "CANCELLED", done.body["error_type"])
-	require.Contains(t, done.body["error"], "cancelled by the caller")
+	require.Equal(t, "CANCELLED", done.Body["error_type"])
+	require.Contains(t, done.Body["error"], "cancelled by the caller")
 }
 
 func TestQueueCancelCompletedRequest(t *testing.T) {
@@ -350,12 +351,12 @@ func TestQueueCancelCompletedRequest(t *testing.T) {
 	id := s.submit("/echo/x", queueAlice, "")
 	s.waitStatus(id, queueAlice, "COMPLETED")
 	c := s.call(http.MethodPut, s.requests(id, "/cancel"), queueAlice, "")
-	require.Equal(t, http.StatusBadRequest, c.status)
-	require.Equal(t, "ALREADY_COMPLETED", c.body["code"])
-	require.Equal(t, float64(400), c.body["status"])
-	require.Equal(t, "application/problem+json", c.header.Get("Content-Type"))
+	require.Equal(t, http.StatusBadRequest, c.Status)
+	require.Equal(t, "ALREADY_COMPLETED", c.Body["code"])
+	require.Equal(t, float64(400), c.Body["status"])
+	require.Equal(t, "application/problem+json", c.Header.Get("Content-Type"))
 	// The response is still there.
-	require.Equal(t, http.StatusCreated, s.call(http.MethodGet, s.requests(id, ""), queueAlice, "").status)
+	require.Equal(t, http.StatusCreated, s.call(http.MethodGet, s.requests(id, ""), queueAlice, "").Status)
 }
 
 func TestQueueLowPriorityRunsAfterNormal(t *testing.T) {
@@ -372,7 +373,7 @@ func TestQueueLowPriorityRunsAfterNormal(t *testing.T) {
 	require.Eventually(t, func() bool {
 		l := s.call(http.MethodGet, s.requests(low, "/status"), queueAlice, "")
 		n := s.call(http.MethodGet, s.requests(normal, "/status"), queueBob, "")
-		return l.body["queue_position"] == float64(1) && n.body["queue_position"] == float64(0)
+		return l.Body["queue_position"] == float64(1) && n.Body["queue_position"] == float64(0)
 	}, 10*time.Second, 10*time.Millisecond, "the normal request is ahead of the earlier low one")
 
 	close(app.release)
@@ -391,14 +392,14 @@ func TestQueueStartTimeout(t *testing.T) {
 	patient := s.submit("/echo/y", queueAlice, "")
 
 	done := s.waitStatus(timed, queueAlice, "COMPLETED")
-	require.Equal(t, "START_TIMEOUT", done.body["error_type"])
-	require.Contains(t, done.body["error"], "start timeout: not started within 200ms")
+	require.Equal(t, "START_TIMEOUT", done.Body["error_type"])
+	require.Contains(t, done.Body["error"], "start timeout: not started within 200ms")
 	resp := s.call(http.MethodGet, s.requests(timed, ""), queueAlice, "")
-	require.Equal(t, http.StatusGatewayTimeout, resp.status)
-	require.Equal(t, "START_TIMEOUT", resp.body["code"])
+	require.Equal(t, http.StatusGatewayTimeout, resp.Status)
+	require.Equal(t, "START_TIMEOUT", resp.Body["code"])
 
 	st := s.call(http.MethodGet, s.requests(patient, "/status"), queueAlice, "")
-	require.Equal(t, "IN_QUEUE", st.body["status"], "no timeout, still waiting")
+	require.Equal(t, "IN_QUEUE", st.Body["status"], "no timeout, still waiting")
 }
 
 func TestQueueLogs(t *testing.T) {
@@ -406,12 +407,12 @@ func TestQueueLogs(t *testing.T) {
 	s := queueStart(t, t.TempDir(), "", queueEnv(newQueueApp(), nil), nil)
 	id := s.submit("/log", queueAlice, "")
 	s.waitStatus(id, queueAlice, "COMPLETED")
-	require.NotContains(t, s.call(http.MethodGet, s.requests(id, "/status"), queueAlice, "").body, "logs")
+	require.NotContains(t, s.call(http.MethodGet, s.requests(id, "/status"), queueAlice, "").Body, "logs")
 
 	var messages []string
 	require.Eventually(t, func() bool {
 		st := s.call(http.MethodGet, s.requests(id, "/status?logs=1"), queueAlice, "")
-		logs, _ := st.body["logs"].([]any)
+		logs, _ := st.Body["logs"].([]any)
 		messages = messages[:0]
 		for _, l := range logs {
 			messages = append(messages, l.(map[string]any)["message"].(string))
@@ -470,14 +471,14 @@ func TestQueueOwnership(t *testing.T) {
 		{http.MethodPut, "/cancel"},
 	} {
 		r := s.call(tc.method, s.requests(id, tc.suffix), queueBob, "")
-		require.Equal(t, http.StatusNotFound, r.status, "%s %s", tc.method, tc.suffix)
-		require.Equal(t, "application/problem+json", r.header.Get("Content-Type"))
-		require.Equal(t, http.StatusNotFound, s.call(tc.method, s.requests("rnosuchrequest", tc.suffix), queueAlice, "").status)
-		require.Equal(t, http.StatusUnauthorized, s.call(tc.method, s.requests(id, tc.suffix), "", "").status)
+		require.Equal(t, http.StatusNotFound, r.Status, "%s %s", tc.method, tc.suffix)
+		require.Equal(t, "application/problem+json", r.Header.Get("Content-Type"))
+		require.Equal(t, http.StatusNotFound, s.call(tc.method, s.requests("rnosuchrequest", tc.suffix), queueAlice, "").Status)
+		require.Equal(t, http.StatusUnauthorized, s.call(tc.method, s.requests(id, tc.suffix), "", "").Status)
 	}
-	require.Equal(t, http.StatusAccepted, s.call(http.MethodGet, s.requests(id, "/status"), queueAdmin, "").status,
+	require.Equal(t, http.StatusAccepted, s.call(http.MethodGet, s.requests(id, "/status"), queueAdmin, "").Status,
 		"the admin group sees every request")
-	require.Equal(t, http.StatusAccepted, s.call(http.MethodGet, s.requests(id, "/status"), queueAlice, "").status)
+	require.Equal(t, http.StatusAccepted, s.call(http.MethodGet, s.requests(id, "/status"), queueAlice, "").Status)
 }
 
 func TestQueueSubmitRefusals(t *testing.T) {
@@ -501,8 +502,8 @@ func TestQueueSubmitRefusals(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := s.call(http.MethodPost, tc.path, tc.token, "{}", tc.headers...)
-			require.Equal(t, tc.status, r.status, r.raw)
-			require.Equal(t, "application/problem+json", r.header.Get("Content-Type"))
+			require.Equal(t, tc.status, r.Status, r.Raw)
+			require.Equal(t, "application/problem+json", r.Header.Get("Content-Type"))
 		})
 	}
 }
@@ -514,11 +515,11 @@ func TestQueueResponseTooLargeFails(t *testing.T) {
 	}), nil)
 	id := s.submit("/big", queueAlice, "")
 	done := s.waitStatus(id, queueAlice, "COMPLETED")
-	require.Equal(t, "FAILED", done.body["error_type"])
-	require.Contains(t, done.body["error"], "queued response body too large")
+	require.Equal(t, "FAILED", done.Body["error_type"])
+	require.Contains(t, done.Body["error"], "queued response body too large")
 	r := s.call(http.MethodGet, s.requests(id, ""), queueAlice, "")
-	require.Equal(t, http.StatusInternalServerError, r.status)
-	require.Equal(t, "FAILED", r.body["code"])
+	require.Equal(t, http.StatusInternalServerError, r.Status)
+	require.Equal(t, "FAILED", r.Body["code"])
 }
 
 func TestQueueWebhookIsDelivered(t *testing.T) {
@@ -544,7 +545,7 @@ func TestQueueWebhookIsDelivered(t *testing.T) {
 		t.Fatal("no callback")
 	}
 	resp := s.call(http.MethodGet, s.requests(id, ""), queueAlice, "")
-	require.Equal(t, "", resp.body["query"], "the webhook parameter is not replayed")
+	require.Equal(t, "", resp.Body["query"], "the webhook parameter is not replayed")
 }
 
 func TestQueueSurvivesRestartWithoutCredentials(t *testing.T) {
@@ -556,24 +557,24 @@ func TestQueueSurvivesRestartWithoutCredentials(t *testing.T) {
 	// No H100 on the first run of the server: the request waits.
 	first := queueStart(t, dir, "A100:1", env(), nil)
 	id := first.submit("/echo/x", queueAlice, "payload", "Content-Type", "text/plain")
-	require.Equal(t, "IN_QUEUE", first.call(http.MethodGet, first.requests(id, "/status"), queueAlice, "").body["status"])
+	require.Equal(t, "IN_QUEUE", first.call(http.MethodGet, first.requests(id, "/status"), queueAlice, "").Body["status"])
 	first.stop()
 
 	second := queueStart(t, dir, "H100:1", env(), nil)
 	second.waitStatus(id, queueAlice, "COMPLETED")
 	resp := second.call(http.MethodGet, second.requests(id, ""), queueAlice, "")
-	require.Equal(t, http.StatusCreated, resp.status, resp.raw)
-	require.Equal(t, "alice", resp.body["subject"], "the identity was stored")
-	require.Equal(t, false, resp.body["creds"], "raw credentials do not survive a restart")
-	require.Equal(t, "payload", resp.body["body"])
+	require.Equal(t, http.StatusCreated, resp.Status, resp.Raw)
+	require.Equal(t, "alice", resp.Body["subject"], "the identity was stored")
+	require.Equal(t, false, resp.Body["creds"], "raw credentials do not survive a restart")
+	require.Equal(t, "payload", resp.Body["body"])
 }
 
 func TestQueueDocumentsItsRoutes(t *testing.T) {
 	t.Parallel()
 	s := queueStart(t, t.TempDir(), "", queueEnv(newQueueApp(), nil), nil)
 	r := s.call(http.MethodGet, "/openapi.json", "", "")
-	require.Equal(t, http.StatusOK, r.status)
-	paths := r.body["paths"].(map[string]any)
+	require.Equal(t, http.StatusOK, r.Status)
+	paths := r.Body["paths"].(map[string]any)
 	for _, p := range []string{"/queue/submit/{path}", "/queue/requests/{id}/status", "/queue/requests/{id}/status/stream",
 		"/queue/requests/{id}", "/queue/requests/{id}/cancel"} {
 		require.Contains(t, paths, p)
@@ -595,7 +596,7 @@ func TestQueueReplaysWithinMaxInFlight(t *testing.T) {
 	require.NotEmpty(t, other)
 	require.Eventually(t, func() bool {
 		st := s.call(http.MethodGet, s.requests(other, "/status?logs=true"), queueAlice, "")
-		logs, _ := st.body["logs"].([]any)
+		logs, _ := st.Body["logs"].([]any)
 		return len(logs) > 0 && logs[0].(map[string]any)["message"] == "waiting for an in-flight slot"
 	}, 10*time.Second, 20*time.Millisecond)
 	select {
@@ -637,14 +638,14 @@ func TestQueueReplaysHumaOperations(t *testing.T) {
 	bad := s.submit("/greet", queueAlice, `{"name":""}`, "Content-Type", "application/json")
 	s.waitStatus(ok, queueAlice, "COMPLETED")
 	done := s.waitStatus(bad, queueAlice, "COMPLETED")
-	require.NotContains(t, done.body, "error_type", "an error response of the handler is a response")
+	require.NotContains(t, done.Body, "error_type", "an error response of the handler is a response")
 
 	r := s.call(http.MethodGet, s.requests(ok, ""), queueAlice, "")
-	require.Equal(t, http.StatusOK, r.status, r.raw)
-	require.Equal(t, "hello world from alice", r.body["greeting"])
+	require.Equal(t, http.StatusOK, r.Status, r.Raw)
+	require.Equal(t, "hello world from alice", r.Body["greeting"])
 	r = s.call(http.MethodGet, s.requests(bad, ""), queueAlice, "")
-	require.Equal(t, http.StatusUnprocessableEntity, r.status, r.raw)
-	require.Equal(t, "application/problem+json", r.header.Get("Content-Type"))
+	require.Equal(t, http.StatusUnprocessableEntity, r.Status, r.Raw)
+	require.Equal(t, "application/problem+json", r.Header.Get("Content-Type"))
 }
 
 // The replay task is internal: the webhook environment neither lists nor
@@ -657,14 +658,14 @@ func TestQueueReplayStartedElsewhereIsRefused(t *testing.T) {
 	s := queueStart(t, t.TempDir(), "", queueEnv(newQueueApp(), func(c *environments.AppConfig) {
 		c.Auth.RequiredGroup = "ml"
 	}), nil, hooks)
-	require.Equal(t, http.StatusForbidden, s.call(http.MethodPost, "/queue/submit/echo/x", queueBob, "").status)
+	require.Equal(t, http.StatusForbidden, s.call(http.MethodPost, "/queue/submit/echo/x", queueBob, "").Status)
 
 	stored := `{"method":"POST","path":"/echo/x","headers":{"X-Forwarded-For":["198.51.100.7"],"Authorization":["Bearer forged"],"X-Ok":["1"]}}`
 	for _, token := range []string{queueAlice, queueBob, queueAdmin} {
 		r := s.call(http.MethodPost, "/hooks/run-task/taskgate-queue/gen/replay", token, stored)
-		require.Equal(t, http.StatusForbidden, r.status, r.raw)
+		require.Equal(t, http.StatusForbidden, r.Status, r.Raw)
 	}
-	require.Equal(t, http.StatusForbidden, s.call(http.MethodGet, "/hooks/task/taskgate-queue/gen/replay", queueAdmin, "").status)
+	require.Equal(t, http.StatusForbidden, s.call(http.MethodGet, "/hooks/task/taskgate-queue/gen/replay", queueAdmin, "").Status)
 }
 
 // A replay gets the held credentials only when it runs as their owner:
@@ -681,23 +682,23 @@ func TestQueueCredentialsGoOnlyToTheirOwner(t *testing.T) {
 	waiting := s.submit("/echo/alice", queueAlice, "")
 
 	io := s.call(http.MethodGet, "/hooks/run/"+waiting+"/io", queueAlice, "")
-	require.Equal(t, http.StatusOK, io.status, io.raw)
-	inputs := io.body["inputs"].(map[string]any)
+	require.Equal(t, http.StatusOK, io.Status, io.Raw)
+	inputs := io.Body["inputs"].(map[string]any)
 	ref, _ := inputs["credentials_ref"].(string)
 	require.NotEmpty(t, ref, "the request holds the caller's credentials")
-	require.NotContains(t, io.raw, queueAlice, "the token itself is never stored")
+	require.NotContains(t, io.Raw, queueAlice, "the token itself is never stored")
 
 	stolen := fmt.Sprintf(`{"method":"POST","path":"/echo/root","credentials_ref":%q}`, ref)
 	r := s.call(http.MethodPost, "/hooks/run-task/taskgate-queue/gen/replay?priority=10", queueAdmin, stolen)
-	require.Equal(t, http.StatusForbidden, r.status, "a replay naming someone's credentials_ref cannot be started: %s", r.raw)
+	require.Equal(t, http.StatusForbidden, r.Status, "a replay naming someone's credentials_ref cannot be started: %s", r.Raw)
 
 	close(app.release)
 	s.waitStatus(blocker, queueAlice, "COMPLETED")
 	s.waitStatus(waiting, queueAlice, "COMPLETED")
 
 	mine := s.call(http.MethodGet, s.requests(waiting, ""), queueAlice, "")
-	require.Equal(t, "alice", mine.body["subject"])
-	require.Equal(t, true, mine.body["creds"], "the owner's replay still has them")
+	require.Equal(t, "alice", mine.Body["subject"])
+	require.Equal(t, true, mine.Body["creds"], "the owner's replay still has them")
 }
 
 // A Queue holds the state of one environment's requests: a second

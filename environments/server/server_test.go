@@ -24,6 +24,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/taskgate/taskgate/environments"
+	"github.com/taskgate/taskgate/environments/internal/envtest"
 	"github.com/taskgate/taskgate/environments/server"
 	"github.com/taskgate/taskgate/internal/freeport"
 	"github.com/taskgate/taskgate/internal/problem"
@@ -40,7 +41,7 @@ func startServer(t *testing.T, cfg server.Config) (*server.Environment, string) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := serveEnv(t, env, appDeps(t))
+	srv := envtest.ServeEnv(t, env, envtest.AppDeps(t))
 	s := env.Settings()
 	if err := s.OnStart(t.Context()); err != nil {
 		t.Fatal(err)
@@ -88,19 +89,19 @@ func TestServerEnvironment(t *testing.T) {
 		if !env.Running() {
 			t.Fatal("Running() is false after Start")
 		}
-		send(t, "GET", url+"/hello.txt", "", "").expect(t, http.StatusUnauthorized)
-		send(t, "GET", url+"/hello.txt", appAlice, "").expect(t, http.StatusOK, "hello from python")
-		send(t, "GET", url+"/missing.txt", appAlice, "").expect(t, http.StatusNotFound)
+		envtest.Send(t, "GET", url+"/hello.txt", "", "").Expect(t, http.StatusUnauthorized)
+		envtest.Send(t, "GET", url+"/hello.txt", envtest.AppAlice, "").Expect(t, http.StatusOK, "hello from python")
+		envtest.Send(t, "GET", url+"/missing.txt", envtest.AppAlice, "").Expect(t, http.StatusNotFound)
 	})
 
 	t.Run("caller subject, streaming and WebSocket", func(t *testing.T) {
 		t.Parallel()
 		_, url := startServer(t, upstreamConfig(t, "upstream"))
 
-		send(t, "GET", url+"/whoami", appAlice, "").expect(t, http.StatusOK, "alice")
+		envtest.Send(t, "GET", url+"/whoami", envtest.AppAlice, "").Expect(t, http.StatusOK, "alice")
 		// A caller cannot pose as someone else through the header.
 		req, _ := http.NewRequestWithContext(t.Context(), "GET", url+"/whoami", nil)
-		req.Header.Set("Authorization", "Bearer "+appBob)
+		req.Header.Set("Authorization", "Bearer "+envtest.AppBob)
 		req.Header.Set(server.SubjectHeader, "alice")
 		// A CGI or WSGI server reads an underscored spelling as the same
 		// header (HTTP_X_TASKGATE_SUBJECT); Go forwards it as sent.
@@ -121,7 +122,7 @@ func TestServerEnvironment(t *testing.T) {
 		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 		defer cancel()
 		req, _ = http.NewRequestWithContext(ctx, "GET", url+"/stream", nil)
-		req.Header.Set("Authorization", "Bearer "+appAlice)
+		req.Header.Set("Authorization", "Bearer "+envtest.AppAlice)
 		resp, err = http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -139,7 +140,7 @@ func TestServerEnvironment(t *testing.T) {
 			t.Fatalf("WebSocket without credentials: %v, %+v", err, resp)
 		}
 		conn, _, err := websocket.DefaultDialer.DialContext(t.Context(), wsURL,
-			http.Header{"Authorization": {"Bearer " + appAlice}})
+			http.Header{"Authorization": {"Bearer " + envtest.AppAlice}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -165,10 +166,10 @@ func TestServerEnvironment(t *testing.T) {
 		cfg.RestartBackoff = time.Second
 		env, url := startServer(t, cfg)
 
-		first := send(t, "GET", url+"/pid", appAlice, "")
-		first.expect(t, http.StatusOK)
+		first := envtest.Send(t, "GET", url+"/pid", envtest.AppAlice, "")
+		first.Expect(t, http.StatusOK)
 		// The crash kills the connection: 502 from the proxy.
-		send(t, "GET", url+"/crash", appAlice, "").expect(t, http.StatusBadGateway)
+		envtest.Send(t, "GET", url+"/crash", envtest.AppAlice, "").Expect(t, http.StatusBadGateway)
 
 		sawDown := false
 		deadline := time.Now().Add(30 * time.Second)
@@ -176,16 +177,16 @@ func TestServerEnvironment(t *testing.T) {
 			if time.Now().After(deadline) {
 				t.Fatal("the server never came back")
 			}
-			r := send(t, "GET", url+"/pid", appAlice, "")
-			if r.status == http.StatusServiceUnavailable {
+			r := envtest.Send(t, "GET", url+"/pid", envtest.AppAlice, "")
+			if r.Status == http.StatusServiceUnavailable {
 				sawDown = true
-				if r.header.Get("Content-Type") != problem.ContentType || r.header.Get("Retry-After") == "" {
-					t.Fatalf("503 without problem+json or Retry-After: %v", r.header)
+				if r.Header.Get("Content-Type") != problem.ContentType || r.Header.Get("Retry-After") == "" {
+					t.Fatalf("503 without problem+json or Retry-After: %v", r.Header)
 				}
 			}
-			if r.status == http.StatusOK {
-				if r.body == first.body {
-					t.Fatalf("still pid %s after the crash", r.body)
+			if r.Status == http.StatusOK {
+				if r.Body == first.Body {
+					t.Fatalf("still pid %s after the crash", r.Body)
 				}
 				break
 			}
@@ -213,9 +214,9 @@ func TestServerEnvironment(t *testing.T) {
 		cfg.RestartBackoff = 200 * time.Millisecond
 		env, url := startServer(t, cfg)
 
-		first := send(t, "GET", url+"/pid", appAlice, "")
-		first.expect(t, http.StatusOK)
-		pid, err := strconv.Atoi(first.body)
+		first := envtest.Send(t, "GET", url+"/pid", envtest.AppAlice, "")
+		first.Expect(t, http.StatusOK)
+		pid, err := strconv.Atoi(first.Body)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -227,8 +228,8 @@ func TestServerEnvironment(t *testing.T) {
 			if time.Now().After(deadline) {
 				t.Fatal("the server did not come back within 30 s of its death")
 			}
-			r := send(t, "GET", url+"/pid", appAlice, "")
-			if r.status == http.StatusOK && r.body != first.body {
+			r := envtest.Send(t, "GET", url+"/pid", envtest.AppAlice, "")
+			if r.Status == http.StatusOK && r.Body != first.Body {
 				break
 			}
 			time.Sleep(20 * time.Millisecond)
@@ -253,14 +254,14 @@ func TestServerEnvironment(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		srv := serveEnv(t, env, appDeps(t))
+		srv := envtest.ServeEnv(t, env, envtest.AppDeps(t))
 		if err := env.Start(t.Context()); err != nil {
 			t.Fatal(err)
 		}
 		if err := env.Start(t.Context()); !errors.Is(err, server.ErrStarted) {
 			t.Fatalf("second Start: %v", err)
 		}
-		pid, err := strconv.Atoi(send(t, "GET", srv.URL+"/pid", appAlice, "").body)
+		pid, err := strconv.Atoi(envtest.Send(t, "GET", srv.URL+"/pid", envtest.AppAlice, "").Body)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -270,7 +271,7 @@ func TestServerEnvironment(t *testing.T) {
 		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
 			t.Fatalf("process %d still exists after Stop: %v", pid, err)
 		}
-		send(t, "GET", srv.URL+"/pid", appAlice, "").expect(t, http.StatusServiceUnavailable)
+		envtest.Send(t, "GET", srv.URL+"/pid", envtest.AppAlice, "").Expect(t, http.StatusServiceUnavailable)
 		if err := env.Stop(t.Context()); err != nil {
 			t.Fatalf("second Stop: %v", err)
 		}
@@ -319,7 +320,7 @@ func TestServerEnvironment(t *testing.T) {
 		before := resetPeakRSS(t)
 		req, _ := http.NewRequestWithContext(t.Context(), "POST", url+"/discard", io.LimitReader(zeros{}, size))
 		req.ContentLength = size
-		req.Header.Set("Authorization", "Bearer "+appAlice)
+		req.Header.Set("Authorization", "Bearer "+envtest.AppAlice)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -350,7 +351,7 @@ func TestServerEnvironment(t *testing.T) {
 			if declared {
 				req.ContentLength = 2000
 			}
-			req.Header.Set("Authorization", "Bearer "+appAlice)
+			req.Header.Set("Authorization", "Bearer "+envtest.AppAlice)
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				t.Fatal(err)
@@ -399,14 +400,14 @@ func TestServerEnvironmentStartFails(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			srv := serveEnv(t, env, appDeps(t))
+			srv := envtest.ServeEnv(t, env, envtest.AppDeps(t))
 			if err := env.Start(t.Context()); !errors.Is(err, tt.want) {
 				t.Fatalf("Start: %v, want %v", err, tt.want)
 			}
-			r := send(t, "GET", srv.URL+"/", appAlice, "")
-			r.expect(t, http.StatusServiceUnavailable)
-			if r.header.Get("Content-Type") != problem.ContentType {
-				t.Errorf("503 is not problem+json: %v", r.header)
+			r := envtest.Send(t, "GET", srv.URL+"/", envtest.AppAlice, "")
+			r.Expect(t, http.StatusServiceUnavailable)
+			if r.Header.Get("Content-Type") != problem.ContentType {
+				t.Errorf("503 is not problem+json: %v", r.Header)
 			}
 			if err := env.Stop(t.Context()); err != nil {
 				t.Errorf("Stop of a server that never started: %v", err)

@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/taskgate/taskgate/environments"
+	"github.com/taskgate/taskgate/environments/internal/envtest"
 	"github.com/taskgate/taskgate/environments/webhook"
 	"github.com/taskgate/taskgate/framework"
 	"github.com/taskgate/taskgate/framework/frameworktest"
@@ -50,7 +51,7 @@ type logsOut struct{}
 // newLogsStack serves a real App over a real SQLite file on loopback with
 // two tasks: logs/test/steps writes logger lines and subprocess output,
 // logs/test/hot reports progress 100k times, then waits for gate.
-func newLogsStack(t *testing.T, gate chan struct{}) (*stack, *progressCounter) {
+func newLogsStack(t *testing.T, gate chan struct{}) (*envtest.Stack, *progressCounter) {
 	t.Helper()
 	if _, err := exec.LookPath("sh"); err != nil {
 		t.Skip("no sh")
@@ -89,7 +90,7 @@ func newLogsStack(t *testing.T, gate chan struct{}) (*stack, *progressCounter) {
 		Node: dispatch.NodeConfig{ID: "logs-node", MilliCPU: 8000, MemoryBytes: 1 << 30},
 	})
 	require.NoError(t, err)
-	auth, err := middleware.ParseStaticTokens(whAlice + "=alice," + whBob + "=bob")
+	auth, err := middleware.ParseStaticTokens(envtest.WhAlice + "=alice," + envtest.WhBob + "=bob")
 	require.NoError(t, err)
 	app := &framework.App{
 		Logger: logger, Registry: reg, Dispatcher: d, Authenticator: auth,
@@ -99,7 +100,7 @@ func newLogsStack(t *testing.T, gate chan struct{}) (*stack, *progressCounter) {
 		OnStart: []func(context.Context) error{d.Start},
 		OnStop:  []func(context.Context) error{func(ctx context.Context) error { return errors.Join(d.Close(ctx), st.Close()) }},
 	}
-	return &stack{t: t, base: frameworktest.Serve(t, app)}, st
+	return &envtest.Stack{T: t, Base: frameworktest.Serve(t, app)}, st
 }
 
 // sse is one Server-Sent Event.
@@ -164,11 +165,11 @@ func collect(t *testing.T, ch <-chan sse) []sse {
 func TestFollowRunLogsStreamsLoggerAndSubprocessLinesUntilTheRunEnds(t *testing.T) {
 	t.Parallel()
 	s, _ := newLogsStack(t, nil)
-	r := s.do(http.MethodPost, "/run-task/logs/test/steps", whAlice, `{"steps":3}`)
-	require.Equal(t, http.StatusAccepted, r.status, r.raw)
-	name := r.body["name"].(string)
+	r := s.Do(http.MethodPost, "/run-task/logs/test/steps", envtest.WhAlice, `{"steps":3}`)
+	require.Equal(t, http.StatusAccepted, r.Status, r.Raw)
+	name := r.Body["name"].(string)
 
-	events, resp := openSSE(t, s.base+"/run/"+name+"/logs?follow=1", whAlice)
+	events, resp := openSSE(t, s.Base+"/run/"+name+"/logs?follow=1", envtest.WhAlice)
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	require.Equal(t, "text/event-stream", resp.Header.Get("Content-Type"))
 	got := collect(t, events)
@@ -198,27 +199,27 @@ func TestFollowRunLogsStreamsLoggerAndSubprocessLinesUntilTheRunEnds(t *testing.
 
 	// Resuming after the last line gives the end at once; after the first,
 	// the rest.
-	resumed := collect(t, first(openSSE(t, s.base+"/run/"+name+"/logs", whAlice, "Accept", "text/event-stream", "Last-Event-ID", lastID)))
+	resumed := collect(t, first(openSSE(t, s.Base+"/run/"+name+"/logs", envtest.WhAlice, "Accept", "text/event-stream", "Last-Event-ID", lastID)))
 	require.Len(t, resumed, 1)
 	require.Equal(t, "end", resumed[0].event)
-	resumed = collect(t, first(openSSE(t, s.base+"/run/"+name+"/logs?follow=1", whAlice, "Last-Event-ID", got[0].id)))
+	resumed = collect(t, first(openSSE(t, s.Base+"/run/"+name+"/logs?follow=1", envtest.WhAlice, "Last-Event-ID", got[0].id)))
 	require.Len(t, resumed, len(got)-1)
 
 	// Without follow: pages of JSON, with the attributes kept.
-	page := s.do(http.MethodGet, "/run/"+name+"/logs?limit=2", whAlice, "")
-	require.Equal(t, http.StatusOK, page.status, page.raw)
-	require.Equal(t, true, page.body["done"])
-	pl := page.body["lines"].([]any)
+	page := s.Do(http.MethodGet, "/run/"+name+"/logs?limit=2", envtest.WhAlice, "")
+	require.Equal(t, http.StatusOK, page.Status, page.Raw)
+	require.Equal(t, true, page.Body["done"])
+	pl := page.Body["lines"].([]any)
 	require.Len(t, pl, 2)
 	line0 := pl[0].(map[string]any)
 	require.Equal(t, "log", line0["stream"])
 	require.Equal(t, map[string]any{"step": float64(1)}, line0["attrs"])
 	require.Equal(t, "stdout", pl[1].(map[string]any)["stream"])
 	require.Nil(t, pl[1].(map[string]any)["attrs"], "the stream is the line's field, not an attribute")
-	next := page.body["next_after"].(float64)
-	rest := s.do(http.MethodGet, fmt.Sprintf("/run/%s/logs?after=%d", name, int64(next)), whAlice, "")
-	require.Len(t, rest.body["lines"].([]any), 7)
-	require.Equal(t, http.StatusBadRequest, s.do(http.MethodGet, "/run/"+name+"/logs?follow=1", whAlice, "", "Last-Event-ID", "x").status)
+	next := page.Body["next_after"].(float64)
+	rest := s.Do(http.MethodGet, fmt.Sprintf("/run/%s/logs?after=%d", name, int64(next)), envtest.WhAlice, "")
+	require.Len(t, rest.Body["lines"].([]any), 7)
+	require.Equal(t, http.StatusBadRequest, s.Do(http.MethodGet, "/run/"+name+"/logs?follow=1", envtest.WhAlice, "", "Last-Event-ID", "x").Status)
 }
 
 func first[A, B any](a A, _ B) A { return a }
@@ -226,41 +227,41 @@ func first[A, B any](a A, _ B) A { return a }
 func TestRunLogsOfSomeoneElsesRunAre404(t *testing.T) {
 	t.Parallel()
 	s, _ := newLogsStack(t, nil)
-	r := s.do(http.MethodPost, "/run-task/logs/test/steps", whAlice, `{"steps":1}`)
-	require.Equal(t, http.StatusAccepted, r.status, r.raw)
-	name := r.body["name"].(string)
-	s.waitDone(name, whAlice)
-	require.Equal(t, http.StatusOK, s.do(http.MethodGet, "/run/"+name+"/logs", whAlice, "").status)
+	r := s.Do(http.MethodPost, "/run-task/logs/test/steps", envtest.WhAlice, `{"steps":1}`)
+	require.Equal(t, http.StatusAccepted, r.Status, r.Raw)
+	name := r.Body["name"].(string)
+	s.WaitDone(name, envtest.WhAlice)
+	require.Equal(t, http.StatusOK, s.Do(http.MethodGet, "/run/"+name+"/logs", envtest.WhAlice, "").Status)
 	for _, path := range []string{"/run/" + name + "/logs", "/run/" + name + "/logs?follow=1", "/run/nosuchrun/logs"} {
-		got := s.do(http.MethodGet, path, whBob, "")
-		require.Equal(t, http.StatusNotFound, got.status, path)
-		require.NotContains(t, got.raw, "step 1")
+		got := s.Do(http.MethodGet, path, envtest.WhBob, "")
+		require.Equal(t, http.StatusNotFound, got.Status, path)
+		require.NotContains(t, got.Raw, "step 1")
 	}
-	require.Equal(t, http.StatusUnauthorized, s.do(http.MethodGet, "/run/"+name+"/logs", "", "").status)
+	require.Equal(t, http.StatusUnauthorized, s.Do(http.MethodGet, "/run/"+name+"/logs", "", "").Status)
 }
 
 func TestProgressIsOnTheRunAndItsEventsAndAHotLoopWritesLittle(t *testing.T) {
 	t.Parallel()
 	gate := make(chan struct{})
 	s, st := newLogsStack(t, gate)
-	r := s.do(http.MethodPost, "/run-task/logs/test/hot", whAlice, `{"steps":0}`)
-	require.Equal(t, http.StatusAccepted, r.status, r.raw)
-	name := r.body["name"].(string)
-	events, _ := openSSE(t, s.base+"/run/"+name+"/events", whAlice)
+	r := s.Do(http.MethodPost, "/run-task/logs/test/hot", envtest.WhAlice, `{"steps":0}`)
+	require.Equal(t, http.StatusAccepted, r.Status, r.Raw)
+	name := r.Body["name"].(string)
+	events, _ := openSSE(t, s.Base+"/run/"+name+"/events", envtest.WhAlice)
 
 	want := map[string]any{"done": float64(100_000), "total": float64(100_000), "message": "item"}
-	var status reply
+	var status envtest.Reply
 	require.Eventually(t, func() bool {
-		status = s.do(http.MethodGet, "/run/"+name, whAlice, "")
-		p, _ := status.body["progress"].(map[string]any)
+		status = s.Do(http.MethodGet, "/run/"+name, envtest.WhAlice, "")
+		p, _ := status.Body["progress"].(map[string]any)
 		return p != nil && p["done"] == want["done"]
 	}, 20*time.Second, 20*time.Millisecond, "the latest progress is on GET /run")
-	p := status.body["progress"].(map[string]any)
+	p := status.Body["progress"].(map[string]any)
 	require.Equal(t, want["total"], p["total"])
 	require.Equal(t, want["message"], p["message"])
 	require.NotEmpty(t, p["updated_at"])
-	list := s.do(http.MethodGet, "/runs", whAlice, "")
-	require.Equal(t, want["done"], list.body["runs"].([]any)[0].(map[string]any)["progress"].(map[string]any)["done"], "and on GET /runs")
+	list := s.Do(http.MethodGet, "/runs", envtest.WhAlice, "")
+	require.Equal(t, want["done"], list.Body["runs"].([]any)[0].(map[string]any)["progress"].(map[string]any)["done"], "and on GET /runs")
 
 	var progress []sse
 	timeout := time.After(20 * time.Second)
@@ -275,7 +276,7 @@ func TestProgressIsOnTheRunAndItsEventsAndAHotLoopWritesLittle(t *testing.T) {
 		}
 	}
 	close(gate)
-	s.waitDone(name, whAlice)
+	s.WaitDone(name, envtest.WhAlice)
 	rest := collect(t, events)
 	require.Equal(t, "phase", rest[len(rest)-1].event)
 

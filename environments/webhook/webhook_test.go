@@ -2,11 +2,8 @@ package webhook_test
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -17,148 +14,51 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/taskgate/taskgate/environments"
+	"github.com/taskgate/taskgate/environments/internal/envtest"
 	"github.com/taskgate/taskgate/environments/queue"
 	"github.com/taskgate/taskgate/environments/webhook"
 	"github.com/taskgate/taskgate/examples/quickstart/demo"
-	"github.com/taskgate/taskgate/framework"
-	"github.com/taskgate/taskgate/framework/frameworktest"
 	"github.com/taskgate/taskgate/middleware"
 )
 
-const (
-	whAlice = "alice-token-0123456789"
-	whBob   = "bob-token-0123456789"
-	whAdmin = "admin-token-0123456789"
-)
-
-// stack is a real App over a real SQLite file, served on loopback.
-type stack struct {
-	t    *testing.T
-	base string
-	svc  *framework.Service
-}
-
-func newStack(t *testing.T, envs ...environments.Environment) *stack {
-	t.Helper()
-	return newStackEnv(t, nil, envs...)
-}
-
-// newStackEnv is newStack with extra TASKGATE_* variables.
-func newStackEnv(t *testing.T, extra map[string]string, envs ...environments.Environment) *stack {
-	t.Helper()
-	if len(envs) == 0 {
-		envs = []environments.Environment{demo.Webhook()}
-	}
-	dataDir := t.TempDir()
-	cfg, err := framework.ParseEnv(func(k string) string {
-		if v, ok := extra[k]; ok {
-			return v
-		}
-		switch k {
-		case "TASKGATE_DATA_DIR":
-			return dataDir
-		case "TASKGATE_AUTH_TOKENS":
-			return whAlice + "=alice:ml," + whBob + "=bob," + whAdmin + "=root:admins"
-		case "TASKGATE_NODE_GPUS":
-			return "A100:2"
-		}
-		return ""
-	})
-	require.NoError(t, err)
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc, err := framework.FromEnv(context.Background(), cfg, logger, demo.Registry(), envs...)
-	require.NoError(t, err)
-	return &stack{t: t, base: frameworktest.Serve(t, svc.App), svc: svc}
-}
-
-type reply struct {
-	status int
-	header http.Header
-	body   map[string]any
-	raw    string
-}
-
-func (s *stack) do(method, path, token, body string, headers ...string) reply {
-	s.t.Helper()
-	req, err := http.NewRequest(method, s.base+path, strings.NewReader(body))
-	require.NoError(s.t, err)
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	return roundTrip(s.t, req)
-}
-
-// roundTrip sends req and reads the reply: its JSON body, or for an event
-// stream the status and headers only (a stream ends with its run).
-func roundTrip(t *testing.T, req *http.Request) reply {
-	t.Helper()
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	if resp.Header.Get("Content-Type") == "text/event-stream" {
-		return reply{status: resp.StatusCode, header: resp.Header}
-	}
-	b, _ := io.ReadAll(resp.Body)
-	r := reply{status: resp.StatusCode, header: resp.Header, raw: string(b)}
-	_ = json.Unmarshal(b, &r.body)
-	return r
-}
-
-// waitDone polls GET /run/{name} until the run is terminal.
-func (s *stack) waitDone(name, token string) reply {
-	s.t.Helper()
-	var r reply
-	require.Eventually(s.t, func() bool {
-		r = s.do(http.MethodGet, "/run/"+name, token, "")
-		return r.status == 200 && r.body["done"] == true
-	}, 20*time.Second, 20*time.Millisecond)
-	return r
-}
-
 func TestQuickstartTour(t *testing.T) {
 	t.Parallel()
-	s := newStack(t)
-	require.Equal(t, `{"status":"healthy"}`, strings.TrimSpace(s.do("GET", "/health", "", "").raw))
+	s := envtest.NewStack(t)
+	require.Equal(t, `{"status":"healthy"}`, strings.TrimSpace(s.Do("GET", "/health", "", "").Raw))
 
-	r := s.do("POST", "/run-task/demo/development/echo", whAlice, `{"message":"hi"}`)
-	require.Equal(t, http.StatusAccepted, r.status, r.raw)
-	name := r.body["name"].(string)
-	require.Equal(t, "/run/"+name, r.body["url"])
-	require.Equal(t, "/run/"+name, r.header.Get("Location"))
+	r := s.Do("POST", "/run-task/demo/development/echo", envtest.WhAlice, `{"message":"hi"}`)
+	require.Equal(t, http.StatusAccepted, r.Status, r.Raw)
+	name := r.Body["name"].(string)
+	require.Equal(t, "/run/"+name, r.Body["url"])
+	require.Equal(t, "/run/"+name, r.Header.Get("Location"))
 
-	done := s.waitDone(name, whAlice)
-	require.Equal(t, "succeeded", done.body["phase"])
-	io := s.do("GET", "/run/"+name+"/io", whAlice, "")
-	require.Equal(t, map[string]any{"message": "hi"}, io.body["outputs"])
-	require.Equal(t, map[string]any{"message": "hi"}, io.body["inputs"])
+	done := s.WaitDone(name, envtest.WhAlice)
+	require.Equal(t, "succeeded", done.Body["phase"])
+	io := s.Do("GET", "/run/"+name+"/io", envtest.WhAlice, "")
+	require.Equal(t, map[string]any{"message": "hi"}, io.Body["outputs"])
+	require.Equal(t, map[string]any{"message": "hi"}, io.Body["inputs"])
 }
 
 func TestUnauthenticatedIs401WithChallenge(t *testing.T) {
 	t.Parallel()
-	s := newStack(t)
+	s := envtest.NewStack(t)
 	for _, tc := range []struct{ token, challenge string }{
 		{"", `Bearer realm="taskgate"`},
 		{"wrong", `Bearer realm="taskgate", error="invalid_token"`},
 	} {
-		r := s.do("POST", "/run-task/demo/development/echo", tc.token, `{"message":"hi"}`)
-		require.Equal(t, http.StatusUnauthorized, r.status)
-		require.Equal(t, tc.challenge, r.header.Get("WWW-Authenticate"))
-		require.Equal(t, "application/problem+json", r.header.Get("Content-Type"))
+		r := s.Do("POST", "/run-task/demo/development/echo", tc.token, `{"message":"hi"}`)
+		require.Equal(t, http.StatusUnauthorized, r.Status)
+		require.Equal(t, tc.challenge, r.Header.Get("WWW-Authenticate"))
+		require.Equal(t, "application/problem+json", r.Header.Get("Content-Type"))
 	}
 	for _, open := range []string{"/health", "/docs", "/openapi.json", "/openapi.yaml", "/openapi-3.0.json", "/openapi-3.0.yaml"} {
-		require.Equal(t, http.StatusOK, s.do("GET", open, "", "").status, open)
+		require.Equal(t, http.StatusOK, s.Do("GET", open, "", "").Status, open)
 	}
 }
 
 func TestInvalidInputsAre422AndCreateNoRun(t *testing.T) {
 	t.Parallel()
-	s := newStack(t)
+	s := envtest.NewStack(t)
 	cases := map[string]struct{ body, field string }{
 		"wrong type":     {`{"message": 5}`, "body.message"},
 		"missing field":  {`{}`, "body.message"},
@@ -171,77 +71,77 @@ func TestInvalidInputsAre422AndCreateNoRun(t *testing.T) {
 		if strings.HasPrefix(name, "sleep") {
 			path = "/run-task/demo/development/sleep"
 		}
-		r := s.do("POST", path, whAlice, tc.body)
-		require.Equal(t, http.StatusUnprocessableEntity, r.status, "%s: %s", name, r.raw)
-		require.Contains(t, r.raw, tc.field, name)
+		r := s.Do("POST", path, envtest.WhAlice, tc.body)
+		require.Equal(t, http.StatusUnprocessableEntity, r.Status, "%s: %s", name, r.Raw)
+		require.Contains(t, r.Raw, tc.field, name)
 	}
-	bad := s.do("POST", "/run-task/demo/development/echo", whAlice, `{"message":`)
-	require.Equal(t, http.StatusBadRequest, bad.status, "malformed JSON is a bad request: %s", bad.raw)
-	runs := s.do("GET", "/runs", whAlice, "")
-	require.Empty(t, runs.body["runs"], "no run may exist after refused inputs")
+	bad := s.Do("POST", "/run-task/demo/development/echo", envtest.WhAlice, `{"message":`)
+	require.Equal(t, http.StatusBadRequest, bad.Status, "malformed JSON is a bad request: %s", bad.Raw)
+	runs := s.Do("GET", "/runs", envtest.WhAlice, "")
+	require.Empty(t, runs.Body["runs"], "no run may exist after refused inputs")
 }
 
 func TestOwnershipBetweenUsers(t *testing.T) {
 	t.Parallel()
-	s := newStack(t)
-	r := s.do("POST", "/run-task/demo/development/sleep", whAlice, `{"seconds": 30}`)
-	require.Equal(t, http.StatusAccepted, r.status)
-	name := r.body["name"].(string)
+	s := envtest.NewStack(t)
+	r := s.Do("POST", "/run-task/demo/development/sleep", envtest.WhAlice, `{"seconds": 30}`)
+	require.Equal(t, http.StatusAccepted, r.Status)
+	name := r.Body["name"].(string)
 
 	for _, p := range []string{"/run/" + name, "/run/" + name + "/io", "/run/" + name + "/events"} {
-		require.Equal(t, http.StatusNotFound, s.do("GET", p, whBob, "").status, "bob must not see alice's run at %s", p)
-		require.Equal(t, http.StatusOK, s.do("GET", p, whAdmin, "").status, "admins see every run at %s", p)
+		require.Equal(t, http.StatusNotFound, s.Do("GET", p, envtest.WhBob, "").Status, "bob must not see alice's run at %s", p)
+		require.Equal(t, http.StatusOK, s.Do("GET", p, envtest.WhAdmin, "").Status, "admins see every run at %s", p)
 	}
-	require.Equal(t, http.StatusNotFound, s.do("POST", "/run/"+name+"/abort", whBob, "").status)
-	require.Equal(t, http.StatusNotFound, s.do("GET", "/run/rdoesnotexist", whAlice, "").status)
-	require.Empty(t, s.do("GET", "/runs", whBob, "").body["runs"])
+	require.Equal(t, http.StatusNotFound, s.Do("POST", "/run/"+name+"/abort", envtest.WhBob, "").Status)
+	require.Equal(t, http.StatusNotFound, s.Do("GET", "/run/rdoesnotexist", envtest.WhAlice, "").Status)
+	require.Empty(t, s.Do("GET", "/runs", envtest.WhBob, "").Body["runs"])
 
-	ab := s.do("POST", "/run/"+name+"/abort?reason=changed+my+mind", whAlice, "")
-	require.Equal(t, http.StatusAccepted, ab.status, ab.raw)
-	require.Equal(t, "abort_requested", ab.body["status"])
-	require.Equal(t, "changed my mind", ab.body["reason"])
-	require.Equal(t, "aborted", s.waitDone(name, whAlice).body["phase"])
-	require.Equal(t, http.StatusConflict, s.do("POST", "/run/"+name+"/abort", whAlice, "").status)
+	ab := s.Do("POST", "/run/"+name+"/abort?reason=changed+my+mind", envtest.WhAlice, "")
+	require.Equal(t, http.StatusAccepted, ab.Status, ab.Raw)
+	require.Equal(t, "abort_requested", ab.Body["status"])
+	require.Equal(t, "changed my mind", ab.Body["reason"])
+	require.Equal(t, "aborted", s.WaitDone(name, envtest.WhAlice).Body["phase"])
+	require.Equal(t, http.StatusConflict, s.Do("POST", "/run/"+name+"/abort", envtest.WhAlice, "").Status)
 }
 
 func TestIdempotencyKey(t *testing.T) {
 	t.Parallel()
-	s := newStack(t)
-	first := s.do("POST", "/run-task/demo/development/echo", whAlice, `{"message":"a"}`, "Idempotency-Key", "k1")
-	again := s.do("POST", "/run-task/demo/development/echo", whAlice, `{"message":"a"}`, "Idempotency-Key", "k1")
-	require.Equal(t, first.body["name"], again.body["name"])
-	other := s.do("POST", "/run-task/demo/development/echo", whAlice, `{"message":"b"}`, "Idempotency-Key", "k1")
-	require.Equal(t, http.StatusConflict, other.status)
+	s := envtest.NewStack(t)
+	first := s.Do("POST", "/run-task/demo/development/echo", envtest.WhAlice, `{"message":"a"}`, "Idempotency-Key", "k1")
+	again := s.Do("POST", "/run-task/demo/development/echo", envtest.WhAlice, `{"message":"a"}`, "Idempotency-Key", "k1")
+	require.Equal(t, first.Body["name"], again.Body["name"])
+	other := s.Do("POST", "/run-task/demo/development/echo", envtest.WhAlice, `{"message":"b"}`, "Idempotency-Key", "k1")
+	require.Equal(t, http.StatusConflict, other.Status)
 	// Keys are per caller: bob's k1 is his own.
-	bob := s.do("POST", "/run-task/demo/development/echo", whBob, `{"message":"a"}`, "Idempotency-Key", "k1")
-	require.Equal(t, http.StatusAccepted, bob.status)
-	require.NotEqual(t, first.body["name"], bob.body["name"])
+	bob := s.Do("POST", "/run-task/demo/development/echo", envtest.WhBob, `{"message":"a"}`, "Idempotency-Key", "k1")
+	require.Equal(t, http.StatusAccepted, bob.Status)
+	require.NotEqual(t, first.Body["name"], bob.Body["name"])
 }
 
 func TestPreferWait(t *testing.T) {
 	t.Parallel()
-	s := newStack(t)
-	r := s.do("POST", "/run-task/demo/development/flaky", whAlice, `{"failures":1}`, "Prefer", "wait=20")
-	require.Equal(t, http.StatusOK, r.status, r.raw)
-	require.Equal(t, "wait=20", r.header.Get("Preference-Applied"))
-	require.Equal(t, map[string]any{"attempt": float64(2)}, r.body["outputs"])
+	s := envtest.NewStack(t)
+	r := s.Do("POST", "/run-task/demo/development/flaky", envtest.WhAlice, `{"failures":1}`, "Prefer", "wait=20")
+	require.Equal(t, http.StatusOK, r.Status, r.Raw)
+	require.Equal(t, "wait=20", r.Header.Get("Preference-Applied"))
+	require.Equal(t, map[string]any{"attempt": float64(2)}, r.Body["outputs"])
 
-	slow := s.do("POST", "/run-task/demo/development/sleep", whAlice, `{"seconds":30}`, "Prefer", "wait=1")
-	require.Equal(t, http.StatusAccepted, slow.status)
-	require.Equal(t, "wait=1", slow.header.Get("Preference-Applied"))
-	require.Nil(t, slow.body["outputs"])
+	slow := s.Do("POST", "/run-task/demo/development/sleep", envtest.WhAlice, `{"seconds":30}`, "Prefer", "wait=1")
+	require.Equal(t, http.StatusAccepted, slow.Status)
+	require.Equal(t, "wait=1", slow.Header.Get("Preference-Applied"))
+	require.Nil(t, slow.Body["outputs"])
 }
 
 func TestRunEventsStreamAndResume(t *testing.T) {
 	t.Parallel()
-	s := newStack(t)
-	r := s.do("POST", "/run-task/demo/development/echo", whAlice, `{"message":"sse"}`)
-	name := r.body["name"].(string)
-	s.waitDone(name, whAlice)
+	s := envtest.NewStack(t)
+	r := s.Do("POST", "/run-task/demo/development/echo", envtest.WhAlice, `{"message":"sse"}`)
+	name := r.Body["name"].(string)
+	s.WaitDone(name, envtest.WhAlice)
 
 	read := func(lastID string) []string {
-		req, _ := http.NewRequest("GET", s.base+"/run/"+name+"/events", nil)
-		req.Header.Set("Authorization", "Bearer "+whAlice)
+		req, _ := http.NewRequest("GET", s.Base+"/run/"+name+"/events", nil)
+		req.Header.Set("Authorization", "Bearer "+envtest.WhAlice)
 		if lastID != "" {
 			req.Header.Set("Last-Event-ID", lastID)
 		}
@@ -266,24 +166,24 @@ func TestRunEventsStreamAndResume(t *testing.T) {
 
 func TestListRunsPaginatesAndFilters(t *testing.T) {
 	t.Parallel()
-	s := newStack(t)
+	s := envtest.NewStack(t)
 	var names []string
 	for i := range 5 {
-		r := s.do("POST", "/run-task/demo/development/echo", whAlice, fmt.Sprintf(`{"message":"%d"}`, i))
-		names = append(names, r.body["name"].(string))
+		r := s.Do("POST", "/run-task/demo/development/echo", envtest.WhAlice, fmt.Sprintf(`{"message":"%d"}`, i))
+		names = append(names, r.Body["name"].(string))
 	}
 	for _, n := range names {
-		s.waitDone(n, whAlice)
+		s.WaitDone(n, envtest.WhAlice)
 	}
 	var seen []string
 	cursor := ""
 	for {
-		r := s.do("GET", "/runs?limit=2&cursor="+cursor, whAlice, "")
-		require.Equal(t, 200, r.status, r.raw)
-		for _, run := range r.body["runs"].([]any) {
+		r := s.Do("GET", "/runs?limit=2&cursor="+cursor, envtest.WhAlice, "")
+		require.Equal(t, 200, r.Status, r.Raw)
+		for _, run := range r.Body["runs"].([]any) {
 			seen = append(seen, run.(map[string]any)["name"].(string))
 		}
-		next, _ := r.body["next_cursor"].(string)
+		next, _ := r.Body["next_cursor"].(string)
 		if next == "" {
 			break
 		}
@@ -291,11 +191,11 @@ func TestListRunsPaginatesAndFilters(t *testing.T) {
 	}
 	require.Len(t, seen, 5)
 	require.Equal(t, names[4], seen[0], "newest first")
-	require.Empty(t, s.do("GET", "/runs?phase=failed", whAlice, "").body["runs"])
-	require.Len(t, s.do("GET", "/runs?task=demo/development/echo&phase=succeeded", whAlice, "").body["runs"], 5)
-	require.Equal(t, 422, s.do("GET", "/runs?phase=bogus", whAlice, "").status)
-	require.Equal(t, 422, s.do("GET", "/runs?cursor=abc", whAlice, "").status, "a forged cursor is invalid input, not a 500")
-	require.Equal(t, 422, s.do("GET", "/runs?task=foo", whAlice, "").status)
+	require.Empty(t, s.Do("GET", "/runs?phase=failed", envtest.WhAlice, "").Body["runs"])
+	require.Len(t, s.Do("GET", "/runs?task=demo/development/echo&phase=succeeded", envtest.WhAlice, "").Body["runs"], 5)
+	require.Equal(t, 422, s.Do("GET", "/runs?phase=bogus", envtest.WhAlice, "").Status)
+	require.Equal(t, 422, s.Do("GET", "/runs?cursor=abc", envtest.WhAlice, "").Status, "a forged cursor is invalid input, not a 500")
+	require.Equal(t, 422, s.Do("GET", "/runs?task=foo", envtest.WhAlice, "").Status)
 }
 
 func TestGroupsAndAllowlist(t *testing.T) {
@@ -308,25 +208,25 @@ func TestGroupsAndAllowlist(t *testing.T) {
 		Groups:       []string{"task", "run"},
 		AllowedTasks: []string{"echo", "demo/sleep", "demo/development/fla*"},
 	})
-	s := newStack(t, coreOnly, limited, webhook.MustNew(webhook.Config{
+	s := envtest.NewStack(t, coreOnly, limited, webhook.MustNew(webhook.Config{
 		Settings: environments.Settings{Name: "star", PathPrefix: "/star"}, Groups: []string{"task"},
 		AllowedTasks: []string{"*/development/*"},
 	}))
-	require.Equal(t, 200, s.do("GET", "/core/me", whAlice, "").status)
-	require.Equal(t, 404, s.do("GET", "/core/tasks", whAlice, "").status, "task group off")
-	require.Equal(t, 404, s.do("GET", "/core/run/x", whAlice, "").status, "run group off")
-	require.Equal(t, 404, s.do("GET", "/limited/me", whAlice, "").status, "core group off")
+	require.Equal(t, 200, s.Do("GET", "/core/me", envtest.WhAlice, "").Status)
+	require.Equal(t, 404, s.Do("GET", "/core/tasks", envtest.WhAlice, "").Status, "task group off")
+	require.Equal(t, 404, s.Do("GET", "/core/run/x", envtest.WhAlice, "").Status, "run group off")
+	require.Equal(t, 404, s.Do("GET", "/limited/me", envtest.WhAlice, "").Status, "core group off")
 
-	tasks := s.do("GET", "/limited/tasks", whAlice, "")
+	tasks := s.Do("GET", "/limited/tasks", envtest.WhAlice, "")
 	var listed []string
-	for _, tk := range tasks.body["tasks"].([]any) {
+	for _, tk := range tasks.Body["tasks"].([]any) {
 		listed = append(listed, tk.(map[string]any)["name"].(string))
 	}
 	require.ElementsMatch(t, []string{"echo", "sleep", "flaky"}, listed)
-	require.Equal(t, 403, s.do("GET", "/limited/task/demo/development/train", whAlice, "").status)
-	require.Equal(t, 403, s.do("POST", "/limited/run-task/demo/development/train", whAlice, `{}`).status)
-	require.Equal(t, 404, s.do("GET", "/limited/task/demo/development/nope", whAlice, "").status)
-	require.Len(t, s.do("GET", "/star/tasks", whAlice, "").body["tasks"], 4)
+	require.Equal(t, 403, s.Do("GET", "/limited/task/demo/development/train", envtest.WhAlice, "").Status)
+	require.Equal(t, 403, s.Do("POST", "/limited/run-task/demo/development/train", envtest.WhAlice, `{}`).Status)
+	require.Equal(t, 404, s.Do("GET", "/limited/task/demo/development/nope", envtest.WhAlice, "").Status)
+	require.Len(t, s.Do("GET", "/star/tasks", envtest.WhAlice, "").Body["tasks"], 4)
 
 	_, err := webhook.New(webhook.Config{Settings: environments.Settings{Name: "x"}, Groups: []string{"bogus"}})
 	require.ErrorContains(t, err, "bogus")
@@ -344,33 +244,33 @@ func TestGroupsAndAllowlist(t *testing.T) {
 
 func TestNodesAndQueueAreForAdmins(t *testing.T) {
 	t.Parallel()
-	s := newStack(t)
-	require.Equal(t, 403, s.do("GET", "/nodes", whAlice, "").status)
-	require.Equal(t, 403, s.do("GET", "/queue", whAlice, "").status)
-	n := s.do("GET", "/nodes", whAdmin, "")
-	require.Equal(t, 200, n.status, n.raw)
-	require.Contains(t, n.raw, "A100")
-	require.Equal(t, 200, s.do("GET", "/queue", whAdmin, "").status)
+	s := envtest.NewStack(t)
+	require.Equal(t, 403, s.Do("GET", "/nodes", envtest.WhAlice, "").Status)
+	require.Equal(t, 403, s.Do("GET", "/queue", envtest.WhAlice, "").Status)
+	n := s.Do("GET", "/nodes", envtest.WhAdmin, "")
+	require.Equal(t, 200, n.Status, n.Raw)
+	require.Contains(t, n.Raw, "A100")
+	require.Equal(t, 200, s.Do("GET", "/queue", envtest.WhAdmin, "").Status)
 }
 
 func TestGetTaskShowsSchemasAndResources(t *testing.T) {
 	t.Parallel()
-	s := newStack(t)
-	r := s.do("GET", "/task/demo/development/train", whAlice, "")
-	require.Equal(t, 200, r.status, r.raw)
-	require.Equal(t, "A100:1", r.body["resources"].(map[string]any)["gpu"])
-	in := r.body["input_schema"].(map[string]any)
+	s := envtest.NewStack(t)
+	r := s.Do("GET", "/task/demo/development/train", envtest.WhAlice, "")
+	require.Equal(t, 200, r.Status, r.Raw)
+	require.Equal(t, "A100:1", r.Body["resources"].(map[string]any)["gpu"])
+	in := r.Body["input_schema"].(map[string]any)
 	require.Contains(t, in["properties"], "epochs")
-	out := r.body["output_schema"].(map[string]any)
+	out := r.Body["output_schema"].(map[string]any)
 	require.Contains(t, out["properties"], "cuda_visible_devices")
 }
 
 func TestTrainGetsItsGPU(t *testing.T) {
 	t.Parallel()
-	s := newStack(t)
-	r := s.do("POST", "/run-task/demo/development/train", whAlice, `{}`, "Prefer", "wait=20")
-	require.Equal(t, 200, r.status, r.raw)
-	out := r.body["outputs"].(map[string]any)
+	s := envtest.NewStack(t)
+	r := s.Do("POST", "/run-task/demo/development/train", envtest.WhAlice, `{}`, "Prefer", "wait=20")
+	require.Equal(t, 200, r.Status, r.Raw)
+	out := r.Body["outputs"].(map[string]any)
 	require.Len(t, out["devices"], 1)
 	require.NotEmpty(t, out["cuda_visible_devices"])
 }
@@ -386,11 +286,11 @@ func TestRunCallbackIsSignedAndVisibleOnTheRun(t *testing.T) {
 		w.WriteHeader(http.StatusNoContent)
 	})))
 	defer receiver.Close()
-	s := newStackEnv(t, map[string]string{"TASKGATE_WEBHOOK_SECRET": secret, "TASKGATE_WEBHOOK_ALLOW_PRIVATE": "1"})
+	s := envtest.NewStackEnv(t, map[string]string{"TASKGATE_WEBHOOK_SECRET": secret, "TASKGATE_WEBHOOK_ALLOW_PRIVATE": "1"})
 
-	r := s.do("POST", "/run-task/demo/development/echo?webhook="+url.QueryEscape(receiver.URL+"/hook?token=abc"), whAlice, `{"message":"cb"}`)
-	require.Equal(t, http.StatusAccepted, r.status, r.raw)
-	name := r.body["name"].(string)
+	r := s.Do("POST", "/run-task/demo/development/echo?webhook="+url.QueryEscape(receiver.URL+"/hook?token=abc"), envtest.WhAlice, `{"message":"cb"}`)
+	require.Equal(t, http.StatusAccepted, r.Status, r.Raw)
+	name := r.Body["name"].(string)
 	select {
 	case p := <-got:
 		require.Equal(t, "run.completed", p["type"])
@@ -401,8 +301,8 @@ func TestRunCallbackIsSignedAndVisibleOnTheRun(t *testing.T) {
 		t.Fatal("no signed callback arrived")
 	}
 	require.Eventually(t, func() bool {
-		run := s.do("GET", "/run/"+name, whAlice, "")
-		ds, _ := run.body["deliveries"].([]any)
+		run := s.Do("GET", "/run/"+name, envtest.WhAlice, "")
+		ds, _ := run.Body["deliveries"].([]any)
 		if len(ds) != 1 {
 			return false
 		}
@@ -411,9 +311,9 @@ func TestRunCallbackIsSignedAndVisibleOnTheRun(t *testing.T) {
 		return d["state"] == "delivered"
 	}, 10*time.Second, 50*time.Millisecond)
 
-	bad := s.do("POST", "/run-task/demo/development/echo?webhook=ftp://x", whAlice, `{"message":"cb"}`)
-	require.Equal(t, http.StatusUnprocessableEntity, bad.status)
-	require.Contains(t, bad.raw, "query.webhook")
+	bad := s.Do("POST", "/run-task/demo/development/echo?webhook=ftp://x", envtest.WhAlice, `{"message":"cb"}`)
+	require.Equal(t, http.StatusUnprocessableEntity, bad.Status)
+	require.Contains(t, bad.Raw, "query.webhook")
 }
 
 func TestCallbackToLoopbackIsRefusedByTheSSRFGuard(t *testing.T) {
@@ -421,13 +321,13 @@ func TestCallbackToLoopbackIsRefusedByTheSSRFGuard(t *testing.T) {
 	hits := 0
 	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits++ }))
 	defer receiver.Close()
-	s := newStack(t) // the guard is on by default
-	r := s.do("POST", "/run-task/demo/development/echo?webhook="+url.QueryEscape(receiver.URL), whAlice, `{"message":"x"}`)
-	require.Equal(t, http.StatusAccepted, r.status)
-	name := r.body["name"].(string)
+	s := envtest.NewStack(t) // the guard is on by default
+	r := s.Do("POST", "/run-task/demo/development/echo?webhook="+url.QueryEscape(receiver.URL), envtest.WhAlice, `{"message":"x"}`)
+	require.Equal(t, http.StatusAccepted, r.Status)
+	name := r.Body["name"].(string)
 	require.Eventually(t, func() bool {
-		run := s.do("GET", "/run/"+name, whAlice, "")
-		ds, _ := run.body["deliveries"].([]any)
+		run := s.Do("GET", "/run/"+name, envtest.WhAlice, "")
+		ds, _ := run.Body["deliveries"].([]any)
 		if len(ds) != 1 {
 			return false
 		}
@@ -448,35 +348,35 @@ func TestLimitsGiveExactStatusCodes(t *testing.T) {
 			Limits: environments.Limits{MaxInFlight: 1, QueueTimeout: 50 * time.Millisecond}},
 		Groups: []string{"task", "run"},
 	})
-	s := newStack(t, small, narrow)
+	s := envtest.NewStack(t, small, narrow)
 
-	big := s.do("POST", "/small/run-task/demo/development/echo", whAlice, `{"message":"`+strings.Repeat("x", 100)+`"}`)
-	require.Equal(t, http.StatusRequestEntityTooLarge, big.status, big.raw)
-	require.Equal(t, "application/problem+json", big.header.Get("Content-Type"))
-	require.Equal(t, http.StatusAccepted, s.do("POST", "/small/run-task/demo/development/echo", whAlice, `{"message":"ok"}`).status)
+	big := s.Do("POST", "/small/run-task/demo/development/echo", envtest.WhAlice, `{"message":"`+strings.Repeat("x", 100)+`"}`)
+	require.Equal(t, http.StatusRequestEntityTooLarge, big.Status, big.Raw)
+	require.Equal(t, "application/problem+json", big.Header.Get("Content-Type"))
+	require.Equal(t, http.StatusAccepted, s.Do("POST", "/small/run-task/demo/development/echo", envtest.WhAlice, `{"message":"ok"}`).Status)
 
 	// One request holds the only slot (Prefer: wait on a sleeping run); the
 	// next waits QueueTimeout, then gets 429 with Retry-After.
-	hold := make(chan reply, 1)
+	hold := make(chan envtest.Reply, 1)
 	go func() {
-		hold <- s.do("POST", "/narrow/run-task/demo/development/sleep", whAlice, `{"seconds":1}`, "Prefer", "wait=5")
+		hold <- s.Do("POST", "/narrow/run-task/demo/development/sleep", envtest.WhAlice, `{"seconds":1}`, "Prefer", "wait=5")
 	}()
 	require.Eventually(t, func() bool {
-		r := s.do("GET", "/narrow/runs", whAlice, "")
-		if r.status == http.StatusTooManyRequests {
-			require.NotEmpty(t, r.header.Get("Retry-After"))
-			require.Equal(t, "application/problem+json", r.header.Get("Content-Type"))
+		r := s.Do("GET", "/narrow/runs", envtest.WhAlice, "")
+		if r.Status == http.StatusTooManyRequests {
+			require.NotEmpty(t, r.Header.Get("Retry-After"))
+			require.Equal(t, "application/problem+json", r.Header.Get("Content-Type"))
 			return true
 		}
 		return false
 	}, 5*time.Second, 10*time.Millisecond)
 	// The slot is still held: health checks and the docs are not counted.
 	for _, p := range []string{"/narrow/docs", "/narrow/openapi.json"} { // no core group: no /health
-		r := s.do("GET", p, "", "")
-		require.Equal(t, http.StatusOK, r.status, p)
+		r := s.Do("GET", p, "", "")
+		require.Equal(t, http.StatusOK, r.Status, p)
 	}
-	require.Equal(t, http.StatusTooManyRequests, s.do("GET", "/narrow/runs", whAlice, "").status, "the slot was still held")
-	require.Equal(t, http.StatusOK, (<-hold).status)
+	require.Equal(t, http.StatusTooManyRequests, s.Do("GET", "/narrow/runs", envtest.WhAlice, "").Status, "the slot was still held")
+	require.Equal(t, http.StatusOK, (<-hold).Status)
 }
 
 func TestSeveralWebhookEnvironmentsByHost(t *testing.T) {
@@ -489,29 +389,29 @@ func TestSeveralWebhookEnvironmentsByHost(t *testing.T) {
 		Settings:     environments.Settings{Name: "team-b", CustomDomains: []string{"*.b.example.com"}, Auth: environments.Auth{RequiredGroup: "ml"}},
 		AllowedTasks: []string{"sleep"},
 	})
-	s := newStack(t, a, b)
-	get := func(host, path, token string) reply {
-		req, _ := http.NewRequest("GET", s.base+path, nil)
+	s := envtest.NewStack(t, a, b)
+	get := func(host, path, token string) envtest.Reply {
+		req, _ := http.NewRequest("GET", s.Base+path, nil)
 		req.Host = host
 		req.Header.Set("Authorization", "Bearer "+token)
 		resp, err := http.DefaultClient.Do(req)
 		require.NoError(t, err)
 		defer resp.Body.Close()
-		r := reply{status: resp.StatusCode}
-		_ = json.NewDecoder(resp.Body).Decode(&r.body)
+		r := envtest.Reply{Status: resp.StatusCode}
+		_ = json.NewDecoder(resp.Body).Decode(&r.Body)
 		return r
 	}
-	names := func(r reply) []string {
+	names := func(r envtest.Reply) []string {
 		var out []string
-		for _, tk := range r.body["tasks"].([]any) {
+		for _, tk := range r.Body["tasks"].([]any) {
 			out = append(out, tk.(map[string]any)["name"].(string))
 		}
 		return out
 	}
-	require.Equal(t, []string{"echo"}, names(get("a.example.com", "/tasks", whAlice)))
-	require.Equal(t, []string{"sleep"}, names(get("eu.b.example.com:443", "/tasks", whAlice)))
-	require.Equal(t, http.StatusForbidden, get("eu.b.example.com", "/tasks", whBob).status, "team-b requires the ml group")
-	require.Equal(t, http.StatusNotFound, get("c.example.com", "/tasks", whAlice).status, "no environment serves that host")
+	require.Equal(t, []string{"echo"}, names(get("a.example.com", "/tasks", envtest.WhAlice)))
+	require.Equal(t, []string{"sleep"}, names(get("eu.b.example.com:443", "/tasks", envtest.WhAlice)))
+	require.Equal(t, http.StatusForbidden, get("eu.b.example.com", "/tasks", envtest.WhBob).Status, "team-b requires the ml group")
+	require.Equal(t, http.StatusNotFound, get("c.example.com", "/tasks", envtest.WhAlice).Status, "no environment serves that host")
 }
 
 func TestQueueReplayTasksAreNotReachableThroughRunTask(t *testing.T) {
@@ -521,13 +421,13 @@ func TestQueueReplayTasksAreNotReachableThroughRunTask(t *testing.T) {
 		Handler:  http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") }),
 		Queue:    queue.MustNew(queue.Config{}),
 	})
-	s := newStack(t, demo.Webhook(), app)
-	for _, tk := range s.do("GET", "/tasks", whAdmin, "").body["tasks"].([]any) {
+	s := envtest.NewStack(t, demo.Webhook(), app)
+	for _, tk := range s.Do("GET", "/tasks", envtest.WhAdmin, "").Body["tasks"].([]any) {
 		require.NotEqual(t, environments.QueueProject, tk.(map[string]any)["project"])
 	}
-	forged := s.do("POST", "/run-task/"+environments.QueueProject+"/myapp/replay", whAdmin,
+	forged := s.Do("POST", "/run-task/"+environments.QueueProject+"/myapp/replay", envtest.WhAdmin,
 		`{"method":"GET","path":"/","client_ip":"10.0.0.1"}`)
-	require.Equal(t, http.StatusForbidden, forged.status, forged.raw)
+	require.Equal(t, http.StatusForbidden, forged.Status, forged.Raw)
 }
 
 func TestDocsOfAnEnvironmentShowOnlyItsAllowedTasks(t *testing.T) {
@@ -535,12 +435,12 @@ func TestDocsOfAnEnvironmentShowOnlyItsAllowedTasks(t *testing.T) {
 	limited := webhook.MustNew(webhook.Config{
 		Settings: environments.Settings{Name: "limited", PathPrefix: "/limited"}, AllowedTasks: []string{"echo"},
 	})
-	s := newStack(t, limited)
-	doc := s.do("GET", "/limited/openapi.json", "", "")
-	require.Equal(t, http.StatusOK, doc.status)
-	require.Contains(t, doc.raw, "EchoInput")
-	require.NotContains(t, doc.raw, "TrainInput", "a task outside the allowlist is absent from the docs")
-	require.NotContains(t, doc.raw, "SleepInput")
+	s := envtest.NewStack(t, limited)
+	doc := s.Do("GET", "/limited/openapi.json", "", "")
+	require.Equal(t, http.StatusOK, doc.Status)
+	require.Contains(t, doc.Raw, "EchoInput")
+	require.NotContains(t, doc.Raw, "TrainInput", "a task outside the allowlist is absent from the docs")
+	require.NotContains(t, doc.Raw, "SleepInput")
 }
 
 // TestDocsExclusionsNeverReachTheUsersHandler: /docs, /schemas and the
@@ -557,16 +457,16 @@ func TestDocsExclusionsNeverReachTheUsersHandler(t *testing.T) {
 			fmt.Fprint(w, "secret")
 		}),
 	})
-	s := newStack(t, app)
+	s := envtest.NewStack(t, app)
 	for _, p := range []string{"/docs/secret", "/schemas/x/y", "/docs/assets/../../secret"} {
-		r := s.do("GET", p, "", "")
-		require.NotEqual(t, http.StatusOK, r.status, p)
-		require.NotContains(t, r.raw, "secret", p)
+		r := s.Do("GET", p, "", "")
+		require.NotEqual(t, http.StatusOK, r.Status, p)
+		require.NotContains(t, r.Raw, "secret", p)
 	}
-	require.Equal(t, http.StatusUnauthorized, s.do("GET", "/secret", "", "").status)
-	require.Equal(t, http.StatusOK, s.do("GET", "/docs", "", "").status)
-	require.Equal(t, http.StatusOK, s.do("GET", "/openapi.json", "", "").status)
-	require.Equal(t, http.StatusOK, s.do("GET", "/health", "", "").status, "/health is open, and reaches the handler")
+	require.Equal(t, http.StatusUnauthorized, s.Do("GET", "/secret", "", "").Status)
+	require.Equal(t, http.StatusOK, s.Do("GET", "/docs", "", "").Status)
+	require.Equal(t, http.StatusOK, s.Do("GET", "/openapi.json", "", "").Status)
+	require.Equal(t, http.StatusOK, s.Do("GET", "/health", "", "").Status, "/health is open, and reaches the handler")
 	require.Equal(t, "/health", <-reached)
 	require.Empty(t, reached, "no docs path reached the handler")
 }
