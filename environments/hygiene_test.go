@@ -2,21 +2,17 @@ package environments_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/taskgate/taskgate/environments"
@@ -29,6 +25,7 @@ import (
 	"github.com/taskgate/taskgate/tasks/dispatch"
 	"github.com/taskgate/taskgate/tasks/store"
 	"github.com/taskgate/taskgate/tasks/store/postgres"
+	"github.com/taskgate/taskgate/tasks/store/postgres/pgtest"
 	"github.com/taskgate/taskgate/tasks/store/sqlite"
 )
 
@@ -261,22 +258,5 @@ func TestBadBytesNeverFailOthersOnPostgres(t *testing.T) {
 // store on a fresh schema, dropped when t ends.
 func pgStore(t *testing.T) *postgres.Store {
 	t.Helper()
-	u := os.Getenv("TASKGATE_TEST_POSTGRES_URL")
-	if u == "" {
-		t.Skip("TASKGATE_TEST_POSTGRES_URL is unset; set it to a PostgreSQL URL to run the PostgreSQL test")
-	}
-	ctx := context.Background()
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	schema := "environments_" + hex.EncodeToString(b)
-	t.Cleanup(func() {
-		if conn, err := pgx.Connect(ctx, u); err == nil {
-			_, _ = conn.Exec(ctx, `DROP SCHEMA `+pgx.Identifier{schema}.Sanitize()+` CASCADE`)
-			_ = conn.Close(ctx)
-		}
-	})
-	st, err := postgres.Open(ctx, postgres.Config{URL: u, Schema: schema, MaxConns: 8})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = st.Close() })
-	return st
+	return pgtest.Open(t, "environments", "the PostgreSQL test", 8)
 }

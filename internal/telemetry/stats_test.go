@@ -2,16 +2,12 @@ package telemetry
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"os"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
-	"github.com/taskgate/taskgate/tasks/store/postgres"
+	"github.com/taskgate/taskgate/tasks/store/postgres/pgtest"
 )
 
 // poolValue is the value of family name's series for pool, -1 when absent.
@@ -36,23 +32,8 @@ func poolValue(t *testing.T, reg *prometheus.Registry, name, pool string) float6
 // while the test holds a connection and after it gives it back.
 func TestPostgresPoolStats(t *testing.T) {
 	t.Parallel()
-	url := os.Getenv("TASKGATE_TEST_POSTGRES_URL")
-	if url == "" {
-		t.Skip("TASKGATE_TEST_POSTGRES_URL is unset; set it to a PostgreSQL URL to run the PostgreSQL tests")
-	}
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	schema := "test_" + hex.EncodeToString(b)
+	s := pgtest.Open(t, "test", "the PostgreSQL tests", 3)
 	ctx := context.Background()
-	s, err := postgres.Open(ctx, postgres.Config{URL: url, Schema: schema, MaxConns: 3})
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		_ = s.Close()
-		if conn, err := pgx.Connect(ctx, url); err == nil {
-			_, _ = conn.Exec(ctx, `DROP SCHEMA `+pgx.Identifier{schema}.Sanitize()+` CASCADE`)
-			_ = conn.Close(ctx)
-		}
-	})
 	reg := prometheus.NewRegistry()
 	require.NoError(t, RegisterPools(reg, s))
 	require.NoError(t, RegisterPools(reg, s), "a second registration keeps the first")

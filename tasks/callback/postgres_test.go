@@ -2,20 +2,16 @@ package callback_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"net/http"
-	"os"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/taskgate/taskgate/tasks/callback"
 	"github.com/taskgate/taskgate/tasks/store"
 	"github.com/taskgate/taskgate/tasks/store/postgres"
+	"github.com/taskgate/taskgate/tasks/store/postgres/pgtest"
 )
 
 // openPostgres opens two stores on one fresh schema, as two taskgate
@@ -23,17 +19,12 @@ import (
 // TASKGATE_TEST_POSTGRES_URL.
 func openPostgres(t *testing.T) (*postgres.Store, *postgres.Store) {
 	t.Helper()
-	url := os.Getenv("TASKGATE_TEST_POSTGRES_URL")
-	if url == "" {
-		t.Skip("TASKGATE_TEST_POSTGRES_URL is unset; set it to a PostgreSQL URL to run the shared-outbox test")
-	}
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	schema := "cb_" + hex.EncodeToString(b)
+	cfg := pgtest.Config(t, "cb", "the shared-outbox test")
+	cfg.MaxConns = 4
 	ctx := context.Background()
 	var stores [2]*postgres.Store
 	for i := range stores {
-		s, err := postgres.Open(ctx, postgres.Config{URL: url, Schema: schema, MaxConns: 4})
+		s, err := postgres.Open(ctx, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -42,10 +33,6 @@ func openPostgres(t *testing.T) (*postgres.Store, *postgres.Store) {
 	t.Cleanup(func() {
 		for _, s := range stores {
 			_ = s.Close()
-		}
-		if conn, err := pgx.Connect(ctx, url); err == nil {
-			_, _ = conn.Exec(ctx, `DROP SCHEMA `+pgx.Identifier{schema}.Sanitize()+` CASCADE`)
-			_ = conn.Close(ctx)
 		}
 	})
 	return stores[0], stores[1]

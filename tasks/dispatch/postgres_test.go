@@ -2,20 +2,17 @@ package dispatch_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/taskgate/taskgate/tasks"
 	"github.com/taskgate/taskgate/tasks/dispatch"
 	"github.com/taskgate/taskgate/tasks/store/postgres"
+	"github.com/taskgate/taskgate/tasks/store/postgres/pgtest"
 )
 
 // pgProcesses skips t without TASKGATE_TEST_POSTGRES_URL; else it returns
@@ -23,22 +20,10 @@ import (
 // own connection pool, as a separate process would.
 func pgProcesses(t *testing.T) func() *postgres.Store {
 	t.Helper()
-	url := os.Getenv("TASKGATE_TEST_POSTGRES_URL")
-	if url == "" {
-		t.Skip("TASKGATE_TEST_POSTGRES_URL is unset; set it to a PostgreSQL URL to run the multi-process test")
-	}
-	ctx := context.Background()
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	schema := "dispatch_" + hex.EncodeToString(b)
-	t.Cleanup(func() {
-		if conn, err := pgx.Connect(ctx, url); err == nil {
-			_, _ = conn.Exec(ctx, `DROP SCHEMA `+pgx.Identifier{schema}.Sanitize()+` CASCADE`)
-			_ = conn.Close(ctx)
-		}
-	})
+	cfg := pgtest.Config(t, "dispatch", "the multi-process test")
+	cfg.MaxConns = 4
 	return func() *postgres.Store {
-		st, err := postgres.Open(ctx, postgres.Config{URL: url, Schema: schema, MaxConns: 4})
+		st, err := postgres.Open(context.Background(), cfg)
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = st.Close() })
 		return st
