@@ -53,10 +53,10 @@ type EnvConfig struct {
 	// SessionTTL is TASKGATE_SESSION_TTL, a Go duration: how long a
 	// browser session lasts; default 12h.
 	SessionTTL time.Duration
-	NodeGPUs     string // TASKGATE_NODE_GPUS, e.g. A100:4,H100:8
-	NodeID       string // TASKGATE_NODE_ID
-	Role         string // TASKGATE_ROLE: all, api, agent
-	AdminGroup   string // TASKGATE_ADMIN_GROUP
+	NodeGPUs   string // TASKGATE_NODE_GPUS, e.g. A100:4,H100:8
+	NodeID     string // TASKGATE_NODE_ID
+	Role       string // TASKGATE_ROLE: all, api, agent
+	AdminGroup string // TASKGATE_ADMIN_GROUP
 	// WebhookSecret is TASKGATE_WEBHOOK_SECRET (whsec_…).
 	WebhookSecret       string
 	WebhookAllowPrivate bool // TASKGATE_WEBHOOK_ALLOW_PRIVATE
@@ -121,22 +121,22 @@ func parseEnv(lookup func(string) (string, bool)) (EnvConfig, error) {
 		return v
 	}
 	c := EnvConfig{
-		Addr:          getenv("TASKGATE_ADDR"),
-		DataDir:       getenv("TASKGATE_DATA_DIR"),
-		DatabaseURL:   getenv("TASKGATE_DATABASE_URL"),
-		AuthTokens:    getenv("TASKGATE_AUTH_TOKENS"),
-		OIDCIssuer:    getenv("TASKGATE_OIDC_ISSUER"),
-		OIDCAudience:  getenv("TASKGATE_OIDC_AUDIENCE"),
-		AuthCookie:    getenv("TASKGATE_AUTH_COOKIE"),
+		Addr:         getenv("TASKGATE_ADDR"),
+		DataDir:      getenv("TASKGATE_DATA_DIR"),
+		DatabaseURL:  getenv("TASKGATE_DATABASE_URL"),
+		AuthTokens:   getenv("TASKGATE_AUTH_TOKENS"),
+		OIDCIssuer:   getenv("TASKGATE_OIDC_ISSUER"),
+		OIDCAudience: getenv("TASKGATE_OIDC_AUDIENCE"),
+		AuthCookie:   getenv("TASKGATE_AUTH_COOKIE"),
 
 		OIDCClientID:     getenv("TASKGATE_OIDC_CLIENT_ID"),
 		OIDCClientSecret: getenv("TASKGATE_OIDC_CLIENT_SECRET"),
 		ExternalURL:      getenv("TASKGATE_EXTERNAL_URL"),
-		NodeGPUs:      getenv("TASKGATE_NODE_GPUS"),
-		NodeID:        getenv("TASKGATE_NODE_ID"),
-		Role:          getenv("TASKGATE_ROLE"),
-		AdminGroup:    getenv("TASKGATE_ADMIN_GROUP"),
-		WebhookSecret: getenv("TASKGATE_WEBHOOK_SECRET"),
+		NodeGPUs:         getenv("TASKGATE_NODE_GPUS"),
+		NodeID:           getenv("TASKGATE_NODE_ID"),
+		Role:             getenv("TASKGATE_ROLE"),
+		AdminGroup:       getenv("TASKGATE_ADMIN_GROUP"),
+		WebhookSecret:    getenv("TASKGATE_WEBHOOK_SECRET"),
 	}
 	if v := getenv("TASKGATE_WEBHOOK_ALLOW_PRIVATE"); v != "" {
 		b, err := strconv.ParseBool(v)
