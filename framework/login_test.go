@@ -207,6 +207,8 @@ func TestOIDCCallbackRefusals(t *testing.T) {
 		"TASKGATE_NODE_GPUS":      "T4:1",
 	})
 	iss.AddLoginClient("public", "", base+"/auth/callback")
+	alice := map[string]any{"sub": "alice"}
+	iss.SignInAs(alice)
 
 	// start begins a sign-in and returns the browser and the issuer URL
 	// it was sent to.
@@ -265,7 +267,7 @@ func TestOIDCCallbackRefusals(t *testing.T) {
 	t.Run("nonce mismatch", func(t *testing.T) {
 		// Not parallel with the others: SignInAs is the issuer's.
 		iss.SignInAs(map[string]any{"sub": "alice", "nonce": "someone-elses"})
-		defer iss.SignInAs(nil)
+		defer iss.SignInAs(alice)
 		b, u := start(t)
 		refused(t, b, authorize(t, b, u), "nonce does not match")
 	})

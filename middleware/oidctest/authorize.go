@@ -5,9 +5,11 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"html/template"
 	"maps"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 )
 
@@ -36,10 +38,11 @@ func (i *Issuer) AddLoginClient(id, secret, redirectURI string) {
 	i.loginClients[id] = loginClient{secret: secret, redirectURI: redirectURI}
 }
 
-// SignInAs sets who the next authorizations sign in: the claims of the ID
-// tokens they lead to, over the defaults (sub DefaultSubject, aud the
-// client, the nonce of the authorization request). A "nonce" here replaces
-// the request's, which is how a test makes a token a verifier must refuse.
+// SignInAs makes /authorize sign a user in at once, without its form:
+// the claims of the ID tokens it leads to, over the defaults (sub
+// DefaultSubject, aud the client, the nonce of the authorization request).
+// A "nonce" here replaces the request's, which is how a test makes a token
+// a verifier must refuse. nil brings the form back.
 func (i *Issuer) SignInAs(claims map[string]any) {
 	i.mu.Lock()
 	defer i.mu.Unlock()
@@ -57,17 +60,38 @@ func (i *Issuer) Authorizations() int64 { return i.authorizations.Load() }
 func (i *Issuer) PKCEFailures() int64 { return i.pkceFailures.Load() }
 
 // serveAuthorize is the authorization endpoint (RFC 6749 section 4.1.1)
-// with PKCE required (RFC 7636, S256 only). The user is always signed in
-// (as SignInAs says) and consents: it redirects back at once with a code.
-// A bad client or redirect URI gets 400 and no redirect, as the RFC asks.
+// with PKCE required (RFC 7636, S256 only). After SignInAs it signs that
+// user in at once and redirects back with a code; otherwise (GET) it shows
+// a sign-in form asking for a subject and groups, which it takes as a POST
+// (a browser test types who signs in). A bad client or redirect URI gets
+// 400 and no redirect, as the RFC asks.
 func (i *Issuer) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
+	if r.Method == http.MethodPost {
+		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+		if err := r.ParseForm(); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request"})
+			return
+		}
+		q = r.PostForm
+	}
 	i.mu.Lock()
 	c, known := i.loginClients[q.Get("client_id")]
 	claims := maps.Clone(i.user)
 	i.mu.Unlock()
 	if !known || q.Get("redirect_uri") != c.redirectURI {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request", "error_description": "unknown client or redirect_uri"})
+		return
+	}
+	if r.Method == http.MethodPost {
+		claims = map[string]any{"sub": q.Get("subject"), "name": q.Get("subject")}
+		if g := strings.TrimSpace(q.Get("groups")); g != "" {
+			claims["groups"] = strings.Split(g, ",")
+		}
+	} else if claims == nil {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Content-Security-Policy", "default-src 'none'; form-action 'self'")
+		_ = authorizePage.Execute(w, q)
 		return
 	}
 	back, _ := url.Parse(c.redirectURI)
@@ -80,6 +104,8 @@ func (i *Issuer) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		answer.Set("error", "unsupported_response_type")
 	case q.Get("code_challenge_method") != "S256" || q.Get("code_challenge") == "":
 		answer.Set("error", "invalid_request")
+	case claims["sub"] == "":
+		answer.Set("error", "access_denied")
 	default:
 		code := rand.Text()
 		i.mu.Lock()
@@ -95,6 +121,20 @@ func (i *Issuer) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	back.RawQuery = answer.Encode()
 	http.Redirect(w, r, back.String(), http.StatusFound)
 }
+
+// authorizePage is the issuer's sign-in form; the request's parameters
+// ride along as hidden fields.
+var authorizePage = template.Must(template.New("authorize").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Test issuer: sign in</title></head>
+<body><main><h1>Test issuer</h1>
+<form method="post" action="/authorize">
+{{- range $k, $v := .}}{{if and (ne $k "subject") (ne $k "groups")}}
+<input type="hidden" name="{{$k}}" value="{{index $v 0}}">{{end}}{{end}}
+<label for="subject">Subject</label> <input id="subject" name="subject" required>
+<label for="groups">Groups (comma-separated)</label> <input id="groups" name="groups">
+<button type="submit" id="sign-in">Sign in</button>
+</form></main></body></html>
+`))
 
 // exchangeCode answers the authorization code grant (RFC 6749 section
 // 4.1.3): a code is used once, by its client, with its redirect URI and

@@ -33,7 +33,8 @@ const DefaultSubject = "test-user"
 // /.well-known/openid-configuration and a JWKS at /keys holding one RSA
 // (RS256) and one EC P-256 (ES256) key, answers client credentials grants
 // at /token, and signs browsers in with the authorization code flow and
-// PKCE: /authorize issues a code for the user SignInAs names, and /token
+// PKCE: /authorize issues a code for the user SignInAs names (or whom its
+// form is told), and /token
 // exchanges it for an ID token carrying the request's nonce. It is safe
 // for concurrent use.
 type Issuer struct {
@@ -97,6 +98,7 @@ func NewIssuer(t testing.TB) *Issuer {
 	mux.HandleFunc("GET /keys", iss.serveJWKS)
 	mux.HandleFunc("POST /token", iss.serveToken)
 	mux.HandleFunc("GET /authorize", iss.serveAuthorize)
+	mux.HandleFunc("POST /authorize", iss.serveAuthorize)
 	iss.srv = httptest.NewServer(mux)
 	iss.URL = iss.srv.URL
 	t.Cleanup(iss.srv.Close)
