@@ -21,8 +21,10 @@ var (
 const stylePath = "/auth/style.css"
 
 // pageCSP is the pages' Content-Security-Policy: nothing but the style
-// sheet loads, forms post only to this origin, no one may frame the page.
-const pageCSP = "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+// sheet loads, no script at all, no one may frame the page. It has no
+// form-action: browsers apply it to the redirects after a post too, and
+// signing out goes on to the issuer's origin.
+const pageCSP = "default-src 'none'; style-src 'self'; frame-ancestors 'none'; base-uri 'none'"
 
 type pageData struct {
 	Next   string

@@ -90,7 +90,9 @@ func (i *Issuer) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		}
 	} else if claims == nil {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Header().Set("Content-Security-Policy", "default-src 'none'; form-action 'self'")
+		// No form-action: the POST is answered with a redirect to the
+		// client's origin, which form-action would block.
+		w.Header().Set("Content-Security-Policy", "default-src 'none'")
 		_ = authorizePage.Execute(w, q)
 		return
 	}
