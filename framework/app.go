@@ -69,6 +69,10 @@ type App struct {
 	// Extractors find credentials; default Bearer, fal's Key, then the
 	// session cookie.
 	Extractors []middleware.Extractor
+	// Login signs browsers in at /auth/login, /auth/callback and
+	// /auth/logout, served at the root of every host; off while
+	// Login.Sessions is nil (see LoginConfig).
+	Login LoginConfig
 	// AdminGroup members see every run, /nodes and /queue; default "admins".
 	AdminGroup string
 	// URLs are the rules of environments' public URLs.
@@ -198,11 +202,25 @@ func (a *App) Handler() (http.Handler, error) {
 	if err := a.validate(); err != nil {
 		return nil, err
 	}
+	loginH, sessions, err := a.loginHandler()
+	if err != nil {
+		return nil, err
+	}
+	auth := a.Authenticator
+	if sessions != nil {
+		// Sessions first: it refuses any other credential without a look
+		// at the store, and it is not behind the identity cache, so that
+		// a signed-out session stops working at once.
+		auth = middleware.Chain(sessions)
+		if a.Authenticator != nil {
+			auth = middleware.Chain(sessions, a.Authenticator)
+		}
+	}
 	deps := &environments.Deps{
 		Logger:        a.Logger,
 		Registry:      a.Registry,
 		Dispatcher:    a.Dispatcher,
-		Authenticator: a.Authenticator,
+		Authenticator: auth,
 		Extractors:    a.Extractors,
 		AdminGroup:    a.AdminGroup,
 		Version:       a.Version,
@@ -254,6 +272,9 @@ func (a *App) Handler() (http.Handler, error) {
 	r.Use(a.refuseWhenStopping)
 	r.Get("/ready", a.ready)
 	r.Head("/ready", a.ready)
+	if loginH != nil {
+		r.Handle("/auth/*", loginH)
+	}
 	r.Handle("/*", a.route(hosts, mounted))
 	a.handler = r
 	return r, nil

@@ -41,10 +41,22 @@ type EnvConfig struct {
 	OIDCIssuer   string // TASKGATE_OIDC_ISSUER
 	OIDCAudience string // TASKGATE_OIDC_AUDIENCE
 	AuthCookie   string // TASKGATE_AUTH_COOKIE
-	NodeGPUs     string // TASKGATE_NODE_GPUS, e.g. A100:4,H100:8
-	NodeID       string // TASKGATE_NODE_ID
-	Role         string // TASKGATE_ROLE: all, api, agent
-	AdminGroup   string // TASKGATE_ADMIN_GROUP
+	// OIDCClientID and OIDCClientSecret are TASKGATE_OIDC_CLIENT_ID and
+	// TASKGATE_OIDC_CLIENT_SECRET: the client browsers sign in through at
+	// TASKGATE_OIDC_ISSUER (the secret is empty for a public client).
+	// Without a client id, /auth/login takes a token instead.
+	OIDCClientID     string
+	OIDCClientSecret string
+	// ExternalURL is TASKGATE_EXTERNAL_URL, the origin browsers reach the
+	// service at (App.Login.ExternalURL); default "http://" + Addr.
+	ExternalURL string
+	// SessionTTL is TASKGATE_SESSION_TTL, a Go duration: how long a
+	// browser session lasts; default 12h.
+	SessionTTL time.Duration
+	NodeGPUs   string // TASKGATE_NODE_GPUS, e.g. A100:4,H100:8
+	NodeID     string // TASKGATE_NODE_ID
+	Role       string // TASKGATE_ROLE: all, api, agent
+	AdminGroup string // TASKGATE_ADMIN_GROUP
 	// WebhookSecret is TASKGATE_WEBHOOK_SECRET (whsec_…).
 	WebhookSecret       string
 	WebhookAllowPrivate bool // TASKGATE_WEBHOOK_ALLOW_PRIVATE
@@ -109,18 +121,22 @@ func parseEnv(lookup func(string) (string, bool)) (EnvConfig, error) {
 		return v
 	}
 	c := EnvConfig{
-		Addr:          getenv("TASKGATE_ADDR"),
-		DataDir:       getenv("TASKGATE_DATA_DIR"),
-		DatabaseURL:   getenv("TASKGATE_DATABASE_URL"),
-		AuthTokens:    getenv("TASKGATE_AUTH_TOKENS"),
-		OIDCIssuer:    getenv("TASKGATE_OIDC_ISSUER"),
-		OIDCAudience:  getenv("TASKGATE_OIDC_AUDIENCE"),
-		AuthCookie:    getenv("TASKGATE_AUTH_COOKIE"),
-		NodeGPUs:      getenv("TASKGATE_NODE_GPUS"),
-		NodeID:        getenv("TASKGATE_NODE_ID"),
-		Role:          getenv("TASKGATE_ROLE"),
-		AdminGroup:    getenv("TASKGATE_ADMIN_GROUP"),
-		WebhookSecret: getenv("TASKGATE_WEBHOOK_SECRET"),
+		Addr:         getenv("TASKGATE_ADDR"),
+		DataDir:      getenv("TASKGATE_DATA_DIR"),
+		DatabaseURL:  getenv("TASKGATE_DATABASE_URL"),
+		AuthTokens:   getenv("TASKGATE_AUTH_TOKENS"),
+		OIDCIssuer:   getenv("TASKGATE_OIDC_ISSUER"),
+		OIDCAudience: getenv("TASKGATE_OIDC_AUDIENCE"),
+		AuthCookie:   getenv("TASKGATE_AUTH_COOKIE"),
+
+		OIDCClientID:     getenv("TASKGATE_OIDC_CLIENT_ID"),
+		OIDCClientSecret: getenv("TASKGATE_OIDC_CLIENT_SECRET"),
+		ExternalURL:      getenv("TASKGATE_EXTERNAL_URL"),
+		NodeGPUs:         getenv("TASKGATE_NODE_GPUS"),
+		NodeID:           getenv("TASKGATE_NODE_ID"),
+		Role:             getenv("TASKGATE_ROLE"),
+		AdminGroup:       getenv("TASKGATE_ADMIN_GROUP"),
+		WebhookSecret:    getenv("TASKGATE_WEBHOOK_SECRET"),
 	}
 	if v := getenv("TASKGATE_WEBHOOK_ALLOW_PRIVATE"); v != "" {
 		b, err := strconv.ParseBool(v)
@@ -162,8 +178,21 @@ func parseEnv(lookup func(string) (string, bool)) (EnvConfig, error) {
 	if c.BodyTimeout == 0 {
 		c.BodyTimeout = 60 * time.Second
 	}
+	if v := getenv("TASKGATE_SESSION_TTL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return c, fmt.Errorf("TASKGATE_SESSION_TTL=%q is not a positive duration (e.g. 12h)", v)
+		}
+		c.SessionTTL = d
+	}
+	if c.SessionTTL == 0 {
+		c.SessionTTL = middleware.DefaultSessionTTL
+	}
 	if c.Addr == "" {
 		c.Addr = "127.0.0.1:8080"
+	}
+	if c.ExternalURL == "" {
+		c.ExternalURL = defaultExternalURL(c.Addr)
 	}
 	if err := c.parseObservability(lookup); err != nil {
 		return c, err
@@ -186,6 +215,12 @@ func parseEnv(lookup func(string) (string, bool)) (EnvConfig, error) {
 	}
 	if (c.OIDCIssuer == "") != (c.OIDCAudience == "") {
 		return c, errors.New("TASKGATE_OIDC_ISSUER and TASKGATE_OIDC_AUDIENCE go together")
+	}
+	if c.OIDCClientID != "" && c.OIDCIssuer == "" {
+		return c, errors.New("TASKGATE_OIDC_CLIENT_ID needs TASKGATE_OIDC_ISSUER")
+	}
+	if c.OIDCClientSecret != "" && c.OIDCClientID == "" {
+		return c, errors.New("TASKGATE_OIDC_CLIENT_SECRET needs TASKGATE_OIDC_CLIENT_ID")
 	}
 	return c, nil
 }
@@ -286,6 +321,15 @@ func FromEnv(ctx context.Context, cfg EnvConfig, logger *slog.Logger, reg *tasks
 		Extractors:    []middleware.Extractor{middleware.BearerExtractor(), middleware.KeyExtractor(), middleware.CookieExtractor(cfg.AuthCookie)},
 		AdminGroup:    cfg.AdminGroup,
 		BodyTimeout:   cfg.BodyTimeout,
+		Login: LoginConfig{
+			Sessions:         st,
+			Cookie:           cfg.AuthCookie,
+			TTL:              cfg.SessionTTL,
+			ExternalURL:      cfg.ExternalURL,
+			OIDCIssuer:       cfg.OIDCIssuer,
+			OIDCClientID:     cfg.OIDCClientID,
+			OIDCClientSecret: cfg.OIDCClientSecret,
+		},
 
 		Metrics:        metrics,
 		MetricsAddr:    cfg.MetricsAddr,

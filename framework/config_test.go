@@ -29,6 +29,12 @@ func TestParseEnvDefaultsAndErrors(t *testing.T) {
 	require.Equal(t, "taskgate_session", cfg.AuthCookie)
 	require.Equal(t, "admins", cfg.AdminGroup)
 	require.Equal(t, "all", cfg.Role)
+	require.Equal(t, "http://127.0.0.1:8080", cfg.ExternalURL)
+	require.Equal(t, 12*time.Hour, cfg.SessionTTL)
+	cfg, err = framework.ParseEnv(env(map[string]string{"TASKGATE_ADDR": ":9000", "TASKGATE_SESSION_TTL": "30m"}))
+	require.NoError(t, err)
+	require.Equal(t, "http://localhost:9000", cfg.ExternalURL, "a browser cannot reach an unspecified host")
+	require.Equal(t, 30*time.Minute, cfg.SessionTTL)
 
 	for name, vars := range map[string]map[string]string{
 		"unknown role":            {"TASKGATE_ROLE": "scheduler"},
@@ -37,6 +43,10 @@ func TestParseEnvDefaultsAndErrors(t *testing.T) {
 		"allow-private not bool":  {"TASKGATE_WEBHOOK_ALLOW_PRIVATE": "sometimes"},
 		"delete-after in days":    {"TASKGATE_DELETE_RUNS_AFTER": "30d"},
 		"delete-after negative":   {"TASKGATE_DELETE_RUNS_AFTER": "-1h"},
+		"session TTL in days":     {"TASKGATE_SESSION_TTL": "1d"},
+		"session TTL zero":        {"TASKGATE_SESSION_TTL": "0s"},
+		"client without issuer":   {"TASKGATE_OIDC_CLIENT_ID": "console"},
+		"secret without client":   {"TASKGATE_OIDC_ISSUER": "https://issuer.example", "TASKGATE_OIDC_AUDIENCE": "x", "TASKGATE_OIDC_CLIENT_SECRET": "s"},
 	} {
 		_, err := framework.ParseEnv(env(vars))
 		require.Error(t, err, name)

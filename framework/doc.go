@@ -6,7 +6,12 @@
 // custom domain) and then by the longest path prefix, puts the passthrough
 // auth and the limits of each environment in front of it, and runs the
 // server with every timeout set. GET /ready (no credentials) is its
-// readiness probe. On SIGINT or SIGTERM it shuts down: first the
+// readiness probe. With Login set (LoginConfig; FromEnv sets it) it signs
+// browsers in at /auth/login, /auth/callback and /auth/logout
+// (middleware/login): through the OIDC issuer's authorization code flow
+// with PKCE, or with a token pasted on a page, for a session cookie that
+// the store keeps, which the passthrough resolves before App.Authenticator
+// and which signing out ends in every process. On SIGINT or SIGTERM it shuts down: first the
 // Dispatcher drains its runs, letting its node's running runs finish
 // (DrainTimeout) while the API still answers, refusing submits with 503 and
 // Retry-After and /ready saying draining; then new requests get 503 (for

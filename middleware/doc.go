@@ -22,6 +22,11 @@
 //  3. The verified [Identity] and the [Credentials] go into the request
 //     context: [IdentityFromContext], [CredentialsFromContext], [IsAdmin].
 //
+// A browser's session cookie holds a session id that [Sessions] resolves,
+// uncached, to the identity a sign-in at /auth/login (package
+// middleware/login) kept in a [SessionStore]; [RequireLogin] sends a
+// browser that has none there.
+//
 // Refusals are 401 problem+json with a Bearer challenge that never says why;
 // cookie-authenticated unsafe requests must pass a CSRF check (403
 // otherwise); a required group gives 403 to everyone else. Credentials are

@@ -27,7 +27,8 @@ import (
 //
 // allowedHosts are exact, case-insensitive host[:port] values as they appear
 // in the URL ("api.internal", "127.0.0.1:8443"); "api.internal" does not
-// match "api.internal:443". Key+secret credentials are never forwarded.
+// match "api.internal:443". Key+secret credentials and browser session ids
+// (Sessions) are never forwarded.
 // base sends the requests, and resolves their hosts: give it a transport
 // whose net.Dialer has the net.Resolver to use (tests give one of their
 // own). base nil means http.DefaultTransport. ForwardingTransport panics
@@ -55,7 +56,9 @@ type forwardingTransport struct {
 func (t *forwardingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	req = withTraceparent(req)
 	c, ok := CredentialsFromContext(req.Context())
-	if !ok || c.Source == SourceKeySecret || c.Value == "" {
+	// A session id is a browser's credential for this service only; no
+	// other host could verify it, and it must not travel.
+	if !ok || c.Source == SourceKeySecret || c.Value == "" || IsSessionID(c.Value) {
 		return t.base.RoundTrip(req)
 	}
 	if _, ok := t.allowed[strings.ToLower(req.URL.Host)]; !ok {

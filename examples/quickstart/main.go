@@ -42,6 +42,9 @@ func run(ctx context.Context, logger *slog.Logger, cfg framework.EnvConfig, role
 taskgate quickstart on http://%[1]s  (docs: http://%[1]s/docs)
 No TASKGATE_AUTH_TOKENS set: a development token was generated for subject "dev".
 
+  Console: %[3]s/console
+  (sign in at %[3]s/auth/login with the token below)
+
   export TOKEN=%[2]s
   curl -s -X POST http://%[1]s/run-task/demo/development/echo \
     -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{"message":"hi"}'
@@ -50,7 +53,7 @@ No TASKGATE_AUTH_TOKENS set: a development token was generated for subject "dev"
   export TASKGATE_URL=http://%[1]s TASKGATE_TOKEN=$TOKEN
   go run ./cmd/taskgate run demo/development/echo -d '{"message":"hi"}' --wait
 
-`, cfg.Addr, svc.DevToken)
+`, cfg.Addr, svc.DevToken, cfg.ExternalURL)
 	}
 	return svc.App.Run(ctx)
 }

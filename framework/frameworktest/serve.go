@@ -2,6 +2,7 @@ package frameworktest
 
 import (
 	"context"
+	"net"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -15,6 +16,14 @@ import (
 // seconds for its OnStop hooks; a failed start or stop fails t.
 func Serve(t testing.TB, app *framework.App) string {
 	t.Helper()
+	return ServeOn(t, app, nil)
+}
+
+// ServeOn is Serve on ln, a loopback listener the test opened first: its
+// address is known before the App is built, as App.Login.ExternalURL (the
+// OIDC redirect URI) needs. nil ln is Serve.
+func ServeOn(t testing.TB, app *framework.App, ln net.Listener) string {
+	t.Helper()
 	h, err := app.Handler()
 	if err != nil {
 		t.Fatalf("frameworktest: App.Handler: %v", err)
@@ -24,7 +33,12 @@ func Serve(t testing.TB, app *framework.App) string {
 	if err := app.Start(context.WithoutCancel(t.Context())); err != nil {
 		t.Fatalf("frameworktest: App.Start: %v", err)
 	}
-	srv := httptest.NewServer(h)
+	srv := httptest.NewUnstartedServer(h)
+	if ln != nil {
+		srv.Listener.Close()
+		srv.Listener = ln
+	}
+	srv.Start()
 	t.Cleanup(func() {
 		srv.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -4,22 +4,15 @@ package e2e
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/cdp"
-	"github.com/chromedp/cdproto/log"
-	"github.com/chromedp/cdproto/network"
-	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
 	"github.com/taskgate/taskgate/internal/freeport"
@@ -31,58 +24,10 @@ import (
 // to the server itself, and that no Content-Security-Policy violation or
 // script error was reported. It saves a screenshot under artifacts/.
 func TestDocsRenderOffline(t *testing.T) {
-	chromium := os.Getenv("TASKGATE_E2E_CHROMIUM")
-	if chromium == "" {
-		t.Skip("TASKGATE_E2E_CHROMIUM is unset: run through `make e2e`, which installs chromium")
-	}
+	ctx := newChromium(t, 90*time.Second)
 	base := startQuickstart(t)
 
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromium),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.WindowSize(1280, 2000),
-	)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	defer cancel()
-	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
-	defer cancelTimeout()
-
-	var (
-		mu       sync.Mutex
-		requests []string
-		problems []string
-	)
-	err := chromedp.Listen(ctx, func(ev any) {
-		mu.Lock()
-		defer mu.Unlock()
-		switch ev := ev.(type) {
-		case *network.EventRequestWillBeSent:
-			requests = append(requests, ev.Request.URL)
-		case *runtime.EventExceptionThrown:
-			problems = append(problems, "exception: "+ev.ExceptionDetails.Text)
-		case *log.EventEntryAdded:
-			// CSP violations and failed loads arrive here as errors.
-			if ev.Entry.Level == log.EntryLevelError {
-				problems = append(problems, fmt.Sprintf("%s: %s %s", ev.Entry.Source, ev.Entry.Text, ev.Entry.URL))
-			}
-		}
-	})
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	if _, err := chromedp.Call(ctx, log.Enable, cdp.Empty{}); err != nil {
-		t.Fatalf("enable log domain: %v", err)
-	}
+	pages := watch(t, ctx)
 	// Swagger UI names each operation's block operations-<tag>-<operationId>.
 	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/docs"), chromedp.WaitVisible("#operations-task-run-task")); err != nil {
 		t.Fatalf("render /docs: %v", err)
@@ -91,36 +36,15 @@ func TestDocsRenderOffline(t *testing.T) {
 	if err != nil {
 		t.Fatalf("read the rendered page: %v", err)
 	}
-	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		t.Fatalf("screenshot: %v", err)
-	}
 	for _, want := range []string{"/run-task/{project}/{domain}/{name}", "/run/{name}", "/health", "taskgate quickstart"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("rendered docs lack %q", want)
 		}
 	}
-	dir := filepath.Join("..", "..", "artifacts")
-	if err := os.MkdirAll(dir, 0o755); err == nil {
-		path := filepath.Join(dir, "docs.png")
-		if err := os.WriteFile(path, shot, 0o644); err == nil {
-			t.Logf("screenshot: %s", path)
-		}
-	}
+	saveScreenshot(t, ctx, "docs")
 
-	mu.Lock()
-	defer mu.Unlock()
-	if len(requests) < 4 {
-		t.Errorf("page made %d requests; expected the page, its assets and openapi.json: %v", len(requests), requests)
-	}
-	for _, raw := range requests {
-		u, err := url.Parse(raw)
-		if err != nil || (u.Scheme != "data" && u.Host != strings.TrimPrefix(base, "http://")) {
-			t.Errorf("the docs page reached outside the server: %s", raw)
-		}
-	}
-	for _, p := range problems {
-		t.Errorf("browser reported: %s", p)
+	if n := pages.onlyOrigins(t, base); n < 4 {
+		t.Errorf("page made %d requests; expected the page, its assets and openapi.json", n)
 	}
 }
 

@@ -1,7 +1,9 @@
 // Package oidctest is a real OpenID Connect issuer on an httptest server, for
 // tests: discovery document, JWKS with an RSA and an EC key, key rotation, a
-// client credentials token endpoint, and token minting, including the
-// malformed and forged tokens a verifier must refuse. On the data path
+// client credentials token endpoint, a browser sign-in (an /authorize
+// endpoint that issues codes, exchanged at /token with PKCE for an ID
+// token with the nonce), and token minting, including the malformed and
+// forged tokens a verifier must refuse. On the data path
 // (request → auth → environment → dispatcher → scheduler → node agent →
 // store → callbacks) it stands in for the identity provider in front of
 // auth.

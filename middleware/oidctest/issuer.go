@@ -31,8 +31,12 @@ const DefaultSubject = "test-user"
 
 // Issuer is a local OpenID Connect issuer served by httptest. It publishes
 // /.well-known/openid-configuration and a JWKS at /keys holding one RSA
-// (RS256) and one EC P-256 (ES256) key, and answers client credentials
-// grants at /token. It is safe for concurrent use.
+// (RS256) and one EC P-256 (ES256) key, answers client credentials grants
+// at /token, and signs browsers in with the authorization code flow and
+// PKCE: /authorize issues a code for the user SignInAs names (or whom its
+// form is told), and /token
+// exchanges it for an ID token carrying the request's nonce. It is safe
+// for concurrent use.
 type Issuer struct {
 	// URL is the issuer URL, the "iss" of minted tokens.
 	URL string
@@ -50,8 +54,14 @@ type Issuer struct {
 	ec      signingKey
 	clients map[string]string // client id -> secret
 
+	loginClients map[string]loginClient
+	grants       map[string]grant // by code
+	user         map[string]any   // SignInAs
+
 	jwksFetches      atomic.Int64
 	discoveryFetches atomic.Int64
+	authorizations   atomic.Int64
+	pkceFailures     atomic.Int64
 }
 
 type signingKey struct {
@@ -79,11 +89,16 @@ func NewIssuer(t testing.TB) *Issuer {
 		rsa:      newRSAKey(t),
 		ec:       newECKey(t),
 		clients:  map[string]string{},
+
+		loginClients: map[string]loginClient{},
+		grants:       map[string]grant{},
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /.well-known/openid-configuration", iss.serveDiscovery)
 	mux.HandleFunc("GET /keys", iss.serveJWKS)
 	mux.HandleFunc("POST /token", iss.serveToken)
+	mux.HandleFunc("GET /authorize", iss.serveAuthorize)
+	mux.HandleFunc("POST /authorize", iss.serveAuthorize)
 	iss.srv = httptest.NewServer(mux)
 	iss.URL = iss.srv.URL
 	t.Cleanup(iss.srv.Close)
@@ -350,7 +365,8 @@ func (i *Issuer) serveDiscovery(w http.ResponseWriter, _ *http.Request) {
 		"response_types_supported":              []string{"code"},
 		"subject_types_supported":               []string{"public"},
 		"id_token_signing_alg_values_supported": []string{"RS256", "ES256"},
-		"grant_types_supported":                 []string{"client_credentials"},
+		"grant_types_supported":                 []string{"client_credentials", "authorization_code"},
+		"code_challenge_methods_supported":      []string{"S256"},
 	})
 }
 
@@ -370,10 +386,20 @@ func (i *Issuer) serveJWKS(w http.ResponseWriter, _ *http.Request) {
 }
 
 // serveToken answers the client credentials grant (RFC 6749 section 4.4)
-// with client_secret_basic or client_secret_post authentication.
+// with client_secret_basic or client_secret_post authentication, and the
+// authorization code grant (exchangeCode).
 func (i *Issuer) serveToken(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-	if err := r.ParseForm(); err != nil || r.PostForm.Get("grant_type") != "client_credentials" {
+	if err := r.ParseForm(); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request"})
+		return
+	}
+	switch r.PostForm.Get("grant_type") {
+	case "client_credentials":
+	case "authorization_code":
+		i.exchangeCode(w, r)
+		return
+	default:
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "unsupported_grant_type"})
 		return
 	}

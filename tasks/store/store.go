@@ -41,9 +41,9 @@ func (e *kindError) Error() string { return e.msg }
 func (e *kindError) Unwrap() error { return e.parent }
 
 // Store is the durable state of taskgate: runs with their attempts, events
-// and logs, node inventories, the scheduler's leader lease, idempotency keys
-// and the webhook outbox. Every method is safe for concurrent use. Writes
-// are durable (fsynced) when the method returns.
+// and logs, node inventories, the scheduler's leader lease, idempotency keys,
+// the webhook outbox and browser sessions. Every method is safe for
+// concurrent use. Writes are durable (fsynced) when the method returns.
 //
 // Methods that take slices write them in one transaction: callers group
 // concurrent work into one commit (group commit) to share its fsync.
@@ -155,6 +155,9 @@ type Store interface {
 	// done. A slow listener loses notifications rather than stalling
 	// writers; notifications are hints to re-read the store, never the data.
 	Listen(ctx context.Context) <-chan Notification
+
+	// Sessions keeps the browser sessions signed in at /auth/login.
+	Sessions
 
 	// Ping checks that the database answers (a readiness probe): a cheap
 	// round trip that reads nothing.

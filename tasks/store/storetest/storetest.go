@@ -43,6 +43,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DeleteRuns", testDeleteRuns},
 		{"UnstorableText", testUnstorableText},
 		{"Interruptions", testInterruptions},
+		{"Sessions", testSessions},
 		{"Ping", testPing},
 		{"Listen", testListen},
 	}
