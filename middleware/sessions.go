@@ -14,10 +14,10 @@ import (
 	"github.com/taskgate/taskgate/middleware/identity"
 )
 
-// SessionIDPrefix starts every session id, so that Sessions refuses any
+// sessionIDPrefix starts every session id, so that Sessions refuses any
 // other cookie value without a store lookup and a session id is told from
 // a token at a glance (a secret scanner, a log review).
-const SessionIDPrefix = "tgs_"
+const sessionIDPrefix = "tgs_"
 
 // DefaultSessionTTL is how long a browser session lasts by default.
 const DefaultSessionTTL = 12 * time.Hour
@@ -97,7 +97,7 @@ func (s *Sessions) Create(ctx context.Context, id Identity) (sessionID string, e
 	}
 	b := make([]byte, 32)
 	_, _ = rand.Read(b)
-	sessionID = SessionIDPrefix + base64.RawURLEncoding.EncodeToString(b)
+	sessionID = sessionIDPrefix + base64.RawURLEncoding.EncodeToString(b)
 	expires = now.Add(s.ttl)
 	// An identity that expires sooner (an ID token's exp is not it: the
 	// session replaces the token) does not shorten the session; the TTL
@@ -144,7 +144,7 @@ func (s *Sessions) Revoke(ctx context.Context, sessionID string) error {
 // IsSessionID reports whether v has the shape of a session id: the prefix
 // and 43 characters of unpadded base64url (256 bits).
 func IsSessionID(v string) bool {
-	rest, ok := strings.CutPrefix(v, SessionIDPrefix)
+	rest, ok := strings.CutPrefix(v, sessionIDPrefix)
 	if !ok || len(rest) != 43 {
 		return false
 	}
