@@ -125,8 +125,9 @@ func TestDocsRenderOffline(t *testing.T) {
 }
 
 // startQuickstart builds and starts examples/quickstart on a free loopback
-// port with a fresh data folder, and returns its base URL.
-func startQuickstart(t *testing.T) string {
+// port with a fresh data folder, and returns its base URL. env adds
+// variables (KEY=value) after the defaults, so they win.
+func startQuickstart(t *testing.T, env ...string) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "quickstart")
 	build := exec.Command("go", "build", "-o", bin, "../../examples/quickstart")
@@ -138,6 +139,7 @@ func startQuickstart(t *testing.T) string {
 
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(), "TASKGATE_ADDR="+addr, "TASKGATE_DATA_DIR="+t.TempDir(), "TASKGATE_AUTH_TOKENS=", "TASKGATE_DATABASE_URL=", "TASKGATE_METRICS_ADDR=")
+	cmd.Env = append(cmd.Env, env...)
 	out, _ := cmd.StdoutPipe()
 	cmd.Stderr = cmd.Stdout
 	if err := cmd.Start(); err != nil {

@@ -108,11 +108,24 @@
 
   function progressEl(p) {
     if (!p) return el('span', { class: 'muted', text: '—' });
-    var total = p.total || 1;
     var wrap = el('span', { class: 'progress' });
-    wrap.appendChild(el('progress', { max: String(total), value: String(p.current || 0), 'aria-label': 'Progress' }));
-    wrap.appendChild(el('span', { text: ' ' + Math.round(100 * (p.current || 0) / total) + '%' + (p.message ? ' · ' + p.message : '') }));
+    var bar = el('progress', { 'aria-label': 'Progress' });
+    wrap.appendChild(bar);
+    wrap.appendChild(el('span', { text: ' ' + progressText(p, bar) }));
     return wrap;
+  }
+
+  // progressText sets bar from a progress report (tasks.ProgressReport:
+  // done of total, total 0 when unknown) and says it in words.
+  function progressText(p, bar) {
+    var words = p.total ? Math.round(100 * p.done / p.total) + '% (' + p.done + ' of ' + p.total + ')' : p.done + ' done';
+    if (p.total) {
+      bar.max = p.total;
+      bar.value = p.done;
+    } else {
+      bar.removeAttribute('value');
+    }
+    return words + (p.message ? ' · ' + p.message : '');
   }
 
   function pretty(v) { return v === null || v === undefined ? 'null' : JSON.stringify(v, null, 2); }
@@ -261,9 +274,7 @@
     function showProgress(p) {
       var bar = document.getElementById('progress');
       if (!p) { bar.removeAttribute('value'); say('progress-text', 'no progress reported'); return; }
-      bar.max = p.total || 1;
-      bar.value = p.current || 0;
-      say('progress-text', Math.round(100 * bar.value / bar.max) + '%' + (p.message ? ' · ' + p.message : ''));
+      say('progress-text', progressText(p, bar));
     }
 
     function refresh() {
