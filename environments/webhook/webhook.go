@@ -63,6 +63,9 @@ type Environment struct {
 	cfg       Config
 	endpoints map[string]bool
 	allow     []allowRule
+	// withConsole is whether the last Build mounted the console, for
+	// PublicPaths and BrowserPaths, which Wrap asks after Build.
+	withConsole bool
 }
 
 var (
@@ -208,6 +211,7 @@ func (w *Environment) Build(deps *environments.Deps) (http.Handler, error) {
 	if deps.Dispatcher == nil && (w.endpoints["run-task"] || w.endpoints["get-run"]) {
 		return nil, fmt.Errorf("webhook %s: the task and run groups need App.Dispatcher", w.cfg.Name)
 	}
+	w.withConsole = w.console() && !deps.NoConsole && deps.Dispatcher != nil
 	r := chi.NewRouter()
 	r.Use(edge.JSONBodies)
 	cfg := apidocs.Config(w.cfg.Title, deps.Version)
@@ -231,7 +235,7 @@ func (w *Environment) Build(deps *environments.Deps) (http.Handler, error) {
 	h := &handlers{w: w, deps: deps, api: api}
 	h.register(api)
 	apidocs.Finish(api, environments.DocPolicy(&w.cfg.Settings, w.PublicPaths()))
-	if w.console() && !deps.NoConsole && deps.Dispatcher != nil {
+	if w.withConsole {
 		// The console asks r, the API, as the caller: the same handlers
 		// decide what it shows.
 		c, err := console.New(console.Config{
@@ -260,7 +264,7 @@ func (w *Environment) runURL(name string) string {
 // them too.
 func (w *Environment) PublicPaths() []string {
 	p := slices.Concat([]string{"/health"}, apidocs.Paths)
-	if w.console() {
+	if w.withConsole {
 		p = append(p, "/console/static/*")
 	}
 	return p
@@ -269,7 +273,7 @@ func (w *Environment) PublicPaths() []string {
 // BrowserPaths implements environments.BrowserPather: a browser refused
 // at the console is sent to sign in.
 func (w *Environment) BrowserPaths() []string {
-	if !w.console() {
+	if !w.withConsole {
 		return nil
 	}
 	return []string{"/console", "/console/*"}
