@@ -131,10 +131,10 @@ func TestConsole(t *testing.T) {
 	})
 
 	t.Run("the console reaches no other origin", func(t *testing.T) {
-		for _, p := range []string{"/console/queue", "/console/charts"} {
+		for _, p := range []string{"/console/queue", "/console/charts", "/console/runs?scope=all"} {
 			tab := alice.tab(t)
 			do(t, tab, chromedp.Navigate(base+p), chromedp.WaitVisible("#main"), chromedp.Sleep(time.Second))
-			screenshot(t, tab, "console-"+strings.TrimPrefix(p, "/console/"))
+			screenshot(t, tab, "console-"+strings.NewReplacer("/console/", "", "?scope=", "-").Replace(p))
 		}
 		rec.check(t, base)
 	})
