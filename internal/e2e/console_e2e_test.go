@@ -131,10 +131,18 @@ func TestConsole(t *testing.T) {
 	})
 
 	t.Run("the console reaches no other origin", func(t *testing.T) {
-		for _, p := range []string{"/console/queue", "/console/charts", "/console/runs?scope=all"} {
-			tab := alice.tab(t)
-			do(t, tab, chromedp.Navigate(base+p), chromedp.WaitVisible("#main"), chromedp.Sleep(time.Second))
-			screenshot(t, tab, "console-"+strings.NewReplacer("/console/", "", "?scope=", "-").Replace(p))
+		// Three one-GPU runs on two A100s: the third waits, with a reason.
+		var trains []string
+		for range 3 {
+			trains = append(trains, startRun(t, base, aliceToken, "train", `{"epochs":20,"seconds":40}`))
+		}
+		startRun(t, base, bobToken, "echo", `{"message":"bob's"}`)
+		tab := alice.tab(t)
+		do(t, tab, chromedp.Navigate(base+"/console/queue"), chromedp.WaitVisible(`#waiting tr[data-name="`+trains[2]+`"]`))
+		screenshot(t, tab, "console-queue")
+		for _, p := range []string{"/console/runs?scope=all", "/console/nodes", "/console/charts", "/console/tasks"} {
+			do(t, tab, chromedp.Navigate(base+p), chromedp.WaitVisible("#main"), chromedp.Sleep(2*time.Second))
+			screenshot(t, tab, "console-"+strings.NewReplacer("/console/", "", "?scope=", "-").Replace(p)+"-busy")
 		}
 		rec.check(t, base)
 	})

@@ -73,7 +73,7 @@ func BenchmarkPages(b *testing.B) {
 		{"run", []string{"/console/run/" + run, "/run/" + run, "/run/" + run + "/io", "/run/" + run + "/logs"}},
 		{"tasks", []string{"/console/tasks", "/tasks", "/task/demo/development/echo", "/task/demo/development/sleep", "/task/demo/development/flaky", "/task/demo/development/train"}},
 		{"nodes", []string{"/console/nodes", "/nodes", "/console/charts/gpus.svg"}},
-		{"queue", []string{"/console/queue", "/queue", "/runs?limit=200&phase=queued&phase=waiting_for_resources&all=true", "/console/charts/queue.svg"}},
+		{"queue", []string{"/console/queue", "/queue", "/runs?limit=200&phase=queued,waiting_for_resources&all=true", "/console/charts/queue.svg"}},
 		{"charts", []string{"/console/charts", "/console/charts/runs.svg", "/console/charts/queue.svg", "/console/charts/gpus.svg"}},
 	}
 	for _, p := range pages {

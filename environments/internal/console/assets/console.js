@@ -526,7 +526,7 @@
         clear(root);
         if (e.status === 403) root.appendChild(el('p', { class: 'muted', text: 'The queue summary is shown to the admin group; below are your waiting runs.' }));
       });
-      var waiting = getJSON('/runs?limit=200&phase=queued&phase=waiting_for_resources' + all).then(function (b) {
+      var waiting = getJSON('/runs?limit=200&phase=queued,waiting_for_resources' + all).then(function (b) {
         clear(tbody);
         b.runs.sort(function (x, y) { return (x.queue_position || 1e9) - (y.queue_position || 1e9); });
         b.runs.forEach(function (r) {
