@@ -46,6 +46,7 @@ func (c *Console) chart(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, http.StatusText(status), status)
 		return
 	}
+	c.sampler.Start()
 	c.sampler.Refresh(r.Context())
 	snap := c.sampler.Snapshot()
 	var draw func(io.Writer, Snapshot)

@@ -186,6 +186,7 @@ func (c *Console) show(name string) http.HandlerFunc {
 }
 
 func (c *Console) render(w http.ResponseWriter, r *http.Request, status int, name string, fill func(*view)) {
+	c.sampler.Start()
 	v := view{Title: c.cfg.Title, Page: name, Base: c.base(), API: c.cfg.Prefix, Admin: middleware.IsAdmin(r.Context())}
 	if id, ok := middleware.IdentityFromContext(r.Context()); ok {
 		v.Subject = id.Subject

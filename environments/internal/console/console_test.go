@@ -130,6 +130,9 @@ func TestRunPageIsTheAPIsDecision(t *testing.T) {
 func TestChartsAreForThoseWhoSeeTheQueue(t *testing.T) {
 	t.Parallel()
 	s := envtest.NewStack(t)
+	// The sampler follows events once the console was opened.
+	resp, _ := get(t, s.Base, "/console/charts", envtest.WhAdmin)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
 	r := s.Do(http.MethodPost, "/run-task/demo/development/echo", envtest.WhAlice, `{"message":"hi"}`, "Prefer", "wait=10")
 	require.Equal(t, http.StatusOK, r.Status, r.Raw)
 	for _, chart := range []string{"runs", "queue", "gpus"} {
@@ -140,7 +143,7 @@ func TestChartsAreForThoseWhoSeeTheQueue(t *testing.T) {
 		require.Equal(t, "image/svg+xml", resp.Header.Get("Content-Type"))
 		require.True(t, strings.HasPrefix(body, "<svg ") && strings.HasSuffix(body, "</svg>"), body)
 	}
-	// The echo run ended after the sampler subscribed: the runs chart
+	// The echo run ended after the sampler started: the runs chart
 	// counts it, and the GPU chart knows the declared A100s.
 	require.Eventually(t, func() bool {
 		_, body := get(t, s.Base, "/console/charts/runs.svg", envtest.WhAdmin)
@@ -148,7 +151,7 @@ func TestChartsAreForThoseWhoSeeTheQueue(t *testing.T) {
 	}, 5e9, 2e7)
 	_, body := get(t, s.Base, "/console/charts/gpus.svg", envtest.WhAdmin)
 	require.Contains(t, body, "0 of 2")
-	resp, _ := get(t, s.Base, "/console/charts/other.svg", envtest.WhAdmin)
+	resp, _ = get(t, s.Base, "/console/charts/other.svg", envtest.WhAdmin)
 	require.Equal(t, http.StatusNotFound, resp.StatusCode)
 }
 

@@ -25,9 +25,16 @@ const minGap = 5 * time.Second
 // but by a phase change, so the charts draw them as steps. It runs no
 // goroutine of its own: the dispatcher's subscriber loop calls it, and
 // ends with the dispatcher.
+//
+// It follows the events of every process (Subscribe, not SubscribeLocal):
+// where API and node agents are apart (PostgreSQL), the agents commit the
+// outcomes. That costs each other process's change two reads of the
+// store, so the sampler subscribes only once the console is first opened
+// (Start), not for services whose console nobody looks at.
 type Sampler struct {
-	d   *dispatch.Dispatcher
-	now func() time.Time
+	d     *dispatch.Dispatcher
+	now   func() time.Time
+	start sync.Once
 
 	mu       sync.Mutex
 	ended    map[int64]map[tasks.Phase]int // by Unix minute
@@ -47,15 +54,17 @@ type Sample struct {
 	GPUsInUse, GPUs map[string]int
 }
 
-// NewSampler follows d's events from now on. now nil means time.Now.
+// NewSampler makes a sampler of d; it follows d's events from Start on.
+// now nil means time.Now.
 func NewSampler(d *dispatch.Dispatcher, now func() time.Time) *Sampler {
 	if now == nil {
 		now = time.Now
 	}
-	s := &Sampler{d: d, now: now, ended: map[int64]map[tasks.Phase]int{}}
-	d.Subscribe(s.observe)
-	return s
+	return &Sampler{d: d, now: now, ended: map[int64]map[tasks.Phase]int{}}
 }
+
+// Start follows d's events from now on; later calls do nothing.
+func (s *Sampler) Start() { s.start.Do(func() { s.d.Subscribe(s.observe) }) }
 
 // observe counts a run that ended and samples when due.
 func (s *Sampler) observe(_ tasks.Run, ev tasks.Event) {
