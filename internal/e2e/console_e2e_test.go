@@ -65,6 +65,15 @@ func TestConsole(t *testing.T) {
 		if name == "" {
 			t.Fatal("the form showed no run name")
 		}
+		// The API's 422 shows at the field it names, and starts no run.
+		do(t, form, chromedp.SendKeys(`#demo-development-sleep-seconds`, "-5"),
+			chromedp.Click(`form[data-task="demo/development/sleep"] button[type=submit]`))
+		value(t, form, chromedp.Poll[bool](`document.querySelector('[data-task="demo/development/sleep"] [data-field="seconds"] .error').textContent !== ''`,
+			chromedp.WithPollingTimeout(10*time.Second)))
+		if v := value(t, form, chromedp.AttributeValue(`#demo-development-sleep-seconds`, "aria-invalid")); v.Value != "true" {
+			t.Errorf("the bad field is not marked invalid: %+v", v)
+		}
+		screenshot(t, form, "console-tasks-422")
 		do(t, list, chromedp.WaitVisible(`tr[data-name="`+name+`"][data-phase="succeeded"]`))
 		if !value(t, list, chromedp.Evaluate[bool](`window.notReloaded === true`)) {
 			t.Error("the runs page was reloaded")
