@@ -192,3 +192,21 @@ func TestConsoleTurnsOff(t *testing.T) {
 		require.NotEqual(t, http.StatusOK, resp.StatusCode, name)
 	}
 }
+
+func TestConsoleUnderAPathPrefix(t *testing.T) {
+	t.Parallel()
+	team := webhook.MustNew(webhook.Config{
+		Settings: environments.Settings{Name: "team-a", PathPrefix: "/team-a"}, Groups: []string{webhook.GroupAll},
+	})
+	s := envtest.NewStack(t, team)
+	resp, body := get(t, s.Base, "/team-a/console/runs", envtest.WhAlice)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Contains(t, body, `data-api="/team-a" data-base="/team-a/console"`)
+	asset := regexp.MustCompile(`src="(/team-a/console/static/console\.js\?v=[0-9a-f]+)"`).FindStringSubmatch(body)
+	require.NotNil(t, asset, body)
+	resp, _ = get(t, s.Base, asset[1], "")
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	resp, _ = get(t, s.Base, "/team-a/console/queue?x=1", "")
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	require.Equal(t, environments.LoginPath+"?next=%2Fteam-a%2Fconsole%2Fqueue%3Fx%3D1", resp.Header.Get("Location"))
+}
