@@ -71,9 +71,9 @@ clients: ## Generate a Go (oapi-codegen) and a TypeScript (openapi-typescript) c
 	cd internal/genclients && $(GO) vet ./... && $(GO) test -count=1 ./...
 
 .PHONY: e2e
-e2e: ## Browser tests of /docs and of signing in at /auth/login, in headless Chromium (installs Debian's chromium if missing)
+e2e: ## Browser tests of /docs, signing in at /auth/login and the console in headless Chromium (installs Debian's chromium if missing); screenshots in artifacts/ (TASKGATE_E2E_ARTIFACTS)
 	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
-	TASKGATE_E2E_CHROMIUM=$$(command -v chromium) $(GO) test -count=1 -tags e2e -v ./internal/e2e/
+	TASKGATE_E2E_ARTIFACTS=$${TASKGATE_E2E_ARTIFACTS:-$(CURDIR)/artifacts} TASKGATE_E2E_CHROMIUM=$$(command -v chromium) $(GO) test -count=1 -tags e2e -v ./internal/e2e/
 
 .PHONY: soak
 soak: ## Soak the quickstart: SOAK_DURATION (10m) of mixed load, SIGKILL every SOAK_RESTART_EVERY (2m)

@@ -125,6 +125,9 @@ type Deps struct {
 	Version string
 	// URLs builds public URLs of environments.
 	URLs URLSettings
+	// NoConsole turns off the web console of every webhook environment
+	// (App.NoConsole).
+	NoConsole bool
 }
 
 // URLSettings are Modal's URL rules: <workspace>[-<suffix>]--<label>[-dev].<base>.

@@ -68,6 +68,9 @@ func Wrap(env Environment, deps *Deps, h http.Handler) (http.Handler, error) {
 		AdminGroup:    deps.AdminGroup,
 		Logger:        deps.Logger,
 	})(h)
+	if b, ok := env.(BrowserPather); ok {
+		h = toLogin(b.BrowserPaths(), h)
+	}
 	if slices.Contains(public, "/docs") {
 		h = apidocs.ServeSlash(h)
 	}

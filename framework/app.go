@@ -75,6 +75,9 @@ type App struct {
 	Login LoginConfig
 	// AdminGroup members see every run, /nodes and /queue; default "admins".
 	AdminGroup string
+	// NoConsole turns off the web console (/console) of every webhook
+	// environment; FromEnv sets it from TASKGATE_CONSOLE=off.
+	NoConsole bool
 	// URLs are the rules of environments' public URLs.
 	URLs environments.URLSettings
 	// TrustedProxies (CIDRs) may set X-Forwarded-For; with none, the client
@@ -225,6 +228,7 @@ func (a *App) Handler() (http.Handler, error) {
 		AdminGroup:    a.AdminGroup,
 		Version:       a.Version,
 		URLs:          a.URLs,
+		NoConsole:     a.NoConsole,
 	}
 	if deps.URLs.App == "" {
 		deps.URLs.App = a.Title

@@ -57,6 +57,9 @@ type EnvConfig struct {
 	NodeID     string // TASKGATE_NODE_ID
 	Role       string // TASKGATE_ROLE: all, api, agent
 	AdminGroup string // TASKGATE_ADMIN_GROUP
+	// NoConsole is TASKGATE_CONSOLE=off: no web console at /console on
+	// the webhook environments (on by default).
+	NoConsole bool
 	// WebhookSecret is TASKGATE_WEBHOOK_SECRET (whsec_…).
 	WebhookSecret       string
 	WebhookAllowPrivate bool // TASKGATE_WEBHOOK_ALLOW_PRIVATE
@@ -144,6 +147,13 @@ func parseEnv(lookup func(string) (string, bool)) (EnvConfig, error) {
 			return c, fmt.Errorf("TASKGATE_WEBHOOK_ALLOW_PRIVATE=%q is not a boolean", v)
 		}
 		c.WebhookAllowPrivate = b
+	}
+	switch v := getenv("TASKGATE_CONSOLE"); v {
+	case "", "on":
+	case "off":
+		c.NoConsole = true
+	default:
+		return c, fmt.Errorf("TASKGATE_CONSOLE=%q: want on or off", v)
 	}
 	if v := getenv("TASKGATE_DELETE_RUNS_AFTER"); v != "" {
 		d, err := time.ParseDuration(v)
@@ -320,6 +330,7 @@ func FromEnv(ctx context.Context, cfg EnvConfig, logger *slog.Logger, reg *tasks
 		Authenticator: auth,
 		Extractors:    []middleware.Extractor{middleware.BearerExtractor(), middleware.KeyExtractor(), middleware.CookieExtractor(cfg.AuthCookie)},
 		AdminGroup:    cfg.AdminGroup,
+		NoConsole:     cfg.NoConsole,
 		BodyTimeout:   cfg.BodyTimeout,
 		Login: LoginConfig{
 			Sessions:         st,

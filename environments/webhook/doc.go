@@ -3,7 +3,9 @@
 // (/tasks, /task/…, /run-task/…), run (/run/…, /runs) and nodes (/nodes,
 // /queue for the admin group), a task allowlist, run-task with Prefer:
 // wait, Idempotency-Key and signed callbacks, and runs visible only to
-// their owner and the admin group.
+// their owner and the admin group. Where it serves runs it also serves a
+// web console at /console (environments/internal/console), unless
+// Config.NoConsole or Deps.NoConsole turns it off.
 //
 //	wh := webhook.MustNew(webhook.Config{
 //		Settings:     environments.Settings{Name: "team-a", PathPrefix: "/team-a"},

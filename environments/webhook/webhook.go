@@ -13,6 +13,7 @@ import (
 	"github.com/samber/lo"
 
 	"github.com/taskgate/taskgate/environments"
+	"github.com/taskgate/taskgate/environments/internal/console"
 	"github.com/taskgate/taskgate/environments/internal/edge"
 	"github.com/taskgate/taskgate/internal/apidocs"
 	"github.com/taskgate/taskgate/internal/dnslabel"
@@ -52,6 +53,9 @@ type Config struct {
 	AllowedTasks []string
 	// MaxWait caps Prefer: wait=N; default and maximum 60 s.
 	MaxWait time.Duration
+	// NoConsole turns off the web console at /console, served by default
+	// where the run group is (see package environments/internal/console).
+	NoConsole bool
 }
 
 // Environment is the prebuilt webhook environment. Create it with New.
@@ -59,11 +63,15 @@ type Environment struct {
 	cfg       Config
 	endpoints map[string]bool
 	allow     []allowRule
+	// withConsole is whether the last Build mounted the console, for
+	// PublicPaths and BrowserPaths, which Wrap asks after Build.
+	withConsole bool
 }
 
 var (
-	_ environments.Environment  = (*Environment)(nil)
-	_ environments.PublicPather = (*Environment)(nil)
+	_ environments.Environment   = (*Environment)(nil)
+	_ environments.PublicPather  = (*Environment)(nil)
+	_ environments.BrowserPather = (*Environment)(nil)
 )
 
 // EndpointNames lists every endpoint name the webhook environment knows.
@@ -203,6 +211,7 @@ func (w *Environment) Build(deps *environments.Deps) (http.Handler, error) {
 	if deps.Dispatcher == nil && (w.endpoints["run-task"] || w.endpoints["get-run"]) {
 		return nil, fmt.Errorf("webhook %s: the task and run groups need App.Dispatcher", w.cfg.Name)
 	}
+	w.withConsole = w.console() && !deps.NoConsole && deps.Dispatcher != nil
 	r := chi.NewRouter()
 	r.Use(edge.JSONBodies)
 	cfg := apidocs.Config(w.cfg.Title, deps.Version)
@@ -226,15 +235,46 @@ func (w *Environment) Build(deps *environments.Deps) (http.Handler, error) {
 	h := &handlers{w: w, deps: deps, api: api}
 	h.register(api)
 	apidocs.Finish(api, environments.DocPolicy(&w.cfg.Settings, w.PublicPaths()))
+	if w.withConsole {
+		// The console asks r, the API, as the caller: the same handlers
+		// decide what it shows.
+		c, err := console.New(console.Config{
+			API: r, Prefix: w.cfg.PathPrefix, Title: w.cfg.Title, Dispatcher: deps.Dispatcher,
+			Serves: w.Serves, Logger: deps.Logger,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("webhook %s: %w", w.cfg.Name, err)
+		}
+		r.Mount("/console", c.Handler())
+	}
 	return r, nil
 }
+
+// console reports whether the environment serves the console: unless
+// turned off, wherever it serves runs to show.
+func (w *Environment) console() bool { return !w.cfg.NoConsole && w.Serves("get-run") }
 
 // runURL is the path of a run, as the caller sees it (with the prefix).
 func (w *Environment) runURL(name string) string {
 	return path.Join("/", w.cfg.PathPrefix, "run", name)
 }
 
-// PublicPaths implements environments.PublicPather.
+// PublicPaths implements environments.PublicPather: the console's
+// script and stylesheet need no credentials, so the sign-in page may use
+// them too.
 func (w *Environment) PublicPaths() []string {
-	return slices.Concat([]string{"/health"}, apidocs.Paths)
+	p := slices.Concat([]string{"/health"}, apidocs.Paths)
+	if w.withConsole {
+		p = append(p, "/console/static/*")
+	}
+	return p
+}
+
+// BrowserPaths implements environments.BrowserPather: a browser refused
+// at the console is sent to sign in.
+func (w *Environment) BrowserPaths() []string {
+	if !w.withConsole {
+		return nil
+	}
+	return []string{"/console", "/console/*"}
 }

@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"net/http"
 	"os"
@@ -50,7 +51,7 @@ func TestDocsRenderOffline(t *testing.T) {
 
 // startQuickstart builds and starts examples/quickstart on a free loopback
 // port with a fresh data folder, and returns its base URL.
-func startQuickstart(t *testing.T) string {
+func startQuickstart(t *testing.T, env ...string) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "quickstart")
 	build := exec.Command("go", "build", "-o", bin, "../../examples/quickstart")
@@ -62,6 +63,7 @@ func startQuickstart(t *testing.T) string {
 
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(), "TASKGATE_ADDR="+addr, "TASKGATE_DATA_DIR="+t.TempDir(), "TASKGATE_AUTH_TOKENS=", "TASKGATE_DATABASE_URL=", "TASKGATE_METRICS_ADDR=")
+	cmd.Env = append(cmd.Env, env...)
 	out, _ := cmd.StdoutPipe()
 	cmd.Stderr = cmd.Stdout
 	if err := cmd.Start(); err != nil {
@@ -97,4 +99,27 @@ func startQuickstart(t *testing.T) string {
 	}
 	t.Fatal(fmt.Errorf("quickstart did not answer /health at %s", base))
 	return ""
+}
+
+func allocator(t *testing.T, chromium string, width, height int) context.Context {
+	t.Helper()
+	ctx, cancel := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(chromium),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-quic", true),
+		// The console's tabs poll while another tab is in front.
+		chromedp.Flag("disable-background-timer-throttling", true),
+		chromedp.Flag("disable-renderer-backgrounding", true),
+		chromedp.WindowSize(width, height),
+	)
+	t.Cleanup(cancel)
+	return ctx
 }

@@ -120,20 +120,20 @@ func (r Result) Expect(t *testing.T, status int, contains ...string) {
 
 // Stack is a real App over a real SQLite file, served on loopback.
 type Stack struct {
-	T    *testing.T
+	T    testing.TB
 	Base string
 	Svc  *framework.Service
 }
 
 // NewStack serves envs, or the quickstart's webhook without any, with the
 // quickstart's tasks.
-func NewStack(t *testing.T, envs ...environments.Environment) *Stack {
+func NewStack(t testing.TB, envs ...environments.Environment) *Stack {
 	t.Helper()
 	return NewStackEnv(t, nil, envs...)
 }
 
 // NewStackEnv is NewStack with extra TASKGATE_* variables.
-func NewStackEnv(t *testing.T, extra map[string]string, envs ...environments.Environment) *Stack {
+func NewStackEnv(t testing.TB, extra map[string]string, envs ...environments.Environment) *Stack {
 	t.Helper()
 	if len(envs) == 0 {
 		envs = []environments.Environment{demo.Webhook()}
@@ -199,7 +199,7 @@ func (s *Stack) WaitDone(name, token string) Reply {
 
 // RoundTrip sends req and reads the reply: its JSON body, or for an event
 // stream the status and headers only (a stream ends with its run).
-func RoundTrip(t *testing.T, req *http.Request) Reply {
+func RoundTrip(t testing.TB, req *http.Request) Reply {
 	t.Helper()
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
