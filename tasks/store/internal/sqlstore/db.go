@@ -67,6 +67,12 @@ type Dialect struct {
 	ArrayInsert bool
 	// MaxParams bounds the parameters of one statement.
 	MaxParams int
+	// OrderedArms gives each arm of a UNION ALL that ListRunsQuery merges
+	// its own ORDER BY and LIMIT, in parentheses: PostgreSQL then merges
+	// backward index scans (Merge Append) instead of sorting every row of
+	// every arm. SQLite merges plain arms in order and rejects the
+	// parentheses.
+	OrderedArms bool
 	// CastParams casts the parameters whose type nothing else in a
 	// statement fixes (the branches of a CASE, a VALUES list), which
 	// PostgreSQL would otherwise take as text. SQLite needs no casts.
