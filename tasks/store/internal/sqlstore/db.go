@@ -73,6 +73,14 @@ type Dialect struct {
 	// every arm. SQLite merges plain arms in order and rejects the
 	// parentheses.
 	OrderedArms bool
+	// PlanEach, when set, goes first in the arguments of ListRuns's
+	// statement, to have it planned for its values on every run
+	// (pgx.QueryExecModeExec). PostgreSQL otherwise plans a prepared
+	// statement once for all values after five runs (the generic plan):
+	// not knowing the owner, task or phase, it takes each as common and
+	// walks the primary key back, filtering, through every run when the
+	// one asked for has few.
+	PlanEach any
 	// CastParams casts the parameters whose type nothing else in a
 	// statement fixes (the branches of a CASE, a VALUES list), which
 	// PostgreSQL would otherwise take as text. SQLite needs no casts.

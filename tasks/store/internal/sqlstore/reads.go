@@ -59,14 +59,17 @@ func (s *Store) GetRun(ctx context.Context, name string) (*store.StoredRun, erro
 
 // ListRuns implements store.Store.
 func (s *Store) ListRuns(ctx context.Context, f store.RunFilter) ([]*store.StoredRun, error) {
-	q, args, err := ListRunsQuery(s.d, f)
+	q, args, err := ListRunsQuery(s, f)
 	if err != nil {
 		return nil, err
+	}
+	if s.d.PlanEach != nil {
+		args = append([]any{s.d.PlanEach}, args...)
 	}
 	return s.queryRuns(ctx, s.db, q, args...)
 }
 
-// ListRunsQuery is the statement ListRuns runs for f on d, and its
+// ListRunsQuery is the statement ListRuns of s runs for f, and its
 // arguments (a function, not a method: the stores embed Store, and this is
 // for their plan tests, not their API).
 //
@@ -80,7 +83,7 @@ func (s *Store) ListRuns(ctx context.Context, f store.RunFilter) ([]*store.Store
 // Dialect.OrderedArms); without phases, every phase is asked for. No
 // owner and no task reads runs_phase the same way, or the primary key.
 // The seq bound is always there, so even the first page searches a range.
-func ListRunsQuery(d Dialect, f store.RunFilter) (string, []any, error) {
+func ListRunsQuery(s *Store, f store.RunFilter) (string, []any, error) {
 	var args []any
 	arg := func(v any) string {
 		args = append(args, v)
@@ -108,6 +111,9 @@ func ListRunsQuery(d Dialect, f store.RunFilter) (string, []any, error) {
 	}
 	limitArg := arg(limit)
 	phases := slices.Compact(slices.Sorted(slices.Values(f.Phases)))
+	if len(phases) == len(tasks.Phases) {
+		phases = nil // every phase is no filter (a run is always in one)
+	}
 	if len(phases) == 0 && len(where) > 1 {
 		phases = tasks.Phases
 	}
@@ -124,7 +130,7 @@ func ListRunsQuery(d Dialect, f store.RunFilter) (string, []any, error) {
 	arms := make([]string, len(phases))
 	for i, p := range phases {
 		arms[i] = arm(append(slices.Clip(where), `phase = `+arg(string(p))))
-		if d.OrderedArms {
+		if s.d.OrderedArms {
 			arms[i] = `(` + arms[i] + order + `)`
 		}
 	}
