@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/base64"
-	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -65,9 +64,12 @@ var listQueries = []listQuery{
 // owners, tasks, phases and times: storetest.BulkRunsSQL), on SQLite and,
 // with TASKGATE_TEST_POSTGRES_URL, PostgreSQL. The stack is the
 // quickstart's in the API role (no scheduler: queue positions are the
-// leader's binary search, scheduler.BenchmarkPosition). At the larger size
-// p99_ratio_to_<smaller> compares each p99 with the smaller size's: flat
-// growth is a ratio near 1.
+// leader's binary search, scheduler.BenchmarkPosition).
+//
+// Both sizes are served at once and asked in turn, request by request, so
+// that whatever else loads the machine weighs on both alike:
+// p99_ratio is the larger size's p99 over the smaller's (flat growth is a
+// ratio near 1).
 //
 // Loading a million runs takes a minute or two per store, so it runs only
 // with TASKGATE_BENCH_SCALE set (make bench-scale);
@@ -92,8 +94,8 @@ func BenchmarkListScale(b *testing.B) {
 		dbs = append(dbs, struct{ name, url string }{"postgres", u})
 	}
 	for _, db := range dbs {
-		first := map[string]float64{} // p99 at sizes[0], by query
-		for _, n := range sizes {
+		stacks := make([]*benchServed, len(sizes))
+		for i, n := range sizes {
 			dir, dbURL := b.TempDir(), ""
 			if db.url != "" {
 				dbURL = benchDatabase(b, db.url)
@@ -101,38 +103,51 @@ func BenchmarkListScale(b *testing.B) {
 			start := time.Now()
 			loadRuns(b, dir, dbURL, n)
 			b.Logf("%s: %d runs loaded in %v", db.name, n, time.Since(start).Round(time.Second))
-			st := benchStackIn(b, dir, dbURL, "api")
-			for _, lq := range listQueries {
-				b.Run(fmt.Sprintf("%s/%d/%s", db.name, n, lq.name), func(b *testing.B) {
-					rng := rand.New(rand.NewPCG(uint64(n), 19))
-					for range 20 { // warm the connection and the caches
-						if _, err := benchDo(st.hc, http.MethodGet, st.base+lq.query(n, rng), nil, nil); err != nil {
-							b.Fatal(err)
-						}
+			stacks[i] = benchStackIn(b, dir, dbURL, "api")
+		}
+		for _, lq := range listQueries {
+			b.Run(db.name+"/"+lq.name, func(b *testing.B) {
+				rng := rand.New(rand.NewPCG(19, 1))
+				lat := make([][]time.Duration, len(sizes))
+				for round := range 20 + b.N { // 20 to warm connections and caches
+					if round == 20 {
+						b.ResetTimer()
 					}
-					lat := make([]time.Duration, 0, b.N)
-					b.ResetTimer()
-					for range b.N {
-						u := st.base + lq.query(n, rng)
+					for i, st := range stacks {
+						u := st.base + lq.query(sizes[i], rng)
 						t0 := time.Now()
 						if _, err := benchDo(st.hc, http.MethodGet, u, nil, nil); err != nil {
 							b.Fatal(err)
 						}
-						lat = append(lat, time.Since(t0))
+						if round >= 20 {
+							lat[i] = append(lat[i], time.Since(t0))
+						}
 					}
-					p99 := benchPercentile(lat, 0.99)
-					b.ReportMetric(benchPercentile(lat, 0.50), "p50-ms")
-					b.ReportMetric(p99, "p99-ms")
-					if n == sizes[0] {
-						first[lq.name] = p99
-					} else if first[lq.name] > 0 {
-						b.ReportMetric(p99/first[lq.name], fmt.Sprintf("p99_ratio_to_%d", sizes[0]))
-					}
-				})
-			}
+				}
+				for i, n := range sizes {
+					b.ReportMetric(benchPercentile(lat[i], 0.50), sizeName(n)+"-p50-ms")
+					b.ReportMetric(benchPercentile(lat[i], 0.99), sizeName(n)+"-p99-ms")
+				}
+				if last := len(sizes) - 1; last > 0 {
+					b.ReportMetric(benchPercentile(lat[last], 0.99)/benchPercentile(lat[0], 0.99), "p99_ratio")
+				}
+			})
+		}
+		for _, st := range stacks {
 			st.stop()
 		}
 	}
+}
+
+// sizeName writes n as 100k or 1M.
+func sizeName(n int64) string {
+	switch {
+	case n >= 1_000_000 && n%1_000_000 == 0:
+		return strconv.FormatInt(n/1_000_000, 10) + "M"
+	case n >= 1000 && n%1000 == 0:
+		return strconv.FormatInt(n/1000, 10) + "k"
+	}
+	return strconv.FormatInt(n, 10)
 }
 
 // loadRuns creates the stack's database (the stack migrates it), then
