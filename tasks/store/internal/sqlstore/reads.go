@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -63,10 +64,10 @@ func (s *Store) ListRuns(ctx context.Context, f store.RunFilter) ([]*store.Store
 	if err != nil {
 		return nil, err
 	}
-	if s.d.PlanEach != nil {
-		args = append([]any{s.d.PlanEach}, args...)
-	}
-	return s.queryRuns(ctx, s.db, q, args...)
+	runs, err := s.queryRuns(ctx, s.db, q, args...)
+	// Dialect.SeqMerge reads the runs by seq in no given order.
+	slices.SortFunc(runs, func(a, b *store.StoredRun) int { return cmp.Compare(b.Seq, a.Seq) })
+	return runs, err
 }
 
 // ListRunsQuery is the statement ListRuns of s runs for f, and its
@@ -79,10 +80,10 @@ func (s *Store) ListRuns(ctx context.Context, f store.RunFilter) ([]*store.Store
 // run. An owner or a task with phases reads one range of runs_owner_phase,
 // runs_task_phase or runs_owner_task_phase per phase, and merges them by
 // seq (SQLite merges the ordered arms of a UNION ALL itself; PostgreSQL
-// does with a Merge Append once each arm has its own ORDER BY and LIMIT,
-// Dialect.OrderedArms); without phases, every phase is asked for. No
-// owner and no task reads runs_phase the same way, or the primary key.
-// The seq bound is always there, so even the first page searches a range.
+// with a Merge Append, Dialect.SeqMerge); without phases, every phase is
+// asked for. No owner and no task reads runs_phase the same way, or the
+// primary key. The seq bound is always there, so even the first page
+// searches a range.
 func ListRunsQuery(s *Store, f store.RunFilter) (string, []any, error) {
 	var args []any
 	arg := func(v any) string {
@@ -117,24 +118,34 @@ func ListRunsQuery(s *Store, f store.RunFilter) (string, []any, error) {
 	if len(phases) == 0 && len(where) > 1 {
 		phases = tasks.Phases
 	}
+	cols := runCols
+	if s.d.SeqMerge {
+		cols = `seq`
+	}
 	arm := func(cond []string) string {
-		return `SELECT ` + runCols + ` FROM runs WHERE ` + strings.Join(cond, ` AND `)
+		return `SELECT ` + cols + ` FROM runs WHERE ` + strings.Join(cond, ` AND `)
 	}
 	order := ` ORDER BY seq DESC LIMIT ` + limitArg
-	if len(phases) <= 1 {
-		if len(phases) == 1 {
-			where = append(where, `phase = `+arg(string(phases[0])))
+	var q string
+	switch len(phases) {
+	case 0:
+		q = arm(where) + order
+	case 1:
+		q = arm(append(where, `phase = `+arg(string(phases[0])))) + order
+	default:
+		arms := make([]string, len(phases))
+		for i, p := range phases {
+			arms[i] = arm(append(slices.Clip(where), `phase = `+arg(string(p))))
+			if s.d.SeqMerge {
+				arms[i] = `(` + arms[i] + order + `)`
+			}
 		}
-		return arm(where) + order, args, nil
+		q = strings.Join(arms, ` UNION ALL `) + order
 	}
-	arms := make([]string, len(phases))
-	for i, p := range phases {
-		arms[i] = arm(append(slices.Clip(where), `phase = `+arg(string(p))))
-		if s.d.OrderedArms {
-			arms[i] = `(` + arms[i] + order + `)`
-		}
+	if s.d.SeqMerge {
+		q = `SELECT ` + runCols + ` FROM runs WHERE seq = ANY (ARRAY(` + q + `))`
 	}
-	return strings.Join(arms, ` UNION ALL `) + order, args, nil
+	return q, args, nil
 }
 
 // ActiveRuns implements store.Store.
