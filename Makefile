@@ -55,6 +55,11 @@ bench: ## Run the benchmarks with their bare baselines in the same run
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem \
 		./framework/... ./middleware/... ./tasks/... ./environments/... ./internal/telemetry/ | tee bench.out
 
+.PHONY: bench-scale
+bench-scale: ## Benchmarks at scale, by hand (minutes): GET /runs per filter and GET /run with 100k and 1M runs stored, SQLite and PostgreSQL (TASKGATE_TEST_POSTGRES_URL)
+	TASKGATE_BENCH_SCALE=1 TASKGATE_METRICS_ADDR= $(GO) test -run '^$$' -bench 'BenchmarkListScale' -benchtime $${LIST_REQUESTS:-1000}x -timeout 60m \
+		./environments/ | tee bench-scale.out
+
 .PHONY: bench-wrk
 bench-wrk: ## POST /run-task under wrk beside bare chi (installs Debian's wrk if missing)
 	@command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null)

@@ -348,7 +348,13 @@ type benchServed struct {
 // "agent" no scheduler runs in the process, so runs stay queued.
 func benchStack(b *testing.B, dbURL, role string) *benchServed {
 	b.Helper()
-	st, err := benchstack.Start(context.Background(), b.TempDir(), dbURL, role)
+	return benchStackIn(b, b.TempDir(), dbURL, role)
+}
+
+// benchStackIn is benchStack with its SQLite database in dir.
+func benchStackIn(b *testing.B, dir, dbURL, role string) *benchServed {
+	b.Helper()
+	st, err := benchstack.Start(context.Background(), dir, dbURL, role)
 	if err != nil {
 		b.Fatal(err)
 	}

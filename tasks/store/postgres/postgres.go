@@ -107,6 +107,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		MaxParams:     65000,
 		ArrayInsert:   true,
 		CastParams:    true,
+		SeqMerge:      true,
 		Classify:      classify,
 		Notify: func(ctx context.Context, tx sqlstore.Tx, ns []store.Notification) error {
 			return notify(ctx, tx, channel, origin, ns)

@@ -12,6 +12,8 @@ import (
 
 	"github.com/taskgate/taskgate/tasks"
 	"github.com/taskgate/taskgate/tasks/store"
+	"github.com/taskgate/taskgate/tasks/store/internal/sqlstore"
+	"github.com/taskgate/taskgate/tasks/store/storetest"
 )
 
 // TestTransitionsFindRunsByName checks the query plans of the UPDATEs
@@ -130,18 +132,7 @@ func openTempStore(t *testing.T) *Store {
 // which do not change the plan), its details joined by "; ".
 func queryPlan(t *testing.T, s *Store, p *positional) string {
 	t.Helper()
-	rows, err := s.db.w.QueryContext(context.Background(), "EXPLAIN QUERY PLAN "+p.query, make([]any, len(p.order))...)
-	require.NoError(t, err)
-	defer rows.Close()
-	var plan []string
-	for rows.Next() {
-		var id, parent, unused int
-		var detail string
-		require.NoError(t, rows.Scan(&id, &parent, &unused, &detail))
-		plan = append(plan, detail)
-	}
-	require.NoError(t, rows.Err())
-	return strings.Join(plan, "; ")
+	return queryPlanArgs(t, s, p.query, make([]any, len(p.order)))
 }
 
 // TestDeleteRunsFindsOldRunsByIndex: finding the runs to delete reads the
@@ -172,4 +163,61 @@ func TestDeleteRunsFindsOldRunsByIndex(t *testing.T) {
 		plan := queryPlan(t, s, p)
 		require.NotRegexp(t, `SCAN (runs|events|attempts|logs|deliveries|idempotency_keys|delivery_attempts)\b`, plan, "plan of %.80s…: %s", p.query, plan)
 	}
+}
+
+// TestListRunsPlans checks the plan of every filter combination GET /runs
+// can ask for (storetest.ListFilters): each reads one index range per
+// phase, constrained by every filtered column and by seq, in seq order;
+// never a scan of runs, never a sort. Twenty thousand runs are enough for
+// plans; they are checked as a fresh store has them (no statistics) and
+// after ANALYZE (statistics of skewed data, which could make SQLite prefer
+// walking seq backwards and filtering).
+func TestListRunsPlans(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := openTempStore(t)
+	const n = 20000
+	_, err := s.db.w.ExecContext(ctx, storetest.BulkRunsSQL(1, n))
+	require.NoError(t, err)
+	check := func(t *testing.T) {
+		for _, lf := range storetest.ListFilters(n) {
+			q, args, err := sqlstore.ListRunsQuery(s.Store, lf.Filter)
+			require.NoError(t, err)
+			p, err := s.db.pos.get(q)
+			require.NoError(t, err)
+			args, err = p.args(args)
+			require.NoError(t, err)
+			plan := queryPlanArgs(t, s, p.query, args)
+			require.NotContains(t, plan, "SCAN runs", "%s: %s", lf.Name, plan)
+			require.NotContains(t, plan, "TEMP B-TREE", "%s: %s", lf.Name, plan)
+			want := "USING INTEGER PRIMARY KEY (rowid<?)"
+			if len(lf.Columns) > 0 {
+				want = "(" + strings.Join(lf.Columns, "=? AND ") + "=? AND seq<?)"
+			}
+			require.Equal(t, lf.Arms, strings.Count(plan, "SEARCH runs"), "%s: %s", lf.Name, plan)
+			require.Equal(t, lf.Arms, strings.Count(plan, want), "%s: want %s: %s", lf.Name, want, plan)
+		}
+	}
+	t.Run("fresh", check)
+	_, err = s.db.w.ExecContext(ctx, "ANALYZE")
+	require.NoError(t, err)
+	t.Run("analyzed", check)
+}
+
+// queryPlanArgs is SQLite's EXPLAIN QUERY PLAN of q with args, its
+// details joined by "; ".
+func queryPlanArgs(t *testing.T, s *Store, q string, args []any) string {
+	t.Helper()
+	rows, err := s.db.w.QueryContext(context.Background(), "EXPLAIN QUERY PLAN "+q, args...)
+	require.NoError(t, err)
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		require.NoError(t, rows.Scan(&id, &parent, &unused, &detail))
+		plan = append(plan, detail)
+	}
+	require.NoError(t, rows.Err())
+	return strings.Join(plan, "; ")
 }

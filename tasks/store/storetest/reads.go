@@ -2,6 +2,8 @@ package storetest
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -64,6 +66,69 @@ func testListRuns(t *testing.T, s store.Store) {
 	}
 	_, err := s.ListRuns(ctx, store.RunFilter{Task: "bad"})
 	require.Error(t, err)
+}
+
+// testListRunsFilters pages through every combination of the filters
+// (owner, task, none, one or several phases, a repeated phase) and checks
+// each page against the runs picked out by hand: the store merges one index
+// range per phase, and the merge must keep seq order across pages.
+func testListRunsFilters(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	ends := []tasks.Phase{"", tasks.PhaseWaitingForResources, tasks.PhaseSucceeded, tasks.PhaseFailed, tasks.PhaseAborted}
+	var runs []store.NewRun
+	for i := range 40 {
+		runs = append(runs, newRun(func(r *store.NewRun) {
+			if i%3 == 0 {
+				r.Caller.Subject = "bob"
+			}
+			if i%4 == 0 {
+				r.Task = "sleep"
+			}
+		}))
+	}
+	res := create(t, s, runs...)
+	type row struct {
+		name, owner, task string
+		phase             tasks.Phase
+		seq               int64
+	}
+	rows := make([]row, len(runs))
+	for i, r := range runs {
+		rows[i] = row{r.Name, r.Caller.Subject, "demo/development/" + r.Task, tasks.PhaseQueued, res[i].Seq}
+		if to := ends[i*7%len(ends)]; to != "" {
+			apply(t, s, store.Transition{Run: r.Name, To: to, At: t0, WaitReason: "busy"})
+			rows[i].phase = to
+		}
+	}
+	for _, owner := range []string{"", "bob"} {
+		for _, task := range []string{"", "demo/development/sleep"} {
+			for _, ps := range [][]tasks.Phase{nil, {tasks.PhaseQueued}, {tasks.PhaseFailed, tasks.PhaseQueued, tasks.PhaseFailed}, tasks.Phases} {
+				f := store.RunFilter{Owner: owner, Task: task, Phases: ps, Limit: 3}
+				t.Run(fmt.Sprintf("owner=%s,task=%s,phases=%v", owner, task, ps), func(t *testing.T) {
+					var want, got []string
+					for i := len(rows) - 1; i >= 0; i-- {
+						r := rows[i]
+						if (owner == "" || r.owner == owner) && (task == "" || r.task == task) && (ps == nil || slices.Contains(ps, r.phase)) {
+							want = append(want, r.name)
+						}
+					}
+					for {
+						page, err := s.ListRuns(ctx, f)
+						require.NoError(t, err)
+						for _, r := range page {
+							got = append(got, r.Name)
+							f.BeforeSeq = r.Seq
+						}
+						if len(page) < f.Limit {
+							break
+						}
+					}
+					require.NotEmpty(t, want)
+					require.Equal(t, want, got)
+				})
+			}
+		}
+	}
 }
 
 func testActiveAndQueued(t *testing.T, s store.Store) {

@@ -32,6 +32,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"BatchFinishes", testBatchFinishes},
 		{"Abort", testAbort},
 		{"ListRuns", testListRuns},
+		{"ListRunsFilters", testListRunsFilters},
 		{"ActiveAndQueued", testActiveAndQueued},
 		{"Logs", testLogs},
 		{"Progress", testProgress},

@@ -67,6 +67,17 @@ type Dialect struct {
 	ArrayInsert bool
 	// MaxParams bounds the parameters of one statement.
 	MaxParams int
+	// SeqMerge makes ListRunsQuery merge the seqs alone (index-only
+	// scans), each arm of the UNION ALL with its own ORDER BY and LIMIT in
+	// parentheses, then read the runs of those seqs by primary key.
+	// PostgreSQL plans that as a Merge Append of backward index-only scans
+	// even in a prepared statement's generic plan (one plan for every
+	// value, after five runs), where whole rows would have it take an owner
+	// or task it cannot see as common and walk the primary key back,
+	// filtering, through every run when the one asked for has few. SQLite
+	// plans for the statement, merges plain arms in order, and rejects the
+	// parentheses.
+	SeqMerge bool
 	// CastParams casts the parameters whose type nothing else in a
 	// statement fixes (the branches of a CASE, a VALUES list), which
 	// PostgreSQL would otherwise take as text. SQLite needs no casts.

@@ -1,9 +1,12 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -57,42 +60,92 @@ func (s *Store) GetRun(ctx context.Context, name string) (*store.StoredRun, erro
 
 // ListRuns implements store.Store.
 func (s *Store) ListRuns(ctx context.Context, f store.RunFilter) ([]*store.StoredRun, error) {
-	var where []string
+	q, args, err := ListRunsQuery(s, f)
+	if err != nil {
+		return nil, err
+	}
+	runs, err := s.queryRuns(ctx, s.db, q, args...)
+	// Dialect.SeqMerge reads the runs by seq in no given order.
+	slices.SortFunc(runs, func(a, b *store.StoredRun) int { return cmp.Compare(b.Seq, a.Seq) })
+	return runs, err
+}
+
+// ListRunsQuery is the statement ListRuns of s runs for f, and its
+// arguments (a function, not a method: the stores embed Store, and this is
+// for their plan tests, not their API).
+//
+// Whatever f holds, the statement reads index ranges that are already in
+// seq order (migration 0008), so a page costs the same with a million runs
+// stored as with a hundred: never a scan, never a sort of every matching
+// run. An owner or a task with phases reads one range of runs_owner_phase,
+// runs_task_phase or runs_owner_task_phase per phase, and merges them by
+// seq (SQLite merges the ordered arms of a UNION ALL itself; PostgreSQL
+// with a Merge Append, Dialect.SeqMerge); without phases, every phase is
+// asked for. No owner and no task reads runs_phase the same way, or the
+// primary key. The seq bound is always there, so even the first page
+// searches a range.
+func ListRunsQuery(s *Store, f store.RunFilter) (string, []any, error) {
 	var args []any
 	arg := func(v any) string {
 		args = append(args, v)
 		return "$" + strconv.Itoa(len(args))
 	}
+	var where []string
 	if f.Owner != "" {
 		where = append(where, `owner = `+arg(f.Owner))
-	}
-	if len(f.Phases) > 0 {
-		ps := make([]string, len(f.Phases))
-		for i, p := range f.Phases {
-			ps[i] = arg(string(p))
-		}
-		where = append(where, `phase IN (`+strings.Join(ps, ",")+`)`)
 	}
 	if f.Task != "" {
 		parts := strings.Split(f.Task, "/")
 		if len(parts) != 3 {
-			return nil, fmt.Errorf("task filter %q is not project/domain/name", f.Task)
+			return "", nil, fmt.Errorf("task filter %q is not project/domain/name", f.Task)
 		}
 		where = append(where, `project = `+arg(parts[0]), `domain = `+arg(parts[1]), `task = `+arg(parts[2]))
 	}
-	if f.BeforeSeq > 0 {
-		where = append(where, `seq < `+arg(f.BeforeSeq))
+	before := f.BeforeSeq
+	if before <= 0 {
+		before = math.MaxInt64
 	}
+	where = append(where, `seq < `+arg(before))
 	limit := f.Limit
 	if limit <= 0 {
 		limit = 100
 	}
-	q := `SELECT ` + runCols + ` FROM runs`
-	if len(where) > 0 {
-		q += ` WHERE ` + strings.Join(where, ` AND `)
+	limitArg := arg(limit)
+	phases := slices.Compact(slices.Sorted(slices.Values(f.Phases)))
+	if len(phases) == len(tasks.Phases) {
+		phases = nil // every phase is no filter (a run is always in one)
 	}
-	q += ` ORDER BY seq DESC LIMIT ` + arg(limit)
-	return s.queryRuns(ctx, s.db, q, args...)
+	if len(phases) == 0 && len(where) > 1 {
+		phases = tasks.Phases
+	}
+	cols := runCols
+	if s.d.SeqMerge {
+		cols = `seq`
+	}
+	arm := func(cond []string) string {
+		return `SELECT ` + cols + ` FROM runs WHERE ` + strings.Join(cond, ` AND `)
+	}
+	order := ` ORDER BY seq DESC LIMIT ` + limitArg
+	var q string
+	switch len(phases) {
+	case 0:
+		q = arm(where) + order
+	case 1:
+		q = arm(append(where, `phase = `+arg(string(phases[0])))) + order
+	default:
+		arms := make([]string, len(phases))
+		for i, p := range phases {
+			arms[i] = arm(append(slices.Clip(where), `phase = `+arg(string(p))))
+			if s.d.SeqMerge {
+				arms[i] = `(` + arms[i] + order + `)`
+			}
+		}
+		q = strings.Join(arms, ` UNION ALL `) + order
+	}
+	if s.d.SeqMerge {
+		q = `SELECT ` + runCols + ` FROM runs WHERE seq = ANY (ARRAY(` + q + `))`
+	}
+	return q, args, nil
 }
 
 // ActiveRuns implements store.Store.

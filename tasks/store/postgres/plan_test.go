@@ -1,0 +1,111 @@
+package postgres_test
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/taskgate/taskgate/tasks/store/internal/sqlstore"
+	"github.com/taskgate/taskgate/tasks/store/postgres"
+	"github.com/taskgate/taskgate/tasks/store/postgres/pgtest"
+	"github.com/taskgate/taskgate/tasks/store/storetest"
+)
+
+// sortNode is a Sort step of a plan (Merge Append's "Sort Key:" line is
+// not one: it merges ranges already in order).
+var sortNode = regexp.MustCompile(`(?m)^\s*(?:->\s+)?(?:Incremental )?Sort\s+\(.*rows=(\d+)`)
+
+// indexScan is a scan of an index: its name, then its Index Cond.
+var indexScan = regexp.MustCompile(`(?:Index (?:Only )?Scan Backward using|Bitmap Index Scan on) (\w+).*\n\s*Index Cond: (.*)(?:\n\s*Filter: .*)?`)
+
+// TestListRunsPlans checks the plan of every filter combination GET /runs
+// can ask for (storetest.ListFilters) on 50,000 runs, vacuumed and analyzed
+// as autovacuum leaves a table, both as a custom plan (for the values) and
+// as the generic plan a prepared statement switches to after five runs
+// (one plan for every value): each reads one range of seqs per phase, by an
+// index constrained by every filtered column and by seq, in seq order (a
+// Merge Append of backward index-only scans, Dialect.SeqMerge), then the
+// runs by primary key; never a sequential scan, never a sort of more than
+// a page.
+func TestListRunsPlans(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	cfg := pgtest.Config(t, "plan", "the PostgreSQL plan tests")
+	cfg.MaxConns = 2
+	s, err := postgres.Open(ctx, cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	cc, err := pgx.ParseConfig(cfg.URL)
+	require.NoError(t, err)
+	cc.RuntimeParams["search_path"] = cfg.Schema
+	conn, err := pgx.ConnectConfig(ctx, cc)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close(context.Background()) })
+	const n = 50000
+	_, err = conn.Exec(ctx, storetest.BulkRunsSQL(1, n))
+	require.NoError(t, err)
+	_, err = conn.Exec(ctx, "VACUUM ANALYZE runs")
+	require.NoError(t, err)
+
+	for _, mode := range []string{"force_custom_plan", "force_generic_plan"} {
+		t.Run(mode, func(t *testing.T) {
+			_, err := conn.Exec(ctx, "SET plan_cache_mode = "+mode)
+			require.NoError(t, err)
+			for i, lf := range storetest.ListFilters(n) {
+				q, args, err := sqlstore.ListRunsQuery(s.Store, lf.Filter)
+				require.NoError(t, err)
+				stmt := fmt.Sprintf("list_%s_%d", mode, i)
+				_, err = conn.Exec(ctx, "PREPARE "+stmt+" AS "+q)
+				require.NoError(t, err)
+				plan := explain(t, conn, "EXPLAIN EXECUTE "+stmt+"("+literals(args)+")")
+				require.NotContains(t, plan, "Seq Scan", "%s: %s", lf.Name, plan)
+				for _, m := range sortNode.FindAllStringSubmatch(plan, -1) {
+					// PostgreSQL sorts what a bitmap scan found when it
+					// expects no more than a page: the scan's range is
+					// constrained by every column (below).
+					rows, err := strconv.Atoi(m[1])
+					require.NoError(t, err)
+					require.LessOrEqual(t, rows, lf.Filter.Limit, "%s: %s", lf.Name, plan)
+				}
+				scans := indexScan.FindAllStringSubmatch(plan, -1)
+				require.Len(t, scans, lf.Arms, "%s: %s", lf.Name, plan)
+				for _, sc := range scans {
+					for _, col := range lf.Columns {
+						require.Regexp(t, `\b`+col+` = `, sc[2], "%s: %s", lf.Name, plan)
+					}
+					require.Regexp(t, `\bseq < `, sc[2], "%s: %s", lf.Name, plan)
+				}
+			}
+		})
+	}
+}
+
+// explain is PostgreSQL's plan of q, one line per step.
+func explain(t *testing.T, conn *pgx.Conn, q string) string {
+	t.Helper()
+	rows, err := conn.Query(context.Background(), q)
+	require.NoError(t, err)
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	return strings.Join(lines, "\n")
+}
+
+// literals writes args as SQL literals, for EXECUTE.
+func literals(args []any) string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		switch v := a.(type) {
+		case string:
+			out[i] = "'" + strings.ReplaceAll(v, "'", "''") + "'"
+		default:
+			out[i] = fmt.Sprint(v)
+		}
+	}
+	return strings.Join(out, ", ")
+}
