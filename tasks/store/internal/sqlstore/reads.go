@@ -97,13 +97,17 @@ func (s *Store) ListRuns(ctx context.Context, f store.RunFilter) ([]*store.Store
 
 // ActiveRuns implements store.Store.
 func (s *Store) ActiveRuns(ctx context.Context, node string) ([]*store.StoredRun, error) {
-	q := `SELECT ` + runCols + ` FROM runs WHERE phase IN ($1, $2, $3, $4)`
-	args := []any{string(activePhases[0]), string(activePhases[1]), string(activePhases[2]), string(activePhases[3])}
 	if node != "" {
-		q += ` AND node = $5`
-		args = append(args, node)
+		// Only initializing and running runs are bound to a node (a
+		// requeue clears it). The phases are spelled out, not parameters,
+		// so that both databases see the partial index runs_bound
+		// (migration 0012) applies: its walk is the node's runs, not
+		// every active run.
+		return s.queryRuns(ctx, s.db, `SELECT `+runCols+` FROM runs
+			WHERE node = $1 AND phase IN ('initializing', 'running') ORDER BY seq`, node)
 	}
-	return s.queryRuns(ctx, s.db, q+` ORDER BY seq`, args...)
+	return s.queryRuns(ctx, s.db, `SELECT `+runCols+` FROM runs WHERE phase IN ($1, $2, $3, $4) ORDER BY seq`,
+		string(activePhases[0]), string(activePhases[1]), string(activePhases[2]), string(activePhases[3]))
 }
 
 // QueuedRunsAfter implements store.Store.
