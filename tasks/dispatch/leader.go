@@ -37,6 +37,7 @@ type leaderStore interface {
 	Nodes(ctx context.Context) ([]store.Node, error)
 	DeleteNode(ctx context.Context, id string) error
 	ActiveRuns(ctx context.Context, node string) ([]*store.StoredRun, error)
+	ActivePlacements(ctx context.Context) ([]store.Placement, error)
 	GetRun(ctx context.Context, name string) (*store.StoredRun, error)
 	QueuedRunsAfter(ctx context.Context, afterSeq int64, limit int) ([]*store.StoredRun, error)
 	PurgeRuns(ctx context.Context, finishedBefore time.Time) (int, error)
@@ -97,14 +98,19 @@ type leader struct {
 
 	// mu guards the state below; the loop releases it around store I/O so
 	// that QueuePosition stays cheap.
-	mu      sync.Mutex
-	active  bool
+	mu     sync.Mutex
+	active bool
+	// sched holds the waiting runs: for each only what placing it needs
+	// (its name, priority, project, request and place), so that a backlog
+	// of a million costs the leader little heap (issue 19). entries holds
+	// the others the leader knows: delayed, bound, held.
 	sched   *scheduler.Scheduler
 	entries map[string]*entry
-	// fresh holds runs in the scheduler's queue whose stored phase is
-	// still queued: after a round that leaves them waiting they are marked
-	// waiting_for_resources.
-	fresh   map[string]*entry
+	// fresh names runs that entered the scheduler's queue while their
+	// stored phase was queued: after a round that leaves them waiting they
+	// are recorded waiting_for_resources. Names of runs bound or gone
+	// meanwhile stay until then (or until compactFresh), and are skipped.
+	fresh   []string
 	nodes   map[string]*nodeEntry
 	delayed delayHeap
 

@@ -375,4 +375,3 @@ func restart(b *testing.B, st store.Store, reg *tasks.Registry) (ready, placed t
 	}
 	return ready, time.Since(began)
 }
-

@@ -93,8 +93,8 @@ func (s *Scheduler) Schedule() []Binding {
 func (s *Scheduler) decide(r *runState, reservations *int) (Binding, bool) {
 	reason, waitOpt := "", -1
 	var missing []string
-	for i := range r.opts {
-		o := &r.opts[i]
+	for i := range r.run.req.opts {
+		o := &r.run.req.opts[i]
 		if o.shape.count > 0 && len(s.cfg.ProjectGPUQuota) > 0 {
 			if q := s.cfg.ProjectGPUQuota[r.run.Project]; q > 0 && s.projectGPUs[r.run.Project]+o.shape.count > q {
 				if reason == "" {
@@ -127,7 +127,7 @@ func (s *Scheduler) decide(r *runState, reservations *int) (Binding, bool) {
 	}
 	r.reason = reason
 	if waitOpt >= 0 && *reservations > 0 {
-		if n := s.reserve(r, &r.opts[waitOpt]); n != nil {
+		if n := s.reserve(r, &r.run.req.opts[waitOpt]); n != nil {
 			*reservations--
 		}
 	}
@@ -165,7 +165,7 @@ func (s *Scheduler) poolsFor(o *option) []*pool {
 // usable reports whether r may be placed on n now, apart from devices.
 func usable(n *nodeState, r *runState) bool {
 	return (n.reservedBy == nil || n.reservedBy == r) &&
-		n.freeCPU >= r.run.Request.MilliCPU && n.freeMem >= r.run.Request.MemoryBytes
+		n.freeCPU >= r.run.req.req.MilliCPU && n.freeMem >= r.run.req.req.MemoryBytes
 }
 
 // find returns the node (and for a GPU option the node's pool) that the
@@ -213,7 +213,7 @@ func firstUsable(level []*slot, r *runState) *slot {
 }
 
 func (s *Scheduler) findCPU(x *levelIndex, r *runState) *nodeState {
-	need := cpuLevel(r.run.Request.MilliCPU)
+	need := cpuLevel(r.run.req.req.MilliCPU)
 	if s.cfg.Strategy == Spread {
 		for l := len(x.levels) - 1; l >= need; l-- {
 			if sl := firstUsable(x.levels[l], r); sl != nil {
@@ -234,7 +234,7 @@ func (s *Scheduler) findCPU(x *levelIndex, r *runState) *nodeState {
 func (s *Scheduler) bind(r *runState, opt int, n *nodeState, np *nodePool) Binding {
 	var devs []int
 	if np != nil {
-		k := r.opts[opt].shape.count
+		k := r.run.req.opts[opt].shape.count
 		devs = make([]int, k)
 		copy(devs, np.free[:k])
 		np.free = append(np.free[:0], np.free[k:]...)

@@ -137,3 +137,12 @@ func (s *Scheduler) QueueSummary() QueueSummary {
 	})
 	return sum
 }
+
+// Known reports whether the scheduler holds the run, waiting or bound.
+func (s *Scheduler) Known(runID string) bool {
+	_, ok := s.runs[runID]
+	return ok
+}
+
+// WaitingCount is how many runs wait in the queue.
+func (s *Scheduler) WaitingCount() int { return len(s.queue) }

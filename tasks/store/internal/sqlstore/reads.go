@@ -110,6 +110,35 @@ func (s *Store) ActiveRuns(ctx context.Context, node string) ([]*store.StoredRun
 		string(activePhases[0]), string(activePhases[1]), string(activePhases[2]), string(activePhases[3]))
 }
 
+// ActivePlacements implements store.Store.
+func (s *Store) ActivePlacements(ctx context.Context) ([]store.Placement, error) {
+	rows, err := s.db.Query(ctx, `SELECT seq, name, project, domain, task, phase, priority, attempt, node, devices, not_before
+		FROM runs WHERE phase IN ($1, $2, $3, $4) ORDER BY seq`,
+		string(activePhases[0]), string(activePhases[1]), string(activePhases[2]), string(activePhases[3]))
+	if err != nil {
+		return nil, fmt.Errorf("read placements: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Placement
+	for rows.Next() {
+		var p store.Placement
+		var phase, devices string
+		var notBefore int64
+		if err := rows.Scan(&p.Seq, &p.Name, &p.Project, &p.Domain, &p.Task, &phase, &p.Priority,
+			&p.Attempt, &p.Node, &devices, &notBefore); err != nil {
+			return nil, fmt.Errorf("read placements: %w", err)
+		}
+		p.Phase = tasks.Phase(phase)
+		p.Devices = parseList(devices)
+		p.NotBefore = fromNanos(notBefore)
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read placements: %w", err)
+	}
+	return out, nil
+}
+
 // QueuedRunsAfter implements store.Store.
 func (s *Store) QueuedRunsAfter(ctx context.Context, afterSeq int64, limit int) ([]*store.StoredRun, error) {
 	if limit <= 0 {
