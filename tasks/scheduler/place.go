@@ -39,7 +39,7 @@ func (s *Scheduler) Schedule() []Binding {
 		start = 0
 		for _, n := range s.reserved {
 			if r := n.reservedBy; r != nil {
-				r.prevReserved = n.node.ID
+				r.prevReserved = n
 				r.reservedNode = nil
 			}
 			n.reservedBy = nil
@@ -404,7 +404,13 @@ func (s *Scheduler) reserve(r *runState, o *option) *nodeState {
 	if best == nil {
 		return nil
 	}
-	if prev := s.nodes[r.prevReserved]; prev != nil && prev != best.node {
+	// The node reserved last round, if it is still the node of that ID
+	// (an inventory update replaces the state; the ID is what counts).
+	var prev *nodeState
+	if r.prevReserved != nil {
+		prev = s.nodes[r.prevReserved.node.ID]
+	}
+	if prev != nil && prev != best.node {
 		var sl *slot
 		if o.shape.count == 0 {
 			if prev.cpuIdx == best.node.cpuIdx {

@@ -94,10 +94,10 @@ type runState struct {
 	run runInfo
 	// reason is why the last round left the run waiting.
 	reason string
-	// reservedNode is this round's reservation; prevReserved the node ID
+	// reservedNode is this round's reservation; prevReserved the node
 	// reserved last round, preferred again so a reservation does not hop.
 	reservedNode *nodeState
-	prevReserved string
+	prevReserved *nodeState
 	binding      *boundState
 }
 
@@ -529,7 +529,7 @@ func (s *Scheduler) attach(r *runState, n *nodeState, opt int, devs []int) {
 	r.binding = &boundState{node: n, option: opt, devs: devs, gpus: len(devs)}
 	r.reason = ""
 	r.reservedNode = nil
-	r.prevReserved = ""
+	r.prevReserved = nil
 	s.projectGPUs[r.run.Project] += len(devs)
 }
 
