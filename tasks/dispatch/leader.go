@@ -150,8 +150,14 @@ func newLeader(deps leaderDeps) (*leader, error) {
 	return l, nil
 }
 
+// maxBindingsPerRound caps the runs one round binds: their commit is one
+// transaction, and the first of a large backlog's runs (after a restart,
+// 6,400 fit a 64-core node at 10m each) start once it returns. A round
+// that reaches the cap is followed by another at once.
+const maxBindingsPerRound = 1024
+
 func schedulerConfig(c Config) scheduler.Config {
-	return scheduler.Config{Strategy: c.Strategy, ProjectGPUQuota: c.Quotas}
+	return scheduler.Config{Strategy: c.Strategy, ProjectGPUQuota: c.Quotas, MaxBindingsPerRound: maxBindingsPerRound}
 }
 
 func (l *leader) signal() {

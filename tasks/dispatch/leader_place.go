@@ -255,6 +255,9 @@ func (l *leader) schedule(ctx context.Context) error {
 	if len(bs) > 0 {
 		l.lastBind = time.Now()
 	}
+	if len(bs) >= maxBindingsPerRound {
+		l.signal() // cut short: the next round binds the rest
+	}
 	var waits []store.Transition
 	l.unsettled = len(l.fresh) > 0 && time.Since(l.lastBind) < settleDelay
 	if !l.unsettled {

@@ -140,6 +140,23 @@ func TestNodeRunsUseBoundIndex(t *testing.T) {
 	plan := queryPlan(t, s, read)
 	require.Contains(t, plan, "runs_bound (node=?)", "plan: %s", plan)
 	require.NotContains(t, plan, "runs_phase", "plan: %s", plan)
+
+	// And a scheduler's rebuild reads the active runs by phase.
+	_, err = s.ActivePlacements(ctx)
+	require.NoError(t, err)
+	read = nil
+	s.db.pos.mu.RLock()
+	for _, p := range s.db.pos.m {
+		if strings.HasPrefix(p.query, "SELECT seq, name, project, domain, task, phase, priority") {
+			read = p
+		}
+	}
+	s.db.pos.mu.RUnlock()
+	require.NotNil(t, read)
+	plan = queryPlan(t, s, read)
+	t.Logf("placements plan: %s", plan)
+	require.Contains(t, plan, "runs_phase (phase=?)", "plan: %s", plan)
+	require.NotContains(t, plan, "SCAN runs", "plan: %s", plan)
 }
 
 // openTempStore opens a store in t's temporary folder, closed when t ends.

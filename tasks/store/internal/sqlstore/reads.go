@@ -1,9 +1,11 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -112,14 +114,29 @@ func (s *Store) ActiveRuns(ctx context.Context, node string) ([]*store.StoredRun
 
 // ActivePlacements implements store.Store.
 func (s *Store) ActivePlacements(ctx context.Context) ([]store.Placement, error) {
-	rows, err := s.db.Query(ctx, `SELECT seq, name, project, domain, task, phase, priority, attempt, node, devices, not_before
-		FROM runs WHERE phase IN ($1, $2, $3, $4) ORDER BY seq`,
-		string(activePhases[0]), string(activePhases[1]), string(activePhases[2]), string(activePhases[3]))
+	phases := []any{string(activePhases[0]), string(activePhases[1]), string(activePhases[2]), string(activePhases[3])}
+	// The count (from the index alone) sizes the slice: growing it row by
+	// row copied a third of the read's time with 100k waiting runs. A
+	// count that changes before the read is only a worse guess.
+	var n int64
+	rows, err := s.db.Query(ctx, `SELECT COUNT(*) FROM runs WHERE phase IN ($1, $2, $3, $4)`, phases...)
+	if err != nil {
+		return nil, fmt.Errorf("count placements: %w", err)
+	}
+	if rows.Next() {
+		err = rows.Scan(&n)
+	}
+	rows.Close()
+	if err != nil {
+		return nil, fmt.Errorf("count placements: %w", err)
+	}
+	rows, err = s.db.Query(ctx, `SELECT seq, name, project, domain, task, phase, priority, attempt, node, devices, not_before
+		FROM runs WHERE phase IN ($1, $2, $3, $4)`, phases...)
 	if err != nil {
 		return nil, fmt.Errorf("read placements: %w", err)
 	}
 	defer rows.Close()
-	var out []store.Placement
+	out := make([]store.Placement, 0, n)
 	for rows.Next() {
 		var p store.Placement
 		var phase, devices string
@@ -136,6 +153,10 @@ func (s *Store) ActivePlacements(ctx context.Context) ([]store.Placement, error)
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read placements: %w", err)
 	}
+	// Sorted here rather than by the query: the rows come per phase from
+	// the phase index, and SQLite would sort them through a temporary
+	// B-tree, most of the read's time with 100k waiting runs.
+	slices.SortFunc(out, func(a, b store.Placement) int { return cmp.Compare(a.Seq, b.Seq) })
 	return out, nil
 }
 
