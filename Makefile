@@ -55,6 +55,10 @@ bench: ## Run the benchmarks with their bare baselines in the same run
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem \
 		./framework/... ./middleware/... ./tasks/... ./environments/... ./internal/telemetry/ | tee bench.out
 
+.PHONY: bench-scale
+bench-scale: ## Drain of 10k/100k/1M queued runs, leader heap per waiting run, restart on 1M runs (by hand: minutes, GBs)
+	TASKGATE_BENCH_SCALE=1 $(GO) test -run '^$$' -bench 'Scale' -benchtime 1x -timeout 3h ./tasks/dispatch/ | tee bench-scale.out
+
 .PHONY: bench-wrk
 bench-wrk: ## POST /run-task under wrk beside bare chi (installs Debian's wrk if missing)
 	@command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null)
