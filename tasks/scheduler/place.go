@@ -32,7 +32,9 @@ type failure struct {
 // waiting (no capacity freed, no binding made, no node changed, no run
 // queued ahead of them), a round resumes after them with the reservations
 // they hold: it decides as a full round would, in time proportional to the
-// runs queued since, not to the whole queue.
+// runs queued since, not to the whole queue. And a round stops once the
+// runs left can neither bind nor reserve (walk.go): it costs the runs it
+// binds, not the length of the queue behind them.
 func (s *Scheduler) Schedule() []Binding {
 	start, reservations := s.walked, s.resLeft
 	if start == 0 || start > len(s.queue) || s.fullRounds {
@@ -46,20 +48,26 @@ func (s *Scheduler) Schedule() []Binding {
 		}
 		s.reserved = s.reserved[:0]
 		s.round++ // forgets every shape's failure
+		s.failedShapes, s.impossibleShapes = 0, 0
 		reservations = s.cfg.reservations()
 	}
 
+	s.stopAt, s.stopCut, s.stopGPUs = nil, false, nil
+	clear(s.explicit)
 	var out []Binding
 	q := s.queue
-	kept, cut := start, false
-	for _, r := range q[start:] {
+	kept, next := start, start
+	for next < len(q) {
+		r := q[next]
 		if s.cfg.MaxBindingsPerRound > 0 && len(out) >= s.cfg.MaxBindingsPerRound {
-			r.reason = reasonNextRound
-			q[kept] = r
-			kept++
-			cut = true
-			continue
+			s.stopped(r, true)
+			break
 		}
+		if s.hopeless(reservations) {
+			s.stopped(r, false)
+			break
+		}
+		next++
 		var b Binding
 		var ok bool
 		if s.observe != nil {
@@ -71,13 +79,18 @@ func (s *Scheduler) Schedule() []Binding {
 		}
 		if ok {
 			out = append(out, b)
+			s.countWaiting(r, -1)
 			continue
 		}
 		q[kept] = r
 		kept++
 	}
-	clear(q[kept:])
-	s.queue = q[:kept]
+	// The runs not looked at move up over the gaps of those bound: a
+	// memmove, cheaper by far than deciding them.
+	n := copy(q[kept:], q[next:])
+	clear(q[kept+n:])
+	s.queue = q[:kept+n]
+	cut := s.stopCut
 	// The next round may resume after these runs only if this one changed
 	// nothing they were decided on: a binding takes capacity and project
 	// quota (a run left waiting may now wait for the quota, and then not
@@ -95,13 +108,11 @@ func (s *Scheduler) decide(r *runState, reservations *int) (Binding, bool) {
 	var missing []string
 	for i := range r.run.req.opts {
 		o := &r.run.req.opts[i]
-		if o.shape.count > 0 && len(s.cfg.ProjectGPUQuota) > 0 {
-			if q := s.cfg.ProjectGPUQuota[r.run.Project]; q > 0 && s.projectGPUs[r.run.Project]+o.shape.count > q {
-				if reason == "" {
-					reason = s.quotaText(q)
-				}
-				continue
+		if s.overQuota(r, o, s.projectGPUs) {
+			if reason == "" {
+				reason = s.quotaText(s.cfg.ProjectGPUQuota[r.run.Project])
 			}
+			continue
 		}
 		var f *failure
 		if o.memo.round == s.round {
@@ -112,7 +123,7 @@ func (s *Scheduler) decide(r *runState, reservations *int) (Binding, bool) {
 				return s.bind(r, i, n, np), true
 			}
 			f = s.explain(o)
-			o.memo.fail, o.memo.round = f, s.round
+			s.learnt(o.memo, f)
 		}
 		if f.impossible {
 			missing = append(missing, f.what)
@@ -123,7 +134,7 @@ func (s *Scheduler) decide(r *runState, reservations *int) (Binding, bool) {
 		}
 	}
 	if reason == "" {
-		reason = "no node has " + strings.Join(missing, " or ")
+		reason = noNodeHas(missing)
 	}
 	r.reason = reason
 	if waitOpt >= 0 && *reservations > 0 {
@@ -132,6 +143,20 @@ func (s *Scheduler) decide(r *runState, reservations *int) (Binding, bool) {
 		}
 	}
 	return Binding{}, false
+}
+
+// overQuota reports whether o would take r's project past its GPU quota,
+// with gpus the devices each project holds.
+func (s *Scheduler) overQuota(r *runState, o *option, gpus map[string]int) bool {
+	if o.shape.count == 0 || len(s.cfg.ProjectGPUQuota) == 0 {
+		return false
+	}
+	q := s.cfg.ProjectGPUQuota[r.run.Project]
+	return q > 0 && gpus[r.run.Project]+o.shape.count > q
+}
+
+func noNodeHas(missing []string) string {
+	return "no node has " + strings.Join(missing, " or ")
 }
 
 func (s *Scheduler) quotaText(q int) string {

@@ -61,8 +61,22 @@ type Scheduler struct {
 	// (resLeft more may be made) and its memo of what does not fit, and so
 	// decides as a full round would. Zero means a full round.
 	walked, resLeft int
-	// fullRounds turns the above off: the equivalence test's reference.
+	// fullRounds turns the above off, and the stop below: the
+	// equivalence test's reference.
 	fullRounds bool
+
+	// The bounded round (walk.go): waiting runs' shapes, of them failed
+	// in this round, and of those impossible; the healthy nodes.
+	waitingShapes, failedShapes, impossibleShapes int
+	indexedNodes                                  int
+	// stopAt is the first run the last round did not look at (nil: it
+	// looked at every run): stopCut when it reached MaxBindingsPerRound,
+	// else the rest were hopeless; stopGPUs the projects' devices then.
+	// explicit holds runs given a reason since (requeued), which stands.
+	stopAt   *runState
+	stopCut  bool
+	stopGPUs map[string]int
+	explicit map[*runState]struct{}
 
 	// observe, when set by a benchmark, receives the duration of every
 	// run's placement decision.
@@ -139,6 +153,8 @@ type shape struct {
 	// fail is why it did not fit in round `round`; stale in any other.
 	fail  *failure
 	round uint64
+	// waiting counts the waiting runs that need it (walk.go).
+	waiting int
 }
 
 type boundState struct {
@@ -164,6 +180,7 @@ func New(cfg Config) (*Scheduler, error) {
 		shapes:      make(map[shapeKey]*shape),
 		requests:    make(map[string]*internedRequest),
 		quotaReason: make(map[int]string),
+		explicit:    make(map[*runState]struct{}),
 	}, nil
 }
 
@@ -280,6 +297,7 @@ func (s *Scheduler) index(n *nodeState) {
 		return
 	}
 	n.indexed = true
+	s.indexedNodes++
 	for _, np := range n.pools {
 		np.pool.idx.insert(&np.slot, len(np.free))
 		np.pool.addTotal(np.total, 1)
@@ -292,6 +310,7 @@ func (s *Scheduler) unindex(n *nodeState) {
 		return
 	}
 	n.indexed = false
+	s.indexedNodes--
 	for _, np := range n.pools {
 		np.pool.idx.remove(&np.slot)
 		np.pool.addTotal(np.total, -1)
@@ -468,6 +487,7 @@ func (s *Scheduler) Enqueue(run Run) error {
 }
 
 func (s *Scheduler) insertQueue(r *runState) {
+	s.countWaiting(r, 1)
 	i := sort.Search(len(s.queue), func(i int) bool { return runCompare(r, s.queue[i]) < 0 })
 	s.queue = slices.Insert(s.queue, i, r)
 	if i < s.walked {
@@ -492,6 +512,8 @@ func (s *Scheduler) Cancel(runID string) bool {
 		s.unbind(r)
 	} else if i, ok := s.queueIndex(r); ok {
 		s.queue = slices.Delete(s.queue, i, i+1)
+		s.countWaiting(r, -1)
+		delete(s.explicit, r)
 		if i < s.walked {
 			s.walked = 0 // its reservation, if any, is free
 		}
@@ -563,5 +585,6 @@ func (s *Scheduler) unbind(r *runState) {
 
 func (s *Scheduler) requeue(r *runState, reason string) {
 	r.reason = reason
+	s.explicit[r] = struct{}{}
 	s.insertQueue(r)
 }
