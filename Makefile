@@ -56,9 +56,10 @@ bench: ## Run the benchmarks with their bare baselines in the same run
 		./framework/... ./middleware/... ./tasks/... ./environments/... ./internal/telemetry/ | tee bench.out
 
 .PHONY: bench-scale
-bench-scale: ## Benchmarks at scale, by hand (minutes): GET /runs per filter and GET /run with 100k and 1M runs stored, SQLite and PostgreSQL (TASKGATE_TEST_POSTGRES_URL)
+bench-scale: ## Benchmarks at scale, by hand (minutes, GBs): drain of 10k/100k/1M queued runs, leader heap per waiting run, restart on 1M runs, GET /runs per filter at 100k and 1M (SQLite; PostgreSQL with TASKGATE_TEST_POSTGRES_URL)
+	TASKGATE_BENCH_SCALE=1 TASKGATE_METRICS_ADDR= $(GO) test -run '^$$' -bench 'Scale' -benchtime 1x -timeout 3h ./tasks/dispatch/ | tee bench-scale.out
 	TASKGATE_BENCH_SCALE=1 TASKGATE_METRICS_ADDR= $(GO) test -run '^$$' -bench 'BenchmarkListScale' -benchtime $${LIST_REQUESTS:-1000}x -timeout 60m \
-		./environments/ | tee bench-scale.out
+		./environments/ | tee -a bench-scale.out
 
 .PHONY: bench-wrk
 bench-wrk: ## POST /run-task under wrk beside bare chi (installs Debian's wrk if missing)

@@ -88,7 +88,20 @@
 // second beside a one-run-per-transaction baseline on the same database,
 // and submit-to-running p50/p99 on an idle node. BenchmarkBacklogDrain
 // (-benchtime=1x) reports how fast an all-in-one process drains 2k, 10k
-// and 50k queued runs, as runs/s per size.
+// and 50k queued runs, as runs/s per size. `make bench-scale` runs the
+// scale benchmarks (scale_bench_test.go, by hand: minutes and gigabytes):
+// the drain of 10k, 100k and 1M queued runs, the heap per waiting run,
+// and a restart on 1M stored runs.
+//
+// # Scale
+//
+// What the leader does per run does not grow with the backlog: a waiting
+// run is held by the scheduler alone (about 240 bytes of heap: its name,
+// project, priority, sequence and a shared request); a round stops once
+// the runs left can neither bind nor reserve, and binds at most 1,024; the
+// rebuild at leadership reads only the placement columns
+// (store.ActivePlacements); a node's runs are found through an index of
+// bound runs, not among every active one.
 //
 // # Processes
 //

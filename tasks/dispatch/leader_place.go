@@ -13,13 +13,12 @@ import (
 )
 
 // entryState is where a run the leader knows stands in its placement.
+// A run in the scheduler's queue has no entry: the scheduler holds it.
 type entryState int
 
 const (
-	// stWaiting: in the scheduler's queue.
-	stWaiting entryState = iota
 	// stDelayed: waiting for its NotBefore (retry backoff).
-	stDelayed
+	stDelayed entryState = iota
 	// stBound: bound by this leader.
 	stBound
 	// stHeld: bound before this leader took over; its resources are
@@ -27,13 +26,14 @@ const (
 	stHeld
 )
 
-// entry is a run the leader knows: pending, delayed, or bound.
+// entry is a run the leader knows outside the scheduler's queue: delayed,
+// bound, or held.
 type entry struct {
 	name      string
 	state     entryState
 	node      string
-	attempt   int // of a bound or held run
-	run       scheduler.Run
+	attempt   int           // of a bound or held run
+	run       scheduler.Run // of a delayed run
 	notBefore time.Time
 	removed   bool // lazily dropped from delayed
 }
@@ -67,7 +67,7 @@ func (l *leader) step(ctx context.Context) (rebuild bool, err error) {
 	var failed []store.Transition
 	l.mu.Lock()
 	for _, r := range local {
-		if t, bad := l.addPending(r); bad {
+		if t, bad := l.addPending(placementOf(r)); bad {
 			failed = append(failed, t)
 		}
 	}
@@ -102,11 +102,9 @@ func (l *leader) step(ctx context.Context) (rebuild bool, err error) {
 		if e.removed {
 			continue
 		}
-		e.state = stWaiting
+		delete(l.entries, e.name)
 		if err := l.sched.Enqueue(e.run); err != nil {
 			l.log.Error("requeue delayed run", "run", e.name, "err", err)
-			delete(l.entries, e.name)
-			continue
 		}
 	}
 	l.mu.Unlock()
@@ -133,7 +131,7 @@ func (l *leader) step(ctx context.Context) (rebuild bool, err error) {
 		l.mu.Lock()
 		for _, r := range add {
 			l.remoteSeq = max(l.remoteSeq, r.Seq)
-			if t, bad := l.addPending(r); bad {
+			if t, bad := l.addPending(placementOf(r)); bad {
 				failed = append(failed, t)
 			}
 		}
@@ -151,38 +149,43 @@ func (l *leader) step(ctx context.Context) (rebuild bool, err error) {
 // addPending puts a queued run into the scheduler (or the delay heap). A
 // run the scheduler cannot take (its task is unknown here, its request is
 // invalid) comes back as a transition that fails it. l.mu is held.
-func (l *leader) addPending(r *store.StoredRun) (store.Transition, bool) {
-	if _, known := l.entries[r.Name]; known {
+func (l *leader) addPending(p store.Placement) (store.Transition, bool) {
+	if _, known := l.entries[p.Name]; known || l.sched.Known(p.Name) {
 		return store.Transition{}, false
 	}
-	def, ok := l.registry.Lookup(r.Project, r.Domain, r.Task)
+	def, ok := l.registry.Lookup(p.Project, p.Domain, p.Task)
 	if !ok {
-		return failTransition(r, l.now(), fmt.Sprintf("task %s/%s/%s is not registered with the scheduler", r.Project, r.Domain, r.Task)), true
+		return failTransition(p, l.now(), fmt.Sprintf("task %s/%s/%s is not registered with the scheduler", p.Project, p.Domain, p.Task)), true
 	}
-	e := &entry{name: r.Name, run: scheduler.Run{
-		ID: r.Name, Request: def.Request, Priority: r.Priority, Project: r.Project,
-		Submitted: r.CreatedAt, Seq: uint64(r.Seq),
-	}}
-	l.log.Debug("pending", "run", r.Name, "phase", r.Phase, "not_before", r.NotBefore)
-	if r.NotBefore.After(l.now()) {
-		e.state, e.notBefore = stDelayed, r.NotBefore
-		l.entries[r.Name] = e
+	// The project's string is the registry's, not the row's: one copy
+	// for every run of the task.
+	run := scheduler.Run{ID: p.Name, Request: def.Request, Priority: p.Priority, Project: def.Project, Seq: uint64(p.Seq)}
+	l.log.Debug("pending", "run", p.Name, "phase", p.Phase, "not_before", p.NotBefore)
+	if p.NotBefore.After(l.now()) {
+		e := &entry{name: p.Name, state: stDelayed, run: run, notBefore: p.NotBefore}
+		l.entries[p.Name] = e
 		heap.Push(&l.delayed, e)
 		return store.Transition{}, false
 	}
-	if err := l.sched.Enqueue(e.run); err != nil {
-		return failTransition(r, l.now(), "cannot be scheduled: "+err.Error()), true
+	if err := l.sched.Enqueue(run); err != nil {
+		return failTransition(p, l.now(), "cannot be scheduled: "+err.Error()), true
 	}
-	l.entries[r.Name] = e
-	if r.Phase == tasks.PhaseQueued {
-		l.fresh[r.Name] = e
+	if p.Phase == tasks.PhaseQueued {
+		l.fresh = append(l.fresh, p.Name)
 	}
 	return store.Transition{}, false
 }
 
+// placementOf is what addPending reads of a run read whole.
+func placementOf(r *store.StoredRun) store.Placement {
+	return store.Placement{Name: r.Name, Seq: r.Seq, Project: r.Project, Domain: r.Domain, Task: r.Task, Phase: r.Phase,
+		Priority: r.Priority, Attempt: r.Attempt, Node: r.Node, Devices: r.Devices, NotBefore: r.NotBefore}
+}
+
 // failTransition fails a queued run the scheduler cannot take: a
 // permanent error, as decide says.
-func failTransition(r *store.StoredRun, now time.Time, msg string) store.Transition {
+func failTransition(p store.Placement, now time.Time, msg string) store.Transition {
+	r := &store.StoredRun{Run: tasks.Run{Name: p.Name, Phase: p.Phase, Attempt: p.Attempt}}
 	t := decide(r, ending{err: tasks.Permanent(errors.New(msg))}, limits{}, now, 0)
 	t.Run, t.At = r.Name, now
 	t.From = []tasks.Phase{tasks.PhaseQueued, tasks.PhaseWaitingForResources}
@@ -204,13 +207,13 @@ func (l *leader) failRuns(ctx context.Context, ts []store.Transition) error {
 func (l *leader) forget(name string) {
 	e := l.entries[name]
 	if e == nil {
-		l.log.Debug("forget unknown", "run", name)
+		if !l.sched.Cancel(name) { // a waiting run leaves the queue
+			l.log.Debug("forget unknown", "run", name)
+		}
 		return
 	}
 	l.log.Debug("forget", "run", name, "state", e.state)
 	switch e.state {
-	case stWaiting:
-		l.sched.Cancel(name)
 	case stDelayed:
 		e.removed = true
 	case stBound:
@@ -224,7 +227,6 @@ func (l *leader) forget(name string) {
 		}
 	}
 	delete(l.entries, name)
-	delete(l.fresh, name)
 }
 
 // schedule runs one placement round and records its decisions. After an
@@ -242,10 +244,7 @@ func (l *leader) schedule(ctx context.Context) error {
 		}
 		ts[i] = store.Transition{Run: b.RunID, From: []tasks.Phase{tasks.PhaseQueued, tasks.PhaseWaitingForResources},
 			To: tasks.PhaseInitializing, At: now, Bind: &store.Binding{Node: b.NodeID, Devices: refs}}
-		if e := l.entries[b.RunID]; e != nil {
-			e.state, e.node = stBound, b.NodeID
-		}
-		delete(l.fresh, b.RunID)
+		l.entries[b.RunID] = &entry{name: b.RunID, state: stBound, node: b.NodeID}
 	}
 	// While rounds bind runs the queue is moving, and the runs they leave
 	// waiting are mostly bound by the next few: recording each of them
@@ -256,19 +255,21 @@ func (l *leader) schedule(ctx context.Context) error {
 	if len(bs) > 0 {
 		l.lastBind = time.Now()
 	}
+	if len(bs) >= maxBindingsPerRound {
+		l.signal() // cut short: the next round binds the rest
+	}
 	var waits []store.Transition
 	l.unsettled = len(l.fresh) > 0 && time.Since(l.lastBind) < settleDelay
-	for name, e := range l.fresh {
-		if l.unsettled {
-			break
+	if !l.unsettled {
+		for _, name := range l.fresh {
+			if _, reason, ok := l.sched.Position(name); ok {
+				waits = append(waits, store.Transition{Run: name, From: []tasks.Phase{tasks.PhaseQueued},
+					To: tasks.PhaseWaitingForResources, At: now, WaitReason: reason})
+			}
 		}
-		_, reason, ok := l.sched.Position(name)
-		if !ok {
-			continue
-		}
-		waits = append(waits, store.Transition{Run: name, From: []tasks.Phase{tasks.PhaseQueued},
-			To: tasks.PhaseWaitingForResources, At: now, WaitReason: reason})
-		delete(l.fresh, e.name)
+		l.fresh = nil
+	} else {
+		l.compactFresh()
 	}
 	l.mu.Unlock()
 
@@ -318,6 +319,24 @@ func (l *leader) schedule(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// compactFresh drops from fresh the names of runs no longer waiting, once
+// they outnumber the waiting runs, so that a backlog that drains without
+// settling does not keep every name it ever held: amortized, O(1) a run.
+// l.mu is held.
+func (l *leader) compactFresh() {
+	if len(l.fresh) < 1024 || len(l.fresh) < 2*l.sched.WaitingCount() {
+		return
+	}
+	kept := l.fresh[:0]
+	for _, name := range l.fresh {
+		if _, _, ok := l.sched.Position(name); ok {
+			kept = append(kept, name)
+		}
+	}
+	clear(l.fresh[len(kept):])
+	l.fresh = kept
 }
 
 // delayHeap orders delayed runs by NotBefore.

@@ -38,7 +38,9 @@ func (l *leader) rebuild(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	runs, err := l.st.ActiveRuns(ctx, "")
+	// The placement columns only: a restart on a large backlog reads no
+	// inputs (issue 19).
+	runs, err := l.st.ActivePlacements(ctx)
 	if err != nil {
 		return err
 	}
@@ -46,7 +48,7 @@ func (l *leader) rebuild(ctx context.Context) error {
 	l.mu.Lock()
 	l.sched = sched
 	l.entries = map[string]*entry{}
-	l.fresh = map[string]*entry{}
+	l.fresh = nil
 	l.nodes = map[string]*nodeEntry{}
 	l.delayed = nil
 	now := l.now()
@@ -62,11 +64,12 @@ func (l *leader) rebuild(ctx context.Context) error {
 		l.nodes[n.ID] = &nodeEntry{inv: inv, holds: map[string]hold{}}
 	}
 	var failed []store.Transition
-	for _, r := range runs {
+	for i := range runs {
+		r := &runs[i]
 		l.remoteSeq = max(l.remoteSeq, r.Seq)
 		switch r.Phase {
 		case tasks.PhaseQueued, tasks.PhaseWaitingForResources:
-			if t, bad := l.addPending(r); bad {
+			if t, bad := l.addPending(*r); bad {
 				failed = append(failed, t)
 			}
 		default:
@@ -186,9 +189,7 @@ func (l *leader) nodeDead(ctx context.Context, id string) error {
 		// Back in the scheduler's queue, but their requeue notification
 		// re-adds them from the store with their new attempt.
 		l.sched.Cancel(rid)
-		if e := l.entries[rid]; e != nil {
-			e.state = stWaiting
-		}
+		delete(l.entries, rid)
 	}
 	delete(l.nodes, id)
 	l.mu.Unlock()
@@ -208,7 +209,7 @@ func (l *leader) rescan(ctx context.Context) error {
 	l.mu.Lock()
 	for _, r := range rs {
 		l.remoteSeq = max(l.remoteSeq, r.Seq)
-		if t, bad := l.addPending(r); bad {
+		if t, bad := l.addPending(placementOf(r)); bad {
 			failed = append(failed, t)
 		}
 	}

@@ -65,16 +65,18 @@ func (d *Dispatcher) Nodes(ctx context.Context) ([]NodeStatus, error) {
 	if err != nil {
 		return nil, mapErr(err)
 	}
-	runs, err := d.st.ActiveRuns(ctx, "")
-	if err != nil {
-		return nil, mapErr(err)
-	}
 	now := d.now()
 	out := make([]NodeStatus, 0, len(nodes))
 	for _, n := range nodes {
 		inv, err := decodeInventory(n.Inventory)
 		if err != nil {
 			continue
+		}
+		// Each node's bound runs, through their index: not every active
+		// run of a backlog.
+		runs, err := d.st.ActiveRuns(ctx, n.ID)
+		if err != nil {
+			return nil, mapErr(err)
 		}
 		ns := NodeStatus{
 			ID: n.ID, Labels: inv.Labels, LastHeartbeat: n.Heartbeat, StartedAt: n.StartedAt,

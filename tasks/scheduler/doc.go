@@ -28,7 +28,10 @@
 //
 // Nodes are indexed per device kind by free-device count, so a decision
 // looks at a handful of buckets instead of every node; queue positions are
-// a binary search in the sorted queue.
+// a binary search in the sorted queue. A waiting run holds its ID, project,
+// priority, sequence and a pointer to its request, which the runs that ask
+// the same share: about 240 bytes of heap a run with the dispatcher's
+// bookkeeping, at a million waiting.
 //
 //	s, _ := scheduler.New(scheduler.Config{ProjectGPUQuota: map[string]int{"research": 8}})
 //	s.UpsertNode(scheduler.Node{ID: "n1", MilliCPU: 64000, MemoryBytes: 512 << 30, Healthy: true,

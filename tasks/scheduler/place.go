@@ -32,34 +32,42 @@ type failure struct {
 // waiting (no capacity freed, no binding made, no node changed, no run
 // queued ahead of them), a round resumes after them with the reservations
 // they hold: it decides as a full round would, in time proportional to the
-// runs queued since, not to the whole queue.
+// runs queued since, not to the whole queue. And a round stops once the
+// runs left can neither bind nor reserve (walk.go): it costs the runs it
+// binds, not the length of the queue behind them.
 func (s *Scheduler) Schedule() []Binding {
 	start, reservations := s.walked, s.resLeft
 	if start == 0 || start > len(s.queue) || s.fullRounds {
 		start = 0
 		for _, n := range s.reserved {
 			if r := n.reservedBy; r != nil {
-				r.prevReserved = n.node.ID
+				r.prevReserved = n
 				r.reservedNode = nil
 			}
 			n.reservedBy = nil
 		}
 		s.reserved = s.reserved[:0]
 		s.round++ // forgets every shape's failure
+		s.failedShapes, s.impossibleShapes = 0, 0
 		reservations = s.cfg.reservations()
 	}
 
+	s.stopAt, s.stopCut, s.stopGPUs = nil, false, nil
+	clear(s.explicit)
 	var out []Binding
 	q := s.queue
-	kept, cut := start, false
-	for _, r := range q[start:] {
+	kept, next := start, start
+	for next < len(q) {
+		r := q[next]
 		if s.cfg.MaxBindingsPerRound > 0 && len(out) >= s.cfg.MaxBindingsPerRound {
-			r.reason = reasonNextRound
-			q[kept] = r
-			kept++
-			cut = true
-			continue
+			s.stopped(r, true)
+			break
 		}
+		if s.hopeless(reservations) {
+			s.stopped(r, false)
+			break
+		}
+		next++
 		var b Binding
 		var ok bool
 		if s.observe != nil {
@@ -71,13 +79,18 @@ func (s *Scheduler) Schedule() []Binding {
 		}
 		if ok {
 			out = append(out, b)
+			s.countWaiting(r, -1)
 			continue
 		}
 		q[kept] = r
 		kept++
 	}
-	clear(q[kept:])
-	s.queue = q[:kept]
+	// The runs not looked at move up over the gaps of those bound: a
+	// memmove, cheaper by far than deciding them.
+	n := copy(q[kept:], q[next:])
+	clear(q[kept+n:])
+	s.queue = q[:kept+n]
+	cut := s.stopCut
 	// The next round may resume after these runs only if this one changed
 	// nothing they were decided on: a binding takes capacity and project
 	// quota (a run left waiting may now wait for the quota, and then not
@@ -93,15 +106,13 @@ func (s *Scheduler) Schedule() []Binding {
 func (s *Scheduler) decide(r *runState, reservations *int) (Binding, bool) {
 	reason, waitOpt := "", -1
 	var missing []string
-	for i := range r.opts {
-		o := &r.opts[i]
-		if o.shape.count > 0 && len(s.cfg.ProjectGPUQuota) > 0 {
-			if q := s.cfg.ProjectGPUQuota[r.run.Project]; q > 0 && s.projectGPUs[r.run.Project]+o.shape.count > q {
-				if reason == "" {
-					reason = s.quotaText(q)
-				}
-				continue
+	for i := range r.run.req.opts {
+		o := &r.run.req.opts[i]
+		if s.overQuota(r, o, s.projectGPUs) {
+			if reason == "" {
+				reason = s.quotaText(s.cfg.ProjectGPUQuota[r.run.Project])
 			}
+			continue
 		}
 		var f *failure
 		if o.memo.round == s.round {
@@ -112,7 +123,7 @@ func (s *Scheduler) decide(r *runState, reservations *int) (Binding, bool) {
 				return s.bind(r, i, n, np), true
 			}
 			f = s.explain(o)
-			o.memo.fail, o.memo.round = f, s.round
+			s.learnt(o.memo, f)
 		}
 		if f.impossible {
 			missing = append(missing, f.what)
@@ -123,15 +134,29 @@ func (s *Scheduler) decide(r *runState, reservations *int) (Binding, bool) {
 		}
 	}
 	if reason == "" {
-		reason = "no node has " + strings.Join(missing, " or ")
+		reason = noNodeHas(missing)
 	}
 	r.reason = reason
 	if waitOpt >= 0 && *reservations > 0 {
-		if n := s.reserve(r, &r.opts[waitOpt]); n != nil {
+		if n := s.reserve(r, &r.run.req.opts[waitOpt]); n != nil {
 			*reservations--
 		}
 	}
 	return Binding{}, false
+}
+
+// overQuota reports whether o would take r's project past its GPU quota,
+// with gpus the devices each project holds.
+func (s *Scheduler) overQuota(r *runState, o *option, gpus map[string]int) bool {
+	if o.shape.count == 0 || len(s.cfg.ProjectGPUQuota) == 0 {
+		return false
+	}
+	q := s.cfg.ProjectGPUQuota[r.run.Project]
+	return q > 0 && gpus[r.run.Project]+o.shape.count > q
+}
+
+func noNodeHas(missing []string) string {
+	return "no node has " + strings.Join(missing, " or ")
 }
 
 func (s *Scheduler) quotaText(q int) string {
@@ -165,7 +190,7 @@ func (s *Scheduler) poolsFor(o *option) []*pool {
 // usable reports whether r may be placed on n now, apart from devices.
 func usable(n *nodeState, r *runState) bool {
 	return (n.reservedBy == nil || n.reservedBy == r) &&
-		n.freeCPU >= r.run.Request.MilliCPU && n.freeMem >= r.run.Request.MemoryBytes
+		n.freeCPU >= r.run.req.req.MilliCPU && n.freeMem >= r.run.req.req.MemoryBytes
 }
 
 // find returns the node (and for a GPU option the node's pool) that the
@@ -213,7 +238,7 @@ func firstUsable(level []*slot, r *runState) *slot {
 }
 
 func (s *Scheduler) findCPU(x *levelIndex, r *runState) *nodeState {
-	need := cpuLevel(r.run.Request.MilliCPU)
+	need := cpuLevel(r.run.req.req.MilliCPU)
 	if s.cfg.Strategy == Spread {
 		for l := len(x.levels) - 1; l >= need; l-- {
 			if sl := firstUsable(x.levels[l], r); sl != nil {
@@ -234,7 +259,7 @@ func (s *Scheduler) findCPU(x *levelIndex, r *runState) *nodeState {
 func (s *Scheduler) bind(r *runState, opt int, n *nodeState, np *nodePool) Binding {
 	var devs []int
 	if np != nil {
-		k := r.opts[opt].shape.count
+		k := r.run.req.opts[opt].shape.count
 		devs = make([]int, k)
 		copy(devs, np.free[:k])
 		np.free = append(np.free[:0], np.free[k:]...)
@@ -404,7 +429,13 @@ func (s *Scheduler) reserve(r *runState, o *option) *nodeState {
 	if best == nil {
 		return nil
 	}
-	if prev := s.nodes[r.prevReserved]; prev != nil && prev != best.node {
+	// The node reserved last round, if it is still the node of that ID
+	// (an inventory update replaces the state; the ID is what counts).
+	var prev *nodeState
+	if r.prevReserved != nil {
+		prev = s.nodes[r.prevReserved.node.ID]
+	}
+	if prev != nil && prev != best.node {
 		var sl *slot
 		if o.shape.count == 0 {
 			if prev.cpuIdx == best.node.cpuIdx {

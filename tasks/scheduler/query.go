@@ -19,14 +19,7 @@ func (s *Scheduler) Position(runID string) (pos int, reason string, ok bool) {
 	if !found {
 		return 0, "", false
 	}
-	return i + 1, r.reasonText(), true
-}
-
-func (r *runState) reasonText() string {
-	if r.reason == "" {
-		return reasonNextRound
-	}
-	return r.reason
+	return i + 1, s.reasonOf(r), true
 }
 
 // BindingOf returns the binding of a bound run.
@@ -52,7 +45,7 @@ func (s *Scheduler) Waiting() []WaitInfo {
 			Project:  r.run.Project,
 			Priority: r.run.Priority,
 			Position: i + 1,
-			Reason:   r.reasonText(),
+			Reason:   s.reasonOf(r),
 		}
 		if r.reservedNode != nil {
 			out[i].ReservedNode = r.reservedNode.node.ID
@@ -121,7 +114,7 @@ func (s *Scheduler) QueueSummary() QueueSummary {
 			continue
 		}
 		p.Waiting++
-		reasons[r.reasonText()]++
+		reasons[s.reasonOf(r)]++
 	}
 	for _, name := range slices.Sorted(maps.Keys(projects)) {
 		sum.Projects = append(sum.Projects, *projects[name])
@@ -137,3 +130,12 @@ func (s *Scheduler) QueueSummary() QueueSummary {
 	})
 	return sum
 }
+
+// Known reports whether the scheduler holds the run, waiting or bound.
+func (s *Scheduler) Known(runID string) bool {
+	_, ok := s.runs[runID]
+	return ok
+}
+
+// WaitingCount is how many runs wait in the queue.
+func (s *Scheduler) WaitingCount() int { return len(s.queue) }

@@ -28,7 +28,7 @@ type Scheduler struct {
 
 	pools     map[poolKey]*pool
 	poolOrder []*pool // creation order, for deterministic iteration
-	// matches caches which pools serve a request's type and MIG profile;
+	// matches caches which pools serve a internedRequest's type and MIG profile;
 	// cleared when a pool appears.
 	matches map[poolKey][]*pool
 
@@ -44,6 +44,9 @@ type Scheduler struct {
 	// round's memo of what did not fit is a field of the shape rather than
 	// a map lookup per run; a shape goes when its last run does.
 	shapes map[shapeKey]*shape
+	// requests interns the requests of the known runs (internedRequest.go).
+	requests map[string]*internedRequest
+	keyBuf   []byte
 
 	// Per-round state.
 	reserved []*nodeState
@@ -58,8 +61,22 @@ type Scheduler struct {
 	// (resLeft more may be made) and its memo of what does not fit, and so
 	// decides as a full round would. Zero means a full round.
 	walked, resLeft int
-	// fullRounds turns the above off: the equivalence test's reference.
+	// fullRounds turns the above off, and the stop below: the
+	// equivalence test's reference.
 	fullRounds bool
+
+	// The bounded round (walk.go): waiting runs' shapes, of them failed
+	// in this round, and of those impossible; the healthy nodes.
+	waitingShapes, failedShapes, impossibleShapes int
+	indexedNodes                                  int
+	// stopAt is the first run the last round did not look at (nil: it
+	// looked at every run): stopCut when it reached MaxBindingsPerRound,
+	// else the rest were hopeless; stopGPUs the projects' devices then.
+	// explicit holds runs given a reason since (requeued), which stands.
+	stopAt   *runState
+	stopCut  bool
+	stopGPUs map[string]int
+	explicit map[*runState]struct{}
 
 	// observe, when set by a benchmark, receives the duration of every
 	// run's placement decision.
@@ -84,19 +101,31 @@ type devState struct {
 	np    *nodePool
 }
 
+// runState is a run the scheduler knows: a million of them wait in a
+// large backlog, so it holds only what placing the run needs (see
+// runInfo), and its options are its internedRequest's, shared.
 type runState struct {
-	run  Run
-	opts []option
+	run runInfo
 	// reason is why the last round left the run waiting.
 	reason string
-	// reservedNode is this round's reservation; prevReserved the node ID
+	// reservedNode is this round's reservation; prevReserved the node
 	// reserved last round, preferred again so a reservation does not hop.
 	reservedNode *nodeState
-	prevReserved string
+	prevReserved *nodeState
 	binding      *boundState
 }
 
-// option is one resolved alternative of a run's request. A CPU-only run has
+// runInfo is what the scheduler keeps of a Run: Submitted is dropped,
+// and the internedRequest is interned (see internedRequest).
+type runInfo struct {
+	ID       string
+	Project  string
+	Priority int
+	Seq      uint64
+	req      *internedRequest
+}
+
+// option is one resolved alternative of a run's internedRequest. A CPU-only run has
 // one option with count 0.
 type option struct {
 	shape shapeKey
@@ -124,33 +153,8 @@ type shape struct {
 	// fail is why it did not fit in round `round`; stale in any other.
 	fail  *failure
 	round uint64
-}
-
-// internShapes points each of r's options at its shared shape.
-func (s *Scheduler) internShapes(r *runState) {
-	for i := range r.opts {
-		o := &r.opts[i]
-		sh := s.shapes[o.shape]
-		if sh == nil {
-			sh = &shape{key: o.shape}
-			s.shapes[o.shape] = sh
-		}
-		sh.refs++
-		o.memo = sh
-	}
-}
-
-// releaseShapes drops r's references to its shapes, forgetting those no
-// other run needs.
-func (s *Scheduler) releaseShapes(r *runState) {
-	for i := range r.opts {
-		if sh := r.opts[i].memo; sh != nil {
-			if sh.refs--; sh.refs == 0 {
-				delete(s.shapes, sh.key)
-			}
-			r.opts[i].memo = nil
-		}
-	}
+	// waiting counts the waiting runs that need it (walk.go).
+	waiting int
 }
 
 type boundState struct {
@@ -174,7 +178,9 @@ func New(cfg Config) (*Scheduler, error) {
 		runs:        make(map[string]*runState),
 		projectGPUs: make(map[string]int),
 		shapes:      make(map[shapeKey]*shape),
+		requests:    make(map[string]*internedRequest),
 		quotaReason: make(map[int]string),
+		explicit:    make(map[*runState]struct{}),
 	}, nil
 }
 
@@ -291,6 +297,7 @@ func (s *Scheduler) index(n *nodeState) {
 		return
 	}
 	n.indexed = true
+	s.indexedNodes++
 	for _, np := range n.pools {
 		np.pool.idx.insert(&np.slot, len(np.free))
 		np.pool.addTotal(np.total, 1)
@@ -303,6 +310,7 @@ func (s *Scheduler) unindex(n *nodeState) {
 		return
 	}
 	n.indexed = false
+	s.indexedNodes--
 	for _, np := range n.pools {
 		np.pool.idx.remove(&np.slot)
 		np.pool.addTotal(np.total, -1)
@@ -444,7 +452,7 @@ func runCompare(a, b *runState) int {
 	return strings.Compare(a.run.ID, b.run.ID)
 }
 
-// Enqueue adds a run to the queue. Its request must come from
+// Enqueue adds a run to the queue. Its internedRequest must come from
 // tasks.Resources.Parse (or obey the same rules).
 func (s *Scheduler) Enqueue(run Run) error {
 	if run.ID == "" {
@@ -460,25 +468,12 @@ func (s *Scheduler) Enqueue(run Run) error {
 	if len(req.GPUs) > tasks.MaxGPUAlternatives {
 		return fmt.Errorf("%w: run %q: %d GPU alternatives, at most %d", ErrInvalidRun, run.ID, len(req.GPUs), tasks.MaxGPUAlternatives)
 	}
-	r := &runState{run: run}
-	r.run.Request.GPUs = slices.Clone(req.GPUs)
-	if len(req.GPUs) == 0 {
-		r.opts = []option{{shape: shapeKey{cpu: req.MilliCPU, mem: req.MemoryBytes}}}
+	rq, err := s.intern(run.ID, req)
+	if err != nil {
+		return err
 	}
-	for _, g := range req.GPUs {
-		if g.Count < 1 || (g.MIG != "" && g.Count != 1) {
-			return fmt.Errorf("%w: run %q: GPU alternative %q", ErrInvalidRun, run.ID, g.String())
-		}
-		if g.Type != "" {
-			if name, ok := tasks.CanonicalAccelerator(g.Type); ok {
-				g.Type = name
-			}
-		}
-		g.MIG = strings.ToLower(g.MIG)
-		r.opts = append(r.opts, option{
-			shape: shapeKey{pk: poolKey{typ: g.Type, mig: g.MIG}, count: g.Count, cpu: req.MilliCPU, mem: req.MemoryBytes},
-			req:   g,
-		})
+	r := &runState{
+		run: runInfo{ID: run.ID, Project: run.Project, Priority: run.Priority, Seq: run.Seq, req: rq},
 	}
 	if r.run.Seq == 0 {
 		s.lastSeq++
@@ -486,13 +481,13 @@ func (s *Scheduler) Enqueue(run Run) error {
 	} else {
 		s.lastSeq = max(s.lastSeq, r.run.Seq)
 	}
-	s.internShapes(r)
 	s.runs[run.ID] = r
 	s.insertQueue(r)
 	return nil
 }
 
 func (s *Scheduler) insertQueue(r *runState) {
+	s.countWaiting(r, 1)
 	i := sort.Search(len(s.queue), func(i int) bool { return runCompare(r, s.queue[i]) < 0 })
 	s.queue = slices.Insert(s.queue, i, r)
 	if i < s.walked {
@@ -517,6 +512,8 @@ func (s *Scheduler) Cancel(runID string) bool {
 		s.unbind(r)
 	} else if i, ok := s.queueIndex(r); ok {
 		s.queue = slices.Delete(s.queue, i, i+1)
+		s.countWaiting(r, -1)
+		delete(s.explicit, r)
 		if i < s.walked {
 			s.walked = 0 // its reservation, if any, is free
 		}
@@ -525,7 +522,7 @@ func (s *Scheduler) Cancel(runID string) bool {
 			r.reservedNode = nil
 		}
 	}
-	s.releaseShapes(r)
+	s.release(r)
 	delete(s.runs, runID)
 	return true
 }
@@ -538,7 +535,7 @@ func (s *Scheduler) Release(runID string) bool {
 		return false
 	}
 	s.unbind(r)
-	s.releaseShapes(r)
+	s.release(r)
 	delete(s.runs, runID)
 	return true
 }
@@ -548,13 +545,13 @@ func (s *Scheduler) attach(r *runState, n *nodeState, opt int, devs []int) {
 	for _, i := range devs {
 		n.devs[i].runID = r.run.ID
 	}
-	n.freeCPU -= r.run.Request.MilliCPU
-	n.freeMem -= r.run.Request.MemoryBytes
+	n.freeCPU -= r.run.req.req.MilliCPU
+	n.freeMem -= r.run.req.req.MemoryBytes
 	n.bound[r.run.ID] = r
 	r.binding = &boundState{node: n, option: opt, devs: devs, gpus: len(devs)}
 	r.reason = ""
 	r.reservedNode = nil
-	r.prevReserved = ""
+	r.prevReserved = nil
 	s.projectGPUs[r.run.Project] += len(devs)
 }
 
@@ -576,8 +573,8 @@ func (s *Scheduler) unbind(r *runState) {
 			np.reindex()
 		}
 	}
-	n.freeCPU += r.run.Request.MilliCPU
-	n.freeMem += r.run.Request.MemoryBytes
+	n.freeCPU += r.run.req.req.MilliCPU
+	n.freeMem += r.run.req.req.MemoryBytes
 	n.reindex()
 	delete(n.bound, r.run.ID)
 	if s.projectGPUs[r.run.Project] -= b.gpus; s.projectGPUs[r.run.Project] == 0 {
@@ -588,5 +585,6 @@ func (s *Scheduler) unbind(r *runState) {
 
 func (s *Scheduler) requeue(r *runState, reason string) {
 	r.reason = reason
+	s.explicit[r] = struct{}{}
 	s.insertQueue(r)
 }

@@ -626,7 +626,7 @@ func TestShapesAreSharedAndForgottenWithTheirRuns(t *testing.T) {
 	if got := len(s.shapes); got != 3 { // H100:1, A100:1, 1 CPU
 		t.Fatalf("%d shapes, want 3", got)
 	}
-	if s.runs["g0"].opts[0].memo != s.runs["g2"].opts[0].memo {
+	if s.runs["g0"].run.req.opts[0].memo != s.runs["g2"].run.req.opts[0].memo {
 		t.Fatal("two runs needing one H100 do not share its shape")
 	}
 	if got := placed(s.Schedule()); len(got) != 2 || got["g0"] == "" || got["c0"] == "" {

@@ -143,7 +143,8 @@ type Run struct {
 	// Priority orders the queue: higher first.
 	Priority int    `json:"priority"`
 	Project  string `json:"project"`
-	// Submitted is informative; the order among equal priorities is Seq.
+	// Submitted is informative and not kept (a waiting run holds only
+	// what placing it needs); the order among equal priorities is Seq.
 	Submitted time.Time `json:"submitted"`
 	// Seq orders runs of equal priority, lower first (FIFO). Zero means
 	// "after every run enqueued so far".

@@ -70,6 +70,25 @@ type StoredRun struct {
 	TraceParent string
 }
 
+// Placement is what the scheduler reads of an active run to place it,
+// or to count what it holds: its identity, order, task and binding, none
+// of its inputs, outputs or caller (ActivePlacements).
+type Placement struct {
+	Name     string
+	Seq      int64
+	Project  string
+	Domain   string
+	Task     string
+	Phase    tasks.Phase
+	Priority int
+	// Attempt, Node and Devices are those of a bound run.
+	Attempt int
+	Node    string
+	Devices []string
+	// NotBefore delays placement of a retried run; zero means now.
+	NotBefore time.Time
+}
+
 // Binding starts a new attempt of a run on a node.
 type Binding struct {
 	Node    string

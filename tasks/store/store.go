@@ -76,8 +76,14 @@ type Store interface {
 	ListRuns(ctx context.Context, f RunFilter) ([]*StoredRun, error)
 	// ActiveRuns returns every non-terminal run, oldest first, for the
 	// scheduler to rebuild its queue and for node recovery. Node, when not
-	// empty, keeps only the runs bound to that node.
+	// empty, keeps only the runs bound to that node (initializing or
+	// running), found by an index: the cost is the node's runs, not the
+	// backlog's.
 	ActiveRuns(ctx context.Context, node string) ([]*StoredRun, error)
+	// ActivePlacements returns the placement columns of every
+	// non-terminal run, oldest first: what a scheduler taking over reads
+	// to rebuild its state, a fraction of ActiveRuns' bytes per run.
+	ActivePlacements(ctx context.Context) ([]Placement, error)
 	// QueuedRunsAfter returns queued runs with Seq > afterSeq, oldest
 	// first, at most limit: what the scheduler polls for new submissions.
 	QueuedRunsAfter(ctx context.Context, afterSeq int64, limit int) ([]*StoredRun, error)

@@ -119,6 +119,48 @@ func TestClaimUsesPendingIndex(t *testing.T) {
 	require.Contains(t, plan, "USING INDEX deliveries_run (run=?", "plan: %s", plan)
 }
 
+// TestNodeRunsUseBoundIndex checks that reading a node's runs (its
+// agent's rescan every few seconds) reads the partial index of bound runs,
+// not every active run: with a million queued runs the walk took longer
+// than the rescan's period (issue 19).
+func TestNodeRunsUseBoundIndex(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := openTempStore(t)
+	_, err := s.ActiveRuns(ctx, "n1")
+	require.NoError(t, err)
+
+	var read *positional
+	s.db.pos.mu.RLock()
+	for _, p := range s.db.pos.m {
+		if strings.Contains(p.query, "WHERE node = ") {
+			read = p
+		}
+	}
+	s.db.pos.mu.RUnlock()
+	require.NotNil(t, read)
+	plan := queryPlan(t, s, read)
+	require.Contains(t, plan, "runs_bound (node=?)", "plan: %s", plan)
+	require.NotContains(t, plan, "runs_phase", "plan: %s", plan)
+
+	// And a scheduler's rebuild reads the active runs by phase.
+	_, err = s.ActivePlacements(ctx)
+	require.NoError(t, err)
+	read = nil
+	s.db.pos.mu.RLock()
+	for _, p := range s.db.pos.m {
+		if strings.HasPrefix(p.query, "SELECT seq, name, project, domain, task, phase, priority") {
+			read = p
+		}
+	}
+	s.db.pos.mu.RUnlock()
+	require.NotNil(t, read)
+	plan = queryPlan(t, s, read)
+	t.Logf("placements plan: %s", plan)
+	require.Contains(t, plan, "runs_phase (phase=?)", "plan: %s", plan)
+	require.NotContains(t, plan, "SCAN runs", "plan: %s", plan)
+}
+
 // openTempStore opens a store in t's temporary folder, closed when t ends.
 func openTempStore(t *testing.T) *Store {
 	t.Helper()

@@ -141,6 +141,13 @@ func testActiveAndQueued(t *testing.T, s store.Store) {
 	active, err := s.ActiveRuns(ctx, "")
 	require.NoError(t, err)
 	require.Len(t, active, 3)
+	placements, err := s.ActivePlacements(ctx)
+	require.NoError(t, err)
+	require.Len(t, placements, len(active))
+	for i, r := range active {
+		require.Equal(t, store.Placement{Name: r.Name, Seq: r.Seq, Project: r.Project, Domain: r.Domain, Task: r.Task,
+			Phase: r.Phase, Priority: r.Priority, Attempt: r.Attempt, Node: r.Node, Devices: r.Devices, NotBefore: r.NotBefore}, placements[i])
+	}
 	onNode, err := s.ActiveRuns(ctx, "n1")
 	require.NoError(t, err)
 	require.Len(t, onNode, 1)
