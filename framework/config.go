@@ -286,6 +286,7 @@ func FromEnv(ctx context.Context, cfg EnvConfig, logger *slog.Logger, reg *tasks
 		Extractors:    []middleware.Extractor{middleware.BearerExtractor(), middleware.KeyExtractor(), middleware.CookieExtractor(cfg.AuthCookie)},
 		AdminGroup:    cfg.AdminGroup,
 		BodyTimeout:   cfg.BodyTimeout,
+		agentOnly:     role == dispatch.RoleAgent,
 
 		Metrics:        metrics,
 		MetricsAddr:    cfg.MetricsAddr,
