@@ -377,4 +377,3 @@ func (s *Environment) Stop(ctx context.Context) error {
 		return fmt.Errorf("server %s: killed before its grace period ended: %w", s.cfg.Name, ctx.Err())
 	}
 }
-
