@@ -33,6 +33,7 @@ type pool struct {
 	mu      sync.Mutex
 	reps    []*replica
 	waiting int           // requests waiting for a free replica
+	turn    int           // where pick starts, so that ties rotate
 	changed chan struct{} // closed and replaced at each change a waiting request may use
 	backoff time.Duration // before replacing a replica that ended by itself
 	retryAt time.Time
@@ -174,7 +175,9 @@ func (p *pool) plan() (start bool, stop *replica) {
 	for _, r := range p.reps {
 		pending = pending || r.proxy == nil
 	}
-	if n < p.cfg.Min || p.waiting > 0 && !pending && n < p.cfg.Max {
+	// Requests that wait while a replica has room are about to take it.
+	short := p.waiting > 0 && p.pick() == nil
+	if n < p.cfg.Min || short && !pending && n < p.cfg.Max {
 		return true, nil
 	}
 	if n <= p.cfg.Min || p.waiting > 0 {
@@ -248,6 +251,7 @@ func (p *pool) acquire(ctx context.Context) (*replica, string, time.Duration) {
 	defer p.mu.Unlock()
 	for {
 		if rep := p.pick(); rep != nil {
+			p.turn++
 			rep.inflight++
 			rep.lastUsed = p.now()
 			return rep, "", 0
@@ -275,10 +279,12 @@ func (p *pool) acquire(ctx context.Context) (*replica, string, time.Duration) {
 }
 
 // pick is the ready replica with the fewest requests in flight and room
-// for one more; p.mu is held.
+// for one more, ties taken in turn; p.mu is held.
 func (p *pool) pick() *replica {
 	var best *replica
-	for _, r := range p.reps {
+	n := len(p.reps)
+	for i := range n {
+		r := p.reps[(p.turn+i)%n]
 		if r.proxy == nil || p.cfg.MaxInFlight > 0 && r.inflight >= p.cfg.MaxInFlight {
 			continue
 		}
