@@ -90,6 +90,7 @@ func TestHeldServer(t *testing.T) {
 		s := heldStack(t, "A100:1", env)
 
 		r := eventually(t, s, "/gpu/env", http.StatusOK, "")
+		require.True(t, env.Running())
 		lines := strings.Split(strings.TrimSpace(r.Raw), "\n")
 		require.Len(t, lines, 2, r.Raw)
 		reps := replicas(t, s, "llm")

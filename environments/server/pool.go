@@ -303,6 +303,18 @@ func (p *pool) release(r *replica) {
 	p.broadcast()
 }
 
+// ready reports whether a replica answers.
+func (p *pool) ready() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, r := range p.reps {
+		if r.proxy != nil {
+			return true
+		}
+	}
+	return false
+}
+
 func (p *pool) waitingReason() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()

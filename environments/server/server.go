@@ -245,8 +245,14 @@ func (s *Environment) URL() string {
 	return environments.URLFor(s.urls, &s.cfg.Settings)
 }
 
-// Running reports whether a server process runs and answered on its port.
-func (s *Environment) Running() bool { return s.up.Load() }
+// Running reports whether a server process runs and answered on its port;
+// for a held server, whether a replica answers.
+func (s *Environment) Running() bool {
+	if s.held() {
+		return s.pool != nil && s.pool.ready()
+	}
+	return s.up.Load()
+}
 
 func (s *Environment) serve(w http.ResponseWriter, r *http.Request) {
 	if s.held() {
