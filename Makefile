@@ -23,6 +23,11 @@ run: ## Start examples/quickstart (SQLite under ./.taskgate, local node)
 gpu-python: ## Run examples/gpu-python's PyTorch benchmark once on this machine's GPU (INPUTS='{"size":8192}')
 	$(GO) run ./examples/gpu-python -once '$(or $(INPUTS),{})'
 
+.PHONY: gpu-python-server
+gpu-python-server: ## Start examples/gpu-python's GPU inference server (static binary), send it one request (INPUTS='{"size":4096}'), show a GPU task waiting for it
+	CGO_ENABLED=0 $(GO) build -o $(TOOLS)/gpu-python ./examples/gpu-python
+	$(TOOLS)/gpu-python -server-once '$(or $(INPUTS),{"size":4096})'
+
 .PHONY: test
 test: ## Vet and run every test (PostgreSQL ones need TASKGATE_TEST_POSTGRES_URL)
 	$(GO) vet ./...

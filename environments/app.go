@@ -37,9 +37,20 @@ type AppConfig struct {
 	Register func(api huma.API)
 	// Resources are what the app's handlers need from the node serving it,
 	// in the task resource syntax, checked here. Requests served directly
-	// do not reserve them; queued requests (Queue) are placed under them
-	// by the scheduler.
+	// do not reserve them, unless Hold; queued requests (Queue) are placed
+	// under them by the scheduler.
 	Resources tasks.Resources
+	// Hold holds Resources (a GPU) through the App's scheduler for as
+	// long as the app serves: one long-lived run of the environment's
+	// system task (see Holder), placed like any run, lends its devices to
+	// the app, whose handlers read them with HeldDevices. Until it is
+	// placed on this process's node, the app's routes (not /health nor
+	// the docs) and the App's /ready answer 503 with the reason and
+	// Retry-After. It needs an App with a Dispatcher whose node agent
+	// runs in the serving process (a RoleAll process); past one machine,
+	// use a server environment (environments/server), whose replicas may
+	// run anywhere. Not with Queue.
+	Hold bool
 	// Queue serves queue routes in front of the app: any route can be
 	// submitted, polled, cancelled and fetched later, and queued requests
 	// run under Resources through the scheduler. Nil serves none; package
@@ -66,6 +77,7 @@ type AppEnvironment struct {
 	urls      URLSettings // from the last Build, for URL
 	limit     *appLimit   // max_inputs (inflight.go), shared by direct requests and replays; set at the first Build
 	limitSet  bool        // limit was set (it is nil without MaxInFlight)
+	hold      *appHold    // AppConfig.Hold (app_hold.go); set at the first Build
 }
 
 // endpointReg registers one function endpoint on an API.
@@ -93,7 +105,34 @@ func NewAppEnvironment(cfg AppConfig) (*AppEnvironment, error) {
 	if cfg.Title == "" {
 		cfg.Title = cfg.Name
 	}
-	return &AppEnvironment{cfg: cfg}, nil
+	a := &AppEnvironment{cfg: cfg}
+	if cfg.Hold {
+		if cfg.Queue != nil {
+			return nil, fmt.Errorf("environment %s: %w", cfg.Name, errHoldQueue)
+		}
+		// The hold starts before the user's OnStart and stops after
+		// their OnStop, as a lifespan around them.
+		onStart, onStop := cfg.OnStart, cfg.OnStop
+		a.cfg.OnStart = func(ctx context.Context) error {
+			if err := a.startHold(ctx); err != nil {
+				return err
+			}
+			if onStart != nil {
+				if err := onStart(ctx); err != nil {
+					return errors.Join(err, a.stopHold(ctx))
+				}
+			}
+			return nil
+		}
+		a.cfg.OnStop = func(ctx context.Context) error {
+			var err error
+			if onStop != nil {
+				err = onStop(ctx)
+			}
+			return errors.Join(err, a.stopHold(ctx))
+		}
+	}
+	return a, nil
 }
 
 // MustAppEnvironment is NewAppEnvironment that panics on error.
@@ -128,9 +167,19 @@ func (a *AppEnvironment) Build(deps *Deps) (h http.Handler, err error) {
 		a.limit, a.limitSet = newAppLimit(a.cfg.Limits), true
 	}
 	limit := a.limit
+	if a.cfg.Hold && a.hold == nil {
+		if err := a.defineHold(deps); err != nil {
+			a.mu.Unlock()
+			return nil, err
+		}
+	}
+	hold := a.hold
 	a.mu.Unlock()
 
 	r := chi.NewRouter()
+	if hold != nil {
+		r.Use(hold.gate)
+	}
 	// Handlers reach the App's dispatcher through the request, for Submit.
 	r.Use(func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {

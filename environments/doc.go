@@ -11,6 +11,13 @@
 //     the same passthrough auth (Flyte's FastAPIAppEnvironment); Endpoint
 //     turns a typed Go function into a documented operation (Modal's
 //     fastapi_endpoint); Submit starts a task as the calling user.
+//   - Holder is the seam through which an environment holds resources (a
+//     GPU) for as long as it serves: each replica a long-lived run of the
+//     environment's system task, placed by the App's scheduler; framework
+//     implements it over the dispatcher. A server (environments/server)
+//     with Resources or Replicas and an AppEnvironment with
+//     AppConfig.Hold use it, and tell the App's /ready why they wait
+//     (Readier).
 //
 // The other kinds live in subpackages, each beside this core and none
 // importing another: environments/webhook is the prebuilt webhook

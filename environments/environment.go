@@ -114,6 +114,10 @@ type Deps struct {
 	Registry *tasks.Registry
 	// Dispatcher submits and follows runs; nil for an App without tasks.
 	Dispatcher *dispatch.Dispatcher
+	// Holder places the replicas of environments that hold resources
+	// (a server on a GPU) through the Dispatcher's scheduler; nil for an
+	// App without a Dispatcher.
+	Holder Holder
 	// Authenticator verifies credentials; nil refuses every credential.
 	Authenticator middleware.Authenticator
 	// Extractors find credentials; nil means Bearer, fal's Key, then the

@@ -106,6 +106,11 @@ type App struct {
 	ListenerCloseDelay time.Duration
 
 	handler http.Handler
+	// holder places environments' replicas (environments.Holder); nil
+	// without a Dispatcher. agentOnly: this process runs a node agent
+	// only (FromEnv's role agent), so it runs replicas but manages none.
+	holder    *holder
+	agentOnly bool
 	// phase is where shutdown stands: serving, drainingRuns or refusing.
 	phase   atomic.Int32
 	started int // how many app OnStart hooks succeeded
@@ -229,6 +234,10 @@ func (a *App) Handler() (http.Handler, error) {
 		Version:       a.Version,
 		URLs:          a.URLs,
 		NoConsole:     a.NoConsole,
+	}
+	if a.Dispatcher != nil {
+		a.holder = &holder{reg: a.Registry, d: a.Dispatcher, managed: !a.agentOnly}
+		deps.Holder = a.holder
 	}
 	if deps.URLs.App == "" {
 		deps.URLs.App = a.Title
@@ -501,6 +510,11 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	a.Logger.Info("shutting down", "listener_close_delay", a.ListenerCloseDelay.String(), "timeout", a.ShutdownTimeout.String())
 	if a.Dispatcher != nil {
+		// Replicas of environments never finish on their own: stop them
+		// first, so that the drain does not wait for them in vain.
+		if err := a.holder.stopAll(context.WithoutCancel(ctx)); err != nil {
+			a.Logger.Warn("stop replicas", "err", err)
+		}
 		// The node's runs finish (or go back to the queue) while the API
 		// still answers: callers waiting on them get their outcome.
 		a.phase.Store(drainingRuns)

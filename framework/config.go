@@ -341,6 +341,7 @@ func FromEnv(ctx context.Context, cfg EnvConfig, logger *slog.Logger, reg *tasks
 			OIDCClientID:     cfg.OIDCClientID,
 			OIDCClientSecret: cfg.OIDCClientSecret,
 		},
+		agentOnly: role == dispatch.RoleAgent,
 
 		Metrics:        metrics,
 		MetricsAddr:    cfg.MetricsAddr,

@@ -9,6 +9,7 @@ import (
 
 	chimw "github.com/go-chi/chi/v5/middleware"
 
+	"github.com/taskgate/taskgate/environments"
 	"github.com/taskgate/taskgate/internal/problem"
 	"github.com/taskgate/taskgate/tasks/dispatch"
 	"github.com/taskgate/taskgate/tasks/store"
@@ -38,6 +39,13 @@ func (a *App) ready(w http.ResponseWriter, r *http.Request) {
 func (a *App) notReady(r *http.Request) string {
 	if a.phase.Load() != serving {
 		return "draining"
+	}
+	for _, e := range a.Environments {
+		if rd, ok := e.(environments.Readier); ok {
+			if why := rd.NotReady(); why != "" {
+				return "environment " + e.Settings().Name + ": " + why
+			}
+		}
 	}
 	if a.Dispatcher == nil {
 		return ""

@@ -1,18 +1,14 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -46,8 +42,9 @@ type Config struct {
 	// Command is the program and its arguments; Command[0] is looked up in
 	// PATH. Required.
 	Command []string
-	// Port the server listens on, on Host. Required. The process also gets
-	// it as $PORT.
+	// Port the server listens on, on Host. Required, except for a held
+	// server, whose replicas each get a free port when it is 0. The
+	// process also gets it as $PORT.
 	Port int
 	// Host the server listens on. Default 127.0.0.1. Keep the server on
 	// loopback: the proxy in front is what checks credentials.
@@ -70,6 +67,16 @@ type Config struct {
 	// Defaults 500 ms and 30 s.
 	RestartBackoff    time.Duration
 	MaxRestartBackoff time.Duration
+
+	// Resources, when set (a GPU, CPU, memory), are held through the
+	// App's scheduler for as long as the server runs: the server is
+	// "held" (see Environment). It needs an App with a Dispatcher.
+	Resources environments.Resources
+	// Replicas of a held server; setting them holds the server even
+	// without Resources. The zero value is one replica.
+	Replicas Replicas
+	// Priority of the replicas among queued runs; higher first.
+	Priority int
 }
 
 // Environment is a server environment: it starts a program that serves
@@ -97,10 +104,11 @@ type Config struct {
 // StopGracePeriod, or at once when the break cannot be sent; the children
 // it started are not reached.
 type Environment struct {
-	cfg    Config
-	target *url.URL
-	proxy  *httputil.ReverseProxy
-	up     atomic.Bool // a process runs and its port answered
+	cfg       Config
+	transport *http.Transport
+	proxy     *httputil.ReverseProxy // to Port, unless held
+	up        atomic.Bool            // a process runs and its port answered (unless held)
+	pool      *pool                  // the replicas of a held server, from the first Build
 
 	logger atomic.Pointer[slog.Logger]
 
@@ -133,7 +141,10 @@ func New(cfg Config) (*Environment, error) {
 	if len(cfg.Command) == 0 || cfg.Command[0] == "" {
 		return nil, fmt.Errorf("server %s: Command is required", cfg.Name)
 	}
-	if cfg.Port < 1 || cfg.Port > 65535 {
+	if err := checkHeld(&cfg); err != nil {
+		return nil, err
+	}
+	if (cfg.Port != 0 || !held(&cfg)) && (cfg.Port < 1 || cfg.Port > 65535) {
 		return nil, fmt.Errorf("server %s: Port %d outside 1-65535", cfg.Name, cfg.Port)
 	}
 	for _, kv := range cfg.Env {
@@ -155,10 +166,8 @@ func New(cfg Config) (*Environment, error) {
 		cfg.Title = cfg.Name
 	}
 
-	s := &Environment{
-		cfg:    cfg,
-		target: &url.URL{Scheme: "http", Host: net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))},
-	}
+	s := &Environment{cfg: cfg}
+	target := &url.URL{Scheme: "http", Host: net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))}
 	s.logger.Store(slog.Default())
 	if s.cfg.OnStart == nil {
 		s.cfg.OnStart = s.Start
@@ -166,14 +175,8 @@ func New(cfg Config) (*Environment, error) {
 	if s.cfg.OnStop == nil {
 		s.cfg.OnStop = s.Stop
 	}
-	s.proxy = &httputil.ReverseProxy{
-		Rewrite:      s.rewrite,
-		Transport:    loopbackTransport(),
-		ErrorHandler: s.proxyError,
-		// Responses of unknown length (chunked, event streams) are flushed
-		// at every write by ReverseProxy already; the rest stream in
-		// buffered chunks.
-	}
+	s.transport = loopbackTransport()
+	s.proxy = s.proxyTo(target)
 	return s, nil
 }
 
@@ -220,6 +223,13 @@ func (s *Environment) Build(deps *environments.Deps) (http.Handler, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.urls = deps.URLs
+	if s.held() && s.pool == nil {
+		p, err := s.newPool(deps)
+		if err != nil {
+			return nil, err
+		}
+		s.pool = p
+	}
 	return http.HandlerFunc(s.serve), nil
 }
 
@@ -235,10 +245,20 @@ func (s *Environment) URL() string {
 	return environments.URLFor(s.urls, &s.cfg.Settings)
 }
 
-// Running reports whether a server process runs and answered on its port.
-func (s *Environment) Running() bool { return s.up.Load() }
+// Running reports whether a server process runs and answered on its port;
+// for a held server, whether a replica answers.
+func (s *Environment) Running() bool {
+	if s.held() {
+		return s.pool != nil && s.pool.ready()
+	}
+	return s.up.Load()
+}
 
 func (s *Environment) serve(w http.ResponseWriter, r *http.Request) {
+	if s.held() {
+		s.pool.serve(w, r)
+		return
+	}
 	if !s.up.Load() {
 		w.Header().Set("Retry-After", "1")
 		problem.Write(w, r, http.StatusServiceUnavailable, "the server is not running")
@@ -247,8 +267,20 @@ func (s *Environment) serve(w http.ResponseWriter, r *http.Request) {
 	s.proxy.ServeHTTP(w, r)
 }
 
-func (s *Environment) rewrite(pr *httputil.ProxyRequest) {
-	pr.SetURL(s.target)
+// proxyTo is a reverse proxy to target.
+func (s *Environment) proxyTo(target *url.URL) *httputil.ReverseProxy {
+	return &httputil.ReverseProxy{
+		Rewrite:      func(pr *httputil.ProxyRequest) { s.rewrite(pr, target) },
+		Transport:    s.transport,
+		ErrorHandler: s.proxyError,
+		// Responses of unknown length (chunked, event streams) are flushed
+		// at every write by ReverseProxy already; the rest stream in
+		// buffered chunks.
+	}
+}
+
+func (s *Environment) rewrite(pr *httputil.ProxyRequest, target *url.URL) {
+	pr.SetURL(target)
 	// A CGI or WSGI server reads X_Taskgate_Subject as X-Taskgate-Subject
 	// (both become HTTP_X_TASKGATE_SUBJECT, values joined): drop every
 	// spelling of the headers this proxy sets, as nginx drops underscored
@@ -291,33 +323,49 @@ func (s *Environment) log() *slog.Logger { return s.logger.Load() }
 // ErrPortInUse when something already answers on the port, and with
 // ErrStartup when the process exits first or StartupTimeout passes.
 func (s *Environment) Start(ctx context.Context) error {
+	if s.held() {
+		return s.startHeld(ctx)
+	}
 	s.life.Lock()
 	defer s.life.Unlock()
 	if s.cancel != nil {
 		return fmt.Errorf("server %s: %w", s.cfg.Name, ErrStarted)
 	}
-	if s.dial(ctx) == nil {
-		return fmt.Errorf("server %s: %w: %s answers before the server started", s.cfg.Name, ErrPortInUse, s.target.Host)
+	sup := s.supervisor(s.cfg.Port, nil, s.log(), s.up.Store)
+	if sup.dial(ctx) == nil {
+		return fmt.Errorf("server %s: %w: %s answers before the server started", s.cfg.Name, ErrPortInUse, sup.addr)
 	}
-	p, err := s.launch()
+	p, err := sup.launch()
 	if err != nil {
 		return err
 	}
-	if err := s.waitReady(ctx, p); err != nil {
-		s.terminate(p, nil)
+	if err := sup.waitReady(ctx, p); err != nil {
+		sup.terminate(p, nil)
 		return err
 	}
 	s.up.Store(true)
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel, s.done, s.kill = cancel, make(chan struct{}), make(chan struct{})
-	go s.supervise(sctx, p, s.done, s.kill)
+	go sup.supervise(sctx, p, s.done, s.kill)
 	return nil
+}
+
+// supervisor runs the command on port, with env before Config.Env, and
+// tells setUp whether it answers.
+func (s *Environment) supervisor(port int, env []string, logger *slog.Logger, setUp func(bool)) *supervisor {
+	return &supervisor{
+		cfg: &s.cfg, logger: logger.With(slog.String("environment", s.cfg.Name)),
+		port: port, addr: net.JoinHostPort(s.cfg.Host, strconv.Itoa(port)), env: env, setUp: setUp,
+	}
 }
 
 // Stop stops the server: SIGTERM to its process group, SIGKILL after
 // StopGracePeriod or as soon as ctx ends. It returns once the process
 // exited; stopping a server that is not running does nothing.
 func (s *Environment) Stop(ctx context.Context) error {
+	if s.held() {
+		return s.stopHeld(ctx)
+	}
 	s.life.Lock()
 	defer s.life.Unlock()
 	cancel, done, kill := s.cancel, s.done, s.kill
@@ -334,241 +382,4 @@ func (s *Environment) Stop(ctx context.Context) error {
 		<-done
 		return fmt.Errorf("server %s: killed before its grace period ended: %w", s.cfg.Name, ctx.Err())
 	}
-}
-
-// process is one run of the server's command.
-type process struct {
-	cmd     *exec.Cmd
-	started time.Time
-	exited  chan struct{} // closed once Wait returned
-	err     error         // Wait's result, set before exited closes
-}
-
-// launch starts the command in a process group of its own, so that Stop
-// reaches the children a shell or a reloader starts.
-func (s *Environment) launch() (*process, error) {
-	logger := s.log().With(slog.String("environment", s.cfg.Name))
-	cmd := exec.Command(s.cfg.Command[0], s.cfg.Command[1:]...)
-	cmd.Dir = s.cfg.Dir
-	cmd.Env = s.environ()
-	// The output goes through pipes of our own, not exec's: exec's Wait
-	// returns only once its pipes close, and a child of the server that
-	// keeps them open would hide the server's death (until WaitDelay).
-	// With plain files Wait watches the process alone; the readers end
-	// when the last holder of the pipes is gone, at the latest when the
-	// group's leftovers are killed.
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		return nil, fmt.Errorf("server %s: %w: %w", s.cfg.Name, ErrStartup, err)
-	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		outR.Close()
-		outW.Close()
-		return nil, fmt.Errorf("server %s: %w: %w", s.cfg.Name, ErrStartup, err)
-	}
-	cmd.Stdout, cmd.Stderr = outW, errW
-	newProcessGroup(cmd)
-	err = cmd.Start()
-	// The process has its copies; ours would keep the readers from ever
-	// seeing the end.
-	outW.Close()
-	errW.Close()
-	if err != nil {
-		outR.Close()
-		errR.Close()
-		return nil, fmt.Errorf("server %s: %w: %w", s.cfg.Name, ErrStartup, err)
-	}
-	logger.Info("server process started", slog.Int("pid", cmd.Process.Pid), slog.String("command", cmd.Path))
-	var readers sync.WaitGroup
-	readers.Go(func() { logLines(outR, &lineLogger{logger: logger, stream: "stdout"}) })
-	readers.Go(func() { logLines(errR, &lineLogger{logger: logger, stream: "stderr"}) })
-	p := &process{cmd: cmd, started: time.Now(), exited: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.exited)
-		// A child that left the group (setsid) is not killed with it and
-		// may hold the pipes as long as it lives: stop reading them after
-		// the grace period, as exec's WaitDelay would.
-		cut := time.AfterFunc(s.cfg.StopGracePeriod, func() {
-			outR.Close()
-			errR.Close()
-		})
-		readers.Wait()
-		cut.Stop()
-	}()
-	return p, nil
-}
-
-// logLines logs what r yields until every writer closed it (or launch
-// closed it, see there).
-func logLines(r *os.File, l *lineLogger) {
-	_, _ = io.Copy(l, r)
-	l.flush()
-	r.Close()
-}
-
-// environ is the process environment: ours without TASKGATE_* variables,
-// then PORT, then Env (a later entry wins).
-func (s *Environment) environ() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "TASKGATE_") {
-			env = append(env, kv)
-		}
-	}
-	env = append(env, "PORT="+strconv.Itoa(s.cfg.Port))
-	return append(env, s.cfg.Env...)
-}
-
-// dial reports whether the server's port accepts a connection.
-func (s *Environment) dial(ctx context.Context) error {
-	d := net.Dialer{Timeout: time.Second}
-	c, err := d.DialContext(ctx, "tcp", s.target.Host)
-	if err != nil {
-		return err
-	}
-	return c.Close()
-}
-
-// waitReady polls the port until it answers, the process exits,
-// StartupTimeout passes or ctx ends.
-func (s *Environment) waitReady(ctx context.Context, p *process) error {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.StartupTimeout)
-	defer cancel()
-	wait := 10 * time.Millisecond
-	for {
-		if s.dial(ctx) == nil {
-			return nil
-		}
-		select {
-		case <-p.exited:
-			return fmt.Errorf("server %s: %w: the process exited before port %d answered: %w",
-				s.cfg.Name, ErrStartup, s.cfg.Port, p.err)
-		case <-ctx.Done():
-			return fmt.Errorf("server %s: %w: port %d did not answer within %v: %w",
-				s.cfg.Name, ErrStartup, s.cfg.Port, s.cfg.StartupTimeout, ctx.Err())
-		case <-time.After(wait):
-			wait = min(2*wait, 250*time.Millisecond)
-		}
-	}
-}
-
-// terminate stops p's process group: SIGTERM, then SIGKILL after the grace
-// period or when kill closes. It returns once p exited.
-func (s *Environment) terminate(p *process, kill <-chan struct{}) {
-	signalGroup(p.cmd, true)
-	t := time.NewTimer(s.cfg.StopGracePeriod)
-	defer t.Stop()
-	select {
-	case <-p.exited:
-	case <-t.C:
-	case <-kill:
-	}
-	signalGroup(p.cmd, false)
-	<-p.exited
-}
-
-// supervise restarts the server whenever it exits, until ctx ends; then it
-// stops the current process.
-func (s *Environment) supervise(ctx context.Context, p *process, done, kill chan struct{}) {
-	defer close(done)
-	defer s.up.Store(false)
-	logger := s.log().With(slog.String("environment", s.cfg.Name))
-	backoff := s.cfg.RestartBackoff
-	for {
-		select {
-		case <-ctx.Done():
-			s.up.Store(false)
-			s.terminate(p, kill)
-			return
-		case <-p.exited:
-		}
-		s.up.Store(false)
-		// Reap what the exited leader left behind in its group.
-		signalGroup(p.cmd, false)
-		if time.Since(p.started) > s.cfg.MaxRestartBackoff {
-			backoff = s.cfg.RestartBackoff
-		}
-		logger.Warn("server process exited; restarting",
-			slog.String("status", exitStatus(p.err)), slog.Duration("backoff", backoff))
-		for {
-			t := time.NewTimer(backoff)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return
-			case <-t.C:
-			}
-			backoff = min(2*backoff, s.cfg.MaxRestartBackoff)
-			np, err := s.launch()
-			if err != nil {
-				logger.Error("server restart failed", slog.String("error", err.Error()))
-				continue
-			}
-			if err := s.waitReady(ctx, np); err != nil {
-				s.terminate(np, kill)
-				if ctx.Err() != nil {
-					return
-				}
-				logger.Error("server restart failed", slog.String("error", err.Error()))
-				continue
-			}
-			p = np
-			s.up.Store(true)
-			logger.Info("server process answers again", slog.Int("pid", p.cmd.Process.Pid))
-			break
-		}
-	}
-}
-
-func exitStatus(err error) string {
-	if err == nil {
-		return "exit status 0"
-	}
-	return err.Error()
-}
-
-// lineLogger logs what a process writes, one record per line. A line
-// longer than maxLogLine is logged in pieces, so a process that never
-// writes a newline cannot make it buffer without bound.
-type lineLogger struct {
-	logger *slog.Logger
-	stream string
-	buf    []byte
-}
-
-const maxLogLine = 16 << 10
-
-func (l *lineLogger) Write(p []byte) (int, error) {
-	n := len(p)
-	for len(p) > 0 {
-		i := bytes.IndexByte(p, '\n')
-		if i < 0 {
-			room := maxLogLine - len(l.buf)
-			if len(p) < room {
-				l.buf = append(l.buf, p...)
-				break
-			}
-			l.buf = append(l.buf, p[:room]...)
-			p = p[room:]
-			l.flush()
-			continue
-		}
-		l.buf = append(l.buf, p[:i]...)
-		p = p[i+1:]
-		l.flush()
-	}
-	return n, nil
-}
-
-// flush logs the buffered line, if any. Called by the stream's reader
-// only (logLines).
-func (l *lineLogger) flush() {
-	line := strings.TrimRight(string(l.buf), "\r")
-	l.buf = l.buf[:0]
-	if line == "" {
-		return
-	}
-	l.logger.Info(line, slog.String("stream", l.stream))
 }

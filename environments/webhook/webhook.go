@@ -151,9 +151,10 @@ func (w *Environment) Serves(e string) bool { return w.endpoints[e] }
 
 // Allowed reports whether the allowlist lets task d through. The replay
 // tasks of app environments' queues are internal: no allowlist reaches them,
-// since their inputs would let a caller forge a replayed request.
+// since their inputs would let a caller forge a replayed request; nor does
+// it reach the system tasks whose runs hold environments' resources.
 func (w *Environment) Allowed(d *tasks.Definition) bool {
-	if d.Project == environments.QueueProject {
+	if d.Project == environments.QueueProject || d.Project == environments.SystemProject && d.Domain == environments.SystemDomain {
 		return false
 	}
 	if w.cfg.AllowedTasks == nil {

@@ -23,7 +23,7 @@ import (
 	"github.com/taskgate/taskgate/tasks/taskexec"
 )
 
-//go:embed bench.py taskgate_task.py
+//go:embed bench.py taskgate_task.py infer_server.py
 var scripts embed.FS
 
 // BenchInput is the input of demo/development/bench; every field is
@@ -63,7 +63,7 @@ func unpack() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	for _, name := range []string{"bench.py", "taskgate_task.py"} {
+	for _, name := range []string{"bench.py", "taskgate_task.py", "infer_server.py"} {
 		b, err := scripts.ReadFile(name)
 		if err == nil {
 			err = os.WriteFile(filepath.Join(dir, name), b, 0o600)
@@ -79,9 +79,10 @@ func unpack() (string, error) {
 func main() {
 	python := flag.String("python", envOr("PYTHON", "python3"), "the Python interpreter that runs bench.py")
 	once := flag.String("once", "", "run the benchmark once with these JSON inputs, print the run and exit")
+	serverOnce := flag.String("server-once", "", "start the inference server, send it one request with these JSON inputs, show a benchmark waiting for its GPU, print and exit")
 	flag.Parse()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	if err := run(context.Background(), logger, *python, *once); err != nil {
+	if err := run(context.Background(), logger, *python, *once, *serverOnce); err != nil {
 		logger.Error("gpu-python stopped", "err", err)
 		os.Exit(1)
 	}
@@ -94,7 +95,7 @@ func envOr(key, def string) string {
 	return def
 }
 
-func run(ctx context.Context, logger *slog.Logger, python, once string) error {
+func run(ctx context.Context, logger *slog.Logger, python, once, serverOnce string) error {
 	dir, err := unpack()
 	if err != nil {
 		return err
@@ -110,15 +111,19 @@ func run(ctx context.Context, logger *slog.Logger, python, once string) error {
 	if err != nil {
 		return err
 	}
+	infer := newInfer(dir, python)
 	svc, err := framework.FromEnv(ctx, cfg, logger, reg, webhook.MustNew(webhook.Config{
 		Settings: environments.Settings{Name: "gpu-python", Title: "taskgate gpu-python"},
 		Groups:   []string{webhook.GroupAll},
-	}))
+	}), infer)
 	if err != nil {
 		return err
 	}
 	if once != "" {
 		return runOnce(ctx, svc, bench.Definition(), once)
+	}
+	if serverOnce != "" {
+		return runServerOnce(ctx, svc, infer, bench.Definition(), serverOnce)
 	}
 	if svc.DevToken != "" {
 		// Printed on stdout for the developer at the terminal; never logged.
@@ -128,6 +133,8 @@ taskgate gpu-python on http://%[1]s  (docs: http://%[1]s/docs)
   export TOKEN=%[2]s
   curl -s -X POST 'http://%[1]s/run-task/demo/development/bench' -H "Prefer: wait=600" \
     -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{"size":8192}'
+  curl -s -X POST 'http://%[1]s/infer/infer' \
+    -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{"size":4096}'
 
 `, cfg.Addr, svc.DevToken)
 	}

@@ -2,11 +2,16 @@ package main
 
 import (
 	"context"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -101,4 +106,45 @@ func TestBenchIsAValidDefinition(t *testing.T) {
 	d := bench.Definition()
 	require.Equal(t, "demo/development/bench", d.ID())
 	require.Equal(t, []string{"1", "H100:3g.40gb", "A100-80GB:3g.40gb"}, []string{d.Request.GPUs[0].String(), d.Request.GPUs[1].String(), d.Request.GPUs[2].String()})
+}
+
+// TestInferServerWithoutTorchSaysWhy runs infer_server.py by hand, as a
+// replica would: without torch it serves, and says why it cannot infer.
+func TestInferServerWithoutTorchSaysWhy(t *testing.T) {
+	t.Parallel()
+	py, dir := python3(t), unpacked(t)
+	if exec.Command(py, "-c", "import torch").Run() == nil {
+		t.Skip("torch is installed: the server would serve (see README: examples/gpu-python)")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	ln.Close()
+	cmd := exec.CommandContext(t.Context(), py, filepath.Join(dir, "infer_server.py"))
+	cmd.Env = append(os.Environ(), "PORT="+port)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+
+	base := "http://127.0.0.1:" + port
+	var resp *http.Response
+	require.Eventually(t, func() bool {
+		resp, err = http.Get(base + "/health")
+		return err == nil
+	}, 20*time.Second, 50*time.Millisecond)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	require.Contains(t, string(b), "torch is not installed for ")
+	resp, err = http.Post(base+"/infer", "application/json", strings.NewReader(`{"size":256}`))
+	require.NoError(t, err)
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	require.Contains(t, string(b), "pip install torch")
+}
+
+func TestInferIsAValidServer(t *testing.T) {
+	t.Parallel()
+	env := newInfer(t.TempDir(), "python3")
+	require.Equal(t, "/infer", env.Settings().PathPrefix)
 }

@@ -8,6 +8,9 @@
 //	               until the client leaves
 //	POST /discard  reads the body and answers its length
 //	GET  /ws       a WebSocket that echoes every message
+//	GET  /env      CUDA_VISIBLE_DEVICES and NVIDIA_VISIBLE_DEVICES, on
+//	               two lines
+//	GET  /sleep    waits ?ms= milliseconds, then answers its process id
 //
 // With UPSTREAM_IGNORE_TERM=1 it ignores SIGTERM, to test the SIGKILL that
 // follows the grace period.
@@ -21,8 +24,10 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/gorilla/websocket"
 )
@@ -64,6 +69,17 @@ func main() {
 			return
 		}
 		fmt.Fprint(w, n)
+	})
+	mux.HandleFunc("GET /env", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintf(w, "%s\n%s\n", os.Getenv("CUDA_VISIBLE_DEVICES"), os.Getenv("NVIDIA_VISIBLE_DEVICES"))
+	})
+	mux.HandleFunc("GET /sleep", func(w http.ResponseWriter, r *http.Request) {
+		ms, _ := strconv.Atoi(r.URL.Query().Get("ms"))
+		select {
+		case <-time.After(time.Duration(ms) * time.Millisecond):
+		case <-r.Context().Done():
+		}
+		fmt.Fprint(w, os.Getpid())
 	})
 	upgrader := websocket.Upgrader{}
 	mux.HandleFunc("GET /ws", func(w http.ResponseWriter, r *http.Request) {
