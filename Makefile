@@ -55,6 +55,10 @@ bench: ## Run the benchmarks with their bare baselines in the same run
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem \
 		./framework/... ./middleware/... ./tasks/... ./environments/... ./internal/telemetry/ | tee bench.out
 
+.PHONY: bench-peer
+bench-peer: ## River beside taskgate in one run: insert vs submit, backlog work vs drain, SQLite and PostgreSQL (slow, not in CI; PEER_COUNT=3)
+	set -o pipefail; cd internal/peerbench && $(GO) test -run '^$$' -bench . -benchtime 1x -count $${PEER_COUNT:-3} -timeout 60m . | tee ../../bench-peer.out
+
 .PHONY: bench-wrk
 bench-wrk: ## POST /run-task under wrk beside bare chi (installs Debian's wrk if missing)
 	@command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null)
