@@ -66,6 +66,10 @@ bench-scale: ## Benchmarks at scale, by hand (minutes, GBs): drain of 10k/100k/1
 	TASKGATE_BENCH_SCALE=1 TASKGATE_METRICS_ADDR= $(GO) test -run '^$$' -bench 'BenchmarkListScale' -benchtime $${LIST_REQUESTS:-1000}x -timeout 60m \
 		./environments/ | tee -a bench-scale.out
 
+.PHONY: bench-peer
+bench-peer: ## River beside taskgate in one run: insert vs submit, backlog work vs drain, SQLite and PostgreSQL (slow, not in CI; PEER_COUNT=3)
+	set -o pipefail; cd internal/peerbench && $(GO) test -run '^$$' -bench . -benchtime 1x -count $${PEER_COUNT:-3} -timeout 60m . | tee ../../bench-peer.out
+
 .PHONY: bench-wrk
 bench-wrk: ## POST /run-task under wrk beside bare chi (installs Debian's wrk if missing)
 	@command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null)
