@@ -23,9 +23,7 @@ import (
 )
 
 // Static tokens of the console tests: alice is in the admin group, bob
-// is not. Until the browser login lands, the browser carries the token in
-// the session cookie (TASKGATE_AUTH_COOKIE's default name), which the
-// passthrough middleware reads like any cookie credential.
+// is not. Each browser signs in with its token on /auth/login's page.
 const (
 	aliceToken = "alice-console-token-0123456789"
 	bobToken   = "bob-console-token-0123456789"
@@ -170,12 +168,13 @@ func newBrowser(t *testing.T, chromium, base, token string, rec *requests) *brow
 	b := &browser{ctx: ctx, rec: rec}
 	b.listen(t, ctx)
 	if token != "" {
-		httpOnly := true
-		if _, err := chromedp.Call(ctx, network.SetCookie, network.SetCookieParams{
-			Name: cookieName, Value: token, URL: base, HTTPOnly: &httpOnly, SameSite: network.CookieSameSiteLax,
-		}); err != nil {
-			t.Fatal(err)
-		}
+		// Sign in as a person would: the static-token page at /auth/login,
+		// which sets a server-side session cookie (never the token itself).
+		tab := b.tab(t)
+		do(t, tab, chromedp.Navigate(base+"/auth/login?next=/console/runs"), chromedp.WaitVisible("#token"),
+			chromedp.SendKeys("#token", token), chromedp.Click("button[type=submit]"))
+		waitLocation(t, tab, base+"/console/runs")
+		requireSessionCookie(t, tab, base, token)
 	}
 	return b
 }
