@@ -90,7 +90,7 @@ func (s *Store) insertDelivery(ctx context.Context, tx Tx, d store.NewDelivery) 
 	return out, nil
 }
 
-const deliveryCols = `id, run, url, event, payload, state, next_attempt_at, created_at, seq, trace_parent`
+const deliveryCols = `id, run, url, event, payload, state, next_attempt_at, created_at, seq, trace_parent, attempts`
 
 func scanDeliveries(rows Rows) ([]store.Delivery, error) {
 	defer rows.Close()
@@ -99,7 +99,7 @@ func scanDeliveries(rows Rows) ([]store.Delivery, error) {
 		var d store.Delivery
 		var payload []byte
 		var next, created int64
-		if err := rows.Scan(&d.ID, &d.Run, &d.URL, &d.Event, &payload, &d.State, &next, &created, &d.Seq, &d.TraceParent); err != nil {
+		if err := rows.Scan(&d.ID, &d.Run, &d.URL, &d.Event, &payload, &d.State, &next, &created, &d.Seq, &d.TraceParent, &d.AttemptsMade); err != nil {
 			return nil, fmt.Errorf("read deliveries: %w", err)
 		}
 		d.Payload = json.RawMessage(payload)
@@ -138,40 +138,87 @@ func (s *Store) ClaimDueDeliveries(ctx context.Context, now time.Time, limit int
 
 // RecordDeliveryAttempt implements store.Store.
 func (s *Store) RecordDeliveryAttempt(ctx context.Context, id string, a store.DeliveryAttempt) error {
-	state, next := store.DeliveryPending, nanos(a.NextAttemptAt)
+	return s.withTx(ctx, func(tx Tx, _ *[]store.Notification) error {
+		pending, err := s.recordDelivery(ctx, tx, store.DeliveryRecord{ID: id, Attempt: a})
+		if err != nil || pending {
+			return err
+		}
+		rows, err := tx.Query(ctx, `SELECT 1 FROM deliveries WHERE id = $1`, id)
+		if err != nil {
+			return fmt.Errorf("read delivery: %w", err)
+		}
+		found := rows.Next()
+		rows.Close()
+		if !found {
+			return store.ErrNotFound
+		}
+		return nil // settled by another worker: the late attempt changes nothing
+	})
+}
+
+// RecordDeliveries implements store.Store.
+func (s *Store) RecordDeliveries(ctx context.Context, rs []store.DeliveryRecord) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	return s.withTx(ctx, func(tx Tx, _ *[]store.Notification) error {
+		for _, r := range rs {
+			if _, err := s.recordDelivery(ctx, tx, r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// recordDelivery writes r in tx, and reports whether the delivery was
+// pending: only a pending delivery changes, so that a worker whose claim
+// expired cannot reopen one that another worker has settled meanwhile.
+// (Two statements per record, prepared once: a batch of records shares the
+// transaction, which is what costs.)
+func (s *Store) recordDelivery(ctx context.Context, tx Tx, r store.DeliveryRecord) (bool, error) {
+	a := r.Attempt
+	if r.Postponed {
+		n, err := tx.Exec(ctx, `UPDATE deliveries SET next_attempt_at = $1 WHERE id = $2 AND state = $3`,
+			nanos(a.NextAttemptAt), r.ID, store.DeliveryPending)
+		if err != nil {
+			return false, fmt.Errorf("postpone delivery: %w", err)
+		}
+		return n > 0, nil
+	}
+	state := store.DeliveryPending
 	if a.Done {
 		state = store.DeliveryFailed
 		if a.StatusCode >= 200 && a.StatusCode < 300 {
 			state = store.DeliveryDelivered
 		}
 	}
-	return s.withTx(ctx, func(tx Tx, _ *[]store.Notification) error {
-		// Only a pending delivery: a worker whose claim expired must not
-		// reopen one that another worker has settled meanwhile.
-		n, err := tx.Exec(ctx, `UPDATE deliveries SET state = $1, next_attempt_at = $2, attempts = attempts + 1
-			WHERE id = $3 AND state = $4`, state, next, id, store.DeliveryPending)
-		if err != nil {
-			return fmt.Errorf("update delivery: %w", err)
-		}
-		if n == 0 {
-			rows, err := tx.Query(ctx, `SELECT 1 FROM deliveries WHERE id = $1`, id)
-			if err != nil {
-				return fmt.Errorf("read delivery: %w", err)
-			}
-			found := rows.Next()
-			rows.Close()
-			if !found {
-				return store.ErrNotFound
-			}
-			return nil // settled by another worker: the late attempt changes nothing
-		}
-		_, err = tx.Exec(ctx, `INSERT INTO delivery_attempts (delivery, number, at, status, error)
-			VALUES ($1, (SELECT attempts FROM deliveries WHERE id = $1), $2, $3, $4)`, id, nanos(a.At), a.StatusCode, a.Error)
-		if err != nil {
-			return fmt.Errorf("insert delivery attempt: %w", err)
-		}
-		return nil
-	})
+	rows, err := tx.Query(ctx, `UPDATE deliveries SET state = $1, next_attempt_at = $2, attempts = attempts + 1
+		WHERE id = $3 AND state = $4 RETURNING attempts`, state, nanos(a.NextAttemptAt), r.ID, store.DeliveryPending)
+	if err != nil {
+		return false, fmt.Errorf("update delivery: %w", err)
+	}
+	number := 0
+	pending := rows.Next()
+	if pending {
+		err = rows.Scan(&number)
+	}
+	if err == nil {
+		err = rows.Err()
+	}
+	rows.Close()
+	if err != nil {
+		return false, fmt.Errorf("update delivery: %w", err)
+	}
+	if !pending {
+		return false, nil
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO delivery_attempts (delivery, number, at, status, error) VALUES ($1, $2, $3, $4, $5)`,
+		r.ID, number, nanos(a.At), a.StatusCode, a.Error)
+	if err != nil {
+		return false, fmt.Errorf("insert delivery attempt: %w", err)
+	}
+	return true, nil
 }
 
 // ListDeliveries implements store.Store.
