@@ -73,7 +73,7 @@ func BenchmarkDeliver(b *testing.B) {
 	})
 
 	b.Run("outbox", func(b *testing.B) {
-		const inFlight = 8
+		const inFlight = 64
 		st := openStore(b, filepath.Join(b.TempDir(), "bench.db"))
 		defer st.Close()
 		counted := &countingOutbox{Outbox: st, target: int64(b.N), reached: make(chan struct{})}
@@ -129,10 +129,16 @@ type countingOutbox struct {
 	reached chan struct{}
 }
 
-func (c *countingOutbox) RecordDeliveryAttempt(ctx context.Context, id string, a store.DeliveryAttempt) error {
-	err := c.Outbox.RecordDeliveryAttempt(ctx, id, a)
-	if c.n.Add(1) == c.target {
+func (c *countingOutbox) RecordDeliveries(ctx context.Context, rs []store.DeliveryRecord, next store.DeliveryClaim) ([]store.Delivery, error) {
+	ds, err := c.Outbox.RecordDeliveries(ctx, rs, next)
+	n := int64(0)
+	for _, r := range rs {
+		if !r.Postponed {
+			n++
+		}
+	}
+	if now := c.n.Add(n); now >= c.target && now-n < c.target {
 		close(c.reached)
 	}
-	return err
+	return ds, err
 }

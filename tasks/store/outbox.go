@@ -77,3 +77,10 @@ type DeliveryRecord struct {
 	// Attempt.NextAttemptAt. Its attempts and state stay as they were.
 	Postponed bool
 }
+
+// DeliveryClaim asks RecordDeliveries to claim, after its records, up to
+// Limit deliveries due at Now; a zero Limit claims none.
+type DeliveryClaim struct {
+	Now   time.Time
+	Limit int
+}

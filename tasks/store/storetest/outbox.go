@@ -145,8 +145,9 @@ func testDeliveryOrder(t *testing.T, s store.Store) {
 // testDeliveryRecords: RecordDeliveries writes a batch of claimed
 // deliveries back in one call: attempts (delivered, retried) and
 // postponements, which record no attempt; records of deliveries that are
-// no longer pending, or never were, change nothing and fail nothing.
-// Claims carry the number of attempts made so far.
+// no longer pending, or never were, change nothing and fail nothing; a
+// claim in the same call sees the records. Claims carry the number of
+// attempts made so far.
 func testDeliveryRecords(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	r := newRun(nil)
@@ -164,10 +165,8 @@ func testDeliveryRecords(t *testing.T, s store.Store) {
 	require.Len(t, claimed, 1, "a run's deliveries go one at a time")
 	require.Zero(t, claimed[0].AttemptsMade)
 
-	require.NoError(t, s.RecordDeliveries(ctx, []store.DeliveryRecord{
-		{ID: ids[0], Attempt: store.DeliveryAttempt{At: now, StatusCode: 503, NextAttemptAt: now.Add(time.Minute)}},
-		{ID: "missing", Attempt: store.DeliveryAttempt{At: now, StatusCode: 204, Done: true}},
-	}))
+	records(t, s, store.DeliveryRecord{ID: ids[0], Attempt: store.DeliveryAttempt{At: now, StatusCode: 503, NextAttemptAt: now.Add(time.Minute)}},
+		store.DeliveryRecord{ID: "missing", Attempt: store.DeliveryAttempt{At: now, StatusCode: 204, Done: true}})
 	require.Empty(t, claimOne(t, s, now.Add(30*time.Second)), "retried later; the next waits for it")
 	again := claimOne(t, s, now.Add(time.Minute))
 	require.Len(t, again, 1)
@@ -175,28 +174,37 @@ func testDeliveryRecords(t *testing.T, s store.Store) {
 
 	// Postponed: due later, no attempt recorded; then delivered with a
 	// stale record in the same batch, which changes nothing.
-	require.NoError(t, s.RecordDeliveries(ctx, []store.DeliveryRecord{
-		{ID: ids[0], Postponed: true, Attempt: store.DeliveryAttempt{NextAttemptAt: now.Add(2 * time.Minute)}},
-	}))
+	records(t, s, store.DeliveryRecord{ID: ids[0], Postponed: true, Attempt: store.DeliveryAttempt{NextAttemptAt: now.Add(2 * time.Minute)}})
 	require.Empty(t, claimOne(t, s, now.Add(time.Minute+time.Second)))
 	post := claimOne(t, s, now.Add(2*time.Minute))
 	require.Len(t, post, 1)
 	require.Equal(t, 1, post[0].AttemptsMade, "a postponement is no attempt")
+	// The records, then a claim in the same transaction: it sees them.
 	at := now.Add(2 * time.Minute)
-	require.NoError(t, s.RecordDeliveries(ctx, []store.DeliveryRecord{
+	next, err := s.RecordDeliveries(ctx, []store.DeliveryRecord{
 		{ID: ids[0], Attempt: store.DeliveryAttempt{At: at, StatusCode: 204, Done: true}},
 		{ID: ids[0], Attempt: store.DeliveryAttempt{At: at, StatusCode: 500, NextAttemptAt: at.Add(time.Hour)}},
 		{ID: ids[0], Postponed: true, Attempt: store.DeliveryAttempt{NextAttemptAt: at.Add(time.Hour)}},
-	}))
+	}, store.DeliveryClaim{Now: at, Limit: 10})
+	require.NoError(t, err)
+	require.Len(t, next, 1)
+	require.Equal(t, ids[1], next[0].ID, "the first settled: the second goes")
 	ds, err := s.ListDeliveries(ctx, r.Name)
 	require.NoError(t, err)
 	require.Equal(t, store.DeliveryDelivered, ds[0].State)
 	require.Equal(t, 2, ds[0].AttemptsMade)
 	require.Equal(t, []store.DeliveryAttempt{{At: now, StatusCode: 503}, {At: at, StatusCode: 204, Done: true}}, ds[0].Attempts)
-	next := claimOne(t, s, at)
-	require.Len(t, next, 1)
-	require.Equal(t, ids[1], next[0].ID, "the first settled: the second goes")
-	require.NoError(t, s.RecordDeliveries(ctx, nil))
+	require.Empty(t, claimOne(t, s, at), "claimed with the records")
+	none, err := s.RecordDeliveries(ctx, nil, store.DeliveryClaim{})
+	require.NoError(t, err)
+	require.Empty(t, none)
+}
+
+func records(t *testing.T, s store.Store, rs ...store.DeliveryRecord) {
+	t.Helper()
+	claimed, err := s.RecordDeliveries(context.Background(), rs, store.DeliveryClaim{})
+	require.NoError(t, err)
+	require.Empty(t, claimed)
 }
 
 func claimOne(t *testing.T, s store.Store, at time.Time) []store.Delivery {

@@ -116,24 +116,29 @@ func (s *Store) ClaimDueDeliveries(ctx context.Context, now time.Time, limit int
 	}
 	var out []store.Delivery
 	err := s.withTx(ctx, func(tx Tx, _ *[]store.Notification) error {
-		// The state is a literal, not a parameter: only then may the
-		// planner use the partial index of pending deliveries instead of
-		// scanning every delivery ever made. A delivery waits while an
-		// earlier one of its run is pending (claimed or not), so that a
-		// run's callbacks arrive in order; deliveries_run finds those.
-		rows, err := tx.Query(ctx, `UPDATE deliveries SET next_attempt_at = $1 WHERE id IN (
-			SELECT d.id FROM deliveries d WHERE d.state = '`+store.DeliveryPending+`' AND d.next_attempt_at <= $2
-			AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.run = d.run
-				AND p.state = '`+store.DeliveryPending+`' AND (p.seq, p.id) < (d.seq, d.id))
-			ORDER BY d.next_attempt_at LIMIT $3`+s.d.SkipLocked+`) RETURNING `+deliveryCols,
-			nanos(now.Add(store.ClaimTTL)), nanos(now), limit)
-		if err != nil {
-			return fmt.Errorf("claim deliveries: %w", err)
-		}
-		out, err = scanDeliveries(rows)
+		var err error
+		out, err = s.claimDeliveries(ctx, tx, now, limit)
 		return err
 	})
 	return out, err
+}
+
+func (s *Store) claimDeliveries(ctx context.Context, tx Tx, now time.Time, limit int) ([]store.Delivery, error) {
+	// The state is a literal, not a parameter: only then may the planner
+	// use the partial index of pending deliveries instead of scanning
+	// every delivery ever made. A delivery waits while an earlier one of
+	// its run is pending (claimed or not), so that a run's callbacks
+	// arrive in order; deliveries_run finds those.
+	rows, err := tx.Query(ctx, `UPDATE deliveries SET next_attempt_at = $1 WHERE id IN (
+		SELECT d.id FROM deliveries d WHERE d.state = '`+store.DeliveryPending+`' AND d.next_attempt_at <= $2
+		AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.run = d.run
+			AND p.state = '`+store.DeliveryPending+`' AND (p.seq, p.id) < (d.seq, d.id))
+		ORDER BY d.next_attempt_at LIMIT $3`+s.d.SkipLocked+`) RETURNING `+deliveryCols,
+		nanos(now.Add(store.ClaimTTL)), nanos(now), limit)
+	if err != nil {
+		return nil, fmt.Errorf("claim deliveries: %w", err)
+	}
+	return scanDeliveries(rows)
 }
 
 // RecordDeliveryAttempt implements store.Store.
@@ -157,18 +162,25 @@ func (s *Store) RecordDeliveryAttempt(ctx context.Context, id string, a store.De
 }
 
 // RecordDeliveries implements store.Store.
-func (s *Store) RecordDeliveries(ctx context.Context, rs []store.DeliveryRecord) error {
-	if len(rs) == 0 {
-		return nil
+func (s *Store) RecordDeliveries(ctx context.Context, rs []store.DeliveryRecord, next store.DeliveryClaim) ([]store.Delivery, error) {
+	if len(rs) == 0 && next.Limit <= 0 {
+		return nil, nil
 	}
-	return s.withTx(ctx, func(tx Tx, _ *[]store.Notification) error {
+	var out []store.Delivery
+	err := s.withTx(ctx, func(tx Tx, _ *[]store.Notification) error {
 		for _, r := range rs {
 			if _, err := s.recordDelivery(ctx, tx, r); err != nil {
 				return err
 			}
 		}
-		return nil
+		if next.Limit <= 0 {
+			return nil
+		}
+		var err error
+		out, err = s.claimDeliveries(ctx, tx, next.Now, next.Limit)
+		return err
 	})
+	return out, err
 }
 
 // recordDelivery writes r in tx, and reports whether the delivery was
