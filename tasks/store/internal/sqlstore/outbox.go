@@ -168,10 +168,8 @@ func (s *Store) RecordDeliveries(ctx context.Context, rs []store.DeliveryRecord,
 	}
 	var out []store.Delivery
 	err := s.withTx(ctx, func(tx Tx, _ *[]store.Notification) error {
-		for _, r := range rs {
-			if _, err := s.recordDelivery(ctx, tx, r); err != nil {
-				return err
-			}
+		if err := s.recordDeliveries(ctx, tx, rs); err != nil {
+			return err
 		}
 		if next.Limit <= 0 {
 			return nil
@@ -183,11 +181,96 @@ func (s *Store) RecordDeliveries(ctx context.Context, rs []store.DeliveryRecord,
 	return out, err
 }
 
+// recordDeliveries writes rs in tx: when their deliveries are distinct,
+// with a few multi-row statements whatever their number (the
+// postponements, the attempts' updates, their rows); else one by one, in
+// order.
+func (s *Store) recordDeliveries(ctx context.Context, tx Tx, rs []store.DeliveryRecord) error {
+	var tried, postponed []int
+	seen := make(map[string]bool, len(rs))
+	for i, r := range rs {
+		if seen[r.ID] {
+			for _, r := range rs {
+				if _, err := s.recordDelivery(ctx, tx, r); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		seen[r.ID] = true
+		if r.Postponed {
+			postponed = append(postponed, i)
+		} else {
+			tried = append(tried, i)
+		}
+	}
+	// Only pending deliveries change, as in recordDelivery. The times are
+	// cast where the VALUES list would make them text (PostgreSQL).
+	err := s.typedValuesChunks(postponed, []string{"", "bigint"}, `WITH v (id, next) AS (VALUES `,
+		`) UPDATE deliveries SET next_attempt_at = CAST(v.next AS BIGINT) FROM v
+		WHERE deliveries.id = v.id AND deliveries.state = '`+store.DeliveryPending+`'`,
+		func(args []any, i int) []any { return append(args, rs[i].ID, nanos(rs[i].Attempt.NextAttemptAt)) },
+		func(q string, args []any, _ []int) error {
+			_, err := tx.Exec(ctx, q, args...)
+			return err
+		})
+	if err != nil {
+		return fmt.Errorf("postpone deliveries: %w", err)
+	}
+	numbers := make(map[string]int, len(tried))
+	err = s.typedValuesChunks(tried, []string{"", "", "bigint"}, `WITH v (id, state, next) AS (VALUES `,
+		`) UPDATE deliveries SET state = v.state, next_attempt_at = CAST(v.next AS BIGINT), attempts = deliveries.attempts + 1
+		FROM v WHERE deliveries.id = v.id AND deliveries.state = '`+store.DeliveryPending+`'
+		RETURNING deliveries.id, deliveries.attempts`,
+		func(args []any, i int) []any {
+			return append(args, rs[i].ID, deliveryState(rs[i].Attempt), nanos(rs[i].Attempt.NextAttemptAt))
+		},
+		func(q string, args []any, _ []int) error {
+			rows, err := tx.Query(ctx, q, args...)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var id string
+				var n int
+				if err := rows.Scan(&id, &n); err != nil {
+					return err
+				}
+				numbers[id] = n
+			}
+			return rows.Err()
+		})
+	if err != nil {
+		return fmt.Errorf("update deliveries: %w", err)
+	}
+	var attempts [][]any
+	for _, i := range tried {
+		r := rs[i]
+		if n, ok := numbers[r.ID]; ok {
+			attempts = append(attempts, []any{r.ID, n, nanos(r.Attempt.At), r.Attempt.StatusCode, r.Attempt.Error})
+		}
+	}
+	if err := s.insertRows(ctx, tx, `INSERT INTO delivery_attempts (delivery, number, at, status, error) VALUES `, attempts); err != nil {
+		return fmt.Errorf("insert delivery attempts: %w", err)
+	}
+	return nil
+}
+
+// deliveryState is the state a delivery is in after attempt a.
+func deliveryState(a store.DeliveryAttempt) string {
+	switch {
+	case !a.Done:
+		return store.DeliveryPending
+	case a.StatusCode >= 200 && a.StatusCode < 300:
+		return store.DeliveryDelivered
+	}
+	return store.DeliveryFailed
+}
+
 // recordDelivery writes r in tx, and reports whether the delivery was
 // pending: only a pending delivery changes, so that a worker whose claim
 // expired cannot reopen one that another worker has settled meanwhile.
-// (Two statements per record, prepared once: a batch of records shares the
-// transaction, which is what costs.)
 func (s *Store) recordDelivery(ctx context.Context, tx Tx, r store.DeliveryRecord) (bool, error) {
 	a := r.Attempt
 	if r.Postponed {
@@ -198,15 +281,8 @@ func (s *Store) recordDelivery(ctx context.Context, tx Tx, r store.DeliveryRecor
 		}
 		return n > 0, nil
 	}
-	state := store.DeliveryPending
-	if a.Done {
-		state = store.DeliveryFailed
-		if a.StatusCode >= 200 && a.StatusCode < 300 {
-			state = store.DeliveryDelivered
-		}
-	}
 	rows, err := tx.Query(ctx, `UPDATE deliveries SET state = $1, next_attempt_at = $2, attempts = attempts + 1
-		WHERE id = $3 AND state = $4 RETURNING attempts`, state, nanos(a.NextAttemptAt), r.ID, store.DeliveryPending)
+		WHERE id = $3 AND state = $4 RETURNING attempts`, deliveryState(a), nanos(a.NextAttemptAt), r.ID, store.DeliveryPending)
 	if err != nil {
 		return false, fmt.Errorf("update delivery: %w", err)
 	}
