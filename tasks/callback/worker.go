@@ -23,17 +23,12 @@ import (
 // it. Deliveries are enqueued by the store itself, in the transaction of the
 // phase change that causes them, or with store.Store.EnqueueDelivery.
 type Outbox interface {
-	// ClaimDueDeliveries returns pending deliveries due at now and hides
-	// them from other workers for store.ClaimTTL.
-	ClaimDueDeliveries(ctx context.Context, now time.Time, limit int) ([]store.Delivery, error)
-	// RecordDeliveryAttempt stores one attempt and the delivery's new state
-	// (done, or due again at a.NextAttemptAt). The attempts are what
-	// store.Store.ListDeliveries shows on the run.
-	RecordDeliveryAttempt(ctx context.Context, id string, a store.DeliveryAttempt) error
-	// ListDeliveries returns a run's deliveries with their attempts. The
-	// worker reads it after a failed attempt to learn how many attempts a
-	// delivery has had, which picks the step of the retry plan.
-	ListDeliveries(ctx context.Context, run string) ([]store.Delivery, error)
+	// RecordDeliveries stores attempts, each with its delivery's new state
+	// (done, or due again at NextAttemptAt), and postponements, then
+	// claims up to next.Limit deliveries due at next.Now, hiding them from
+	// other workers for store.ClaimTTL: all in one transaction. The
+	// attempts are what store.Store.ListDeliveries shows on the run.
+	RecordDeliveries(ctx context.Context, rs []store.DeliveryRecord, next store.DeliveryClaim) ([]store.Delivery, error)
 }
 
 var _ Outbox = store.Store(nil)
@@ -51,11 +46,21 @@ type WorkerConfig struct {
 	// MaxRetryAfter caps a receiver's Retry-After; zero means
 	// DefaultMaxRetryAfter.
 	MaxRetryAfter time.Duration
-	// Concurrency is how many callbacks are in flight at once; zero means 8.
-	// A delivery is claimed only when a slot is free for it, so each one
-	// starts at once and ends (within the client's timeout) long before
-	// its claim expires.
+	// Concurrency is how many callbacks are in flight at once; zero means
+	// 64. Claims take deliveries for the slots free, and as many again to
+	// wait for one, in one transaction.
 	Concurrency int
+	// PerHost is how many callbacks may be in flight to one receiver (a
+	// URL's host and port) at once; zero means 16, the client's idle
+	// connections per host. So a slow receiver holds at most PerHost
+	// slots and the others' callbacks keep flowing: a delivery claimed
+	// for a receiver that has PerHost in flight and PerHost waiting is
+	// given back to the outbox, due when the receiver should have room.
+	// Claimed deliveries wait at most about two attempts' time (two
+	// client timeouts) before they start, far less than their claim
+	// lasts. The limit is per worker: each process sharing a PostgreSQL
+	// outbox has its own.
+	PerHost int
 	// PollInterval is how often the outbox is polled when Notify is not
 	// called; zero means one second. After a claim the store refuses, the
 	// next waits PollInterval doubled per refusal, up to MaxStoreBackoff.
@@ -89,14 +94,17 @@ func (c *WorkerConfig) validate() (plan, error) {
 	case c.Jitter < 0:
 		c.Jitter = 0
 	}
-	if c.MaxRetryAfter < 0 || c.Concurrency < 0 || c.PollInterval < 0 {
-		return plan{}, errors.New("callback: WorkerConfig durations and Concurrency must not be negative")
+	if c.MaxRetryAfter < 0 || c.Concurrency < 0 || c.PerHost < 0 || c.PollInterval < 0 {
+		return plan{}, errors.New("callback: WorkerConfig durations, Concurrency and PerHost must not be negative")
 	}
 	if c.MaxRetryAfter == 0 {
 		c.MaxRetryAfter = DefaultMaxRetryAfter
 	}
 	if c.Concurrency == 0 {
-		c.Concurrency = 8
+		c.Concurrency = 64
+	}
+	if c.PerHost == 0 {
+		c.PerHost = 16
 	}
 	if c.PollInterval == 0 {
 		c.PollInterval = time.Second
@@ -132,9 +140,9 @@ type Worker struct {
 	plan   plan
 	wake   chan struct{}
 	tracer trace.Tracer
-	// fails pace and log the store's refusals of the worker's claims,
-	// records of attempts, and reads of attempt counts.
-	fails struct{ claim, record, count *backoff.Failures }
+	// fails pace and log the store's refusals of the worker's claims and
+	// records.
+	fails struct{ claim, record *backoff.Failures }
 }
 
 // MaxStoreBackoff caps the wait between claims while the store refuses
@@ -154,8 +162,7 @@ func NewWorker(d *Deliverer, outbox Outbox, cfg WorkerConfig) (*Worker, error) {
 		tracer: cfg.TracerProvider.Tracer("github.com/taskgate/taskgate/tasks/callback")}
 	w.fails.claim = backoff.New(backoff.Config{Logger: cfg.Logger, Msg: "webhook outbox claim",
 		Min: cfg.PollInterval, Max: max(MaxStoreBackoff, cfg.PollInterval), Rand: cfg.Rand})
-	w.fails.record = backoff.New(backoff.Config{Logger: cfg.Logger, Msg: "webhook record attempt"})
-	w.fails.count = backoff.New(backoff.Config{Logger: cfg.Logger, Msg: "webhook attempt count"})
+	w.fails.record = backoff.New(backoff.Config{Logger: cfg.Logger, Msg: "webhook record attempts"})
 	return w, nil
 }
 
@@ -172,110 +179,159 @@ func (w *Worker) Notify() {
 // Run delivers callbacks until ctx is done. Attempts in flight then finish
 // (each is bounded by the client's timeout) and are recorded before Run
 // returns, so a graceful stop loses nothing; deliveries claimed but not yet
-// started are left to be claimed again after store.ClaimTTL. It returns nil
-// on shutdown.
+// started are given back, due at once. It returns nil on shutdown.
 //
-// A pool of Concurrency goroutines makes the attempts. The claimer takes
-// Concurrency deliveries per claim (one transaction for many) and hands
-// them over one at a time as goroutines free up, so a claimed delivery waits
-// at most about one attempt's timeout before it starts, far less than its
-// claim lasts.
+// One loop claims deliveries, many per transaction, and starts each on its
+// own goroutine within Concurrency and PerHost (see hosts); the outcomes
+// reach the outbox through one group-commit writer (recorder), many per
+// transaction too.
 func (w *Worker) Run(ctx context.Context) error {
-	jobs := make(chan store.Delivery)
+	_, _ = w.loop(ctx, false)
+	return nil
+}
+
+// DeliverDue makes one pass: it claims every delivery due now, attempts
+// each once and records the outcomes, until a claim finds none with
+// nothing in flight (a delivery whose run's previous one was settled in
+// the pass is due in it too). In a pass a receiver's deliveries wait for
+// its slots however many there are, rather than being postponed. It
+// returns the number of attempts made. Run runs the same loop until
+// stopped; DeliverDue is for tools and tests that want one synchronous
+// pass.
+func (w *Worker) DeliverDue(ctx context.Context) (int, error) {
+	return w.loop(ctx, true)
+}
+
+// ended is the end of one attempt, as the loop hears it.
+type ended struct {
+	host string
+	took time.Duration
+}
+
+// loop is Run (once false) and DeliverDue (once true). It owns hosts and
+// never waits on the store: claims go through the recorder, which answers
+// on rec.claimed.
+func (w *Worker) loop(ctx context.Context, once bool) (int, error) {
+	rec := newRecorder(w.outbox, w.cfg.Observer, w.fails.record)
+	hs := newHosts(w.cfg.PerHost, w.cfg.Concurrency)
+	ends := make(chan ended, w.cfg.Concurrency)
 	// In-flight attempts outlive ctx: cutting a POST short would only make
 	// the receiver see it again after the claim expires.
 	attemptCtx := context.WithoutCancel(ctx)
-	var wg sync.WaitGroup
-	for range w.cfg.Concurrency {
-		wg.Go(func() {
-			for dl := range jobs {
-				w.attempt(attemptCtx, dl)
-			}
-		})
+	attempts := 0
+	// recording counts the attempts whose records are not yet durable;
+	// their slots may be free already.
+	var recording sync.WaitGroup
+	start := func(dl store.Delivery) {
+		attempts++
+		recording.Add(1)
+		go func() {
+			defer recording.Done()
+			w.attempt(attemptCtx, dl, rec, ends, !once)
+		}()
 	}
-	defer wg.Wait()
-	defer close(jobs) // runs before wg.Wait: the pool drains and exits
-
-	timer := time.NewTimer(w.cfg.PollInterval)
-	defer timer.Stop()
-	for {
-		ds, err := w.outbox.ClaimDueDeliveries(ctx, w.cfg.Now(), w.cfg.Concurrency)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if err != nil {
-			// Wakes are ignored meanwhile: they say a delivery is due,
-			// not that the store is back.
-			if !backoff.Sleep(ctx, w.fails.claim.Fail(ctx, err)) {
-				return nil
-			}
-			continue
-		}
-		w.fails.claim.OK(ctx)
+	giveBack := func(ds []store.Delivery) {
 		for _, dl := range ds {
-			select {
-			case jobs <- dl:
-			case <-ctx.Done():
-				return nil
-			}
+			rec.postpone(store.DeliveryRecord{ID: dl.ID, Postponed: true, Attempt: store.DeliveryAttempt{NextAttemptAt: w.cfg.Now()}})
 		}
-		if len(ds) == w.cfg.Concurrency {
-			continue // a full batch: more may be due
+	}
+	// claiming is the size of the claim outstanding, zero when none.
+	claiming := 0
+	defer func() {
+		if claiming > 0 {
+			giveBack((<-rec.claimed).ds)
 		}
-		timer.Reset(w.cfg.PollInterval)
+		giveBack(hs.drop())
+		for hs.inflight > 0 {
+			e := <-ends
+			hs.finished(e.host, e.took, w.cfg.Now())
+		}
+		recording.Wait()
+		rec.close()
+	}()
+	// A claim waits until it can take a few deliveries (or the poll
+	// comes): it is a write, and one per ended attempt would cost what
+	// grouping saves.
+	batchMin := w.cfg.PerHost
+	ticker := time.NewTicker(w.cfg.PollInterval)
+	defer ticker.Stop()
+	// claim: something may be due; tick: the poll came (a claim may
+	// probe for receivers not seen yet); pause: the store refused the
+	// last claim, and the next waits for it to fire; endedSince: an
+	// attempt ended while the claim was out (a pass is over only when a
+	// claim that saw every record finds nothing).
+	claim, tick, endedSince := true, true, false
+	var pause <-chan time.Time
+	for {
+		if budget := hs.budget(tick); claim && claiming == 0 && pause == nil && budget > 0 &&
+			(once || tick || budget >= batchMin || hs.inflight+hs.held == 0) {
+			rec.claim(store.DeliveryClaim{Now: w.cfg.Now(), Limit: budget})
+			claiming, claim, tick, endedSince = budget, false, false, false
+		}
 		select {
 		case <-ctx.Done():
-			return nil
+			return attempts, ctx.Err()
+		case got := <-rec.claimed:
+			asked := claiming
+			claiming = 0
+			if got.err != nil {
+				if once {
+					return attempts, got.err
+				}
+				// Wakes are ignored meanwhile: they say a delivery is
+				// due, not that the store is back.
+				pause = time.After(w.fails.claim.Fail(ctx, got.err))
+				continue
+			}
+			w.fails.claim.OK(ctx)
+			now := w.cfg.Now()
+			for _, dl := range got.ds {
+				ok, until := hs.admit(dl, now, once)
+				switch {
+				case ok:
+					start(dl)
+				case !until.IsZero():
+					rec.postpone(store.DeliveryRecord{ID: dl.ID, Postponed: true, Attempt: store.DeliveryAttempt{NextAttemptAt: until}})
+				}
+			}
+			claim = claim || len(got.ds) == asked // a full batch: more may be due
+			if once && len(got.ds) == 0 && !endedSince && hs.inflight+hs.held == 0 {
+				return attempts, nil
+			}
+		case e := <-ends:
+			hs.finished(e.host, e.took, w.cfg.Now())
+			for dl, ok := hs.next(e.host); ok; dl, ok = hs.next(e.host) {
+				start(dl)
+			}
+			claim, endedSince = true, true // room, and the run's next delivery may be due
+		case <-pause:
+			pause, claim = nil, true
 		case <-w.wake:
-		case <-timer.C:
+			claim = true
+		case <-ticker.C:
+			claim, tick = true, true
+			hs.forget(w.cfg.Now())
 		}
 	}
 }
 
-// DeliverDue makes one pass: it claims every delivery due now, in batches
-// of Concurrency, attempts each once and records the outcomes, until a
-// claim finds none (a delivery whose run's previous one was settled in the
-// pass is due in it too). It returns the number of attempts made. Run calls
-// the same machinery in a loop; DeliverDue is for tools and tests that want
-// one synchronous pass.
-func (w *Worker) DeliverDue(ctx context.Context) (int, error) {
-	total := 0
-	for {
-		ds, err := w.outbox.ClaimDueDeliveries(ctx, w.cfg.Now(), w.cfg.Concurrency)
-		if err != nil {
-			return total, err
-		}
-		var wg sync.WaitGroup
-		for _, dl := range ds {
-			wg.Go(func() { w.attempt(ctx, dl) })
-		}
-		wg.Wait()
-		total += len(ds)
-		if len(ds) == 0 {
-			return total, nil
-		}
-	}
-}
-
-// recordTimeout bounds the write of one attempt's outcome.
-const recordTimeout = 10 * time.Second
-
-// attempt makes one delivery attempt of dl and records it.
-func (w *Worker) attempt(ctx context.Context, dl store.Delivery) {
-	rec, took := w.outcome(ctx, dl)
-	w.cfg.Observer.Delivered(deliveryOutcome(rec), took)
-	rctx, cancel := context.WithTimeout(ctx, recordTimeout)
-	defer cancel()
-	start := time.Now()
-	err := w.outbox.RecordDeliveryAttempt(rctx, dl.ID, rec)
-	if err == nil {
-		w.cfg.Observer.Committed("outbox", 1, time.Since(start))
+// attempt makes one delivery attempt of dl, records it with rec, and
+// tells the loop on ends that its slot is free: as soon as the receiver
+// has answered when early, else once the record is durable (a pass then
+// claims after the records of its attempts, and sees the runs' next
+// deliveries due). The record is durable when attempt returns.
+func (w *Worker) attempt(ctx context.Context, dl store.Delivery, rec *recorder, ends chan<- ended, early bool) {
+	a, took := w.outcome(ctx, dl)
+	w.cfg.Observer.Delivered(deliveryOutcome(a), took)
+	end := ended{host: hostKey(dl.URL), took: took}
+	if early {
+		ends <- end
 	}
 	// On error the claim expires and the callback is sent again: at least
-	// once.
-	w.fails.record.Report(ctx, err, slog.String("webhook_id", dl.ID))
-	if err == nil && rec.Done {
-		w.Notify() // the run's next delivery may go now
+	// once. The recorder logs it.
+	_ = rec.record(store.DeliveryRecord{ID: dl.ID, Attempt: a})
+	if !early {
+		ends <- end
 	}
 }
 
@@ -305,7 +361,7 @@ func (w *Worker) outcome(ctx context.Context, dl store.Delivery) (store.Delivery
 		w.log(ctx, slog.LevelWarn, "webhook given up", dl, res.StatusCode, res.Err)
 		return a, res.Duration
 	}
-	n := w.attemptNumber(ctx, dl)
+	n := dl.AttemptsMade + 1
 	next, ok := w.plan.next(n, w.cfg.Now(), res.RetryAfter)
 	if !ok {
 		a.Done = true
@@ -316,28 +372,6 @@ func (w *Worker) outcome(ctx context.Context, dl store.Delivery) (store.Delivery
 	a.NextAttemptAt = next
 	w.log(ctx, slog.LevelInfo, "webhook attempt failed", dl, res.StatusCode, res.Err, slog.Time("next_attempt_at", next))
 	return a, res.Duration
-}
-
-// attemptNumber is the number of the attempt just made: one more than the
-// outbox recorded. The claim does not carry the count, so it is read back
-// here, on the failure path only. When it cannot be read the attempt counts
-// as the first, which retries sooner rather than giving up early.
-func (w *Worker) attemptNumber(ctx context.Context, dl store.Delivery) int {
-	// Bounded like the record: the attempt runs without the worker's
-	// cancellation, and a read that hung would hold it past its claim.
-	lctx, cancel := context.WithTimeout(ctx, recordTimeout)
-	defer cancel()
-	ds, err := w.outbox.ListDeliveries(lctx, dl.Run)
-	w.fails.count.Report(ctx, err, slog.String("webhook_id", dl.ID))
-	if err != nil {
-		return 1
-	}
-	for _, d := range ds {
-		if d.ID == dl.ID {
-			return len(d.Attempts) + 1
-		}
-	}
-	return 1
 }
 
 func (w *Worker) log(ctx context.Context, level slog.Level, msg string, dl store.Delivery, status int, err error, extra ...slog.Attr) {

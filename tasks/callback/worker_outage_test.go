@@ -13,19 +13,21 @@ import (
 	"github.com/taskgate/taskgate/tasks/store"
 )
 
-// refusingOutbox refuses claims while down, as a store on a full disk.
+// refusingOutbox refuses writes while down, as a store on a full disk.
 type refusingOutbox struct {
 	callback.Outbox
 	down   atomic.Bool
 	claims atomic.Int64
 }
 
-func (o *refusingOutbox) ClaimDueDeliveries(ctx context.Context, now time.Time, limit int) ([]store.Delivery, error) {
-	o.claims.Add(1)
+func (o *refusingOutbox) RecordDeliveries(ctx context.Context, rs []store.DeliveryRecord, next store.DeliveryClaim) ([]store.Delivery, error) {
+	if next.Limit > 0 {
+		o.claims.Add(1)
+	}
 	if o.down.Load() {
 		return nil, fmt.Errorf("claim deliveries: %w: database or disk is full", store.ErrDiskFull)
 	}
-	return o.Outbox.ClaimDueDeliveries(ctx, now, limit)
+	return o.Outbox.RecordDeliveries(ctx, rs, next)
 }
 
 type countingHandler struct{ n atomic.Int64 }

@@ -46,7 +46,11 @@ type Delivery struct {
 	// callback carries; empty when it was not traced.
 	TraceParent   string
 	NextAttemptAt time.Time
-	Attempts      []DeliveryAttempt
+	// AttemptsMade is how many attempts were recorded before this one
+	// (ClaimDueDeliveries and ListDeliveries set it): the step of the
+	// retry plan, read without the attempts themselves.
+	AttemptsMade int
+	Attempts     []DeliveryAttempt
 }
 
 // DeliveryAttempt is the outcome of one POST of a delivery.
@@ -59,4 +63,24 @@ type DeliveryAttempt struct {
 	Done bool `json:"done"`
 	// NextAttemptAt, when not Done, is when to try again.
 	NextAttemptAt time.Time `json:"next_attempt_at,omitzero"`
+}
+
+// DeliveryRecord is what a worker writes back of a delivery it claimed:
+// the outcome of one attempt, or, with Postponed, a new due time without
+// an attempt.
+type DeliveryRecord struct {
+	ID      string
+	Attempt DeliveryAttempt
+	// Postponed records no attempt: the worker claimed the delivery but
+	// did not send it (its receiver had as many callbacks in flight as
+	// the worker allows), and gives it back due at
+	// Attempt.NextAttemptAt. Its attempts and state stay as they were.
+	Postponed bool
+}
+
+// DeliveryClaim asks RecordDeliveries to claim, after its records, up to
+// Limit deliveries due at Now; a zero Limit claims none.
+type DeliveryClaim struct {
+	Now   time.Time
+	Limit int
 }

@@ -142,6 +142,15 @@ type Store interface {
 	// An attempt recorded after the delivery left the outbox (another
 	// worker settled it once this one's claim expired) changes nothing.
 	RecordDeliveryAttempt(ctx context.Context, id string, a DeliveryAttempt) error
+	// RecordDeliveries writes back claimed deliveries, in order: attempts
+	// as RecordDeliveryAttempt does, and postponements. A record of a
+	// delivery that is no longer pending (settled by another worker, or
+	// deleted with its run) changes nothing and is no error, so one stale
+	// record never costs the others theirs. Then, when next.Limit > 0, it
+	// claims as ClaimDueDeliveries does and returns what it claimed. All
+	// in one transaction: a worker's records and its next claim share a
+	// commit, and its fsync.
+	RecordDeliveries(ctx context.Context, rs []DeliveryRecord, next DeliveryClaim) ([]Delivery, error)
 	// ListDeliveries returns a run's deliveries with their attempts, by
 	// Seq.
 	ListDeliveries(ctx context.Context, run string) ([]Delivery, error)

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -139,4 +140,76 @@ func testDeliveryOrder(t *testing.T, s store.Store) {
 	// a's start is given up: a's end goes.
 	record(a[0].ID, store.DeliveryAttempt{At: now.Add(time.Hour), StatusCode: 500, Error: "given up", Done: true})
 	require.Equal(t, []string{a[1].ID}, claim(now.Add(time.Hour+time.Minute)))
+}
+
+// testDeliveryRecords: RecordDeliveries writes a batch of claimed
+// deliveries back in one call: attempts (delivered, retried) and
+// postponements, which record no attempt; records of deliveries that are
+// no longer pending, or never were, change nothing and fail nothing; a
+// claim in the same call sees the records. Claims carry the number of
+// attempts made so far.
+func testDeliveryRecords(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	r := newRun(nil)
+	create(t, s, r)
+	var ids []string
+	for i := range 4 {
+		d, err := s.EnqueueDelivery(ctx, store.NewDelivery{Run: r.Name, URL: fmt.Sprintf("https://example.com/%d", i),
+			Event: store.WebhookCompleted, Payload: json.RawMessage(`{}`), CreatedAt: t0})
+		require.NoError(t, err)
+		ids = append(ids, d.ID)
+	}
+	now := t0.Add(time.Second)
+	claimed, err := s.ClaimDueDeliveries(ctx, now, 10)
+	require.NoError(t, err)
+	require.Len(t, claimed, 1, "a run's deliveries go one at a time")
+	require.Zero(t, claimed[0].AttemptsMade)
+
+	records(t, s, store.DeliveryRecord{ID: ids[0], Attempt: store.DeliveryAttempt{At: now, StatusCode: 503, NextAttemptAt: now.Add(time.Minute)}},
+		store.DeliveryRecord{ID: "missing", Attempt: store.DeliveryAttempt{At: now, StatusCode: 204, Done: true}})
+	require.Empty(t, claimOne(t, s, now.Add(30*time.Second)), "retried later; the next waits for it")
+	again := claimOne(t, s, now.Add(time.Minute))
+	require.Len(t, again, 1)
+	require.Equal(t, 1, again[0].AttemptsMade)
+
+	// Postponed: due later, no attempt recorded; then delivered with a
+	// stale record in the same batch, which changes nothing.
+	records(t, s, store.DeliveryRecord{ID: ids[0], Postponed: true, Attempt: store.DeliveryAttempt{NextAttemptAt: now.Add(2 * time.Minute)}})
+	require.Empty(t, claimOne(t, s, now.Add(time.Minute+time.Second)))
+	post := claimOne(t, s, now.Add(2*time.Minute))
+	require.Len(t, post, 1)
+	require.Equal(t, 1, post[0].AttemptsMade, "a postponement is no attempt")
+	// The records, then a claim in the same transaction: it sees them.
+	at := now.Add(2 * time.Minute)
+	next, err := s.RecordDeliveries(ctx, []store.DeliveryRecord{
+		{ID: ids[0], Attempt: store.DeliveryAttempt{At: at, StatusCode: 204, Done: true}},
+		{ID: ids[0], Attempt: store.DeliveryAttempt{At: at, StatusCode: 500, NextAttemptAt: at.Add(time.Hour)}},
+		{ID: ids[0], Postponed: true, Attempt: store.DeliveryAttempt{NextAttemptAt: at.Add(time.Hour)}},
+	}, store.DeliveryClaim{Now: at, Limit: 10})
+	require.NoError(t, err)
+	require.Len(t, next, 1)
+	require.Equal(t, ids[1], next[0].ID, "the first settled: the second goes")
+	ds, err := s.ListDeliveries(ctx, r.Name)
+	require.NoError(t, err)
+	require.Equal(t, store.DeliveryDelivered, ds[0].State)
+	require.Equal(t, 2, ds[0].AttemptsMade)
+	require.Equal(t, []store.DeliveryAttempt{{At: now, StatusCode: 503}, {At: at, StatusCode: 204, Done: true}}, ds[0].Attempts)
+	require.Empty(t, claimOne(t, s, at), "claimed with the records")
+	none, err := s.RecordDeliveries(ctx, nil, store.DeliveryClaim{})
+	require.NoError(t, err)
+	require.Empty(t, none)
+}
+
+func records(t *testing.T, s store.Store, rs ...store.DeliveryRecord) {
+	t.Helper()
+	claimed, err := s.RecordDeliveries(context.Background(), rs, store.DeliveryClaim{})
+	require.NoError(t, err)
+	require.Empty(t, claimed)
+}
+
+func claimOne(t *testing.T, s store.Store, at time.Time) []store.Delivery {
+	t.Helper()
+	ds, err := s.ClaimDueDeliveries(context.Background(), at, 10)
+	require.NoError(t, err)
+	return ds
 }

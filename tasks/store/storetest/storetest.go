@@ -40,6 +40,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Lease", testLease},
 		{"WebhookOutbox", testWebhookOutbox},
 		{"DeliveryOrder", testDeliveryOrder},
+		{"DeliveryRecords", testDeliveryRecords},
 		{"Purge", testPurge},
 		{"DeleteRuns", testDeleteRuns},
 		{"UnstorableText", testUnstorableText},

@@ -90,7 +90,7 @@ func (s *Store) insertDelivery(ctx context.Context, tx Tx, d store.NewDelivery) 
 	return out, nil
 }
 
-const deliveryCols = `id, run, url, event, payload, state, next_attempt_at, created_at, seq, trace_parent`
+const deliveryCols = `id, run, url, event, payload, state, next_attempt_at, created_at, seq, trace_parent, attempts`
 
 func scanDeliveries(rows Rows) ([]store.Delivery, error) {
 	defer rows.Close()
@@ -99,7 +99,7 @@ func scanDeliveries(rows Rows) ([]store.Delivery, error) {
 		var d store.Delivery
 		var payload []byte
 		var next, created int64
-		if err := rows.Scan(&d.ID, &d.Run, &d.URL, &d.Event, &payload, &d.State, &next, &created, &d.Seq, &d.TraceParent); err != nil {
+		if err := rows.Scan(&d.ID, &d.Run, &d.URL, &d.Event, &payload, &d.State, &next, &created, &d.Seq, &d.TraceParent, &d.AttemptsMade); err != nil {
 			return nil, fmt.Errorf("read deliveries: %w", err)
 		}
 		d.Payload = json.RawMessage(payload)
@@ -116,62 +116,197 @@ func (s *Store) ClaimDueDeliveries(ctx context.Context, now time.Time, limit int
 	}
 	var out []store.Delivery
 	err := s.withTx(ctx, func(tx Tx, _ *[]store.Notification) error {
-		// The state is a literal, not a parameter: only then may the
-		// planner use the partial index of pending deliveries instead of
-		// scanning every delivery ever made. A delivery waits while an
-		// earlier one of its run is pending (claimed or not), so that a
-		// run's callbacks arrive in order; deliveries_run finds those.
-		rows, err := tx.Query(ctx, `UPDATE deliveries SET next_attempt_at = $1 WHERE id IN (
-			SELECT d.id FROM deliveries d WHERE d.state = '`+store.DeliveryPending+`' AND d.next_attempt_at <= $2
-			AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.run = d.run
-				AND p.state = '`+store.DeliveryPending+`' AND (p.seq, p.id) < (d.seq, d.id))
-			ORDER BY d.next_attempt_at LIMIT $3`+s.d.SkipLocked+`) RETURNING `+deliveryCols,
-			nanos(now.Add(store.ClaimTTL)), nanos(now), limit)
-		if err != nil {
-			return fmt.Errorf("claim deliveries: %w", err)
-		}
-		out, err = scanDeliveries(rows)
+		var err error
+		out, err = s.claimDeliveries(ctx, tx, now, limit)
 		return err
 	})
 	return out, err
 }
 
+func (s *Store) claimDeliveries(ctx context.Context, tx Tx, now time.Time, limit int) ([]store.Delivery, error) {
+	// The state is a literal, not a parameter: only then may the planner
+	// use the partial index of pending deliveries instead of scanning
+	// every delivery ever made. A delivery waits while an earlier one of
+	// its run is pending (claimed or not), so that a run's callbacks
+	// arrive in order; deliveries_run finds those.
+	rows, err := tx.Query(ctx, `UPDATE deliveries SET next_attempt_at = $1 WHERE id IN (
+		SELECT d.id FROM deliveries d WHERE d.state = '`+store.DeliveryPending+`' AND d.next_attempt_at <= $2
+		AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.run = d.run
+			AND p.state = '`+store.DeliveryPending+`' AND (p.seq, p.id) < (d.seq, d.id))
+		ORDER BY d.next_attempt_at LIMIT $3`+s.d.SkipLocked+`) RETURNING `+deliveryCols,
+		nanos(now.Add(store.ClaimTTL)), nanos(now), limit)
+	if err != nil {
+		return nil, fmt.Errorf("claim deliveries: %w", err)
+	}
+	return scanDeliveries(rows)
+}
+
 // RecordDeliveryAttempt implements store.Store.
 func (s *Store) RecordDeliveryAttempt(ctx context.Context, id string, a store.DeliveryAttempt) error {
-	state, next := store.DeliveryPending, nanos(a.NextAttemptAt)
-	if a.Done {
-		state = store.DeliveryFailed
-		if a.StatusCode >= 200 && a.StatusCode < 300 {
-			state = store.DeliveryDelivered
+	return s.withTx(ctx, func(tx Tx, _ *[]store.Notification) error {
+		pending, err := s.recordDelivery(ctx, tx, store.DeliveryRecord{ID: id, Attempt: a})
+		if err != nil || pending {
+			return err
+		}
+		rows, err := tx.Query(ctx, `SELECT 1 FROM deliveries WHERE id = $1`, id)
+		if err != nil {
+			return fmt.Errorf("read delivery: %w", err)
+		}
+		found := rows.Next()
+		rows.Close()
+		if !found {
+			return store.ErrNotFound
+		}
+		return nil // settled by another worker: the late attempt changes nothing
+	})
+}
+
+// RecordDeliveries implements store.Store.
+func (s *Store) RecordDeliveries(ctx context.Context, rs []store.DeliveryRecord, next store.DeliveryClaim) ([]store.Delivery, error) {
+	if len(rs) == 0 && next.Limit <= 0 {
+		return nil, nil
+	}
+	var out []store.Delivery
+	err := s.withTx(ctx, func(tx Tx, _ *[]store.Notification) error {
+		if err := s.recordDeliveries(ctx, tx, rs); err != nil {
+			return err
+		}
+		if next.Limit <= 0 {
+			return nil
+		}
+		var err error
+		out, err = s.claimDeliveries(ctx, tx, next.Now, next.Limit)
+		return err
+	})
+	return out, err
+}
+
+// recordDeliveries writes rs in tx: when their deliveries are distinct,
+// with a few multi-row statements whatever their number (the
+// postponements, the attempts' updates, their rows); else one by one, in
+// order.
+func (s *Store) recordDeliveries(ctx context.Context, tx Tx, rs []store.DeliveryRecord) error {
+	var tried, postponed []int
+	seen := make(map[string]bool, len(rs))
+	for i, r := range rs {
+		if seen[r.ID] {
+			for _, r := range rs {
+				if _, err := s.recordDelivery(ctx, tx, r); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		seen[r.ID] = true
+		if r.Postponed {
+			postponed = append(postponed, i)
+		} else {
+			tried = append(tried, i)
 		}
 	}
-	return s.withTx(ctx, func(tx Tx, _ *[]store.Notification) error {
-		// Only a pending delivery: a worker whose claim expired must not
-		// reopen one that another worker has settled meanwhile.
-		n, err := tx.Exec(ctx, `UPDATE deliveries SET state = $1, next_attempt_at = $2, attempts = attempts + 1
-			WHERE id = $3 AND state = $4`, state, next, id, store.DeliveryPending)
-		if err != nil {
-			return fmt.Errorf("update delivery: %w", err)
-		}
-		if n == 0 {
-			rows, err := tx.Query(ctx, `SELECT 1 FROM deliveries WHERE id = $1`, id)
+	// Only pending deliveries change, as in recordDelivery. The times are
+	// cast where the VALUES list would make them text (PostgreSQL).
+	err := s.typedValuesChunks(postponed, []string{"", "bigint"}, `WITH v (id, next) AS (VALUES `,
+		`) UPDATE deliveries SET next_attempt_at = CAST(v.next AS BIGINT) FROM v
+		WHERE deliveries.id = v.id AND deliveries.state = '`+store.DeliveryPending+`'`,
+		func(args []any, i int) []any { return append(args, rs[i].ID, nanos(rs[i].Attempt.NextAttemptAt)) },
+		func(q string, args []any, _ []int) error {
+			_, err := tx.Exec(ctx, q, args...)
+			return err
+		})
+	if err != nil {
+		return fmt.Errorf("postpone deliveries: %w", err)
+	}
+	numbers := make(map[string]int, len(tried))
+	err = s.typedValuesChunks(tried, []string{"", "", "bigint"}, `WITH v (id, state, next) AS (VALUES `,
+		`) UPDATE deliveries SET state = v.state, next_attempt_at = CAST(v.next AS BIGINT), attempts = deliveries.attempts + 1
+		FROM v WHERE deliveries.id = v.id AND deliveries.state = '`+store.DeliveryPending+`'
+		RETURNING deliveries.id, deliveries.attempts`,
+		func(args []any, i int) []any {
+			return append(args, rs[i].ID, deliveryState(rs[i].Attempt), nanos(rs[i].Attempt.NextAttemptAt))
+		},
+		func(q string, args []any, _ []int) error {
+			rows, err := tx.Query(ctx, q, args...)
 			if err != nil {
-				return fmt.Errorf("read delivery: %w", err)
+				return err
 			}
-			found := rows.Next()
-			rows.Close()
-			if !found {
-				return store.ErrNotFound
+			defer rows.Close()
+			for rows.Next() {
+				var id string
+				var n int
+				if err := rows.Scan(&id, &n); err != nil {
+					return err
+				}
+				numbers[id] = n
 			}
-			return nil // settled by another worker: the late attempt changes nothing
+			return rows.Err()
+		})
+	if err != nil {
+		return fmt.Errorf("update deliveries: %w", err)
+	}
+	var attempts [][]any
+	for _, i := range tried {
+		r := rs[i]
+		if n, ok := numbers[r.ID]; ok {
+			attempts = append(attempts, []any{r.ID, n, nanos(r.Attempt.At), r.Attempt.StatusCode, r.Attempt.Error})
 		}
-		_, err = tx.Exec(ctx, `INSERT INTO delivery_attempts (delivery, number, at, status, error)
-			VALUES ($1, (SELECT attempts FROM deliveries WHERE id = $1), $2, $3, $4)`, id, nanos(a.At), a.StatusCode, a.Error)
+	}
+	if err := s.insertRows(ctx, tx, `INSERT INTO delivery_attempts (delivery, number, at, status, error) VALUES `, attempts); err != nil {
+		return fmt.Errorf("insert delivery attempts: %w", err)
+	}
+	return nil
+}
+
+// deliveryState is the state a delivery is in after attempt a.
+func deliveryState(a store.DeliveryAttempt) string {
+	switch {
+	case !a.Done:
+		return store.DeliveryPending
+	case a.StatusCode >= 200 && a.StatusCode < 300:
+		return store.DeliveryDelivered
+	}
+	return store.DeliveryFailed
+}
+
+// recordDelivery writes r in tx, and reports whether the delivery was
+// pending: only a pending delivery changes, so that a worker whose claim
+// expired cannot reopen one that another worker has settled meanwhile.
+func (s *Store) recordDelivery(ctx context.Context, tx Tx, r store.DeliveryRecord) (bool, error) {
+	a := r.Attempt
+	if r.Postponed {
+		n, err := tx.Exec(ctx, `UPDATE deliveries SET next_attempt_at = $1 WHERE id = $2 AND state = $3`,
+			nanos(a.NextAttemptAt), r.ID, store.DeliveryPending)
 		if err != nil {
-			return fmt.Errorf("insert delivery attempt: %w", err)
+			return false, fmt.Errorf("postpone delivery: %w", err)
 		}
-		return nil
-	})
+		return n > 0, nil
+	}
+	rows, err := tx.Query(ctx, `UPDATE deliveries SET state = $1, next_attempt_at = $2, attempts = attempts + 1
+		WHERE id = $3 AND state = $4 RETURNING attempts`, deliveryState(a), nanos(a.NextAttemptAt), r.ID, store.DeliveryPending)
+	if err != nil {
+		return false, fmt.Errorf("update delivery: %w", err)
+	}
+	number := 0
+	pending := rows.Next()
+	if pending {
+		err = rows.Scan(&number)
+	}
+	if err == nil {
+		err = rows.Err()
+	}
+	rows.Close()
+	if err != nil {
+		return false, fmt.Errorf("update delivery: %w", err)
+	}
+	if !pending {
+		return false, nil
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO delivery_attempts (delivery, number, at, status, error) VALUES ($1, $2, $3, $4, $5)`,
+		r.ID, number, nanos(a.At), a.StatusCode, a.Error)
+	if err != nil {
+		return false, fmt.Errorf("insert delivery attempt: %w", err)
+	}
+	return true, nil
 }
 
 // ListDeliveries implements store.Store.

@@ -9,7 +9,19 @@ import (
 
 // values writes one "($n, $n+1, …)" tuple of cols parameters after the n
 // already used.
-func values(sb *strings.Builder, n, cols int) {
+func values(sb *strings.Builder, n, cols int) { typedValues(sb, n, cols, nil) }
+
+// typedValues is values with the parameters cast to types, where the
+// dialect needs it: a VALUES list outside an INSERT gives its columns no
+// type of their own. An empty type (or a nil types) leaves one as it is.
+func (d Dialect) typedValues(types []string) func(sb *strings.Builder, n, cols int) {
+	if !d.CastParams {
+		return values
+	}
+	return func(sb *strings.Builder, n, cols int) { typedValues(sb, n, cols, types) }
+}
+
+func typedValues(sb *strings.Builder, n, cols int, types []string) {
 	sb.WriteByte('(')
 	for c := range cols {
 		if c > 0 {
@@ -17,6 +29,10 @@ func values(sb *strings.Builder, n, cols int) {
 		}
 		sb.WriteByte('$')
 		sb.WriteString(strconv.Itoa(n + c + 1))
+		if c < len(types) && types[c] != "" {
+			sb.WriteString("::")
+			sb.WriteString(types[c])
+		}
 	}
 	sb.WriteByte(')')
 }
@@ -27,6 +43,14 @@ func values(sb *strings.Builder, n, cols int) {
 // each statement, its arguments and the rows it holds.
 func (s *Store) valuesChunks(idx []int, cols int, prefix, suffix string,
 	row func(args []any, i int) []any, exec func(q string, args []any, chunk []int) error) error {
+	return s.typedValuesChunks(idx, make([]string, cols), prefix, suffix, row, exec)
+}
+
+// typedValuesChunks is valuesChunks with a column's parameters cast to
+// types[c] where the dialect needs it (typedValues).
+func (s *Store) typedValuesChunks(idx []int, types []string, prefix, suffix string,
+	row func(args []any, i int) []any, exec func(q string, args []any, chunk []int) error) error {
+	cols, values := len(types), s.d.typedValues(types)
 	for _, chunk := range chunks(idx, s.d.MaxParams/cols) {
 		var sb strings.Builder
 		sb.WriteString(prefix)
