@@ -44,7 +44,9 @@ func BenchmarkCallbacks(b *testing.B) {
 		open func(b *testing.B) store.Store
 	}{
 		{"sqlite", func(b *testing.B) store.Store { return openStore(b, filepath.Join(b.TempDir(), "bench.db")) }},
-		{"postgres", func(b *testing.B) store.Store { return pgtest.Open(b, "cbbench", "the PostgreSQL callback benchmark", 8) }},
+		{"postgres", func(b *testing.B) store.Store {
+			return pgtest.Open(b, "cbbench", "the PostgreSQL callback benchmark", 8)
+		}},
 	}
 	for _, s := range stores {
 		for _, n := range sizes {
