@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -22,7 +23,7 @@ import (
 var sortNode = regexp.MustCompile(`(?m)^\s*(?:->\s+)?(?:Incremental )?Sort\s+\(.*rows=(\d+)`)
 
 // indexScan is a scan of an index: its name, then its Index Cond.
-var indexScan = regexp.MustCompile(`(?:Index (?:Only )?Scan Backward using|Bitmap Index Scan on) (\w+).*\n\s*Index Cond: (.*)(?:\n\s*Filter: .*)?`)
+var indexScan = regexp.MustCompile(`(?:Index (?:Only )?Scan Backward using|Bitmap Index Scan on) (\w+).*\n\s*Index Cond: (.*)(\n\s*Filter: .*)?`)
 
 // TestListRunsPlans checks the plan of every filter combination GET /runs
 // can ask for (storetest.ListFilters) on 50,000 runs, vacuumed and analyzed
@@ -76,6 +77,16 @@ func TestListRunsPlans(t *testing.T) {
 				scans := indexScan.FindAllStringSubmatch(plan, -1)
 				require.Len(t, scans, lf.Arms, "%s: %s", lf.Name, plan)
 				for _, sc := range scans {
+					if sc[1] == "runs_pkey" && slices.Equal(lf.Columns, []string{"phase"}) {
+						// For a common phase (failed is 5% of the runs here)
+						// PostgreSQL may walk seq backwards and filter: a page
+						// then costs limit ÷ the phase's share of rows, which
+						// its statistics judged cheaper than runs_phase. A
+						// rare phase gets runs_phase. Which one depends on the
+						// sampled statistics, so both are accepted here.
+						require.Regexp(t, `Filter: \(phase = `, sc[3], "%s: %s", lf.Name, plan)
+						continue
+					}
 					for _, col := range lf.Columns {
 						require.Regexp(t, `\b`+col+` = `, sc[2], "%s: %s", lf.Name, plan)
 					}
