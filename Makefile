@@ -65,6 +65,7 @@ bench-scale: ## Benchmarks at scale, by hand (minutes, GBs): drain of 10k/100k/1
 	TASKGATE_BENCH_SCALE=1 TASKGATE_METRICS_ADDR= $(GO) test -run '^$$' -bench 'Scale' -benchtime 1x -timeout 3h ./tasks/dispatch/ | tee bench-scale.out
 	TASKGATE_BENCH_SCALE=1 TASKGATE_METRICS_ADDR= $(GO) test -run '^$$' -bench 'BenchmarkListScale' -benchtime $${LIST_REQUESTS:-1000}x -timeout 60m \
 		./environments/ | tee -a bench-scale.out
+	TASKGATE_BENCH_SCALE=1 $(GO) test -run '^$$' -bench 'BenchmarkCallbacks' -benchtime 1x -timeout 60m ./tasks/callback/ | tee -a bench-scale.out
 
 .PHONY: bench-peer
 bench-peer: ## River beside taskgate in one run: insert vs submit, backlog work vs drain, SQLite and PostgreSQL (slow, not in CI; PEER_COUNT=3)

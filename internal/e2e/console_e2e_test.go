@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -71,12 +70,12 @@ func TestConsole(t *testing.T) {
 		if v := value(t, form, chromedp.AttributeValue(`#demo-development-sleep-seconds`, "aria-invalid")); v.Value != "true" {
 			t.Errorf("the bad field is not marked invalid: %+v", v)
 		}
-		screenshot(t, form, "console-tasks-422")
+		saveScreenshot(t, form, "console-tasks-422")
 		do(t, list, chromedp.WaitVisible(`tr[data-name="`+name+`"][data-phase="succeeded"]`))
 		if !value(t, list, chromedp.Evaluate[bool](`window.notReloaded === true`)) {
 			t.Error("the runs page was reloaded")
 		}
-		screenshot(t, list, "console-runs")
+		saveScreenshot(t, list, "console-runs")
 	})
 
 	t.Run("a train run on A100:2 shows its GPU, progress and logs live", func(t *testing.T) {
@@ -90,13 +89,13 @@ func TestConsole(t *testing.T) {
 		if !strings.Contains(progress, "epoch") {
 			t.Errorf("progress text %q names no epoch", progress)
 		}
-		screenshot(t, tab, "console-run")
+		saveScreenshot(t, tab, "console-run")
 		do(t, tab, chromedp.Navigate(base+"/console/nodes"), chromedp.WaitVisible(`tr[data-run="`+name+`"]`))
 		held := value(t, tab, chromedp.AttributeValue(`tr[data-run="`+name+`"]`, "data-type")).Value
 		if !strings.HasPrefix(held, "A100") {
 			t.Errorf("the run holds a %q, want an A100", held)
 		}
-		screenshot(t, tab, "console-nodes")
+		saveScreenshot(t, tab, "console-nodes")
 	})
 
 	var sleepRun string
@@ -107,7 +106,7 @@ func TestConsole(t *testing.T) {
 			chromedp.WaitVisible(`#abort:not([hidden])`),
 			chromedp.Click(`#abort`),
 			chromedp.WaitVisible(`#summary[data-phase="aborted"]`))
-		screenshot(t, tab, "console-aborted")
+		saveScreenshot(t, tab, "console-aborted")
 	})
 
 	t.Run("a second user gets 404 for the first user's run", func(t *testing.T) {
@@ -124,7 +123,7 @@ func TestConsole(t *testing.T) {
 		if got := status(t, base+"/console/run/"+sleepRun, bobToken); got != http.StatusNotFound {
 			t.Errorf("bob's GET of alice's run page: %d, want 404", got)
 		}
-		screenshot(t, tab, "console-404")
+		saveScreenshot(t, tab, "console-404")
 	})
 
 	t.Run("a browser without credentials is sent to sign in", func(t *testing.T) {
@@ -146,10 +145,10 @@ func TestConsole(t *testing.T) {
 		startRun(t, base, bobToken, "echo", `{"message":"bob's"}`)
 		tab := alice.tab(t)
 		do(t, tab, chromedp.Navigate(base+"/console/queue"), chromedp.WaitVisible(`#waiting tr[data-name="`+trains[2]+`"]`))
-		screenshot(t, tab, "console-queue")
+		saveScreenshot(t, tab, "console-queue")
 		for _, p := range []string{"/console/runs?scope=all", "/console/nodes", "/console/charts", "/console/tasks"} {
 			do(t, tab, chromedp.Navigate(base+p), chromedp.WaitVisible("#main"), chromedp.Sleep(2*time.Second))
-			screenshot(t, tab, "console-"+strings.NewReplacer("/console/", "", "?scope=", "-").Replace(p)+"-busy")
+			saveScreenshot(t, tab, "console-"+strings.NewReplacer("/console/", "", "?scope=", "-").Replace(p)+"-busy")
 		}
 		rec.check(t, base)
 	})
@@ -261,29 +260,6 @@ func value[T any](t *testing.T, ctx context.Context, a chromedp.Action[T]) T {
 		t.Fatal(err)
 	}
 	return v
-}
-
-// screenshot saves the tab's page as <name>.png under
-// TASKGATE_E2E_ARTIFACTS, else a temporary folder, and logs the path.
-func screenshot(t *testing.T, ctx context.Context, name string) {
-	t.Helper()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		t.Errorf("screenshot %s: %v", name, err)
-		return
-	}
-	dir := os.Getenv("TASKGATE_E2E_ARTIFACTS")
-	if dir == "" {
-		dir = t.TempDir()
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, name+".png")
-	if err := os.WriteFile(path, png, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshot: %s", path)
 }
 
 // startRun starts demo/development/<task> through the API as the token's

@@ -31,6 +31,14 @@
 // them within the run (1, 2, …). Callbacks of different runs do not wait
 // for each other.
 //
+// One loop claims deliveries and starts them, at most
+// WorkerConfig.Concurrency at once (64) and WorkerConfig.PerHost per
+// receiver (16), so a slow receiver cannot hold up the others: its surplus
+// is postponed at its observed pace, with no attempt spent. One writer
+// records finished attempts in group commits (store.RecordDeliveries) that
+// also carry the loop's next claim: one transaction, one fsync, for many
+// deliveries.
+//
 //	d, err := callback.New(callback.Config{Secrets: []stdwebhook.Secret{secret}})
 //	// handle err
 //	w, err := callback.NewWorker(d, st, callback.WorkerConfig{}) // st is a store.Store
