@@ -152,6 +152,17 @@ func TestConsole(t *testing.T) {
 		}
 		rec.check(t, base)
 	})
+
+	t.Run("signing out sends the browser to sign in, and the session is gone", func(t *testing.T) {
+		tab := alice.tab(t)
+		do(t, tab, chromedp.Navigate(base+"/console/runs"), chromedp.WaitVisible("form.signout button"),
+			chromedp.Click("form.signout button"))
+		waitLocation(t, tab, base+"/auth/login")
+		do(t, tab, chromedp.Navigate(base+"/console/runs"))
+		if at := value(t, tab, chromedp.Location()); !strings.HasPrefix(at, base+"/auth/login?next=") {
+			t.Errorf("after signing out /console/runs landed on %s, want the sign-in page", at)
+		}
+	})
 }
 
 // browser is one headless Chromium with the session cookie set.
