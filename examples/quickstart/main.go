@@ -39,7 +39,7 @@ func run(ctx context.Context, logger *slog.Logger, cfg framework.EnvConfig, role
 	if svc.DevToken != "" {
 		// Printed on stdout for the developer at the terminal; never logged.
 		fmt.Printf(`
-taskgate quickstart on http://%[1]s  (docs: http://%[1]s/docs, console: http://%[1]s/console)
+taskgate quickstart on http://%[1]s  (docs: http://%[1]s/docs)
 No TASKGATE_AUTH_TOKENS set: a development token was generated for subject "dev".
 
   Console: %[3]s/console
