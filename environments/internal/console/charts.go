@@ -146,7 +146,7 @@ func drawRuns(w io.Writer, s Snapshot) {
 		names[i], colors[i] = string(p.phase), p.color
 	}
 	legend(w, names, colors)
-	io.WriteString(w, "</svg>")
+	_, _ = io.WriteString(w, "</svg>")
 }
 
 func drawQueue(w io.Writer, s Snapshot) {
@@ -161,7 +161,7 @@ func drawQueue(w io.Writer, s Snapshot) {
 	f := open(w, s.Now, top, "Queue depth, last hour", "Runs queued or waiting for resources; "+now+".")
 	steps(f, s, "#0969da", func(smp Sample) (float64, bool) { return float64(smp.Waiting), true })
 	legend(w, []string{"waiting runs"}, []string{"#0969da"})
-	io.WriteString(w, "</svg>")
+	_, _ = io.WriteString(w, "</svg>")
 }
 
 func drawGPUs(w io.Writer, s Snapshot) {
@@ -193,7 +193,7 @@ func drawGPUs(w io.Writer, s Snapshot) {
 		})
 	}
 	legend(w, kinds, colors)
-	io.WriteString(w, "</svg>")
+	_, _ = io.WriteString(w, "</svg>")
 }
 
 func lo(s string) string {
