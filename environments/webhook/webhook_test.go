@@ -356,20 +356,22 @@ func TestLimitsGiveExactStatusCodes(t *testing.T) {
 	require.Equal(t, http.StatusAccepted, s.Do("POST", "/small/run-task/demo/development/echo", envtest.WhAlice, `{"message":"ok"}`).Status)
 
 	// One request holds the only slot (Prefer: wait on a sleeping run); the
-	// next waits QueueTimeout, then gets 429 with Retry-After.
+	// next waits QueueTimeout, then gets 429 with Retry-After. The holder's
+	// run is watched through the unlimited environment: a poll of /narrow
+	// itself could take the slot first and turn the holder away.
 	hold := make(chan envtest.Reply, 1)
 	go func() {
-		hold <- s.Do("POST", "/narrow/run-task/demo/development/sleep", envtest.WhAlice, `{"seconds":1}`, "Prefer", "wait=5")
+		hold <- s.Do("POST", "/narrow/run-task/demo/development/sleep", envtest.WhAlice, `{"seconds":4}`, "Prefer", "wait=30")
 	}()
 	require.Eventually(t, func() bool {
-		r := s.Do("GET", "/narrow/runs", envtest.WhAlice, "")
-		if r.Status == http.StatusTooManyRequests {
-			require.NotEmpty(t, r.Header.Get("Retry-After"))
-			require.Equal(t, "application/problem+json", r.Header.Get("Content-Type"))
-			return true
-		}
-		return false
-	}, 5*time.Second, 10*time.Millisecond)
+		r := s.Do("GET", "/small/runs?phase=running", envtest.WhAlice, "")
+		runs, _ := r.Body["runs"].([]any)
+		return len(runs) == 1
+	}, 15*time.Second, 10*time.Millisecond, "the holder's sleep run never ran")
+	r := s.Do("GET", "/narrow/runs", envtest.WhAlice, "")
+	require.Equal(t, http.StatusTooManyRequests, r.Status, r.Raw)
+	require.NotEmpty(t, r.Header.Get("Retry-After"))
+	require.Equal(t, "application/problem+json", r.Header.Get("Content-Type"))
 	// The slot is still held: health checks and the docs are not counted.
 	for _, p := range []string{"/narrow/docs", "/narrow/openapi.json"} { // no core group: no /health
 		r := s.Do("GET", p, "", "")
