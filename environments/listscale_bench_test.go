@@ -41,7 +41,7 @@ func deep(q string) func(int64, *rand.Rand) string {
 // listQueries are every filter of GET /runs, in the admin's view of
 // everyone (all=true) and in the caller's own (storetest.BulkOwner, one run
 // in ten), first pages and pages from anywhere (cursor), and GET
-// /run/{name} of any run.
+// /run/{name} of any run, and GET /queue.
 var listQueries = []listQuery{
 	{"all", fixed("/runs?all=true")},
 	{"all-phase", fixed("/runs?all=true&phase=running")},
@@ -56,6 +56,9 @@ var listQueries = []listQuery{
 	{"own-task-phases", fixed("/runs?task=demo/development/sleep&phase=queued&phase=running")},
 	{"own-cursor", deep("/runs?limit=50")},
 	{"get-run", func(n int64, rng *rand.Rand) string { return "/run/bulk-" + strconv.FormatInt(1+rng.Int64N(n), 10) }},
+	// Not a list, but what a metrics scrape or the console's sampler asks
+	// every few seconds: the active runs counted by phase.
+	{"queue", fixed("/queue")},
 }
 
 // BenchmarkListScale measures GET /runs for each filter (listQueries) and

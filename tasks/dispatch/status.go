@@ -132,14 +132,13 @@ type QueueSummary struct {
 
 // Queue summarizes the queue.
 func (d *Dispatcher) Queue(ctx context.Context) (QueueSummary, error) {
-	runs, err := d.st.ActiveRuns(ctx, "")
+	// Counted from the phase index: a scrape of the metrics or the
+	// console's sampler must not read every waiting run's row.
+	counts, err := d.st.CountActiveRuns(ctx)
 	if err != nil {
 		return QueueSummary{}, mapErr(err)
 	}
-	q := QueueSummary{Runs: map[tasks.Phase]int{}}
-	for _, r := range runs {
-		q.Runs[r.Phase]++
-	}
+	q := QueueSummary{Runs: counts}
 	if d.leader != nil {
 		if s, leading := d.leader.summary(); leading {
 			q.Leader, q.Scheduler = true, &s

@@ -80,6 +80,10 @@ type Store interface {
 	// running), found by an index: the cost is the node's runs, not the
 	// backlog's.
 	ActiveRuns(ctx context.Context, node string) ([]*StoredRun, error)
+	// CountActiveRuns counts the non-terminal runs by phase, from the
+	// phase index alone: what GET /queue and the metrics show, at a cost
+	// that reads no run's row however long the backlog.
+	CountActiveRuns(ctx context.Context) (map[tasks.Phase]int, error)
 	// ActivePlacements returns the placement columns of every
 	// non-terminal run, oldest first: what a scheduler taking over reads
 	// to rebuild its state, a fraction of ActiveRuns' bytes per run.

@@ -159,6 +159,21 @@ func TestNodeRunsUseBoundIndex(t *testing.T) {
 	t.Logf("placements plan: %s", plan)
 	require.Contains(t, plan, "runs_phase (phase=?)", "plan: %s", plan)
 	require.NotContains(t, plan, "SCAN runs", "plan: %s", plan)
+
+	// GET /queue and the metrics count by phase from the index alone.
+	_, err = s.CountActiveRuns(ctx)
+	require.NoError(t, err)
+	read = nil
+	s.db.pos.mu.RLock()
+	for _, p := range s.db.pos.m {
+		if strings.HasPrefix(p.query, "SELECT phase, COUNT(*)") {
+			read = p
+		}
+	}
+	s.db.pos.mu.RUnlock()
+	require.NotNil(t, read)
+	plan = queryPlan(t, s, read)
+	require.Contains(t, plan, "COVERING INDEX runs_phase (phase=?)", "plan: %s", plan)
 }
 
 // openTempStore opens a store in t's temporary folder, closed when t ends.

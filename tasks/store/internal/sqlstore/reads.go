@@ -316,3 +316,26 @@ func (s *Store) queryRuns(ctx context.Context, q Querier, sql string, args ...an
 	}
 	return out, nil
 }
+
+// CountActiveRuns implements store.Store.
+func (s *Store) CountActiveRuns(ctx context.Context) (map[tasks.Phase]int, error) {
+	rows, err := s.db.Query(ctx, `SELECT phase, COUNT(*) FROM runs WHERE phase IN ($1, $2, $3, $4) GROUP BY phase`,
+		string(activePhases[0]), string(activePhases[1]), string(activePhases[2]), string(activePhases[3]))
+	if err != nil {
+		return nil, fmt.Errorf("count active runs: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[tasks.Phase]int, len(activePhases))
+	for rows.Next() {
+		var phase string
+		var n int
+		if err := rows.Scan(&phase, &n); err != nil {
+			return nil, fmt.Errorf("count active runs: %w", err)
+		}
+		out[tasks.Phase(phase)] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("count active runs: %w", err)
+	}
+	return out, nil
+}
