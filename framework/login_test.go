@@ -183,16 +183,27 @@ func TestOIDCSignInSignOut(t *testing.T) {
 	r2.Body.Close()
 	require.Equal(t, http.StatusUnauthorized, r2.StatusCode)
 
-	// Sign out: the row goes, the cookie is cleared, off to sign in.
-	b.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	// Sign out: the row goes, the cookie is cleared, and the browser lands
+	// on a page that says so, not on at the issuer, whose own session
+	// would sign it straight back in.
+	b.hops = nil
 	out := b.postForm(t, base, "/auth/logout", nil)
-	require.Equal(t, http.StatusSeeOther, out.StatusCode)
-	require.Equal(t, "/auth/login", out.Header.Get("Location"))
+	require.Equal(t, http.StatusOK, out.StatusCode)
+	require.Len(t, b.hops, 1, "one redirect, to the signed-out page")
+	require.Equal(t, "/auth/login?signed_out=1", b.hops[0].Header.Get("Location"))
+	page, _ := io.ReadAll(out.Body)
+	require.Contains(t, string(page), "You are signed out")
+	require.Contains(t, string(page), `href="/auth/login"`)
+	require.Equal(t, int64(1), iss.Authorizations(), "not sent on to the issuer")
 	require.Equal(t, http.StatusUnauthorized, b.get(t, base+"/me").StatusCode)
 	for _, app := range []string{base, second} {
 		code, _ := meWith(t, app, cookie)
 		require.Equal(t, http.StatusUnauthorized, code, "the old cookie in %s", app)
 	}
+	// Its link signs in again through the issuer.
+	require.Equal(t, http.StatusOK, b.get(t, base+"/auth/login?next=/me").StatusCode)
+	require.Equal(t, int64(2), iss.Authorizations())
+	require.Equal(t, http.StatusOK, b.get(t, base+"/me").StatusCode)
 }
 
 // TestOIDCCallbackRefusals: a callback that does not match the browser's
@@ -303,6 +314,9 @@ func TestStaticTokenSignIn(t *testing.T) {
 	require.Contains(t, string(html), `name="next" value="/me"`)
 	require.NotContains(t, string(html), "<script")
 	require.Equal(t, http.StatusOK, b.get(t, base+"/auth/style.css").StatusCode)
+	out, _ := io.ReadAll(b.get(t, base+"/auth/login?signed_out=1").Body)
+	require.Contains(t, string(out), "You are signed out.")
+	require.Contains(t, string(out), `<label for="token">`, "the page a sign-out lands on takes a token")
 
 	wrong := b.postForm(t, base, "/auth/login", url.Values{"token": {"not-the-token-at-all"}, "next": {"/me"}})
 	require.Equal(t, http.StatusUnauthorized, wrong.StatusCode)
