@@ -430,3 +430,46 @@ func sessionIDHash(id string) string {
 	h := sha256.Sum256([]byte(id))
 	return hex.EncodeToString(h[:])
 }
+
+// TestStreamsEndWithTheSession: an event stream opened with a session
+// cookie ends when the session does, rather than streaming a run's logs
+// and events for as long as the run runs; what comes before is the
+// stream's, without its end event (the run has not ended).
+func TestStreamsEndWithTheSession(t *testing.T) {
+	t.Parallel()
+	base := loginApp(t, t.TempDir(), map[string]string{
+		"TASKGATE_AUTH_TOKENS": staticToken + "=robot",
+		"TASKGATE_SESSION_TTL": "2s",
+		"TASKGATE_NODE_GPUS":   "T4:1",
+	})
+	req, _ := http.NewRequest(http.MethodPost, base+"/run-task/demo/development/sleep", strings.NewReader(`{"seconds":60}`))
+	req.Header.Set("Authorization", "Bearer "+staticToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	var run struct{ Name string }
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&run))
+	resp.Body.Close()
+	require.Equal(t, http.StatusAccepted, resp.StatusCode)
+
+	for _, stream := range []string{"/logs?follow=1", "/events"} {
+		signIn := newBrowser(t, false).postForm(t, base, "/auth/login", url.Values{"token": {staticToken}, "next": {"/me"}})
+		require.Equal(t, http.StatusSeeOther, signIn.StatusCode)
+		cookie := sessionCookie(t, signIn)
+		req, _ := http.NewRequest(http.MethodGet, base+"/run/"+run.Name+stream, nil)
+		req.AddCookie(&http.Cookie{Name: cookie.Name, Value: cookie.Value})
+		client := &http.Client{Timeout: 20 * time.Second} // the run sleeps a minute
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", stream, err)
+		}
+		require.Equal(t, http.StatusOK, resp.StatusCode, stream)
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.NoError(t, err, "%s: the stream outlived the session", stream)
+		require.Contains(t, string(body), ": stream of run", stream)
+		require.NotContains(t, string(body), "event: end", stream)
+		code, _ := meWith(t, base, cookie)
+		require.Equal(t, http.StatusUnauthorized, code, "the session is over")
+	}
+}
