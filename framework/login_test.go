@@ -414,6 +414,16 @@ func TestSessionsExpireAndRevoke(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, found, "the expired row was purged")
 
+	soon := now.Add(time.Minute)
+	short, shortExpires, err := s.Create(ctx, middleware.Identity{Subject: "dave", Expiry: soon})
+	require.NoError(t, err)
+	require.Equal(t, soon, shortExpires, "a credential that ends sooner ends the session")
+	id, err = s.Authenticate(ctx, cookie(short))
+	require.NoError(t, err)
+	require.Equal(t, soon, id.Expiry)
+	_, _, err = s.Create(ctx, middleware.Identity{Subject: "erin", Expiry: now})
+	require.Error(t, err, "an identity that has expired")
+
 	require.NoError(t, s.Revoke(ctx, second))
 	_, err = s.Authenticate(ctx, cookie(second))
 	require.ErrorIs(t, err, middleware.ErrInvalidCredentials, "revoked")
@@ -472,4 +482,25 @@ func TestStreamsEndWithTheSession(t *testing.T) {
 		code, _ := meWith(t, base, cookie)
 		require.Equal(t, http.StatusUnauthorized, code, "the session is over")
 	}
+}
+
+// TestTokenPageSessionEndsWithTheToken: a session started with a token on
+// the sign-in page ends when the token does, not after the session TTL;
+// a session of the OIDC code flow lasts the TTL (TestOIDCSignInSignOut).
+func TestTokenPageSessionEndsWithTheToken(t *testing.T) {
+	t.Parallel()
+	iss := frameworktest.NewIssuer(t)
+	base := loginApp(t, t.TempDir(), map[string]string{
+		"TASKGATE_OIDC_ISSUER":   iss.URL,
+		"TASKGATE_OIDC_AUDIENCE": iss.Audience,
+		"TASKGATE_NODE_GPUS":     "T4:1",
+	})
+	token := iss.Mint(map[string]any{"sub": "alice", "exp": time.Now().Add(10 * time.Minute).Unix()})
+	resp := newBrowser(t, false).postForm(t, base, "/auth/login", url.Values{"token": {token}, "next": {"/me"}})
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	cookie := sessionCookie(t, resp)
+	require.InDelta(t, (10 * time.Minute).Seconds(), cookie.MaxAge, 5, "the session ends with the token")
+	code, subject := meWith(t, base, cookie)
+	require.Equal(t, http.StatusOK, code)
+	require.Equal(t, "alice", subject)
 }
