@@ -17,3 +17,11 @@ func BackoffOf(p RetryPolicy, n int) time.Duration {
 	p, _ = p.withDefaults()
 	return p.backoff(n)
 }
+
+// SetLastingStream sets lastingStream until the test ends; the test must
+// not be parallel.
+func SetLastingStream(t interface{ Cleanup(func()) }, d time.Duration) {
+	old := lastingStream
+	lastingStream = d
+	t.Cleanup(func() { lastingStream = old })
+}

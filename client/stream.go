@@ -17,6 +17,13 @@ import (
 // is dead without having been closed. The stream is then resumed.
 const streamIdleTimeout = time.Minute
 
+// lastingStream is how long a stream that ended without a new event must
+// have lasted to count as a healthy one rather than a fruitless one: the
+// server ends each stream after a few minutes (and at the end of the
+// caller's session), and a run may bring no event for hours. A var for
+// the tests.
+var lastingStream = 30 * time.Second
+
 // follow reads the event stream of cl, after the event seq after, until
 // handle is done, resuming a stream that breaks or ends after the last
 // event seen (Last-Event-ID), with backoff while streams in a row bring
@@ -30,6 +37,7 @@ func (c *Client) follow(ctx context.Context, cl call, after int64, what string, 
 		if after > 0 {
 			cl.header = http.Header{"Last-Event-Id": {strconv.FormatInt(after, 10)}}
 		}
+		opened := time.Now()
 		done, err := c.readStream(ctx, &cl, func(ev sse.Event) (bool, error) {
 			seq, done, err := handle(ev)
 			got = max(got, seq)
@@ -43,7 +51,7 @@ func (c *Client) follow(ctx context.Context, cl call, after int64, what string, 
 		case ctx.Err() != nil:
 			return ctx.Err()
 		}
-		if got > after {
+		if got > after || time.Since(opened) >= lastingStream {
 			after, fruitless = got, 0
 			continue
 		}

@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -50,4 +51,39 @@ func TestStreamsResumeAfterTheLastEventSeen(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	require.Equal(t, []string{"", "1", "", "1"}, resumedFrom)
+}
+
+// The server ends a stream after a while (at most 5 minutes, or with the
+// caller's session) without its end event: a stream that lasted is
+// resumed however many of them bring no new event, unlike one that ends
+// at once.
+func TestLastingStreamsWithoutEventsAreResumed(t *testing.T) {
+	client.SetLastingStream(t, 50*time.Millisecond)
+	var mu sync.Mutex
+	opened := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		opened++
+		n := opened
+		mu.Unlock()
+		w.Header().Set("Content-Type", "text/event-stream")
+		if n > 10 {
+			fmt.Fprint(w, "id: 1\nevent: phase\ndata: {\"seq\":1,\"phase\":\"succeeded\"}\n\n")
+			return
+		}
+		fmt.Fprint(w, ": keep-alive\n\n")
+		w.(http.Flusher).Flush()
+		time.Sleep(100 * time.Millisecond) // then the server's bound ends it
+	}))
+	t.Cleanup(srv.Close)
+	c := newClient(t, srv.URL, aliceToken)
+	var phases []tasks.Phase
+	for e, err := range c.Events(testContext(t), "r") {
+		require.NoError(t, err)
+		phases = append(phases, e.Phase)
+	}
+	require.Equal(t, []tasks.Phase{tasks.PhaseSucceeded}, phases)
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, 11, opened)
 }

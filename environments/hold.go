@@ -17,7 +17,8 @@ type Resources = tasks.Resources
 // "system", the task named after the environment. They are internal: no
 // webhook environment's allowlist reaches them, and their runs belong to
 // SystemSubject, so only admins see them (on /runs, /nodes and /queue,
-// like any run). Quotas count them under project "taskgate".
+// like any run): Wrap answers 403 to a caller whose subject is
+// SystemSubject. Quotas count them under project "taskgate".
 const (
 	SystemProject = "taskgate"
 	SystemDomain  = "system"

@@ -6,7 +6,9 @@ import (
 	"strings"
 
 	"github.com/taskgate/taskgate/internal/apidocs"
+	"github.com/taskgate/taskgate/internal/problem"
 	"github.com/taskgate/taskgate/middleware"
+	"github.com/taskgate/taskgate/middleware/report"
 )
 
 // PublicPather is implemented by environments that serve paths which
@@ -59,6 +61,7 @@ func Wrap(env Environment, deps *Deps, h http.Handler) (http.Handler, error) {
 	if s.Limits.RateLimit > 0 {
 		h = middleware.RateLimitByIdentity(s.Limits.RateLimit, s.Limits.RateWindow)(h)
 	}
+	h = refuseSystemSubject(h)
 	h = middleware.Passthrough(middleware.PassthroughConfig{
 		Extractors:    deps.Extractors,
 		Authenticator: auth,
@@ -105,4 +108,20 @@ func DocPolicy(s *Settings, public []string) apidocs.Policy {
 		p.Secured = append(p.Secured, http.StatusTooManyRequests)
 	}
 	return p
+}
+
+// refuseSystemSubject answers 403 to a caller whose verified subject is
+// SystemSubject, the owner of the runs that hold environments' resources:
+// ownership checks compare subjects, so such a caller (an issuer's "sub",
+// an upstream's user name) would otherwise see, follow and abort every
+// replica as if it were its own.
+func refuseSystemSubject(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if id, ok := middleware.IdentityFromContext(r.Context()); ok && id.Subject == SystemSubject {
+			report.Refuse(r.Context(), report.ForbiddenGroup)
+			problem.Write(w, r, http.StatusForbidden, "subject "+SystemSubject+" is reserved for taskgate's own runs")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }

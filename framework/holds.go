@@ -56,13 +56,18 @@ func (h *holder) Define(spec environments.HoldSpec) (environments.Holds, error) 
 				Name: ri.Name, Env: tasks.DeviceEnv(devs), Devices: ids, Logger: tasks.Logger(ctx),
 				// The address travels as the run's progress message: the
 				// store carries it to the managing process, wherever the
-				// replica runs.
+				// replica runs. Its total is the attempt's number: a
+				// retried replica's run keeps the last report of the
+				// attempt before (on another node, or another port) until
+				// the new attempt reports, and Status must not send
+				// requests there.
 				Report: func(addr string) {
+					total := float64(max(ri.Attempt, 1))
 					done := 0.0
 					if addr != "" {
-						done = 1
+						done = total
 					}
-					tasks.Progress(ctx, done, 1, addr)
+					tasks.Progress(ctx, done, total, addr)
 				},
 			})
 			if ctx.Err() != nil {
@@ -137,8 +142,8 @@ func (hs *holds) Status(ctx context.Context, name string) (environments.HoldStat
 			s.Waiting = "waiting for resources" // the scheduler runs in another process
 		}
 	case tasks.PhaseRunning:
-		if run.Progress != nil && run.Progress.Done > 0 {
-			s.Addr = run.Progress.Message
+		if p := run.Progress; p != nil && p.Done > 0 && p.Done == p.Total && p.Total == float64(max(run.Attempt, 1)) {
+			s.Addr = p.Message
 		}
 	}
 	return s, nil

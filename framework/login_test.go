@@ -183,16 +183,27 @@ func TestOIDCSignInSignOut(t *testing.T) {
 	r2.Body.Close()
 	require.Equal(t, http.StatusUnauthorized, r2.StatusCode)
 
-	// Sign out: the row goes, the cookie is cleared, off to sign in.
-	b.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	// Sign out: the row goes, the cookie is cleared, and the browser lands
+	// on a page that says so, not on at the issuer, whose own session
+	// would sign it straight back in.
+	b.hops = nil
 	out := b.postForm(t, base, "/auth/logout", nil)
-	require.Equal(t, http.StatusSeeOther, out.StatusCode)
-	require.Equal(t, "/auth/login", out.Header.Get("Location"))
+	require.Equal(t, http.StatusOK, out.StatusCode)
+	require.Len(t, b.hops, 1, "one redirect, to the signed-out page")
+	require.Equal(t, "/auth/login?signed_out=1", b.hops[0].Header.Get("Location"))
+	page, _ := io.ReadAll(out.Body)
+	require.Contains(t, string(page), "You are signed out")
+	require.Contains(t, string(page), `href="/auth/login"`)
+	require.Equal(t, int64(1), iss.Authorizations(), "not sent on to the issuer")
 	require.Equal(t, http.StatusUnauthorized, b.get(t, base+"/me").StatusCode)
 	for _, app := range []string{base, second} {
 		code, _ := meWith(t, app, cookie)
 		require.Equal(t, http.StatusUnauthorized, code, "the old cookie in %s", app)
 	}
+	// Its link signs in again through the issuer.
+	require.Equal(t, http.StatusOK, b.get(t, base+"/auth/login?next=/me").StatusCode)
+	require.Equal(t, int64(2), iss.Authorizations())
+	require.Equal(t, http.StatusOK, b.get(t, base+"/me").StatusCode)
 }
 
 // TestOIDCCallbackRefusals: a callback that does not match the browser's
@@ -303,6 +314,9 @@ func TestStaticTokenSignIn(t *testing.T) {
 	require.Contains(t, string(html), `name="next" value="/me"`)
 	require.NotContains(t, string(html), "<script")
 	require.Equal(t, http.StatusOK, b.get(t, base+"/auth/style.css").StatusCode)
+	out, _ := io.ReadAll(b.get(t, base+"/auth/login?signed_out=1").Body)
+	require.Contains(t, string(out), "You are signed out.")
+	require.Contains(t, string(out), `<label for="token">`, "the page a sign-out lands on takes a token")
 
 	wrong := b.postForm(t, base, "/auth/login", url.Values{"token": {"not-the-token-at-all"}, "next": {"/me"}})
 	require.Equal(t, http.StatusUnauthorized, wrong.StatusCode)
@@ -400,6 +414,16 @@ func TestSessionsExpireAndRevoke(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, found, "the expired row was purged")
 
+	soon := now.Add(time.Minute)
+	short, shortExpires, err := s.Create(ctx, middleware.Identity{Subject: "dave", Expiry: soon})
+	require.NoError(t, err)
+	require.Equal(t, soon, shortExpires, "a credential that ends sooner ends the session")
+	id, err = s.Authenticate(ctx, cookie(short))
+	require.NoError(t, err)
+	require.Equal(t, soon, id.Expiry)
+	_, _, err = s.Create(ctx, middleware.Identity{Subject: "erin", Expiry: now})
+	require.Error(t, err, "an identity that has expired")
+
 	require.NoError(t, s.Revoke(ctx, second))
 	_, err = s.Authenticate(ctx, cookie(second))
 	require.ErrorIs(t, err, middleware.ErrInvalidCredentials, "revoked")
@@ -415,4 +439,68 @@ func TestSessionsExpireAndRevoke(t *testing.T) {
 func sessionIDHash(id string) string {
 	h := sha256.Sum256([]byte(id))
 	return hex.EncodeToString(h[:])
+}
+
+// TestStreamsEndWithTheSession: an event stream opened with a session
+// cookie ends when the session does, rather than streaming a run's logs
+// and events for as long as the run runs; what comes before is the
+// stream's, without its end event (the run has not ended).
+func TestStreamsEndWithTheSession(t *testing.T) {
+	t.Parallel()
+	base := loginApp(t, t.TempDir(), map[string]string{
+		"TASKGATE_AUTH_TOKENS": staticToken + "=robot",
+		"TASKGATE_SESSION_TTL": "2s",
+		"TASKGATE_NODE_GPUS":   "T4:1",
+	})
+	req, _ := http.NewRequest(http.MethodPost, base+"/run-task/demo/development/sleep", strings.NewReader(`{"seconds":60}`))
+	req.Header.Set("Authorization", "Bearer "+staticToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	var run struct{ Name string }
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&run))
+	resp.Body.Close()
+	require.Equal(t, http.StatusAccepted, resp.StatusCode)
+
+	for _, stream := range []string{"/logs?follow=1", "/events"} {
+		signIn := newBrowser(t, false).postForm(t, base, "/auth/login", url.Values{"token": {staticToken}, "next": {"/me"}})
+		require.Equal(t, http.StatusSeeOther, signIn.StatusCode)
+		cookie := sessionCookie(t, signIn)
+		req, _ := http.NewRequest(http.MethodGet, base+"/run/"+run.Name+stream, nil)
+		req.AddCookie(&http.Cookie{Name: cookie.Name, Value: cookie.Value})
+		client := &http.Client{Timeout: 20 * time.Second} // the run sleeps a minute
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", stream, err)
+		}
+		require.Equal(t, http.StatusOK, resp.StatusCode, stream)
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.NoError(t, err, "%s: the stream outlived the session", stream)
+		require.Contains(t, string(body), ": stream of run", stream)
+		require.NotContains(t, string(body), "event: end", stream)
+		code, _ := meWith(t, base, cookie)
+		require.Equal(t, http.StatusUnauthorized, code, "the session is over")
+	}
+}
+
+// TestTokenPageSessionEndsWithTheToken: a session started with a token on
+// the sign-in page ends when the token does, not after the session TTL;
+// a session of the OIDC code flow lasts the TTL (TestOIDCSignInSignOut).
+func TestTokenPageSessionEndsWithTheToken(t *testing.T) {
+	t.Parallel()
+	iss := frameworktest.NewIssuer(t)
+	base := loginApp(t, t.TempDir(), map[string]string{
+		"TASKGATE_OIDC_ISSUER":   iss.URL,
+		"TASKGATE_OIDC_AUDIENCE": iss.Audience,
+		"TASKGATE_NODE_GPUS":     "T4:1",
+	})
+	token := iss.Mint(map[string]any{"sub": "alice", "exp": time.Now().Add(10 * time.Minute).Unix()})
+	resp := newBrowser(t, false).postForm(t, base, "/auth/login", url.Values{"token": {token}, "next": {"/me"}})
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	cookie := sessionCookie(t, resp)
+	require.InDelta(t, (10 * time.Minute).Seconds(), cookie.MaxAge, 5, "the session ends with the token")
+	code, subject := meWith(t, base, cookie)
+	require.Equal(t, http.StatusOK, code)
+	require.Equal(t, "alice", subject)
 }

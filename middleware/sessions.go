@@ -85,8 +85,9 @@ func NewSessions(cfg SessionsConfig) *Sessions {
 func (s *Sessions) TTL() time.Duration { return s.ttl }
 
 // Create starts a session for id and returns its id, for the browser's
-// cookie only, and when it expires. It first deletes expired sessions,
-// which keeps the table to the sessions alive.
+// cookie only, and when it expires: after the TTL, or at id.Expiry when
+// that comes sooner. It first deletes expired sessions, which keeps the
+// table to the sessions alive.
 func (s *Sessions) Create(ctx context.Context, id Identity) (sessionID string, expires time.Time, err error) {
 	if id.Subject == "" {
 		return "", time.Time{}, errors.New("middleware: Sessions.Create: identity has no subject")
@@ -99,9 +100,16 @@ func (s *Sessions) Create(ctx context.Context, id Identity) (sessionID string, e
 	_, _ = rand.Read(b)
 	sessionID = sessionIDPrefix + base64.RawURLEncoding.EncodeToString(b)
 	expires = now.Add(s.ttl)
-	// An identity that expires sooner (an ID token's exp is not it: the
-	// session replaces the token) does not shorten the session; the TTL
-	// bounds it.
+	// A credential that ends sooner (a token pasted on the sign-in page)
+	// ends the session with it: a session must not stretch a token's
+	// life to the TTL. A sign-in whose token the session replaces (an
+	// OIDC ID token) passes no Expiry.
+	if !id.Expiry.IsZero() && id.Expiry.Before(expires) {
+		expires = id.Expiry
+	}
+	if !expires.After(now) {
+		return "", time.Time{}, errors.New("middleware: Sessions.Create: identity has expired")
+	}
 	err = s.store.CreateSession(ctx, identity.Session{
 		IDHash: sessionHash(sessionID), Subject: id.Subject, Name: id.Name, Email: id.Email,
 		Groups: id.Groups, Created: now, Expires: expires,

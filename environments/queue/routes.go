@@ -484,8 +484,9 @@ func (q *Queue) statusStream(ctx context.Context, in *StatusInput) (*huma.Stream
 		return nil, q.problem(err)
 	}
 	return &huma.StreamResponse{Body: func(hctx huma.Context) {
+		sctx, cancel := edge.BoundStream(hctx.Context())
+		defer cancel()
 		w, flush := edge.OpenEventStream(hctx)
-		sctx := hctx.Context()
 		var last Status
 		seq := 0
 		// send writes the current status when it differs from the last one

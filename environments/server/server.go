@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -83,7 +84,8 @@ type Config struct {
 // HTTP on a port and reverse-proxies the environment's requests to it,
 // behind the environment's auth and limits: Modal's @web_server. WebSocket
 // upgrades and streamed responses pass through; the caller's credentials
-// are forwarded as sent, and the verified subject in SubjectHeader.
+// are forwarded as sent (but for a browser session's cookie, the App's
+// own), and the verified subject in SubjectHeader.
 //
 // Build starts nothing. Start launches the process in its own process
 // group (its output goes to the Deps' logger, line by line), waits until
@@ -296,9 +298,28 @@ func (s *Environment) rewrite(pr *httputil.ProxyRequest, target *url.URL) {
 		}
 	}
 	pr.SetXForwarded()
+	dropSessionCookies(pr.Out)
 	pr.Out.Header.Del(SubjectHeader)
 	if id, ok := middleware.IdentityFromContext(pr.In.Context()); ok && id.Subject != "" {
 		pr.Out.Header.Set(SubjectHeader, id.Subject)
+	}
+}
+
+// dropSessionCookies removes the browser sessions' cookies (a session id,
+// middleware.IsSessionID) from r: a session is the App's own credential,
+// for its pages and API; the program behind the proxy has no use for it,
+// and anything that logs its requests' headers would keep it in clear.
+// Other cookies, the caller's tokens among them, go on as sent.
+func dropSessionCookies(r *http.Request) {
+	cookies := r.Cookies()
+	if !slices.ContainsFunc(cookies, func(c *http.Cookie) bool { return middleware.IsSessionID(c.Value) }) {
+		return
+	}
+	r.Header.Del("Cookie")
+	for _, c := range cookies {
+		if !middleware.IsSessionID(c.Value) {
+			r.AddCookie(c)
+		}
 	}
 }
 

@@ -117,6 +117,32 @@ func TestServerEnvironment(t *testing.T) {
 			t.Errorf("upstream saw subject %q, want bob", b)
 		}
 
+		// A browser session's cookie is the App's own: the upstream does
+		// not get it; other cookies go on as sent.
+		session := "tgs_" + strings.Repeat("A", 43)
+		req, _ = http.NewRequestWithContext(t.Context(), "GET", url+"/cookies", nil)
+		req.Header.Set("Authorization", "Bearer "+envtest.AppAlice)
+		req.Header.Set("Cookie", "theme=dark; taskgate_session="+session+"; other="+session+"; lang=en")
+		resp, err = http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != "theme=dark; lang=en" {
+			t.Errorf("upstream saw cookies %q, want theme=dark; lang=en", b)
+		}
+		req.Header.Set("Cookie", "theme=dark; lang=en")
+		resp, err = http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != "theme=dark; lang=en" {
+			t.Errorf("upstream saw cookies %q, want them as sent", b)
+		}
+
 		// The first line of a response that never ends must arrive: the
 		// proxy flushes instead of buffering.
 		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)

@@ -124,10 +124,12 @@ func (h *handlers) runLogs(ctx context.Context, in *RunLogsInput) (*huma.StreamR
 		return nil, h.problem(err)
 	}
 	return &huma.StreamResponse{Body: func(hctx huma.Context) {
+		ctx, cancel := edge.BoundStream(hctx.Context())
+		defer cancel()
 		w, flush := edge.OpenEventStream(hctx)
 		fmt.Fprint(w, ": stream of run logs\nretry: 2000\n\n")
 		flush()
-		h.followLogs(hctx.Context(), w, flush, run.Name, after, events)
+		h.followLogs(ctx, w, flush, run.Name, after, events)
 	}}, nil
 }
 

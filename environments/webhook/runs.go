@@ -240,6 +240,8 @@ func (h *handlers) runEvents(ctx context.Context, in *RunEventsInput) (*huma.Str
 		return nil, h.problem(err)
 	}
 	return &huma.StreamResponse{Body: func(hctx huma.Context) {
+		ctx, cancel := edge.BoundStream(hctx.Context())
+		defer cancel()
 		w, flush := edge.OpenEventStream(hctx)
 		fmt.Fprint(w, ": stream of run events\nretry: 2000\n\n")
 		flush()
@@ -255,7 +257,7 @@ func (h *handlers) runEvents(ctx context.Context, in *RunEventsInput) (*huma.Str
 					return
 				}
 				if ev.Phase.Terminal() {
-					progress.write(hctx.Context(), w) // the last, stored before the outcome
+					progress.write(ctx, w) // the last, stored before the outcome
 				}
 				b, _ := json.Marshal(ev)
 				fmt.Fprintf(w, "id: %d\nevent: phase\ndata: %s\n\n", ev.Seq, b)
@@ -267,10 +269,10 @@ func (h *handlers) runEvents(ctx context.Context, in *RunEventsInput) (*huma.Str
 				fmt.Fprint(w, ": keep-alive\n\n")
 				flush()
 			case <-progressTick.C:
-				if progress.write(hctx.Context(), w) {
+				if progress.write(ctx, w) {
 					flush()
 				}
-			case <-hctx.Context().Done():
+			case <-ctx.Done():
 				return
 			}
 		}

@@ -157,7 +157,7 @@ func TestConsole(t *testing.T) {
 		tab := alice.tab(t)
 		do(t, tab, chromedp.Navigate(base+"/console/runs"), chromedp.WaitVisible("form.signout button"),
 			chromedp.Click("form.signout button"))
-		waitLocation(t, tab, base+"/auth/login")
+		waitLocation(t, tab, base+"/auth/login?signed_out=1")
 		do(t, tab, chromedp.Navigate(base+"/console/runs"))
 		if at := value(t, tab, chromedp.Location()); !strings.HasPrefix(at, base+"/auth/login?next=") {
 			t.Errorf("after signing out /console/runs landed on %s, want the sign-in page", at)

@@ -130,8 +130,10 @@ func TestSignInThroughIssuerInBrowser(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/auth/logout"), chromedp.WaitVisible("button[type=submit]"), chromedp.Click("button[type=submit]")); err != nil {
 		t.Fatalf("sign out: %v", err)
 	}
-	// /auth/login sends the browser straight on to the issuer's form.
-	if err := chromedp.Do(ctx, chromedp.WaitVisible("#subject")); err != nil {
+	// The browser lands on a page that says it is signed out, not on at
+	// the issuer (whose own session would sign it straight back in); its
+	// link goes to the issuer's form.
+	if err := chromedp.Do(ctx, chromedp.WaitVisible("#sign-in-again")); err != nil {
 		t.Fatalf("after signing out: %v", err)
 	}
 	if _, ok := sessionCookie(t, ctx, base); ok {
@@ -140,6 +142,9 @@ func TestSignInThroughIssuerInBrowser(t *testing.T) {
 	saveScreenshot(t, ctx, "logout")
 	if iss.Authorizations() != 1 {
 		t.Errorf("%d authorizations, want 1", iss.Authorizations())
+	}
+	if err := chromedp.Do(ctx, chromedp.Click("#sign-in-again"), chromedp.WaitVisible("#subject")); err != nil {
+		t.Fatalf("sign in again: %v", err)
 	}
 	pages.onlyOrigins(t, base, iss.URL)
 }

@@ -180,12 +180,19 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		next = h.cfg.Home
 	}
-	if h.oidc != nil {
+	signedOut := r.URL.Query().Get(signedOutParam) != ""
+	if h.oidc != nil && !signedOut {
 		h.oidc.start(w, r, h.flowCookie, next)
 		return
 	}
-	h.page(w, r, http.StatusOK, pageData{Next: next})
+	h.page(w, r, http.StatusOK, pageData{Next: next, SignedOut: signedOut, OIDC: h.oidc != nil})
 }
+
+// signedOutParam marks the sign-in page a sign-out lands on. With OIDC
+// it shows a link to sign in again rather than going on to the issuer: an
+// issuer whose own session is still alive would sign the browser straight
+// back in, and "Sign out" would seem to do nothing.
+const signedOutParam = "signed_out"
 
 // signIn takes a token from the sign-in page: a right one starts a
 // session, a wrong one shows the page again with 401.
@@ -264,7 +271,7 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 		Name: h.cfg.Cookie, Value: "", Path: "/", MaxAge: -1,
 		HttpOnly: true, Secure: h.secure, SameSite: http.SameSiteLaxMode,
 	})
-	http.Redirect(w, r, LoginPath, http.StatusSeeOther)
+	http.Redirect(w, r, LoginPath+"?"+signedOutParam+"=1", http.StatusSeeOther)
 }
 
 // sameOrigin refuses a POST another site's page made: a sign-in or

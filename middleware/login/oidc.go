@@ -157,7 +157,9 @@ func (f *oidcFlow) finish(r *http.Request, flowCookie string) (middleware.Identi
 	if subtle.ConstantTimeCompare([]byte(nonce), []byte(v.nonce)) != 1 {
 		return middleware.Identity{}, "", badCallback("the ID token's nonce does not match this browser's sign-in")
 	}
-	id.Claims = nil // the session keeps who, not the token
+	// The session keeps who, not the token, and replaces it: the ID
+	// token's exp does not end the session (the TTL does).
+	id.Claims, id.Expiry = nil, time.Time{}
 	return id, next, nil
 }
 

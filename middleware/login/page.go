@@ -30,7 +30,11 @@ type pageData struct {
 	Next   string
 	Error  string
 	Logout bool
-	Style  string
+	// SignedOut says so above the form; with OIDC the page then holds
+	// only a link to sign in again.
+	SignedOut bool
+	OIDC      bool
+	Style     string
 }
 
 // page renders the sign-in (or sign-out) page with status.

@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"context"
 	"io"
 	"maps"
 	"net/http"
@@ -9,11 +10,33 @@ import (
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/taskgate/taskgate/middleware"
 )
 
 // KeepAlive is how often an idle event stream sends a comment, so proxies
 // and clients do not time it out.
 const KeepAlive = 15 * time.Second
+
+// MaxStream bounds how long one event stream lasts: the caller's
+// credentials were checked when it opened, so a session signed out (or a
+// token revoked) would otherwise keep streaming for as long as the run
+// runs, for ever for a held replica. At the bound the stream ends without
+// its end event; browsers' EventSource and the Go client reconnect after
+// the retry delay with Last-Event-ID, and their credentials are checked
+// again.
+const MaxStream = 5 * time.Minute
+
+// BoundStream returns the context of an event stream opened in ctx: it
+// ends after MaxStream, or when the caller's identity expires (a
+// session's end, a token's exp), whichever comes first.
+func BoundStream(ctx context.Context) (context.Context, context.CancelFunc) {
+	deadline := time.Now().Add(MaxStream)
+	if id, ok := middleware.IdentityFromContext(ctx); ok && !id.Expiry.IsZero() && id.Expiry.Before(deadline) {
+		deadline = id.Expiry
+	}
+	return context.WithDeadline(ctx, deadline)
+}
 
 // OpenEventStream starts a Server-Sent Events response (no caching, no
 // proxy buffering) and returns its writer and a flush for each event.

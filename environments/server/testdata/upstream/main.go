@@ -53,6 +53,9 @@ func main() {
 		sort.Strings(vals)
 		fmt.Fprint(w, strings.Join(vals, ","))
 	})
+	mux.HandleFunc("GET /cookies", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, strings.Join(r.Header.Values("Cookie"), "|"))
+	})
 	mux.HandleFunc("GET /crash", func(http.ResponseWriter, *http.Request) {
 		log.Print("crashing on request")
 		os.Exit(3)
