@@ -67,11 +67,14 @@ func TestListRunsPlans(t *testing.T) {
 				require.NotContains(t, plan, "Seq Scan", "%s: %s", lf.Name, plan)
 				for _, m := range sortNode.FindAllStringSubmatch(plan, -1) {
 					// PostgreSQL sorts what a bitmap scan found when it
-					// expects no more than a page: the scan's range is
-					// constrained by every column (below).
+					// expects about a page: the scan's range is
+					// constrained by every column (below). The estimate
+					// comes from sampled statistics and wobbles around the
+					// page (CI saw 52 for a page of 51); a sort of every
+					// match of a common combination would be thousands.
 					rows, err := strconv.Atoi(m[1])
 					require.NoError(t, err)
-					require.LessOrEqual(t, rows, lf.Filter.Limit, "%s: %s", lf.Name, plan)
+					require.LessOrEqual(t, rows, 2*lf.Filter.Limit, "%s: %s", lf.Name, plan)
 				}
 				scans := indexScan.FindAllStringSubmatch(plan, -1)
 				require.Len(t, scans, lf.Arms, "%s: %s", lf.Name, plan)
