@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -358,4 +359,25 @@ func BenchmarkSubmitBurst(b *testing.B) {
 	b.ReportMetric(inc, "rounds/s")
 	b.ReportMetric(full, "full-walk-rounds/s")
 	b.ReportMetric(inc/full, "speedup")
+}
+
+// BenchmarkQueueSummary measures QueueSummary (GET /queue, the metrics'
+// queue depth by reason and project), which walks every run under the
+// leader's lock, at two queue sizes: ns/run flat means the walk is the
+// cost, and the ms per summary is how long a scrape holds the leader.
+func BenchmarkQueueSummary(b *testing.B) {
+	for _, n := range []int{10_000, 100_000, 1_000_000} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			s := benchScheduler(b, nil, benchRuns(b, n, 7))
+			s.Schedule() // no nodes: every run waits, with a reason
+			var sink int
+			for b.Loop() {
+				sink += s.QueueSummary().Waiting
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/run")
+			if sink == 0 {
+				b.Fatal("nothing waiting")
+			}
+		})
+	}
 }

@@ -96,31 +96,34 @@ func (s *Scheduler) QueueSummary() QueueSummary {
 			sum.Reserved++
 		}
 	}
-	projects := make(map[string]*ProjectSummary)
-	project := func(name string) *ProjectSummary {
-		p := projects[name]
-		if p == nil {
-			p = &ProjectSummary{Project: name, GPUQuota: s.cfg.ProjectGPUQuota[name]}
-			projects[name] = p
-		}
-		return p
+	for name, c := range s.projectRuns {
+		sum.Projects = append(sum.Projects, ProjectSummary{Project: name, Waiting: c.waiting, Bound: c.bound,
+			GPUsInUse: s.projectGPUs[name], GPUQuota: s.cfg.ProjectGPUQuota[name]})
 	}
-	reasons := make(map[string]int)
-	for _, r := range s.runs {
-		p := project(r.run.Project)
-		if r.binding != nil {
-			p.Bound++
-			p.GPUsInUse += r.binding.gpus
-			continue
+	slices.SortFunc(sum.Projects, func(a, b ProjectSummary) int { return cmp.Compare(a.Project, b.Project) })
+	// Only the reasons need a walk, of the waiting runs alone, under the
+	// leader's lock (a metrics scrape asks every few seconds). Runs come
+	// in stretches of one reason, so a reason's count is looked up only
+	// when it changes from the run before, and a reason the last round
+	// did not give (a run past where it stopped) is worked out once per
+	// request and project rather than once per run.
+	reasons := make(map[string]*int)
+	lastReason, lastCount := "", (*int)(nil)
+	s.summaries++
+	for _, r := range s.queue {
+		reason := s.reasonOfMemo(r, s.summaries)
+		if lastCount == nil || reason != lastReason {
+			lastCount = reasons[reason]
+			if lastCount == nil {
+				lastCount = new(int)
+				reasons[reason] = lastCount
+			}
+			lastReason = reason
 		}
-		p.Waiting++
-		reasons[s.reasonOf(r)]++
-	}
-	for _, name := range slices.Sorted(maps.Keys(projects)) {
-		sum.Projects = append(sum.Projects, *projects[name])
+		*lastCount++
 	}
 	for reason, n := range reasons {
-		sum.Reasons = append(sum.Reasons, ReasonCount{Reason: reason, Runs: n})
+		sum.Reasons = append(sum.Reasons, ReasonCount{Reason: reason, Runs: *n})
 	}
 	slices.SortFunc(sum.Reasons, func(a, b ReasonCount) int {
 		if c := cmp.Compare(b.Runs, a.Runs); c != 0 {

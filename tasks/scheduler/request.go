@@ -18,7 +18,16 @@ type internedRequest struct {
 	req  tasks.Request
 	opts []option
 	refs int
+	// settled memoizes the settled reasons of this request's runs by
+	// project during one QueueSummary (summary numbers it): a field
+	// rather than a map keyed by request and project, whose lookups cost
+	// most of the walk with a million runs waiting.
+	summary uint64
+	settled []projectReason
 }
+
+// projectReason is a settled reason of one project's runs.
+type projectReason struct{ project, reason string }
 
 // intern returns the interned internedRequest equal to req, made and counted for
 // one more run; runID names the run in an error.

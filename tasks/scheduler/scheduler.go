@@ -39,6 +39,11 @@ type Scheduler struct {
 	lastSeq uint64
 
 	projectGPUs map[string]int
+	// projectRuns counts each project's waiting and bound runs as they
+	// change, so that QueueSummary does not visit every run for them.
+	projectRuns map[string]*projectCount
+	// summaries numbers the QueueSummary walks (internedRequest.settled).
+	summaries uint64
 
 	// shapes interns the shapes of the known runs' options, so that a
 	// round's memo of what did not fit is a field of the shape rather than
@@ -177,6 +182,7 @@ func New(cfg Config) (*Scheduler, error) {
 		matches:     make(map[poolKey][]*pool),
 		runs:        make(map[string]*runState),
 		projectGPUs: make(map[string]int),
+		projectRuns: make(map[string]*projectCount),
 		shapes:      make(map[shapeKey]*shape),
 		requests:    make(map[string]*internedRequest),
 		quotaReason: make(map[int]string),
@@ -553,6 +559,7 @@ func (s *Scheduler) attach(r *runState, n *nodeState, opt int, devs []int) {
 	r.reservedNode = nil
 	r.prevReserved = nil
 	s.projectGPUs[r.run.Project] += len(devs)
+	s.countProject(r.run.Project, 0, 1)
 }
 
 // unbind returns what r holds to its node and leaves r detached.
@@ -580,7 +587,25 @@ func (s *Scheduler) unbind(r *runState) {
 	if s.projectGPUs[r.run.Project] -= b.gpus; s.projectGPUs[r.run.Project] == 0 {
 		delete(s.projectGPUs, r.run.Project)
 	}
+	s.countProject(r.run.Project, 0, -1)
 	r.binding = nil
+}
+
+// projectCount is one project's share of the runs the scheduler knows.
+type projectCount struct{ waiting, bound int }
+
+// countProject adds to a project's counts, forgetting a project with none.
+func (s *Scheduler) countProject(project string, waiting, bound int) {
+	c := s.projectRuns[project]
+	if c == nil {
+		c = &projectCount{}
+		s.projectRuns[project] = c
+	}
+	c.waiting += waiting
+	c.bound += bound
+	if c.waiting == 0 && c.bound == 0 {
+		delete(s.projectRuns, project)
+	}
 }
 
 func (s *Scheduler) requeue(r *runState, reason string) {

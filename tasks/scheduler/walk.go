@@ -17,6 +17,7 @@ import "maps"
 // countWaiting adds d (±1) to the waiting runs that need each of r's
 // shapes, keeping the scheduler's counts of shapes in step.
 func (s *Scheduler) countWaiting(r *runState, d int) {
+	s.countProject(r.run.Project, d, 0)
 	for i := range r.run.req.opts {
 		sh := r.run.req.opts[i].memo
 		before := sh.waiting > 0
@@ -66,12 +67,32 @@ func (s *Scheduler) stopped(r *runState, cut bool) {
 }
 
 // reasonOf is why the last round left r waiting.
-func (s *Scheduler) reasonOf(r *runState) string {
+func (s *Scheduler) reasonOf(r *runState) string { return s.reasonOfMemo(r, 0) }
+
+// reasonOfMemo is reasonOf; summary, when not zero, numbers a walk during
+// which nothing changes, so a settled reason (what runs past the round's
+// stop get), which depends only on the request and the project, is worked
+// out once per pair and kept on the request.
+func (s *Scheduler) reasonOfMemo(r *runState, summary uint64) string {
 	if _, set := s.explicit[r]; !set && s.stopAt != nil && runCompare(r, s.stopAt) >= 0 {
 		if s.stopCut {
 			return reasonNextRound
 		}
-		return s.settledReason(r)
+		if summary == 0 {
+			return s.settledReason(r)
+		}
+		rq := r.run.req
+		if rq.summary != summary {
+			rq.summary, rq.settled = summary, rq.settled[:0]
+		}
+		for _, pr := range rq.settled {
+			if pr.project == r.run.Project {
+				return pr.reason
+			}
+		}
+		reason := s.settledReason(r)
+		rq.settled = append(rq.settled, projectReason{r.run.Project, reason})
+		return reason
 	}
 	if r.reason == "" {
 		return reasonNextRound
