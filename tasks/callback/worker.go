@@ -239,10 +239,16 @@ func (w *Worker) loop(ctx context.Context, once bool) (int, error) {
 		}
 	}
 	// claiming is the size of the claim outstanding, zero when none.
-	claiming := 0
+	// answered: a claim was answered and the recorder waits to hear
+	// whether the next rides in its next transaction (recorder.answer).
+	claiming, answered := 0, false
 	defer func() {
 		if claiming > 0 {
-			giveBack((<-rec.claimed).ds)
+			got := <-rec.claimed
+			rec.answer(store.DeliveryClaim{})
+			giveBack(got.ds)
+		} else if answered {
+			rec.answer(store.DeliveryClaim{})
 		}
 		giveBack(hs.drop())
 		for hs.inflight > 0 {
@@ -268,15 +274,23 @@ func (w *Worker) loop(ctx context.Context, once bool) (int, error) {
 	for {
 		if budget := hs.budget(tick); claim && claiming == 0 && pause == nil && budget > 0 &&
 			(once || tick || budget >= batchMin || hs.inflight+hs.held == 0) {
-			rec.claim(store.DeliveryClaim{Now: w.cfg.Now(), Limit: budget})
-			claiming, claim, tick, endedSince = budget, false, false, false
+			c := store.DeliveryClaim{Now: w.cfg.Now(), Limit: budget}
+			if answered {
+				rec.answer(c)
+			} else {
+				rec.claim(c)
+			}
+			claiming, claim, tick, endedSince, answered = budget, false, false, false, false
+		} else if answered {
+			rec.answer(store.DeliveryClaim{})
+			answered = false
 		}
 		select {
 		case <-ctx.Done():
 			return attempts, ctx.Err()
 		case got := <-rec.claimed:
 			asked := claiming
-			claiming = 0
+			claiming, answered = 0, true
 			if got.err != nil {
 				if once {
 					return attempts, got.err
