@@ -47,7 +47,9 @@ type claimed struct {
 	err error
 }
 
-// maxRecordBatch bounds one group commit.
+// maxRecordBatch bounds one group commit, but for the records that come
+// while the loop takes a claim's deliveries (recorder.answer): those are
+// bounded by what the worker has claimed.
 const maxRecordBatch = 512
 
 // recordTimeout bounds the write of one group.
