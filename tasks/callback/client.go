@@ -56,11 +56,14 @@ func NewClient(cfg ClientConfig) (*http.Client, error) {
 	}
 	dialer := newDialer(cfg.AllowPrivate, cfg.Resolver)
 	tr := &http.Transport{
-		Proxy:                  nil,
-		DialContext:            dialer.DialContext,
-		ForceAttemptHTTP2:      true,
-		MaxIdleConns:           100,
-		MaxIdleConnsPerHost:    16,
+		Proxy:             nil,
+		DialContext:       dialer.DialContext,
+		ForceAttemptHTTP2: true,
+		// Every callback in flight to a receiver keeps its connection
+		// alive for the next: up to the worker's default Concurrency per
+		// receiver, so that a PerHost raised that far still reuses them.
+		MaxIdleConns:           256,
+		MaxIdleConnsPerHost:    64,
 		IdleConnTimeout:        90 * time.Second,
 		TLSHandshakeTimeout:    dialTimeout,
 		ResponseHeaderTimeout:  cfg.Timeout,

@@ -13,8 +13,9 @@ import (
 // for a slot, and when the next one it gives back should be due. Only the
 // loop uses it, so it has no lock.
 //
-// Each receiver may have perHost callbacks in flight and perHost more
-// claimed and waiting; the worker as a whole concurrency in flight. A
+// Each receiver may have perHost callbacks in flight and some more
+// claimed and waiting (hold); the worker as a whole concurrency in
+// flight. A
 // claimed delivery whose receiver has no room left is postponed: given
 // back to the outbox, due when the receiver should have worked through
 // what it has, so that a slow receiver's backlog waits in the store, not
@@ -44,6 +45,13 @@ type host struct {
 const (
 	// initialPace stands for a receiver's attempt time before one ended.
 	initialPace = time.Second
+	// holdWait is how long a claimed delivery may wait for a slot of its
+	// receiver, at the receiver's pace: a fast receiver may have many
+	// waiting, so that one claim (one transaction) feeds it for a while.
+	holdWait = time.Second
+	// maxHeld bounds the claimed deliveries waiting in the worker, over
+	// every receiver, and so the size of a claim.
+	maxHeld = 1024
 	// maxPostpone bounds how far ahead a delivery is postponed: a
 	// receiver that recovers waits at most this long for its backlog.
 	maxPostpone = 5 * time.Minute
@@ -65,26 +73,34 @@ func hostKey(raw string) string {
 }
 
 // budget is how many deliveries the next claim may take: the room the
-// known receivers have left (perHost in flight plus perHost waiting
-// each), plus, when probe, one receiver's worth for receivers not seen
-// yet, within the worker's own room (concurrency in flight plus as many
-// waiting). Claiming more than the known receivers can take would only
-// postpone deliveries of a busy one at every claim.
+// known receivers have left (perHost in flight plus hold waiting each),
+// plus, when probe, one receiver's worth for receivers not seen yet,
+// within the worker's own room (concurrency in flight plus as many
+// waiting, or maxHeld if more). Claiming more than the known receivers
+// can take would only postpone deliveries of a busy one at every claim.
 func (hs *hosts) budget(probe bool) int {
 	room := 0
 	for _, h := range hs.byName {
-		room += max(0, hs.perHost+hs.hold()-h.inflight-len(h.held))
+		room += max(0, hs.perHost+hs.hold(h)-h.inflight-len(h.held))
 	}
 	if probe || len(hs.byName) == 0 {
 		room += hs.perHost
 	}
-	return min(room, 2*hs.concurrency-hs.inflight-hs.held)
+	return min(room, hs.concurrency+max(hs.concurrency, maxHeld)-hs.inflight-hs.held)
 }
 
-// hold is how many claimed deliveries may wait for one receiver's slots:
-// enough for claims of many at a time to a fast receiver, few enough that
-// the last waits at most two rounds of its attempts.
-func (hs *hosts) hold() int { return 2 * hs.perHost }
+// hold is how many claimed deliveries may wait for h's slots: as many as
+// it works through in holdWait at its pace, so that a fast receiver is fed
+// by claims of many at a time, each a transaction, and at least 2*perHost
+// (two rounds of its attempts, the bound for a slow or new receiver),
+// within maxHeld.
+func (hs *hosts) hold(h *host) int {
+	n := 2 * hs.perHost
+	if h.pace > 0 {
+		n = max(n, min(maxHeld, int(int64(hs.perHost)*int64(holdWait)/int64(h.pace))))
+	}
+	return n
+}
 
 // get returns the receiver named name, known from now on.
 func (hs *hosts) get(name string, now time.Time) *host {
@@ -108,7 +124,7 @@ func (hs *hosts) admit(dl store.Delivery, now time.Time, unbounded bool) (start 
 		hs.inflight++
 		return true, time.Time{}
 	}
-	if len(h.held) < hs.hold() || unbounded {
+	if len(h.held) < hs.hold(h) || unbounded {
 		h.held = append(h.held, dl)
 		hs.held++
 		return false, time.Time{}

@@ -26,9 +26,11 @@ type recorder struct {
 	fails *backoff.Failures
 	q     chan recordReq
 	// claims takes the loop's claim, at most one at a time; claimed
-	// answers it.
+	// answers it. replies takes what the loop says to an answer: its
+	// next claim, or none (a zero Limit).
 	claims  chan store.DeliveryClaim
 	claimed chan claimed
+	replies chan store.DeliveryClaim
 	ended   chan struct{}
 }
 
@@ -45,7 +47,9 @@ type claimed struct {
 	err error
 }
 
-// maxRecordBatch bounds one group commit.
+// maxRecordBatch bounds one group commit, but for the records that come
+// while the loop takes a claim's deliveries (recorder.answer): those are
+// bounded by what the worker has claimed.
 const maxRecordBatch = 512
 
 // recordTimeout bounds the write of one group.
@@ -53,7 +57,8 @@ const recordTimeout = 10 * time.Second
 
 func newRecorder(outbox Outbox, obs Observer, fails *backoff.Failures) *recorder {
 	r := &recorder{outbox: outbox, obs: obs, fails: fails, q: make(chan recordReq, 1024),
-		claims: make(chan store.DeliveryClaim, 1), claimed: make(chan claimed, 1), ended: make(chan struct{})}
+		claims: make(chan store.DeliveryClaim, 1), claimed: make(chan claimed, 1),
+		replies: make(chan store.DeliveryClaim, 1), ended: make(chan struct{})}
 	go r.run()
 	return r
 }
@@ -76,6 +81,14 @@ func (r *recorder) postpone(rec store.DeliveryRecord) {
 // The caller has no other claim outstanding.
 func (r *recorder) claim(c store.DeliveryClaim) { r.claims <- c }
 
+// answer replies to the answer of a claim, as the caller must once it
+// has taken the deliveries: with its next claim, which then rides in the
+// very next group, or with a zero Limit for none. The recorder waits for
+// it before it writes again; else the records that arrived meanwhile
+// would go alone, in a transaction and an fsync of their own, and the
+// claim one transaction later.
+func (r *recorder) answer(c store.DeliveryClaim) { r.replies <- c }
+
 // close writes what is queued and stops the recorder. No claim may be
 // outstanding.
 func (r *recorder) close() {
@@ -87,36 +100,65 @@ func (r *recorder) run() {
 	defer close(r.ended)
 	batch := make([]recordReq, 0, maxRecordBatch)
 	recs := make([]store.DeliveryRecord, 0, maxRecordBatch)
+	// q is r.q until it is closed; answered: a claim was answered, and
+	// the loop's reply is awaited.
+	q, answered := r.q, false
 	for {
 		batch = batch[:0]
 		var next store.DeliveryClaim
-		select {
-		case req, ok := <-r.q:
-			if !ok {
-				return
+		if answered {
+			// Records keep coming while the loop takes the deliveries
+			// (its postponements among them): they are taken here, so that
+			// nobody waits on a full queue, and go with the reply's claim.
+			for answered {
+				select {
+				case next = <-r.replies:
+					answered = false
+				case req, ok := <-q:
+					if !ok {
+						q = nil
+						continue
+					}
+					batch = append(batch, req)
+				}
 			}
-			batch = append(batch, req)
-		case next = <-r.claims:
+		} else {
+			select {
+			case req, ok := <-q:
+				if !ok {
+					return
+				}
+				batch = append(batch, req)
+			case next = <-r.claims:
+			}
 		}
-		batch = r.drain(batch)
+		if q != nil {
+			batch = r.drain(batch)
+		}
 		if next.Limit == 0 {
 			select {
 			case next = <-r.claims:
 			default:
 			}
 		}
-		recs = recs[:0]
-		for _, req := range batch {
-			recs = append(recs, req.r)
-		}
-		ds, err := r.write(recs, next)
-		for _, req := range batch {
-			if req.done != nil {
-				req.done <- err
+		if len(batch) > 0 || next.Limit > 0 {
+			recs = recs[:0]
+			for _, req := range batch {
+				recs = append(recs, req.r)
+			}
+			ds, err := r.write(recs, next)
+			for _, req := range batch {
+				if req.done != nil {
+					req.done <- err
+				}
+			}
+			if next.Limit > 0 {
+				r.claimed <- claimed{ds: ds, err: err}
+				answered = true
 			}
 		}
-		if next.Limit > 0 {
-			r.claimed <- claimed{ds: ds, err: err}
+		if q == nil && !answered {
+			return
 		}
 	}
 }

@@ -51,15 +51,18 @@ type WorkerConfig struct {
 	// wait for one, in one transaction.
 	Concurrency int
 	// PerHost is how many callbacks may be in flight to one receiver (a
-	// URL's host and port) at once; zero means 16, the client's idle
-	// connections per host. So a slow receiver holds at most PerHost
-	// slots and the others' callbacks keep flowing: a delivery claimed
-	// for a receiver that has PerHost in flight and PerHost waiting is
-	// given back to the outbox, due when the receiver should have room.
-	// Claimed deliveries wait at most about two attempts' time (two
-	// client timeouts) before they start, far less than their claim
-	// lasts. The limit is per worker: each process sharing a PostgreSQL
-	// outbox has its own.
+	// URL's host and port) at once; zero means 16, within the client's
+	// idle connections per host (so each is a kept-alive connection). So
+	// a slow receiver holds at most PerHost slots and the others'
+	// callbacks keep flowing: a delivery claimed for a receiver that has
+	// PerHost in flight and its waiting room full is given back to the
+	// outbox, due when the receiver should have room. The waiting room
+	// holds what the receiver works through in about a second at its
+	// pace, at least 2*PerHost (up to 1024), so that one claim feeds a
+	// fast receiver for several transactions: claimed deliveries wait at
+	// most about a second or two attempts' time (two client timeouts),
+	// far less than their claim lasts. The limit is per worker: each
+	// process sharing a PostgreSQL outbox has its own.
 	PerHost int
 	// PollInterval is how often the outbox is polled when Notify is not
 	// called; zero means one second. After a claim the store refuses, the
@@ -236,10 +239,16 @@ func (w *Worker) loop(ctx context.Context, once bool) (int, error) {
 		}
 	}
 	// claiming is the size of the claim outstanding, zero when none.
-	claiming := 0
+	// answered: a claim was answered and the recorder waits to hear
+	// whether the next rides in its next transaction (recorder.answer).
+	claiming, answered := 0, false
 	defer func() {
 		if claiming > 0 {
-			giveBack((<-rec.claimed).ds)
+			got := <-rec.claimed
+			rec.answer(store.DeliveryClaim{})
+			giveBack(got.ds)
+		} else if answered {
+			rec.answer(store.DeliveryClaim{})
 		}
 		giveBack(hs.drop())
 		for hs.inflight > 0 {
@@ -265,15 +274,23 @@ func (w *Worker) loop(ctx context.Context, once bool) (int, error) {
 	for {
 		if budget := hs.budget(tick); claim && claiming == 0 && pause == nil && budget > 0 &&
 			(once || tick || budget >= batchMin || hs.inflight+hs.held == 0) {
-			rec.claim(store.DeliveryClaim{Now: w.cfg.Now(), Limit: budget})
-			claiming, claim, tick, endedSince = budget, false, false, false
+			c := store.DeliveryClaim{Now: w.cfg.Now(), Limit: budget}
+			if answered {
+				rec.answer(c)
+			} else {
+				rec.claim(c)
+			}
+			claiming, claim, tick, endedSince, answered = budget, false, false, false, false
+		} else if answered {
+			rec.answer(store.DeliveryClaim{})
+			answered = false
 		}
 		select {
 		case <-ctx.Done():
 			return attempts, ctx.Err()
 		case got := <-rec.claimed:
 			asked := claiming
-			claiming = 0
+			claiming, answered = 0, true
 			if got.err != nil {
 				if once {
 					return attempts, got.err

@@ -195,6 +195,14 @@ func testDeliveryRecords(t *testing.T, s store.Store) {
 	require.Equal(t, 2, ds[0].AttemptsMade)
 	require.Equal(t, []store.DeliveryAttempt{{At: now, StatusCode: 503}, {At: at, StatusCode: 204, Done: true}}, ds[0].Attempts)
 	require.Empty(t, claimOne(t, s, at), "claimed with the records")
+	// A late record of the settled delivery, in a batch of distinct ones
+	// (multi-row statements), changes nothing.
+	records(t, s, store.DeliveryRecord{ID: ids[0], Attempt: store.DeliveryAttempt{At: at.Add(time.Second), StatusCode: 500, NextAttemptAt: at.Add(time.Hour)}},
+		store.DeliveryRecord{ID: "missing", Postponed: true, Attempt: store.DeliveryAttempt{NextAttemptAt: at.Add(time.Hour)}})
+	ds, err = s.ListDeliveries(ctx, r.Name)
+	require.NoError(t, err)
+	require.Equal(t, store.DeliveryDelivered, ds[0].State)
+	require.Equal(t, 2, ds[0].AttemptsMade)
 	none, err := s.RecordDeliveries(ctx, nil, store.DeliveryClaim{})
 	require.NoError(t, err)
 	require.Empty(t, none)

@@ -42,6 +42,11 @@ type Dialect struct {
 	ForUpdate string
 	// SkipLocked makes concurrent delivery claims skip each other's rows.
 	SkipLocked string
+	// OutboxPlan, when set, is executed first in a transaction that records
+	// or claims deliveries: it keeps their plans on the outbox's indexes
+	// whatever the table's statistics say (PostgreSQL's planner settings,
+	// local to the transaction). See outbox.go.
+	OutboxPlan string
 	// LeaseNow, when set, is an SQL expression for the database's clock in
 	// Unix nanoseconds, so that lease expiry does not depend on the clocks
 	// of competing processes. When empty the caller's clock is used.

@@ -116,6 +116,9 @@ func (s *Store) ClaimDueDeliveries(ctx context.Context, now time.Time, limit int
 	}
 	var out []store.Delivery
 	err := s.withTx(ctx, func(tx Tx, _ *[]store.Notification) error {
+		if err := s.outboxPlan(ctx, tx); err != nil {
+			return err
+		}
 		var err error
 		out, err = s.claimDeliveries(ctx, tx, now, limit)
 		return err
@@ -123,23 +126,53 @@ func (s *Store) ClaimDueDeliveries(ctx context.Context, now time.Time, limit int
 	return out, err
 }
 
+// outboxPlan applies the dialect's OutboxPlan in tx, if it has one.
+func (s *Store) outboxPlan(ctx context.Context, tx Tx) error {
+	if s.d.OutboxPlan == "" {
+		return nil
+	}
+	rows, err := tx.Query(ctx, s.d.OutboxPlan)
+	if err == nil {
+		for rows.Next() {
+		}
+		err = rows.Err()
+		rows.Close()
+	}
+	if err != nil {
+		return fmt.Errorf("outbox plan settings: %w", err)
+	}
+	return nil
+}
+
 func (s *Store) claimDeliveries(ctx context.Context, tx Tx, now time.Time, limit int) ([]store.Delivery, error) {
-	// The state is a literal, not a parameter: only then may the planner
-	// use the partial index of pending deliveries instead of scanning
-	// every delivery ever made. A delivery waits while an earlier one of
-	// its run is pending (claimed or not), so that a run's callbacks
-	// arrive in order; deliveries_run finds those.
-	rows, err := tx.Query(ctx, `UPDATE deliveries SET next_attempt_at = $1 WHERE id IN (
-		SELECT d.id FROM deliveries d WHERE d.state = '`+store.DeliveryPending+`' AND d.next_attempt_at <= $2
-		AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.run = d.run
-			AND p.state = '`+store.DeliveryPending+`' AND (p.seq, p.id) < (d.seq, d.id))
-		ORDER BY d.next_attempt_at LIMIT $3`+s.d.SkipLocked+`) RETURNING `+deliveryCols,
-		nanos(now.Add(store.ClaimTTL)), nanos(now), limit)
+	q, args := ClaimDeliveriesQuery(s, now, limit)
+	rows, err := tx.Query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("claim deliveries: %w", err)
 	}
 	return scanDeliveries(rows)
 }
+
+// ClaimDeliveriesQuery is the statement that claims up to limit deliveries
+// due at now, and its arguments (exported for the plan tests, which run it
+// after OutboxPlanQuery).
+func ClaimDeliveriesQuery(s *Store, now time.Time, limit int) (string, []any) {
+	// The state is a literal, not a parameter: only then may the planner
+	// use the partial index of pending deliveries instead of scanning
+	// every delivery ever made. A delivery waits while an earlier one of
+	// its run is pending (claimed or not), so that a run's callbacks
+	// arrive in order; deliveries_run finds those.
+	return `UPDATE deliveries SET next_attempt_at = $1 WHERE id IN (
+		SELECT d.id FROM deliveries d WHERE d.state = '` + store.DeliveryPending + `' AND d.next_attempt_at <= $2
+		AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.run = d.run
+			AND p.state = '` + store.DeliveryPending + `' AND (p.seq, p.id) < (d.seq, d.id))
+		ORDER BY d.next_attempt_at LIMIT $3` + s.d.SkipLocked + `) RETURNING ` + deliveryCols,
+		[]any{nanos(now.Add(store.ClaimTTL)), nanos(now), limit}
+}
+
+// OutboxPlanQuery is the dialect's OutboxPlan (exported for the plan
+// tests).
+func OutboxPlanQuery(s *Store) string { return s.d.OutboxPlan }
 
 // RecordDeliveryAttempt implements store.Store.
 func (s *Store) RecordDeliveryAttempt(ctx context.Context, id string, a store.DeliveryAttempt) error {
@@ -168,6 +201,9 @@ func (s *Store) RecordDeliveries(ctx context.Context, rs []store.DeliveryRecord,
 	}
 	var out []store.Delivery
 	err := s.withTx(ctx, func(tx Tx, _ *[]store.Notification) error {
+		if err := s.outboxPlan(ctx, tx); err != nil {
+			return err
+		}
 		if err := s.recordDeliveries(ctx, tx, rs); err != nil {
 			return err
 		}
@@ -205,11 +241,18 @@ func (s *Store) recordDeliveries(ctx context.Context, tx Tx, rs []store.Delivery
 		}
 	}
 	// Only pending deliveries change, as in recordDelivery. The times are
-	// cast where the VALUES list would make them text (PostgreSQL).
-	err := s.typedValuesChunks(postponed, []string{"", "bigint"}, `WITH v (id, next) AS (VALUES `,
+	// cast where the VALUES list would make them text (PostgreSQL). The
+	// state a delivery must be in (expect, pending) is a column of the
+	// list, not a literal: a literal matches the predicate of the partial
+	// index of pending deliveries, and a planner without statistics of
+	// the outbox then walks that index, every pending delivery, instead of
+	// probing the primary key once per record.
+	err := s.typedValuesChunks(postponed, []string{"", "bigint", ""}, `WITH v (id, next, expect) AS (VALUES `,
 		`) UPDATE deliveries SET next_attempt_at = CAST(v.next AS BIGINT) FROM v
-		WHERE deliveries.id = v.id AND deliveries.state = '`+store.DeliveryPending+`'`,
-		func(args []any, i int) []any { return append(args, rs[i].ID, nanos(rs[i].Attempt.NextAttemptAt)) },
+		WHERE deliveries.id = v.id AND deliveries.state = v.expect`,
+		func(args []any, i int) []any {
+			return append(args, rs[i].ID, nanos(rs[i].Attempt.NextAttemptAt), store.DeliveryPending)
+		},
 		func(q string, args []any, _ []int) error {
 			_, err := tx.Exec(ctx, q, args...)
 			return err
@@ -218,29 +261,22 @@ func (s *Store) recordDeliveries(ctx context.Context, tx Tx, rs []store.Delivery
 		return fmt.Errorf("postpone deliveries: %w", err)
 	}
 	numbers := make(map[string]int, len(tried))
-	err = s.typedValuesChunks(tried, []string{"", "", "bigint"}, `WITH v (id, state, next) AS (VALUES `,
-		`) UPDATE deliveries SET state = v.state, next_attempt_at = CAST(v.next AS BIGINT), attempts = deliveries.attempts + 1
-		FROM v WHERE deliveries.id = v.id AND deliveries.state = '`+store.DeliveryPending+`'
-		RETURNING deliveries.id, deliveries.attempts`,
-		func(args []any, i int) []any {
-			return append(args, rs[i].ID, deliveryState(rs[i].Attempt), nanos(rs[i].Attempt.NextAttemptAt))
-		},
-		func(q string, args []any, _ []int) error {
-			rows, err := tx.Query(ctx, q, args...)
-			if err != nil {
+	err = s.attemptUpdates(rs, tried, func(q string, args []any, _ []int) error {
+		rows, err := tx.Query(ctx, q, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			var n int
+			if err := rows.Scan(&id, &n); err != nil {
 				return err
 			}
-			defer rows.Close()
-			for rows.Next() {
-				var id string
-				var n int
-				if err := rows.Scan(&id, &n); err != nil {
-					return err
-				}
-				numbers[id] = n
-			}
-			return rows.Err()
-		})
+			numbers[id] = n
+		}
+		return rows.Err()
+	})
 	if err != nil {
 		return fmt.Errorf("update deliveries: %w", err)
 	}
@@ -255,6 +291,37 @@ func (s *Store) recordDeliveries(ctx context.Context, tx Tx, rs []store.Delivery
 		return fmt.Errorf("insert delivery attempts: %w", err)
 	}
 	return nil
+}
+
+// attemptUpdates builds the statements that set the state, due time and
+// attempt count of the deliveries rs[i] for i in idx (distinct, not
+// postponed), pending ones only, returning their ids and attempt counts,
+// and calls exec with each (typedValuesChunks).
+func (s *Store) attemptUpdates(rs []store.DeliveryRecord, idx []int, exec func(q string, args []any, chunk []int) error) error {
+	return s.typedValuesChunks(idx, []string{"", "", "bigint", ""}, `WITH v (id, state, next, expect) AS (VALUES `,
+		`) UPDATE deliveries SET state = v.state, next_attempt_at = CAST(v.next AS BIGINT), attempts = deliveries.attempts + 1
+		FROM v WHERE deliveries.id = v.id AND deliveries.state = v.expect
+		RETURNING deliveries.id, deliveries.attempts`,
+		func(args []any, i int) []any {
+			return append(args, rs[i].ID, deliveryState(rs[i].Attempt), nanos(rs[i].Attempt.NextAttemptAt), store.DeliveryPending)
+		}, exec)
+}
+
+// RecordDeliveriesQuery is the first statement that records the attempts
+// rs (distinct, not postponed), and its arguments (exported for the plan
+// tests, which run it after OutboxPlanQuery).
+func RecordDeliveriesQuery(s *Store, rs []store.DeliveryRecord) (q string, args []any) {
+	idx := make([]int, len(rs))
+	for i := range idx {
+		idx[i] = i
+	}
+	_ = s.attemptUpdates(rs, idx, func(sq string, sargs []any, _ []int) error {
+		if q == "" {
+			q, args = sq, sargs
+		}
+		return nil
+	})
+	return q, args
 }
 
 // deliveryState is the state a delivery is in after attempt a.
