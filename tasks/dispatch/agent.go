@@ -45,6 +45,7 @@ type agentStore interface {
 	UpsertNode(ctx context.Context, n store.Node) error
 	Heartbeat(ctx context.Context, id string, at time.Time) error
 	ActiveRuns(ctx context.Context, node string) ([]*store.StoredRun, error)
+	BoundRuns(ctx context.Context, node string) ([]store.BoundRun, error)
 	GetRun(ctx context.Context, name string) (*store.StoredRun, error)
 }
 
@@ -275,25 +276,40 @@ func (a *agent) heartbeat(ctx context.Context) {
 }
 
 // rescan starts bound runs it missed and cancels the ones asked to abort.
+// It reads the bound runs' names, attempts and abort requests only, and
+// whole only those it missed: a node busy with thousands of attempts
+// would otherwise read all their inputs every agentRescan (issue 19).
 // After a store error it waits out the backoff, skipping turns.
 func (a *agent) rescan(ctx context.Context) {
 	if a.fails.reads.Waiting() {
 		return
 	}
-	runs, err := a.st.ActiveRuns(ctx, a.id)
+	bound, err := a.st.BoundRuns(ctx, a.id)
 	if ctx.Err() == nil {
 		a.fails.reads.Report(ctx, err)
 	}
 	if err != nil {
 		return
 	}
-	for _, r := range runs {
+	for _, b := range bound {
 		switch {
-		case r.Phase == tasks.PhaseInitializing && !a.has(r.Name, r.Attempt):
+		case b.Phase == tasks.PhaseInitializing && !a.has(b.Name, b.Attempt):
+			r, err := a.st.GetRun(ctx, b.Name)
+			if errors.Is(err, store.ErrNotFound) {
+				continue // deleted since
+			}
+			if ctx.Err() == nil {
+				a.fails.reads.Report(ctx, err, slog.String("run", b.Name))
+			}
+			if err != nil {
+				continue // the next rescan reads it again
+			}
 			// Also when asked to abort: execute records it at once.
-			a.assign(r, a.devices(r.Devices))
-		case r.AbortRequested:
-			a.abort(r.Name, r.AbortReason)
+			if r.Phase == tasks.PhaseInitializing && r.Node == a.id {
+				a.assign(r, a.devices(r.Devices))
+			}
+		case b.AbortRequested:
+			a.abort(b.Name, b.AbortReason)
 		}
 	}
 }

@@ -80,6 +80,12 @@ type Store interface {
 	// running), found by an index: the cost is the node's runs, not the
 	// backlog's.
 	ActiveRuns(ctx context.Context, node string) ([]*StoredRun, error)
+	// BoundRuns returns what a node agent's periodic check reads of the
+	// runs bound to node (initializing or running), in no set order: their
+	// names, attempts, phases and abort requests, not their inputs, so that
+	// the check costs little whatever the node holds. The index that
+	// ActiveRuns uses for a node finds them.
+	BoundRuns(ctx context.Context, node string) ([]BoundRun, error)
 	// ActivePlacements returns the placement columns of every
 	// non-terminal run, oldest first: what a scheduler taking over reads
 	// to rebuild its state, a fraction of ActiveRuns' bytes per run.
