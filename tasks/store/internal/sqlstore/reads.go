@@ -303,6 +303,10 @@ func (s *Store) queryRuns(ctx context.Context, q Querier, sql string, args ...an
 	}
 	defer rows.Close()
 	var out []*store.StoredRun
+	// The runs of a batch mostly share their caller: each distinct one is
+	// decoded once (its groups copied per run), not once per row.
+	var lastCaller string
+	var lastDecoded store.Caller
 	for rows.Next() {
 		var r store.StoredRun
 		var caller, phase, devices, events, progress string
@@ -317,9 +321,15 @@ func (s *Store) queryRuns(ctx context.Context, q Querier, sql string, args ...an
 		}
 		r.Phase = tasks.Phase(phase)
 		if caller != "" {
-			if err := json.Unmarshal([]byte(caller), &r.Caller); err != nil {
-				return nil, fmt.Errorf("run %s: caller: %w", r.Name, err)
+			if caller != lastCaller {
+				lastDecoded = store.Caller{}
+				if err := json.Unmarshal([]byte(caller), &lastDecoded); err != nil {
+					return nil, fmt.Errorf("run %s: caller: %w", r.Name, err)
+				}
+				lastCaller = caller
 			}
+			r.Caller = lastDecoded
+			r.Caller.Groups = slices.Clone(lastDecoded.Groups)
 		}
 		if len(inputs) > 0 {
 			r.Inputs = json.RawMessage(inputs)
