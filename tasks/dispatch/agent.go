@@ -80,6 +80,11 @@ type agentDeps struct {
 	// in-process route of "Hand-offs" in doc.go. Nil without a local
 	// leader.
 	released func(name string, attempt int)
+	// handedOver is set when this process's leader hands the runs it
+	// binds to this node over by runStarted: the notifications of its
+	// bindings (Local) then concern attempts already here or refused, and
+	// reading each run back would cost a read per run.
+	handedOver bool
 }
 
 // agent executes the runs bound to its node. Runs reach it by the two
@@ -182,7 +187,7 @@ func (a *agent) register(ctx context.Context) error {
 func (a *agent) notify(n store.Notification) {
 	switch n.Kind {
 	case store.NotifyEvent:
-		if n.Phase != tasks.PhaseInitializing || n.Node != a.id {
+		if n.Phase != tasks.PhaseInitializing || n.Node != a.id || (n.Local && a.handedOver) {
 			return
 		}
 	case store.NotifyAbort:

@@ -167,7 +167,10 @@
 // direct call its receiver could not take (a leader not leading yet).
 // A hand-off that arrives by both routes
 // is handled once: the leader skips its own process's NotifySubmitted,
-// the agent an attempt it already runs, the leader a release of an
+// the agent its own process's NotifyEvent initializing (a store publishes
+// a commit's notifications to its process's listeners at commit, before
+// the leader calls runStarted) and an attempt it already runs, the
+// leader a release of an
 // attempt it no longer holds; and every phase change is a conditional
 // transition, so a stale hand-off changes nothing.
 //
