@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -33,6 +34,11 @@ var (
 type abortError struct{ reason string }
 
 func (e *abortError) Error() string { return "aborted: " + e.reason }
+
+// maxEarlyReleases bounds the attempts whose resources the leader frees
+// before their outcome is recorded: four of the transition writer's
+// batches.
+const maxEarlyReleases = 4 * maxTransitionBatch
 
 // agentRescan is how often the agent re-reads the runs bound to its node,
 // in case a notification was lost.
@@ -107,6 +113,9 @@ type agent struct {
 	inMu  sync.Mutex
 	inbox []store.Notification
 	wake  chan struct{}
+
+	// unrecorded counts the attempts whose outcome is being recorded.
+	unrecorded atomic.Int64
 
 	// fails pace and log the store errors of the agent's loops: its
 	// heartbeats, its reads of the runs bound to it, and its writes of
@@ -492,9 +501,16 @@ func (a *agent) finish(r *store.StoredRun, def *tasks.Definition, o outcome, cau
 	if errors.Is(cause, errNodeLost) {
 		return ""
 	}
-	if a.released != nil {
+	// While few outcomes wait to be recorded, what the attempt held is
+	// freed now; past maxEarlyReleases it is freed when its outcome
+	// commits (the leader hears of it then), so that binding does not
+	// outrun the recording of outcomes: a drain of a million runs had
+	// a hundred thousand returned attempts waiting, each a goroutine
+	// (issue 19).
+	if n := a.unrecorded.Add(1); a.released != nil && n <= maxEarlyReleases {
 		a.released(r.Name, r.Attempt)
 	}
+	defer a.unrecorded.Add(-1)
 	e := ending{kind: endReturned, outputs: o.out, err: o.err}
 	var abort *abortError
 	switch {

@@ -157,7 +157,8 @@
 // bound to this process's node starts in the commit that binds it,
 // recorded initializing and running at once; the devices of an attempt
 // whose function returned are placed again while its outcome is being
-// committed.
+// committed (while few outcomes wait: past maxEarlyReleases, at its
+// commit, so that binding cannot outrun the recording of outcomes).
 //
 // The store's notifications exist for correctness: they are the only
 // route between processes (a RoleAPI leader, RoleAgent agents). They are
