@@ -56,8 +56,8 @@ type Store struct {
 	// origin tells this Store's notifications from other processes';
 	// ownPrefix begins each of its payloads (payload's first field).
 	origin, ownPrefix string
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	cancel            context.CancelFunc
+	wg                sync.WaitGroup
 }
 
 var _ store.Store = (*Store)(nil)
