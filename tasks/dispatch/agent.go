@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -34,6 +35,11 @@ type abortError struct{ reason string }
 
 func (e *abortError) Error() string { return "aborted: " + e.reason }
 
+// maxEarlyReleases bounds the attempts whose resources the leader frees
+// before their outcome is recorded: four of the transition writer's
+// batches.
+const maxEarlyReleases = 4 * maxTransitionBatch
+
 // agentRescan is how often the agent re-reads the runs bound to its node,
 // in case a notification was lost.
 const agentRescan = 5 * time.Second
@@ -45,6 +51,7 @@ type agentStore interface {
 	UpsertNode(ctx context.Context, n store.Node) error
 	Heartbeat(ctx context.Context, id string, at time.Time) error
 	ActiveRuns(ctx context.Context, node string) ([]*store.StoredRun, error)
+	BoundRuns(ctx context.Context, node string) ([]store.BoundRun, error)
 	GetRun(ctx context.Context, name string) (*store.StoredRun, error)
 }
 
@@ -79,6 +86,11 @@ type agentDeps struct {
 	// in-process route of "Hand-offs" in doc.go. Nil without a local
 	// leader.
 	released func(name string, attempt int)
+	// handedOver is set when this process's leader hands the runs it
+	// binds to this node over by runStarted: the notifications of its
+	// bindings (Local) then concern attempts already here or refused, and
+	// reading each run back would cost a read per run.
+	handedOver bool
 }
 
 // agent executes the runs bound to its node. Runs reach it by the two
@@ -101,6 +113,9 @@ type agent struct {
 	inMu  sync.Mutex
 	inbox []store.Notification
 	wake  chan struct{}
+
+	// unrecorded counts the attempts whose outcome is being recorded.
+	unrecorded atomic.Int64
 
 	// fails pace and log the store errors of the agent's loops: its
 	// heartbeats, its reads of the runs bound to it, and its writes of
@@ -181,7 +196,7 @@ func (a *agent) register(ctx context.Context) error {
 func (a *agent) notify(n store.Notification) {
 	switch n.Kind {
 	case store.NotifyEvent:
-		if n.Phase != tasks.PhaseInitializing || n.Node != a.id {
+		if n.Phase != tasks.PhaseInitializing || n.Node != a.id || (n.Local && a.handedOver) {
 			return
 		}
 	case store.NotifyAbort:
@@ -275,25 +290,40 @@ func (a *agent) heartbeat(ctx context.Context) {
 }
 
 // rescan starts bound runs it missed and cancels the ones asked to abort.
+// It reads the bound runs' names, attempts and abort requests only, and
+// whole only those it missed: a node busy with thousands of attempts
+// would otherwise read all their inputs every agentRescan (issue 19).
 // After a store error it waits out the backoff, skipping turns.
 func (a *agent) rescan(ctx context.Context) {
 	if a.fails.reads.Waiting() {
 		return
 	}
-	runs, err := a.st.ActiveRuns(ctx, a.id)
+	bound, err := a.st.BoundRuns(ctx, a.id)
 	if ctx.Err() == nil {
 		a.fails.reads.Report(ctx, err)
 	}
 	if err != nil {
 		return
 	}
-	for _, r := range runs {
+	for _, b := range bound {
 		switch {
-		case r.Phase == tasks.PhaseInitializing && !a.has(r.Name, r.Attempt):
+		case b.Phase == tasks.PhaseInitializing && !a.has(b.Name, b.Attempt):
+			r, err := a.st.GetRun(ctx, b.Name)
+			if errors.Is(err, store.ErrNotFound) {
+				continue // deleted since
+			}
+			if ctx.Err() == nil {
+				a.fails.reads.Report(ctx, err, slog.String("run", b.Name))
+			}
+			if err != nil {
+				continue // the next rescan reads it again
+			}
 			// Also when asked to abort: execute records it at once.
-			a.assign(r, a.devices(r.Devices))
-		case r.AbortRequested:
-			a.abort(r.Name, r.AbortReason)
+			if r.Phase == tasks.PhaseInitializing && r.Node == a.id {
+				a.assign(r, a.devices(r.Devices))
+			}
+		case b.AbortRequested:
+			a.abort(b.Name, b.AbortReason)
 		}
 	}
 }
@@ -471,9 +501,16 @@ func (a *agent) finish(r *store.StoredRun, def *tasks.Definition, o outcome, cau
 	if errors.Is(cause, errNodeLost) {
 		return ""
 	}
-	if a.released != nil {
+	// While few outcomes wait to be recorded, what the attempt held is
+	// freed now; past maxEarlyReleases it is freed when its outcome
+	// commits (the leader hears of it then), so that binding does not
+	// outrun the recording of outcomes: a drain of a million runs had
+	// a hundred thousand returned attempts waiting, each a goroutine
+	// (issue 19).
+	if n := a.unrecorded.Add(1); a.released != nil && n <= maxEarlyReleases {
 		a.released(r.Name, r.Attempt)
 	}
+	defer a.unrecorded.Add(-1)
 	e := ending{kind: endReturned, outputs: o.out, err: o.err}
 	var abort *abortError
 	switch {

@@ -139,7 +139,7 @@ func New(cfg Config) (*Dispatcher, error) {
 		// The in-process hand-offs between the two (see "Hand-offs" in
 		// doc.go), wired once both exist.
 		d.leader.runStarted = d.agent.runStarted
-		d.agent.released = d.leader.released
+		d.agent.released, d.agent.handedOver = d.leader.released, true
 	}
 	d.submits = newSubmitWriter(d.st, d.log, &d.subs, cfg.Observer, d.tracer)
 	if d.leader != nil {

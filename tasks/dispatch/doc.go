@@ -157,7 +157,8 @@
 // bound to this process's node starts in the commit that binds it,
 // recorded initializing and running at once; the devices of an attempt
 // whose function returned are placed again while its outcome is being
-// committed.
+// committed (while few outcomes wait: past maxEarlyReleases, at its
+// commit, so that binding cannot outrun the recording of outcomes).
 //
 // The store's notifications exist for correctness: they are the only
 // route between processes (a RoleAPI leader, RoleAgent agents). They are
@@ -167,7 +168,10 @@
 // direct call its receiver could not take (a leader not leading yet).
 // A hand-off that arrives by both routes
 // is handled once: the leader skips its own process's NotifySubmitted,
-// the agent an attempt it already runs, the leader a release of an
+// the agent its own process's NotifyEvent initializing (a store publishes
+// a commit's notifications to its process's listeners at commit, before
+// the leader calls runStarted) and an attempt it already runs, the
+// leader a release of an
 // attempt it no longer holds; and every phase change is a conditional
 // transition, so a stale hand-off changes nothing.
 //

@@ -89,6 +89,16 @@ type Placement struct {
 	NotBefore time.Time
 }
 
+// BoundRun is what BoundRuns reads of a run bound to a node.
+type BoundRun struct {
+	Name    string
+	Attempt int
+	Phase   tasks.Phase
+	// AbortRequested and AbortReason are StoredRun's.
+	AbortRequested bool
+	AbortReason    string
+}
+
 // Binding starts a new attempt of a run on a node.
 type Binding struct {
 	Node    string

@@ -84,6 +84,12 @@ type Store interface {
 	// phase index alone: what GET /queue and the metrics show, at a cost
 	// that reads no run's row however long the backlog.
 	CountActiveRuns(ctx context.Context) (map[tasks.Phase]int, error)
+	// BoundRuns returns what a node agent's periodic check reads of the
+	// runs bound to node (initializing or running), in no set order: their
+	// names, attempts, phases and abort requests, not their inputs, so that
+	// the check costs little whatever the node holds. The index that
+	// ActiveRuns uses for a node finds them.
+	BoundRuns(ctx context.Context, node string) ([]BoundRun, error)
 	// ActivePlacements returns the placement columns of every
 	// non-terminal run, oldest first: what a scheduler taking over reads
 	// to rebuild its state, a fraction of ActiveRuns' bytes per run.

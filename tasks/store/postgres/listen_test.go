@@ -11,6 +11,7 @@ import (
 
 	"github.com/taskgate/taskgate/tasks/store"
 	"github.com/taskgate/taskgate/tasks/store/postgres"
+	"github.com/taskgate/taskgate/tasks/store/postgres/pgtest"
 )
 
 // TestListenerReconnects: when the database drops the listening
@@ -58,4 +59,55 @@ func schemaOf(t *testing.T, s *postgres.Store) string {
 	var schema string
 	require.NoError(t, s.Pool().QueryRow(context.Background(), `SELECT current_schema()`).Scan(&schema))
 	return schema
+}
+
+// TestNotificationsReachEachProcessOnce: a commit's notifications reach
+// the committing process's listeners once, marked Local, at its commit
+// (not again through the database), and another process's once, not
+// marked.
+func TestNotificationsReachEachProcessOnce(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cfg := pgtest.Config(t, "notes", "the PostgreSQL store tests")
+	a, err := postgres.Open(ctx, cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = a.Close() })
+	b, err := postgres.Open(ctx, cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = b.Close() })
+	fromA, fromB := a.Listen(ctx), b.Listen(ctx)
+
+	_, err = a.CreateRuns(ctx, []store.NewRun{{Name: "once", Project: "p", Domain: "d", Task: "t",
+		Caller: store.Caller{Subject: "a"}, CreatedAt: time.Now()}})
+	require.NoError(t, err)
+	// A later commit by b: once b hears of it, a's notification has
+	// come back through the database too, had it been sent to a.
+	_, err = b.CreateRuns(ctx, []store.NewRun{{Name: "marker", Project: "p", Domain: "d", Task: "t",
+		Caller: store.Caller{Subject: "a"}, CreatedAt: time.Now()}})
+	require.NoError(t, err)
+	collect := func(ch <-chan store.Notification, want int) []store.Notification {
+		t.Helper()
+		var got []store.Notification
+		deadline := time.After(10 * time.Second)
+		for len(got) < want {
+			select {
+			case n := <-ch:
+				got = append(got, n)
+			case <-deadline:
+				t.Fatalf("got %v, want %d notifications", got, want)
+			}
+		}
+		select {
+		case n := <-ch:
+			t.Fatalf("after %v, another: %v", got, n)
+		case <-time.After(300 * time.Millisecond):
+		}
+		return got
+	}
+	submitted := func(local bool) store.Notification {
+		return store.Notification{Kind: store.NotifySubmitted, Local: local}
+	}
+	require.Equal(t, []store.Notification{submitted(true), submitted(false)}, collect(fromA, 2))
+	require.Equal(t, []store.Notification{submitted(false), submitted(true)}, collect(fromB, 2))
 }

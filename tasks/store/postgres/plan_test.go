@@ -125,3 +125,40 @@ func literals(args []any) string {
 	}
 	return strings.Join(out, ", ")
 }
+
+// TestNodeRunsPlans checks that the reads of a node's runs (its agent's
+// check every few seconds, its recovery) use the partial index of bound
+// runs on a table just bulk-loaded, before any ANALYZE: a backlog of a
+// million runs submitted at once has no statistics yet, and a walk of
+// every run per check cost most of a drain's time (issue 19). Both as a
+// custom plan and as a prepared statement's generic plan.
+func TestNodeRunsPlans(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	cfg := pgtest.Config(t, "nodeplan", "the PostgreSQL plan tests")
+	cfg.MaxConns = 2
+	s, err := postgres.Open(ctx, cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	cc, err := pgx.ParseConfig(cfg.URL)
+	require.NoError(t, err)
+	cc.RuntimeParams["search_path"] = cfg.Schema
+	conn, err := pgx.ConnectConfig(ctx, cc)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close(context.Background()) })
+	_, err = conn.Exec(ctx, storetest.BulkRunsSQL(1, 50000))
+	require.NoError(t, err)
+
+	for _, mode := range []string{"force_custom_plan", "force_generic_plan"} {
+		_, err := conn.Exec(ctx, "SET plan_cache_mode = "+mode)
+		require.NoError(t, err)
+		for name, q := range map[string]string{"node": sqlstore.NodeRunsSQL, "bound": sqlstore.BoundRunsSQL} {
+			stmt := name + "_" + mode
+			_, err = conn.Exec(ctx, "PREPARE "+stmt+" AS "+q)
+			require.NoError(t, err)
+			plan := explain(t, conn, "EXPLAIN EXECUTE "+stmt+"('bulk-node')")
+			require.Contains(t, plan, "runs_bound", "%s, %s: %s", name, mode, plan)
+			require.NotContains(t, plan, "Seq Scan", "%s, %s: %s", name, mode, plan)
+		}
+	}
+}

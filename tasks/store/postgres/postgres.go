@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -52,10 +53,11 @@ type Store struct {
 	*sqlstore.Store
 	pool    *pgxpool.Pool
 	channel string
-	// origin tells this Store's notifications from other processes'.
-	origin string
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	// origin tells this Store's notifications from other processes';
+	// ownPrefix begins each of its payloads (payload's first field).
+	origin, ownPrefix string
+	cancel            context.CancelFunc
+	wg                sync.WaitGroup
 }
 
 var _ store.Store = (*Store)(nil)
@@ -123,7 +125,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: migrate: %w", err)
 	}
-	s := &Store{Store: sqlstore.New(db, d), pool: pool, channel: channel, origin: origin}
+	s := &Store{Store: sqlstore.New(db, d), pool: pool, channel: channel, origin: origin, ownPrefix: `{"o":"` + origin + `",`}
 	lctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	ready := make(chan error, 1)
@@ -247,14 +249,12 @@ func (s *Store) listenOnce(ctx context.Context, cc *pgx.ConnConfig, up func()) e
 		if err != nil {
 			return err
 		}
+		if strings.HasPrefix(n.Payload, s.ownPrefix) {
+			continue // this process's own: published at its commit
+		}
 		var p payload
 		if err := json.Unmarshal([]byte(n.Payload), &p); err != nil {
 			continue // not ours
-		}
-		if p.Origin == s.origin {
-			for i := range p.Notes {
-				p.Notes[i].Local = true
-			}
 		}
 		s.Publish(p.Notes)
 	}

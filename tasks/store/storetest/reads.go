@@ -155,6 +155,18 @@ func testActiveAndQueued(t *testing.T, s store.Store) {
 	require.NoError(t, err)
 	require.Len(t, onNode, 1)
 	require.Equal(t, b.Name, onNode[0].Name)
+	bound, err := s.BoundRuns(ctx, "n1")
+	require.NoError(t, err)
+	require.Equal(t, []store.BoundRun{{Name: b.Name, Attempt: onNode[0].Attempt, Phase: tasks.PhaseInitializing}}, bound)
+	_, err = s.RequestAbort(ctx, b.Name, "stop", t0)
+	require.NoError(t, err)
+	bound, err = s.BoundRuns(ctx, "n1")
+	require.NoError(t, err)
+	require.Equal(t, []store.BoundRun{{Name: b.Name, Attempt: onNode[0].Attempt, Phase: tasks.PhaseInitializing,
+		AbortRequested: true, AbortReason: "stop"}}, bound)
+	none, err := s.BoundRuns(ctx, "n2")
+	require.NoError(t, err)
+	require.Empty(t, none)
 
 	q, err := s.QueuedRunsAfter(ctx, res[0].Seq, 10)
 	require.NoError(t, err)

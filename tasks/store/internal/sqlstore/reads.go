@@ -148,19 +148,51 @@ func ListRunsQuery(s *Store, f store.RunFilter) (string, []any, error) {
 	return q, args, nil
 }
 
+// NodeRunsSQL (ActiveRuns of a node) and BoundRunsSQL read the runs
+// bound to the node $1. Only initializing and running runs are bound to a
+// node (a requeue clears it). The phases are spelled out, not parameters,
+// so that both databases see the partial index runs_bound (migration
+// 0012) applies: its walk is the node's runs, not every active run.
+// BoundRunsSQL has no ORDER BY, so that no plan walks the primary key for
+// its order instead. Exported for the plan tests.
+const (
+	NodeRunsSQL = `SELECT ` + runCols + ` FROM runs
+		WHERE node = $1 AND phase IN ('initializing', 'running') ORDER BY seq`
+	BoundRunsSQL = `SELECT name, attempt, phase, abort_requested, abort_reason FROM runs
+		WHERE node = $1 AND phase IN ('initializing', 'running')`
+)
+
 // ActiveRuns implements store.Store.
 func (s *Store) ActiveRuns(ctx context.Context, node string) ([]*store.StoredRun, error) {
 	if node != "" {
-		// Only initializing and running runs are bound to a node (a
-		// requeue clears it). The phases are spelled out, not parameters,
-		// so that both databases see the partial index runs_bound
-		// (migration 0012) applies: its walk is the node's runs, not
-		// every active run.
-		return s.queryRuns(ctx, s.db, `SELECT `+runCols+` FROM runs
-			WHERE node = $1 AND phase IN ('initializing', 'running') ORDER BY seq`, node)
+		return s.queryRuns(ctx, s.db, NodeRunsSQL, node)
 	}
 	return s.queryRuns(ctx, s.db, `SELECT `+runCols+` FROM runs WHERE phase IN ($1, $2, $3, $4) ORDER BY seq`,
 		string(activePhases[0]), string(activePhases[1]), string(activePhases[2]), string(activePhases[3]))
+}
+
+// BoundRuns implements store.Store.
+func (s *Store) BoundRuns(ctx context.Context, node string) ([]store.BoundRun, error) {
+	rows, err := s.db.Query(ctx, BoundRunsSQL, node)
+	if err != nil {
+		return nil, fmt.Errorf("read runs bound to %s: %w", node, err)
+	}
+	defer rows.Close()
+	var out []store.BoundRun
+	for rows.Next() {
+		var r store.BoundRun
+		var phase string
+		var abort int64
+		if err := rows.Scan(&r.Name, &r.Attempt, &phase, &abort, &r.AbortReason); err != nil {
+			return nil, fmt.Errorf("read runs bound to %s: %w", node, err)
+		}
+		r.Phase, r.AbortRequested = tasks.Phase(phase), abort != 0
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read runs bound to %s: %w", node, err)
+	}
+	return out, nil
 }
 
 // ActivePlacements implements store.Store.
@@ -271,6 +303,10 @@ func (s *Store) queryRuns(ctx context.Context, q Querier, sql string, args ...an
 	}
 	defer rows.Close()
 	var out []*store.StoredRun
+	// The runs of a batch mostly share their caller: each distinct one is
+	// decoded once (its groups copied per run), not once per row.
+	var lastCaller string
+	var lastDecoded store.Caller
 	for rows.Next() {
 		var r store.StoredRun
 		var caller, phase, devices, events, progress string
@@ -285,9 +321,15 @@ func (s *Store) queryRuns(ctx context.Context, q Querier, sql string, args ...an
 		}
 		r.Phase = tasks.Phase(phase)
 		if caller != "" {
-			if err := json.Unmarshal([]byte(caller), &r.Caller); err != nil {
-				return nil, fmt.Errorf("run %s: caller: %w", r.Name, err)
+			if caller != lastCaller {
+				lastDecoded = store.Caller{}
+				if err := json.Unmarshal([]byte(caller), &lastDecoded); err != nil {
+					return nil, fmt.Errorf("run %s: caller: %w", r.Name, err)
+				}
+				lastCaller = caller
 			}
+			r.Caller = lastDecoded
+			r.Caller.Groups = slices.Clone(lastDecoded.Groups)
 		}
 		if len(inputs) > 0 {
 			r.Inputs = json.RawMessage(inputs)

@@ -90,12 +90,10 @@ func (s *Store) withTx(ctx context.Context, fn func(tx Tx, notes *[]store.Notifi
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
-	if s.d.Notify == nil {
-		for i := range notes {
-			notes[i].Local = true
-		}
-		s.hub.publish(notes)
+	for i := range notes {
+		notes[i].Local = true
 	}
+	s.hub.publish(notes)
 	return nil
 }
 
