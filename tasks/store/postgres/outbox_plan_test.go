@@ -6,13 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/taskgate/taskgate/tasks/store"
 	"github.com/taskgate/taskgate/tasks/store/internal/sqlstore"
-	"github.com/taskgate/taskgate/tasks/store/postgres"
-	"github.com/taskgate/taskgate/tasks/store/postgres/pgtest"
 )
 
 // TestOutboxPlans checks the plans of the webhook outbox's claim and
@@ -27,19 +24,9 @@ import (
 func TestOutboxPlans(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	cfg := pgtest.Config(t, "outboxplan", "the PostgreSQL plan tests")
-	cfg.MaxConns = 2
-	s, err := postgres.Open(ctx, cfg)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = s.Close() })
-	cc, err := pgx.ParseConfig(cfg.URL)
-	require.NoError(t, err)
-	cc.RuntimeParams["search_path"] = cfg.Schema
-	conn, err := pgx.ConnectConfig(ctx, cc)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = conn.Close(context.Background()) })
+	s, conn := planStore(t, "outboxplan", "the PostgreSQL plan tests")
 	const n = 20000
-	_, err = conn.Exec(ctx, fmt.Sprintf(`INSERT INTO deliveries (id, run, url, event, payload, state, next_attempt_at, created_at, seq)
+	_, err := conn.Exec(ctx, fmt.Sprintf(`INSERT INTO deliveries (id, run, url, event, payload, state, next_attempt_at, created_at, seq)
 		SELECT 'msg_' || i, 'run-' || i, 'https://example.com/hook', 'completed', '{}', 'pending', i, i, 1
 		FROM generate_series(1, %d) AS i`, n))
 	require.NoError(t, err)

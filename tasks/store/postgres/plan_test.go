@@ -36,19 +36,9 @@ var indexScan = regexp.MustCompile(`(?:Index (?:Only )?Scan Backward using|Bitma
 func TestListRunsPlans(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	cfg := pgtest.Config(t, "plan", "the PostgreSQL plan tests")
-	cfg.MaxConns = 2
-	s, err := postgres.Open(ctx, cfg)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = s.Close() })
-	cc, err := pgx.ParseConfig(cfg.URL)
-	require.NoError(t, err)
-	cc.RuntimeParams["search_path"] = cfg.Schema
-	conn, err := pgx.ConnectConfig(ctx, cc)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = conn.Close(context.Background()) })
+	s, conn := planStore(t, "plan", "the PostgreSQL plan tests")
 	const n = 50000
-	_, err = conn.Exec(ctx, storetest.BulkRunsSQL(1, n))
+	_, err := conn.Exec(ctx, storetest.BulkRunsSQL(1, n))
 	require.NoError(t, err)
 	_, err = conn.Exec(ctx, "VACUUM ANALYZE runs")
 	require.NoError(t, err)
@@ -135,18 +125,8 @@ func literals(args []any) string {
 func TestNodeRunsPlans(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	cfg := pgtest.Config(t, "nodeplan", "the PostgreSQL plan tests")
-	cfg.MaxConns = 2
-	s, err := postgres.Open(ctx, cfg)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = s.Close() })
-	cc, err := pgx.ParseConfig(cfg.URL)
-	require.NoError(t, err)
-	cc.RuntimeParams["search_path"] = cfg.Schema
-	conn, err := pgx.ConnectConfig(ctx, cc)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = conn.Close(context.Background()) })
-	_, err = conn.Exec(ctx, storetest.BulkRunsSQL(1, 50000))
+	_, conn := planStore(t, "nodeplan", "the PostgreSQL plan tests")
+	_, err := conn.Exec(ctx, storetest.BulkRunsSQL(1, 50000))
 	require.NoError(t, err)
 
 	for _, mode := range []string{"force_custom_plan", "force_generic_plan"} {
@@ -161,4 +141,23 @@ func TestNodeRunsPlans(t *testing.T) {
 			require.NotContains(t, plan, "Seq Scan", "%s, %s: %s", name, mode, plan)
 		}
 	}
+}
+
+// planStore opens a store in a schema of its own for a plan test, and a
+// connection of the test's own in that schema to load rows and read plans.
+func planStore(t *testing.T, schema, what string) (*postgres.Store, *pgx.Conn) {
+	t.Helper()
+	ctx := context.Background()
+	cfg := pgtest.Config(t, schema, what)
+	cfg.MaxConns = 2
+	s, err := postgres.Open(ctx, cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	cc, err := pgx.ParseConfig(cfg.URL)
+	require.NoError(t, err)
+	cc.RuntimeParams["search_path"] = cfg.Schema
+	conn, err := pgx.ConnectConfig(ctx, cc)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close(context.Background()) })
+	return s, conn
 }

@@ -60,17 +60,8 @@ func TestTransitionsFindRunsByName(t *testing.T) {
 		require.True(t, r.Applied)
 	}
 
-	s.db.pos.mu.RLock()
-	var updates, attempts []*positional
-	for _, p := range s.db.pos.m {
-		switch {
-		case strings.HasPrefix(p.query, "UPDATE runs SET"):
-			updates = append(updates, p)
-		case strings.HasPrefix(p.query, "UPDATE attempts SET"):
-			attempts = append(attempts, p)
-		}
-	}
-	s.db.pos.mu.RUnlock()
+	updates := prepared(s, func(q string) bool { return strings.HasPrefix(q, "UPDATE runs SET") })
+	attempts := prepared(s, func(q string) bool { return strings.HasPrefix(q, "UPDATE attempts SET") })
 	require.NotEmpty(t, updates)
 	require.NotEmpty(t, attempts)
 	grouped := false
@@ -100,16 +91,9 @@ func TestClaimUsesPendingIndex(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, got, 1)
 
-	var claim *positional
-	s.db.pos.mu.RLock()
-	for _, p := range s.db.pos.m {
-		if strings.HasPrefix(p.query, "UPDATE deliveries SET next_attempt_at") {
-			claim = p
-		}
-	}
-	s.db.pos.mu.RUnlock()
-	require.NotNil(t, claim)
-	plan := queryPlan(t, s, claim)
+	claims := prepared(s, func(q string) bool { return strings.HasPrefix(q, "UPDATE deliveries SET next_attempt_at") })
+	require.NotEmpty(t, claims)
+	plan := queryPlan(t, s, claims[len(claims)-1])
 	t.Logf("claim plan: %s", plan)
 	require.Contains(t, plan, "deliveries_due", "plan: %s", plan)
 	require.NotContains(t, plan, "SCAN deliveries", "plan: %s", plan)
@@ -132,35 +116,22 @@ func TestNodeRunsUseBoundIndex(t *testing.T) {
 	_, err = s.BoundRuns(ctx, "n1")
 	require.NoError(t, err)
 
-	var reads []*positional
-	s.db.pos.mu.RLock()
-	for _, p := range s.db.pos.m {
-		if strings.Contains(p.query, "WHERE node = ") {
-			reads = append(reads, p)
-		}
-	}
-	s.db.pos.mu.RUnlock()
+	reads := prepared(s, func(q string) bool { return strings.Contains(q, "WHERE node = ") })
 	require.Len(t, reads, 2) // ActiveRuns's and BoundRuns's
-	var plan string
 	for _, read := range reads {
-		plan = queryPlan(t, s, read)
+		plan := queryPlan(t, s, read)
 		require.Contains(t, plan, "runs_bound (node=?)", "plan: %s", plan)
 		require.NotContains(t, plan, "runs_phase", "plan: %s", plan)
 	}
-	var read *positional
 
 	// And a scheduler's rebuild reads the active runs by phase.
 	_, err = s.ActivePlacements(ctx)
 	require.NoError(t, err)
-	s.db.pos.mu.RLock()
-	for _, p := range s.db.pos.m {
-		if strings.HasPrefix(p.query, "SELECT seq, name, project, domain, task, phase, priority") {
-			read = p
-		}
-	}
-	s.db.pos.mu.RUnlock()
-	require.NotNil(t, read)
-	plan = queryPlan(t, s, read)
+	reads = prepared(s, func(q string) bool {
+		return strings.HasPrefix(q, "SELECT seq, name, project, domain, task, phase, priority")
+	})
+	require.Len(t, reads, 1)
+	plan := queryPlan(t, s, reads[0])
 	t.Logf("placements plan: %s", plan)
 	require.Contains(t, plan, "runs_phase (phase=?)", "plan: %s", plan)
 	require.NotContains(t, plan, "SCAN runs", "plan: %s", plan)
@@ -168,17 +139,23 @@ func TestNodeRunsUseBoundIndex(t *testing.T) {
 	// GET /queue and the metrics count by phase from the index alone.
 	_, err = s.CountActiveRuns(ctx)
 	require.NoError(t, err)
-	read = nil
+	reads = prepared(s, func(q string) bool { return strings.HasPrefix(q, "SELECT phase, COUNT(*)") })
+	require.Len(t, reads, 1)
+	plan = queryPlan(t, s, reads[0])
+	require.Contains(t, plan, "COVERING INDEX runs_phase (phase=?)", "plan: %s", plan)
+}
+
+// prepared is the statements the store has prepared whose query matches.
+func prepared(s *Store, match func(query string) bool) []*positional {
 	s.db.pos.mu.RLock()
+	defer s.db.pos.mu.RUnlock()
+	var out []*positional
 	for _, p := range s.db.pos.m {
-		if strings.HasPrefix(p.query, "SELECT phase, COUNT(*)") {
-			read = p
+		if match(p.query) {
+			out = append(out, p)
 		}
 	}
-	s.db.pos.mu.RUnlock()
-	require.NotNil(t, read)
-	plan = queryPlan(t, s, read)
-	require.Contains(t, plan, "COVERING INDEX runs_phase (phase=?)", "plan: %s", plan)
+	return out
 }
 
 // openTempStore opens a store in t's temporary folder, closed when t ends.
