@@ -201,6 +201,9 @@ type ListOptions struct {
 	// Task is "project/domain/name".
 	Task   string
 	Phases []tasks.Phase
+	// CreatedAfter keeps runs created at or after it, CreatedBefore runs
+	// created before it; zero is no bound.
+	CreatedAfter, CreatedBefore time.Time
 	// All lists every caller's runs: the admin group only (403 else).
 	All bool
 	// PageSize is the number of runs per request, 1 to 200; default 50.
@@ -225,6 +228,12 @@ func (c *Client) ListPage(ctx context.Context, opts *ListOptions, cursor string)
 	}
 	for _, p := range opts.Phases {
 		q.Add("phase", string(p))
+	}
+	if !opts.CreatedAfter.IsZero() {
+		q.Set("created_after", opts.CreatedAfter.Format(time.RFC3339Nano))
+	}
+	if !opts.CreatedBefore.IsZero() {
+		q.Set("created_before", opts.CreatedBefore.Format(time.RFC3339Nano))
 	}
 	if opts.All {
 		q.Set("all", "true")

@@ -191,6 +191,29 @@ func TestTablesShowTheRuns(t *testing.T) {
 	require.Len(t, strings.Split(strings.TrimSpace(failed.stdout), "\n"), 2)
 	require.Contains(t, failed.stdout, "boom on purpose")
 
+	// Creation-time windows: the middle run's time splits the three.
+	var listed []client.RunStatus
+	require.NoError(t, json.Unmarshal([]byte(sh.run("", "runs", "-o", "json").stdout), &listed))
+	require.Len(t, listed, 3)
+	middle := listed[1].CreatedAt.Format(time.RFC3339Nano)
+	for args, want := range map[string][]string{
+		"--since 1h":                           {listed[0].Name, listed[1].Name, listed[2].Name},
+		"--until 1h":                           {},
+		"--since " + middle:                    {listed[0].Name, listed[1].Name},
+		"--until " + middle:                    {listed[2].Name},
+		"--since 2020-01-01 --until " + middle: {listed[2].Name},
+	} {
+		res := sh.run("", append([]string{"runs", "-o", "json"}, strings.Fields(args)...)...)
+		require.Equal(t, exitOK, res.code, "%s: %s", args, res.stderr)
+		var got []client.RunStatus
+		require.NoError(t, json.Unmarshal([]byte(res.stdout), &got), args)
+		names := []string{}
+		for _, r := range got {
+			names = append(names, r.Name)
+		}
+		require.Equal(t, want, names, args)
+	}
+
 	one := sh.run("", "runs", "--task", "demo/development/echo", "--limit", "1")
 	require.Len(t, strings.Split(strings.TrimSpace(one.stdout), "\n"), 2)
 	require.NotContains(t, one.stdout, name, "the newest only")
@@ -235,6 +258,9 @@ func TestInputsFromFileAndStdin(t *testing.T) {
 		"bad output":   {"-o", "yaml", "tasks"},
 		"unknown flag": {"runs", "--bogus"},
 		"bad phase":    {"runs", "--phase", "sleeping"},
+		"bad since":    {"runs", "--since", "yesterday"},
+		"future since": {"runs", "--since", "-2h"},
+		"bad until":    {"runs", "--until", "2026-13-01"},
 		"bad command":  {"launch"},
 	} {
 		res := sh.run("", args...)

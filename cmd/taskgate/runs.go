@@ -257,15 +257,18 @@ func (c *cli) getCmd() *cobra.Command {
 
 func (c *cli) runsCmd() *cobra.Command {
 	var (
-		opts   client.ListOptions
-		phases []string
-		limit  int
+		opts         client.ListOptions
+		phases       []string
+		limit        int
+		since, until string
 	)
 	cmd := &cobra.Command{
 		Use:   "runs",
 		Short: "List your runs, newest first",
 		Example: `  taskgate runs --task demo/development/echo --phase failed,aborted
-  taskgate runs --all --limit 0 -o json   # every caller's runs (admin group)`,
+  taskgate runs --all --limit 0 -o json   # every caller's runs (admin group)
+  taskgate runs --since 1h                  # created in the last hour
+  taskgate runs --since 2026-12-01 --until 2026-12-02T12:00:00Z`,
 		Args: args(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if limit < 0 {
@@ -276,6 +279,14 @@ func (c *cli) runsCmd() *cobra.Command {
 					return usagef("--phase %q: want one of %v", p, tasks.Phases)
 				}
 				opts.Phases = append(opts.Phases, tasks.Phase(p))
+			}
+			var err error
+			now := time.Now()
+			if opts.CreatedAfter, err = pointInTime("--since", since, now); err != nil {
+				return err
+			}
+			if opts.CreatedBefore, err = pointInTime("--until", until, now); err != nil {
+				return err
 			}
 			opts.PageSize = 200
 			if limit > 0 {
@@ -310,7 +321,30 @@ func (c *cli) runsCmd() *cobra.Command {
 	f.StringSliceVar(&phases, "phase", nil, "only runs in these phases (repeat or comma-separate)")
 	f.IntVar(&limit, "limit", 20, "show at most this many runs; 0 shows all")
 	f.BoolVar(&opts.All, "all", false, "every caller's runs (admin group only)")
+	f.StringVar(&since, "since", "", "only runs created at or after this: a duration before now (90m, 2h) or a time (RFC 3339, or a date)")
+	f.StringVar(&until, "until", "", "only runs created before this: a duration before now or a time, as --since")
 	return cmd
+}
+
+// pointInTime reads a --since or --until value: a duration before now
+// (time.ParseDuration: "90m", "2h30m"), a time in RFC 3339, or a date
+// (midnight UTC); empty is the zero time (no bound).
+func pointInTime(flag, v string, now time.Time) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	if d, err := time.ParseDuration(v); err == nil {
+		if d < 0 {
+			return time.Time{}, usagef("%s %q: a duration before now is positive", flag, v)
+		}
+		return now.Add(-d), nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, time.DateOnly} {
+		if t, err := time.Parse(layout, v); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, usagef("%s %q: want a duration (90m, 2h) or a time (2026-12-01T15:04:05Z, 2026-12-01)", flag, v)
 }
 
 func waitingOrError(r *client.RunStatus) string {

@@ -177,11 +177,25 @@ func (h *handlers) abortRun(ctx context.Context, in *AbortInput) (*AbortOutput, 
 
 // ListRunsInput is GET /runs.
 type ListRunsInput struct {
-	Phase  []string `query:"phase" enum:"queued,waiting_for_resources,initializing,running,succeeded,failed,aborted,timed_out" doc:"Only runs in these phases."`
-	Task   string   `query:"task" pattern:"^[a-z0-9-]+/[a-z0-9-]+/[a-z0-9-]+$" example:"demo/development/echo" doc:"Only runs of this task (project/domain/name)."`
-	Cursor string   `query:"cursor" maxLength:"256" doc:"next_cursor of the previous page."`
-	Limit  int      `query:"limit" minimum:"1" maximum:"200" default:"50"`
-	All    bool     `query:"all" doc:"Admin group only: every caller's runs."`
+	Phase         []string  `query:"phase" enum:"queued,waiting_for_resources,initializing,running,succeeded,failed,aborted,timed_out" doc:"Only runs in these phases."`
+	Task          string    `query:"task" pattern:"^[a-z0-9-]+/[a-z0-9-]+/[a-z0-9-]+$" example:"demo/development/echo" doc:"Only runs of this task (project/domain/name)."`
+	CreatedAfter  time.Time `query:"created_after" doc:"Only runs created at or after this time (RFC 3339)."`
+	CreatedBefore time.Time `query:"created_before" doc:"Only runs created before this time (RFC 3339)."`
+	Cursor        string    `query:"cursor" maxLength:"256" doc:"next_cursor of the previous page."`
+	Limit         int       `query:"limit" minimum:"1" maximum:"200" default:"50"`
+	All           bool      `query:"all" doc:"Admin group only: every caller's runs."`
+}
+
+// Resolve refuses a window that ends before it starts (huma calls it
+// after the fields are parsed).
+func (in *ListRunsInput) Resolve(huma.Context) []error {
+	if !in.CreatedAfter.IsZero() && !in.CreatedBefore.IsZero() && !in.CreatedAfter.Before(in.CreatedBefore) {
+		return []error{&huma.ErrorDetail{
+			Location: "query.created_before", Value: in.CreatedBefore,
+			Message: "must be after created_after",
+		}}
+	}
+	return nil
 }
 
 // ListRunsOutput is GET /runs.
@@ -194,7 +208,10 @@ type ListRunsOutput struct {
 
 func (h *handlers) listRuns(ctx context.Context, in *ListRunsInput) (*ListRunsOutput, error) {
 	id := caller(ctx)
-	opts := dispatch.ListOptions{Owner: id.Subject, Task: in.Task, Cursor: in.Cursor, Limit: in.Limit}
+	opts := dispatch.ListOptions{
+		Owner: id.Subject, Task: in.Task, CreatedAfter: in.CreatedAfter, CreatedBefore: in.CreatedBefore,
+		Cursor: in.Cursor, Limit: in.Limit,
+	}
 	if in.All {
 		if !h.isAdmin(id) {
 			return nil, huma.Error403Forbidden("all=true is for the admin group")

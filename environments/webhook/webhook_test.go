@@ -196,6 +196,37 @@ func TestListRunsPaginatesAndFilters(t *testing.T) {
 	require.Equal(t, 422, s.Do("GET", "/runs?phase=bogus", envtest.WhAlice, "").Status)
 	require.Equal(t, 422, s.Do("GET", "/runs?cursor=abc", envtest.WhAlice, "").Status, "a forged cursor is invalid input, not a 500")
 	require.Equal(t, 422, s.Do("GET", "/runs?task=foo", envtest.WhAlice, "").Status)
+
+	// Creation-time windows, paged: the third run's time splits them.
+	third, err := time.Parse(time.RFC3339Nano, s.Do("GET", "/run/"+names[2], envtest.WhAlice, "").Body["created_at"].(string))
+	require.NoError(t, err)
+	at := url.QueryEscape(third.Format(time.RFC3339Nano))
+	list := func(q string) []string {
+		var got []string
+		for cursor := ""; ; {
+			r := s.Do("GET", "/runs?limit=1&"+q+"&cursor="+cursor, envtest.WhAlice, "")
+			require.Equal(t, 200, r.Status, r.Raw)
+			for _, run := range r.Body["runs"].([]any) {
+				got = append(got, run.(map[string]any)["name"].(string))
+			}
+			if cursor, _ = r.Body["next_cursor"].(string); cursor == "" {
+				return got
+			}
+		}
+	}
+	require.Equal(t, []string{names[4], names[3], names[2]}, list("created_after="+at))
+	require.Equal(t, []string{names[1], names[0]}, list("created_before="+at))
+	require.Equal(t, []string{names[2]}, list("created_after="+at+"&created_before="+url.QueryEscape(third.Add(time.Nanosecond).Format(time.RFC3339Nano))))
+	require.Empty(t, list("created_after="+url.QueryEscape(time.Now().Add(time.Hour).Format(time.RFC3339))))
+	for q, field := range map[string]string{
+		"created_after=yesterday":                       "query.created_after",
+		"created_before=2026-12-01":                     "query.created_before",
+		"created_after=" + at + "&created_before=" + at: "query.created_before",
+	} {
+		r := s.Do("GET", "/runs?"+q, envtest.WhAlice, "")
+		require.Equal(t, 422, r.Status, "%s: %s", q, r.Raw)
+		require.Contains(t, r.Raw, field, q)
+	}
 }
 
 func TestGroupsAndAllowlist(t *testing.T) {

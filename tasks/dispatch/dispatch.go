@@ -254,6 +254,9 @@ type ListOptions struct {
 	Phases []tasks.Phase
 	// Task is "project/domain/name" or empty.
 	Task string
+	// CreatedAfter keeps runs created at or after it, CreatedBefore runs
+	// created before it; zero is no bound.
+	CreatedAfter, CreatedBefore time.Time
 	// Cursor is the nextCursor of the previous page, or empty.
 	Cursor string
 	// Limit is the page size: default 50, at most 500.
@@ -283,7 +286,10 @@ func (d *Dispatcher) List(ctx context.Context, o ListOptions) ([]*tasks.Run, str
 			return nil, "", ErrBadCursor
 		}
 	}
-	srs, err := d.st.ListRuns(ctx, store.RunFilter{Owner: o.Owner, Phases: o.Phases, Task: o.Task, BeforeSeq: before, Limit: limit + 1})
+	srs, err := d.st.ListRuns(ctx, store.RunFilter{
+		Owner: o.Owner, Phases: o.Phases, Task: o.Task, CreatedAfter: o.CreatedAfter, CreatedBefore: o.CreatedBefore,
+		BeforeSeq: before, Limit: limit + 1,
+	})
 	if err != nil {
 		return nil, "", mapErr(err)
 	}

@@ -173,6 +173,16 @@ type AbortResult struct {
 	Event    tasks.Event
 }
 
+// CreatedSkew bounds how far out of seq order runs' creation times may
+// be for RunFilter's time window: a run stored after another (a higher
+// seq) was created no more than CreatedSkew before it. Dispatch takes a
+// run's creation time when it accepts it and commits runs in that order,
+// in groups, where two consecutive groups may commit in either order
+// (milliseconds apart); a second submitting process (API replicas on
+// PostgreSQL) must keep its clock within this of the others', as NTP
+// does.
+const CreatedSkew = time.Second
+
 // RunFilter selects runs for ListRuns.
 type RunFilter struct {
 	// Owner keeps runs of one subject; empty keeps all.
@@ -181,6 +191,16 @@ type RunFilter struct {
 	Phases []tasks.Phase
 	// Task is "project/domain/name"; empty keeps all.
 	Task string
+	// CreatedAfter keeps runs created at or after it; zero means none.
+	// CreatedBefore keeps runs created before it; zero means none.
+	//
+	// The store finds the seqs that bound the window by a binary search
+	// of the seq order, so that a window costs an index range like the
+	// other filters, whatever the table holds. That relies on creation
+	// times that follow seq order up to CreatedSkew, as runs submitted
+	// through dispatch do; a run stored out of that order by more than
+	// CreatedSkew may be missed at a window's edge.
+	CreatedAfter, CreatedBefore time.Time
 	// BeforeSeq keeps runs with Seq below it (cursor); zero means none.
 	BeforeSeq int64
 	// Limit bounds the result; zero means 100.

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
+	"github.com/taskgate/taskgate/tasks/store"
 	"github.com/taskgate/taskgate/tasks/store/internal/sqlstore"
 	"github.com/taskgate/taskgate/tasks/store/postgres"
 	"github.com/taskgate/taskgate/tasks/store/postgres/pgtest"
@@ -32,7 +33,7 @@ var indexScan = regexp.MustCompile(`(?:Index (?:Only )?Scan Backward using|Bitma
 // index constrained by every filtered column and by seq, in seq order (a
 // Merge Append of backward index-only scans, Dialect.SeqMerge), then the
 // runs by primary key; never a sequential scan, never a sort of more than
-// a page.
+// a page. Then the binary search that bounds a creation-time window.
 func TestListRunsPlans(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -48,7 +49,9 @@ func TestListRunsPlans(t *testing.T) {
 			_, err := conn.Exec(ctx, "SET plan_cache_mode = "+mode)
 			require.NoError(t, err)
 			for i, lf := range storetest.ListFilters(n) {
-				q, args, err := sqlstore.ListRunsQuery(s.Store, lf.Filter)
+				w, err := s.CreatedWindow(ctx, lf.Filter)
+				require.NoError(t, err)
+				q, args, err := sqlstore.ListRunsQuery(s.Store, lf.Filter, w)
 				require.NoError(t, err)
 				stmt := fmt.Sprintf("list_%s_%d", mode, i)
 				_, err = conn.Exec(ctx, "PREPARE "+stmt+" AS "+q)
@@ -86,10 +89,24 @@ func TestListRunsPlans(t *testing.T) {
 						require.Regexp(t, `\b`+col+` = `, sc[2], "%s: %s", lf.Name, plan)
 					}
 					require.Regexp(t, `\bseq < `, sc[2], "%s: %s", lf.Name, plan)
+					if !lf.Filter.CreatedAfter.IsZero() {
+						require.Regexp(t, `\bseq >= `, sc[2], "%s: %s", lf.Name, plan)
+					}
 				}
 			}
 		})
 	}
+
+	// A creation-time window's edges: a binary search that reads the
+	// primary key at each step, never a sequential scan, and finds the
+	// seqs a skew outside the window.
+	w, err := s.CreatedWindow(ctx, store.RunFilter{CreatedAfter: storetest.BulkCreated(5000), CreatedBefore: storetest.BulkCreated(15000)})
+	require.NoError(t, err)
+	skew := store.CreatedSkew.Milliseconds() // runs are a millisecond apart
+	require.Equal(t, sqlstore.SeqWindow{From: 5000 - skew, To: 15000 + skew}, w)
+	plan := explain(t, conn, "EXPLAIN "+strings.ReplaceAll(sqlstore.SeqCreatedFromSQL, "$1", "1"))
+	require.NotContains(t, plan, "Seq Scan", plan)
+	require.Contains(t, plan, "runs_pkey", plan)
 }
 
 // explain is PostgreSQL's plan of q, one line per step.

@@ -220,7 +220,9 @@ func TestListRunsPlans(t *testing.T) {
 	require.NoError(t, err)
 	check := func(t *testing.T) {
 		for _, lf := range storetest.ListFilters(n) {
-			q, args, err := sqlstore.ListRunsQuery(s.Store, lf.Filter)
+			w, err := s.CreatedWindow(ctx, lf.Filter)
+			require.NoError(t, err)
+			q, args, err := sqlstore.ListRunsQuery(s.Store, lf.Filter, w)
 			require.NoError(t, err)
 			p, err := s.db.pos.get(q)
 			require.NoError(t, err)
@@ -233,6 +235,10 @@ func TestListRunsPlans(t *testing.T) {
 			if len(lf.Columns) > 0 {
 				want = "(" + strings.Join(lf.Columns, "=? AND ") + "=? AND seq<?)"
 			}
+			if !lf.Filter.CreatedAfter.IsZero() {
+				// A window is a range of seqs, bounded at both ends.
+				want = strings.Replace(strings.Replace(want, "rowid<?", "rowid>? AND rowid<?", 1), "seq<?", "seq>? AND seq<?", 1)
+			}
 			require.Equal(t, lf.Arms, strings.Count(plan, "SEARCH runs"), "%s: %s", lf.Name, plan)
 			require.Equal(t, lf.Arms, strings.Count(plan, want), "%s: want %s: %s", lf.Name, want, plan)
 		}
@@ -241,6 +247,39 @@ func TestListRunsPlans(t *testing.T) {
 	_, err = s.db.w.ExecContext(ctx, "ANALYZE")
 	require.NoError(t, err)
 	t.Run("analyzed", check)
+}
+
+// TestCreatedWindowPlan checks that the binary search that turns a
+// creation time into a seq (CreatedWindow) searches the primary key at
+// each step, and finds the edges of the window: the seqs a skew outside
+// it, each next to a run on the other side of its time.
+func TestCreatedWindowPlan(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := openTempStore(t)
+	f := store.RunFilter{CreatedAfter: storetest.BulkCreated(5000), CreatedBefore: storetest.BulkCreated(15000)}
+	runs, err := s.ListRuns(ctx, f)
+	require.NoError(t, err)
+	require.Empty(t, runs, "no runs")
+	const n = 20000
+	_, err = s.db.w.ExecContext(ctx, storetest.BulkRunsSQL(1, n))
+	require.NoError(t, err)
+	w, err := s.CreatedWindow(ctx, f)
+	require.NoError(t, err)
+	skew := store.CreatedSkew.Milliseconds() // runs are a millisecond apart
+	require.Equal(t, sqlstore.SeqWindow{From: 5000 - skew, To: 15000 + skew}, w)
+	for _, at := range []int64{0, 1, n, n + 5000} {
+		w, err := s.CreatedWindow(ctx, store.RunFilter{CreatedAfter: storetest.BulkCreated(at).Add(store.CreatedSkew)})
+		require.NoError(t, err)
+		require.Equal(t, max(min(at, n+1), 1), w.From, "created after run %d", at)
+	}
+	p, err := s.db.pos.get(sqlstore.SeqCreatedFromSQL)
+	require.NoError(t, err)
+	args, err := p.args([]any{int64(1)})
+	require.NoError(t, err)
+	plan := queryPlanArgs(t, s, p.query, args)
+	require.NotContains(t, plan, "SCAN runs", plan)
+	require.Contains(t, plan, "SEARCH runs USING INTEGER PRIMARY KEY (rowid>?)", plan)
 }
 
 // queryPlanArgs is SQLite's EXPLAIN QUERY PLAN of q with args, its

@@ -102,7 +102,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	reader.SetMaxOpenConns(n)
 	reader.SetMaxIdleConns(n)
 	db := &sqlDB{w: writer, r: reader, stmts: map[string]*sql.Stmt{}, pending: map[string]bool{}}
-	d := sqlstore.Dialect{MaxParams: 32000, LastInsertSeq: `SELECT last_insert_rowid()`, Classify: classify}
+	d := sqlstore.Dialect{MaxParams: 32000, LastInsertSeq: `SELECT last_insert_rowid()`, IndexedBy: true, Classify: classify}
 	if _, err := sqlstore.Migrate(ctx, db, d, mustSub(migrations, "migrations")); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: migrate %s: %w", path, err)

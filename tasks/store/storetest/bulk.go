@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/taskgate/taskgate/tasks"
 	"github.com/taskgate/taskgate/tasks/store"
@@ -24,7 +25,8 @@ const BulkOwner = "bencher"
 //     1 in 17, else demo/development/echo;
 //   - phase: of 101, 2 queued, 1 each waiting_for_resources, initializing
 //     and running, 5 failed, 1 aborted, 1 timed_out, the rest succeeded;
-//   - created one millisecond apart from 2026-01-01, in number order.
+//   - created one millisecond apart from 2026-01-01, in number order
+//     (BulkCreated).
 //
 // Names are "bulk-<number>". Inputs and outputs are left empty.
 func BulkRunsSQL(first, last int64) string {
@@ -41,12 +43,20 @@ SELECT 'bulk-' || i, 'demo', 'development',
 	CASE WHEN placed = 1 THEN created + 1000 ELSE 0 END,
 	CASE WHEN phase IN ('succeeded', 'failed', 'aborted', 'timed_out') THEN created + 2000 ELSE 0 END
 FROM (SELECT i, created, phase, CASE WHEN phase IN ('queued', 'waiting_for_resources') THEN 0 ELSE 1 END AS placed
-	FROM (SELECT i, 1767225600000000000 + i * 1000000 AS created, CASE i %% 101
+	FROM (SELECT i, %[4]d + i * %[5]d AS created, CASE i %% 101
 		WHEN 0 THEN 'queued' WHEN 1 THEN 'queued' WHEN 2 THEN 'waiting_for_resources'
 		WHEN 3 THEN 'initializing' WHEN 4 THEN 'running'
 		WHEN 5 THEN 'failed' WHEN 6 THEN 'failed' WHEN 7 THEN 'failed' WHEN 8 THEN 'failed' WHEN 9 THEN 'failed'
 		WHEN 10 THEN 'aborted' WHEN 11 THEN 'timed_out' ELSE 'succeeded' END AS phase
-		FROM n) AS numbered) AS runs_to_load`, first, last, BulkOwner)
+		FROM n) AS numbered) AS runs_to_load`, first, last, BulkOwner, bulkEpoch.UnixNano(), time.Millisecond.Nanoseconds())
+}
+
+// bulkEpoch is when BulkRunsSQL's run 0 would have been created.
+var bulkEpoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// BulkCreated is when BulkRunsSQL's run i was created.
+func BulkCreated(i int64) time.Time {
+	return bulkEpoch.Add(time.Duration(i) * time.Millisecond)
 }
 
 // ListFilter is one combination of the filters of ListRuns, with the
@@ -63,18 +73,25 @@ type ListFilter struct {
 
 // ListFilters are every combination of owner (the admin's view of
 // everyone or BulkOwner's own), task, phases (none, one, two, all) and
-// cursor (first page, or a page from the middle of before runs) that GET
-// /runs can ask ListRuns for, on the runs BulkRunsSQL loads.
+// page (the first, one from the middle of before runs by cursor, or a
+// creation-time window over the second quarter of them) that GET /runs
+// can ask ListRuns for, on the runs BulkRunsSQL loads.
 func ListFilters(before int64) []ListFilter {
 	var out []ListFilter
 	for _, owner := range []string{"", BulkOwner} {
 		for _, task := range []string{"", "demo/development/sleep"} {
 			for _, ps := range [][]tasks.Phase{nil, {tasks.PhaseQueued}, {tasks.PhaseFailed, tasks.PhaseAborted}, tasks.Phases} {
-				for _, cursor := range []int64{0, before / 2} {
+				for _, page := range []string{"first", "cursor", "window"} {
 					lf := ListFilter{
-						Name:   fmt.Sprintf("owner=%s,task=%s,phases=%d,cursor=%d", owner, task, len(ps), cursor),
-						Filter: store.RunFilter{Owner: owner, Task: task, Phases: ps, BeforeSeq: cursor, Limit: 51},
+						Name:   fmt.Sprintf("owner=%s,task=%s,phases=%d,page=%s", owner, task, len(ps), page),
+						Filter: store.RunFilter{Owner: owner, Task: task, Phases: ps, Limit: 51},
 						Arms:   max(len(ps), 1),
+					}
+					switch page {
+					case "cursor":
+						lf.Filter.BeforeSeq = before / 2
+					case "window":
+						lf.Filter.CreatedAfter, lf.Filter.CreatedBefore = BulkCreated(before/4), BulkCreated(before/2)
 					}
 					if owner != "" {
 						lf.Columns = append(lf.Columns, "owner")

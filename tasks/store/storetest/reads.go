@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -69,9 +70,12 @@ func testListRuns(t *testing.T, s store.Store) {
 }
 
 // testListRunsFilters pages through every combination of the filters
-// (owner, task, none, one or several phases, a repeated phase) and checks
-// each page against the runs picked out by hand: the store merges one index
-// range per phase, and the merge must keep seq order across pages.
+// (owner, task, none, one or several phases, a repeated phase, creation
+// time windows) and checks each page against the runs picked out by hand:
+// the store merges one index range per phase, and the merge must keep seq
+// order across pages. The runs are created 100 ms apart, but every third
+// one 250 ms earlier than its place, out of seq order within
+// store.CreatedSkew, and windows start and end among those.
 func testListRunsFilters(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	ends := []tasks.Phase{"", tasks.PhaseWaitingForResources, tasks.PhaseSucceeded, tasks.PhaseFailed, tasks.PhaseAborted}
@@ -84,51 +88,96 @@ func testListRunsFilters(t *testing.T, s store.Store) {
 			if i%4 == 0 {
 				r.Task = "sleep"
 			}
+			r.CreatedAt = createdAt(i)
 		}))
 	}
 	res := create(t, s, runs...)
 	type row struct {
 		name, owner, task string
 		phase             tasks.Phase
-		seq               int64
+		created           time.Time
 	}
 	rows := make([]row, len(runs))
 	for i, r := range runs {
-		rows[i] = row{r.Name, r.Caller.Subject, "demo/development/" + r.Task, tasks.PhaseQueued, res[i].Seq}
+		rows[i] = row{r.Name, r.Caller.Subject, "demo/development/" + r.Task, tasks.PhaseQueued, r.CreatedAt}
+		require.True(t, i == 0 || res[i].Seq > res[i-1].Seq, "seqs in order of the batch")
 		if to := ends[i*7%len(ends)]; to != "" {
 			apply(t, s, store.Transition{Run: r.Name, To: to, At: t0, WaitReason: "busy"})
 			rows[i].phase = to
 		}
 	}
+	created := make([]time.Time, len(rows))
+	for i, r := range rows {
+		created[i] = r.created
+	}
+	listWindows(t, s, created)
 	for _, owner := range []string{"", "bob"} {
 		for _, task := range []string{"", "demo/development/sleep"} {
 			for _, ps := range [][]tasks.Phase{nil, {tasks.PhaseQueued}, {tasks.PhaseFailed, tasks.PhaseQueued, tasks.PhaseFailed}, tasks.Phases} {
-				f := store.RunFilter{Owner: owner, Task: task, Phases: ps, Limit: 3}
-				t.Run(fmt.Sprintf("owner=%s,task=%s,phases=%v", owner, task, ps), func(t *testing.T) {
-					var want, got []string
-					for i := len(rows) - 1; i >= 0; i-- {
-						r := rows[i]
-						if (owner == "" || r.owner == owner) && (task == "" || r.task == task) && (ps == nil || slices.Contains(ps, r.phase)) {
-							want = append(want, r.name)
+				for _, win := range [][2]time.Time{{}, {createdAt(9), {}}, {{}, createdAt(30)}, {createdAt(12), createdAt(27)}} {
+					f := store.RunFilter{Owner: owner, Task: task, Phases: ps, CreatedAfter: win[0], CreatedBefore: win[1], Limit: 3}
+					t.Run(fmt.Sprintf("owner=%s,task=%s,phases=%v,window=%v", owner, task, ps, win), func(t *testing.T) {
+						var want, got []string
+						for i := len(rows) - 1; i >= 0; i-- {
+							r := rows[i]
+							if (owner == "" || r.owner == owner) && (task == "" || r.task == task) && (ps == nil || slices.Contains(ps, r.phase)) &&
+								(win[0].IsZero() || !r.created.Before(win[0])) && (win[1].IsZero() || r.created.Before(win[1])) {
+								want = append(want, r.name)
+							}
 						}
-					}
-					for {
-						page, err := s.ListRuns(ctx, f)
-						require.NoError(t, err)
-						for _, r := range page {
-							got = append(got, r.Name)
-							f.BeforeSeq = r.Seq
+						for {
+							page, err := s.ListRuns(ctx, f)
+							require.NoError(t, err)
+							for _, r := range page {
+								got = append(got, r.Name)
+								f.BeforeSeq = r.Seq
+							}
+							if len(page) < f.Limit {
+								break
+							}
 						}
-						if len(page) < f.Limit {
-							break
+						if win == [2]time.Time{} {
+							require.NotEmpty(t, want)
 						}
-					}
-					require.NotEmpty(t, want)
-					require.Equal(t, want, got)
-				})
+						require.Equal(t, want, got)
+					})
+				}
 			}
 		}
 	}
+}
+
+// listWindows checks a window that starts, and one that ends, at every
+// run's creation time: the edges the store finds by binary search must
+// hold every run of the window whichever runs out of order it probes.
+func listWindows(t *testing.T, s store.Store, created []time.Time) {
+	for _, at := range created {
+		for _, f := range []store.RunFilter{{CreatedAfter: at}, {CreatedBefore: at}} {
+			want := []int{}
+			for i := len(created) - 1; i >= 0; i-- {
+				if (f.CreatedAfter.IsZero() || !created[i].Before(at)) && (f.CreatedBefore.IsZero() || created[i].Before(at)) {
+					want = append(want, i)
+				}
+			}
+			runs, err := s.ListRuns(context.Background(), f)
+			require.NoError(t, err)
+			got := make([]int, len(runs))
+			for i, r := range runs {
+				got[i] = slices.Index(created, r.CreatedAt)
+			}
+			require.Equal(t, want, got, "after %v, before %v", f.CreatedAfter, f.CreatedBefore)
+		}
+	}
+}
+
+// createdAt is when testListRunsFilters's run i was created: 100 ms
+// apart, every third 250 ms early.
+func createdAt(i int) time.Time {
+	at := t0.Add(time.Duration(i) * 100 * time.Millisecond)
+	if i%3 == 2 {
+		at = at.Add(-250 * time.Millisecond)
+	}
+	return at
 }
 
 func testActiveAndQueued(t *testing.T, s store.Store) {

@@ -84,6 +84,13 @@ type Dialect struct {
 	// plans for the statement, merges plain arms in order, and rejects the
 	// parentheses.
 	SeqMerge bool
+	// IndexedBy names the index each arm of ListRunsQuery reads (SQLite's
+	// INDEXED BY, or NOT INDEXED for the primary key). Without it SQLite
+	// may take a creation-time window's seq range on runs_phase, or on
+	// the primary key, for the narrower range and filter the owner, task
+	// or phase row by row: a page then costs the window's runs, not a
+	// page's. The index that serves a filter is known from the filter.
+	IndexedBy bool
 	// CastParams casts the parameters whose type nothing else in a
 	// statement fixes (the branches of a CASE, a VALUES list), which
 	// PostgreSQL would otherwise take as text. SQLite needs no casts.

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/taskgate/taskgate/tasks"
 	"github.com/taskgate/taskgate/tasks/store"
@@ -60,7 +61,11 @@ func (s *Store) GetRun(ctx context.Context, name string) (*store.StoredRun, erro
 
 // ListRuns implements store.Store.
 func (s *Store) ListRuns(ctx context.Context, f store.RunFilter) ([]*store.StoredRun, error) {
-	q, args, err := ListRunsQuery(s, f)
+	w, err := s.CreatedWindow(ctx, f)
+	if err != nil || w.Empty() {
+		return nil, err
+	}
+	q, args, err := ListRunsQuery(s, f, w)
 	if err != nil {
 		return nil, err
 	}
@@ -70,9 +75,90 @@ func (s *Store) ListRuns(ctx context.Context, f store.RunFilter) ([]*store.Store
 	return runs, err
 }
 
-// ListRunsQuery is the statement ListRuns of s runs for f, and its
-// arguments (a function, not a method: the stores embed Store, and this is
-// for their plan tests, not their API).
+// SeqWindow bounds the seqs ListRunsQuery reads: From <= seq < To, zero
+// being no bound.
+type SeqWindow struct{ From, To int64 }
+
+// Empty tells whether no seq is in w.
+func (w SeqWindow) Empty() bool { return w.From > 0 && w.To > 0 && w.From >= w.To }
+
+// CreatedWindow is the seqs that hold every run f's creation-time window
+// may keep (no bound without a window): ListRuns reads only these, and
+// filters them by creation time, so a window is an index range like the
+// other filters. It is a binary search of the seq order by the primary
+// key (SeqCreatedFromSQL), one statement per edge, not an index on
+// creation time, which every submit would pay for.
+//
+// Creation times follow seq order up to store.CreatedSkew (a run with a
+// higher seq was created no more than that before a lower one), so the
+// search looks for the edge a skew outside the window: any run below a
+// seq p whose run was created before after-skew was created before
+// after, and any run from a seq q whose run was created at or after
+// before+skew was created at or after before. Runs inside the skew of an
+// edge are read and dropped by the creation-time filter.
+func (s *Store) CreatedWindow(ctx context.Context, f store.RunFilter) (SeqWindow, error) {
+	var w SeqWindow
+	var err error
+	if !f.CreatedAfter.IsZero() {
+		if w.From, err = s.seqCreatedFrom(ctx, f.CreatedAfter.Add(-store.CreatedSkew)); err != nil {
+			return w, err
+		}
+	}
+	if !f.CreatedBefore.IsZero() {
+		if w.To, err = s.seqCreatedFrom(ctx, f.CreatedBefore.Add(store.CreatedSkew)); err != nil {
+			return w, err
+		}
+		if w.To == 0 {
+			w.To = 1 // no runs: an empty window, not none
+		}
+	}
+	return w, nil
+}
+
+// SeqCreatedFromSQL (exported for the plan tests) is a binary search of the seq order for the creation
+// time $1, in one statement on both databases (each step two or three
+// lookups of the primary key). Its state (lo, hi) keeps a run lo created
+// before $1 (or lo below every run) and the first run from hi on created
+// at or after $1 (or none there); each step probes the first run from
+// the middle and moves lo up to it (it may jump over a gap) or hi down to
+// the middle, until hi is next to lo. The answer is the last hi: 0 when
+// there are no runs.
+const SeqCreatedFromSQL = `WITH RECURSIVE b(lo, hi) AS (
+	SELECT (SELECT min(seq) FROM runs) - 1, (SELECT max(seq) FROM runs) + 1
+	UNION ALL
+	SELECT
+		CASE WHEN (SELECT created_at FROM runs WHERE seq >= (b.lo + b.hi) / 2 ORDER BY seq LIMIT 1) < $1
+			THEN (SELECT seq FROM runs WHERE seq >= (b.lo + b.hi) / 2 ORDER BY seq LIMIT 1) ELSE b.lo END,
+		CASE WHEN (SELECT created_at FROM runs WHERE seq >= (b.lo + b.hi) / 2 ORDER BY seq LIMIT 1) < $1
+			THEN b.hi ELSE (b.lo + b.hi) / 2 END
+	FROM b WHERE b.hi - b.lo > 1)
+SELECT COALESCE(min(hi), 0) FROM b`
+
+// seqCreatedFrom returns a seq p with a run created before t just below
+// it (or none below) and, from p on, a first run created at or after t
+// (or none): SeqCreatedFromSQL.
+func (s *Store) seqCreatedFrom(ctx context.Context, t time.Time) (int64, error) {
+	rows, err := s.db.Query(ctx, SeqCreatedFromSQL, nanos(t))
+	if err != nil {
+		return 0, fmt.Errorf("find the seq of a creation time: %w", err)
+	}
+	defer rows.Close()
+	var seq int64
+	if rows.Next() {
+		err = rows.Scan(&seq)
+	}
+	if err == nil {
+		err = rows.Err()
+	}
+	if err != nil {
+		return 0, fmt.Errorf("find the seq of a creation time: %w", err)
+	}
+	return seq, nil
+}
+
+// ListRunsQuery is the statement ListRuns of s runs for f within the seqs
+// w (CreatedWindow), and its arguments (a function, not a method: the
+// stores embed Store, and this is for their plan tests, not their API).
 //
 // Whatever f holds, the statement reads index ranges that are already in
 // seq order (migration 0008), so a page costs the same with a million runs
@@ -84,7 +170,11 @@ func (s *Store) ListRuns(ctx context.Context, f store.RunFilter) ([]*store.Store
 // asked for. No owner and no task reads runs_phase the same way, or the
 // primary key. The seq bound is always there, so even the first page
 // searches a range.
-func ListRunsQuery(s *Store, f store.RunFilter) (string, []any, error) {
+//
+// A creation-time window reads the seq range w and drops the runs
+// created outside it as it goes (created_at is in no index): those are
+// only the runs within store.CreatedSkew of its edges.
+func ListRunsQuery(s *Store, f store.RunFilter, w SeqWindow) (string, []any, error) {
 	var args []any
 	arg := func(v any) string {
 		args = append(args, v)
@@ -105,7 +195,19 @@ func ListRunsQuery(s *Store, f store.RunFilter) (string, []any, error) {
 	if before <= 0 {
 		before = math.MaxInt64
 	}
+	if w.To > 0 {
+		before = min(before, w.To)
+	}
 	where = append(where, `seq < `+arg(before))
+	if w.From > 0 {
+		where = append(where, `seq >= `+arg(w.From))
+	}
+	if !f.CreatedAfter.IsZero() {
+		where = append(where, `created_at >= `+arg(nanos(f.CreatedAfter)))
+	}
+	if !f.CreatedBefore.IsZero() {
+		where = append(where, `created_at < `+arg(nanos(f.CreatedBefore)))
+	}
 	limit := f.Limit
 	if limit <= 0 {
 		limit = 100
@@ -115,15 +217,19 @@ func ListRunsQuery(s *Store, f store.RunFilter) (string, []any, error) {
 	if len(phases) == len(tasks.Phases) {
 		phases = nil // every phase is no filter (a run is always in one)
 	}
-	if len(phases) == 0 && len(where) > 1 {
+	if len(phases) == 0 && (f.Owner != "" || f.Task != "") {
 		phases = tasks.Phases
 	}
 	cols := runCols
 	if s.d.SeqMerge {
 		cols = `seq`
 	}
+	from := ` FROM runs`
+	if s.d.IndexedBy {
+		from += ` ` + listIndex(f, phases)
+	}
 	arm := func(cond []string) string {
-		return `SELECT ` + cols + ` FROM runs WHERE ` + strings.Join(cond, ` AND `)
+		return `SELECT ` + cols + from + ` WHERE ` + strings.Join(cond, ` AND `)
 	}
 	order := ` ORDER BY seq DESC LIMIT ` + limitArg
 	var q string
@@ -146,6 +252,22 @@ func ListRunsQuery(s *Store, f store.RunFilter) (string, []any, error) {
 		q = `SELECT ` + runCols + ` FROM runs WHERE seq = ANY (ARRAY(` + q + `))`
 	}
 	return q, args, nil
+}
+
+// listIndex is SQLite's clause naming the index that serves f with
+// phases (migration 0008): Dialect.IndexedBy.
+func listIndex(f store.RunFilter, phases []tasks.Phase) string {
+	switch {
+	case f.Owner != "" && f.Task != "":
+		return `INDEXED BY runs_owner_task_phase`
+	case f.Owner != "":
+		return `INDEXED BY runs_owner_phase`
+	case f.Task != "":
+		return `INDEXED BY runs_task_phase`
+	case len(phases) > 0:
+		return `INDEXED BY runs_phase`
+	}
+	return `NOT INDEXED`
 }
 
 // NodeRunsSQL (ActiveRuns of a node) and BoundRunsSQL read the runs
