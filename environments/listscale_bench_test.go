@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -38,9 +39,28 @@ func deep(q string) func(int64, *rand.Rand) string {
 	}
 }
 
+// window is q with a creation-time window of span from a random run
+// (storetest.BulkCreated: runs are a millisecond apart); a zero span has
+// no end (created_after alone), a negative one no start (created_before
+// alone, -span after the run).
+func window(q string, span time.Duration) func(int64, *rand.Rand) string {
+	return func(n int64, rng *rand.Rand) string {
+		at := storetest.BulkCreated(1 + rng.Int64N(n))
+		v := url.Values{}
+		if span >= 0 {
+			v.Set("created_after", at.Format(time.RFC3339Nano))
+		}
+		if span != 0 {
+			v.Set("created_before", at.Add(max(span, -span)).Format(time.RFC3339Nano))
+		}
+		return q + "&" + v.Encode()
+	}
+}
+
 // listQueries are every filter of GET /runs, in the admin's view of
 // everyone (all=true) and in the caller's own (storetest.BulkOwner, one run
-// in ten), first pages and pages from anywhere (cursor), and GET
+// in ten), first pages, pages from anywhere (cursor), creation-time
+// windows from anywhere (window), and GET
 // /run/{name} of any run, and GET /queue.
 var listQueries = []listQuery{
 	{"all", fixed("/runs?all=true")},
@@ -55,6 +75,14 @@ var listQueries = []listQuery{
 	{"own-task", fixed("/runs?task=demo/development/sleep")},
 	{"own-task-phases", fixed("/runs?task=demo/development/sleep&phase=queued&phase=running")},
 	{"own-cursor", deep("/runs?limit=50")},
+	// Creation-time windows from anywhere in the runs: an hour from a
+	// run (most of the table's minutes of runs), a minute, everything
+	// since a run, everything before a run, with other filters.
+	{"all-window", window("/runs?all=true", time.Hour)},
+	{"all-phase-window", window("/runs?all=true&phase=failed", time.Minute)},
+	{"all-task-since", window("/runs?all=true&task=demo/development/sleep", 0)},
+	{"own-window", window("/runs?limit=50", time.Minute)},
+	{"own-task-phases-before", window("/runs?task=demo/development/sleep&phase=queued&phase=running", -time.Minute)},
 	{"get-run", func(n int64, rng *rand.Rand) string { return "/run/bulk-" + strconv.FormatInt(1+rng.Int64N(n), 10) }},
 	// Not a list, but what a metrics scrape or the console's sampler asks
 	// every few seconds: the active runs counted by phase.
