@@ -78,6 +78,36 @@ func TestConsole(t *testing.T) {
 		saveScreenshot(t, list, "console-runs")
 	})
 
+	t.Run("the created-within filter asks the API for that window", func(t *testing.T) {
+		name := startRun(t, base, aliceToken, "echo", `{"message":"recent"}`)
+		tab := alice.tab(t)
+		opened := time.Now()
+		do(t, tab, chromedp.Navigate(base+"/console/runs?since=900"), chromedp.WaitVisible(`tr[data-name="`+name+`"]`))
+		if v := value(t, tab, chromedp.Value(`#f-since`)); v != "900" {
+			t.Errorf("the filter shows %q, want the 15 minutes of the page's address", v)
+		}
+		// The page's GET /runs carries the window's start, 15 minutes
+		// before the page asked: the server filters, not the page.
+		var starts []time.Time
+		rec.mu.Lock()
+		for _, raw := range rec.urls {
+			if u, err := url.Parse(raw); err == nil && u.Path == "/runs" && u.Query().Has("created_after") {
+				at, err := time.Parse(time.RFC3339Nano, u.Query().Get("created_after"))
+				if err != nil {
+					t.Errorf("created_after of %s: %v", raw, err)
+				}
+				starts = append(starts, at)
+			}
+		}
+		rec.mu.Unlock()
+		if len(starts) == 0 {
+			t.Fatal("no GET /runs with created_after")
+		}
+		if got := opened.Sub(starts[0]); got < 899*time.Second || got > 960*time.Second {
+			t.Errorf("the window starts %v before the page opened, want 15 minutes", got)
+		}
+	})
+
 	t.Run("a train run on A100:2 shows its GPU, progress and logs live", func(t *testing.T) {
 		name := startRun(t, base, aliceToken, "train", `{"epochs":4,"seconds":8}`)
 		tab := alice.tab(t)

@@ -49,6 +49,10 @@ func TestListRunsPlans(t *testing.T) {
 			_, err := conn.Exec(ctx, "SET plan_cache_mode = "+mode)
 			require.NoError(t, err)
 			for i, lf := range storetest.ListFilters(n) {
+				window := !lf.Filter.CreatedAfter.IsZero()
+				if window && mode == "force_generic_plan" {
+					continue // planned for its values at each run: Dialect.PlanEach
+				}
 				w, err := s.CreatedWindow(ctx, lf.Filter)
 				require.NoError(t, err)
 				q, args, err := sqlstore.ListRunsQuery(s.Store, lf.Filter, w)
@@ -72,6 +76,13 @@ func TestListRunsPlans(t *testing.T) {
 				scans := indexScan.FindAllStringSubmatch(plan, -1)
 				require.Len(t, scans, lf.Arms, "%s: %s", lf.Name, plan)
 				for _, sc := range scans {
+					if sc[1] == "runs_pkey" && window && len(lf.Filter.Phases) == 2 && len(lf.Columns) > 1 {
+						// A window's range is a quarter of the runs here, and
+						// an owner or a task in failed or aborted keeps under
+						// 1% of them: walking the range filtering is what
+						// PlanEach is there to avoid.
+						t.Errorf("%s: walks the window by primary key: %s", lf.Name, plan)
+					}
 					if sc[1] == "runs_pkey" {
 						// For a common combination (5% of the rows here)
 						// PostgreSQL may walk seq backwards and filter: a page

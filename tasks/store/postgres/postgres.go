@@ -111,6 +111,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		ArrayInsert:   true,
 		CastParams:    true,
 		SeqMerge:      true,
+		PlanEach:      pgx.QueryExecModeExec,
 		Classify:      classify,
 		Notify: func(ctx context.Context, tx sqlstore.Tx, ns []store.Notification) error {
 			return notify(ctx, tx, channel, origin, ns)

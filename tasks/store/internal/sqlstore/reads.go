@@ -69,6 +69,9 @@ func (s *Store) ListRuns(ctx context.Context, f store.RunFilter) ([]*store.Store
 	if err != nil {
 		return nil, err
 	}
+	if s.d.PlanEach != nil && (w.From > 0 || w.To > 0) {
+		args = append([]any{s.d.PlanEach}, args...)
+	}
 	runs, err := s.queryRuns(ctx, s.db, q, args...)
 	// Dialect.SeqMerge reads the runs by seq in no given order.
 	slices.SortFunc(runs, func(a, b *store.StoredRun) int { return cmp.Compare(b.Seq, a.Seq) })
