@@ -186,9 +186,23 @@ type ListRunsInput struct {
 	All           bool      `query:"all" doc:"Admin group only: every caller's runs."`
 }
 
-// Resolve refuses a window that ends before it starts (huma calls it
-// after the fields are parsed).
+// Resolve refuses a window that ends before it starts, and times the
+// store cannot hold (nanoseconds since 1970 in 64 bits: before 1970 or
+// from 2262 on), which huma's RFC 3339 parsing lets through. Huma calls
+// it after the fields are parsed.
 func (in *ListRunsInput) Resolve(huma.Context) []error {
+	var errs []error
+	for _, f := range []struct {
+		at    time.Time
+		where string
+	}{{in.CreatedAfter, "query.created_after"}, {in.CreatedBefore, "query.created_before"}} {
+		if !f.at.IsZero() && (f.at.Year() < 1970 || f.at.Year() >= 2262) {
+			errs = append(errs, &huma.ErrorDetail{Location: f.where, Value: f.at, Message: "must be from 1970 to 2261"})
+		}
+	}
+	if len(errs) > 0 {
+		return errs
+	}
 	if !in.CreatedAfter.IsZero() && !in.CreatedBefore.IsZero() && !in.CreatedAfter.Before(in.CreatedBefore) {
 		return []error{&huma.ErrorDetail{
 			Location: "query.created_before", Value: in.CreatedBefore,

@@ -222,6 +222,8 @@ func TestListRunsPaginatesAndFilters(t *testing.T) {
 		"created_after=yesterday":                       "query.created_after",
 		"created_before=2026-12-01":                     "query.created_before",
 		"created_after=" + at + "&created_before=" + at: "query.created_before",
+		"created_before=3000-01-01T00:00:00Z":           "query.created_before",
+		"created_after=1000-01-01T00:00:00Z":            "query.created_after",
 	} {
 		r := s.Do("GET", "/runs?"+q, envtest.WhAlice, "")
 		require.Equal(t, 422, r.Status, "%s: %s", q, r.Raw)

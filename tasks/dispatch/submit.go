@@ -108,7 +108,7 @@ func (d *Dispatcher) Submit(ctx context.Context, req SubmitRequest) (*tasks.Run,
 	run := &tasks.Run{
 		Name: nr.Name, Project: nr.Project, Domain: nr.Domain, Task: nr.Task, Version: nr.Version,
 		Owner: nr.Caller.Subject, Phase: tasks.PhaseQueued, Priority: nr.Priority, Inputs: nr.Inputs,
-		Webhook: nr.Webhook, WebhookEvents: nr.WebhookEvents, CreatedAt: now,
+		Webhook: nr.Webhook, WebhookEvents: nr.WebhookEvents, CreatedAt: res.CreatedAt,
 	}
 	return run, true, nil
 }
@@ -243,7 +243,7 @@ func (w *submitWriter) run() {
 				w.obs.RunSubmitted(runs[i].Project + "/" + runs[i].Domain + "/" + runs[i].Task)
 			}
 			if want && res[i].Created {
-				created = append(created, storedFromNew(&runs[i], res[i].Seq))
+				created = append(created, storedFromNew(&runs[i], res[i]))
 			}
 		}
 		if len(created) == 0 {
@@ -295,14 +295,14 @@ func (w *submitWriter) createRuns(ctx context.Context, runs []store.NewRun) ([]s
 	return res, errs
 }
 
-func storedFromNew(nr *store.NewRun, seq int64) *store.StoredRun {
+func storedFromNew(nr *store.NewRun, res store.CreateResult) *store.StoredRun {
 	return &store.StoredRun{
 		Run: tasks.Run{
 			Name: nr.Name, Project: nr.Project, Domain: nr.Domain, Task: nr.Task, Version: nr.Version,
 			Owner: nr.Caller.Subject, Phase: tasks.PhaseQueued, Priority: nr.Priority, Inputs: nr.Inputs,
-			Webhook: nr.Webhook, WebhookEvents: nr.WebhookEvents, CreatedAt: nr.CreatedAt,
+			Webhook: nr.Webhook, WebhookEvents: nr.WebhookEvents, CreatedAt: res.CreatedAt,
 		},
-		Seq: seq, Caller: nr.Caller, EventSeq: 1, TraceParent: nr.TraceParent,
+		Seq: res.Seq, Caller: nr.Caller, EventSeq: 1, TraceParent: nr.TraceParent,
 	}
 }
 

@@ -38,6 +38,11 @@ type CreateResult struct {
 	Created bool
 	// Seq orders runs by insertion; zero when not created.
 	Seq int64
+	// CreatedAt is the run's creation time as stored: the NewRun's, or
+	// the latest this store stored before it when that is later, so that
+	// creation times follow seq order (CreatedSkew); zero when not
+	// created.
+	CreatedAt time.Time
 	// Err is ErrIdempotencyConflict or nil.
 	Err error
 }
@@ -175,12 +180,12 @@ type AbortResult struct {
 
 // CreatedSkew bounds how far out of seq order runs' creation times may
 // be for RunFilter's time window: a run stored after another (a higher
-// seq) was created no more than CreatedSkew before it. Dispatch takes a
-// run's creation time when it accepts it and commits runs in that order,
-// in groups, where two consecutive groups may commit in either order
-// (milliseconds apart); a second submitting process (API replicas on
-// PostgreSQL) must keep its clock within this of the others', as NTP
-// does.
+// seq) was created no more than CreatedSkew before it. Within one process
+// they are in order: CreateRuns moves a run's creation time forward to
+// the latest it stored before, when a batch that was accepted earlier
+// reaches the database after a later one (CreateResult.CreatedAt). Between
+// processes (API replicas on PostgreSQL) that holds only as far as their
+// clocks agree: within CreatedSkew, as NTP keeps them.
 const CreatedSkew = time.Second
 
 // RunFilter selects runs for ListRuns.

@@ -273,6 +273,42 @@ func TestCreatedWindowPlan(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, max(min(at, n+1), 1), w.From, "created after run %d", at)
 	}
+
+	// Gaps in seq (runs deleted): the search jumps over them.
+	_, err = s.db.w.ExecContext(ctx, `DELETE FROM runs WHERE seq BETWEEN 3000 AND 4500`)
+	require.NoError(t, err)
+	w, err = s.CreatedWindow(ctx, f)
+	require.NoError(t, err)
+	require.Equal(t, int64(3000), w.From, "next to the last run created before the edge, the gap above it read as empty")
+
+	// Runs stored out of creation order within the skew (as another
+	// process's clock would have them): every third 250 ms early. A
+	// window of 40 ms starting anywhere lists exactly its runs.
+	_, err = s.db.w.ExecContext(ctx, `UPDATE runs SET created_at = created_at - 250000000 WHERE seq % 3 = 2`)
+	require.NoError(t, err)
+	created := func(seq int64) time.Time {
+		if seq%3 == 2 {
+			return storetest.BulkCreated(seq).Add(-250 * time.Millisecond)
+		}
+		return storetest.BulkCreated(seq)
+	}
+	for start := int64(2900); start < n; start += 97 {
+		from, to := created(start), created(start).Add(40*time.Millisecond)
+		var want []int64
+		for seq := min(n, start+300); seq >= max(1, start-300); seq-- {
+			if (seq < 3000 || seq > 4500) && !created(seq).Before(from) && created(seq).Before(to) {
+				want = append(want, seq)
+			}
+		}
+		runs, err := s.ListRuns(ctx, store.RunFilter{CreatedAfter: from, CreatedBefore: to})
+		require.NoError(t, err)
+		var got []int64
+		for _, r := range runs {
+			got = append(got, r.Seq)
+		}
+		require.Equal(t, want, got, "window from run %d", start)
+	}
+
 	p, err := s.db.pos.get(sqlstore.SeqCreatedFromSQL)
 	require.NoError(t, err)
 	args, err := p.args([]any{int64(1)})

@@ -74,8 +74,8 @@ func testListRuns(t *testing.T, s store.Store) {
 // time windows) and checks each page against the runs picked out by hand:
 // the store merges one index range per phase, and the merge must keep seq
 // order across pages. The runs are created 100 ms apart, but every third
-// one 250 ms earlier than its place, out of seq order within
-// store.CreatedSkew, and windows start and end among those.
+// one 250 ms earlier than its place, which the store moves forward
+// (CreateResult.CreatedAt); windows start and end at each run.
 func testListRunsFilters(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	ends := []tasks.Phase{"", tasks.PhaseWaitingForResources, tasks.PhaseSucceeded, tasks.PhaseFailed, tasks.PhaseAborted}
@@ -99,18 +99,22 @@ func testListRunsFilters(t *testing.T, s store.Store) {
 	}
 	rows := make([]row, len(runs))
 	for i, r := range runs {
-		rows[i] = row{r.Name, r.Caller.Subject, "demo/development/" + r.Task, tasks.PhaseQueued, r.CreatedAt}
+		rows[i] = row{r.Name, r.Caller.Subject, "demo/development/" + r.Task, tasks.PhaseQueued, res[i].CreatedAt}
 		require.True(t, i == 0 || res[i].Seq > res[i-1].Seq, "seqs in order of the batch")
+		// Every third run was created before the one ahead of it in the
+		// batch: the store moves it forward, keeping creation times in
+		// seq order.
+		require.Equal(t, max(r.CreatedAt.UnixNano(), rows[max(i-1, 0)].created.UnixNano()), res[i].CreatedAt.UnixNano(), "run %d", i)
 		if to := ends[i*7%len(ends)]; to != "" {
 			apply(t, s, store.Transition{Run: r.Name, To: to, At: t0, WaitReason: "busy"})
 			rows[i].phase = to
 		}
 	}
-	created := make([]time.Time, len(rows))
+	names, created := make([]string, len(rows)), make([]time.Time, len(rows))
 	for i, r := range rows {
-		created[i] = r.created
+		names[i], created[i] = r.name, r.created
 	}
-	listWindows(t, s, created)
+	checkWindows(t, s, names, created)
 	for _, owner := range []string{"", "bob"} {
 		for _, task := range []string{"", "demo/development/sleep"} {
 			for _, ps := range [][]tasks.Phase{nil, {tasks.PhaseQueued}, {tasks.PhaseFailed, tasks.PhaseQueued, tasks.PhaseFailed}, tasks.Phases} {
@@ -147,23 +151,26 @@ func testListRunsFilters(t *testing.T, s store.Store) {
 	}
 }
 
-// listWindows checks a window that starts, and one that ends, at every
-// run's creation time: the edges the store finds by binary search must
-// hold every run of the window whichever runs out of order it probes.
-func listWindows(t *testing.T, s store.Store, created []time.Time) {
+// checkWindows checks a window that starts, and one that ends, at each
+// run's creation time (names and created: every run s holds, in seq
+// order, at most 100): each lists the runs created in it, newest first.
+// The edges the store finds by binary search must hold every run of the
+// window, ties included.
+func checkWindows(t *testing.T, s store.Store, names []string, created []time.Time) {
+	t.Helper()
 	for _, at := range created {
 		for _, f := range []store.RunFilter{{CreatedAfter: at}, {CreatedBefore: at}} {
-			want := []int{}
+			want := []string{}
 			for i := len(created) - 1; i >= 0; i-- {
 				if (f.CreatedAfter.IsZero() || !created[i].Before(at)) && (f.CreatedBefore.IsZero() || created[i].Before(at)) {
-					want = append(want, i)
+					want = append(want, names[i])
 				}
 			}
 			runs, err := s.ListRuns(context.Background(), f)
 			require.NoError(t, err)
-			got := make([]int, len(runs))
-			for i, r := range runs {
-				got[i] = slices.Index(created, r.CreatedAt)
+			got := []string{}
+			for _, r := range runs {
+				got = append(got, r.Name)
 			}
 			require.Equal(t, want, got, "after %v, before %v", f.CreatedAfter, f.CreatedBefore)
 		}

@@ -23,6 +23,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"CreateAndGet", testCreateAndGet},
 		{"Idempotency", testIdempotency},
 		{"IdempotencyConcurrent", testIdempotencyConcurrent},
+		{"CreatedInSeqOrder", testCreatedInSeqOrder},
 		{"Lifecycle", testLifecycle},
 		{"ConditionalTransitions", testConditionalTransitions},
 		{"BindAndStart", testBindAndStart},

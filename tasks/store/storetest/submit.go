@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -126,4 +127,26 @@ func testIdempotencyConcurrent(t *testing.T, s store.Store) {
 		}
 	}
 	require.Equal(t, 1, n)
+}
+
+// testCreatedInSeqOrder: a batch that reaches the store after another but
+// holds runs created before that one's (it waited for the database) is
+// stored with the latest creation time stored before, so creation times
+// follow seq order (store.CreatedSkew); CreateResult says what was stored.
+func testCreatedInSeqOrder(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	at := func(sec int) func(*store.NewRun) {
+		return func(r *store.NewRun) { r.CreatedAt = t0.Add(time.Duration(sec) * time.Second) }
+	}
+	first := create(t, s, newRun(at(10)))
+	second := create(t, s, newRun(at(5)), newRun(at(20)), newRun(at(15)))
+	want := []int{10, 10, 20, 20}
+	for i, res := range append(first, second...) {
+		require.True(t, res.Created)
+		wantAt := t0.Add(time.Duration(want[i]) * time.Second)
+		require.True(t, wantAt.Equal(res.CreatedAt), "run %d: created %v, want %v", i, res.CreatedAt, wantAt)
+		got, err := s.GetRun(ctx, res.Name)
+		require.NoError(t, err)
+		require.True(t, wantAt.Equal(got.CreatedAt), "run %d as stored: %v, want %v", i, got.CreatedAt, wantAt)
+	}
 }

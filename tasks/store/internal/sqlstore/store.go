@@ -5,7 +5,9 @@ import (
 	"crypto/rand"
 	"encoding/base32"
 	"fmt"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/taskgate/taskgate/tasks/store"
 )
@@ -16,6 +18,11 @@ type Store struct {
 	d      Dialect
 	hub    hub
 	closed atomic.Bool
+
+	// created guards lastCreated, the latest creation time this store
+	// gave a run (insertRuns).
+	created     sync.Mutex
+	lastCreated time.Time
 }
 
 var _ store.Store = (*Store)(nil)

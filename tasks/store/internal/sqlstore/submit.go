@@ -3,6 +3,8 @@ package sqlstore
 import (
 	"context"
 	"fmt"
+	"slices"
+	"time"
 
 	"github.com/taskgate/taskgate/tasks"
 	"github.com/taskgate/taskgate/tasks/store"
@@ -10,6 +12,7 @@ import (
 
 // CreateRuns implements store.Store.
 func (s *Store) CreateRuns(ctx context.Context, runs []store.NewRun) ([]store.CreateResult, error) {
+	runs = slices.Clone(runs) // insertRuns may move creation times
 	res := make([]store.CreateResult, len(runs))
 	err := s.withTx(ctx, func(tx Tx, notes *[]store.Notification) error {
 		for i := range res {
@@ -114,6 +117,17 @@ func (s *Store) claimIdempotencyKeys(ctx context.Context, tx Tx, runs []store.Ne
 }
 
 func (s *Store) insertRuns(ctx context.Context, tx Tx, runs []store.NewRun, idx []int, res []store.CreateResult) error {
+	// Creation times in seq order (store.CreatedSkew): from here to the
+	// end of the INSERTs, which take the seqs, no other batch of this
+	// process inserts runs, and none of these was created before the
+	// latest this process stored.
+	s.created.Lock()
+	defer s.created.Unlock()
+	for _, i := range idx {
+		runs[i].CreatedAt = later(runs[i].CreatedAt, s.lastCreated)
+		s.lastCreated = runs[i].CreatedAt
+		res[i].CreatedAt = runs[i].CreatedAt
+	}
 	if s.d.ArrayInsert {
 		return s.insertRunsArrays(ctx, tx, runs, idx, res)
 	}
@@ -164,6 +178,14 @@ func (s *Store) insertRuns(ctx context.Context, tx Tx, runs []store.NewRun, idx 
 		res[i].Seq = seqs[runs[i].Name]
 	}
 	return nil
+}
+
+// later is the later of a and b.
+func later(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return b
+	}
+	return a
 }
 
 // readSeqs reads the (name, seq) rows an INSERT … RETURNING name, seq
