@@ -3,8 +3,6 @@ package sqlstore
 import (
 	"context"
 	"fmt"
-	"slices"
-	"time"
 
 	"github.com/taskgate/taskgate/tasks"
 	"github.com/taskgate/taskgate/tasks/store"
@@ -12,7 +10,6 @@ import (
 
 // CreateRuns implements store.Store.
 func (s *Store) CreateRuns(ctx context.Context, runs []store.NewRun) ([]store.CreateResult, error) {
-	runs = slices.Clone(runs) // insertRuns may move creation times
 	res := make([]store.CreateResult, len(runs))
 	err := s.withTx(ctx, func(tx Tx, notes *[]store.Notification) error {
 		for i := range res {
@@ -124,9 +121,10 @@ func (s *Store) insertRuns(ctx context.Context, tx Tx, runs []store.NewRun, idx 
 	s.created.Lock()
 	defer s.created.Unlock()
 	for _, i := range idx {
-		runs[i].CreatedAt = later(runs[i].CreatedAt, s.lastCreated)
-		s.lastCreated = runs[i].CreatedAt
-		res[i].CreatedAt = runs[i].CreatedAt
+		if runs[i].CreatedAt.After(s.lastCreated) {
+			s.lastCreated = runs[i].CreatedAt
+		}
+		res[i].CreatedAt = s.lastCreated
 	}
 	if s.d.ArrayInsert {
 		return s.insertRunsArrays(ctx, tx, runs, idx, res)
@@ -142,7 +140,7 @@ func (s *Store) insertRuns(ctx context.Context, tx Tx, runs []store.NewRun, idx 
 			r := &runs[i]
 			return append(args, r.Name, r.Project, r.Domain, r.Task, r.Version, r.Caller.Subject,
 				jsonText(r.Caller), string(tasks.PhaseQueued), r.Priority, bytesOrNil(r.Inputs),
-				r.Webhook, jsonList(r.WebhookEvents), nanos(r.CreatedAt), 1, 0, r.TraceParent)
+				r.Webhook, jsonList(r.WebhookEvents), nanos(res[i].CreatedAt), 1, 0, r.TraceParent)
 		},
 		func(q string, args []any, chunk []int) error {
 			if s.d.LastInsertSeq == "" {
@@ -178,14 +176,6 @@ func (s *Store) insertRuns(ctx context.Context, tx Tx, runs []store.NewRun, idx 
 		res[i].Seq = seqs[runs[i].Name]
 	}
 	return nil
-}
-
-// later is the later of a and b.
-func later(a, b time.Time) time.Time {
-	if a.Before(b) {
-		return b
-	}
-	return a
 }
 
 // readSeqs reads the (name, seq) rows an INSERT … RETURNING name, seq
@@ -229,7 +219,7 @@ func (s *Store) insertRunsArrays(ctx context.Context, tx Tx, runs []store.NewRun
 		r := &runs[i]
 		names[j], projects[j], domains[j], taskNames[j], versions[j] = r.Name, r.Project, r.Domain, r.Task, r.Version
 		owners[j], callers[j], webhooks[j], events[j] = r.Caller.Subject, jsonText(r.Caller), r.Webhook, jsonList(r.WebhookEvents)
-		priorities[j], created[j], traces[j] = int64(r.Priority), nanos(r.CreatedAt), r.TraceParent
+		priorities[j], created[j], traces[j] = int64(r.Priority), nanos(res[i].CreatedAt), r.TraceParent
 		if len(r.Inputs) > 0 {
 			inputs[j] = r.Inputs
 		}
